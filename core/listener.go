@@ -1,0 +1,23 @@
+package core
+
+import "net"
+
+// Listener is a transport that accepts client connections and hands each one
+// to the server as a net.Conn. TCP, TLS, WebSocket and Unix listeners live in
+// the listeners/ packages; the core only knows this interface.
+type Listener interface {
+	// ID names the listener in logs and metrics ("tcp", "ws", …).
+	ID() string
+	// Protocol names the transport ("tcp", "tls", "ws", "wss", "unix").
+	Protocol() string
+	// Listen binds the listener's address. It is called once, before Serve.
+	Listen() error
+	// Address is the bound address (after Listen), e.g. "127.0.0.1:1883".
+	Address() string
+	// Serve accepts connections and calls handle for each, in its own
+	// goroutine or not; handle does not block on the connection's lifetime.
+	// Serve returns when the listener is closed.
+	Serve(handle func(net.Conn)) error
+	// Close stops accepting; connections already handed over are unaffected.
+	Close() error
+}

@@ -1,0 +1,112 @@
+package core
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Options are the broker's limits and capabilities. The zero value of a field
+// means "use the default" listed beside it; DefaultOptions returns them all.
+type Options struct {
+	// MaxPacketSize is the largest packet, in bytes, the broker accepts and
+	// the Maximum Packet Size it announces in CONNACK. Default 1 MiB.
+	MaxPacketSize uint32
+	// ReceiveMaximum is how many QoS 1 and 2 PUBLISH packets a client may
+	// have unacknowledged towards the broker. Default 1024.
+	ReceiveMaximum uint16
+	// MaxInflight caps how many QoS 1 and 2 messages the broker sends to a
+	// client before it must acknowledge them (further capped by the
+	// client's own Receive Maximum). Default 1024.
+	MaxInflight uint16
+	// MaxQueuedMessages bounds a session's queue of messages waiting to be
+	// sent (offline, or beyond the inflight window). Default 1000.
+	MaxQueuedMessages int
+	// QueueQoS0 queues QoS 0 messages for offline persistent sessions too.
+	// Default false, like Mosquitto.
+	QueueQoS0 bool
+	// TopicAliasMaximum is the number of topic aliases a client may use
+	// towards the broker, and the most the broker assigns towards a client.
+	// Default 65535; 0 in the config file is taken as the default, and
+	// DisableTopicAliases turns them off.
+	TopicAliasMaximum uint16
+	// DisableTopicAliases announces Topic Alias Maximum 0 and never
+	// assigns outbound aliases.
+	DisableTopicAliases bool
+	// SessionExpiryMax caps the session expiry interval a client may ask
+	// for, in seconds. Default 86400 (one day).
+	SessionExpiryMax uint32
+	// ServerKeepAlive, when non-zero, overrides the client's keep alive
+	// with this many seconds (v5 Server Keep Alive). Default 0 (accept).
+	ServerKeepAlive uint16
+	// ConnectTimeout is how long a new connection may take to send
+	// CONNECT. Default 10s.
+	ConnectTimeout time.Duration
+	// SysInterval is how often $SYS topics are published; negative turns
+	// them off. Default 10s.
+	SysInterval time.Duration
+	// MaxClientIDLen is the longest client identifier accepted. Default 65535.
+	MaxClientIDLen int
+	// OutboundQueue is the per-client bound of packets waiting for the
+	// writer. Default 1024.
+	OutboundQueue int
+	// DisableRetain, DisableWildcardSubs, DisableSubIDs and
+	// DisableSharedSubs turn optional features off (all are on by default);
+	// v5 clients are told in CONNACK, and requests that use them are refused
+	// with the matching reason code.
+	DisableRetain       bool
+	DisableWildcardSubs bool
+	DisableSubIDs       bool
+	DisableSharedSubs   bool
+
+	// Logger receives the broker's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Version is reported in $SYS/broker/version.
+	Version string
+}
+
+// DefaultOptions returns the documented defaults.
+func DefaultOptions() Options {
+	var o Options
+	o.fill()
+	return o
+}
+
+// fill replaces zero values with defaults.
+func (o *Options) fill() {
+	if o.MaxPacketSize == 0 {
+		o.MaxPacketSize = 1 << 20
+	}
+	if o.ReceiveMaximum == 0 {
+		o.ReceiveMaximum = 1024
+	}
+	if o.MaxInflight == 0 {
+		o.MaxInflight = 1024
+	}
+	if o.MaxQueuedMessages == 0 {
+		o.MaxQueuedMessages = 1000
+	}
+	if o.TopicAliasMaximum == 0 {
+		o.TopicAliasMaximum = 65535
+	}
+	if o.SessionExpiryMax == 0 {
+		o.SessionExpiryMax = 86400
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.SysInterval == 0 {
+		o.SysInterval = 10 * time.Second
+	}
+	if o.MaxClientIDLen == 0 {
+		o.MaxClientIDLen = 65535
+	}
+	if o.OutboundQueue == 0 {
+		o.OutboundQueue = 1024
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+}
