@@ -3,49 +3,191 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/core/topics"
 )
 
 // Server is an MQTT broker: it owns the sessions, the subscription trie and
 // the retained messages, and serves clients from its listeners.
 type Server struct {
 	opts Options
+	log  *slog.Logger
+
+	subs     *topics.Trie
+	retained *topics.Retained[*message]
+	stats    stats
+	started  time.Time
+
+	// sessMu guards sessions. Lock order: sessMu, then session.mu, then
+	// client.outMu (see LOCKS.md).
+	sessMu   sync.Mutex
+	sessions map[string]*session
+	// live mirrors sessions for the publish path, which must not take
+	// sessMu: deliveries look sessions up here without a global lock.
+	live sync.Map // client ID -> *session
+	// online counts sessions with a live connection.
+	online atomic.Int64
+
+	scratch  *sync.Pool                      // *fanoutScratch
+	accepted func(*topics.Subscription) bool // s.isOnline, bound once
+
+	connsMu sync.Mutex
+	conns   map[*client]struct{}
+
+	lnMu      sync.Mutex
+	listeners []Listener
+
+	inline inlineSubs
+
+	closing atomic.Bool
+	wg      sync.WaitGroup // connections and background loops
+	cancel  context.CancelFunc
 }
 
 // New returns a server with the given options; zero fields take defaults.
 func New(opts Options) (*Server, error) {
 	opts.fill()
-	return &Server{opts: opts}, nil
+	if opts.MaxPacketSize < 16 {
+		return nil, fmt.Errorf("core: max packet size %d is below the smallest useful packet (16)", opts.MaxPacketSize)
+	}
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger,
+		subs:     topics.NewTrie(),
+		retained: topics.NewRetained[*message](),
+		sessions: make(map[string]*session),
+		conns:    make(map[*client]struct{}),
+		scratch:  newScratchPool(),
+	}
+	s.accepted = s.isOnline
+	return s, nil
 }
 
+// Options returns the server's options with defaults filled in.
+func (s *Server) Options() Options { return s.opts }
+
 // AddListener binds l and registers it; it starts accepting on Start.
-func (s *Server) AddListener(l Listener) error { return errors.New("not implemented") }
+func (s *Server) AddListener(l Listener) error {
+	if err := l.Listen(); err != nil {
+		return fmt.Errorf("listener %s: %w", l.ID(), err)
+	}
+	s.lnMu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.lnMu.Unlock()
+	return nil
+}
 
 // Start begins serving on every listener and starts the background loops
-// ($SYS, expiry). It returns at once; ctx bounds the server's lifetime.
-func (s *Server) Start(ctx context.Context) error { return errors.New("not implemented") }
+// ($SYS). It returns at once; cancelling ctx does what Shutdown does without
+// waiting.
+func (s *Server) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	s.started = time.Now()
+	s.lnMu.Lock()
+	ls := append([]Listener(nil), s.listeners...)
+	s.lnMu.Unlock()
+	for _, l := range ls {
+		s.log.Info("listening", "id", l.ID(), "protocol", l.Protocol(), "address", l.Address())
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			err := l.Serve(func(nc net.Conn) { s.serveConn(ctx, nc, l.ID()) })
+			if err != nil && !s.closing.Load() {
+				s.log.Error("listener stopped", "id", l.ID(), "cause", err)
+			}
+		}()
+	}
+	if s.opts.SysInterval > 0 {
+		s.wg.Add(1)
+		go s.sysLoop(ctx)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		<-ctx.Done()
+		s.closeAll()
+	}()
+	return nil
+}
+
+// serveConn takes a new connection from a listener.
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, listener string) {
+	if s.closing.Load() {
+		_ = nc.Close()
+		return
+	}
+	c := newClient(s, nc, listener)
+	s.connsMu.Lock()
+	s.conns[c] = struct{}{}
+	s.connsMu.Unlock()
+	s.stats.connections.Add(1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.run(ctx)
+	}()
+}
 
 // Shutdown stops the listeners, sends DISCONNECT 0x8B (Server shutting down)
 // to v5 clients, closes every connection and waits for the server's
 // goroutines to end, or for ctx to be done.
-func (s *Server) Shutdown(ctx context.Context) error { return errors.New("not implemented") }
-
-// InlineMessage is a message published or received by in-process Go code.
-type InlineMessage struct {
-	Topic      string
-	Payload    []byte
-	QoS        byte
-	Retain     bool
-	Properties packets.Properties
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.cancel == nil {
+		return errors.New("core: Shutdown before Start")
+	}
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		s.stopSessionTimers()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("core: shutdown: %w", ctx.Err())
+	}
 }
 
-// Publish publishes m from inside the process, as if from a client with no
-// subscriptions of its own. Retained messages are stored as usual.
-func (s *Server) Publish(m InlineMessage) error { return errors.New("not implemented") }
+// closeAll closes the listeners and every connection.
+func (s *Server) closeAll() {
+	s.closing.Store(true)
+	s.lnMu.Lock()
+	for _, l := range s.listeners {
+		if err := l.Close(); err != nil {
+			s.log.Warn("closing listener", "id", l.ID(), "cause", err)
+		}
+	}
+	s.lnMu.Unlock()
+	s.connsMu.Lock()
+	cs := make([]*client, 0, len(s.conns))
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	s.connsMu.Unlock()
+	for _, c := range cs {
+		c.kick(packets.ServerShuttingDown, "server shutting down")
+	}
+	s.log.Info("server stopped accepting; closing connections", "connections", len(cs))
+}
 
-// Subscribe delivers every message matching filter to handler, called on a
-// goroutine of the server's; the returned function unsubscribes.
-func (s *Server) Subscribe(filter string, handler func(InlineMessage)) (func(), error) {
-	return nil, errors.New("not implemented")
+// stopSessionTimers cancels every session's will and expiry timers once the
+// server has stopped, so no timer fires into a stopped server.
+func (s *Server) stopSessionTimers() {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	for _, sess := range s.sessions {
+		sess.mu.Lock()
+		sess.stopTimersLocked()
+		sess.mu.Unlock()
+	}
 }

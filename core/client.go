@@ -1,0 +1,359 @@
+package core
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// client is one network connection: its reader runs the protocol, its
+// writer drains the outbound queue. Fields above outMu are set while
+// connecting and then only read.
+type client struct {
+	srv      *Server
+	conn     net.Conn
+	listener string
+	remote   string
+	log      *slog.Logger
+
+	id         string
+	version    byte
+	sess       *session
+	connected  bool // CONNACK with success sent
+	cleanStart bool
+	keepAlive  uint16
+
+	sendMax        uint16 // outbound QoS 1/2 window: min(client Receive Maximum, MaxInflight)
+	maxOutPacket   uint32 // client's Maximum Packet Size, 0 = protocol maximum
+	aliasOutMax    uint16 // outbound topic aliases the client accepts
+	reqProblemInfo bool
+	will           *packets.Will
+	connectExpiry  uint32 // session expiry the CONNECT asked for (v5)
+
+	r       *packets.Reader
+	aliasIn map[uint16]string // inbound topic aliases, reader-owned
+
+	outMu    sync.Mutex
+	out      []outItem
+	outFinal bool // a final packet is queued; accept nothing more
+	wake     chan struct{}
+	quit     chan struct{} // closed when the connection is ending
+	quitOnce sync.Once
+	wdone    chan struct{} // closed when the writer has exited
+
+	// closeReason is the v5 reason the broker closed the connection with,
+	// or Success for a normal DISCONNECT from the client.
+	closeReason atomic.Uint32
+	// disconnected is set when the client sent DISCONNECT.
+	disconnected bool
+	// stopping is set when the connection is being closed from outside the
+	// reader; the reader's deadlines then stay in the past.
+	stopping atomic.Bool
+}
+
+// outItem is a packet waiting for the writer: a PUBLISH delivery or a
+// control packet.
+type outItem struct {
+	d       delivery
+	id      uint16
+	dup     bool
+	publish bool
+	ctl     outControl
+}
+
+// outControl is a control packet to write: the simple acknowledgements by
+// kind, identifier and reason code; anything richer as a full packet.
+type outControl struct {
+	kind  packets.Type
+	id    uint16
+	code  packets.ReasonCode
+	pkt   *packets.Packet
+	final bool // close the connection once written
+}
+
+// errClientDisconnect ends the read loop when the client sent DISCONNECT.
+var errClientDisconnect = errors.New("client sent DISCONNECT")
+
+func newClient(s *Server, nc net.Conn, listener string) *client {
+	c := &client{
+		srv:      s,
+		conn:     nc,
+		listener: listener,
+		remote:   nc.RemoteAddr().String(),
+		wake:     make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		wdone:    make(chan struct{}),
+	}
+	c.log = s.log.With("remote", c.remote, "listener", listener)
+	c.r = packets.NewReader(bufio.NewReaderSize(nc, 4096), s.opts.MaxPacketSize)
+	return c
+}
+
+// run is the connection's reader: CONNECT, then packets until the
+// connection ends. It owns the connection's cleanup.
+func (c *client) run(ctx context.Context) {
+	defer c.finish()
+	go c.writeLoop()
+
+	var pkt packets.Packet
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.srv.opts.ConnectTimeout))
+	if c.stopping.Load() {
+		return
+	}
+	if err := c.r.ReadPacket(&pkt); err != nil {
+		c.connectReadFailed(&pkt, err)
+		return
+	}
+	if pkt.Type != packets.Connect {
+		c.log.Warn("closing connection: first packet is not CONNECT [MQTT-3.1.0-1]", "packet", pkt.Type.String())
+		return
+	}
+	if !c.srv.connect(ctx, c, &pkt) {
+		return
+	}
+	for {
+		c.setReadDeadline()
+		if err := c.r.ReadPacket(&pkt); err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.srv.stats.packetsIn.Add(1)
+		if err := c.handle(ctx, &pkt); err != nil {
+			if errors.Is(err, errClientDisconnect) {
+				return
+			}
+			c.protocolError(err)
+			return
+		}
+	}
+}
+
+// setReadDeadline arms the keep alive: 1.5 times the interval [MQTT-3.1.2-22].
+func (c *client) setReadDeadline() {
+	if c.stopping.Load() {
+		_ = c.conn.SetReadDeadline(time.Unix(1, 0))
+		return
+	}
+	if c.keepAlive == 0 {
+		_ = c.conn.SetReadDeadline(time.Time{})
+		return
+	}
+	d := time.Duration(c.keepAlive) * 1500 * time.Millisecond
+	_ = c.conn.SetReadDeadline(time.Now().Add(d))
+}
+
+// handle dispatches one packet received after CONNECT.
+func (c *client) handle(ctx context.Context, p *packets.Packet) error {
+	switch p.Type {
+	case packets.Publish:
+		return c.srv.handlePublish(ctx, c, p)
+	case packets.Puback:
+		c.handleAck(p.PacketID, 1)
+	case packets.Pubrec:
+		c.handlePubrec(p)
+	case packets.Pubrel:
+		c.handlePubrel(p.PacketID)
+	case packets.Pubcomp:
+		c.handleAck(p.PacketID, 2)
+	case packets.Subscribe:
+		return c.srv.handleSubscribe(ctx, c, p)
+	case packets.Unsubscribe:
+		return c.srv.handleUnsubscribe(ctx, c, p)
+	case packets.Pingreq:
+		c.enqueueControl(outControl{kind: packets.Pingresp})
+	case packets.Disconnect:
+		return c.handleDisconnect(p)
+	case packets.Connect:
+		return packets.Errorf(packets.ProtocolError, "second CONNECT on one connection [MQTT-3.1.0-2]")
+	case packets.Auth:
+		return packets.Errorf(packets.ProtocolError, "AUTH without an authentication method in CONNECT [MQTT-4.12.0-1]")
+	default:
+		return packets.Errorf(packets.ProtocolError, "a client may not send %s", p.Type)
+	}
+	return nil
+}
+
+// handleAck completes an outbound QoS 1 (PUBACK) or QoS 2 (PUBCOMP) flow.
+func (c *client) handleAck(id uint16, qos byte) {
+	s := c.sess
+	s.mu.Lock()
+	m, ok := s.inflight[id]
+	if ok && (m.qos != qos || (qos == 2 && !m.pubrec)) {
+		ok = false
+	}
+	if ok {
+		s.ackLocked(id)
+	}
+	s.mu.Unlock()
+	if !ok {
+		c.log.Debug("acknowledgement for unknown packet identifier", "id", id, "qos", qos)
+	}
+}
+
+// handlePubrec answers PUBREC with PUBREL [MQTT-4.3.3-4]; a PUBREC with an
+// error reason ends the flow there [MQTT-4.3.3-? v5 4.3.3].
+func (c *client) handlePubrec(p *packets.Packet) {
+	s := c.sess
+	s.mu.Lock()
+	m, ok := s.inflight[p.PacketID]
+	if ok && p.ReasonCode.IsError() {
+		s.ackLocked(p.PacketID)
+		s.mu.Unlock()
+		return
+	}
+	if ok {
+		m.pubrec = true
+	}
+	s.mu.Unlock()
+	code := packets.Success
+	if !ok {
+		code = packets.PacketIdentifierNotFound
+	}
+	c.enqueueControl(outControl{kind: packets.Pubrel, id: p.PacketID, code: code})
+}
+
+// handlePubrel releases an inbound QoS 2 message: the message was
+// delivered on PUBLISH, so only the identifier is freed [MQTT-4.3.3-9].
+func (c *client) handlePubrel(id uint16) {
+	s := c.sess
+	s.mu.Lock()
+	_, ok := s.inQoS2[id]
+	delete(s.inQoS2, id)
+	s.mu.Unlock()
+	code := packets.Success
+	if !ok {
+		code = packets.PacketIdentifierNotFound
+	}
+	c.enqueueControl(outControl{kind: packets.Pubcomp, id: id, code: code})
+}
+
+// handleDisconnect takes a client's DISCONNECT: a normal disconnection
+// discards the will [MQTT-3.14.4-3], 0x04 keeps it; v5 may update the
+// session expiry, but not from zero [MQTT-3.14.2-2].
+func (c *client) handleDisconnect(p *packets.Packet) error {
+	s := c.sess
+	if c.version == packets.Version5 && p.Properties.Has(packets.PropSessionExpiry) {
+		if c.connectExpiry == 0 && p.Properties.SessionExpiry != 0 {
+			return packets.Errorf(packets.ProtocolError, "DISCONNECT sets a session expiry after CONNECT set 0 [MQTT-3.14.2-2]")
+		}
+		s.mu.Lock()
+		s.expiry = min(p.Properties.SessionExpiry, c.srv.opts.SessionExpiryMax)
+		s.mu.Unlock()
+	}
+	c.disconnected = true
+	if p.ReasonCode != packets.DisconnectWithWill {
+		s.mu.Lock()
+		c.will = nil
+		s.mu.Unlock()
+	}
+	c.log.Debug("client disconnected", "reason", p.ReasonCode.String())
+	return errClientDisconnect
+}
+
+// connectReadFailed handles a failure to read the first packet.
+func (c *client) connectReadFailed(p *packets.Packet, err error) {
+	var perr *packets.Error
+	switch {
+	case errors.As(err, &perr):
+		c.log.Warn("bad CONNECT", "cause", err)
+		if p.Type == packets.Connect && perr.Code == packets.UnsupportedProtocolVersion {
+			c.version = p.ProtocolVersion
+			if c.version != packets.Version5 {
+				c.version = packets.Version311
+			}
+			c.sendConnack(perr.Code, false, nil, true)
+		} else if p.Type == packets.Connect && p.ProtocolVersion == packets.Version5 {
+			c.version = packets.Version5
+			c.sendConnack(perr.Code, false, nil, true)
+		}
+	case isTimeout(err):
+		c.log.Warn("closing connection: no CONNECT within the connect timeout", "timeout", c.srv.opts.ConnectTimeout)
+	case errors.Is(err, io.EOF):
+		c.log.Debug("connection closed before CONNECT")
+	default:
+		c.log.Warn("reading CONNECT failed", "cause", err)
+	}
+}
+
+// readFailed classifies a read error after CONNECT and answers it.
+func (c *client) readFailed(err error) {
+	var perr *packets.Error
+	switch {
+	case errors.As(err, &perr):
+		c.protocolError(err)
+	case isTimeout(err):
+		if c.stopping.Load() {
+			return
+		}
+		c.log.Warn("keep alive timeout: closing connection", "keepalive", c.keepAlive)
+		c.closeWith(packets.KeepAliveTimeout, "keep alive timeout")
+	case errors.Is(err, io.EOF):
+		c.log.Debug("connection closed by client without DISCONNECT")
+	default:
+		if c.stopping.Load() {
+			return
+		}
+		c.log.Debug("connection read failed", "cause", err)
+	}
+}
+
+// protocolError logs a protocol violation and closes the connection with the
+// error's reason code (v5 DISCONNECT; 3.x clients are just disconnected).
+func (c *client) protocolError(err error) {
+	code := packets.CodeOf(err)
+	c.log.Warn("protocol violation: closing connection", "reason", code.String(), "cause", err)
+	c.srv.stats.protocolErrors.Add(1)
+	c.closeWith(code, err.Error())
+}
+
+// closeWith queues a v5 DISCONNECT with code and reason (none for 3.x) as
+// the connection's last packet and waits, bounded, for it to be written.
+func (c *client) closeWith(code packets.ReasonCode, reason string) {
+	c.closeReason.Store(uint32(code))
+	if c.version != packets.Version5 || !c.connected {
+		return
+	}
+	d := &packets.Packet{Type: packets.Disconnect, ProtocolVersion: packets.Version5, ReasonCode: code}
+	if reason != "" {
+		d.Properties.ReasonString = reason
+		d.Properties.Set(packets.PropReasonString)
+	}
+	c.enqueueControl(outControl{pkt: d, final: true})
+}
+
+// kick closes the connection from another goroutine (takeover, shutdown):
+// the DISCONNECT is queued, then the reader is woken by a read deadline.
+func (c *client) kick(code packets.ReasonCode, reason string) {
+	c.closeWith(code, reason)
+	c.wakeReader()
+}
+
+// wakeReader makes the reader's blocked read return so the connection ends.
+func (c *client) wakeReader() {
+	c.stopping.Store(true)
+	_ = c.conn.SetReadDeadline(time.Unix(1, 0))
+}
+
+// finish ends the connection: the writer drains what is queued (bounded by
+// a write deadline), the socket closes, and the session is detached.
+func (c *client) finish() {
+	c.quitOnce.Do(func() { close(c.quit) })
+	_ = c.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	<-c.wdone
+	_ = c.conn.Close()
+	c.srv.detach(c)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}

@@ -1,0 +1,324 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+
+	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/core/topics"
+)
+
+// connect runs the CONNECT exchange. It reports whether the client is now
+// connected; on false a refusing CONNACK (if any) is queued as final.
+func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool {
+	cf := &p.Connect
+	props := &p.Properties
+	c.version = p.ProtocolVersion
+	c.r.SetVersion(c.version)
+	c.keepAlive = cf.KeepAlive
+	c.cleanStart = cf.CleanStart
+	v5 := c.version == packets.Version5
+
+	refuse := func(code packets.ReasonCode, why string) bool {
+		c.log.Warn("connection refused", "client", cf.ClientID, "reason", code.String(), "cause", why)
+		s.stats.refused.Add(1)
+		c.sendConnack(code, false, nil, true)
+		return false
+	}
+
+	id := cf.ClientID
+	assigned := false
+	if id == "" {
+		switch {
+		case v5:
+			assigned = true
+		case c.version == packets.Version311 && cf.CleanStart:
+			assigned = true
+		case c.version == packets.Version311:
+			return refuse(packets.ClientIdentifierNotValid, "empty client identifier with clean session 0 [MQTT-3.1.3-8]")
+		default:
+			return refuse(packets.ClientIdentifierNotValid, "MQTT 3.1 requires a client identifier")
+		}
+		id = s.assignClientID()
+	}
+	if len(id) > s.opts.MaxClientIDLen {
+		return refuse(packets.ClientIdentifierNotValid, "client identifier longer than max_client_id_len")
+	}
+	c.id = id
+	c.log = c.log.With("client", id)
+
+	if v5 && props.Has(packets.PropAuthMethod) {
+		return refuse(packets.BadAuthenticationMethod, "enhanced authentication method "+props.AuthMethod+" is not supported")
+	}
+	if cf.WillFlag {
+		if err := topics.ValidateTopicName(cf.Will.Topic); err != nil {
+			return refuse(packets.TopicNameInvalid, "will topic: "+err.Error())
+		}
+		if cf.Will.Retain && s.opts.DisableRetain {
+			return refuse(packets.RetainNotSupported, "will retain requested but retain is not available")
+		}
+		w := cf.Will
+		c.will = &w
+	}
+
+	// Flow control and limits the client announced.
+	c.sendMax = s.opts.MaxInflight
+	c.reqProblemInfo = true
+	var expiry uint32
+	if v5 {
+		if props.Has(packets.PropReceiveMaximum) {
+			c.sendMax = min(props.ReceiveMaximum, s.opts.MaxInflight)
+		}
+		if props.Has(packets.PropMaximumPacketSize) {
+			c.maxOutPacket = props.MaximumPacketSize
+		}
+		if !s.opts.DisableTopicAliases {
+			c.aliasOutMax = min(props.TopicAliasMaximum, s.opts.TopicAliasMaximum)
+		}
+		if props.Has(packets.PropRequestProblemInfo) {
+			c.reqProblemInfo = props.RequestProblemInfo == 1
+		}
+		c.connectExpiry = props.SessionExpiry
+		expiry = min(props.SessionExpiry, s.opts.SessionExpiryMax)
+	} else if !cf.CleanStart {
+		expiry = s.opts.SessionExpiryMax
+	}
+
+	if code, why := s.authenticate(ctx, c, p); code != packets.Success {
+		return refuse(code, why)
+	}
+
+	var ack packets.Properties
+	if v5 {
+		if assigned {
+			ack.AssignedClientID = id
+			ack.Set(packets.PropAssignedClientID)
+		}
+		if expiry != props.SessionExpiry {
+			ack.SessionExpiry = expiry
+			ack.Set(packets.PropSessionExpiry)
+		}
+		if s.opts.ReceiveMaximum != 65535 {
+			ack.ReceiveMaximum = s.opts.ReceiveMaximum
+			ack.Set(packets.PropReceiveMaximum)
+		}
+		ack.MaximumPacketSize = s.opts.MaxPacketSize
+		ack.Set(packets.PropMaximumPacketSize)
+		if !s.opts.DisableTopicAliases {
+			ack.TopicAliasMaximum = s.opts.TopicAliasMaximum
+			ack.Set(packets.PropTopicAliasMaximum)
+		}
+		setAvailability(&ack, packets.PropRetainAvailable, &ack.RetainAvailable, s.opts.DisableRetain)
+		setAvailability(&ack, packets.PropWildcardSubAvailable, &ack.WildcardSubAvailable, s.opts.DisableWildcardSubs)
+		setAvailability(&ack, packets.PropSubscriptionIDAvailable, &ack.SubscriptionIDAvailable, s.opts.DisableSubIDs)
+		setAvailability(&ack, packets.PropSharedSubAvailable, &ack.SharedSubAvailable, s.opts.DisableSharedSubs)
+		if s.opts.ServerKeepAlive != 0 {
+			c.keepAlive = s.opts.ServerKeepAlive
+			ack.ServerKeepAlive = s.opts.ServerKeepAlive
+			ack.Set(packets.PropServerKeepAlive)
+		}
+		if props.Has(packets.PropRequestResponseInfo) && props.RequestResponseInfo == 1 {
+			ack.ResponseInfo = "responses/" + id
+			ack.Set(packets.PropResponseInfo)
+		}
+	}
+	c.r.SetMaxSize(s.opts.MaxPacketSize)
+	s.attach(c, id, cf.CleanStart, expiry, &ack)
+	c.log.Info("client connected", "version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive)
+	return true
+}
+
+// setAvailability announces a feature as unavailable (0) in CONNACK; an
+// absent property means available.
+func setAvailability(p *packets.Properties, id packets.PropID, field *byte, disabled bool) {
+	if disabled {
+		*field = 0
+		p.Set(id)
+	}
+}
+
+// assignClientID returns a fresh, unguessable client identifier.
+func (s *Server) assignClientID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "vanemq-" + hex.EncodeToString(b[:])
+}
+
+// sendConnack queues a CONNACK in the client's version.
+func (c *client) sendConnack(code packets.ReasonCode, present bool, props *packets.Properties, final bool) {
+	p := &packets.Packet{Type: packets.Connack, ProtocolVersion: c.version, SessionPresent: present}
+	if c.version == packets.Version5 {
+		p.ReasonCode = code
+		if props != nil {
+			p.Properties = *props
+		}
+	} else {
+		p.ReasonCode = packets.V3ConnackCode(code)
+	}
+	c.enqueueControl(outControl{pkt: p, final: final})
+}
+
+// attach binds the connection to its session: a resumed session or a new
+// one, taking the session over from a live connection if there is one
+// [MQTT-3.1.4-3]. The CONNACK is queued under the session lock so that it
+// precedes every delivery to the new connection.
+func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *packets.Properties) {
+	var (
+		oldConn *client
+		wills   []*willMsg
+	)
+	s.sessMu.Lock()
+	sess := s.sessions[id]
+	if sess != nil {
+		sess.mu.Lock()
+		oldConn = sess.conn
+		if oldConn != nil {
+			sess.conn = nil
+			if clean && oldConn.will != nil {
+				// The old session ends here, so its will goes out now
+				// [MQTT-3.1.3-9]; a resumed session suppresses it.
+				wills = append(wills, &willMsg{will: oldConn.will, origin: id})
+			}
+		}
+		if w := sess.takeWillLocked(); w != nil && clean {
+			wills = append(wills, w)
+		}
+		sess.stopTimersLocked()
+		if clean {
+			s.discardLocked(sess)
+		}
+		sess.mu.Unlock()
+		if clean {
+			s.removeSessionLocked(sess)
+			sess = nil
+		}
+	}
+	present := sess != nil
+	if sess == nil {
+		sess = newSession(s, id)
+		s.sessions[id] = sess
+		s.live.Store(id, sess)
+	}
+	if oldConn == nil {
+		s.online.Add(1)
+	}
+	sess.mu.Lock()
+	sess.conn = c
+	sess.gen++
+	sess.expiry = expiry
+	c.sess = sess
+	c.connected = true
+	c.sendConnack(packets.Success, present, ack, false)
+	sess.resendLocked()
+	sess.pumpLocked()
+	sess.mu.Unlock()
+	s.sessMu.Unlock()
+
+	if oldConn != nil {
+		oldConn.log.Info("session taken over by a new connection", "new_remote", c.remote)
+		s.stats.takeovers.Add(1)
+		oldConn.kick(packets.SessionTakenOver, "session taken over")
+	}
+	for _, w := range wills {
+		s.publishWill(w)
+	}
+}
+
+// detach unbinds a closing connection from its session, unless the session
+// has already moved to another connection. The will is published now, after
+// its delay, or when the session ends, whichever is first [MQTT-3.1.3-9];
+// a session with expiry 0 ends now.
+func (s *Server) detach(c *client) {
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+	sess := c.sess
+	if sess == nil {
+		return
+	}
+	var now *willMsg
+	s.sessMu.Lock()
+	sess.mu.Lock()
+	if sess.conn != c {
+		sess.mu.Unlock()
+		s.sessMu.Unlock()
+		return
+	}
+	sess.conn = nil
+	s.online.Add(-1)
+	var w *willMsg
+	if c.will != nil && !s.closing.Load() {
+		w = &willMsg{will: c.will, origin: c.id}
+	}
+	if sess.expiry == 0 {
+		s.discardLocked(sess)
+		s.removeSessionLocked(sess)
+		now = w
+	} else {
+		gen := sess.gen
+		if w != nil {
+			delay := w.will.Properties.WillDelay
+			if delay == 0 {
+				now = w
+			} else {
+				sess.will = w
+				d := time.Duration(min(delay, sess.expiry)) * time.Second
+				sess.willTimer = time.AfterFunc(d, func() { s.willDelayElapsed(sess, gen) })
+			}
+		}
+		d := time.Duration(sess.expiry) * time.Second
+		sess.expiryTimer = time.AfterFunc(d, func() { s.expireSession(sess, gen) })
+	}
+	sess.mu.Unlock()
+	s.sessMu.Unlock()
+	c.log.Info("client disconnected", "clean", c.disconnected)
+	if now != nil {
+		s.publishWill(now)
+	}
+}
+
+// discardLocked drops a session's subscriptions from the trie and its
+// queued state. Callers hold sessMu and sess.mu.
+func (s *Server) discardLocked(sess *session) {
+	for k := range sess.subs {
+		s.subs.Unsubscribe(sess.id, k.group, k.filter)
+	}
+	clear(sess.subs)
+	clear(sess.inflight)
+	clear(sess.inQoS2)
+	sess.pending.clear()
+}
+
+// expireSession ends an offline session whose expiry interval elapsed,
+// publishing a will still waiting on its delay.
+func (s *Server) expireSession(sess *session, gen uint64) {
+	s.sessMu.Lock()
+	sess.mu.Lock()
+	if sess.gen != gen || sess.conn != nil || s.sessions[sess.id] != sess {
+		sess.mu.Unlock()
+		s.sessMu.Unlock()
+		return
+	}
+	w := sess.takeWillLocked()
+	sess.stopTimersLocked()
+	s.discardLocked(sess)
+	s.removeSessionLocked(sess)
+	sess.mu.Unlock()
+	s.sessMu.Unlock()
+	s.stats.expired.Add(1)
+	s.log.Info("session expired", "client", sess.id)
+	if w != nil {
+		s.publishWill(w)
+	}
+}
+
+// removeSessionLocked drops a session from the registry if it is still the
+// registered one. Callers hold sessMu.
+func (s *Server) removeSessionLocked(sess *session) {
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+		s.live.Delete(sess.id)
+	}
+}

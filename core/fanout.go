@@ -1,0 +1,157 @@
+package core
+
+import (
+	"sync"
+
+	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/core/topics"
+)
+
+// fanoutScratch is the reusable working memory of one fan-out.
+type fanoutScratch struct {
+	matches topics.Matches
+	merged  map[string]int // client ID -> index in views
+	views   []subView
+}
+
+// subView is one subscriber's merged view of a message: the highest QoS of
+// its matching subscriptions [MQTT-3.3.4-2] and all their identifiers
+// [MQTT-3.3.4-3].
+type subView struct {
+	clientID string
+	qos      byte
+	rap      bool
+	ids      []uint32
+}
+
+func newScratchPool() *sync.Pool {
+	return &sync.Pool{New: func() any {
+		return &fanoutScratch{merged: make(map[string]int)}
+	}}
+}
+
+// fanout delivers m to every matching subscription: each client once for
+// its ordinary subscriptions, plus one member of each matching share group.
+// It returns the number of deliveries.
+func (s *Server) fanout(m *message, from *client) int {
+	sc := s.scratch.Get().(*fanoutScratch)
+	defer func() {
+		sc.matches.Reset()
+		clear(sc.merged)
+		clear(sc.views)
+		sc.views = sc.views[:0]
+		s.scratch.Put(sc)
+	}()
+	s.subs.Match(m.topic, &sc.matches)
+
+	fromID := ""
+	if from != nil {
+		fromID = from.id
+	}
+	for _, sub := range sc.matches.Subs {
+		if sub.NoLocal && sub.ClientID == fromID {
+			continue // [MQTT-3.8.3-3]
+		}
+		i, ok := sc.merged[sub.ClientID]
+		if !ok {
+			i = len(sc.views)
+			sc.merged[sub.ClientID] = i
+			sc.views = append(sc.views, subView{clientID: sub.ClientID})
+		}
+		v := &sc.views[i]
+		v.qos = max(v.qos, sub.QoS)
+		v.rap = v.rap || sub.RetainAsPublished
+		if sub.Identifier != 0 {
+			v.ids = append(v.ids, sub.Identifier)
+		}
+	}
+	n := 0
+	for i := range sc.views {
+		v := &sc.views[i]
+		if s.deliver(v.clientID, delivery{
+			msg:    m,
+			qos:    min(m.qos, v.qos),
+			retain: m.retain && v.rap,
+			subIDs: v.ids,
+		}) {
+			n++
+		}
+	}
+	for _, g := range sc.matches.Shared {
+		sub := g.Next(s.accepted)
+		if sub == nil {
+			sub = g.Next(nil)
+		}
+		if sub == nil {
+			continue
+		}
+		var ids []uint32
+		if sub.Identifier != 0 {
+			ids = []uint32{sub.Identifier}
+		}
+		if s.deliver(sub.ClientID, delivery{
+			msg:    m,
+			qos:    min(m.qos, sub.QoS),
+			retain: m.retain && sub.RetainAsPublished,
+			subIDs: ids,
+		}) {
+			n++
+		}
+	}
+	return n
+}
+
+// isOnline reports whether a subscription's client is connected; share
+// groups prefer connected members.
+func (s *Server) isOnline(sub *topics.Subscription) bool {
+	if isInlineID(sub.ClientID) {
+		return true
+	}
+	v, ok := s.live.Load(sub.ClientID)
+	if !ok {
+		return false
+	}
+	sess := v.(*session)
+	sess.mu.Lock()
+	on := sess.conn != nil
+	sess.mu.Unlock()
+	return on
+}
+
+// deliver hands one delivery to a client's session or inline handler. It
+// reports whether the delivery was accepted.
+func (s *Server) deliver(clientID string, d delivery) bool {
+	if isInlineID(clientID) {
+		return s.inline.deliver(clientID, d)
+	}
+	v, ok := s.live.Load(clientID)
+	if !ok {
+		return false
+	}
+	sess := v.(*session)
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if c := sess.conn; c != nil && c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {
+		// Too large for this subscriber only [MQTT-3.1.2-25].
+		sess.dropLocked(d, "larger than the client's maximum packet size")
+		return false
+	}
+	return sess.offerLocked(d, sess.expiry > 0)
+}
+
+// publishSize is the encoded size of a delivery before any topic alias.
+func publishSize(d delivery, version byte) uint32 {
+	p := packets.Packet{
+		Type:            packets.Publish,
+		ProtocolVersion: version,
+		QoS:             d.qos,
+		PacketID:        1,
+		Topic:           d.msg.topic,
+		Payload:         d.msg.payload,
+	}
+	if version == packets.Version5 {
+		p.Properties = d.msg.props
+		p.Properties.SubscriptionIDs = d.subIDs
+	}
+	return uint32(p.Size())
+}

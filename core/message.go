@@ -1,0 +1,86 @@
+package core
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// message is an application message as the broker stores and fans it out.
+// It is immutable once published, so one *message is shared by every
+// subscriber's queue, the retained index and the inline handlers.
+type message struct {
+	topic   string
+	payload []byte
+	qos     byte
+	retain  bool
+	// props are the PUBLISH properties that travel with the message: payload
+	// format, message expiry (as received), content type, response topic,
+	// correlation data and user properties. Topic alias and subscription
+	// identifiers are per-hop and are never stored here.
+	props packets.Properties
+	// origin is the publishing client's ID, "" for the broker itself.
+	origin string
+	// expires is when the message expires (MQTT 5 Message Expiry); zero
+	// means never.
+	expires time.Time
+
+	// views caches the encoded PUBLISH for the views that are the same for
+	// every subscriber (no subscription identifier, no topic alias, no
+	// expiry to rewrite): indexed by viewIndex.
+	views [viewSlots]atomic.Pointer[[]byte]
+}
+
+// viewSlots is the number of shareable encoded views of one message: two
+// wire formats (3.x and 5) × three QoS levels × retain flag.
+const viewSlots = 2 * 3 * 2
+
+// viewIndex returns the cache slot for a shareable view.
+func viewIndex(version, qos byte, retain bool) int {
+	i := int(qos) * 2
+	if retain {
+		i++
+	}
+	if version == packets.Version5 {
+		i += 6
+	}
+	return i
+}
+
+// expired reports whether the message has expired at now.
+func (m *message) expired(now time.Time) bool {
+	return !m.expires.IsZero() && !now.Before(m.expires)
+}
+
+// remainingExpiry returns the message expiry interval to send at now, in
+// whole seconds, rounded up so that a live message never reads as 0 [MQTT-3.3.2-6].
+func (m *message) remainingExpiry(now time.Time) uint32 {
+	d := m.expires.Sub(now)
+	if d <= 0 {
+		return 0
+	}
+	s := uint32((d + time.Second - 1) / time.Second)
+	return s
+}
+
+// newMessage builds a message from a decoded PUBLISH. The packet's topic,
+// payload and property memory is shared, not copied: a decoded packet owns
+// its body.
+func newMessage(p *packets.Packet, origin string, now time.Time) *message {
+	m := &message{
+		topic:   p.Topic,
+		payload: p.Payload,
+		qos:     p.QoS,
+		retain:  p.Retain,
+		origin:  origin,
+		props:   p.Properties,
+	}
+	m.props.TopicAlias = 0
+	m.props.Clear(packets.PropTopicAlias)
+	m.props.SubscriptionIDs = nil
+	if m.props.Has(packets.PropMessageExpiry) {
+		m.expires = now.Add(time.Duration(m.props.MessageExpiry) * time.Second)
+	}
+	return m
+}

@@ -1,0 +1,171 @@
+package packets
+
+import (
+	"bufio"
+	"io"
+)
+
+// Reader decodes packets from a stream. It is not safe for concurrent use.
+//
+// A decoded PUBLISH owns exactly one allocation, a copy of the packet body:
+// its Topic, Payload and string and binary properties point into it. Other
+// packets are decoded from the bufio.Reader's buffer (or, when they do not
+// fit in it, from a body allocated for that packet alone) and never share
+// memory with the Reader, so every decoded packet outlives the next call to
+// ReadPacket.
+type Reader struct {
+	br      *bufio.Reader
+	version byte
+	maxSize uint32
+}
+
+// NewReader returns a Reader decoding from r, rejecting packets whose total
+// size (fixed header and remaining length) exceeds maxSize; 0 means the
+// protocol maximum.
+func NewReader(r *bufio.Reader, maxSize uint32) *Reader {
+	return &Reader{br: r, maxSize: maxSize}
+}
+
+// SetVersion sets the protocol version of the connection, once its CONNECT
+// is decoded. Until then it is 0, and packets other than CONNECT are decoded
+// with the rules of 3.1.1.
+func (r *Reader) SetVersion(v byte) { r.version = v }
+
+// Version returns the protocol version set with SetVersion.
+func (r *Reader) Version() byte { return r.version }
+
+// SetMaxSize sets the maximum total packet size (fixed header plus remaining
+// length); 0 means the protocol maximum.
+func (r *Reader) SetMaxSize(n uint32) { r.maxSize = n }
+
+// ReadPacket resets p and decodes the next packet into it.
+//
+// p.ProtocolVersion is set to the Reader's version, except for CONNECT where
+// it is the protocol level read from the packet, set even when the level is
+// unsupported (the error is then an *Error with code
+// UnsupportedProtocolVersion) or a later part of the CONNECT is invalid, so
+// the caller can answer with a CONNACK of the right version. p.Type is set
+// as soon as the first byte is read.
+//
+// Errors of the underlying reader are returned as they are, except that an
+// io.EOF after the first byte of a packet becomes io.ErrUnexpectedEOF. Any
+// violation of the protocol is an *Error carrying the reason code to answer
+// with; a packet larger than the maximum size is rejected with code
+// PacketTooLarge before its body is read.
+func (r *Reader) ReadPacket(p *Packet) error {
+	p.Reset()
+	first, err := r.br.ReadByte()
+	if err != nil {
+		return err
+	}
+	p.Type = Type(first >> 4)
+	if err := checkFirstByte(first, r.version); err != nil {
+		return err
+	}
+	rem, n, err := r.readRemaining()
+	if err != nil {
+		return err
+	}
+	if err := checkSize(n, rem, r.maxSize); err != nil {
+		return err
+	}
+	size := int(rem)
+	switch {
+	case p.Type == Publish || size > r.br.Size():
+		// The packet gets a body of its own, which the decoded packet may
+		// point into.
+		body := make([]byte, size)
+		if _, err := io.ReadFull(r.br, body); err != nil {
+			return unexpected(err)
+		}
+		return decodePacket(p, first, body, r.version, true)
+	case size == 0:
+		return decodePacket(p, first, nil, r.version, false)
+	default:
+		// Decode in place from the bufio buffer, copying what is kept.
+		body, err := r.br.Peek(size)
+		if err != nil {
+			return unexpected(err)
+		}
+		err = decodePacket(p, first, body, r.version, false)
+		_, _ = r.br.Discard(size) // cannot fail: Peek returned size bytes
+		return err
+	}
+}
+
+// readRemaining reads the remaining length, a variable byte integer of at
+// most four bytes, and returns it with its length in bytes.
+func (r *Reader) readRemaining() (uint32, int, error) {
+	var v uint32
+	for i := 0; i < 4; i++ {
+		c, err := r.br.ReadByte()
+		if err != nil {
+			return 0, 0, unexpected(err)
+		}
+		v |= uint32(c&0x7F) << (7 * i)
+		if c < 0x80 {
+			return v, i + 1, nil
+		}
+	}
+	return 0, 0, errVarintTooLong("remaining length")
+}
+
+// unexpected turns an io.EOF inside a packet into io.ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// checkSize rejects a packet of remaining length rem, whose length takes n
+// bytes, when its total size exceeds maxSize (0: no limit).
+func checkSize(n int, rem uint32, maxSize uint32) error {
+	if maxSize == 0 {
+		return nil
+	}
+	if total := uint64(1+n) + uint64(rem); total > uint64(maxSize) {
+		return Errorf(PacketTooLarge, "packet of %d bytes exceeds the maximum packet size %d", total, maxSize)
+	}
+	return nil
+}
+
+// DecodeBytes decodes one packet from the start of b, for a connection of
+// protocol version version (see Reader.SetVersion) and maximum packet size
+// maxSize (0: no limit). It returns the number of bytes the packet took, or
+// 0 with an error. A truncated b (including an empty one) gives
+// io.ErrUnexpectedEOF. The packet does not share memory with b: a PUBLISH
+// body is copied, as ReadPacket does.
+func DecodeBytes(b []byte, version byte, maxSize uint32, p *Packet) (n int, err error) {
+	p.Reset()
+	if len(b) == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	first := b[0]
+	p.Type = Type(first >> 4)
+	if err := checkFirstByte(first, version); err != nil {
+		return 0, err
+	}
+	rem, vn, err := decodeVarint(b[1:], "remaining length")
+	if err != nil {
+		return 0, err
+	}
+	if err := checkSize(vn, rem, maxSize); err != nil {
+		return 0, err
+	}
+	hdr := 1 + vn
+	if uint64(len(b)-hdr) < uint64(rem) {
+		return 0, io.ErrUnexpectedEOF
+	}
+	end := hdr + int(rem)
+	body := b[hdr:end:end]
+	alias := false
+	if p.Type == Publish {
+		body = append(make([]byte, 0, len(body)), body...)
+		alias = true
+	}
+	if err := decodePacket(p, first, body, version, alias); err != nil {
+		return 0, err
+	}
+	return end, nil
+}

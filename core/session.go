@@ -1,0 +1,206 @@
+package core
+
+import (
+	"sync"
+	"time"
+
+	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/core/topics"
+)
+
+// delivery is one message on its way to one subscriber, with the
+// subscriber's view of it.
+type delivery struct {
+	msg    *message
+	qos    byte
+	retain bool
+	subIDs []uint32 // v5 subscription identifiers of the matching subscriptions
+}
+
+// inflightMsg is an outbound QoS 1 or 2 message awaiting acknowledgement.
+type inflightMsg struct {
+	delivery
+	id     uint16
+	pubrec bool // QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
+}
+
+// session is the state the broker keeps for a client identifier across
+// connections: subscriptions, unacknowledged messages both ways, and the
+// queue of messages waiting to be sent. All fields are guarded by mu.
+type session struct {
+	id  string
+	srv *Server
+
+	mu sync.Mutex
+	// conn is the live connection, nil while the client is offline.
+	conn *client
+	// gen counts connections to this session, so timers and closing
+	// connections can tell whether the session moved on without them.
+	gen uint64
+	// subs are the session's subscriptions, keyed by share group and filter.
+	subs map[subKey]topics.Subscription
+	// inflight holds outbound QoS 1/2 messages by packet identifier.
+	inflight map[uint16]*inflightMsg
+	// pending is the bounded queue of messages not yet in flight.
+	pending queue[delivery]
+	// inQoS2 holds identifiers of inbound QoS 2 messages that were
+	// delivered and await PUBREL (bounded by the Receive Maximum).
+	inQoS2 map[uint16]struct{}
+	nextID uint16
+
+	// expiry is the session expiry interval in seconds (v5), or the
+	// broker's maximum for a 3.x persistent session; 0 ends the session
+	// when the connection closes.
+	expiry      uint32
+	expiryTimer *time.Timer
+	// will is the pending will of the last connection, published when its
+	// delay elapses or the session ends.
+	will      *willMsg
+	willTimer *time.Timer
+
+	// dropped counts messages dropped for this session (queue full,
+	// expired, too large).
+	dropped uint64
+}
+
+// subKey identifies a subscription within a session.
+type subKey struct {
+	group  string
+	filter string
+}
+
+func newSession(srv *Server, id string) *session {
+	return &session{
+		id:       id,
+		srv:      srv,
+		subs:     make(map[subKey]topics.Subscription),
+		inflight: make(map[uint16]*inflightMsg),
+		inQoS2:   make(map[uint16]struct{}),
+	}
+}
+
+// sendQuotaLocked is how many more QoS 1/2 messages may be put in flight.
+func (s *session) sendQuotaLocked() int {
+	if s.conn == nil {
+		return 0
+	}
+	return int(s.conn.sendMax) - len(s.inflight)
+}
+
+// allocIDLocked returns a free outbound packet identifier, or 0 when all
+// 65535 are in use.
+func (s *session) allocIDLocked() uint16 {
+	for range 65535 {
+		s.nextID++
+		if s.nextID == 0 {
+			s.nextID = 1
+		}
+		if _, used := s.inflight[s.nextID]; !used {
+			return s.nextID
+		}
+	}
+	return 0
+}
+
+// offerLocked hands a delivery to the session: straight to the live
+// connection when it can take it, otherwise into the bounded queue. It
+// reports whether the delivery was accepted (false: dropped and counted).
+func (s *session) offerLocked(d delivery, persistent bool) bool {
+	srv := s.srv
+	if d.qos == 0 {
+		if s.conn != nil {
+			if s.conn.enqueuePublish(d, 0, false) {
+				return true
+			}
+			s.dropLocked(d, "outbound queue full")
+			return false
+		}
+		if !persistent || !srv.opts.QueueQoS0 {
+			return false
+		}
+	}
+	if s.pending.len() >= srv.opts.MaxQueuedMessages {
+		s.dropLocked(d, "session queue full")
+		return false
+	}
+	s.pending.push(d)
+	s.pumpLocked()
+	return true
+}
+
+// pumpLocked moves queued messages into flight while the connection's send
+// quota allows, dropping any that expired while they waited.
+func (s *session) pumpLocked() {
+	c := s.conn
+	if c == nil {
+		return
+	}
+	now := time.Now()
+	for s.pending.len() > 0 {
+		d := s.pending.peek()
+		if d.msg.expired(now) {
+			s.pending.pop()
+			s.dropLocked(d, "message expired")
+			continue
+		}
+		if d.qos == 0 {
+			s.pending.pop()
+			if !c.enqueuePublish(d, 0, false) {
+				s.dropLocked(d, "outbound queue full")
+			}
+			continue
+		}
+		if s.sendQuotaLocked() <= 0 {
+			return
+		}
+		id := s.allocIDLocked()
+		if id == 0 {
+			return
+		}
+		s.pending.pop()
+		s.inflight[id] = &inflightMsg{delivery: d, id: id}
+		c.enqueuePublish(d, id, false)
+	}
+}
+
+// resendLocked re-sends every inflight message on a new connection: PUBLISH
+// with DUP set, or PUBREL where PUBREC was already received [MQTT-4.4.0-1].
+// Messages are re-sent in identifier allocation order as far as the map
+// allows; the order is restored by sorting.
+func (s *session) resendLocked() {
+	c := s.conn
+	if c == nil || len(s.inflight) == 0 {
+		return
+	}
+	ids := make([]uint16, 0, len(s.inflight))
+	for id := range s.inflight {
+		ids = append(ids, id)
+	}
+	sortIDs(ids, s.nextID)
+	for _, id := range ids {
+		m := s.inflight[id]
+		if m.pubrec {
+			c.enqueueControl(outControl{kind: packets.Pubrel, id: id})
+			continue
+		}
+		c.enqueuePublish(m.delivery, id, true)
+	}
+}
+
+// ackLocked completes an outbound QoS 1 (PUBACK) or QoS 2 (PUBCOMP) flow
+// and fills the freed slot from the queue. It reports whether id was known.
+func (s *session) ackLocked(id uint16) bool {
+	if _, ok := s.inflight[id]; !ok {
+		return false
+	}
+	delete(s.inflight, id)
+	s.pumpLocked()
+	return true
+}
+
+// dropLocked counts a dropped delivery.
+func (s *session) dropLocked(d delivery, why string) {
+	s.dropped++
+	s.srv.stats.dropped.Add(1)
+	s.srv.log.Debug("message dropped", "client", s.id, "topic", d.msg.topic, "qos", d.qos, "reason", why)
+}

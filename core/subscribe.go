@@ -1,0 +1,165 @@
+package core
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/core/topics"
+)
+
+// handleSubscribe answers a SUBSCRIBE: each filter is checked and
+// authorized on its own and gets its own SUBACK code [MQTT-3.8.4-6]; retained
+// messages follow the SUBACK as the retain handling option asks.
+func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Packet) error {
+	v5 := c.version == packets.Version5
+	var subID uint32
+	if len(p.Properties.SubscriptionIDs) > 0 {
+		if s.opts.DisableSubIDs {
+			return packets.Errorf(packets.SubscriptionIdentifiersNotSupported, "subscription identifiers are not available")
+		}
+		subID = p.Properties.SubscriptionIDs[0]
+	}
+	codes := make([]packets.ReasonCode, len(p.Subscriptions))
+	type added struct {
+		sub   topics.Subscription
+		isNew bool
+	}
+	var news []added
+	sess := c.sess
+	for i, req := range p.Subscriptions {
+		code, sub := s.checkSubscription(ctx, c, req, subID)
+		if code == packets.ProtocolError {
+			return packets.Errorf(packets.ProtocolError, "no local set on shared subscription %q [MQTT-3.8.3-4]", req.Filter)
+		}
+		if code.IsError() && !v5 {
+			code = packets.V3SubackFailure
+		}
+		codes[i] = code
+		if code.IsError() {
+			c.log.Info("subscription refused", "filter", req.Filter, "reason", code.String())
+			continue
+		}
+		sess.mu.Lock()
+		if sess.conn != c {
+			sess.mu.Unlock()
+			return nil // the session moved to another connection
+		}
+		k := subKey{group: sub.Group, filter: sub.Filter}
+		_, existed := sess.subs[k]
+		sess.subs[k] = sub
+		s.subs.Subscribe(sub)
+		sess.mu.Unlock()
+		news = append(news, added{sub: sub, isNew: !existed})
+	}
+	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}})
+
+	for _, a := range news {
+		// Shared subscriptions get no retained messages [MQTT-4.8.2-?]; retain
+		// handling 1 sends them only for a new subscription, 2 never
+		// [MQTT-3.3.1-9/10/11].
+		if a.sub.Group != "" || s.opts.DisableRetain {
+			continue
+		}
+		if a.sub.RetainHandling == 2 || (a.sub.RetainHandling == 1 && !a.isNew) {
+			continue
+		}
+		s.sendRetained(sess, c, a.sub)
+	}
+	return nil
+}
+
+// checkSubscription validates and authorizes one requested filter and
+// returns the code to answer with and, on success, the subscription.
+func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.Subscription, subID uint32) (packets.ReasonCode, topics.Subscription) {
+	group, inner, shared, err := topics.ParseShared(req.Filter)
+	if err != nil {
+		return packets.TopicFilterInvalid, topics.Subscription{}
+	}
+	if shared {
+		if s.opts.DisableSharedSubs {
+			return packets.SharedSubscriptionsNotSupported, topics.Subscription{}
+		}
+		if req.NoLocal {
+			return packets.ProtocolError, topics.Subscription{}
+		}
+	}
+	if err := topics.ValidateFilter(inner); err != nil {
+		return packets.TopicFilterInvalid, topics.Subscription{}
+	}
+	if s.opts.DisableWildcardSubs && strings.ContainsAny(inner, "+#") {
+		return packets.WildcardSubscriptionsNotSupported, topics.Subscription{}
+	}
+	qos := min(req.QoS, 2)
+	code, granted, _ := s.authorizeSubscribe(ctx, c, req.Filter, qos)
+	if code != packets.Success {
+		return code, topics.Subscription{}
+	}
+	sub := topics.Subscription{
+		ClientID:          c.id,
+		Filter:            inner,
+		Group:             group,
+		QoS:               granted,
+		NoLocal:           req.NoLocal,
+		RetainAsPublished: req.RetainAsPublished,
+		RetainHandling:    req.RetainHandling,
+		Identifier:        subID,
+	}
+	return packets.ReasonCode(granted), sub
+}
+
+// sendRetained queues the retained messages matching a new subscription,
+// with the retain flag set [MQTT-3.3.1-8], through the session's bounded
+// queue.
+func (s *Server) sendRetained(sess *session, c *client, sub topics.Subscription) {
+	var ids []uint32
+	if sub.Identifier != 0 {
+		ids = []uint32{sub.Identifier}
+	}
+	now := time.Now()
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.conn != c {
+		return
+	}
+	s.retained.Match(sub.Filter, func(_ string, m *message) bool {
+		if m.expired(now) {
+			return true
+		}
+		d := delivery{msg: m, qos: min(m.qos, sub.QoS), retain: true, subIDs: ids}
+		if c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {
+			sess.dropLocked(d, "larger than the client's maximum packet size")
+			return true
+		}
+		sess.offerLocked(d, true)
+		return true
+	})
+}
+
+// handleUnsubscribe removes filters and answers UNSUBACK, with
+// No Subscription Existed for unknown ones in v5 [MQTT-3.11.3-1].
+func (s *Server) handleUnsubscribe(_ context.Context, c *client, p *packets.Packet) error {
+	codes := make([]packets.ReasonCode, len(p.Filters))
+	sess := c.sess
+	for i, f := range p.Filters {
+		group, inner, _, err := topics.ParseShared(f)
+		if err != nil {
+			codes[i] = packets.TopicFilterInvalid
+			continue
+		}
+		sess.mu.Lock()
+		k := subKey{group: group, filter: inner}
+		_, ok := sess.subs[k]
+		if ok && sess.conn == c {
+			delete(sess.subs, k)
+			s.subs.Unsubscribe(c.id, group, inner)
+		}
+		sess.mu.Unlock()
+		if !ok {
+			codes[i] = packets.NoSubscriptionExisted
+		}
+	}
+	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Unsuback, PacketID: p.PacketID, ReasonCodes: codes}})
+	return nil
+}

@@ -1,0 +1,203 @@
+package topics
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Retained indexes one value per topic name (the broker stores its retained
+// messages in it) and finds the topics matching a subscription filter.
+// It is safe for concurrent use: Set and Delete are serialised by a writer
+// lock, Get, Match, Range and Len take no lock (see the package
+// documentation), so their callbacks may call Set and Delete. Create one
+// with NewRetained (the zero value is an empty index too); a Retained must
+// not be copied.
+type Retained[V any] struct {
+	mu   sync.Mutex // serialises writers
+	root rnode[V]
+	n    atomic.Int64
+}
+
+// rnode is one topic level of a Retained index.
+type rnode[V any] struct {
+	kids  children[rnode[V]]
+	entry atomic.Pointer[rentry[V]] // nil when no value ends here
+}
+
+// rentry is an immutable (topic, value) pair; keeping the topic saves
+// rebuilding it from the levels during Match and Range.
+type rentry[V any] struct {
+	topic string
+	v     V
+}
+
+// NewRetained returns an empty retained-message index.
+func NewRetained[V any]() *Retained[V] {
+	return new(Retained[V])
+}
+
+// Len returns the number of topics holding a value.
+func (r *Retained[V]) Len() int {
+	return int(r.n.Load())
+}
+
+// Set stores v for topic, replacing any previous value, and reports whether
+// the topic had no value before. topic should be a valid topic name.
+func (r *Retained[V]) Set(topic string, v V) (isNew bool) {
+	e := &rentry[V]{topic: topic, v: v}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+
+	n := &r.root
+	for start := 0; ; {
+		end := levelEnd(topic, start)
+		level := topic[start:end]
+		c := n.kids.get(level)
+		if c == nil {
+			c = new(rnode[V])
+			n.kids.add(level, c)
+		}
+		n = c
+		if end == len(topic) {
+			break
+		}
+		start = end + 1
+	}
+	if n.entry.Swap(e) != nil {
+		return false
+	}
+	r.n.Add(1)
+	return true
+}
+
+// Delete removes the value for topic and reports whether there was one.
+// Nodes left empty are detached.
+func (r *Retained[V]) Delete(topic string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+
+	type step struct {
+		parent *rnode[V]
+		level  string
+	}
+	var buf [8]step
+	path := buf[:0]
+
+	n := &r.root
+	for start := 0; ; {
+		end := levelEnd(topic, start)
+		level := topic[start:end]
+		c := n.kids.get(level)
+		if c == nil {
+			return false
+		}
+		path = append(path, step{n, level})
+		n = c
+		if end == len(topic) {
+			break
+		}
+		start = end + 1
+	}
+	if n.entry.Swap(nil) == nil {
+		return false
+	}
+	r.n.Add(-1)
+	for i := len(path) - 1; i >= 0 && n.entry.Load() == nil && n.kids.empty(); i-- {
+		path[i].parent.kids.remove(path[i].level)
+		n = path[i].parent
+	}
+	return true
+}
+
+// Get returns the value for topic.
+func (r *Retained[V]) Get(topic string) (V, bool) {
+	n := &r.root
+	for start := 0; ; {
+		end := levelEnd(topic, start)
+		if n = n.kids.get(topic[start:end]); n == nil {
+			var zero V
+			return zero, false
+		}
+		if end == len(topic) {
+			break
+		}
+		start = end + 1
+	}
+	if e := n.entry.Load(); e != nil {
+		return e.v, true
+	}
+	var zero V
+	return zero, false
+}
+
+// Match calls fn for every topic matching filter, in no particular order,
+// until fn returns false. filter may contain wildcards and should be valid
+// (ValidateFilter); topics starting with '$' are not matched by a filter
+// starting with a wildcard [MQTT-4.7.2-1]. Values set or deleted during the
+// walk may or may not be seen.
+func (r *Retained[V]) Match(filter string, fn func(topic string, v V) bool) {
+	r.root.match(filter, 0, fn)
+}
+
+// Range calls fn for every topic, '$' topics included, in no particular
+// order, until fn returns false.
+func (r *Retained[V]) Range(fn func(topic string, v V) bool) {
+	r.root.all(false, fn)
+}
+
+// match matches the filter level starting at filter[start] against n's
+// children and reports whether fn wants more. At the first level (n is the
+// root) wildcards skip '$' topics [MQTT-4.7.2-1].
+func (n *rnode[V]) match(filter string, start int, fn func(string, V) bool) bool {
+	root := start == 0
+	end := levelEnd(filter, start)
+	last := end == len(filter)
+	switch level := filter[start:end]; level {
+	case multiLevel:
+		// "a/#" matches "a" as well as everything below it [MQTT-4.7.1-2],
+		// so n's own value is included.
+		return n.all(root, fn)
+	case singleLevel:
+		return n.kids.each(func(level string, c *rnode[V]) bool {
+			if root && IsSysTopic(level) {
+				return true
+			}
+			if last {
+				return c.yield(fn)
+			}
+			return c.match(filter, end+1, fn)
+		})
+	default:
+		c := n.kids.get(level)
+		switch {
+		case c == nil:
+			return true
+		case last:
+			return c.yield(fn)
+		}
+		return c.match(filter, end+1, fn)
+	}
+}
+
+// all calls fn for every value below n (n's own included) and reports
+// whether fn wants more. noSys skips children whose level starts with '$'.
+func (n *rnode[V]) all(noSys bool, fn func(string, V) bool) bool {
+	if !n.yield(fn) {
+		return false
+	}
+	return n.kids.each(func(level string, c *rnode[V]) bool {
+		if noSys && IsSysTopic(level) {
+			return true
+		}
+		return c.all(false, fn)
+	})
+}
+
+// yield calls fn with n's value, if any, and reports whether fn wants more.
+func (n *rnode[V]) yield(fn func(string, V) bool) bool {
+	if e := n.entry.Load(); e != nil {
+		return fn(e.topic, e.v)
+	}
+	return true
+}

@@ -1,0 +1,76 @@
+package core
+
+import (
+	"time"
+
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// willMsg is a will message waiting to be published for a client.
+type willMsg struct {
+	will   *packets.Will
+	origin string
+}
+
+// takeWillLocked removes and returns the session's delayed will, if any.
+func (s *session) takeWillLocked() *willMsg {
+	w := s.will
+	s.will = nil
+	if s.willTimer != nil {
+		s.willTimer.Stop()
+		s.willTimer = nil
+	}
+	return w
+}
+
+// stopTimersLocked cancels the session's will and expiry timers.
+func (s *session) stopTimersLocked() {
+	if s.willTimer != nil {
+		s.willTimer.Stop()
+		s.willTimer = nil
+	}
+	if s.expiryTimer != nil {
+		s.expiryTimer.Stop()
+		s.expiryTimer = nil
+	}
+}
+
+// willDelayElapsed publishes a delayed will unless the session was resumed
+// in the meantime [MQTT-3.1.3-9].
+func (s *Server) willDelayElapsed(sess *session, gen uint64) {
+	sess.mu.Lock()
+	if sess.gen != gen || sess.conn != nil || sess.will == nil {
+		sess.mu.Unlock()
+		return
+	}
+	w := sess.will
+	sess.will = nil
+	sess.willTimer = nil
+	sess.mu.Unlock()
+	s.publishWill(w)
+}
+
+// publishWill publishes a will message as its client would have: will
+// properties become the message's properties, less the will delay.
+func (s *Server) publishWill(w *willMsg) {
+	if s.closing.Load() {
+		return
+	}
+	m := &message{
+		topic:   w.will.Topic,
+		payload: w.will.Payload,
+		qos:     w.will.QoS,
+		retain:  w.will.Retain,
+		origin:  w.origin,
+		props:   w.will.Properties,
+	}
+	m.props.WillDelay = 0
+	m.props.Clear(packets.PropWillDelay)
+	now := time.Now()
+	if m.props.Has(packets.PropMessageExpiry) {
+		m.expires = now.Add(time.Duration(m.props.MessageExpiry) * time.Second)
+	}
+	s.stats.willsSent.Add(1)
+	s.log.Debug("publishing will", "client", w.origin, "topic", m.topic)
+	s.route(m, nil)
+}

@@ -1,0 +1,296 @@
+package core
+
+import (
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// writeBatch is how many bytes the writer gathers before a write syscall.
+const writeBatch = 64 << 10
+
+// enqueuePublish queues a PUBLISH for the writer. QoS 0 deliveries are
+// refused when the queue is at its bound (the caller drops and counts them);
+// QoS 1/2 deliveries are already bounded by the inflight window and are
+// always accepted while the connection lives.
+func (c *client) enqueuePublish(d delivery, id uint16, dup bool) bool {
+	c.outMu.Lock()
+	if c.outFinal || (d.qos == 0 && len(c.out) >= c.srv.opts.OutboundQueue) {
+		c.outMu.Unlock()
+		return false
+	}
+	c.out = append(c.out, outItem{d: d, id: id, dup: dup, publish: true})
+	c.outMu.Unlock()
+	c.signal()
+	return true
+}
+
+// enqueueControl queues a control packet. Once a final packet is queued
+// nothing else is accepted.
+func (c *client) enqueueControl(ctl outControl) {
+	c.outMu.Lock()
+	if c.outFinal {
+		c.outMu.Unlock()
+		return
+	}
+	if ctl.final {
+		c.outFinal = true
+	}
+	c.out = append(c.out, outItem{ctl: ctl})
+	overflow := !ctl.final && len(c.out) > c.outLimit()
+	c.outMu.Unlock()
+	c.signal()
+	if overflow {
+		// The client sends but does not read: its acknowledgements pile up.
+		c.log.Warn("client is not reading its acknowledgements; closing connection", "queued", c.outLimit())
+		c.kick(packets.QuotaExceeded, "outbound queue overflow")
+	}
+}
+
+// outLimit bounds the outbound queue for control packets: the QoS 0 bound
+// plus both flow-control windows, which a well-behaved client never exceeds.
+func (c *client) outLimit() int {
+	o := &c.srv.opts
+	return o.OutboundQueue + int(o.MaxInflight) + int(o.ReceiveMaximum) + 64
+}
+
+func (c *client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop drains the outbound queue, encoding many packets into one pooled
+// buffer per write. It exits after a final packet, on a write error, or when
+// the connection ends and the queue is empty.
+func (c *client) writeLoop() {
+	defer close(c.wdone)
+	var batch []outItem
+	w := writer{c: c}
+	for {
+		select {
+		case <-c.wake:
+		case <-c.quit:
+		}
+		c.outMu.Lock()
+		batch, c.out = c.out, batch[:0]
+		c.outMu.Unlock()
+
+		quitting := false
+		select {
+		case <-c.quit:
+			quitting = true
+		default:
+		}
+		if len(batch) == 0 {
+			if quitting {
+				return
+			}
+			continue
+		}
+		final, err := w.writeAll(batch)
+		clear(batch)
+		if err != nil || final {
+			if err != nil && !quitting {
+				c.log.Debug("write failed", "cause", err)
+			}
+			c.wakeReader()
+			return
+		}
+		if cap(batch) > 256 {
+			batch = nil
+		}
+	}
+}
+
+// writer encodes outbound packets. It is owned by the writer goroutine, so
+// the outbound topic aliases need no lock.
+type writer struct {
+	c         *client
+	aliases   map[string]uint16
+	nextAlias uint16
+	pkt       packets.Packet
+}
+
+// writeAll encodes and writes a batch. It reports whether a final packet
+// was written.
+func (w *writer) writeAll(batch []outItem) (final bool, err error) {
+	c := w.c
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	now := time.Now()
+	for i := range batch {
+		it := &batch[i]
+		if it.publish {
+			w.encodePublish(buf, it, now)
+		} else {
+			w.encodeControl(buf, &it.ctl)
+			if it.ctl.final {
+				final = true
+			}
+		}
+		if buf.Len() >= writeBatch {
+			if err := c.flush(buf); err != nil {
+				return false, err
+			}
+		}
+		if final {
+			break
+		}
+	}
+	if buf.Len() > 0 {
+		if err := c.flush(buf); err != nil {
+			return false, err
+		}
+	}
+	return final, nil
+}
+
+func (c *client) flush(buf *bytebufferpool.ByteBuffer) error {
+	n, err := c.conn.Write(buf.B)
+	c.srv.stats.bytesOut.Add(int64(n))
+	buf.Reset()
+	return err
+}
+
+// encodePublish appends one delivery. Views shared by every subscriber
+// (no subscription identifier, no alias, no expiry to rewrite) are encoded
+// once per message and copied, with the packet identifier and DUP patched.
+func (w *writer) encodePublish(buf *bytebufferpool.ByteBuffer, it *outItem, now time.Time) {
+	c := w.c
+	d := &it.d
+	m := d.msg
+	if it.id == 0 && d.qos > 0 {
+		return
+	}
+	c.srv.stats.messagesOut.Add(1)
+	shareable := (c.version != packets.Version5 || (len(d.subIDs) == 0 && m.expires.IsZero())) &&
+		(c.aliasOutMax == 0 || c.version != packets.Version5)
+	if shareable {
+		slot := &m.views[viewIndex(c.version, d.qos, d.retain)]
+		enc := slot.Load()
+		if enc == nil {
+			w.fillPublish(it, now, false)
+			w.pkt.PacketID = 1 // placeholder, patched below
+			b := make([]byte, 0, w.pkt.Size())
+			tmp := bytebufferpool.ByteBuffer{B: b}
+			if err := w.pkt.Encode(&tmp); err != nil {
+				c.log.Error("encoding PUBLISH failed", "topic", m.topic, "cause", err)
+				return
+			}
+			b = tmp.B
+			slot.CompareAndSwap(nil, &b)
+			enc = slot.Load()
+		}
+		start := len(buf.B)
+		buf.B = append(buf.B, *enc...)
+		if d.qos > 0 {
+			if it.dup {
+				buf.B[start] |= 0x08
+			}
+			off := packets.PublishIDOffset(*enc)
+			buf.B[start+off] = byte(it.id >> 8)
+			buf.B[start+off+1] = byte(it.id)
+		}
+		return
+	}
+	w.fillPublish(it, now, true)
+	if err := w.pkt.Encode(buf); err != nil {
+		c.log.Error("encoding PUBLISH failed", "topic", m.topic, "cause", err)
+	}
+}
+
+// fillPublish sets w.pkt to the PUBLISH for a delivery; withView adds the
+// per-subscriber parts (identifiers, remaining expiry, topic alias).
+func (w *writer) fillPublish(it *outItem, now time.Time, withView bool) {
+	c := w.c
+	d := &it.d
+	m := d.msg
+	p := &w.pkt
+	p.Reset()
+	p.Type = packets.Publish
+	p.ProtocolVersion = c.version
+	p.QoS = d.qos
+	p.Retain = d.retain
+	p.Dup = it.dup
+	p.PacketID = it.id
+	p.Topic = m.topic
+	p.Payload = m.payload
+	if c.version != packets.Version5 {
+		return
+	}
+	p.Properties = m.props
+	if !withView {
+		return
+	}
+	p.Properties.SubscriptionIDs = d.subIDs
+	if !m.expires.IsZero() {
+		p.Properties.MessageExpiry = m.remainingExpiry(now)
+		p.Properties.Set(packets.PropMessageExpiry)
+	}
+	if c.aliasOutMax > 0 {
+		w.applyAlias(p)
+	}
+}
+
+// applyAlias assigns or reuses an outbound topic alias: the first
+// aliasOutMax distinct topics get one; later topics go in full.
+func (w *writer) applyAlias(p *packets.Packet) {
+	if a, ok := w.aliases[p.Topic]; ok {
+		p.Topic = ""
+		p.Properties.TopicAlias = a
+		p.Properties.Set(packets.PropTopicAlias)
+		return
+	}
+	if w.nextAlias >= w.c.aliasOutMax {
+		return
+	}
+	if w.aliases == nil {
+		w.aliases = make(map[string]uint16)
+	}
+	w.nextAlias++
+	w.aliases[p.Topic] = w.nextAlias
+	p.Properties.TopicAlias = w.nextAlias
+	p.Properties.Set(packets.PropTopicAlias)
+}
+
+// encodeControl appends a control packet, trimming the reason string and
+// user properties when the client asked for no problem information
+// [MQTT-3.1.2-29] or when they would exceed its maximum packet size
+// [MQTT-3.1.2-25].
+func (w *writer) encodeControl(buf *bytebufferpool.ByteBuffer, ctl *outControl) {
+	c := w.c
+	var p *packets.Packet
+	if ctl.pkt != nil {
+		p = ctl.pkt
+	} else {
+		p = &w.pkt
+		p.Reset()
+		p.Type = ctl.kind
+		p.PacketID = ctl.id
+		p.ReasonCode = ctl.code
+	}
+	if p.ProtocolVersion == 0 {
+		p.ProtocolVersion = c.version
+	}
+	if p.ProtocolVersion == packets.Version5 {
+		if !c.reqProblemInfo && p.Type != packets.Connack && p.Type != packets.Disconnect {
+			p.Properties.ReasonString = ""
+			p.Properties.Clear(packets.PropReasonString)
+			p.Properties.UserProperties = nil
+		}
+		if c.maxOutPacket > 0 && uint32(p.Size()) > c.maxOutPacket {
+			p.Properties.ReasonString = ""
+			p.Properties.Clear(packets.PropReasonString)
+			if uint32(p.Size()) > c.maxOutPacket {
+				p.Properties.UserProperties = nil
+			}
+		}
+	}
+	if err := p.Encode(buf); err != nil {
+		c.log.Error("encoding packet failed", "packet", p.Type.String(), "cause", err)
+	}
+}
