@@ -3,11 +3,14 @@ module github.com/vanemq/vanemq
 go 1.26
 
 require (
-	github.com/eclipse/paho.golang v0.23.0 // indirect
-	github.com/eclipse/paho.mqtt.golang v1.5.1 // indirect
+	github.com/eclipse/paho.golang v0.23.0
+	github.com/eclipse/paho.mqtt.golang v1.5.1
+	github.com/valyala/bytebufferpool v1.0.0
+	go.yaml.in/yaml/v3 v3.0.6
+)
+
+require (
 	github.com/gorilla/websocket v1.5.3 // indirect
-	github.com/valyala/bytebufferpool v1.0.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/net v0.44.0 // indirect
 	golang.org/x/sync v0.17.0 // indirect
 )

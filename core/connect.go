@@ -244,6 +244,7 @@ func (s *Server) detach(c *client) {
 	if sess.conn != c {
 		sess.mu.Unlock()
 		s.sessMu.Unlock()
+		c.log.Info("connection closed; its session lives on in a newer connection")
 		return
 	}
 	sess.conn = nil

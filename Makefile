@@ -1,0 +1,48 @@
+# vanemq developer targets. `make run` starts a broker on 127.0.0.1:1883;
+# `make test` is what CI runs (see .ci/run).
+
+GO       ?= go
+BIN      := bin/vanemq
+# How long `make fuzz` fuzzes the packet decoder.
+FUZZTIME ?= 60s
+# Upper bound for the whole test run (the race detector is slow).
+TEST_TIMEOUT ?= 15m
+
+.PHONY: run build test deps bench fuzz lint
+
+## build: compile the broker into bin/vanemq
+build:
+	$(GO) build -o $(BIN) ./cmd/vanemq
+
+## run: build, then run the broker with the embedded default config
+run: build
+	mkdir -p data
+	./$(BIN)
+
+## deps: install the MQTT command-line clients the tests use, if missing
+deps:
+	@if ! command -v mosquitto_pub >/dev/null 2>&1; then \
+		sudo=; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
+		echo "installing mosquitto-clients"; \
+		$$sudo apt-get -qq update && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get -qq install -y mosquitto-clients; \
+	fi
+
+## test: vet, then run every test with the race detector
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## bench: run the core benchmarks
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./core/...
+
+## fuzz: fuzz the packet decoder for FUZZTIME (default 60s)
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./core/packets
+
+## lint: fail on unformatted files, then go vet
+lint:
+	@unformatted=$$(gofmt -l .); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vanemq/vanemq/core"
+)
+
+// everyKeyYAML sets every key the loader knows to a value other than its
+// default.
+const everyKeyYAML = `listeners:
+  - id: plain
+    type: tcp
+    address: "0.0.0.0:1883"
+  - {id: local, type: tcp, address: "[::1]:0"}
+mqtt:
+  max_packet_size: 65536
+  receive_maximum: 10
+  max_inflight: 20
+  max_queued_messages: 30
+  queue_qos0_messages: true
+  topic_alias_maximum: 40
+  session_expiry_max: 50
+  server_keep_alive: 60
+  connect_timeout: 5s
+  sys_interval: 1m
+  max_client_id_len: 128
+  outbound_queue: 70
+  retain_available: false
+  wildcard_subscription_available: false
+  subscription_identifier_available: false
+  shared_subscription_available: false
+log:
+  level: debug
+  format: json
+`
+
+// defaults is the configuration every key-less file gives.
+func defaults() *config {
+	o := core.DefaultOptions()
+	o.Logger, o.Version = nil, ""
+	return &config{
+		Listeners: []listenerConfig{{ID: "tcp", Type: "tcp", Address: "127.0.0.1:1883"}},
+		Options:   o,
+		Log:       logConfig{Level: slog.LevelInfo, Format: "text"},
+	}
+}
+
+// with returns the defaults changed by f.
+func with(f func(c *config)) *config {
+	c := defaults()
+	f(c)
+	return c
+}
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want *config
+	}{
+		{"empty file", "", defaults()},
+		{"only comments", "# nothing here\n\n", defaults()},
+		{"empty document", "---\n", defaults()},
+		{"null document", "~\n", defaults()},
+		{"empty sections", "mqtt:\nlog:\n", defaults()},
+		{"every key", everyKeyYAML, &config{
+			Listeners: []listenerConfig{
+				{ID: "plain", Type: "tcp", Address: "0.0.0.0:1883"},
+				{ID: "local", Type: "tcp", Address: "[::1]:0"},
+			},
+			Options: core.Options{
+				MaxPacketSize:       65536,
+				ReceiveMaximum:      10,
+				MaxInflight:         20,
+				MaxQueuedMessages:   30,
+				QueueQoS0:           true,
+				TopicAliasMaximum:   40,
+				SessionExpiryMax:    50,
+				ServerKeepAlive:     60,
+				ConnectTimeout:      5 * time.Second,
+				SysInterval:         time.Minute,
+				MaxClientIDLen:      128,
+				OutboundQueue:       70,
+				DisableRetain:       true,
+				DisableWildcardSubs: true,
+				DisableSubIDs:       true,
+				DisableSharedSubs:   true,
+			},
+			Log: logConfig{Level: slog.LevelDebug, Format: "json"},
+		}},
+		{"topic aliases off", "mqtt:\n  topic_alias_maximum: 0\n", with(func(c *config) {
+			c.Options.TopicAliasMaximum, c.Options.DisableTopicAliases = 0, true
+		})},
+		{"$SYS off", "mqtt:\n  sys_interval: 0\n", with(func(c *config) { c.Options.SysInterval = -1 })},
+		{"$SYS off as a duration", "mqtt:\n  sys_interval: 0s\n", with(func(c *config) { c.Options.SysInterval = -1 })},
+		{"features explicitly on", "mqtt:\n  retain_available: true\n  shared_subscription_available: true\n", defaults()},
+		{"queue_qos0 explicitly off", "mqtt:\n  queue_qos0_messages: false\n", defaults()},
+		{"server keep alive 0", "mqtt:\n  server_keep_alive: 0\n", defaults()},
+		{"duration in seconds", "mqtt:\n  connect_timeout: 30\n", with(func(c *config) { c.Options.ConnectTimeout = 30 * time.Second })},
+		{"duration with units", "mqtt:\n  connect_timeout: 1m30s\n  sys_interval: 250ms\n", with(func(c *config) {
+			c.Options.ConnectTimeout = 90 * time.Second
+			c.Options.SysInterval = 250 * time.Millisecond
+		})},
+		{"limits at their bounds", `mqtt:
+  max_packet_size: 268435460
+  receive_maximum: 65535
+  max_client_id_len: 23
+  session_expiry_max: 4294967295
+`, with(func(c *config) {
+			c.Options.MaxPacketSize = 268435460
+			c.Options.ReceiveMaximum = 65535
+			c.Options.MaxClientIDLen = 23
+			c.Options.SessionExpiryMax = 4294967295
+		})},
+		{"hex integer", "mqtt:\n  max_packet_size: 0x10000\n", with(func(c *config) { c.Options.MaxPacketSize = 65536 })},
+		{"listeners only", "listeners:\n  - {id: a, type: tcp, address: \":1883\"}\n", with(func(c *config) {
+			c.Listeners = []listenerConfig{{ID: "a", Type: "tcp", Address: ":1883"}}
+		})},
+		{"host name address", "listeners:\n  - {id: a, type: tcp, address: \"localhost:1883\"}\n", with(func(c *config) {
+			c.Listeners = []listenerConfig{{ID: "a", Type: "tcp", Address: "localhost:1883"}}
+		})},
+		{"anchors and aliases", `listeners:
+  - {id: a, type: tcp, address: &addr "127.0.0.1:1884"}
+  - {id: b, type: tcp, address: *addr}
+`, with(func(c *config) {
+			c.Listeners = []listenerConfig{
+				{ID: "a", Type: "tcp", Address: "127.0.0.1:1884"},
+				{ID: "b", Type: "tcp", Address: "127.0.0.1:1884"},
+			}
+		})},
+		{"log levels", "log:\n  level: warn\n", with(func(c *config) { c.Log.Level = slog.LevelWarn })},
+		{"log level error", "log:\n  level: error\n", with(func(c *config) { c.Log.Level = slog.LevelError })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseConfig("t.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatalf("parseConfig: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("parseConfig =\n%+v\nwant\n%+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // every line of the error, in order
+	}{
+		{"unknown key", `mqtt:
+  receive_maximum: 10
+
+  max_pakcet_size: 10
+`, []string{"t.yaml:4: mqtt.max_pakcet_size: unknown key (did you mean max_packet_size?)"}},
+		{"unknown key, no suggestion", "mqtt:\n  colour: blue\n", []string{"t.yaml:2: mqtt.colour: unknown key"}},
+		{"unknown top-level key", "listners: []\n", []string{"t.yaml:1: listners: unknown key (did you mean listeners?)"}},
+		{"unknown listener key", "listeners:\n  - {id: a, type: tcp, address: \":1\", tls: true}\n",
+			[]string{"t.yaml:2: listeners[0].tls: unknown key"}},
+		{"duplicate key", "mqtt:\n  max_inflight: 1\n  max_inflight: 2\n",
+			[]string{"t.yaml:3: mqtt.max_inflight: duplicate key (first set at line 2)"}},
+		{"string for integer", "mqtt:\n  receive_maximum: lots\n",
+			[]string{`t.yaml:2: mqtt.receive_maximum: cannot use "lots" as an integer`}},
+		{"quoted integer", "mqtt:\n  receive_maximum: \"10\"\n",
+			[]string{`t.yaml:2: mqtt.receive_maximum: cannot use "10" as an integer`}},
+		{"float for integer", "mqtt:\n  max_inflight: 1.5\n",
+			[]string{`t.yaml:2: mqtt.max_inflight: cannot use 1.5 as an integer`}},
+		{"empty value for integer", "mqtt:\n  max_inflight:\n",
+			[]string{`t.yaml:2: mqtt.max_inflight: cannot use an empty value as an integer`}},
+		{"mapping for integer", "mqtt:\n  max_inflight: {a: 1}\n",
+			[]string{`t.yaml:2: mqtt.max_inflight: cannot use a mapping as an integer`}},
+		{"yes for boolean", "mqtt:\n  retain_available: yes\n",
+			[]string{`t.yaml:2: mqtt.retain_available: cannot use "yes" as a boolean (want true or false)`}},
+		{"integer for boolean", "mqtt:\n  queue_qos0_messages: 1\n",
+			[]string{`t.yaml:2: mqtt.queue_qos0_messages: cannot use 1 as a boolean (want true or false)`}},
+		{"integer for string", "log:\n  level: 3\n", []string{`t.yaml:2: log.level: cannot use 3 as a string`}},
+		{"sequence for section", "mqtt:\n  - a\n", []string{`t.yaml:2: mqtt: cannot use a sequence as a mapping`}},
+		{"scalar document", "hello\n", []string{`t.yaml:1: the configuration must be a mapping with the keys listeners, mqtt and log; found "hello"`}},
+		{"receive_maximum 0", "mqtt:\n  receive_maximum: 0\n",
+			[]string{"t.yaml:2: mqtt.receive_maximum: must be between 1 and 65535, got 0"}},
+		{"receive_maximum too big", "mqtt:\n  receive_maximum: 65536\n",
+			[]string{"t.yaml:2: mqtt.receive_maximum: must be between 1 and 65535, got 65536"}},
+		{"max_packet_size too small", "mqtt:\n  max_packet_size: 15\n",
+			[]string{"t.yaml:2: mqtt.max_packet_size: must be between 16 and 268435460, got 15"}},
+		{"max_packet_size too big", "mqtt:\n  max_packet_size: 268435461\n",
+			[]string{"t.yaml:2: mqtt.max_packet_size: must be between 16 and 268435460, got 268435461"}},
+		{"integer overflow", "mqtt:\n  max_queued_messages: 99999999999999999999\n",
+			[]string{"t.yaml:2: mqtt.max_queued_messages: must be between 1 and 2147483647, got 99999999999999999999"}},
+		{"max_inflight 0", "mqtt:\n  max_inflight: 0\n", []string{"t.yaml:2: mqtt.max_inflight: must be between 1 and 65535, got 0"}},
+		{"session_expiry_max 0", "mqtt:\n  session_expiry_max: 0\n",
+			[]string{"t.yaml:2: mqtt.session_expiry_max: must be between 1 and 4294967295, got 0"}},
+		{"max_client_id_len too small", "mqtt:\n  max_client_id_len: 22\n",
+			[]string{"t.yaml:2: mqtt.max_client_id_len: must be between 23 and 65535, got 22"}},
+		{"topic_alias_maximum negative", "mqtt:\n  topic_alias_maximum: -1\n",
+			[]string{"t.yaml:2: mqtt.topic_alias_maximum: must be between 0 and 65535, got -1"}},
+		{"negative duration", "mqtt:\n  sys_interval: -1s\n", []string{"t.yaml:2: mqtt.sys_interval: must not be negative, got -1s"}},
+		{"negative seconds", "mqtt:\n  sys_interval: -5\n", []string{"t.yaml:2: mqtt.sys_interval: must not be negative, got -5"}},
+		{"zero connect timeout", "mqtt:\n  connect_timeout: 0\n", []string{"t.yaml:2: mqtt.connect_timeout: must be greater than 0"}},
+		{"bad duration", "mqtt:\n  connect_timeout: 10 seconds\n",
+			[]string{`t.yaml:2: mqtt.connect_timeout: cannot use "10 seconds" as a duration (want e.g. 10s, 1m30s or a number of seconds)`}},
+		{"bool for duration", "mqtt:\n  connect_timeout: true\n",
+			[]string{`t.yaml:2: mqtt.connect_timeout: cannot use true as a duration (want e.g. 10s, 1m30s or a number of seconds)`}},
+		{"unknown log level", "log:\n  level: verbose\n", []string{`t.yaml:2: log.level: unknown level "verbose" (known: debug, info, warn, error)`}},
+		{"unknown log format", "log:\n  format: xml\n", []string{`t.yaml:2: log.format: unknown format "xml" (known: text, json)`}},
+		{"no listeners", "listeners: []\n", []string{"t.yaml:1: listeners: at least one listener is required"}},
+		{"null listeners", "listeners:\n", []string{"t.yaml:1: listeners: at least one listener is required"}},
+		{"listeners not a list", "listeners: tcp\n", []string{`t.yaml:1: listeners: cannot use "tcp" as a list of listeners`}},
+		{"listener not a mapping", "listeners:\n  - tcp\n", []string{`t.yaml:2: listeners[0]: cannot use "tcp" as a mapping`}},
+		{"empty listener", "listeners:\n  -\n", []string{`t.yaml:2: listeners[0]: cannot use an empty value as a listener`}},
+		{"missing listener keys", "listeners:\n  - type: tcp\n", []string{
+			"t.yaml:2: listeners[0].id: required key missing",
+			"t.yaml:2: listeners[0].address: required key missing",
+		}},
+		{"duplicate listener id", `listeners:
+  - {id: a, type: tcp, address: ":1883"}
+  - {id: b, type: tcp, address: ":1884"}
+  - {id: a, type: tcp, address: ":1885"}
+`, []string{`t.yaml:4: listeners[2].id: duplicate listener id "a" (first used at line 2)`}},
+		{"empty listener id", "listeners:\n  - {id: \"\", type: tcp, address: \":1\"}\n",
+			[]string{"t.yaml:2: listeners[0].id: must not be empty"}},
+		{"unknown listener type", "listeners:\n  - id: a\n    type: websocket\n    address: \":1\"\n",
+			[]string{`t.yaml:3: listeners[0].type: unknown listener type "websocket" (known: tcp)`}},
+		{"address without port", "listeners:\n  - {id: a, type: tcp, address: \"127.0.0.1\"}\n",
+			[]string{`t.yaml:2: listeners[0].address: invalid address "127.0.0.1": missing port in address (want host:port, e.g. 0.0.0.0:1883)`}},
+		{"address with bad port", "listeners:\n  - {id: a, type: tcp, address: \"127.0.0.1:mqtt\"}\n",
+			[]string{`t.yaml:2: listeners[0].address: invalid address "127.0.0.1:mqtt": port "mqtt" is not a number from 0 to 65535`}},
+		{"address with port too big", "listeners:\n  - {id: a, type: tcp, address: \":65536\"}\n",
+			[]string{`t.yaml:2: listeners[0].address: invalid address ":65536": port "65536" is not a number from 0 to 65535`}},
+		{"unquoted IPv6 address", "listeners:\n  - id: a\n    type: tcp\n    address: [::1]:1883\n",
+			[]string{`t.yaml:3: invalid YAML: did not find expected node content`}},
+		{"IPv6 address as a flow sequence", "listeners:\n  - id: a\n    type: tcp\n    address: [\"::1\"]\n",
+			[]string{`t.yaml:4: listeners[0].address: cannot use a sequence as an address; quote IPv6 addresses, e.g. "[::1]:1883"`}},
+		{"syntax error", "mqtt:\n  max_inflight: 1\n bad: 2\n", []string{"t.yaml:2: invalid YAML: did not find expected key"}},
+		{"tab indentation", "mqtt:\n\tmax_inflight: 1\n", []string{"t.yaml:2: invalid YAML: found character that cannot start any token"}},
+		{"two documents", "mqtt: {}\n---\nlog: {}\n", []string{"t.yaml:2: only one YAML document is allowed"}},
+		{"several problems, in file order", `listeners:
+  - {id: a, type: udp, address: ":1"}
+mqtt:
+  receive_maximum: lots
+  max_packet_size: 1
+log:
+  level: loud
+`, []string{
+			`t.yaml:2: listeners[0].type: unknown listener type "udp" (known: tcp)`,
+			`t.yaml:4: mqtt.receive_maximum: cannot use "lots" as an integer`,
+			`t.yaml:5: mqtt.max_packet_size: must be between 16 and 268435460, got 1`,
+			`t.yaml:7: log.level: unknown level "loud" (known: debug, info, warn, error)`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig("t.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("parseConfig succeeded with %+v, want an error", cfg)
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("error:\n%s\nwant:\n%s", got, want)
+			}
+			var ce *configError
+			if !errors.As(err, &ce) || ce.File != "t.yaml" || ce.Line == 0 {
+				t.Errorf("error %#v is not a *configError with a file and line", err)
+			}
+		})
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vanemq.yaml")
+	if err := os.WriteFile(path, []byte("mqtt:\n  max_pakcet_size: 10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadConfig(path)
+	if want := path + ":2: mqtt.max_pakcet_size: unknown key"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("loadConfig(bad file) = %v, want an error starting %q", err, want)
+	}
+
+	_, err = loadConfig(filepath.Join(dir, "missing.yaml"))
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("loadConfig(missing file) = %v, want a not-exist error naming the file", err)
+	}
+}
+
+// TestEmbeddedDefault checks that default.yaml, which documents the
+// defaults for users, gives exactly the defaults of an empty file.
+func TestEmbeddedDefault(t *testing.T) {
+	got, err := loadConfig("")
+	if err != nil {
+		t.Fatalf("loadConfig(\"\"): %v", err)
+	}
+	if want := defaults(); !reflect.DeepEqual(got, want) {
+		t.Errorf("default.yaml gives\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestEveryKeyDocumented checks that docs/configuration.md and
+// default.yaml name every key the loader accepts.
+func TestEveryKeyDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(defaultYAML, &root); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			walk(n.Content[0], path)
+		case yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c, path+"[]")
+			}
+		case yaml.MappingNode:
+			for i := 0; i < len(n.Content); i += 2 {
+				k := n.Content[i].Value
+				if path != "" {
+					k = path + "." + k
+				}
+				keys = append(keys, k)
+				walk(n.Content[i+1], k)
+			}
+		}
+	}
+	walk(&root, "")
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	for _, k := range keys {
+		if !strings.Contains(string(doc), "`"+k+"`") {
+			t.Errorf("docs/configuration.md does not document `%s`", k)
+		}
+	}
+	// The "every key" case of TestParseConfig and default.yaml set the
+	// same keys.
+	everyKeys := keys
+	keys = nil
+	var every yaml.Node
+	if err := yaml.Unmarshal([]byte(everyKeyYAML), &every); err != nil {
+		t.Fatal(err)
+	}
+	walk(&every, "")
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	if !reflect.DeepEqual(keys, everyKeys) {
+		t.Errorf("everyKeyYAML sets\n%v\nand default.yaml\n%v", keys, everyKeys)
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0},
+		{"abc", "", 3},
+		{"max_pakcet_size", "max_packet_size", 1},
+		{"listners", "listeners", 1},
+		{"kitten", "sitting", 3},
+	}
+	for _, tt := range tests {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+//go:build unix
+
+package main
+
+import (
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinary compiles this command into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not on PATH; cannot build the binary")
+	}
+	exe := filepath.Join(t.TempDir(), "vanemq")
+	out, err := exec.Command(goTool, "build", "-o", exe, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return exe
+}
+
+// process is a running vanemq binary.
+type process struct {
+	cmd    *exec.Cmd
+	logs   *logLines
+	exited chan error // receives Wait's result once
+}
+
+// startBinary runs exe with args. The process is killed, by its PID, when
+// the test ends if it is still running.
+func startBinary(t *testing.T, exe string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(exe, args...), logs: newLogLines(), exited: make(chan error, 1)}
+	p.cmd.Stdout = p.logs
+	p.cmd.Stderr = p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", exe, err)
+	}
+	waited := make(chan struct{})
+	go func() {
+		err := p.cmd.Wait()
+		p.exited <- err
+		close(waited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-waited:
+		default:
+			p.cmd.Process.Kill()
+			<-waited
+		}
+	})
+	return p
+}
+
+// wait returns the process's exit status, failing the test if it does not
+// exit in time.
+func (p *process) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case err := <-p.exited:
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return 0
+		case errors.As(err, &ee):
+			return ee.ExitCode() // -1 when killed by a signal
+		default:
+			t.Fatalf("wait: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("vanemq did not exit; log:\n%s", p.logs)
+	}
+	return -1
+}
+
+// TestBinarySIGTERM builds vanemq, runs it on a free loopback port,
+// connects an MQTT 5 client and sends SIGTERM: the client must be told
+// "server shutting down" (DISCONNECT 0x8B) and the process must exit 0. It
+// needs the core engine.
+func TestBinarySIGTERM(t *testing.T) {
+	exe := buildBinary(t)
+	p := startBinary(t, exe, "--config", writeConfig(t, loopbackConfig))
+
+	var addr string
+	select {
+	case addr = <-p.logs.addrs:
+	case <-p.exited:
+		t.Fatalf("vanemq exited before listening; log:\n%s", p.logs)
+	case <-time.After(waitTimeout):
+		t.Fatalf("no listening address logged; log:\n%s", p.logs)
+	}
+	conn, r := connectClient(t, addr)
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	expectShutdownDisconnect(t, conn, r)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0; log:\n%s", code, p.logs)
+	}
+	for _, want := range []string{"msg=listening id=tcp protocol=tcp address=" + addr, "listening on loopback only", `reason="terminated signal received"`, "msg=stopped"} {
+		if !strings.Contains(p.logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, p.logs)
+		}
+	}
+}
+
+// TestBinaryStartupError checks that a bad configuration makes the binary
+// exit 1 with the error, naming file, line and key, on stderr.
+func TestBinaryStartupError(t *testing.T) {
+	exe := buildBinary(t)
+	path := writeConfig(t, "listeners:\n  - {id: a, type: tcp, address: \":1883\"}\nmqtt:\n  max_pakcet_size: 10\n")
+	for _, flag := range []string{"--config", "-config"} {
+		t.Run(flag, func(t *testing.T) {
+			p := startBinary(t, exe, flag, path)
+			if code := p.wait(t); code != 1 {
+				t.Errorf("exit status %d, want 1", code)
+			}
+			want := path + ":4: mqtt.max_pakcet_size: unknown key"
+			if !strings.HasPrefix(p.logs.String(), want) {
+				t.Errorf("stderr:\n%s\nwant it to start %q", p.logs, want)
+			}
+		})
+	}
+}

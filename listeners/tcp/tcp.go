@@ -1,0 +1,185 @@
+// Package tcp is the plain TCP transport: a core.Listener over net.Listen("tcp").
+//
+// Accepted connections keep Go's default TCP_NODELAY (on: MQTT packets are
+// small and latency matters more than coalescing) and have TCP keepalive
+// enabled with the operating system's probe settings left to Go's defaults
+// (15 s idle, 15 s between probes, 9 probes), so a peer that vanished without
+// a FIN is noticed even when the client set an MQTT keep alive of 0.
+package tcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Backoff bounds for temporary Accept errors (such as running out of file
+// descriptors): the first retry waits minBackoff, each further consecutive
+// failure doubles the wait, up to maxBackoff.
+const (
+	minBackoff = 5 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// Listener accepts MQTT clients over TCP. Create it with New; it is safe for
+// concurrent use, and Close may be called from any goroutine.
+type Listener struct {
+	id      string
+	address string
+
+	mu      sync.Mutex
+	ln      net.Listener
+	serving bool
+	closed  bool
+	done    chan struct{} // closed by Close
+}
+
+// New returns a listener named id that will bind address ("host:port"; an
+// empty host means every interface, port 0 picks a free port) on Listen.
+func New(id, address string) *Listener {
+	return &Listener{id: id, address: address, done: make(chan struct{})}
+}
+
+// ID returns the listener's name, as given to New.
+func (l *Listener) ID() string { return l.id }
+
+// Protocol returns "tcp".
+func (l *Listener) Protocol() string { return "tcp" }
+
+// Listen binds the address. It may be called once, and not after Close. A
+// failure to bind is returned as the *net.OpError from the net package.
+func (l *Listener) Listen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return fmt.Errorf("tcp listener %q: listen: %w", l.id, net.ErrClosed)
+	case l.ln != nil:
+		return fmt.Errorf("tcp listener %q: already listening on %s", l.id, l.ln.Addr())
+	}
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true}}
+	ln, err := lc.Listen(context.Background(), "tcp", l.address)
+	if err != nil {
+		// Already "listen tcp ADDRESS: CAUSE"; the server adds the id.
+		return err
+	}
+	l.ln = ln
+	return nil
+}
+
+// Address returns the bound address after Listen (with the real port when
+// the configured port was 0), and the configured address before.
+func (l *Listener) Address() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.address
+}
+
+// Serve accepts connections until Close and calls handle for each one on
+// Serve's goroutine, so handle must return quickly and leave the
+// connection's lifetime to goroutines of its own. Temporary Accept errors
+// are retried with a bounded backoff. Serve returns nil once the listener is
+// closed (also if it was closed before Serve was called), and an error if
+// Listen has not succeeded, Serve is already running, or Accept fails for
+// good.
+func (l *Listener) Serve(handle func(net.Conn)) error {
+	l.mu.Lock()
+	switch {
+	case l.closed:
+		l.mu.Unlock()
+		return nil
+	case l.ln == nil:
+		l.mu.Unlock()
+		return fmt.Errorf("tcp listener %q: serve called before listen", l.id)
+	case l.serving:
+		l.mu.Unlock()
+		return fmt.Errorf("tcp listener %q: already serving", l.id)
+	}
+	l.serving = true
+	ln := l.ln
+	l.mu.Unlock()
+
+	if err := serve(ln, l.done, handle); err != nil {
+		return fmt.Errorf("tcp listener %q: %w", l.id, err)
+	}
+	return nil
+}
+
+// Close stops accepting and makes Serve return. Connections already handed
+// to the server stay open. Calling Close again does nothing.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	close(l.done)
+	if l.ln == nil {
+		return nil
+	}
+	if err := l.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("tcp listener %q: close: %w", l.id, err)
+	}
+	return nil
+}
+
+// serve is the accept loop. It returns nil when done is closed, retries
+// temporary errors after a backoff that Close interrupts, and returns any
+// other Accept error.
+func serve(ln net.Listener, done <-chan struct{}, handle func(net.Conn)) error {
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err == nil {
+			backoff = 0
+			handle(conn)
+			continue
+		}
+		select {
+		case <-done:
+			return nil
+		default:
+		}
+		if !temporary(err) {
+			return fmt.Errorf("accept: %w", err)
+		}
+		backoff = min(max(2*backoff, minBackoff), maxBackoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-done:
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// temporary reports whether an Accept error is worth retrying: time-outs and
+// resource exhaustion (file descriptors, buffers, memory), and connections
+// that were aborted or reset while queued.
+func temporary(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, errno := range []syscall.Errno{
+		syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR, syscall.EAGAIN,
+	} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
