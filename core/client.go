@@ -238,12 +238,12 @@ func (c *client) handlePubrel(id uint16) {
 
 // handleDisconnect takes a client's DISCONNECT: a normal disconnection
 // discards the will [MQTT-3.14.4-3], 0x04 keeps it; v5 may update the
-// session expiry, but not from zero [MQTT-3.14.2-2].
+// session expiry, but not from zero (v5 section 3.14.2.2.2).
 func (c *client) handleDisconnect(p *packets.Packet) error {
 	s := c.sess
 	if c.version == packets.Version5 && p.Properties.Has(packets.PropSessionExpiry) {
 		if c.connectExpiry == 0 && p.Properties.SessionExpiry != 0 {
-			return packets.Errorf(packets.ProtocolError, "DISCONNECT sets a session expiry after CONNECT set 0 [MQTT-3.14.2-2]")
+			return packets.Errorf(packets.ProtocolError, "DISCONNECT sets a session expiry after CONNECT set 0 (v5 section 3.14.2.2.2)")
 		}
 		s.mu.Lock()
 		s.expiry = min(p.Properties.SessionExpiry, c.srv.opts.SessionExpiryMax)

@@ -176,10 +176,13 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 		oldConn = sess.conn
 		if oldConn != nil {
 			sess.conn = nil
-			if clean && oldConn.will != nil {
-				// The old session ends here, so its will goes out now
-				// [MQTT-3.1.3-9]; a resumed session suppresses it.
-				wills = append(wills, &willMsg{will: oldConn.will, origin: id})
+			// The old connection's will goes out now when its delay is 0 or
+			// its session ends here; a delayed will is suppressed by the
+			// resuming connection [MQTT-3.1.2-8][MQTT-3.1.3-9]. It is
+			// published before this function returns, so it can never
+			// follow (and overwrite) what the new connection publishes.
+			if w := oldConn.will; w != nil && (clean || w.Properties.WillDelay == 0) {
+				wills = append(wills, &willMsg{will: w, origin: id})
 			}
 		}
 		if w := sess.takeWillLocked(); w != nil && clean {

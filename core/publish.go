@@ -11,6 +11,9 @@ import (
 // duplicate check and Receive Maximum, authorization, routing, and the
 // acknowledgement.
 func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet) error {
+	if len(p.Properties.SubscriptionIDs) > 0 {
+		return packets.Errorf(packets.ProtocolError, "PUBLISH from a client carries a Subscription Identifier [MQTT-3.3.4-6]")
+	}
 	if err := c.resolveAlias(p); err != nil {
 		return err
 	}
@@ -30,7 +33,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		}
 		if len(sess.inQoS2) >= int(s.opts.ReceiveMaximum) {
 			sess.mu.Unlock()
-			return packets.Errorf(packets.ReceiveMaximumExceeded, "more than %d unacknowledged QoS 2 PUBLISH packets [MQTT-3.3.4-9]", s.opts.ReceiveMaximum)
+			return packets.Errorf(packets.ReceiveMaximumExceeded, "more than %d unacknowledged QoS 2 PUBLISH packets [MQTT-3.3.4-7]", s.opts.ReceiveMaximum)
 		}
 		sess.inQoS2[p.PacketID] = struct{}{}
 		sess.mu.Unlock()

@@ -126,7 +126,7 @@ func decodeErrCases() []decodeErrCase {
 		{"(3.2.2.3.3) Receive Maximum 0 in CONNACK", Version5, v5Connack(prop(PropReceiveMaximum, u16(0))), ProtocolError, nil},
 		{"(3.1.2.11.4) Maximum Packet Size 0 in CONNECT", Version5, v5Connect(prop(PropMaximumPacketSize, u32(0))), ProtocolError, nil},
 		{"(3.2.2.3.6) Maximum Packet Size 0 in CONNACK", Version5, v5Connack(prop(PropMaximumPacketSize, u32(0))), ProtocolError, nil},
-		{"[MQTT-3.3.2-8] Topic Alias 0", Version5, v5Pub(prop(PropTopicAlias, u16(0))), ProtocolError, nil},
+		{"[MQTT-3.3.2-8] Topic Alias 0", Version5, v5Pub(prop(PropTopicAlias, u16(0))), TopicAliasInvalid, nil},
 		{"(3.3.2.3.2) Payload Format Indicator 2", Version5, v5Pub(prop(PropPayloadFormat, bs(2))), ProtocolError, nil},
 		{"(3.1.3.2.3) will Payload Format Indicator 2", Version5,
 			raw(0x10, v5ConnectHead(0x06), props(), str("c"), props(prop(PropPayloadFormat, bs(2))), str("w"), str("")), ProtocolError, nil},

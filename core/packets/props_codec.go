@@ -172,8 +172,13 @@ func (d *decoder) prop(dst *Properties, id PropID, info *propInfo) error {
 		if err != nil {
 			return err
 		}
-		if v == 0 && (id == PropReceiveMaximum || id == PropTopicAlias) {
+		if v == 0 && id == PropReceiveMaximum {
 			return Errorf(ProtocolError, "%s is 0", what)
+		}
+		if v == 0 && id == PropTopicAlias {
+			// A Topic Alias of 0 is answered with Topic Alias invalid
+			// [MQTT-3.3.2-8], v5 section 3.3.4.
+			return Errorf(TopicAliasInvalid, "%s is 0 [MQTT-3.3.2-8]", what)
 		}
 		dst.setNum(id, uint32(v))
 	case kindUint32:
