@@ -26,8 +26,9 @@ type Options struct {
 	QueueQoS0 bool
 	// TopicAliasMaximum is the number of topic aliases a client may use
 	// towards the broker, and the most the broker assigns towards a client.
-	// Default 65535; 0 in the config file is taken as the default, and
-	// DisableTopicAliases turns them off.
+	// Default 65535 (a zero field takes the default); DisableTopicAliases
+	// turns aliases off, which is what topic_alias_maximum: 0 in the config
+	// file maps to.
 	TopicAliasMaximum uint16
 	// DisableTopicAliases announces Topic Alias Maximum 0 and never
 	// assigns outbound aliases.
