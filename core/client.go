@@ -42,13 +42,17 @@ type client struct {
 	r       *packets.Reader
 	aliasIn map[uint16]string // inbound topic aliases, reader-owned
 
-	outMu    sync.Mutex
-	out      []outItem
-	outFinal bool // a final packet is queued; accept nothing more
-	wake     chan struct{}
-	quit     chan struct{} // closed when the connection is ending
-	quitOnce sync.Once
-	wdone    chan struct{} // closed when the writer has exited
+	// Outbound topic aliases, owned by whichever writer goroutine runs.
+	aliasOut  map[string]uint16
+	nextAlias uint16
+
+	outMu      sync.Mutex
+	out        []outItem
+	outFinal   bool // a final packet is queued; accept nothing more
+	writing    bool          // a writer goroutine is running
+	writerDone bool          // the connection is closed for writing
+	closing    bool          // finish has begun: no new writer starts
+	writerExit chan struct{} // closed when the running writer exits, for finish
 
 	// closeReason is the v5 reason the broker closed the connection with,
 	// or Success for a normal DISCONNECT from the client.
@@ -89,9 +93,6 @@ func newClient(s *Server, nc net.Conn, listener string) *client {
 		conn:     nc,
 		listener: listener,
 		remote:   nc.RemoteAddr().String(),
-		wake:     make(chan struct{}, 1),
-		quit:     make(chan struct{}),
-		wdone:    make(chan struct{}),
 	}
 	c.log = s.log.With("remote", c.remote, "listener", listener)
 	c.r = packets.NewReader(bufio.NewReaderSize(nc, 4096), s.opts.MaxPacketSize)
@@ -102,7 +103,6 @@ func newClient(s *Server, nc net.Conn, listener string) *client {
 // connection ends. It owns the connection's cleanup.
 func (c *client) run(ctx context.Context) {
 	defer c.finish()
-	go c.writeLoop()
 
 	var pkt packets.Packet
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.srv.opts.ConnectTimeout))
@@ -343,12 +343,38 @@ func (c *client) wakeReader() {
 	_ = c.conn.SetReadDeadline(time.Unix(1, 0))
 }
 
-// finish ends the connection: the writer drains what is queued (bounded by
-// a write deadline), the socket closes, and the session is detached.
+// finish ends the connection: a running writer drains what is queued
+// (bounded by a write deadline), the socket closes, and the session is
+// detached.
 func (c *client) finish() {
-	c.quitOnce.Do(func() { close(c.quit) })
 	_ = c.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	<-c.wdone
+	c.outMu.Lock()
+	c.closing = true
+	switch {
+	case c.writing:
+		ch := make(chan struct{})
+		c.writerExit = ch
+		c.outMu.Unlock()
+		<-ch
+		c.outMu.Lock()
+	case len(c.out) > 0 && !c.writerDone:
+		c.writing = true
+		c.outMu.Unlock()
+		c.writeLoop() // drain what is queued, on this goroutine
+		c.outMu.Lock()
+	}
+	c.outFinal = true
+	c.writerDone = true
+	for _, it := range c.out {
+		if it.publish {
+			it.d.msg.release()
+		}
+	}
+	if c.out != nil {
+		putBatch(c.out)
+		c.out = nil
+	}
+	c.outMu.Unlock()
 	_ = c.conn.Close()
 	c.srv.detach(c)
 }

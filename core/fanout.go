@@ -65,6 +65,7 @@ func (s *Server) fanout(m *message, from *client) int {
 			v.ids = append(v.ids, sub.Identifier)
 		}
 	}
+	m.fanout.Store(int32(len(sc.views) + len(sc.matches.Shared)))
 	n := 0
 	for i := range sc.views {
 		v := &sc.views[i]

@@ -1,8 +1,11 @@
 package core
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/bytebufferpool"
 
 	"github.com/vanemq/vanemq/core/packets"
 )
@@ -26,10 +29,40 @@ type message struct {
 	// means never.
 	expires time.Time
 
-	// views caches the encoded PUBLISH for the views that are the same for
-	// every subscriber (no subscription identifier, no topic alias, no
-	// expiry to rewrite): indexed by viewIndex.
-	views [viewSlots]atomic.Pointer[[]byte]
+	// fanout is how many deliveries the publish fanned out to; the encoded
+	// views are cached only when more than one subscriber can share them.
+	fanout atomic.Int32
+	// refs counts deliveries queued for writers that may use the cached
+	// views; when it drops to zero the views go back to the pool.
+	refs atomic.Int32
+	// viewMu guards views. The views cache the encoded PUBLISH for the
+	// views that are the same for every subscriber (no subscription
+	// identifier, no topic alias, no expiry to rewrite), by viewIndex, in
+	// pooled buffers.
+	viewMu sync.Mutex
+	views  [viewSlots]*bytebufferpool.ByteBuffer
+}
+
+// hold records a queued delivery of m (see release).
+func (m *message) hold() { m.refs.Add(1) }
+
+// release ends a queued delivery of m; the last one returns the cached
+// views to the pool. A delivery copies a view only while holding viewMu and
+// its reference, so no view is returned while in use.
+func (m *message) release() {
+	if m.refs.Add(-1) != 0 {
+		return
+	}
+	m.viewMu.Lock()
+	if m.refs.Load() == 0 {
+		for i, v := range m.views {
+			if v != nil {
+				bytebufferpool.Put(v)
+				m.views[i] = nil
+			}
+		}
+	}
+	m.viewMu.Unlock()
 }
 
 // viewSlots is the number of shareable encoded views of one message: two

@@ -22,50 +22,54 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		subID = p.Properties.SubscriptionIDs[0]
 	}
 	codes := make([]packets.ReasonCode, len(p.Subscriptions))
-	type added struct {
-		sub   topics.Subscription
-		isNew bool
-	}
-	var news []added
-	sess := c.sess
+	subs := make([]topics.Subscription, len(p.Subscriptions))
 	for i, req := range p.Subscriptions {
 		code, sub := s.checkSubscription(ctx, c, req, subID)
 		if code == packets.ProtocolError {
 			return packets.Errorf(packets.ProtocolError, "no local set on shared subscription %q [MQTT-3.8.3-4]", req.Filter)
 		}
-		if code.IsError() && !v5 {
-			code = packets.V3SubackFailure
-		}
-		codes[i] = code
 		if code.IsError() {
 			c.log.Info("subscription refused", "filter", req.Filter, "reason", code.String())
-			continue
+			if !v5 {
+				code = packets.V3SubackFailure
+			}
 		}
-		sess.mu.Lock()
-		if sess.conn != c {
-			sess.mu.Unlock()
-			return nil // the session moved to another connection
+		codes[i] = code
+		subs[i] = sub
+	}
+
+	// Subscribing, the SUBACK and the retained messages happen under the
+	// session lock, so no message published after the SUBACK can overtake
+	// the retained ones.
+	sess := c.sess
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.conn != c {
+		return nil // the session moved to another connection
+	}
+	isNew := make([]bool, len(subs))
+	for i, sub := range subs {
+		if codes[i].IsError() {
+			continue
 		}
 		k := subKey{group: sub.Group, filter: sub.Filter}
 		_, existed := sess.subs[k]
+		isNew[i] = !existed
 		sess.subs[k] = sub
 		s.subs.Subscribe(sub)
-		sess.mu.Unlock()
-		news = append(news, added{sub: sub, isNew: !existed})
 	}
 	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}})
-
-	for _, a := range news {
+	for i, sub := range subs {
 		// Shared subscriptions get no retained messages [MQTT-4.8.2-?]; retain
 		// handling 1 sends them only for a new subscription, 2 never
 		// [MQTT-3.3.1-9/10/11].
-		if a.sub.Group != "" || s.opts.DisableRetain {
+		if codes[i].IsError() || sub.Group != "" || s.opts.DisableRetain {
 			continue
 		}
-		if a.sub.RetainHandling == 2 || (a.sub.RetainHandling == 1 && !a.isNew) {
+		if sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]) {
 			continue
 		}
-		s.sendRetained(sess, c, a.sub)
+		s.sendRetainedLocked(sess, c, sub)
 	}
 	return nil
 }
@@ -109,20 +113,15 @@ func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.S
 	return packets.ReasonCode(granted), sub
 }
 
-// sendRetained queues the retained messages matching a new subscription,
-// with the retain flag set [MQTT-3.3.1-8], through the session's bounded
-// queue.
-func (s *Server) sendRetained(sess *session, c *client, sub topics.Subscription) {
+// sendRetainedLocked queues the retained messages matching a new
+// subscription, with the retain flag set [MQTT-3.3.1-8], through the
+// session's bounded queue. The caller holds sess.mu.
+func (s *Server) sendRetainedLocked(sess *session, c *client, sub topics.Subscription) {
 	var ids []uint32
 	if sub.Identifier != 0 {
 		ids = []uint32{sub.Identifier}
 	}
 	now := time.Now()
-	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	if sess.conn != c {
-		return
-	}
 	s.retained.Match(sub.Filter, func(_ string, m *message) bool {
 		if m.expired(now) {
 			return true

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"sync"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -10,6 +11,10 @@ import (
 
 // writeBatch is how many bytes the writer gathers before a write syscall.
 const writeBatch = 64 << 10
+
+// batchPool recycles outbound queue slices, so an idle connection holds
+// none.
+var batchPool = sync.Pool{New: func() any { return new([]outItem) }}
 
 // enqueuePublish queues a PUBLISH for the writer. QoS 0 deliveries are
 // refused when the queue is at its bound (the caller drops and counts them);
@@ -21,9 +26,8 @@ func (c *client) enqueuePublish(d delivery, id uint16, dup bool) bool {
 		c.outMu.Unlock()
 		return false
 	}
-	c.out = append(c.out, outItem{d: d, id: id, dup: dup, publish: true})
-	c.outMu.Unlock()
-	c.signal()
+	d.msg.hold()
+	c.pushLocked(outItem{d: d, id: id, dup: dup, publish: true})
 	return true
 }
 
@@ -35,17 +39,32 @@ func (c *client) enqueueControl(ctl outControl) {
 		c.outMu.Unlock()
 		return
 	}
+	overflow := !ctl.final && len(c.out) >= c.outLimit()
 	if ctl.final {
 		c.outFinal = true
 	}
-	c.out = append(c.out, outItem{ctl: ctl})
-	overflow := !ctl.final && len(c.out) > c.outLimit()
-	c.outMu.Unlock()
-	c.signal()
+	c.pushLocked(outItem{ctl: ctl})
 	if overflow {
 		// The client sends but does not read: its acknowledgements pile up.
-		c.log.Warn("client is not reading its acknowledgements; closing connection", "queued", c.outLimit())
+		c.log.Warn("client is not reading its acknowledgements; closing connection", "limit", c.outLimit())
 		c.kick(packets.QuotaExceeded, "outbound queue overflow")
+	}
+}
+
+// pushLocked appends an item, starts the writer if it is not running, and
+// unlocks outMu.
+func (c *client) pushLocked(it outItem) {
+	if c.out == nil {
+		c.out = (*batchPool.Get().(*[]outItem))[:0]
+	}
+	c.out = append(c.out, it)
+	start := !c.writing && !c.writerDone && !c.closing
+	if start {
+		c.writing = true
+	}
+	c.outMu.Unlock()
+	if start {
+		go c.writeLoop()
 	}
 }
 
@@ -56,63 +75,69 @@ func (c *client) outLimit() int {
 	return o.OutboundQueue + int(o.MaxInflight) + int(o.ReceiveMaximum) + 64
 }
 
-func (c *client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// writeLoop drains the outbound queue, encoding many packets into one pooled
-// buffer per write. It exits after a final packet, on a write error, or when
-// the connection ends and the queue is empty.
+// writeLoop runs while the outbound queue has work: it takes the whole
+// queue, encodes it into pooled buffers and writes many packets per syscall,
+// and exits when the queue is empty, so an idle connection has no writer
+// goroutine. After a final packet or a write error it refuses further work
+// and wakes the reader.
 func (c *client) writeLoop() {
-	defer close(c.wdone)
-	var batch []outItem
 	w := writer{c: c}
+	var batch []outItem
 	for {
-		select {
-		case <-c.wake:
-		case <-c.quit:
-		}
 		c.outMu.Lock()
-		batch, c.out = c.out, batch[:0]
-		c.outMu.Unlock()
-
-		quitting := false
-		select {
-		case <-c.quit:
-			quitting = true
-		default:
-		}
-		if len(batch) == 0 {
-			if quitting {
-				return
+		if len(c.out) == 0 || c.writerDone {
+			c.writing = false
+			if c.writerExit != nil {
+				close(c.writerExit)
+				c.writerExit = nil
 			}
-			continue
-		}
-		final, err := w.writeAll(batch)
-		clear(batch)
-		if err != nil || final {
-			if err != nil && !quitting {
-				c.log.Debug("write failed", "cause", err)
+			if c.out != nil && len(c.out) == 0 {
+				putBatch(c.out)
+				c.out = nil
 			}
-			c.wakeReader()
+			c.outMu.Unlock()
+			if batch != nil {
+				putBatch(batch)
+			}
 			return
 		}
-		if cap(batch) > 256 {
-			batch = nil
+		batch, c.out = c.out, batch[:0]
+		if c.out == nil || cap(c.out) == 0 {
+			c.out = nil
+		}
+		c.outMu.Unlock()
+
+		final, err := w.writeAll(batch)
+		clear(batch)
+		batch = batch[:0]
+		if err != nil || final {
+			if err != nil {
+				c.log.Debug("write failed", "cause", err)
+			}
+			c.outMu.Lock()
+			c.outFinal = true
+			c.writerDone = true
+			c.outMu.Unlock()
+			c.wakeReader()
 		}
 	}
 }
 
-// writer encodes outbound packets. It is owned by the writer goroutine, so
-// the outbound topic aliases need no lock.
+func putBatch(b []outItem) {
+	if cap(b) > 4096 {
+		return // let an outsized queue go
+	}
+	clear(b[:cap(b)])
+	b = b[:0]
+	batchPool.Put(&b)
+}
+
+// writer encodes outbound packets for the one running writer goroutine of
+// a connection; the connection's outbound topic aliases are only touched by
+// that goroutine, so they need no lock.
 type writer struct {
-	c         *client
-	aliases   map[string]uint16
-	nextAlias uint16
-	pkt       packets.Packet
+	c   *client
+	pkt packets.Packet
 }
 
 // writeAll encodes and writes a batch. It reports whether a final packet
@@ -126,6 +151,7 @@ func (w *writer) writeAll(batch []outItem) (final bool, err error) {
 		it := &batch[i]
 		if it.publish {
 			w.encodePublish(buf, it, now)
+			it.d.msg.release()
 		} else {
 			w.encodeControl(buf, &it.ctl)
 			if it.ctl.final {
@@ -167,39 +193,40 @@ func (w *writer) encodePublish(buf *bytebufferpool.ByteBuffer, it *outItem, now 
 		return
 	}
 	c.srv.stats.messagesOut.Add(1)
-	shareable := (c.version != packets.Version5 || (len(d.subIDs) == 0 && m.expires.IsZero())) &&
-		(c.aliasOutMax == 0 || c.version != packets.Version5)
-	if shareable {
-		slot := &m.views[viewIndex(c.version, d.qos, d.retain)]
-		enc := slot.Load()
-		if enc == nil {
-			w.fillPublish(it, now, false)
-			w.pkt.PacketID = 1 // placeholder, patched below
-			b := make([]byte, 0, w.pkt.Size())
-			tmp := bytebufferpool.ByteBuffer{B: b}
-			if err := w.pkt.Encode(&tmp); err != nil {
-				c.log.Error("encoding PUBLISH failed", "topic", m.topic, "cause", err)
-				return
-			}
-			b = tmp.B
-			slot.CompareAndSwap(nil, &b)
-			enc = slot.Load()
-		}
-		start := len(buf.B)
-		buf.B = append(buf.B, *enc...)
-		if d.qos > 0 {
-			if it.dup {
-				buf.B[start] |= 0x08
-			}
-			off := packets.PublishIDOffset(*enc)
-			buf.B[start+off] = byte(it.id >> 8)
-			buf.B[start+off+1] = byte(it.id)
+	shareable := m.fanout.Load() > 1 &&
+		(c.version != packets.Version5 || (len(d.subIDs) == 0 && m.expires.IsZero() && c.aliasOutMax == 0))
+	if !shareable {
+		w.fillPublish(it, now, true)
+		if err := w.pkt.Encode(buf); err != nil {
+			c.log.Error("encoding PUBLISH failed", "topic", m.topic, "cause", err)
 		}
 		return
 	}
-	w.fillPublish(it, now, true)
-	if err := w.pkt.Encode(buf); err != nil {
-		c.log.Error("encoding PUBLISH failed", "topic", m.topic, "cause", err)
+	m.viewMu.Lock()
+	slot := &m.views[viewIndex(c.version, d.qos, d.retain)]
+	if *slot == nil {
+		w.fillPublish(it, now, false)
+		w.pkt.PacketID = 1 // placeholder, patched below
+		enc := bytebufferpool.Get()
+		if err := w.pkt.Encode(enc); err != nil {
+			m.viewMu.Unlock()
+			bytebufferpool.Put(enc)
+			c.log.Error("encoding PUBLISH failed", "topic", m.topic, "cause", err)
+			return
+		}
+		*slot = enc
+	}
+	enc := (*slot).B
+	start := len(buf.B)
+	buf.B = append(buf.B, enc...)
+	m.viewMu.Unlock()
+	if d.qos > 0 {
+		if it.dup {
+			buf.B[start] |= 0x08
+		}
+		off := packets.PublishIDOffset(buf.B[start:])
+		buf.B[start+off] = byte(it.id >> 8)
+		buf.B[start+off+1] = byte(it.id)
 	}
 }
 
@@ -239,21 +266,22 @@ func (w *writer) fillPublish(it *outItem, now time.Time, withView bool) {
 // applyAlias assigns or reuses an outbound topic alias: the first
 // aliasOutMax distinct topics get one; later topics go in full.
 func (w *writer) applyAlias(p *packets.Packet) {
-	if a, ok := w.aliases[p.Topic]; ok {
+	c := w.c
+	if a, ok := c.aliasOut[p.Topic]; ok {
 		p.Topic = ""
 		p.Properties.TopicAlias = a
 		p.Properties.Set(packets.PropTopicAlias)
 		return
 	}
-	if w.nextAlias >= w.c.aliasOutMax {
+	if c.nextAlias >= c.aliasOutMax {
 		return
 	}
-	if w.aliases == nil {
-		w.aliases = make(map[string]uint16)
+	if c.aliasOut == nil {
+		c.aliasOut = make(map[string]uint16)
 	}
-	w.nextAlias++
-	w.aliases[p.Topic] = w.nextAlias
-	p.Properties.TopicAlias = w.nextAlias
+	c.nextAlias++
+	c.aliasOut[p.Topic] = c.nextAlias
+	p.Properties.TopicAlias = c.nextAlias
 	p.Properties.Set(packets.PropTopicAlias)
 }
 
