@@ -48,7 +48,7 @@ type client struct {
 
 	outMu      sync.Mutex
 	out        []outItem
-	outFinal   bool // a final packet is queued; accept nothing more
+	outFinal   bool          // a final packet is queued; accept nothing more
 	writing    bool          // a writer goroutine is running
 	writerDone bool          // the connection is closed for writing
 	closing    bool          // finish has begun: no new writer starts
