@@ -371,7 +371,7 @@ func (c *client) finish() {
 		}
 	}
 	if c.out != nil {
-		putBatch(c.out)
+		c.putBatch(c.out)
 		c.out = nil
 	}
 	c.outMu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/bytebufferpool"
+
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/core/topics"
 )
@@ -35,8 +37,10 @@ type Server struct {
 	// online counts sessions with a live connection.
 	online atomic.Int64
 
-	scratch  *sync.Pool                      // *fanoutScratch
-	accepted func(*topics.Subscription) bool // s.isOnline, bound once
+	scratch   *sync.Pool                      // *fanoutScratch
+	batches   sync.Pool                       // *[]outItem, outbound queues
+	writeBufs bytebufferpool.Pool             // writers' batch buffers
+	accepted  func(*topics.Subscription) bool // s.isOnline, bound once
 
 	connsMu sync.Mutex
 	conns   map[*client]struct{}
@@ -66,6 +70,7 @@ func New(opts Options) (*Server, error) {
 		conns:    make(map[*client]struct{}),
 		scratch:  newScratchPool(),
 	}
+	s.batches.New = func() any { return new([]outItem) }
 	s.accepted = s.isOnline
 	return s, nil
 }

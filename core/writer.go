@@ -1,7 +1,6 @@
 package core
 
 import (
-	"sync"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -11,10 +10,6 @@ import (
 
 // writeBatch is how many bytes the writer gathers before a write syscall.
 const writeBatch = 64 << 10
-
-// batchPool recycles outbound queue slices, so an idle connection holds
-// none.
-var batchPool = sync.Pool{New: func() any { return new([]outItem) }}
 
 // enqueuePublish queues a PUBLISH for the writer. QoS 0 deliveries are
 // refused when the queue is at its bound (the caller drops and counts them);
@@ -55,7 +50,7 @@ func (c *client) enqueueControl(ctl outControl) {
 // unlocks outMu.
 func (c *client) pushLocked(it outItem) {
 	if c.out == nil {
-		c.out = (*batchPool.Get().(*[]outItem))[:0]
+		c.out = (*c.srv.batches.Get().(*[]outItem))[:0]
 	}
 	c.out = append(c.out, it)
 	start := !c.writing && !c.writerDone && !c.closing
@@ -92,12 +87,12 @@ func (c *client) writeLoop() {
 				c.writerExit = nil
 			}
 			if c.out != nil && len(c.out) == 0 {
-				putBatch(c.out)
+				c.putBatch(c.out)
 				c.out = nil
 			}
 			c.outMu.Unlock()
 			if batch != nil {
-				putBatch(batch)
+				c.putBatch(batch)
 			}
 			return
 		}
@@ -123,13 +118,14 @@ func (c *client) writeLoop() {
 	}
 }
 
-func putBatch(b []outItem) {
+// putBatch returns an outbound queue slice to the server's pool.
+func (c *client) putBatch(b []outItem) {
 	if cap(b) > 4096 {
 		return // let an outsized queue go
 	}
 	clear(b[:cap(b)])
 	b = b[:0]
-	batchPool.Put(&b)
+	c.srv.batches.Put(&b)
 }
 
 // writer encodes outbound packets for the one running writer goroutine of
@@ -144,8 +140,11 @@ type writer struct {
 // was written.
 func (w *writer) writeAll(batch []outItem) (final bool, err error) {
 	c := w.c
-	buf := bytebufferpool.Get()
-	defer bytebufferpool.Put(buf)
+	buf := c.srv.writeBufs.Get()
+	if cap(buf.B) < writeBatch {
+		buf.B = make([]byte, 0, writeBatch+4096)
+	}
+	defer c.srv.writeBufs.Put(buf)
 	now := time.Now()
 	for i := range batch {
 		it := &batch[i]
