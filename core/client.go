@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -23,7 +22,6 @@ type client struct {
 	conn     net.Conn
 	listener string
 	remote   string
-	log      *slog.Logger
 
 	id         string
 	version    byte
@@ -39,6 +37,7 @@ type client struct {
 	will           *packets.Will
 	connectExpiry  uint32 // session expiry the CONNECT asked for (v5)
 
+	cr      *connReader
 	r       *packets.Reader
 	aliasIn map[uint16]string // inbound topic aliases, reader-owned
 
@@ -94,45 +93,83 @@ func newClient(s *Server, nc net.Conn, listener string) *client {
 		listener: listener,
 		remote:   nc.RemoteAddr().String(),
 	}
-	c.log = s.log.With("remote", c.remote, "listener", listener)
-	c.r = packets.NewReader(bufio.NewReaderSize(nc, 4096), s.opts.MaxPacketSize)
+	c.cr = newConnReader(nc, &s.readBufs)
+	c.r = packets.NewReader(c.cr, s.opts.MaxPacketSize)
 	return c
 }
 
-// run is the connection's reader: CONNECT, then packets until the
-// connection ends. It owns the connection's cleanup.
+// run handles CONNECT, then hands the connection to serve on a fresh
+// goroutine: the deep call chains of connecting (authentication, logging)
+// grow this goroutine's stack, and an idle connection should not keep it.
 func (c *client) run(ctx context.Context) {
-	defer c.finish()
+	if !c.connectPhase(ctx) {
+		c.finish()
+		return
+	}
+	c.srv.wg.Add(1)
+	go func() {
+		defer c.srv.wg.Done()
+		c.serve(ctx)
+	}()
+}
 
+// connectPhase reads and answers CONNECT; it reports whether the client is
+// connected.
+func (c *client) connectPhase(ctx context.Context) bool {
 	var pkt packets.Packet
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.srv.opts.ConnectTimeout))
 	if c.stopping.Load() {
-		return
+		return false
 	}
 	if err := c.r.ReadPacket(&pkt); err != nil {
 		c.connectReadFailed(&pkt, err)
-		return
+		return false
 	}
 	if pkt.Type != packets.Connect {
-		c.log.Warn("closing connection: first packet is not CONNECT [MQTT-3.1.0-1]", "packet", pkt.Type.String())
-		return
+		c.logger().Warn("closing connection: first packet is not CONNECT [MQTT-3.1.0-1]", "packet", pkt.Type.String())
+		return false
 	}
-	if !c.srv.connect(ctx, c, &pkt) {
-		return
-	}
+	return c.srv.connect(ctx, c, &pkt)
+}
+
+// serve is the connection's reader after CONNECT. It waits for data in a
+// shallow frame, so a goroutine parked on an idle connection needs little
+// stack, then handles everything that has arrived.
+func (c *client) serve(ctx context.Context) {
+	defer c.finish()
 	for {
 		c.setReadDeadline()
-		if err := c.r.ReadPacket(&pkt); err != nil {
+		if err := c.cr.wait(); err != nil {
 			c.readFailed(err)
 			return
 		}
+		if !c.readArrived(ctx) {
+			return
+		}
+	}
+}
+
+// readArrived decodes and handles packets while bytes are buffered. It
+// reports false when the connection must end.
+func (c *client) readArrived(ctx context.Context) bool {
+	var pkt packets.Packet
+	for n := 1; ; n++ {
+		if err := c.r.ReadPacket(&pkt); err != nil {
+			c.readFailed(err)
+			return false
+		}
 		c.srv.stats.packetsIn.Add(1)
 		if err := c.handle(ctx, &pkt); err != nil {
-			if errors.Is(err, errClientDisconnect) {
-				return
+			if !errors.Is(err, errClientDisconnect) {
+				c.protocolError(err)
 			}
-			c.protocolError(err)
-			return
+			return false
+		}
+		if c.cr.buffered() == 0 {
+			return true
+		}
+		if n%64 == 0 {
+			c.setReadDeadline() // a busy client is alive: keep the keep alive fresh
 		}
 	}
 }
@@ -195,7 +232,7 @@ func (c *client) handleAck(id uint16, qos byte) {
 	}
 	s.mu.Unlock()
 	if !ok {
-		c.log.Debug("acknowledgement for unknown packet identifier", "id", id, "qos", qos)
+		c.logger().Debug("acknowledgement for unknown packet identifier", "id", id, "qos", qos)
 	}
 }
 
@@ -212,6 +249,7 @@ func (c *client) handlePubrec(p *packets.Packet) {
 	}
 	if ok {
 		m.pubrec = true
+		s.inflight[p.PacketID] = m
 	}
 	s.mu.Unlock()
 	code := packets.Success
@@ -255,7 +293,7 @@ func (c *client) handleDisconnect(p *packets.Packet) error {
 		c.will = nil
 		s.mu.Unlock()
 	}
-	c.log.Debug("client disconnected", "reason", p.ReasonCode.String())
+	c.logger().Debug("client disconnected", "reason", p.ReasonCode.String())
 	return errClientDisconnect
 }
 
@@ -264,7 +302,7 @@ func (c *client) connectReadFailed(p *packets.Packet, err error) {
 	var perr *packets.Error
 	switch {
 	case errors.As(err, &perr):
-		c.log.Warn("bad CONNECT", "cause", err)
+		c.logger().Warn("bad CONNECT", "cause", err)
 		if p.Type == packets.Connect && perr.Code == packets.UnsupportedProtocolVersion {
 			c.version = p.ProtocolVersion
 			if c.version != packets.Version5 {
@@ -276,11 +314,11 @@ func (c *client) connectReadFailed(p *packets.Packet, err error) {
 			c.sendConnack(perr.Code, false, nil, true)
 		}
 	case isTimeout(err):
-		c.log.Warn("closing connection: no CONNECT within the connect timeout", "timeout", c.srv.opts.ConnectTimeout)
+		c.logger().Warn("closing connection: no CONNECT within the connect timeout", "timeout", c.srv.opts.ConnectTimeout)
 	case errors.Is(err, io.EOF):
-		c.log.Debug("connection closed before CONNECT")
+		c.logger().Debug("connection closed before CONNECT")
 	default:
-		c.log.Warn("reading CONNECT failed", "cause", err)
+		c.logger().Warn("reading CONNECT failed", "cause", err)
 	}
 }
 
@@ -294,15 +332,15 @@ func (c *client) readFailed(err error) {
 		if c.stopping.Load() {
 			return
 		}
-		c.log.Warn("keep alive timeout: closing connection", "keepalive", c.keepAlive)
+		c.logger().Warn("keep alive timeout: closing connection", "keepalive", c.keepAlive)
 		c.closeWith(packets.KeepAliveTimeout, "keep alive timeout")
 	case errors.Is(err, io.EOF):
-		c.log.Debug("connection closed by client without DISCONNECT")
+		c.logger().Debug("connection closed by client without DISCONNECT")
 	default:
 		if c.stopping.Load() {
 			return
 		}
-		c.log.Debug("connection read failed", "cause", err)
+		c.logger().Debug("connection read failed", "cause", err)
 	}
 }
 
@@ -310,7 +348,7 @@ func (c *client) readFailed(err error) {
 // error's reason code (v5 DISCONNECT; 3.x clients are just disconnected).
 func (c *client) protocolError(err error) {
 	code := packets.CodeOf(err)
-	c.log.Warn("protocol violation: closing connection", "reason", code.String(), "cause", err)
+	c.logger().Warn("protocol violation: closing connection", "reason", code.String(), "cause", err)
 	c.srv.stats.protocolErrors.Add(1)
 	c.closeWith(code, err.Error())
 }
@@ -376,7 +414,14 @@ func (c *client) finish() {
 	}
 	c.outMu.Unlock()
 	_ = c.conn.Close()
+	c.cr.release()
 	c.srv.detach(c)
+}
+
+// logger returns a logger naming the connection: remote address, listener
+// and client ID. It is built per call, so an idle connection keeps none.
+func (c *client) logger() *slog.Logger {
+	return c.srv.log.With("remote", c.remote, "listener", c.listener, "client", c.id)
 }
 
 func isTimeout(err error) bool {

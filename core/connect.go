@@ -22,7 +22,7 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 	v5 := c.version == packets.Version5
 
 	refuse := func(code packets.ReasonCode, why string) bool {
-		c.log.Warn("connection refused", "client", cf.ClientID, "reason", code.String(), "cause", why)
+		c.logger().Warn("connection refused", "client", cf.ClientID, "reason", code.String(), "cause", why)
 		s.stats.refused.Add(1)
 		c.sendConnack(code, false, nil, true)
 		return false
@@ -47,7 +47,6 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 		return refuse(packets.ClientIdentifierNotValid, "client identifier longer than max_client_id_len")
 	}
 	c.id = id
-	c.log = c.log.With("client", id)
 
 	if v5 && props.Has(packets.PropAuthMethod) {
 		return refuse(packets.BadAuthenticationMethod, "enhanced authentication method "+props.AuthMethod+" is not supported")
@@ -126,7 +125,7 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 	}
 	c.r.SetMaxSize(s.opts.MaxPacketSize)
 	s.attach(c, id, cf.CleanStart, expiry, &ack)
-	c.log.Info("client connected", "version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive)
+	c.logger().Info("client connected", "version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive)
 	return true
 }
 
@@ -220,7 +219,7 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 	s.sessMu.Unlock()
 
 	if oldConn != nil {
-		oldConn.log.Info("session taken over by a new connection", "new_remote", c.remote)
+		oldConn.logger().Info("session taken over by a new connection", "new_remote", c.remote)
 		s.stats.takeovers.Add(1)
 		oldConn.kick(packets.SessionTakenOver, "session taken over")
 	}
@@ -247,7 +246,7 @@ func (s *Server) detach(c *client) {
 	if sess.conn != c {
 		sess.mu.Unlock()
 		s.sessMu.Unlock()
-		c.log.Info("connection closed; its session lives on in a newer connection")
+		c.logger().Info("connection closed; its session lives on in a newer connection")
 		return
 	}
 	sess.conn = nil
@@ -277,7 +276,7 @@ func (s *Server) detach(c *client) {
 	}
 	sess.mu.Unlock()
 	s.sessMu.Unlock()
-	c.log.Info("client disconnected", "clean", c.disconnected)
+	c.logger().Info("client disconnected", "clean", c.disconnected)
 	if now != nil {
 		s.publishWill(now)
 	}

@@ -35,12 +35,15 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 			sess.mu.Unlock()
 			return packets.Errorf(packets.ReceiveMaximumExceeded, "more than %d unacknowledged QoS 2 PUBLISH packets [MQTT-3.3.4-7]", s.opts.ReceiveMaximum)
 		}
+		if sess.inQoS2 == nil {
+			sess.inQoS2 = make(map[uint16]struct{})
+		}
 		sess.inQoS2[p.PacketID] = struct{}{}
 		sess.mu.Unlock()
 	}
 
 	if code, why := s.authorizePublish(ctx, c, p); code != packets.Success {
-		c.log.Info("publish denied", "topic", p.Topic, "reason", code.String(), "cause", why)
+		c.logger().Info("publish denied", "topic", p.Topic, "reason", code.String(), "cause", why)
 		switch p.QoS {
 		case 1:
 			c.enqueueControl(ackWithReason(packets.Puback, p.PacketID, code, why, c.version))

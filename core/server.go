@@ -40,6 +40,7 @@ type Server struct {
 	scratch   *sync.Pool                      // *fanoutScratch
 	batches   sync.Pool                       // *[]outItem, outbound queues
 	writeBufs bytebufferpool.Pool             // writers' batch buffers
+	readBufs  sync.Pool                       // *[]byte, the read buffers of busy connections
 	accepted  func(*topics.Subscription) bool // s.isOnline, bound once
 
 	connsMu sync.Mutex
@@ -71,6 +72,10 @@ func New(opts Options) (*Server, error) {
 		scratch:  newScratchPool(),
 	}
 	s.batches.New = func() any { return new([]outItem) }
+	s.readBufs.New = func() any {
+		b := make([]byte, readBufSize)
+		return &b
+	}
 	s.accepted = s.isOnline
 	return s, nil
 }

@@ -1,6 +1,8 @@
 package core
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -26,7 +28,9 @@ type inflightMsg struct {
 
 // session is the state the broker keeps for a client identifier across
 // connections: subscriptions, unacknowledged messages both ways, and the
-// queue of messages waiting to be sent. All fields are guarded by mu.
+// queue of messages waiting to be sent. All fields are guarded by mu. The
+// maps are created when first needed, so a session that only connects
+// costs little.
 type session struct {
 	id  string
 	srv *Server
@@ -40,7 +44,7 @@ type session struct {
 	// subs are the session's subscriptions, keyed by share group and filter.
 	subs map[subKey]topics.Subscription
 	// inflight holds outbound QoS 1/2 messages by packet identifier.
-	inflight map[uint16]*inflightMsg
+	inflight map[uint16]inflightMsg
 	// pending is the bounded queue of messages not yet in flight.
 	pending queue[delivery]
 	// inQoS2 holds identifiers of inbound QoS 2 messages that were
@@ -73,9 +77,6 @@ func newSession(srv *Server, id string) *session {
 	return &session{
 		id:       id,
 		srv:      srv,
-		subs:     make(map[subKey]topics.Subscription),
-		inflight: make(map[uint16]*inflightMsg),
-		inQoS2:   make(map[uint16]struct{}),
 	}
 }
 
@@ -158,7 +159,10 @@ func (s *session) pumpLocked() {
 			return
 		}
 		s.pending.pop()
-		s.inflight[id] = &inflightMsg{delivery: d, id: id}
+		if s.inflight == nil {
+			s.inflight = make(map[uint16]inflightMsg)
+		}
+		s.inflight[id] = inflightMsg{delivery: d, id: id}
 		c.enqueuePublish(d, id, false)
 	}
 }
@@ -202,5 +206,7 @@ func (s *session) ackLocked(id uint16) bool {
 func (s *session) dropLocked(d delivery, why string) {
 	s.dropped++
 	s.srv.stats.dropped.Add(1)
-	s.srv.log.Debug("message dropped", "client", s.id, "topic", d.msg.topic, "qos", d.qos, "reason", why)
+	if s.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.srv.log.Debug("message dropped", "client", s.id, "topic", d.msg.topic, "qos", d.qos, "reason", why)
+	}
 }

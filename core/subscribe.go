@@ -29,7 +29,7 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 			return packets.Errorf(packets.ProtocolError, "no local set on shared subscription %q [MQTT-3.8.3-4]", req.Filter)
 		}
 		if code.IsError() {
-			c.log.Info("subscription refused", "filter", req.Filter, "reason", code.String())
+			c.logger().Info("subscription refused", "filter", req.Filter, "reason", code.String())
 			if !v5 {
 				code = packets.V3SubackFailure
 			}
@@ -55,6 +55,9 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		k := subKey{group: sub.Group, filter: sub.Filter}
 		_, existed := sess.subs[k]
 		isNew[i] = !existed
+		if sess.subs == nil {
+			sess.subs = make(map[subKey]topics.Subscription)
+		}
 		sess.subs[k] = sub
 		s.subs.Subscribe(sub)
 	}

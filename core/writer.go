@@ -41,7 +41,7 @@ func (c *client) enqueueControl(ctl outControl) {
 	c.pushLocked(outItem{ctl: ctl})
 	if overflow {
 		// The client sends but does not read: its acknowledgements pile up.
-		c.log.Warn("client is not reading its acknowledgements; closing connection", "limit", c.outLimit())
+		c.logger().Warn("client is not reading its acknowledgements; closing connection", "limit", c.outLimit())
 		c.kick(packets.QuotaExceeded, "outbound queue overflow")
 	}
 }
@@ -107,7 +107,7 @@ func (c *client) writeLoop() {
 		batch = batch[:0]
 		if err != nil || final {
 			if err != nil {
-				c.log.Debug("write failed", "cause", err)
+				c.logger().Debug("write failed", "cause", err)
 			}
 			c.outMu.Lock()
 			c.outFinal = true
@@ -197,7 +197,7 @@ func (w *writer) encodePublish(buf *bytebufferpool.ByteBuffer, it *outItem, now 
 	if !shareable {
 		w.fillPublish(it, now, true)
 		if err := w.pkt.Encode(buf); err != nil {
-			c.log.Error("encoding PUBLISH failed", "topic", m.topic, "cause", err)
+			c.logger().Error("encoding PUBLISH failed", "topic", m.topic, "cause", err)
 		}
 		return
 	}
@@ -210,7 +210,7 @@ func (w *writer) encodePublish(buf *bytebufferpool.ByteBuffer, it *outItem, now 
 		if err := w.pkt.Encode(enc); err != nil {
 			m.viewMu.Unlock()
 			bytebufferpool.Put(enc)
-			c.log.Error("encoding PUBLISH failed", "topic", m.topic, "cause", err)
+			c.logger().Error("encoding PUBLISH failed", "topic", m.topic, "cause", err)
 			return
 		}
 		*slot = enc
@@ -318,6 +318,6 @@ func (w *writer) encodeControl(buf *bytebufferpool.ByteBuffer, ctl *outControl) 
 		}
 	}
 	if err := p.Encode(buf); err != nil {
-		c.log.Error("encoding packet failed", "packet", p.Type.String(), "cause", err)
+		c.logger().Error("encoding packet failed", "packet", p.Type.String(), "cause", err)
 	}
 }

@@ -1,20 +1,34 @@
 package packets
 
 import (
-	"bufio"
 	"io"
 )
+
+// Source is the buffered byte stream a Reader decodes from. *bufio.Reader
+// is one; the broker supplies its own, which holds no buffer while the
+// connection is idle.
+type Source interface {
+	io.Reader
+	io.ByteReader
+	// Peek returns the next n bytes without consuming them; n is at most
+	// Size().
+	Peek(n int) ([]byte, error)
+	// Discard skips the next n bytes.
+	Discard(n int) (int, error)
+	// Size is the largest n Peek accepts.
+	Size() int
+}
 
 // Reader decodes packets from a stream. It is not safe for concurrent use.
 //
 // A decoded PUBLISH owns exactly one allocation, a copy of the packet body:
 // its Topic, Payload and string and binary properties point into it. Other
-// packets are decoded from the bufio.Reader's buffer (or, when they do not
+// packets are decoded from the Source's buffer (or, when they do not
 // fit in it, from a body allocated for that packet alone) and never share
 // memory with the Reader, so every decoded packet outlives the next call to
 // ReadPacket.
 type Reader struct {
-	br      *bufio.Reader
+	br      Source
 	version byte
 	maxSize uint32
 }
@@ -22,7 +36,7 @@ type Reader struct {
 // NewReader returns a Reader decoding from r, rejecting packets whose total
 // size (fixed header and remaining length) exceeds maxSize; 0 means the
 // protocol maximum.
-func NewReader(r *bufio.Reader, maxSize uint32) *Reader {
+func NewReader(r Source, maxSize uint32) *Reader {
 	return &Reader{br: r, maxSize: maxSize}
 }
 
@@ -82,7 +96,7 @@ func (r *Reader) ReadPacket(p *Packet) error {
 	case size == 0:
 		return decodePacket(p, first, nil, r.version, false)
 	default:
-		// Decode in place from the bufio buffer, copying what is kept.
+		// Decode in place from the Source's buffer, copying what is kept.
 		body, err := r.br.Peek(size)
 		if err != nil {
 			return unexpected(err)
