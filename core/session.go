@@ -75,8 +75,8 @@ type subKey struct {
 
 func newSession(srv *Server, id string) *session {
 	return &session{
-		id:       id,
-		srv:      srv,
+		id:  id,
+		srv: srv,
 	}
 }
 
