@@ -151,7 +151,7 @@ func publishSize(d delivery, version byte) uint32 {
 		Payload:         d.msg.payload,
 	}
 	if version == packets.Version5 {
-		p.Properties = d.msg.props
+		p.Properties = d.msg.properties()
 		p.Properties.SubscriptionIDs = d.subIDs
 	}
 	return uint32(p.Size())

@@ -44,7 +44,7 @@ func (in *inlineSubs) deliver(id string, d delivery) bool {
 		Payload:    m.payload,
 		QoS:        d.qos,
 		Retain:     d.retain,
-		Properties: m.props,
+		Properties: m.properties(),
 	})
 	return true
 }
@@ -66,19 +66,7 @@ func (s *Server) Publish(m InlineMessage) error {
 	if m.Retain && s.opts.DisableRetain {
 		return errors.New("core: inline publish: retain is not available")
 	}
-	msg := &message{
-		topic:   m.Topic,
-		payload: m.Payload,
-		qos:     m.QoS,
-		retain:  m.Retain,
-		props:   m.Properties,
-	}
-	msg.props.TopicAlias = 0
-	msg.props.Clear(packets.PropTopicAlias)
-	msg.props.SubscriptionIDs = nil
-	if msg.props.Has(packets.PropMessageExpiry) {
-		msg.expires = time.Now().Add(time.Duration(msg.props.MessageExpiry) * time.Second)
-	}
+	msg := buildMessage(m.Topic, m.Payload, m.QoS, m.Retain, "", &m.Properties, time.Now())
 	s.stats.messagesIn.Add(1)
 	s.route(msg, nil)
 	return nil

@@ -20,9 +20,10 @@ type message struct {
 	retain  bool
 	// props are the PUBLISH properties that travel with the message: payload
 	// format, message expiry (as received), content type, response topic,
-	// correlation data and user properties. Topic alias and subscription
-	// identifiers are per-hop and are never stored here.
-	props packets.Properties
+	// correlation data and user properties; nil when there are none. Topic
+	// alias, subscription identifiers and will delay are per-hop and are
+	// never stored here.
+	props *packets.Properties
 	// origin is the publishing client's ID, "" for the broker itself.
 	origin string
 	// expires is when the message expires (MQTT 5 Message Expiry); zero
@@ -101,19 +102,34 @@ func (m *message) remainingExpiry(now time.Time) uint32 {
 // payload and property memory is shared, not copied: a decoded packet owns
 // its body.
 func newMessage(p *packets.Packet, origin string, now time.Time) *message {
-	m := &message{
-		topic:   p.Topic,
-		payload: p.Payload,
-		qos:     p.QoS,
-		retain:  p.Retain,
-		origin:  origin,
-		props:   p.Properties,
+	return buildMessage(p.Topic, p.Payload, p.QoS, p.Retain, origin, &p.Properties, now)
+}
+
+// buildMessage makes a message, keeping only the properties that travel
+// with it and working out when it expires.
+func buildMessage(topic string, payload []byte, qos byte, retain bool, origin string, props *packets.Properties, now time.Time) *message {
+	m := &message{topic: topic, payload: payload, qos: qos, retain: retain, origin: origin}
+	kept := *props
+	kept.TopicAlias = 0
+	kept.Clear(packets.PropTopicAlias)
+	kept.SubscriptionIDs = nil
+	kept.WillDelay = 0
+	kept.Clear(packets.PropWillDelay)
+	if kept.Empty() {
+		return m
 	}
-	m.props.TopicAlias = 0
-	m.props.Clear(packets.PropTopicAlias)
-	m.props.SubscriptionIDs = nil
-	if m.props.Has(packets.PropMessageExpiry) {
-		m.expires = now.Add(time.Duration(m.props.MessageExpiry) * time.Second)
+	m.props = new(packets.Properties)
+	*m.props = kept
+	if kept.Has(packets.PropMessageExpiry) {
+		m.expires = now.Add(time.Duration(kept.MessageExpiry) * time.Second)
 	}
 	return m
+}
+
+// properties returns the message's properties (zero when it has none).
+func (m *message) properties() packets.Properties {
+	if m.props == nil {
+		return packets.Properties{}
+	}
+	return *m.props
 }

@@ -51,25 +51,14 @@ func (s *Server) willDelayElapsed(sess *session, gen uint64) {
 }
 
 // publishWill publishes a will message as its client would have: will
-// properties become the message's properties, less the will delay.
+// properties become the message's properties, less the will delay
+// (buildMessage drops it).
 func (s *Server) publishWill(w *willMsg) {
 	if s.closing.Load() {
 		return
 	}
-	m := &message{
-		topic:   w.will.Topic,
-		payload: w.will.Payload,
-		qos:     w.will.QoS,
-		retain:  w.will.Retain,
-		origin:  w.origin,
-		props:   w.will.Properties,
-	}
-	m.props.WillDelay = 0
-	m.props.Clear(packets.PropWillDelay)
-	now := time.Now()
-	if m.props.Has(packets.PropMessageExpiry) {
-		m.expires = now.Add(time.Duration(m.props.MessageExpiry) * time.Second)
-	}
+	wl := w.will
+	m := buildMessage(wl.Topic, wl.Payload, wl.QoS, wl.Retain, w.origin, &wl.Properties, time.Now())
 	s.stats.willsSent.Add(1)
 	s.log.Debug("publishing will", "client", w.origin, "topic", m.topic)
 	s.route(m, nil)

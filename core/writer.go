@@ -248,7 +248,7 @@ func (w *writer) fillPublish(it *outItem, now time.Time, withView bool) {
 	if c.version != packets.Version5 {
 		return
 	}
-	p.Properties = m.props
+	p.Properties = m.properties()
 	if !withView {
 		return
 	}
