@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +40,7 @@ type Server struct {
 
 	scratch   *sync.Pool                      // *fanoutScratch
 	batches   sync.Pool                       // *[]outItem, outbound queues
-	writeBufs bytebufferpool.Pool             // writers' batch buffers
+	writeBufs chan *bytebufferpool.ByteBuffer // free writer batch buffers (a GC does not empty it, unlike sync.Pool)
 	readBufs  sync.Pool                       // *[]byte, the read buffers of busy connections
 	accepted  func(*topics.Subscription) bool // s.isOnline, bound once
 
@@ -72,6 +73,7 @@ func New(opts Options) (*Server, error) {
 		scratch:  newScratchPool(),
 	}
 	s.batches.New = func() any { return new([]outItem) }
+	s.writeBufs = make(chan *bytebufferpool.ByteBuffer, 4*runtime.GOMAXPROCS(0))
 	s.readBufs.New = func() any {
 		b := make([]byte, readBufSize)
 		return &b

@@ -140,11 +140,8 @@ type writer struct {
 // was written.
 func (w *writer) writeAll(batch []outItem) (final bool, err error) {
 	c := w.c
-	buf := c.srv.writeBufs.Get()
-	if cap(buf.B) < writeBatch {
-		buf.B = make([]byte, 0, writeBatch+4096)
-	}
-	defer c.srv.writeBufs.Put(buf)
+	buf := c.srv.getWriteBuf()
+	defer c.srv.putWriteBuf(buf)
 	now := time.Now()
 	for i := range batch {
 		it := &batch[i]
@@ -319,5 +316,28 @@ func (w *writer) encodeControl(buf *bytebufferpool.ByteBuffer, ctl *outControl) 
 	}
 	if err := p.Encode(buf); err != nil {
 		c.logger().Error("encoding packet failed", "packet", p.Type.String(), "cause", err)
+	}
+}
+
+// getWriteBuf takes a writer batch buffer from the free list, or makes one.
+func (s *Server) getWriteBuf() *bytebufferpool.ByteBuffer {
+	select {
+	case b := <-s.writeBufs:
+		return b
+	default:
+		return &bytebufferpool.ByteBuffer{B: make([]byte, 0, writeBatch+4096)}
+	}
+}
+
+// putWriteBuf returns a buffer to the bounded free list; extra buffers, and
+// ones a huge packet grew, are left to the GC.
+func (s *Server) putWriteBuf(b *bytebufferpool.ByteBuffer) {
+	if cap(b.B) > 4*writeBatch {
+		return
+	}
+	b.Reset()
+	select {
+	case s.writeBufs <- b:
+	default:
 	}
 }
