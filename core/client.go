@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,13 @@ type client struct {
 	writerDone bool          // the connection is closed for writing
 	closing    bool          // finish has begun: no new writer starts
 	writerExit chan struct{} // closed when the running writer exits, for finish
+	// startPending is set while some reader has deferred starting this
+	// client's writer to the end of its batch (see pushLocked).
+	startPending bool
+
+	// pendingWriters are the clients whose writers this client's reader
+	// starts when its current batch is done. Reader-owned.
+	pendingWriters []*client
 
 	// closeReason is the v5 reason the broker closed the connection with,
 	// or Success for a normal DISCONNECT from the client.
@@ -143,9 +151,15 @@ func (c *client) serve(ctx context.Context) {
 			c.readFailed(err)
 			return
 		}
-		if !c.readArrived(ctx) {
+		ok := c.readArrived(ctx)
+		c.startWriters()
+		if !ok {
 			return
 		}
+		// Let the writers this batch fed run before reading more: a reader
+		// with a full socket never blocks, and would otherwise hold the
+		// CPU for a whole scheduler slice while subscriber queues overflow.
+		runtime.Gosched()
 	}
 }
 
@@ -165,11 +179,8 @@ func (c *client) readArrived(ctx context.Context) bool {
 			}
 			return false
 		}
-		if c.cr.buffered() == 0 {
+		if c.cr.buffered() == 0 || n == 64 {
 			return true
-		}
-		if n%64 == 0 {
-			c.setReadDeadline() // a busy client is alive: keep the keep alive fresh
 		}
 	}
 }
@@ -206,7 +217,7 @@ func (c *client) handle(ctx context.Context, p *packets.Packet) error {
 	case packets.Unsubscribe:
 		return c.srv.handleUnsubscribe(ctx, c, p)
 	case packets.Pingreq:
-		c.enqueueControl(outControl{kind: packets.Pingresp})
+		c.enqueueControl(outControl{kind: packets.Pingresp}, c)
 	case packets.Disconnect:
 		return c.handleDisconnect(p)
 	case packets.Connect:
@@ -228,7 +239,7 @@ func (c *client) handleAck(id uint16, qos byte) {
 		ok = false
 	}
 	if ok {
-		s.ackLocked(id)
+		s.ackLocked(id, c)
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -243,7 +254,7 @@ func (c *client) handlePubrec(p *packets.Packet) {
 	s.mu.Lock()
 	m, ok := s.inflight[p.PacketID]
 	if ok && p.ReasonCode.IsError() {
-		s.ackLocked(p.PacketID)
+		s.ackLocked(p.PacketID, c)
 		s.mu.Unlock()
 		return
 	}
@@ -256,7 +267,7 @@ func (c *client) handlePubrec(p *packets.Packet) {
 	if !ok {
 		code = packets.PacketIdentifierNotFound
 	}
-	c.enqueueControl(outControl{kind: packets.Pubrel, id: p.PacketID, code: code})
+	c.enqueueControl(outControl{kind: packets.Pubrel, id: p.PacketID, code: code}, c)
 }
 
 // handlePubrel releases an inbound QoS 2 message: the message was
@@ -271,7 +282,7 @@ func (c *client) handlePubrel(id uint16) {
 	if !ok {
 		code = packets.PacketIdentifierNotFound
 	}
-	c.enqueueControl(outControl{kind: packets.Pubcomp, id: id, code: code})
+	c.enqueueControl(outControl{kind: packets.Pubcomp, id: id, code: code}, c)
 }
 
 // handleDisconnect takes a client's DISCONNECT: a normal disconnection
@@ -365,7 +376,7 @@ func (c *client) closeWith(code packets.ReasonCode, reason string) {
 		d.Properties.ReasonString = reason
 		d.Properties.Set(packets.PropReasonString)
 	}
-	c.enqueueControl(outControl{pkt: d, final: true})
+	c.enqueueControl(outControl{pkt: d, final: true}, nil)
 }
 
 // kick closes the connection from another goroutine (takeover, shutdown):

@@ -156,7 +156,7 @@ func (c *client) sendConnack(code packets.ReasonCode, present bool, props *packe
 	} else {
 		p.ReasonCode = packets.V3ConnackCode(code)
 	}
-	c.enqueueControl(outControl{pkt: p, final: final})
+	c.enqueueControl(outControl{pkt: p, final: final}, nil)
 }
 
 // attach binds the connection to its session: a resumed session or a new
@@ -214,7 +214,7 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 	c.connected = true
 	c.sendConnack(packets.Success, present, ack, false)
 	sess.resendLocked()
-	sess.pumpLocked()
+	sess.pumpLocked(nil)
 	sess.mu.Unlock()
 	s.sessMu.Unlock()
 

@@ -69,7 +69,7 @@ func (s *Server) fanout(m *message, from *client) int {
 	n := 0
 	for i := range sc.views {
 		v := &sc.views[i]
-		if s.deliver(v.clientID, delivery{
+		if s.deliver(v.clientID, from, delivery{
 			msg:    m,
 			qos:    min(m.qos, v.qos),
 			retain: m.retain && v.rap,
@@ -90,7 +90,7 @@ func (s *Server) fanout(m *message, from *client) int {
 		if sub.Identifier != 0 {
 			ids = []uint32{sub.Identifier}
 		}
-		if s.deliver(sub.ClientID, delivery{
+		if s.deliver(sub.ClientID, from, delivery{
 			msg:    m,
 			qos:    min(m.qos, sub.QoS),
 			retain: m.retain && sub.RetainAsPublished,
@@ -120,8 +120,9 @@ func (s *Server) isOnline(sub *topics.Subscription) bool {
 }
 
 // deliver hands one delivery to a client's session or inline handler. It
-// reports whether the delivery was accepted.
-func (s *Server) deliver(clientID string, d delivery) bool {
+// reports whether the delivery was accepted. by is the client whose reader
+// is routing (nil for the broker's own publishes); see pushLocked.
+func (s *Server) deliver(clientID string, by *client, d delivery) bool {
 	if isInlineID(clientID) {
 		return s.inline.deliver(clientID, d)
 	}
@@ -137,7 +138,7 @@ func (s *Server) deliver(clientID string, d delivery) bool {
 		sess.dropLocked(d, "larger than the client's maximum packet size")
 		return false
 	}
-	return sess.offerLocked(d, sess.expiry > 0)
+	return sess.offerLocked(d, sess.expiry > 0, by)
 }
 
 // publishSize is the encoded size of a delivery before any topic alias.

@@ -28,7 +28,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		if _, dup := sess.inQoS2[p.PacketID]; dup {
 			// Already delivered; a resend only gets its PUBREC again [MQTT-4.3.3-10].
 			sess.mu.Unlock()
-			c.enqueueControl(outControl{kind: packets.Pubrec, id: p.PacketID})
+			c.enqueueControl(outControl{kind: packets.Pubrec, id: p.PacketID}, c)
 			return nil
 		}
 		if len(sess.inQoS2) >= int(s.opts.ReceiveMaximum) {
@@ -46,12 +46,12 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		c.logger().Info("publish denied", "topic", p.Topic, "reason", code.String(), "cause", why)
 		switch p.QoS {
 		case 1:
-			c.enqueueControl(ackWithReason(packets.Puback, p.PacketID, code, why, c.version))
+			c.enqueueControl(ackWithReason(packets.Puback, p.PacketID, code, why, c.version), c)
 		case 2:
 			sess.mu.Lock()
 			delete(sess.inQoS2, p.PacketID)
 			sess.mu.Unlock()
-			c.enqueueControl(ackWithReason(packets.Pubrec, p.PacketID, code, why, c.version))
+			c.enqueueControl(ackWithReason(packets.Pubrec, p.PacketID, code, why, c.version), c)
 		}
 		return nil
 	}
@@ -63,9 +63,9 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 	}
 	switch p.QoS {
 	case 1:
-		c.enqueueControl(outControl{kind: packets.Puback, id: p.PacketID, code: code})
+		c.enqueueControl(outControl{kind: packets.Puback, id: p.PacketID, code: code}, c)
 	case 2:
-		c.enqueueControl(outControl{kind: packets.Pubrec, id: p.PacketID, code: code})
+		c.enqueueControl(outControl{kind: packets.Pubrec, id: p.PacketID, code: code}, c)
 	}
 	return nil
 }

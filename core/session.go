@@ -106,11 +106,11 @@ func (s *session) allocIDLocked() uint16 {
 // offerLocked hands a delivery to the session: straight to the live
 // connection when it can take it, otherwise into the bounded queue. It
 // reports whether the delivery was accepted (false: dropped and counted).
-func (s *session) offerLocked(d delivery, persistent bool) bool {
+func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
 	srv := s.srv
 	if d.qos == 0 {
 		if s.conn != nil {
-			if s.conn.enqueuePublish(d, 0, false) {
+			if s.conn.enqueuePublish(d, 0, false, by) {
 				return true
 			}
 			s.dropLocked(d, "outbound queue full")
@@ -125,13 +125,13 @@ func (s *session) offerLocked(d delivery, persistent bool) bool {
 		return false
 	}
 	s.pending.push(d)
-	s.pumpLocked()
+	s.pumpLocked(by)
 	return true
 }
 
 // pumpLocked moves queued messages into flight while the connection's send
 // quota allows, dropping any that expired while they waited.
-func (s *session) pumpLocked() {
+func (s *session) pumpLocked(by *client) {
 	c := s.conn
 	if c == nil {
 		return
@@ -146,7 +146,7 @@ func (s *session) pumpLocked() {
 		}
 		if d.qos == 0 {
 			s.pending.pop()
-			if !c.enqueuePublish(d, 0, false) {
+			if !c.enqueuePublish(d, 0, false, by) {
 				s.dropLocked(d, "outbound queue full")
 			}
 			continue
@@ -163,7 +163,7 @@ func (s *session) pumpLocked() {
 			s.inflight = make(map[uint16]inflightMsg)
 		}
 		s.inflight[id] = inflightMsg{delivery: d, id: id}
-		c.enqueuePublish(d, id, false)
+		c.enqueuePublish(d, id, false, by)
 	}
 }
 
@@ -184,21 +184,21 @@ func (s *session) resendLocked() {
 	for _, id := range ids {
 		m := s.inflight[id]
 		if m.pubrec {
-			c.enqueueControl(outControl{kind: packets.Pubrel, id: id})
+			c.enqueueControl(outControl{kind: packets.Pubrel, id: id}, nil)
 			continue
 		}
-		c.enqueuePublish(m.delivery, id, true)
+		c.enqueuePublish(m.delivery, id, true, nil)
 	}
 }
 
 // ackLocked completes an outbound QoS 1 (PUBACK) or QoS 2 (PUBCOMP) flow
 // and fills the freed slot from the queue. It reports whether id was known.
-func (s *session) ackLocked(id uint16) bool {
+func (s *session) ackLocked(id uint16, by *client) bool {
 	if _, ok := s.inflight[id]; !ok {
 		return false
 	}
 	delete(s.inflight, id)
-	s.pumpLocked()
+	s.pumpLocked(by)
 	return true
 }
 

@@ -61,7 +61,7 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		sess.subs[k] = sub
 		s.subs.Subscribe(sub)
 	}
-	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}})
+	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}}, c)
 	for i, sub := range subs {
 		// Shared subscriptions get no retained messages [MQTT-4.8.2-?]; retain
 		// handling 1 sends them only for a new subscription, 2 never
@@ -134,7 +134,7 @@ func (s *Server) sendRetainedLocked(sess *session, c *client, sub topics.Subscri
 			sess.dropLocked(d, "larger than the client's maximum packet size")
 			return true
 		}
-		sess.offerLocked(d, true)
+		sess.offerLocked(d, true, c)
 		return true
 	})
 }
@@ -162,6 +162,6 @@ func (s *Server) handleUnsubscribe(_ context.Context, c *client, p *packets.Pack
 			codes[i] = packets.NoSubscriptionExisted
 		}
 	}
-	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Unsuback, PacketID: p.PacketID, ReasonCodes: codes}})
+	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Unsuback, PacketID: p.PacketID, ReasonCodes: codes}}, c)
 	return nil
 }

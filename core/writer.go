@@ -15,20 +15,20 @@ const writeBatch = 64 << 10
 // refused when the queue is at its bound (the caller drops and counts them);
 // QoS 1/2 deliveries are already bounded by the inflight window and are
 // always accepted while the connection lives.
-func (c *client) enqueuePublish(d delivery, id uint16, dup bool) bool {
+func (c *client) enqueuePublish(d delivery, id uint16, dup bool, by *client) bool {
 	c.outMu.Lock()
 	if c.outFinal || (d.qos == 0 && len(c.out) >= c.srv.opts.OutboundQueue) {
 		c.outMu.Unlock()
 		return false
 	}
 	d.msg.hold()
-	c.pushLocked(outItem{d: d, id: id, dup: dup, publish: true})
+	c.pushLocked(outItem{d: d, id: id, dup: dup, publish: true}, by)
 	return true
 }
 
 // enqueueControl queues a control packet. Once a final packet is queued
 // nothing else is accepted.
-func (c *client) enqueueControl(ctl outControl) {
+func (c *client) enqueueControl(ctl outControl, by *client) {
 	c.outMu.Lock()
 	if c.outFinal {
 		c.outMu.Unlock()
@@ -38,7 +38,10 @@ func (c *client) enqueueControl(ctl outControl) {
 	if ctl.final {
 		c.outFinal = true
 	}
-	c.pushLocked(outItem{ctl: ctl})
+	if ctl.final {
+		by = nil // a final packet goes out at once
+	}
+	c.pushLocked(outItem{ctl: ctl}, by)
 	if overflow {
 		// The client sends but does not read: its acknowledgements pile up.
 		c.logger().Warn("client is not reading its acknowledgements; closing connection", "limit", c.outLimit())
@@ -46,20 +49,53 @@ func (c *client) enqueueControl(ctl outControl) {
 	}
 }
 
-// pushLocked appends an item, starts the writer if it is not running, and
-// unlocks outMu.
-func (c *client) pushLocked(it outItem) {
+// pushLocked appends an item, arranges for the writer to run, and unlocks
+// outMu. When by is a client whose reader is routing a batch of packets,
+// starting the writer waits until that batch is done (by.startWriters), so
+// one writer run carries every packet the batch produced, not one each.
+// With by nil (the broker's own publishes, connecting, closing) the writer
+// starts now.
+func (c *client) pushLocked(it outItem, by *client) {
 	if c.out == nil {
 		c.out = (*c.srv.batches.Get().(*[]outItem))[:0]
 	}
 	c.out = append(c.out, it)
-	start := !c.writing && !c.writerDone && !c.closing
-	if start {
-		c.writing = true
+	start := false
+	if !c.writing && !c.writerDone && !c.closing {
+		switch {
+		case by == nil:
+			c.writing = true
+			start = true
+		case !c.startPending:
+			c.startPending = true
+			by.pendingWriters = append(by.pendingWriters, c)
+		}
 	}
 	c.outMu.Unlock()
 	if start {
 		go c.writeLoop()
+	}
+}
+
+// startWriters starts the writers that this client's reader deferred
+// while routing its last batch. Only the reader's goroutine calls it.
+func (c *client) startWriters() {
+	for i, t := range c.pendingWriters {
+		t.outMu.Lock()
+		start := t.startPending && !t.writing && !t.writerDone && !t.closing && len(t.out) > 0
+		t.startPending = false
+		if start {
+			t.writing = true
+		}
+		t.outMu.Unlock()
+		if start {
+			go t.writeLoop()
+		}
+		c.pendingWriters[i] = nil
+	}
+	c.pendingWriters = c.pendingWriters[:0]
+	if cap(c.pendingWriters) > 1024 {
+		c.pendingWriters = nil
 	}
 }
 

@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("vanemq", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "read the configuration from `FILE` (default: the embedded default, TCP on 127.0.0.1:1883)")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for performance work)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: vanemq [--config FILE]\n\nvanemq is an MQTT 3.1, 3.1.1 and 5.0 broker.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -90,6 +91,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	logger := newLogger(stderr, cfg.Log)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "vanemq: %v\n", err)
+			return 1
+		}
+		defer stop()
+	}
 	source := *configPath
 	if source == "" {
 		source = defaultConfigName
