@@ -57,6 +57,8 @@ type client struct {
 	// client's writer to the end of its batch (see pushLocked).
 	startPending bool
 
+	pacingState
+
 	// pendingWriters are the clients whose writers this client's reader
 	// starts when its current batch is done. Reader-owned.
 	pendingWriters []*client
@@ -156,6 +158,7 @@ func (c *client) serve(ctx context.Context) {
 		if !ok {
 			return
 		}
+		c.pace()
 		// Let the writers this batch fed run before reading more: a reader
 		// with a full socket never blocks, and would otherwise hold the
 		// CPU for a whole scheduler slice while subscriber queues overflow.
@@ -243,7 +246,9 @@ func (c *client) handleAck(id uint16, qos byte) {
 	}
 	s.mu.Unlock()
 	if !ok {
-		c.logger().Debug("acknowledgement for unknown packet identifier", "id", id, "qos", qos)
+		if c.logs(slog.LevelDebug) {
+			c.logger().Debug("acknowledgement for unknown packet identifier", "id", id, "qos", qos)
+		}
 	}
 }
 
@@ -304,7 +309,9 @@ func (c *client) handleDisconnect(p *packets.Packet) error {
 		c.will = nil
 		s.mu.Unlock()
 	}
-	c.logger().Debug("client disconnected", "reason", p.ReasonCode.String())
+	if c.logs(slog.LevelDebug) {
+		c.logger().Debug("client disconnected", "reason", p.ReasonCode.String())
+	}
 	return errClientDisconnect
 }
 
@@ -327,7 +334,9 @@ func (c *client) connectReadFailed(p *packets.Packet, err error) {
 	case isTimeout(err):
 		c.logger().Warn("closing connection: no CONNECT within the connect timeout", "timeout", c.srv.opts.ConnectTimeout)
 	case errors.Is(err, io.EOF):
-		c.logger().Debug("connection closed before CONNECT")
+		if c.logs(slog.LevelDebug) {
+			c.logger().Debug("connection closed before CONNECT")
+		}
 	default:
 		c.logger().Warn("reading CONNECT failed", "cause", err)
 	}
@@ -346,12 +355,16 @@ func (c *client) readFailed(err error) {
 		c.logger().Warn("keep alive timeout: closing connection", "keepalive", c.keepAlive)
 		c.closeWith(packets.KeepAliveTimeout, "keep alive timeout")
 	case errors.Is(err, io.EOF):
-		c.logger().Debug("connection closed by client without DISCONNECT")
+		if c.logs(slog.LevelDebug) {
+			c.logger().Debug("connection closed by client without DISCONNECT")
+		}
 	default:
 		if c.stopping.Load() {
 			return
 		}
-		c.logger().Debug("connection read failed", "cause", err)
+		if c.logs(slog.LevelDebug) {
+			c.logger().Debug("connection read failed", "cause", err)
+		}
 	}
 }
 
@@ -430,7 +443,9 @@ func (c *client) finish() {
 }
 
 // logger returns a logger naming the connection: remote address, listener
-// and client ID. It is built per call, so an idle connection keeps none.
+// and client ID. It is built per call, so an idle connection keeps none;
+// per-connection Info and Debug lines check logs first, so a quiet broker
+// does not build it at all.
 func (c *client) logger() *slog.Logger {
 	return c.srv.log.With("remote", c.remote, "listener", c.listener, "client", c.id)
 }
@@ -438,4 +453,9 @@ func (c *client) logger() *slog.Logger {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// logs reports whether the server logs at level.
+func (c *client) logs(level slog.Level) bool {
+	return c.srv.log.Enabled(context.Background(), level)
 }

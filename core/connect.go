@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
@@ -125,7 +126,9 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 	}
 	c.r.SetMaxSize(s.opts.MaxPacketSize)
 	s.attach(c, id, cf.CleanStart, expiry, &ack)
-	c.logger().Info("client connected", "version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive)
+	if c.logs(slog.LevelInfo) {
+		c.logger().Info("client connected", "version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive)
+	}
 	return true
 }
 
@@ -219,7 +222,9 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 	s.sessMu.Unlock()
 
 	if oldConn != nil {
-		oldConn.logger().Info("session taken over by a new connection", "new_remote", c.remote)
+		if oldConn.logs(slog.LevelInfo) {
+			oldConn.logger().Info("session taken over by a new connection", "new_remote", c.remote)
+		}
 		s.stats.takeovers.Add(1)
 		oldConn.kick(packets.SessionTakenOver, "session taken over")
 	}
@@ -246,7 +251,9 @@ func (s *Server) detach(c *client) {
 	if sess.conn != c {
 		sess.mu.Unlock()
 		s.sessMu.Unlock()
-		c.logger().Info("connection closed; its session lives on in a newer connection")
+		if c.logs(slog.LevelInfo) {
+			c.logger().Info("connection closed; its session lives on in a newer connection")
+		}
 		return
 	}
 	sess.conn = nil
@@ -276,7 +283,9 @@ func (s *Server) detach(c *client) {
 	}
 	sess.mu.Unlock()
 	s.sessMu.Unlock()
-	c.logger().Info("client disconnected", "clean", c.disconnected)
+	if c.logs(slog.LevelInfo) {
+		c.logger().Info("client disconnected", "clean", c.disconnected)
+	}
 	if now != nil {
 		s.publishWill(now)
 	}

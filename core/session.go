@@ -125,6 +125,9 @@ func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
 		return false
 	}
 	s.pending.push(d)
+	if s.conn != nil && s.pending.len() >= srv.opts.MaxQueuedMessages/2 {
+		by.noteBacklog(s.conn)
+	}
 	s.pumpLocked(by)
 	return true
 }
@@ -199,6 +202,11 @@ func (s *session) ackLocked(id uint16, by *client) bool {
 	}
 	delete(s.inflight, id)
 	s.pumpLocked(by)
+	if c := s.conn; c != nil {
+		c.outMu.Lock()
+		c.signalSpaceLocked()
+		c.outMu.Unlock()
+	}
 	return true
 }
 

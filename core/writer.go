@@ -1,6 +1,7 @@
 package core
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -22,6 +23,9 @@ func (c *client) enqueuePublish(d delivery, id uint16, dup bool, by *client) boo
 		return false
 	}
 	d.msg.hold()
+	if d.qos == 0 && len(c.out) >= c.srv.opts.OutboundQueue/2 {
+		by.noteBacklog(c)
+	}
 	c.pushLocked(outItem{d: d, id: id, dup: dup, publish: true}, by)
 	return true
 }
@@ -133,6 +137,7 @@ func (c *client) writeLoop() {
 			return
 		}
 		batch, c.out = c.out, batch[:0]
+		c.signalSpaceLocked()
 		if c.out == nil || cap(c.out) == 0 {
 			c.out = nil
 		}
@@ -143,7 +148,9 @@ func (c *client) writeLoop() {
 		batch = batch[:0]
 		if err != nil || final {
 			if err != nil {
-				c.logger().Debug("write failed", "cause", err)
+				if c.logs(slog.LevelDebug) {
+					c.logger().Debug("write failed", "cause", err)
+				}
 			}
 			c.outMu.Lock()
 			c.outFinal = true
@@ -208,7 +215,9 @@ func (w *writer) writeAll(batch []outItem) (final bool, err error) {
 }
 
 func (c *client) flush(buf *bytebufferpool.ByteBuffer) error {
+	c.writeStart.Store(time.Now().UnixNano())
 	n, err := c.conn.Write(buf.B)
+	c.writeStart.Store(0)
 	c.srv.stats.bytesOut.Add(int64(n))
 	buf.Reset()
 	return err

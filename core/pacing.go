@@ -1,0 +1,121 @@
+package core
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Pacing: how publishers are slowed to the speed of subscribers that keep up.
+//
+// A subscriber's queues are bounded; beyond the bound, messages are dropped
+// and counted, so a stalled subscriber never blocks anyone. But publishers
+// on a busy broker can outrun even a subscriber that reads as fast as it
+// can, and dropping then only wastes the work of routing. So when a
+// delivery finds a subscriber's queue half full, the publishing reader
+// notes the subscriber, and at the end of its read batch waits, at most
+// maxPace, for the subscriber's writer to drain the queue below a quarter. Waiting stops reading from the publisher's socket, which slows the
+// publisher through TCP flow control. A subscriber whose writer has made no
+// progress for stallAfter is stalled: nobody waits for it, and its overflow
+// is dropped. Progress is judged by how long one socket write has been
+// blocked, not by when the writer last ran: on a busy broker a healthy
+// writer may wait for a CPU longer than that.
+const (
+	maxPace    = 100 * time.Millisecond
+	stallAfter = 100 * time.Millisecond
+)
+
+// noteBacklog records that target's queue is filling; called by whoever
+// queued for it, with by the publishing reader (nil: nobody to pace).
+func (by *client) noteBacklog(target *client) {
+	if by == nil || by == target {
+		return
+	}
+	for _, t := range by.paceFor {
+		if t == target {
+			return
+		}
+	}
+	by.paceFor = append(by.paceFor, target)
+}
+
+// pace waits, bounded in total by maxPace, until every subscriber noted in
+// the last batch has drained below a quarter of its queue or is stalled. Only the
+// client's reader calls it, after startWriters.
+func (c *client) pace() {
+	if len(c.paceFor) == 0 {
+		return
+	}
+	deadline := time.Now().Add(maxPace)
+	for i, t := range c.paceFor {
+		for {
+			ch := t.spaceSignal()
+			if ch == nil {
+				break
+			}
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			if c.paceTimer == nil {
+				c.paceTimer = time.NewTimer(left)
+			} else {
+				c.paceTimer.Reset(left)
+			}
+			select {
+			case <-ch:
+				c.paceTimer.Stop()
+				continue
+			case <-c.paceTimer.C:
+			}
+			break
+		}
+		c.paceFor[i] = nil
+	}
+	c.paceFor = c.paceFor[:0]
+}
+
+// spaceSignal returns nil when the client's queues have room (below a quarter)
+// or its writer is stalled or gone; otherwise a channel closed the next
+// time the writer takes a batch or an acknowledgement frees the window.
+func (c *client) spaceSignal() chan struct{} {
+	o := &c.srv.opts
+	sess := c.sess
+	sess.mu.Lock()
+	pending := sess.pending.len()
+	sess.mu.Unlock()
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.writerDone || c.closing || (len(c.out) < o.OutboundQueue/4 && pending < o.MaxQueuedMessages/4) {
+		return nil
+	}
+	if ws := c.writeStart.Load(); ws != 0 && time.Since(time.Unix(0, ws)) > stallAfter {
+		return nil // stalled in a write: its overflow is dropped, nobody waits
+	}
+	if c.space == nil {
+		c.space = make(chan struct{})
+	}
+	return c.space
+}
+
+// signalSpaceLocked wakes pacing publishers; the caller holds outMu.
+func (c *client) signalSpaceLocked() {
+	if c.space != nil {
+		close(c.space)
+		c.space = nil
+	}
+}
+
+// pacingState is the per-client part of pacing, embedded in client.
+type pacingState struct {
+	// paceFor are the subscribers this client's reader waits for after
+	// its batch. Reader-owned.
+	paceFor   []*client
+	paceTimer *time.Timer
+	// space is closed (under outMu) when the writer takes a batch or an
+	// acknowledgement frees the inflight window.
+	space chan struct{}
+	// writeStart is when the write now in progress began (UnixNano), 0
+	// between writes. A write that takes longer than stallAfter means the
+	// subscriber does not read: its socket buffer is full.
+	writeStart atomic.Int64
+}
