@@ -8,7 +8,7 @@ FUZZTIME ?= 60s
 # Upper bound for the whole test run (the race detector is slow).
 TEST_TIMEOUT ?= 15m
 
-.PHONY: run build test deps bench fuzz lint
+.PHONY: run build test deps bench fuzz lint bench-compare bench-tool peer-mochi install-mosquitto
 
 ## build: compile the broker into bin/vanemq
 build:
@@ -46,3 +46,28 @@ lint:
 	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+
+# `make bench-compare`: rounds per scenario and broker, and the measured time of each run.
+ROUNDS         ?= 3
+BENCH_DURATION ?= 10s
+
+## bench-compare: benchmark vanemq against mochi-mqtt and Mosquitto; writes docs/benchmarks.md
+bench-compare: build bench-tool peer-mochi install-mosquitto
+	./bin/vanemq-bench compare -rounds $(ROUNDS) -duration $(BENCH_DURATION) -out docs/benchmarks.md
+
+## bench-tool: compile the load generator into bin/vanemq-bench
+bench-tool:
+	$(GO) build -o bin/vanemq-bench ./cmd/vanemq-bench
+
+## peer-mochi: compile the mochi-mqtt peer (its own module) into bin/peer-mochi
+peer-mochi:
+	cd cmd/vanemq-bench/peers/mochi && $(GO) build -o ../../../../bin/peer-mochi .
+
+## install-mosquitto: install Debian's mosquitto broker, if missing
+install-mosquitto:
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+		sudo=; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
+		echo "installing mosquitto"; \
+		$$sudo apt-get -qq update && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get -qq install -y mosquitto; \
+	fi

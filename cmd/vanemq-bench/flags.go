@@ -1,0 +1,221 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Scenario names, as given to -scenario.
+const (
+	scenarioFanin   = "fanin"
+	scenarioFanout  = "fanout"
+	scenarioPairs   = "pairs"
+	scenarioLatency = "latency"
+	scenarioConns   = "conns"
+)
+
+// Transport names, as given to -transport.
+const (
+	transportTCP = "tcp"
+	transportTLS = "tls"
+	transportWS  = "ws"
+	transportWSS = "wss"
+)
+
+// Defaults and bounds of the command line.
+const (
+	// defaultLatencyRate is the total message rate of the latency scenario
+	// when -rate is 0.
+	defaultLatencyRate = 10000
+	// minPayload is the smallest -size: the payload carries an 8-byte send
+	// timestamp.
+	minPayload = 8
+	// maxPayload is the largest -size accepted.
+	maxPayload = 64 << 20
+	// maxClients bounds -publishers, -subscribers, -pairs and -conns.
+	maxClients = 1_000_000
+)
+
+// benchUsage is printed before the flag list for -h and for bad usage.
+const benchUsage = `Usage: vanemq-bench -scenario fanin|fanout|pairs|latency|conns [flags]
+       vanemq-bench compare [flags]   (vanemq-bench compare -h for its flags)
+
+A load generator for MQTT brokers. Scenarios:
+  fanin    -publishers P publish on bench/fanin/{i}; one subscriber on bench/fanin/+
+  fanout   one publisher on bench/fanout; -subscribers S subscribe to it
+  pairs    -pairs N publisher/subscriber pairs, each on bench/pairs/{i}
+  latency  one publisher, one subscriber on bench/latency, paced at -rate;
+           reports p50/p99/p99.9 latency
+  conns    opens -conns C idle connections with -dialers concurrent dialers;
+           reports connects/s and broker memory per connection
+
+Message scenarios measure for -duration after every SUBACK and -warmup, then
+drain up to -drain for late deliveries. Every payload starts with an 8-byte
+send timestamp. Loss sets the messages sent inside the window against their
+deliveries, late ones included; throughput counts the deliveries that
+arrived inside the window. With -broker-pid the broker's CPU time in the
+window and its memory are read from /proc.
+
+Flags:
+`
+
+// benchConfig is the parsed command line of a load-generator run.
+type benchConfig struct {
+	Scenario    string
+	Addr        string // host:port of the broker
+	Transport   string // tcp, tls, ws or wss
+	WSPath      string // HTTP path of the WebSocket endpoint
+	TLSInsecure bool   // skip certificate verification (tls, wss)
+	MQTT        byte   // protocol version: 4 (3.1.1) or 5
+	QoS         byte
+	Size        int // payload bytes
+	Publishers  int // fanin
+	Subscribers int // fanout
+	Pairs       int // pairs
+	Conns       int // conns
+	Duration    time.Duration
+	Warmup      time.Duration
+	Rate        int // total messages per second; 0: the scenario's default
+	Inflight    int // unacknowledged QoS 1/2 messages per publisher
+	BrokerPID   int // 0: no broker metrics
+	Label       string
+	JSON        bool
+	Drain       time.Duration // longest wait for late deliveries
+	Hold        time.Duration // conns: how long the connections stay open
+	Dialers     int           // concurrent connection set-ups
+}
+
+// rate returns the total message rate the scenario runs at: -rate, or for
+// the latency scenario its default when -rate is 0. Zero means as fast as
+// possible.
+func (c *benchConfig) rate() int {
+	if c.Rate == 0 && c.Scenario == scenarioLatency {
+		return defaultLatencyRate
+	}
+	return c.Rate
+}
+
+// parseBenchFlags parses the load generator's command line. Usage and flag
+// errors are printed to stderr; -h returns flag.ErrHelp.
+func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
+	var c benchConfig
+	fs := flag.NewFlagSet("vanemq-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), benchUsage)
+		fs.PrintDefaults()
+	}
+	var mqtt, qos uint
+	fs.StringVar(&c.Scenario, "scenario", "", "`name` of the scenario: fanin, fanout, pairs, latency or conns (required)")
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:1883", "broker `host:port`")
+	fs.StringVar(&c.Transport, "transport", transportTCP, "`transport`: tcp, tls, ws or wss")
+	fs.StringVar(&c.WSPath, "ws-path", "/mqtt", "HTTP `path` of the WebSocket endpoint (ws, wss)")
+	fs.BoolVar(&c.TLSInsecure, "tls-insecure", false, "do not verify the broker's certificate (tls, wss)")
+	fs.UintVar(&mqtt, "mqtt", 4, "MQTT `version`: 4 (3.1.1) or 5")
+	fs.UintVar(&qos, "qos", 0, "`QoS` of publications and subscriptions: 0, 1 or 2")
+	fs.IntVar(&c.Size, "size", 64, fmt.Sprintf("payload `bytes`, at least %d (the send timestamp)", minPayload))
+	fs.IntVar(&c.Publishers, "publishers", 8, "`number` of publishers (fanin)")
+	fs.IntVar(&c.Subscribers, "subscribers", 50, "`number` of subscribers (fanout)")
+	fs.IntVar(&c.Pairs, "pairs", 100, "`number` of publisher/subscriber pairs (pairs)")
+	fs.IntVar(&c.Conns, "conns", 10000, "`number` of idle connections (conns)")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measurement `window`")
+	fs.DurationVar(&c.Warmup, "warmup", time.Second, "unmeasured `time` of load before the window")
+	fs.IntVar(&c.Rate, "rate", 0, fmt.Sprintf("total `msgs/s` over all publishers; 0 means %d for latency and as fast as possible elsewhere", defaultLatencyRate))
+	fs.IntVar(&c.Inflight, "inflight", 100, "unacknowledged QoS 1/2 `messages` per publisher (capped by the broker's Receive Maximum)")
+	fs.IntVar(&c.BrokerPID, "broker-pid", 0, "`PID` of the broker process, for its CPU time and memory from /proc")
+	fs.StringVar(&c.Label, "label", "", "free `text` copied into the report")
+	fs.BoolVar(&c.JSON, "json", false, "print the result as one JSON object")
+	fs.DurationVar(&c.Drain, "drain", 2*time.Second, "longest `time` to wait for late deliveries after the window")
+	fs.DurationVar(&c.Hold, "hold", 2*time.Second, "`time` the connections stay open after connecting (conns)")
+	fs.IntVar(&c.Dialers, "dialers", 64, "concurrent connection set-ups (`number`)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c.MQTT, c.QoS = byte(min(mqtt, 255)), byte(min(qos, 255))
+	if err := c.validate(); err != nil {
+		fmt.Fprintf(stderr, "vanemq-bench: %v\nRun vanemq-bench -h for the flags.\n", err)
+		return c, err
+	}
+	return c, nil
+}
+
+// validate checks the flags' values and their combination.
+func (c *benchConfig) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	scenarios := []string{scenarioFanin, scenarioFanout, scenarioPairs, scenarioLatency, scenarioConns}
+	switch {
+	case c.Scenario == "":
+		bad("-scenario is required (%s)", strings.Join(scenarios, ", "))
+	case !slices.Contains(scenarios, c.Scenario):
+		bad("-scenario %q is not one of %s", c.Scenario, strings.Join(scenarios, ", "))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("-addr %q: %v", c.Addr, err)
+	}
+	if !slices.Contains([]string{transportTCP, transportTLS, transportWS, transportWSS}, c.Transport) {
+		bad("-transport %q is not tcp, tls, ws or wss", c.Transport)
+	}
+	if !strings.HasPrefix(c.WSPath, "/") {
+		bad("-ws-path %q must start with /", c.WSPath)
+	}
+	if c.MQTT != 4 && c.MQTT != 5 {
+		bad("-mqtt %d is not 4 or 5", c.MQTT)
+	}
+	if c.QoS > 2 {
+		bad("-qos %d is not 0, 1 or 2", c.QoS)
+	}
+	if c.Size < minPayload || c.Size > maxPayload {
+		bad("-size %d is outside %d..%d", c.Size, minPayload, maxPayload)
+	}
+	count := func(name string, n int) {
+		if n < 1 || n > maxClients {
+			bad("-%s %d is outside 1..%d", name, n, maxClients)
+		}
+	}
+	switch c.Scenario {
+	case scenarioFanin:
+		count("publishers", c.Publishers)
+	case scenarioFanout:
+		count("subscribers", c.Subscribers)
+	case scenarioPairs:
+		count("pairs", c.Pairs)
+	case scenarioConns:
+		count("conns", c.Conns)
+	}
+	if c.Duration <= 0 {
+		bad("-duration %s must be positive", c.Duration)
+	}
+	if c.Warmup < 0 {
+		bad("-warmup %s is negative", c.Warmup)
+	}
+	if c.Drain < 0 {
+		bad("-drain %s is negative", c.Drain)
+	}
+	if c.Hold < 0 {
+		bad("-hold %s is negative", c.Hold)
+	}
+	if c.Rate < 0 {
+		bad("-rate %d is negative", c.Rate)
+	}
+	if c.Inflight < 1 || c.Inflight > 65535 {
+		bad("-inflight %d is outside 1..65535", c.Inflight)
+	}
+	if c.BrokerPID < 0 {
+		bad("-broker-pid %d is negative", c.BrokerPID)
+	}
+	if c.Dialers < 1 || c.Dialers > 10000 {
+		bad("-dialers %d is outside 1..10000", c.Dialers)
+	}
+	return errors.Join(errs...)
+}

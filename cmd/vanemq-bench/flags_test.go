@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestParseBenchFlags checks parsing, defaults and validation.
+func TestParseBenchFlags(t *testing.T) {
+	cfg, err := parseBenchFlags([]string{"-scenario", "fanin"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	want := benchConfig{
+		Scenario: "fanin", Addr: "127.0.0.1:1883", Transport: "tcp", WSPath: "/mqtt", MQTT: 4, QoS: 0, Size: 64,
+		Publishers: 8, Subscribers: 50, Pairs: 100, Conns: 10000, Duration: 10 * time.Second, Warmup: time.Second,
+		Inflight: 100, Drain: 2 * time.Second, Hold: 2 * time.Second, Dialers: 64,
+	}
+	if cfg != want {
+		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+	if cfg.rate() != 0 {
+		t.Errorf("fanin rate %d, want 0 (flat out)", cfg.rate())
+	}
+
+	cfg, err = parseBenchFlags(strings.Fields("-scenario latency -addr 10.0.0.1:8883 -transport wss -ws-path /ws -tls-insecure "+
+		"-mqtt 5 -qos 2 -size 8 -duration 3s -warmup 0 -inflight 7 -broker-pid 42 -label x -json"), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("every flag: %v", err)
+	}
+	if cfg.Transport != "wss" || cfg.WSPath != "/ws" || !cfg.TLSInsecure || cfg.MQTT != 5 || cfg.QoS != 2 || cfg.Size != 8 ||
+		cfg.Duration != 3*time.Second || cfg.Warmup != 0 || cfg.Inflight != 7 || cfg.BrokerPID != 42 || cfg.Label != "x" || !cfg.JSON {
+		t.Errorf("every flag: %+v", cfg)
+	}
+	if cfg.rate() != defaultLatencyRate {
+		t.Errorf("latency rate %d, want %d", cfg.rate(), defaultLatencyRate)
+	}
+
+	bad := []struct {
+		args string
+		want string
+	}{
+		{"", "-scenario is required"},
+		{"-scenario nope", `-scenario "nope" is not one of`},
+		{"-scenario fanin -transport quic", `-transport "quic"`},
+		{"-scenario fanin -mqtt 3", "-mqtt 3 is not 4 or 5"},
+		{"-scenario fanin -qos 3", "-qos 3"},
+		{"-scenario fanin -size 7", "-size 7"},
+		{"-scenario fanin -publishers 0", "-publishers 0"},
+		{"-scenario fanout -subscribers -1", "-subscribers -1"},
+		{"-scenario pairs -pairs 0", "-pairs 0"},
+		{"-scenario conns -conns 0", "-conns 0"},
+		{"-scenario fanin -duration 0s", "-duration 0s must be positive"},
+		{"-scenario fanin -warmup -1s", "-warmup -1s"},
+		{"-scenario fanin -rate -5", "-rate -5"},
+		{"-scenario fanin -inflight 0", "-inflight 0"},
+		{"-scenario fanin -inflight 65536", "-inflight 65536"},
+		{"-scenario fanin -ws-path mqtt", "-ws-path"},
+		{"-scenario fanin -dialers 0", "-dialers 0"},
+		{"-scenario fanin extra", `unexpected argument "extra"`},
+		{"-scenario fanin -bogus", "flag provided but not defined"},
+	}
+	for _, tc := range bad {
+		var stderr bytes.Buffer
+		_, err := parseBenchFlags(strings.Fields(tc.args), &stderr)
+		if err == nil {
+			t.Errorf("%q: no error", tc.args)
+			continue
+		}
+		if msg := err.Error() + stderr.String(); !strings.Contains(msg, tc.want) {
+			t.Errorf("%q: %q does not mention %q", tc.args, msg, tc.want)
+		}
+	}
+	// A flag that only another scenario uses is not checked.
+	if _, err := parseBenchFlags(strings.Fields("-scenario fanin -conns 0 -pairs 0"), &bytes.Buffer{}); err != nil {
+		t.Errorf("fanin with -conns 0: %v", err)
+	}
+}
+
+// TestRunCLIUsage checks the exit statuses of help and bad usage.
+func TestRunCLIUsage(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-h"}, 0, "Usage: vanemq-bench -scenario"},
+		{[]string{"-scenario", "nope"}, 2, "-scenario \"nope\""},
+		{[]string{"-scenario", "fanin", "-addr", "no-port"}, 2, "-addr \"no-port\""},
+	}
+	for _, tc := range cases {
+		var stdout, stderr bytes.Buffer
+		if code := runCLI(t.Context(), tc.args, &stdout, &stderr); code != tc.code {
+			t.Errorf("%q: exit status %d, want %d", tc.args, code, tc.code)
+		}
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%q: stderr %q does not mention %q", tc.args, stderr.String(), tc.want)
+		}
+	}
+	if _, err := parseBenchFlags([]string{"-h"}, &bytes.Buffer{}); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v, want flag.ErrHelp", err)
+	}
+}

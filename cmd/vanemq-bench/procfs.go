@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// defaultClockTicks is the kernel's USER_HZ on every common Linux
+// architecture, used when getconf cannot tell.
+const defaultClockTicks = 100
+
+// procProbe reads a process's CPU time and memory from /proc, and this
+// process's CPU time. Without a PID (0) it reports zeros for the process.
+type procProbe struct {
+	pid   int
+	ticks int64 // clock ticks per second of /proc/PID/stat times
+}
+
+// cpuSample is CPU time used so far, by the broker and by this tool.
+type cpuSample struct {
+	broker, self time.Duration
+}
+
+// newProcProbe returns a probe of process pid (0: none), checking that its
+// /proc entry can be read.
+func newProcProbe(ctx context.Context, pid int) (*procProbe, error) {
+	p := &procProbe{pid: pid, ticks: defaultClockTicks}
+	if pid == 0 {
+		return p, nil
+	}
+	if _, err := p.brokerCPU(); err != nil {
+		return nil, err
+	}
+	p.ticks = clockTicks(ctx)
+	return p, nil
+}
+
+// clockTicks returns CLK_TCK as `getconf CLK_TCK` prints it, or
+// defaultClockTicks when that fails.
+func clockTicks(ctx context.Context) int64 {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "getconf", "CLK_TCK").Output()
+	if err != nil {
+		return defaultClockTicks
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil || n <= 0 {
+		return defaultClockTicks
+	}
+	return n
+}
+
+// sample reads the broker's and this process's CPU time.
+func (p *procProbe) sample() (cpuSample, error) {
+	b, err := p.brokerCPU()
+	return cpuSample{broker: b, self: selfCPU()}, err
+}
+
+// brokerCPU returns the broker's user plus system CPU time.
+func (p *procProbe) brokerCPU() (time.Duration, error) {
+	ticks, err := readProc(p.pid, "stat", "broker CPU time", parseProcStat)
+	return time.Duration(ticks) * time.Second / time.Duration(p.ticks), err
+}
+
+// brokerRSS returns the broker's resident set size in bytes.
+func (p *procProbe) brokerRSS() (int64, error) {
+	return readProc(p.pid, "status", "broker memory", parseVmRSS)
+}
+
+// readProc reads /proc/PID/name and parses it; errors say what was being
+// read. Without a PID (0) it returns the zero value.
+func readProc[T any](pid int, name, what string, parse func(string) (T, error)) (T, error) {
+	var zero T
+	if pid == 0 {
+		return zero, nil
+	}
+	path := fmt.Sprintf("/proc/%d/%s", pid, name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", what, err)
+	}
+	v, err := parse(string(data))
+	if err != nil {
+		return zero, fmt.Errorf("%s: %s: %w", what, path, err)
+	}
+	return v, nil
+}
+
+// parseProcStat returns utime+stime, fields 14 and 15 of a /proc/PID/stat
+// line, in clock ticks. The command name (field 2) is in parentheses and
+// may hold spaces and parentheses itself, so fields are counted from the
+// last ')'.
+func parseProcStat(line string) (uint64, error) {
+	end := strings.LastIndexByte(line, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("no ')' closing the command name in %q", abbrev(line))
+	}
+	// After the name come field 3 (state), 4, …: utime is field 14.
+	fields := strings.Fields(line[end+1:])
+	const utime, stime = 14 - 3, 15 - 3
+	if len(fields) <= stime {
+		return 0, fmt.Errorf("%d fields after the command name, need %d", len(fields), stime+1)
+	}
+	u, err := strconv.ParseUint(fields[utime], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("utime: %w", err)
+	}
+	s, err := strconv.ParseUint(fields[stime], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("stime: %w", err)
+	}
+	return u + s, nil
+}
+
+// parseVmRSS returns the VmRSS of a /proc/PID/status file, in bytes.
+func parseVmRSS(status string) (int64, error) {
+	sc := bufio.NewScanner(strings.NewReader(status))
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("VmRSS line %q is not \"VmRSS: N kB\"", sc.Text())
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("VmRSS: %w", err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("no VmRSS line (a kernel thread or a zombie?)")
+}
+
+// selfCPU returns the user plus system CPU time this process used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// abbrev shortens s for an error message.
+func abbrev(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/listeners/tcp"
+)
+
+// benchTestBroker starts an in-process vanemq broker with a TCP listener on
+// 127.0.0.1:0 for one test and returns its address.
+func benchTestBroker(t *testing.T) string {
+	t.Helper()
+	return startBenchBroker(t, tcp.New("tcp", "127.0.0.1:0"))
+}
+
+// startBenchBroker starts an in-process vanemq broker on listener l for one
+// test and returns l's address. Its session queues are large enough that
+// QoS 1/2 messages are never dropped, so the tests can demand no loss.
+func startBenchBroker(t *testing.T, l core.Listener) string {
+	t.Helper()
+	srv, err := core.New(core.Options{
+		MaxQueuedMessages: 1 << 20,
+		SysInterval:       -1,
+		Logger:            slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("core.New: %v", err)
+	}
+	if err := srv.AddListener(l); err != nil {
+		t.Fatalf("AddListener: %v", err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return l.Address()
+}
+
+// runBenchJSON runs the command line args through runCLI, as main does,
+// with -json, and returns the decoded result.
+func runBenchJSON(t *testing.T, args ...string) runResult {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	args = append(args, "-json")
+	if code := runCLI(t.Context(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("vanemq-bench %q: exit status %d, stderr:\n%s", args, code, stderr.String())
+	}
+	var res runResult
+	dec := json.NewDecoder(&stdout)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("vanemq-bench %q: JSON output: %v", args, err)
+	}
+	if dec.More() {
+		t.Fatalf("vanemq-bench %q: more than one JSON value on stdout", args)
+	}
+	return res
+}
+
+// TestBenchSmoke runs every scenario briefly against an in-process broker,
+// with MQTT 3.1.1 and 5 and QoS 0 and 1, using the test's own process as
+// the broker to measure.
+func TestBenchSmoke(t *testing.T) {
+	pid := strconv.Itoa(os.Getpid())
+	type scenario struct {
+		name string
+		args []string
+	}
+	messages := []scenario{
+		{"fanin", []string{"-scenario", "fanin", "-publishers", "2"}},
+		{"fanout", []string{"-scenario", "fanout", "-subscribers", "3"}},
+		{"pairs", []string{"-scenario", "pairs", "-pairs", "3"}},
+		{"latency", []string{"-scenario", "latency", "-rate", "2000"}},
+	}
+	for _, mqtt := range []string{"4", "5"} {
+		for _, qos := range []string{"0", "1"} {
+			for _, sc := range messages {
+				t.Run(sc.name+"/mqtt"+mqtt+"/qos"+qos, func(t *testing.T) {
+					t.Parallel()
+					// QoS 0 publishers run flat out, filling the socket
+					// buffers faster than the broker under the race
+					// detector drains them: a short drain bounds the
+					// test. QoS 1 must deliver everything.
+					drain := "300ms"
+					if qos == "1" {
+						drain = "10s"
+					}
+					addr := benchTestBroker(t)
+					args := slices.Concat(sc.args, []string{"-addr", addr, "-mqtt", mqtt, "-qos", qos,
+						"-duration", "300ms", "-warmup", "0", "-drain", drain,
+						"-broker-pid", pid, "-label", t.Name()})
+					res := runBenchJSON(t, args...)
+					checkMessageResult(t, res, sc.name, qos == "1")
+				})
+			}
+		}
+		t.Run("conns/mqtt"+mqtt, func(t *testing.T) {
+			t.Parallel()
+			addr := benchTestBroker(t)
+			res := runBenchJSON(t, "-scenario", "conns", "-conns", "50", "-hold", "50ms",
+				"-addr", addr, "-mqtt", mqtt, "-broker-pid", pid)
+			if res.Scenario != "conns" || res.Conns != 50 {
+				t.Errorf("scenario %q with %d conns, want conns with 50", res.Scenario, res.Conns)
+			}
+			if res.ConnectPerS <= 0 || res.DurationS <= 0 {
+				t.Errorf("connect_per_s %v over %v s, want both positive", res.ConnectPerS, res.DurationS)
+			}
+			if res.BrokerRSSBytes <= 0 || res.BytesPerConn < 0 {
+				t.Errorf("broker_rss_bytes %d, bytes_per_conn %d", res.BrokerRSSBytes, res.BytesPerConn)
+			}
+		})
+	}
+}
+
+// checkMessageResult checks the figures of a message scenario's result.
+func checkMessageResult(t *testing.T, res runResult, scenario string, noLoss bool) {
+	t.Helper()
+	if res.Scenario != scenario || res.Label != t.Name() {
+		t.Errorf("scenario %q label %q, want %q and %q", res.Scenario, res.Label, scenario, t.Name())
+	}
+	if res.Sent <= 0 || res.Received <= 0 {
+		t.Fatalf("sent %d, received %d: want both positive", res.Sent, res.Received)
+	}
+	if res.Received > res.Expected {
+		t.Errorf("received %d > expected %d", res.Received, res.Expected)
+	}
+	if noLoss && (res.LossPct != 0 || res.Received != res.Expected) {
+		t.Errorf("QoS 1: received %d of %d (loss %v %%), want all", res.Received, res.Expected, res.LossPct)
+	}
+	if res.BrokerCPUS <= 0 || res.BenchCPUS <= 0 || res.DeliveriesPerBrokerCPUS <= 0 {
+		t.Errorf("broker_cpu_s %v, bench_cpu_s %v, deliveries_per_broker_cpu_s %v: want all positive",
+			res.BrokerCPUS, res.BenchCPUS, res.DeliveriesPerBrokerCPUS)
+	}
+	if res.BenchCPUShare <= 0 || res.BenchCPUShare > 1 {
+		t.Errorf("bench_cpu_share %v, want within (0, 1]", res.BenchCPUShare)
+	}
+	if res.BrokerRSSBytes <= 0 {
+		t.Errorf("broker_rss_bytes %d, want positive", res.BrokerRSSBytes)
+	}
+	if !(0 < res.P50us && res.P50us <= res.P99us && res.P99us <= res.P999us) {
+		t.Errorf("latency p50 %v, p99 %v, p99.9 %v µs: want 0 < p50 <= p99 <= p99.9", res.P50us, res.P99us, res.P999us)
+	}
+}
