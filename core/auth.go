@@ -6,22 +6,74 @@ import (
 	"github.com/vanemq/vanemq/core/packets"
 )
 
-// The decision seams the hook pipeline plugs into. Until it lands every
-// client is allowed; the signatures already carry what a decision needs.
+// The decision points of the hook pipeline. Each returns Success, or the
+// reason code to refuse with and a cause for the log and reason string.
 
-// authenticate decides whether a CONNECT may proceed. It returns Success or
-// the CONNACK reason code and a cause for the log.
-func (s *Server) authenticate(_ context.Context, _ *client, _ *packets.Packet) (packets.ReasonCode, string) {
+// authenticate decides whether a CONNECT may proceed: the Authenticate
+// hooks, then the server's default (allow only with AllowAnonymous), then
+// the Connect hooks, which may also set the client's policy.
+func (s *Server) authenticate(ctx context.Context, c *client, p *packets.Packet, policy *ClientPolicy) (packets.ReasonCode, string) {
+	cl := &c.info
+	v := Pass
+	if s.hooks.has(EventAuthenticate) {
+		cf := &p.Connect
+		cred := Credentials{
+			Username:     cf.Username,
+			UsernameSet:  cf.UsernameFlag,
+			Password:     cf.Password,
+			PasswordSet:  cf.PasswordFlag,
+			AuthMethod:   p.Properties.AuthMethod,
+			AuthData:     p.Properties.AuthData,
+			UserProperty: p.Properties.UserProperties,
+		}
+		v = s.hooks.decide(EventAuthenticate, "", func(h Hook) Verdict { return h.Authenticate(ctx, cl, &cred) })
+	}
+	switch v.Decision {
+	case Deny:
+		return v.Code, orReason(v.Reason, "authentication refused")
+	case Next:
+		if !s.opts.AllowAnonymous {
+			return packets.NotAuthorized, "no hook authenticated the client and allow_anonymous is false"
+		}
+	}
+	if s.hooks.has(EventConnect) {
+		v = s.hooks.decide(EventConnect, "", func(h Hook) Verdict { return h.Connect(ctx, cl, policy) })
+		if v.Decision == Deny {
+			return v.Code, orReason(v.Reason, "connection refused by a hook")
+		}
+	}
 	return packets.Success, ""
 }
 
-// authorizePublish decides whether a client may publish to p.Topic.
-func (s *Server) authorizePublish(_ context.Context, _ *client, _ *packets.Packet) (packets.ReasonCode, string) {
+// authorizePublish decides whether a client may publish m.
+func (s *Server) authorizePublish(ctx context.Context, c *client, m *Message) (packets.ReasonCode, string) {
+	if !s.hooks.has(EventAuthorizePublish) {
+		return packets.Success, ""
+	}
+	v := s.hooks.decide(EventAuthorizePublish, m.Topic, func(h Hook) Verdict { return h.AuthorizePublish(ctx, &c.info, m) })
+	if v.Decision == Deny {
+		return v.Code, orReason(v.Reason, "not authorized to publish to "+m.Topic)
+	}
 	return packets.Success, ""
 }
 
 // authorizeSubscribe decides whether a client may subscribe to filter and
-// with which QoS (it may downgrade the requested QoS).
-func (s *Server) authorizeSubscribe(_ context.Context, _ *client, _ string, qos byte) (packets.ReasonCode, byte, string) {
-	return packets.Success, qos, ""
+// with which QoS (a hook may lower the requested one).
+func (s *Server) authorizeSubscribe(ctx context.Context, c *client, filter string, qos byte) (packets.ReasonCode, byte, string) {
+	if !s.hooks.has(EventAuthorizeSubscribe) {
+		return packets.Success, qos, ""
+	}
+	granted := qos
+	v := s.hooks.decide(EventAuthorizeSubscribe, "", func(h Hook) Verdict { return h.AuthorizeSubscribe(ctx, &c.info, filter, &granted) })
+	if v.Decision == Deny {
+		return v.Code, 0, orReason(v.Reason, "not authorized to subscribe to "+filter)
+	}
+	return packets.Success, min(granted, qos), ""
+}
+
+func orReason(reason, fallback string) string {
+	if reason != "" {
+		return reason
+	}
+	return fallback
 }

@@ -37,6 +37,11 @@ type client struct {
 	reqProblemInfo bool
 	will           *packets.Will
 	connectExpiry  uint32 // session expiry the CONNECT asked for (v5)
+	info           ClientInfo
+	maxQueued      int    // the session queue bound (Options or a Connect hook's policy)
+	mount          string // topic prefix set by a Connect hook's policy
+	authMethod     string // v5 enhanced authentication method, "" if none
+	reauth         *AuthStep
 
 	cr      *connReader
 	r       *packets.Reader
@@ -226,7 +231,7 @@ func (c *client) handle(ctx context.Context, p *packets.Packet) error {
 	case packets.Connect:
 		return packets.Errorf(packets.ProtocolError, "second CONNECT on one connection [MQTT-3.1.0-2]")
 	case packets.Auth:
-		return packets.Errorf(packets.ProtocolError, "AUTH without an authentication method in CONNECT [MQTT-4.12.0-1]")
+		return c.handleAuth(ctx, p)
 	default:
 		return packets.Errorf(packets.ProtocolError, "a client may not send %s", p.Type)
 	}
@@ -440,6 +445,7 @@ func (c *client) finish() {
 	_ = c.conn.Close()
 	c.cr.release()
 	c.srv.detach(c)
+	c.srv.disconnectedEvent(c)
 }
 
 // logger returns a logger naming the connection: remote address, listener

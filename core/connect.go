@@ -3,8 +3,10 @@ package core
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
@@ -48,10 +50,16 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 		return refuse(packets.ClientIdentifierNotValid, "client identifier longer than max_client_id_len")
 	}
 	c.id = id
-
-	if v5 && props.Has(packets.PropAuthMethod) {
-		return refuse(packets.BadAuthenticationMethod, "enhanced authentication method "+props.AuthMethod+" is not supported")
+	c.info = ClientInfo{
+		ID:              id,
+		Username:        cf.Username,
+		Remote:          c.remote,
+		Listener:        c.listener,
+		ProtocolVersion: c.version,
+		CleanStart:      cf.CleanStart,
+		TLS:             tlsState(c.conn),
 	}
+
 	if cf.WillFlag {
 		if err := topics.ValidateTopicName(cf.Will.Topic); err != nil {
 			return refuse(packets.TopicNameInvalid, "will topic: "+err.Error())
@@ -86,11 +94,43 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 		expiry = s.opts.SessionExpiryMax
 	}
 
-	if code, why := s.authenticate(ctx, c, p); code != packets.Success {
+	var ack packets.Properties
+	if v5 && props.Has(packets.PropAuthMethod) {
+		if !s.hooks.has(EventEnhancedAuth) {
+			return refuse(packets.BadAuthenticationMethod, "no hook handles authentication method "+props.AuthMethod)
+		}
+		resp, code, why := c.enhancedAuth(ctx, props.AuthMethod, props.AuthData)
+		if code != packets.Success {
+			return refuse(code, why)
+		}
+		c.authMethod = props.AuthMethod
+		ack.AuthMethod = props.AuthMethod
+		ack.Set(packets.PropAuthMethod)
+		if resp != nil {
+			ack.AuthData = resp
+			ack.Set(packets.PropAuthData)
+		}
+	}
+	var policy ClientPolicy
+	if code, why := s.authenticate(ctx, c, p, &policy); code != packets.Success {
 		return refuse(code, why)
 	}
+	maxIn := s.opts.MaxPacketSize
+	if policy.MaxPacketSize > 0 {
+		maxIn = min(maxIn, policy.MaxPacketSize)
+	}
+	if policy.MaxInflight > 0 {
+		c.sendMax = min(c.sendMax, policy.MaxInflight)
+	}
+	c.maxQueued = s.opts.MaxQueuedMessages
+	if policy.MaxQueuedMessages > 0 {
+		c.maxQueued = policy.MaxQueuedMessages
+	}
+	c.mount = policy.Mountpoint
+	if c.will != nil && c.mount != "" {
+		c.will.Topic = c.mount + c.will.Topic
+	}
 
-	var ack packets.Properties
 	if v5 {
 		if assigned {
 			ack.AssignedClientID = id
@@ -104,7 +144,7 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 			ack.ReceiveMaximum = s.opts.ReceiveMaximum
 			ack.Set(packets.PropReceiveMaximum)
 		}
-		ack.MaximumPacketSize = s.opts.MaxPacketSize
+		ack.MaximumPacketSize = maxIn
 		ack.Set(packets.PropMaximumPacketSize)
 		if !s.opts.DisableTopicAliases {
 			ack.TopicAliasMaximum = s.opts.TopicAliasMaximum
@@ -124,7 +164,7 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 			ack.Set(packets.PropResponseInfo)
 		}
 	}
-	c.r.SetMaxSize(s.opts.MaxPacketSize)
+	c.r.SetMaxSize(maxIn)
 	s.attach(c, id, cf.CleanStart, expiry, &ack)
 	if c.logs(slog.LevelInfo) {
 		c.logger().Info("client connected", "version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive)
@@ -184,7 +224,7 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 			// published before this function returns, so it can never
 			// follow (and overwrite) what the new connection publishes.
 			if w := oldConn.will; w != nil && (clean || w.Properties.WillDelay == 0) {
-				wills = append(wills, &willMsg{will: w, origin: id})
+				wills = append(wills, &willMsg{will: w, origin: id, info: &oldConn.info})
 			}
 		}
 		if w := sess.takeWillLocked(); w != nil && clean {
@@ -213,6 +253,7 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 	sess.conn = c
 	sess.gen++
 	sess.expiry = expiry
+	sess.maxQueued = c.maxQueued
 	c.sess = sess
 	c.connected = true
 	c.sendConnack(packets.Success, present, ack, false)
@@ -221,6 +262,14 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 	sess.mu.Unlock()
 	s.sessMu.Unlock()
 
+	if oldConn != nil {
+		s.sessionEvent(&oldConn.info, SessionTakenOver)
+	}
+	if present {
+		s.sessionEvent(&c.info, SessionResumed)
+	} else {
+		s.sessionEvent(&c.info, SessionCreated)
+	}
 	if oldConn != nil {
 		if oldConn.logs(slog.LevelInfo) {
 			oldConn.logger().Info("session taken over by a new connection", "new_remote", c.remote)
@@ -260,7 +309,7 @@ func (s *Server) detach(c *client) {
 	s.online.Add(-1)
 	var w *willMsg
 	if c.will != nil && !s.closing.Load() {
-		w = &willMsg{will: c.will, origin: c.id}
+		w = &willMsg{will: c.will, origin: c.id, info: &c.info}
 	}
 	if sess.expiry == 0 {
 		s.discardLocked(sess)
@@ -320,6 +369,7 @@ func (s *Server) expireSession(sess *session, gen uint64) {
 	sess.mu.Unlock()
 	s.sessMu.Unlock()
 	s.stats.expired.Add(1)
+	s.sessionEvent(&ClientInfo{ID: sess.id}, SessionExpired)
 	s.log.Info("session expired", "client", sess.id)
 	if w != nil {
 		s.publishWill(w)
@@ -333,4 +383,14 @@ func (s *Server) removeSessionLocked(sess *session) {
 		delete(s.sessions, sess.id)
 		s.live.Delete(sess.id)
 	}
+}
+
+// tlsState returns the TLS state of a TLS connection, nil otherwise.
+func tlsState(nc net.Conn) *tls.ConnectionState {
+	tc, ok := nc.(interface{ ConnectionState() tls.ConnectionState })
+	if !ok {
+		return nil
+	}
+	st := tc.ConnectionState()
+	return &st
 }

@@ -130,6 +130,11 @@ func (s *Server) deliver(clientID string, by *client, d delivery) bool {
 	if !ok {
 		return false
 	}
+	if s.hooks.has(EventDeliver) {
+		if d.msg = s.deliverHook(clientID, d.msg); d.msg == nil {
+			return false
+		}
+	}
 	sess := v.(*session)
 	sess.mu.Lock()
 	defer sess.mu.Unlock()

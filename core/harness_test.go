@@ -29,6 +29,9 @@ func startBroker(t testing.TB, opts core.Options) *testBroker {
 		}
 		opts.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	// Tests of authentication add hooks that decide; everything else
+	// connects anonymously, as the vanemq binary's default config allows.
+	opts.AllowAnonymous = true
 	if opts.SysInterval == 0 {
 		opts.SysInterval = -1
 	}

@@ -93,10 +93,12 @@ func (s *Server) Subscribe(filter string, handler func(InlineMessage)) (func(), 
 	s.subs.Subscribe(topics.Subscription{ClientID: id, Filter: inner, Group: group, QoS: 2})
 	if group == "" {
 		now := time.Now()
-		s.retained.Match(inner, func(_ string, m *message) bool {
-			if !m.expired(now) {
-				s.inline.deliver(id, delivery{msg: m, qos: m.qos, retain: true})
+		s.retained.Match(inner, func(topic string, m *message) bool {
+			if m.expired(now) {
+				s.dropExpiredRetained(topic, m)
+				return true
 			}
+			s.inline.deliver(id, delivery{msg: m, qos: m.qos, retain: true})
 			return true
 		})
 	}

@@ -59,6 +59,13 @@ type Options struct {
 	DisableSubIDs       bool
 	DisableSharedSubs   bool
 
+	// AllowAnonymous lets a client connect when no hook authenticated it
+	// (every Authenticate hook said Next, or there are none). Default
+	// false: with no authentication hook, nobody connects; the vanemq
+	// binary's built-in config, loopback only, sets it, as Mosquitto 2
+	// does for local-only use.
+	AllowAnonymous bool
+
 	// Logger receives the broker's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Version is reported in $SYS/broker/version.

@@ -81,11 +81,11 @@ func (c *client) spaceSignal() chan struct{} {
 	o := &c.srv.opts
 	sess := c.sess
 	sess.mu.Lock()
-	pending := sess.pending.len()
+	pending, maxQueued := sess.pending.len(), sess.maxQueued
 	sess.mu.Unlock()
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
-	if c.writerDone || c.closing || (len(c.out) < o.OutboundQueue/4 && pending < o.MaxQueuedMessages/4) {
+	if c.writerDone || c.closing || (len(c.out) < o.OutboundQueue/4 && pending < maxQueued/4) {
 		return nil
 	}
 	if ws := c.writeStart.Load(); ws != 0 && time.Since(time.Unix(0, ws)) > stallAfter {

@@ -138,7 +138,7 @@ func BenchmarkPublishFanout(b *testing.B) {
 		{packets.Version5, 1}, {packets.Version5, 10},
 	} {
 		b.Run(fmt.Sprintf("v%d/subs=%d", tc.version, tc.subs), func(b *testing.B) {
-			srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SysInterval: -1, OutboundQueue: 1 << 22})
+			srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SysInterval: -1, OutboundQueue: 1 << 22, AllowAnonymous: true})
 			if err != nil {
 				b.Fatal(err)
 			}

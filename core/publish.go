@@ -2,9 +2,11 @@ package core
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/core/topics"
 )
 
 // handlePublish takes an inbound PUBLISH: topic alias resolution, the QoS 2
@@ -42,21 +44,26 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		sess.mu.Unlock()
 	}
 
-	if code, why := s.authorizePublish(ctx, c, p); code != packets.Success {
-		c.logger().Info("publish denied", "topic", p.Topic, "reason", code.String(), "cause", why)
-		switch p.QoS {
-		case 1:
-			c.enqueueControl(ackWithReason(packets.Puback, p.PacketID, code, why, c.version), c)
-		case 2:
-			sess.mu.Lock()
-			delete(sess.inQoS2, p.PacketID)
-			sess.mu.Unlock()
-			c.enqueueControl(ackWithReason(packets.Pubrec, p.PacketID, code, why, c.version), c)
+	var m *message
+	if s.hooks.has(EventAuthorizePublish) || s.hooks.has(EventPublish) || s.hooks.has(EventPublished) {
+		hm := &Message{Topic: c.mount + p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Properties: p.Properties, Origin: c.id}
+		code, why := s.authorizePublish(ctx, c, hm)
+		if code == packets.Success {
+			code, why = s.modifyPublish(ctx, c, hm)
 		}
-		return nil
+		if code != packets.Success {
+			s.denyPublish(c, p, code, why)
+			return nil
+		}
+		m = buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, c.id, &hm.Properties, time.Now())
+		defer s.hooks.notify(EventPublished, hm.Topic, func(h Hook) { h.OnPublished(ctx, &c.info, hm) })
+	} else {
+		m = newMessage(p, c.id, time.Now())
+		if c.mount != "" {
+			m.topic = c.mount + m.topic
+		}
 	}
-
-	n := s.route(newMessage(p, c.id, time.Now()), c)
+	n := s.route(m, c)
 	code := packets.Success
 	if n == 0 && c.version == packets.Version5 {
 		code = packets.NoMatchingSubscribers
@@ -68,6 +75,43 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		c.enqueueControl(outControl{kind: packets.Pubrec, id: p.PacketID, code: code}, c)
 	}
 	return nil
+}
+
+// denyPublish answers a refused PUBLISH: QoS 1/2 get the reason code
+// (v5; 3.x gets a plain acknowledgement), QoS 0 is dropped silently.
+func (s *Server) denyPublish(c *client, p *packets.Packet, code packets.ReasonCode, why string) {
+	if c.logs(slog.LevelInfo) {
+		c.logger().Info("publish denied", "topic", p.Topic, "reason", code.String(), "cause", why)
+	}
+	switch p.QoS {
+	case 1:
+		c.enqueueControl(ackWithReason(packets.Puback, p.PacketID, code, why, c.version), c)
+	case 2:
+		sess := c.sess
+		sess.mu.Lock()
+		delete(sess.inQoS2, p.PacketID)
+		sess.mu.Unlock()
+		c.enqueueControl(ackWithReason(packets.Pubrec, p.PacketID, code, why, c.version), c)
+	}
+}
+
+// modifyPublish runs the Publish hooks, which may rewrite m or deny it;
+// a rewritten message must still be valid.
+func (s *Server) modifyPublish(ctx context.Context, c *client, m *Message) (packets.ReasonCode, string) {
+	if !s.hooks.has(EventPublish) {
+		return packets.Success, ""
+	}
+	v := s.hooks.decide(EventPublish, m.Topic, func(h Hook) Verdict { return h.Publish(ctx, &c.info, m) })
+	if v.Decision == Deny {
+		return v.Code, orReason(v.Reason, "dropped by a publish hook")
+	}
+	if err := topics.ValidateTopicName(m.Topic); err != nil {
+		return packets.ImplementationSpecificError, "a publish hook set an invalid topic: " + err.Error()
+	}
+	if m.QoS > 2 {
+		return packets.ImplementationSpecificError, "a publish hook set QoS above 2"
+	}
+	return packets.Success, ""
 }
 
 // ackWithReason builds an acknowledgement carrying a reason string (v5).
@@ -123,6 +167,7 @@ func (s *Server) route(m *message, from *client) int {
 		} else {
 			s.retained.Set(m.topic, m)
 		}
+		s.retainedEvent(m)
 	}
 	return s.fanout(m, from)
 }

@@ -51,6 +51,11 @@ type Server struct {
 	listeners []Listener
 
 	inline inlineSubs
+	hooks  pipeline
+	// later queues notifications raised under a session lock (notifier).
+	later chan func()
+	// ctx is the server's lifetime, set by Start.
+	ctx context.Context
 
 	closing atomic.Bool
 	wg      sync.WaitGroup // connections and background loops
@@ -79,6 +84,8 @@ func New(opts Options) (*Server, error) {
 		return &b
 	}
 	s.accepted = s.isOnline
+	s.hooks.log = s.log
+	s.later = make(chan func(), 4096)
 	return s, nil
 }
 
@@ -102,7 +109,11 @@ func (s *Server) AddListener(l Listener) error {
 func (s *Server) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
+	s.ctx = ctx
 	s.started = time.Now()
+	s.wg.Add(1)
+	go s.notifier()
+	s.hooks.notify(EventStarted, "", func(h Hook) { h.OnStarted(ctx) })
 	s.lnMu.Lock()
 	ls := append([]Listener(nil), s.listeners...)
 	s.lnMu.Unlock()
@@ -160,6 +171,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() {
 		s.wg.Wait()
 		s.stopSessionTimers()
+		s.hooks.notify(EventStopped, "", func(h Hook) { h.OnStopped(context.WithoutCancel(s.ctx)) })
 		close(done)
 	}()
 	select {

@@ -62,6 +62,10 @@ type session struct {
 	will      *willMsg
 	willTimer *time.Timer
 
+	// maxQueued bounds pending (Options.MaxQueuedMessages, or the policy
+	// a Connect hook set for the client).
+	maxQueued int
+
 	// dropped counts messages dropped for this session (queue full,
 	// expired, too large).
 	dropped uint64
@@ -120,12 +124,12 @@ func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
 			return false
 		}
 	}
-	if s.pending.len() >= srv.opts.MaxQueuedMessages {
+	if s.pending.len() >= s.maxQueued {
 		s.dropLocked(d, "session queue full")
 		return false
 	}
 	s.pending.push(d)
-	if s.conn != nil && s.pending.len() >= srv.opts.MaxQueuedMessages/2 {
+	if s.conn != nil && s.pending.len() >= s.maxQueued/2 {
 		by.noteBacklog(s.conn)
 	}
 	s.pumpLocked(by)
@@ -197,10 +201,12 @@ func (s *session) resendLocked() {
 // ackLocked completes an outbound QoS 1 (PUBACK) or QoS 2 (PUBCOMP) flow
 // and fills the freed slot from the queue. It reports whether id was known.
 func (s *session) ackLocked(id uint16, by *client) bool {
-	if _, ok := s.inflight[id]; !ok {
+	m, ok := s.inflight[id]
+	if !ok {
 		return false
 	}
 	delete(s.inflight, id)
+	s.srv.ackedEvent(s.id, m.msg)
 	s.pumpLocked(by)
 	if c := s.conn; c != nil {
 		c.outMu.Lock()
@@ -214,6 +220,7 @@ func (s *session) ackLocked(id uint16, by *client) bool {
 func (s *session) dropLocked(d delivery, why string) {
 	s.dropped++
 	s.srv.stats.dropped.Add(1)
+	s.srv.droppedEvent(s.id, d.msg, why)
 	if s.srv.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.srv.log.Debug("message dropped", "client", s.id, "topic", d.msg.topic, "qos", d.qos, "reason", why)
 	}

@@ -16,6 +16,7 @@ type stats struct {
 	bytesOut       atomic.Int64
 	dropped        atomic.Int64
 	willsSent      atomic.Int64
+	hookEventsLost atomic.Int64 // notifications lost to a full queue
 }
 
 // Stats is a snapshot of the broker's counters and gauges.

@@ -41,6 +41,15 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 	// Subscribing, the SUBACK and the retained messages happen under the
 	// session lock, so no message published after the SUBACK can overtake
 	// the retained ones.
+	if s.hooks.has(EventSubscribed) {
+		defer func() {
+			for i, req := range p.Subscriptions {
+				if !codes[i].IsError() {
+					s.hooks.notify(EventSubscribed, "", func(h Hook) { h.OnSubscribed(ctx, &c.info, req.Filter, byte(codes[i])) })
+				}
+			}
+		}()
+	}
 	sess := c.sess
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
@@ -63,7 +72,7 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 	}
 	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}}, c)
 	for i, sub := range subs {
-		// Shared subscriptions get no retained messages [MQTT-4.8.2-?]; retain
+		// Shared subscriptions get no retained messages (v5 section 4.8.2); retain
 		// handling 1 sends them only for a new subscription, 2 never
 		// [MQTT-3.3.1-9/10/11].
 		if codes[i].IsError() || sub.Group != "" || s.opts.DisableRetain {
@@ -98,8 +107,13 @@ func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.S
 	if s.opts.DisableWildcardSubs && strings.ContainsAny(inner, "+#") {
 		return packets.WildcardSubscriptionsNotSupported, topics.Subscription{}
 	}
+	inner = c.mount + inner
+	full := inner
+	if shared {
+		full = topics.SharePrefix + group + "/" + inner
+	}
 	qos := min(req.QoS, 2)
-	code, granted, _ := s.authorizeSubscribe(ctx, c, req.Filter, qos)
+	code, granted, _ := s.authorizeSubscribe(ctx, c, full, qos)
 	if code != packets.Success {
 		return code, topics.Subscription{}
 	}
@@ -125,8 +139,9 @@ func (s *Server) sendRetainedLocked(sess *session, c *client, sub topics.Subscri
 		ids = []uint32{sub.Identifier}
 	}
 	now := time.Now()
-	s.retained.Match(sub.Filter, func(_ string, m *message) bool {
+	s.retained.Match(sub.Filter, func(topic string, m *message) bool {
 		if m.expired(now) {
+			s.dropExpiredRetained(topic, m)
 			return true
 		}
 		d := delivery{msg: m, qos: min(m.qos, sub.QoS), retain: true, subIDs: ids}
@@ -141,7 +156,7 @@ func (s *Server) sendRetainedLocked(sess *session, c *client, sub topics.Subscri
 
 // handleUnsubscribe removes filters and answers UNSUBACK, with
 // No Subscription Existed for unknown ones in v5 [MQTT-3.11.3-1].
-func (s *Server) handleUnsubscribe(_ context.Context, c *client, p *packets.Packet) error {
+func (s *Server) handleUnsubscribe(ctx context.Context, c *client, p *packets.Packet) error {
 	codes := make([]packets.ReasonCode, len(p.Filters))
 	sess := c.sess
 	for i, f := range p.Filters {
@@ -150,6 +165,7 @@ func (s *Server) handleUnsubscribe(_ context.Context, c *client, p *packets.Pack
 			codes[i] = packets.TopicFilterInvalid
 			continue
 		}
+		inner = c.mount + inner
 		sess.mu.Lock()
 		k := subKey{group: group, filter: inner}
 		_, ok := sess.subs[k]
@@ -160,8 +176,18 @@ func (s *Server) handleUnsubscribe(_ context.Context, c *client, p *packets.Pack
 		sess.mu.Unlock()
 		if !ok {
 			codes[i] = packets.NoSubscriptionExisted
+			continue
 		}
+		s.hooks.notify(EventUnsubscribed, "", func(h Hook) { h.OnUnsubscribed(ctx, &c.info, f) })
 	}
 	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Unsuback, PacketID: p.PacketID, ReasonCodes: codes}}, c)
 	return nil
+}
+
+// dropExpiredRetained removes a retained message found expired, unless a
+// newer one has replaced it meanwhile [MQTT-3.3.2-5].
+func (s *Server) dropExpiredRetained(topic string, m *message) {
+	if s.retained.DeleteFunc(topic, func(v *message) bool { return v == m }) {
+		s.retainedEvent(&message{topic: topic, retain: true, origin: m.origin})
+	}
 }

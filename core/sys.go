@@ -46,4 +46,5 @@ func (s *Server) publishSys() {
 	pub("$SYS/broker/bytes/sent", itoa(st.BytesOut))
 	pub("$SYS/broker/subscriptions/count", itoa(st.Subscriptions))
 	pub("$SYS/broker/retained messages/count", itoa(st.Retained))
+	s.hooks.notify(EventSysTick, "", func(h Hook) { h.OnSysTick(s.background(), st) })
 }

@@ -10,6 +10,7 @@ import (
 type willMsg struct {
 	will   *packets.Will
 	origin string
+	info   *ClientInfo // the connection that left the will
 }
 
 // takeWillLocked removes and returns the session's delayed will, if any.
@@ -58,7 +59,10 @@ func (s *Server) publishWill(w *willMsg) {
 		return
 	}
 	wl := w.will
-	m := buildMessage(wl.Topic, wl.Payload, wl.QoS, wl.Retain, w.origin, &wl.Properties, time.Now())
+	m := s.willHook(w, buildMessage(wl.Topic, wl.Payload, wl.QoS, wl.Retain, w.origin, &wl.Properties, time.Now()))
+	if m == nil {
+		return
+	}
 	s.stats.willsSent.Add(1)
 	s.log.Debug("publishing will", "client", w.origin, "topic", m.topic)
 	s.route(m, nil)

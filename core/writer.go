@@ -2,6 +2,7 @@ package core
 
 import (
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -234,7 +235,7 @@ func (w *writer) encodePublish(buf *bytebufferpool.ByteBuffer, it *outItem, now 
 		return
 	}
 	c.srv.stats.messagesOut.Add(1)
-	shareable := m.fanout.Load() > 1 &&
+	shareable := m.fanout.Load() > 1 && c.mount == "" &&
 		(c.version != packets.Version5 || (len(d.subIDs) == 0 && m.expires.IsZero() && c.aliasOutMax == 0))
 	if !shareable {
 		w.fillPublish(it, now, true)
@@ -285,7 +286,7 @@ func (w *writer) fillPublish(it *outItem, now time.Time, withView bool) {
 	p.Retain = d.retain
 	p.Dup = it.dup
 	p.PacketID = it.id
-	p.Topic = m.topic
+	p.Topic = strings.TrimPrefix(m.topic, c.mount)
 	p.Payload = m.payload
 	if c.version != packets.Version5 {
 		return

@@ -28,6 +28,7 @@ func benchTestBroker(t *testing.T) string {
 func startBenchBroker(t *testing.T, l core.Listener) string {
 	t.Helper()
 	srv, err := core.New(core.Options{
+		AllowAnonymous:    true,
 		MaxQueuedMessages: 1 << 20,
 		SysInterval:       -1,
 		Logger:            slog.New(slog.DiscardHandler),

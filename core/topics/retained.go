@@ -74,6 +74,14 @@ func (r *Retained[V]) Set(topic string, v V) (isNew bool) {
 // Delete removes the value for topic and reports whether there was one.
 // Nodes left empty are detached.
 func (r *Retained[V]) Delete(topic string) bool {
+	return r.DeleteFunc(topic, nil)
+}
+
+// DeleteFunc removes the value for topic if match (nil: any) reports true
+// for it, atomically with respect to Set, and reports whether it removed
+// one. The broker uses it to drop an expired message without racing a newer
+// one stored on the same topic.
+func (r *Retained[V]) DeleteFunc(topic string, match func(V) bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
@@ -99,9 +107,10 @@ func (r *Retained[V]) Delete(topic string) bool {
 		}
 		start = end + 1
 	}
-	if n.entry.Swap(nil) == nil {
+	if e := n.entry.Load(); e == nil || (match != nil && !match(e.v)) {
 		return false
 	}
+	n.entry.Store(nil)
 	r.n.Add(-1)
 	for i := len(path) - 1; i >= 0 && n.entry.Load() == nil && n.kids.empty(); i-- {
 		path[i].parent.kids.remove(path[i].level)

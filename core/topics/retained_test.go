@@ -159,3 +159,41 @@ func TestRetainedStopAndRange(t *testing.T) {
 		t.Errorf("Range made %d calls after fn returned false, want 1", calls)
 	}
 }
+
+// DeleteFunc removes a value only when the predicate accepts the value
+// stored now, so a caller holding an old value cannot delete a newer one.
+func TestRetainedDeleteFunc(t *testing.T) {
+	tests := []struct {
+		name      string
+		stored    int
+		matchWant int // DeleteFunc deletes only when the stored value equals this
+		deleted   bool
+	}{
+		{"stored value matches", 1, 1, true},
+		{"replaced by a newer value", 2, 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewRetained[int]()
+			r.Set("a/b", tc.stored)
+			got := r.DeleteFunc("a/b", func(v int) bool { return v == tc.matchWant })
+			if got != tc.deleted {
+				t.Fatalf("DeleteFunc = %v, want %v", got, tc.deleted)
+			}
+			_, ok := r.Get("a/b")
+			if ok == tc.deleted {
+				t.Errorf("after DeleteFunc, Get found = %v, want %v", ok, !tc.deleted)
+			}
+			want := 1
+			if tc.deleted {
+				want = 0
+			}
+			if r.Len() != want {
+				t.Errorf("Len = %d, want %d", r.Len(), want)
+			}
+			if r.DeleteFunc("no/such", nil) {
+				t.Error("DeleteFunc of a missing topic reported a deletion")
+			}
+		})
+	}
+}

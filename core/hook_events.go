@@ -1,0 +1,122 @@
+package core
+
+import (
+	"time"
+
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// hookMessage is the hooks' view of a stored message. It is a copy: a
+// hook changing it changes nothing in the broker.
+func (m *message) hookMessage() *Message {
+	return &Message{Topic: m.topic, Payload: m.payload, QoS: m.qos, Retain: m.retain, Properties: m.properties(), Origin: m.origin}
+}
+
+// notifyLater queues a notification for the notifier goroutine: the events
+// raised while a session lock is held (dropped, acked) must not run hook
+// code under it. The queue is bounded; when it is full the notification is
+// lost and counted.
+func (s *Server) notifyLater(fn func()) {
+	select {
+	case s.later <- fn:
+	default:
+		s.stats.hookEventsLost.Add(1)
+	}
+}
+
+// notifier runs queued notifications until the server stops.
+func (s *Server) notifier() {
+	defer s.wg.Done()
+	for {
+		select {
+		case fn := <-s.later:
+			fn()
+		case <-s.ctx.Done():
+			for {
+				select {
+				case fn := <-s.later:
+					fn()
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// droppedEvent tells the hooks that m was dropped for clientID.
+func (s *Server) droppedEvent(clientID string, m *message, why string) {
+	if !s.hooks.has(EventDropped) {
+		return
+	}
+	ctx := s.background()
+	s.notifyLater(func() {
+		hm := m.hookMessage()
+		s.hooks.notify(EventDropped, hm.Topic, func(h Hook) { h.OnDropped(ctx, clientID, hm, why) })
+	})
+}
+
+// ackedEvent tells the hooks that clientID acknowledged m.
+func (s *Server) ackedEvent(clientID string, m *message) {
+	if !s.hooks.has(EventAcked) {
+		return
+	}
+	ctx := s.background()
+	s.notifyLater(func() {
+		hm := m.hookMessage()
+		s.hooks.notify(EventAcked, hm.Topic, func(h Hook) { h.OnAcked(ctx, clientID, hm) })
+	})
+}
+
+// retainedEvent tells the hooks a retained message was set, or cleared
+// (an empty payload).
+func (s *Server) retainedEvent(m *message) {
+	if !s.hooks.has(EventRetained) {
+		return
+	}
+	hm := m.hookMessage()
+	s.hooks.notify(EventRetained, hm.Topic, func(h Hook) { h.OnRetained(s.background(), hm) })
+}
+
+// sessionEvent tells the hooks of a session change.
+func (s *Server) sessionEvent(cl *ClientInfo, change SessionChange) {
+	if !s.hooks.has(EventSession) {
+		return
+	}
+	s.hooks.notify(EventSession, "", func(h Hook) { h.OnSession(s.background(), cl, change) })
+}
+
+// disconnectedEvent tells the hooks a connection ended.
+func (s *Server) disconnectedEvent(c *client) {
+	if !s.hooks.has(EventDisconnected) || c.id == "" {
+		return
+	}
+	reason := packets.ReasonCode(c.closeReason.Load())
+	s.hooks.notify(EventDisconnected, "", func(h Hook) { h.OnDisconnected(s.background(), &c.info, reason, nil) })
+}
+
+// willHook runs the Will hooks on a will about to be published; it
+// returns the message to publish, or nil when a hook suppressed it.
+func (s *Server) willHook(w *willMsg, m *message) *message {
+	if !s.hooks.has(EventWill) {
+		return m
+	}
+	hm := m.hookMessage()
+	v := s.hooks.decide(EventWill, hm.Topic, func(h Hook) Verdict { return h.Will(s.background(), w.info, hm) })
+	if v.Decision == Deny {
+		s.log.Info("will suppressed by a hook", "client", w.origin, "topic", m.topic, "reason", v.Reason)
+		return nil
+	}
+	return buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, w.origin, &hm.Properties, time.Now())
+}
+
+// deliverHook runs the Deliver hooks for one delivery; it returns the
+// message to deliver (possibly rewritten), or nil when a hook denied it.
+func (s *Server) deliverHook(clientID string, m *message) *message {
+	hm := m.hookMessage()
+	v := s.hooks.decide(EventDeliver, hm.Topic, func(h Hook) Verdict { return h.Deliver(s.background(), clientID, hm) })
+	if v.Decision == Deny {
+		return nil
+	}
+	return buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, m.origin, &hm.Properties, time.Now())
+}

@@ -1,0 +1,74 @@
+package core
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+)
+
+// HookModule is a kind of hook the config file can name: the built-in
+// hooks, hooks compiled into a custom binary, and the adapters for plugin
+// binaries and scripts all register one.
+type HookModule struct {
+	// ID is the name the config file uses, e.g. "auth.file".
+	ID string
+	// New makes a hook from its config block.
+	New func(cfg HookConfig) (Hook, error)
+}
+
+// HookConfig is what a module gets to build a hook from.
+type HookConfig struct {
+	// Decode decodes the hook's `config:` block into v strictly: unknown
+	// keys and wrong types are errors naming the file, line and key.
+	Decode func(v any) error
+	// Dir is the directory of the config file, for relative paths.
+	Dir string
+	// Logger is the server's logger, with the hook's ID attached.
+	Logger *slog.Logger
+}
+
+// moduleRegistry holds the modules registered by the packages linked into
+// the binary. It is written by init functions (RegisterHookModule) before
+// main runs and only read afterwards, like database/sql's drivers: the one
+// package-level table the framework keeps, because a blank import is how a
+// custom binary adds a hook.
+var moduleRegistry = struct {
+	sync.RWMutex
+	m map[string]HookModule
+}{m: make(map[string]HookModule)}
+
+// RegisterHookModule makes a hook module available to the config file
+// under its ID. Call it from an init function; registering an ID twice
+// panics, as it is a build mistake.
+func RegisterHookModule(m HookModule) {
+	if m.ID == "" || m.New == nil {
+		panic("core: RegisterHookModule with an empty ID or nil New")
+	}
+	moduleRegistry.Lock()
+	defer moduleRegistry.Unlock()
+	if _, dup := moduleRegistry.m[m.ID]; dup {
+		panic(fmt.Sprintf("core: hook module %q registered twice", m.ID))
+	}
+	moduleRegistry.m[m.ID] = m
+}
+
+// LookupHookModule returns the module registered under id.
+func LookupHookModule(id string) (HookModule, bool) {
+	moduleRegistry.RLock()
+	defer moduleRegistry.RUnlock()
+	m, ok := moduleRegistry.m[id]
+	return m, ok
+}
+
+// HookModules returns the IDs of every registered module, sorted.
+func HookModules() []string {
+	moduleRegistry.RLock()
+	defer moduleRegistry.RUnlock()
+	ids := make([]string, 0, len(moduleRegistry.m))
+	for id := range moduleRegistry.m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}

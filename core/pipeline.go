@@ -1,0 +1,211 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/core/topics"
+)
+
+// hookEntry is one hook in the pipeline.
+type hookEntry struct {
+	hook     Hook
+	id       string
+	priority int
+	events   EventSet
+	filters  []string // topic filters for message events; nil: all
+	failures atomic.Int64
+}
+
+// wants reports whether the hook's topic filters let it see topic.
+func (e *hookEntry) wants(topic string) bool {
+	if e.filters == nil {
+		return true
+	}
+	for _, f := range e.filters {
+		if topics.MatchFilter(f, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// eventLists are the hooks handling each event, in call order.
+type eventLists [numEvents][]*hookEntry
+
+// pipeline is the ordered set of hooks. The per-event lists are rebuilt
+// when hooks change and read without a lock, so an event nobody handles
+// costs one atomic load.
+type pipeline struct {
+	log     *slog.Logger
+	mu      sync.Mutex // serialises changes
+	entries []*hookEntry
+	lists   atomic.Pointer[eventLists]
+}
+
+// HookStatus describes one hook of a running server.
+type HookStatus struct {
+	ID       string
+	Priority int
+	Events   EventSet
+	Topics   []string
+	Failures int64 // panics recovered
+}
+
+// AddHook adds h to the pipeline with the given priority (higher runs
+// first; equal priorities run in ID order). IDs must be unique; a topic
+// filter the hook lists must be valid.
+func (s *Server) AddHook(h Hook, priority int) error {
+	id := h.ID()
+	if id == "" {
+		return fmt.Errorf("core: hook %T has an empty ID", h)
+	}
+	filters := h.Topics()
+	for _, f := range filters {
+		if err := topics.ValidateFilter(f); err != nil {
+			return fmt.Errorf("core: hook %s: topic filter %q: %w", id, f, err)
+		}
+	}
+	p := &s.hooks
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.entries {
+		if e.id == id {
+			return fmt.Errorf("core: hook %s: a hook with this ID is already added", id)
+		}
+	}
+	p.entries = append(p.entries, &hookEntry{
+		hook: h, id: id, priority: priority, events: h.Events(), filters: slices.Clone(filters),
+	})
+	slices.SortStableFunc(p.entries, func(a, b *hookEntry) int {
+		if a.priority != b.priority {
+			return b.priority - a.priority
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	p.rebuildLocked()
+	return nil
+}
+
+// RemoveHook removes the hook with the given ID and reports whether there
+// was one.
+func (s *Server) RemoveHook(id string) bool {
+	p := &s.hooks
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, e := range p.entries {
+		if e.id == id {
+			p.entries = slices.Delete(p.entries, i, i+1)
+			p.rebuildLocked()
+			return true
+		}
+	}
+	return false
+}
+
+// Hooks describes the pipeline's hooks in call order.
+func (s *Server) Hooks() []HookStatus {
+	p := &s.hooks
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]HookStatus, len(p.entries))
+	for i, e := range p.entries {
+		out[i] = HookStatus{ID: e.id, Priority: e.priority, Events: e.events, Topics: e.filters, Failures: e.failures.Load()}
+	}
+	return out
+}
+
+func (p *pipeline) rebuildLocked() {
+	var l eventLists
+	for _, e := range p.entries {
+		for ev := range numEvents {
+			if e.events.Has(ev) {
+				l[ev] = append(l[ev], e)
+			}
+		}
+	}
+	p.lists.Store(&l)
+}
+
+// list returns the hooks handling ev.
+func (p *pipeline) list(ev Event) []*hookEntry {
+	l := p.lists.Load()
+	if l == nil {
+		return nil
+	}
+	return l[ev]
+}
+
+// has reports whether any hook handles ev.
+func (p *pipeline) has(ev Event) bool { return len(p.list(ev)) > 0 }
+
+// failed records a recovered panic of a hook.
+func (p *pipeline) failed(e *hookEntry, ev Event, r any) {
+	e.failures.Add(1)
+	p.log.Error("hook failed: recovered a panic", "hook", e.id, "event", ev.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+}
+
+// decide runs a decision or modifier chain: the first Allow or Deny ends
+// it; Pass when every hook says Next. topic limits the chain to hooks
+// whose filters match it ("" for events without a topic). A panicking hook
+// denies (fail closed).
+func (p *pipeline) decide(ev Event, topic string, call func(Hook) Verdict) Verdict {
+	for _, e := range p.list(ev) {
+		if topic != "" && !e.wants(topic) {
+			continue
+		}
+		v := p.safeDecide(e, ev, call)
+		if v.Decision == Next {
+			continue
+		}
+		if v.Decision == Deny && v.Code < 0x80 {
+			v.Code = packets.NotAuthorized
+		}
+		return v
+	}
+	return Pass
+}
+
+func (p *pipeline) safeDecide(e *hookEntry, ev Event, call func(Hook) Verdict) (v Verdict) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.failed(e, ev, r)
+			v = Refuse(packets.ImplementationSpecificError, "hook "+e.id+" failed")
+		}
+	}()
+	return call(e.hook)
+}
+
+// notify tells every hook handling ev; panics are recovered and ignored.
+func (p *pipeline) notify(ev Event, topic string, call func(Hook)) {
+	for _, e := range p.list(ev) {
+		if topic != "" && !e.wants(topic) {
+			continue
+		}
+		p.safeNotify(e, ev, call)
+	}
+}
+
+func (p *pipeline) safeNotify(e *hookEntry, ev Event, call func(Hook)) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.failed(e, ev, r)
+		}
+	}()
+	call(e.hook)
+}
+
+// background is the context of events that belong to no connection.
+func (s *Server) background() context.Context {
+	if s.ctx != nil {
+		return s.ctx
+	}
+	return context.Background()
+}
