@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -38,6 +39,12 @@ type config struct {
 	Options core.Options
 	// Log is the log section.
 	Log logConfig
+	// Hooks are the hooks list, in file order; hooks.go builds them.
+	Hooks []hookConfig
+	// Dir is the directory relative paths in hook configs are resolved
+	// against: the config file's, or the working directory for the
+	// embedded default. loadConfig sets it.
+	Dir string
 }
 
 // listenerConfig is one entry of the listeners list.
@@ -45,6 +52,18 @@ type listenerConfig struct {
 	ID      string // unique name, used in logs
 	Type    string // a key of listenerTypes()
 	Address string // host:port to bind
+}
+
+// hookConfig is one entry of the hooks list: a registered hook module, its
+// priority and its config block, which the module decodes itself when the
+// hook is built (see buildHooks).
+type hookConfig struct {
+	ID       string     // a registered module, core.LookupHookModule
+	Priority int        // higher runs first; default 0
+	Config   *yaml.Node // the config block; nil when absent or empty
+	File     string     // the config file's name, for errors
+	Line     int        // the line of the list entry, for errors
+	Key      string     // "hooks[N]", for errors
 }
 
 // logConfig is the log section.
@@ -107,13 +126,28 @@ func (e *configError) Unwrap() error { return e.Err }
 // parses the embedded default.
 func loadConfig(path string) (*config, error) {
 	if path == "" {
-		return parseConfig(defaultConfigName, defaultYAML)
+		cfg, err := parseConfig(defaultConfigName, defaultYAML)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Dir, err = os.Getwd(); err != nil {
+			cfg.Dir = "."
+		}
+		return cfg, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return parseConfig(path, data)
+	cfg, err := parseConfig(path, data)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Dir = filepath.Dir(path)
+	if abs, err := filepath.Abs(cfg.Dir); err == nil {
+		cfg.Dir = abs
+	}
+	return cfg, nil
 }
 
 // allDigits matches a decimal integer literal.
@@ -123,8 +157,11 @@ var allDigits = regexp.MustCompile(`^[-+]?[0-9]+$`)
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseConfig parses and validates a configuration file's contents; name
-// is the file name used in errors. An empty file gives the defaults. The
-// error joins one *configError per problem found, in file order.
+// is the file name used in errors. An empty file gives the defaults, which
+// deny anonymous clients (allow_anonymous: false); the embedded default.yaml
+// allows them. The error joins one *configError per problem found, in file
+// order. Hook IDs are checked against the registered modules here; the
+// hooks themselves are built by buildHooks.
 func parseConfig(name string, data []byte) (*config, error) {
 	cfg := &config{
 		Listeners: []listenerConfig{defaultListener},
@@ -184,10 +221,16 @@ func (d *decoder) top(doc *yaml.Node, cfg *config) {
 		return
 	}
 	if root.Kind != yaml.MappingNode {
-		d.errorf(root, "", "the configuration must be a mapping with the keys listeners, mqtt and log; found %s", describe(root))
+		d.errorf(root, "", "the configuration must be a mapping with the keys allow_anonymous, hooks, listeners, mqtt and log; found %s", describe(root))
 		return
 	}
 	d.fields(root, "", map[string]func(string, *yaml.Node){
+		"allow_anonymous": func(key string, v *yaml.Node) {
+			if b, ok := d.boolean(key, v); ok {
+				cfg.Options.AllowAnonymous = b
+			}
+		},
+		"hooks":     func(key string, v *yaml.Node) { cfg.Hooks = d.hooks(key, v) },
 		"listeners": func(key string, v *yaml.Node) { cfg.Listeners = d.listeners(key, v) },
 		"mqtt":      func(key string, v *yaml.Node) { d.mqtt(key, v, &cfg.Options) },
 		"log":       func(key string, v *yaml.Node) { d.log(key, v, &cfg.Log) },
@@ -313,6 +356,76 @@ func (d *decoder) listeners(key string, n *yaml.Node) []listenerConfig {
 			}
 		}
 		out = append(out, lc)
+	}
+	return out
+}
+
+// hooks decodes the hooks list: each entry names a registered hook module
+// by id, once, with an optional priority and config block. The config
+// block is kept as a node for the module to decode (buildHooks).
+func (d *decoder) hooks(key string, n *yaml.Node) []hookConfig {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, key, "cannot use %s as a list of hooks", describe(n))
+		return nil
+	}
+	ids := make(map[string]int) // id -> line
+	var out []hookConfig
+	for i, item := range n.Content {
+		item = deref(item)
+		path := fmt.Sprintf("%s[%d]", key, i)
+		hc := hookConfig{File: d.file, Line: item.Line, Key: path}
+		var idNode *yaml.Node
+		d.fields(item, path, map[string]func(string, *yaml.Node){
+			"id": func(k string, v *yaml.Node) {
+				if s, ok := d.str(k, v); ok {
+					hc.ID, idNode = s, v
+				}
+			},
+			"priority": func(k string, v *yaml.Node) {
+				// int32, so that comparing priorities cannot overflow.
+				if x, ok := d.integer(k, v, math.MinInt32, math.MaxInt32); ok {
+					hc.Priority = int(x)
+				}
+			},
+			"config": func(k string, v *yaml.Node) {
+				if !isNull(v) {
+					hc.Config = v
+				}
+			},
+		})
+		if item.Kind != yaml.MappingNode {
+			if isNull(item) {
+				d.errorf(item, path, "cannot use an empty value as a hook")
+			}
+			continue
+		}
+		if idNode == nil {
+			if !d.hasKey(item, "id") {
+				d.errorf(item, path+".id", "required key missing")
+			}
+			continue
+		}
+		switch first, dup := ids[hc.ID]; {
+		case hc.ID == "":
+			d.errorf(idNode, path+".id", "must not be empty")
+			continue
+		case dup:
+			d.errorf(idNode, path+".id", "duplicate hook id %q (first used at line %d)", hc.ID, first)
+			continue
+		}
+		ids[hc.ID] = idNode.Line
+		if _, ok := core.LookupHookModule(hc.ID); !ok {
+			known := "none are compiled in"
+			if ms := core.HookModules(); len(ms) > 0 {
+				known = "known: " + strings.Join(ms, ", ")
+			}
+			d.errorf(idNode, path+".id", "unknown hook %q (%s)", hc.ID, known)
+			continue
+		}
+		out = append(out, hc)
 	}
 	return out
 }

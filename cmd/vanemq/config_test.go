@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -19,7 +21,12 @@ import (
 
 // everyKeyYAML sets every key the loader knows to a value other than its
 // default.
-const everyKeyYAML = `listeners:
+const everyKeyYAML = `allow_anonymous: true
+hooks:
+  - id: test.hook
+    priority: 10
+    config: {greeting: hi}
+listeners:
   - id: plain
     type: tcp
     address: "0.0.0.0:1883"
@@ -46,7 +53,8 @@ log:
   format: json
 `
 
-// defaults is the configuration every key-less file gives.
+// defaults is the configuration every key-less file gives. It denies
+// anonymous clients; the embedded default.yaml allows them.
 func defaults() *config {
 	o := core.DefaultOptions()
 	o.Logger, o.Version = nil, ""
@@ -76,6 +84,7 @@ func TestParseConfig(t *testing.T) {
 		{"null document", "~\n", defaults()},
 		{"empty sections", "mqtt:\nlog:\n", defaults()},
 		{"every key", everyKeyYAML, &config{
+			Hooks: []hookConfig{{ID: "test.hook", Priority: 10, File: "t.yaml", Line: 3, Key: "hooks[0]"}},
 			Listeners: []listenerConfig{
 				{ID: "plain", Type: "tcp", Address: "0.0.0.0:1883"},
 				{ID: "local", Type: "tcp", Address: "[::1]:0"},
@@ -97,6 +106,7 @@ func TestParseConfig(t *testing.T) {
 				DisableWildcardSubs: true,
 				DisableSubIDs:       true,
 				DisableSharedSubs:   true,
+				AllowAnonymous:      true,
 			},
 			Log: logConfig{Level: slog.LevelDebug, Format: "json"},
 		}},
@@ -142,12 +152,33 @@ func TestParseConfig(t *testing.T) {
 		})},
 		{"log levels", "log:\n  level: warn\n", with(func(c *config) { c.Log.Level = slog.LevelWarn })},
 		{"log level error", "log:\n  level: error\n", with(func(c *config) { c.Log.Level = slog.LevelError })},
+		{"allow_anonymous true", "allow_anonymous: true\n", with(func(c *config) { c.Options.AllowAnonymous = true })},
+		{"allow_anonymous false", "allow_anonymous: false\n", defaults()},
+		{"no hooks", "hooks: []\n", defaults()},
+		{"null hooks", "hooks:\n", defaults()},
+		{"hooks", `hooks:
+  - {id: test.hook, priority: 100, config: {greeting: hi}}
+  - id: test.other
+  - id: test.noconfig
+    priority: -5
+    config:
+`, with(func(c *config) {
+			c.Hooks = []hookConfig{
+				{ID: "test.hook", Priority: 100, File: "t.yaml", Line: 2, Key: "hooks[0]"},
+				{ID: "test.other", File: "t.yaml", Line: 3, Key: "hooks[1]"},
+				{ID: "test.noconfig", Priority: -5, File: "t.yaml", Line: 4, Key: "hooks[2]"},
+			}
+		})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := parseConfig("t.yaml", []byte(tt.yaml))
 			if err != nil {
 				t.Fatalf("parseConfig: %v", err)
+			}
+			// The config blocks are nodes, checked by TestBuildHooks.
+			for i := range got.Hooks {
+				got.Hooks[i].Config = nil
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("parseConfig =\n%+v\nwant\n%+v", got, tt.want)
@@ -189,7 +220,28 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`t.yaml:2: mqtt.queue_qos0_messages: cannot use 1 as a boolean (want true or false)`}},
 		{"integer for string", "log:\n  level: 3\n", []string{`t.yaml:2: log.level: cannot use 3 as a string`}},
 		{"sequence for section", "mqtt:\n  - a\n", []string{`t.yaml:2: mqtt: cannot use a sequence as a mapping`}},
-		{"scalar document", "hello\n", []string{`t.yaml:1: the configuration must be a mapping with the keys listeners, mqtt and log; found "hello"`}},
+		{"scalar document", "hello\n", []string{`t.yaml:1: the configuration must be a mapping with the keys allow_anonymous, hooks, listeners, mqtt and log; found "hello"`}},
+		{"string for allow_anonymous", "allow_anonymous: \"true\"\n",
+			[]string{`t.yaml:1: allow_anonymous: cannot use "true" as a boolean (want true or false)`}},
+		{"yes for allow_anonymous", "allow_anonymous: yes\n",
+			[]string{`t.yaml:1: allow_anonymous: cannot use "yes" as a boolean (want true or false)`}},
+		{"allow_anonymous in mqtt", "mqtt:\n  allow_anonymous: true\n",
+			[]string{`t.yaml:2: mqtt.allow_anonymous: unknown key`}},
+		{"hooks not a list", "hooks: auth.file\n", []string{`t.yaml:1: hooks: cannot use "auth.file" as a list of hooks`}},
+		{"hook not a mapping", "hooks:\n  - auth.file\n", []string{`t.yaml:2: hooks[0]: cannot use "auth.file" as a mapping`}},
+		{"empty hook", "hooks:\n  -\n", []string{`t.yaml:2: hooks[0]: cannot use an empty value as a hook`}},
+		{"hook without id", "hooks:\n  - priority: 1\n", []string{`t.yaml:2: hooks[0].id: required key missing`}},
+		{"empty hook id", "hooks:\n  - id: \"\"\n", []string{`t.yaml:2: hooks[0].id: must not be empty`}},
+		{"unknown hook", "hooks:\n  - {id: test.hook}\n  - {id: auth.flie, priority: 100}\n",
+			[]string{`t.yaml:3: hooks[1].id: unknown hook "auth.flie" (known: ` + strings.Join(core.HookModules(), ", ") + `)`}},
+		{"duplicate hook id", "hooks:\n  - {id: test.hook}\n  - {id: test.other}\n  - {id: test.hook, priority: 1}\n",
+			[]string{`t.yaml:4: hooks[2].id: duplicate hook id "test.hook" (first used at line 2)`}},
+		{"unknown hook key", "hooks:\n  - {id: test.hook, priorty: 1}\n", []string{`t.yaml:2: hooks[0].priorty: unknown key (did you mean priority?)`}},
+		{"hook priority not an integer", "hooks:\n  - {id: test.hook, priority: high}\n",
+			[]string{`t.yaml:2: hooks[0].priority: cannot use "high" as an integer`}},
+		{"hook priority too big", "hooks:\n  - {id: test.hook, priority: 3000000000}\n",
+			[]string{`t.yaml:2: hooks[0].priority: must be between -2147483648 and 2147483647, got 3000000000`}},
+		{"hook id not a string", "hooks:\n  - {id: 7}\n", []string{`t.yaml:2: hooks[0].id: cannot use 7 as a string`}},
 		{"receive_maximum 0", "mqtt:\n  receive_maximum: 0\n",
 			[]string{"t.yaml:2: mqtt.receive_maximum: must be between 1 and 65535, got 0"}},
 		{"receive_maximum too big", "mqtt:\n  receive_maximum: 65536\n",
@@ -296,14 +348,53 @@ func TestLoadConfig(t *testing.T) {
 }
 
 // TestEmbeddedDefault checks that default.yaml, which documents the
-// defaults for users, gives exactly the defaults of an empty file.
+// defaults for users, gives exactly the defaults of an empty file, except
+// that it allows anonymous clients (it listens on loopback only), and that
+// hooks' relative paths are resolved against the working directory.
 func TestEmbeddedDefault(t *testing.T) {
 	got, err := loadConfig("")
 	if err != nil {
 		t.Fatalf("loadConfig(\"\"): %v", err)
 	}
-	if want := defaults(); !reflect.DeepEqual(got, want) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := with(func(c *config) {
+		c.Options.AllowAnonymous = true
+		c.Dir = wd
+	})
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("default.yaml gives\n%+v\nwant\n%+v", got, want)
+	}
+	if !loopbackOnly([]string{got.Listeners[0].Address}) || len(got.Listeners) != 1 {
+		t.Errorf("default.yaml allows anonymous clients on %v, which is not loopback only", got.Listeners)
+	}
+}
+
+// TestEmptyFileDeniesAnonymous checks that a config file that leaves
+// allow_anonymous out denies anonymous clients, unlike no file at all.
+func TestEmptyFileDeniesAnonymous(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vanemq.yaml")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Options.AllowAnonymous {
+		t.Error("an empty config file allows anonymous clients")
+	}
+	if cfg.Dir != filepath.Dir(path) {
+		t.Errorf("Dir = %q, want the file's directory %q", cfg.Dir, filepath.Dir(path))
+	}
+	def, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !def.Options.AllowAnonymous {
+		t.Error("the embedded default denies anonymous clients")
 	}
 }
 
@@ -358,6 +449,13 @@ func TestEveryKeyDocumented(t *testing.T) {
 	walk(&every, "")
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
+	// default.yaml has no hooks; the keys of an entry are checked apart.
+	keys = slices.DeleteFunc(keys, func(k string) bool { return strings.HasPrefix(k, "hooks[].") })
+	for _, k := range []string{"hooks[].id", "hooks[].priority", "hooks[].config"} {
+		if !strings.Contains(string(doc), "`"+k+"`") {
+			t.Errorf("docs/configuration.md does not document `%s`", k)
+		}
+	}
 	if !reflect.DeepEqual(keys, everyKeys) {
 		t.Errorf("everyKeyYAML sets\n%v\nand default.yaml\n%v", keys, everyKeys)
 	}
@@ -378,5 +476,244 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tt.a, tt.b); got != tt.want {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+// The test-only hook modules. test.hook and test.other decode a
+// testHookConfig; the others each misbehave in one way.
+func init() {
+	for _, id := range []string{"test.hook", "test.other"} {
+		core.RegisterHookModule(core.HookModule{ID: id, New: func(hc core.HookConfig) (core.Hook, error) {
+			return newTestHook(id, hc)
+		}})
+	}
+	core.RegisterHookModule(core.HookModule{ID: "test.noconfig", New: func(hc core.HookConfig) (core.Hook, error) {
+		return &testHook{id: "test.noconfig"}, nil
+	}})
+	core.RegisterHookModule(core.HookModule{ID: "test.panic", New: func(hc core.HookConfig) (core.Hook, error) {
+		panic("boom")
+	}})
+	core.RegisterHookModule(core.HookModule{ID: "test.wrongid", New: func(hc core.HookConfig) (core.Hook, error) {
+		return &testHook{id: "test.other"}, nil
+	}})
+	core.RegisterHookModule(core.HookModule{ID: "test.nil", New: func(hc core.HookConfig) (core.Hook, error) {
+		return nil, nil
+	}})
+	core.RegisterHookModule(core.HookModule{ID: "test.badtopic", New: func(hc core.HookConfig) (core.Hook, error) {
+		return &testHook{id: "test.badtopic", topics: []string{"a/#/b"}}, nil
+	}})
+	core.RegisterHookModule(core.HookModule{ID: "test.nonpointer", New: func(hc core.HookConfig) (core.Hook, error) {
+		var c testHookConfig
+		if err := hc.Decode(c); err != nil {
+			return nil, err
+		}
+		return &testHook{id: "test.nonpointer"}, nil
+	}})
+}
+
+// testHookConfig is the config block of test.hook and test.other.
+type testHookConfig struct {
+	Greeting string        `yaml:"greeting"`
+	Max      int           `yaml:"max"`
+	Wait     time.Duration `yaml:"wait"`
+	Enabled  bool          `yaml:"enabled"`
+	Users    []string      `yaml:"users"` // Authenticate allows these usernames
+	Limits   struct {
+		Rate  int `yaml:"rate"`
+		Burst int `yaml:"burst"`
+	} `yaml:"limits"`
+	Fail string `yaml:"fail"` // New fails with this message
+}
+
+// testHook is the hook the test modules make: it authenticates the users
+// of its config and says Next for everyone else.
+type testHook struct {
+	core.HookBase
+	id     string
+	topics []string
+	cfg    testHookConfig
+	hc     core.HookConfig
+}
+
+func newTestHook(id string, hc core.HookConfig) (core.Hook, error) {
+	h := &testHook{id: id, hc: hc}
+	h.cfg.Greeting = "hello" // a default the config may override
+	if err := hc.Decode(&h.cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", id, err)
+	}
+	if h.cfg.Fail != "" {
+		return nil, errors.New(h.cfg.Fail)
+	}
+	return h, nil
+}
+
+func (h *testHook) ID() string { return h.id }
+
+func (h *testHook) Events() core.EventSet { return core.Events(core.EventAuthenticate) }
+
+func (h *testHook) Topics() []string { return h.topics }
+
+func (h *testHook) Authenticate(_ context.Context, _ *core.ClientInfo, cred *core.Credentials) core.Verdict {
+	if slices.Contains(h.cfg.Users, cred.Username) {
+		return core.Permit
+	}
+	return core.Pass
+}
+
+// buildFrom parses yaml as t.yaml in dir and builds its hooks.
+func buildFrom(t *testing.T, yml, dir string) ([]builtHook, error) {
+	t.Helper()
+	cfg, err := parseConfig("t.yaml", []byte(yml))
+	if err != nil {
+		t.Fatalf("parseConfig: %v", err)
+	}
+	cfg.Dir = dir
+	return buildHooks(cfg, slog.New(slog.DiscardHandler))
+}
+
+func TestBuildHooks(t *testing.T) {
+	built, err := buildFrom(t, `hooks:
+  - id: test.hook
+    priority: 100
+    config:
+      max: 7
+      wait: 1m
+      enabled: true
+      users: [alice, bob]
+      limits: {rate: 10, burst: 20}
+  - {id: test.other, config: {greeting: hi}}
+  - {id: test.noconfig}
+`, "/etc/vanemq")
+	if err != nil {
+		t.Fatalf("buildHooks: %v", err)
+	}
+	if len(built) != 3 {
+		t.Fatalf("built %d hooks, want 3", len(built))
+	}
+	h := built[0].hook.(*testHook)
+	want := testHookConfig{Greeting: "hello", Max: 7, Wait: time.Minute, Enabled: true, Users: []string{"alice", "bob"}}
+	want.Limits.Rate, want.Limits.Burst = 10, 20
+	if !reflect.DeepEqual(h.cfg, want) {
+		t.Errorf("test.hook config = %+v, want %+v", h.cfg, want)
+	}
+	if h.hc.Dir != "/etc/vanemq" || h.hc.Logger == nil || built[0].cfg.Priority != 100 {
+		t.Errorf("test.hook got Dir %q, Logger %v, priority %d", h.hc.Dir, h.hc.Logger, built[0].cfg.Priority)
+	}
+	if got := built[1].hook.(*testHook).cfg.Greeting; got != "hi" {
+		t.Errorf("test.other greeting = %q, want hi", got)
+	}
+	if got := built[2].hook.ID(); got != "test.noconfig" {
+		t.Errorf("third hook is %q", got)
+	}
+}
+
+// TestBuildHooksLogger checks that a hook's logger is the server's, with
+// the hook's ID attached.
+func TestBuildHooksLogger(t *testing.T) {
+	cfg, err := parseConfig("t.yaml", []byte("hooks:\n  - {id: test.hook}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	built, err := buildHooks(cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	built[0].hook.(*testHook).hc.Logger.Info("loaded")
+	if !strings.Contains(buf.String(), "msg=loaded hook=test.hook") {
+		t.Errorf("hook logged %q, want the hook attribute", buf.String())
+	}
+}
+
+func TestBuildHooksErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // every line of the error, in order
+	}{
+		{"unknown config key", `hooks:
+  - id: test.hook
+    config:
+      max: 1
+      greting: hi
+`, []string{"t.yaml:5: hooks[0].config.greting: unknown key"}},
+		{"unknown key in a flow mapping", "hooks:\n  - {id: test.hook, config: {max: 1, colour: red}}\n",
+			[]string{"t.yaml:2: hooks[0].config.colour: unknown key"}},
+		{"unknown nested key", `hooks:
+  - id: test.hook
+    config:
+      limits:
+        rate: 1
+        brust: 2
+`, []string{"t.yaml:6: hooks[0].config.limits.brust: unknown key"}},
+		{"wrong types", `hooks:
+  - id: test.other
+    priority: 5
+    config:
+      max: lots
+      enabled: 1
+      wait: soon
+      users: alice
+      limits: 3
+`, []string{
+			`t.yaml:5: hooks[0].config.max: cannot use "lots" as an integer`,
+			`t.yaml:6: hooks[0].config.enabled: cannot use 1 as a boolean (want true or false)`,
+			`t.yaml:7: hooks[0].config.wait: cannot use "soon" as a duration (e.g. 10s, 1m30s)`,
+			`t.yaml:8: hooks[0].config.users: cannot use "alice" as a list`,
+			`t.yaml:9: hooks[0].config.limits: cannot use 3 as a mapping`,
+		}},
+		{"wrong type in a list", "hooks:\n  - id: test.hook\n    config:\n      users:\n        - alice\n        - [bob]\n",
+			[]string{`t.yaml:6: hooks[0].config.users[1]: cannot use a sequence as a string`}},
+		{"config not a mapping", "hooks:\n  - {id: test.hook, config: users.yaml}\n",
+			[]string{`t.yaml:2: hooks[0].config: cannot use "users.yaml" as a mapping`}},
+		{"duplicate config key", "hooks:\n  - id: test.hook\n    config:\n      max: 1\n      max: 2\n",
+			[]string{`t.yaml:5: hooks[0].config.max: duplicate key (first set at line 4)`}},
+		{"New fails", "hooks:\n  - {id: test.hook}\n  - {id: test.other, priority: 3, config: {fail: \"users.yaml: no such file\"}}\n",
+			[]string{`t.yaml:3: hooks[1]: users.yaml: no such file`}},
+		{"every hook's problems", `hooks:
+  - {id: test.hook, config: {fail: "first"}}
+  - {id: test.other, config: {max: x}}
+`, []string{
+			`t.yaml:2: hooks[0]: first`,
+			`t.yaml:3: hooks[1].config.max: cannot use "x" as an integer`,
+		}},
+		{"New panics", "hooks:\n  - {id: test.panic}\n", []string{`t.yaml:2: hooks[0]: hook "test.panic" panicked while starting: boom`}},
+		{"config for a hook that takes none", "hooks:\n  - id: test.noconfig\n    config: {a: 1}\n",
+			[]string{`t.yaml:3: hooks[0].config: hook "test.noconfig" takes no config`}},
+		{"hook with another ID", "hooks:\n  - {id: test.wrongid}\n",
+			[]string{`t.yaml:2: hooks[0]: hook module "test.wrongid" made a hook with ID "test.other"; a hook's ID must be the id that names it`}},
+		{"no hook", "hooks:\n  - {id: test.nil}\n", []string{`t.yaml:2: hooks[0]: hook module "test.nil" returned no hook`}},
+		{"Decode without a pointer", "hooks:\n  - {id: test.nonpointer, config: {max: 1}}\n",
+			[]string{`t.yaml:2: hooks[0]: hook "test.nonpointer": HookConfig.Decode needs a non-nil pointer, got main.testHookConfig`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			built, err := buildFrom(t, tt.yaml, t.TempDir())
+			if err == nil {
+				t.Fatalf("buildHooks succeeded with %d hooks, want an error", len(built))
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("error:\n%s\nwant:\n%s", got, want)
+			}
+			var ce *configError
+			if !errors.As(err, &ce) || ce.File != "t.yaml" || ce.Line == 0 {
+				t.Errorf("error %#v is not a *configError with a file and line", err)
+			}
+		})
+	}
+}
+
+// TestBuildHooksAlias checks a config block given through a YAML alias
+// whose anchor lies outside the hooks list.
+func TestBuildHooksAlias(t *testing.T) {
+	cfg := &config{Hooks: []hookConfig{{ID: "test.hook", File: "t.yaml", Line: 5, Key: "hooks[0]"}}}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte("x: &cfg\n  max: 1\n  colour: red\ny: *cfg\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Hooks[0].Config = doc.Content[0].Content[3] // the alias
+	_, err := buildHooks(cfg, slog.New(slog.DiscardHandler))
+	if want := "t.yaml:3: hooks[0].config.colour: unknown key"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
 	}
 }

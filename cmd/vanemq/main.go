@@ -58,6 +58,9 @@ func main() {
 // until ctx is done, then shuts down. Logs and errors go to stderr. It
 // returns the exit status.
 func run(ctx context.Context, args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "passwd" {
+		return runPasswd(ctx, args[1:], os.Stdin, stderr)
+	}
 	fs := flag.NewFlagSet("vanemq", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "read the configuration from `FILE` (default: the embedded default, TCP on 127.0.0.1:1883)")
@@ -107,7 +110,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 
 	srv, err := start(ctx, cfg, logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "vanemq: %v\n", err)
+		var ce *configError
+		if errors.As(err, &ce) {
+			fmt.Fprintln(stderr, err) // a hook's problems, FILE:LINE: KEY: MESSAGE each
+		} else {
+			fmt.Fprintf(stderr, "vanemq: %v\n", err)
+		}
 		return 1
 	}
 
@@ -123,8 +131,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
-// start creates the server, binds every listener and starts serving. On
-// error, listeners already bound are closed.
+// start creates the server, adds the configured hooks, binds every
+// listener and starts serving. On error, listeners already bound and hooks
+// already built are closed; hook errors are *configErrors.
 func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server, error) {
 	opts := cfg.Options
 	opts.Logger = logger
@@ -133,10 +142,16 @@ func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server,
 	if err != nil {
 		return nil, fmt.Errorf("create server: %w", err)
 	}
+	// Every hook is built, or none is added and start-up fails.
+	closeHooks, err := addHooks(srv, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 
 	types := listenerTypes()
 	var bound []core.Listener
 	closeBound := func() {
+		closeHooks()
 		for _, l := range bound {
 			if err := l.Close(); err != nil {
 				logger.Warn("close listener", "id", l.ID(), "err", err)
@@ -173,6 +188,7 @@ func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server,
 	if loopbackOnly(addrs) {
 		logger.Info(loopbackHint)
 	}
+	logAuthPolicy(logger, srv, addrs)
 	return srv, nil
 }
 

@@ -78,8 +78,9 @@ func writeConfig(t *testing.T, content string) string {
 }
 
 // loopbackConfig is a configuration with one TCP listener on a free
-// loopback port.
-const loopbackConfig = `listeners:
+// loopback port that lets anonymous clients connect.
+const loopbackConfig = `allow_anonymous: true
+listeners:
   - {id: tcp, type: tcp, address: "127.0.0.1:0"}
 log:
   level: info

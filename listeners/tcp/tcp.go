@@ -61,7 +61,11 @@ func (l *Listener) Listen() error {
 	case l.ln != nil:
 		return fmt.Errorf("tcp listener %q: already listening on %s", l.id, l.ln.Addr())
 	}
-	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true}}
+	// TCP keep-alive with the system's timings (one setsockopt per
+	// connection, not four): MQTT's own keep alive does the real work, TCP
+	// keep-alive only reaps half-open connections of clients that chose
+	// keep alive 0.
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
 	ln, err := lc.Listen(context.Background(), "tcp", l.address)
 	if err != nil {
 		// Already "listen tcp ADDRESS: CAUSE"; the server adds the id.
