@@ -11,11 +11,14 @@ import (
 
 // authenticate decides whether a CONNECT may proceed: the Authenticate
 // hooks, then the server's default (allow only with AllowAnonymous), then
-// the Connect hooks, which may also set the client's policy.
-func (s *Server) authenticate(ctx context.Context, c *client, p *packets.Packet, policy *ClientPolicy) (packets.ReasonCode, string) {
+// the Connect hooks, which may also set the client's policy. enhanced is
+// set when an EnhancedAuth exchange already authenticated the client.
+func (s *Server) authenticate(ctx context.Context, c *client, p *packets.Packet, enhanced bool, policy *ClientPolicy) (packets.ReasonCode, string) {
 	cl := &c.info
 	v := Pass
-	if s.hooks.has(EventAuthenticate) {
+	if enhanced {
+		v = Permit
+	} else if s.hooks.has(EventAuthenticate) {
 		cf := &p.Connect
 		cred := Credentials{
 			Username:     cf.Username,

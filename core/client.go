@@ -43,6 +43,7 @@ type client struct {
 	authMethod     string // v5 enhanced authentication method, "" if none
 	reauth         *AuthStep
 
+	cancel  context.CancelFunc // ends the connection's context
 	cr      *connReader
 	r       *packets.Reader
 	aliasIn map[uint16]string // inbound topic aliases, reader-owned
@@ -71,8 +72,12 @@ type client struct {
 	// closeReason is the v5 reason the broker closed the connection with,
 	// or Success for a normal DISCONNECT from the client.
 	closeReason atomic.Uint32
-	// disconnected is set when the client sent DISCONNECT.
+	// disconnected is set when the client sent DISCONNECT, with its reason
+	// code in clientReason; lostErr is why the connection was lost when
+	// it ended without one. Reader-owned.
 	disconnected bool
+	clientReason packets.ReasonCode
+	lostErr      error
 	// stopping is set when the connection is being closed from outside the
 	// reader; the reader's deadlines then stay in the past.
 	stopping atomic.Bool
@@ -117,6 +122,9 @@ func newClient(s *Server, nc net.Conn, listener string) *client {
 // goroutine: the deep call chains of connecting (authentication, logging)
 // grow this goroutine's stack, and an idle connection should not keep it.
 func (c *client) run(ctx context.Context) {
+	// The connection's context: hooks get it, and it ends with the
+	// connection (finish).
+	ctx, c.cancel = context.WithCancel(ctx)
 	if !c.connectPhase(ctx) {
 		c.finish()
 		return
@@ -309,6 +317,7 @@ func (c *client) handleDisconnect(p *packets.Packet) error {
 		s.mu.Unlock()
 	}
 	c.disconnected = true
+	c.clientReason = p.ReasonCode
 	if p.ReasonCode != packets.DisconnectWithWill {
 		s.mu.Lock()
 		c.will = nil
@@ -360,6 +369,7 @@ func (c *client) readFailed(err error) {
 		c.logger().Warn("keep alive timeout: closing connection", "keepalive", c.keepAlive)
 		c.closeWith(packets.KeepAliveTimeout, "keep alive timeout")
 	case errors.Is(err, io.EOF):
+		c.lostErr = err
 		if c.logs(slog.LevelDebug) {
 			c.logger().Debug("connection closed by client without DISCONNECT")
 		}
@@ -367,6 +377,7 @@ func (c *client) readFailed(err error) {
 		if c.stopping.Load() {
 			return
 		}
+		c.lostErr = err
 		if c.logs(slog.LevelDebug) {
 			c.logger().Debug("connection read failed", "cause", err)
 		}
@@ -443,6 +454,7 @@ func (c *client) finish() {
 	}
 	c.outMu.Unlock()
 	_ = c.conn.Close()
+	c.cancel()
 	c.cr.release()
 	c.srv.detach(c)
 	c.srv.disconnectedEvent(c)

@@ -27,7 +27,12 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 	refuse := func(code packets.ReasonCode, why string) bool {
 		c.logger().Warn("connection refused", "client", cf.ClientID, "reason", code.String(), "cause", why)
 		s.stats.refused.Add(1)
-		c.sendConnack(code, false, nil, true)
+		var props *packets.Properties
+		if why != "" {
+			props = &packets.Properties{ReasonString: why}
+			props.Set(packets.PropReasonString)
+		}
+		c.sendConnack(code, false, props, true)
 		return false
 	}
 
@@ -112,7 +117,7 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 		}
 	}
 	var policy ClientPolicy
-	if code, why := s.authenticate(ctx, c, p, &policy); code != packets.Success {
+	if code, why := s.authenticate(ctx, c, p, c.authMethod != "", &policy); code != packets.Success {
 		return refuse(code, why)
 	}
 	maxIn := s.opts.MaxPacketSize

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
@@ -86,13 +87,52 @@ func (s *Server) sessionEvent(cl *ClientInfo, change SessionChange) {
 	s.hooks.notify(EventSession, "", func(h Hook) { h.OnSession(s.background(), cl, change) })
 }
 
-// disconnectedEvent tells the hooks a connection ended.
+// disconnectedEvent tells the hooks a connected client's connection ended:
+// with the reason of the client's DISCONNECT, the reason the server closed
+// it with, or UnspecifiedError and the cause when the connection was lost.
+// A connection refused at CONNECT was never connected and raises nothing.
 func (s *Server) disconnectedEvent(c *client) {
-	if !s.hooks.has(EventDisconnected) || c.id == "" {
+	if !s.hooks.has(EventDisconnected) || !c.connected {
 		return
 	}
-	reason := packets.ReasonCode(c.closeReason.Load())
-	s.hooks.notify(EventDisconnected, "", func(h Hook) { h.OnDisconnected(s.background(), &c.info, reason, nil) })
+	var (
+		reason packets.ReasonCode
+		err    error
+	)
+	switch {
+	case c.disconnected:
+		reason = c.clientReason
+	default:
+		reason = packets.ReasonCode(c.closeReason.Load())
+		if reason == packets.Success {
+			reason = packets.UnspecifiedError
+			err = c.lostErr
+			if err == nil {
+				err = errConnectionLost
+			}
+		}
+	}
+	s.hooks.notify(EventDisconnected, "", func(h Hook) { h.OnDisconnected(s.background(), &c.info, reason, err) })
+}
+
+// errConnectionLost is the cause told to hooks when a connection ended
+// without DISCONNECT and without a read error to show.
+var errConnectionLost = errors.New("connection lost without DISCONNECT")
+
+// willAuthorized asks the AuthorizePublish hooks whether the will's client
+// may publish to the will's topic, as it would for its own PUBLISH: a will
+// must not reach a topic its client may not write.
+func (s *Server) willAuthorized(w *willMsg, m *message) bool {
+	if !s.hooks.has(EventAuthorizePublish) || w.info == nil {
+		return true
+	}
+	hm := m.hookMessage()
+	v := s.hooks.decide(EventAuthorizePublish, hm.Topic, func(h Hook) Verdict { return h.AuthorizePublish(s.background(), w.info, hm) })
+	if v.Decision == Deny {
+		s.log.Info("will not published: its client may not publish to its topic", "client", w.origin, "topic", m.topic, "reason", v.Code.String())
+		return false
+	}
+	return true
 }
 
 // willHook runs the Will hooks on a will about to be published; it

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -85,8 +86,8 @@ func (s *Server) AddHook(h Hook, priority int) error {
 		hook: h, id: id, priority: priority, events: h.Events(), filters: slices.Clone(filters),
 	})
 	slices.SortStableFunc(p.entries, func(a, b *hookEntry) int {
-		if a.priority != b.priority {
-			return b.priority - a.priority
+		if c := cmp.Compare(b.priority, a.priority); c != 0 {
+			return c
 		}
 		return strings.Compare(a.id, b.id)
 	})
@@ -117,7 +118,7 @@ func (s *Server) Hooks() []HookStatus {
 	defer p.mu.Unlock()
 	out := make([]HookStatus, len(p.entries))
 	for i, e := range p.entries {
-		out[i] = HookStatus{ID: e.id, Priority: e.priority, Events: e.events, Topics: e.filters, Failures: e.failures.Load()}
+		out[i] = HookStatus{ID: e.id, Priority: e.priority, Events: e.events, Topics: slices.Clone(e.filters), Failures: e.failures.Load()}
 	}
 	return out
 }

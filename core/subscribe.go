@@ -43,9 +43,10 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 	// the retained ones.
 	if s.hooks.has(EventSubscribed) {
 		defer func() {
-			for i, req := range p.Subscriptions {
+			for i := range p.Subscriptions {
 				if !codes[i].IsError() {
-					s.hooks.notify(EventSubscribed, "", func(h Hook) { h.OnSubscribed(ctx, &c.info, req.Filter, byte(codes[i])) })
+					full := fullFilter(subs[i])
+					s.hooks.notify(EventSubscribed, "", func(h Hook) { h.OnSubscribed(ctx, &c.info, full, byte(codes[i])) })
 				}
 			}
 		}()
@@ -108,10 +109,7 @@ func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.S
 		return packets.WildcardSubscriptionsNotSupported, topics.Subscription{}
 	}
 	inner = c.mount + inner
-	full := inner
-	if shared {
-		full = topics.SharePrefix + group + "/" + inner
-	}
+	full := fullFilter(topics.Subscription{Group: group, Filter: inner})
 	qos := min(req.QoS, 2)
 	code, granted, _ := s.authorizeSubscribe(ctx, c, full, qos)
 	if code != packets.Success {
@@ -143,6 +141,13 @@ func (s *Server) sendRetainedLocked(sess *session, c *client, sub topics.Subscri
 		if m.expired(now) {
 			s.dropExpiredRetained(topic, m)
 			return true
+		}
+		if s.hooks.has(EventDeliver) {
+			// Deliver hooks run under the session lock here, so that the
+			// retained messages keep their place after the SUBACK.
+			if m = s.deliverHook(c.id, m); m == nil {
+				return true
+			}
 		}
 		d := delivery{msg: m, qos: min(m.qos, sub.QoS), retain: true, subIDs: ids}
 		if c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {
@@ -178,7 +183,8 @@ func (s *Server) handleUnsubscribe(ctx context.Context, c *client, p *packets.Pa
 			codes[i] = packets.NoSubscriptionExisted
 			continue
 		}
-		s.hooks.notify(EventUnsubscribed, "", func(h Hook) { h.OnUnsubscribed(ctx, &c.info, f) })
+		full := fullFilter(topics.Subscription{Group: group, Filter: inner})
+		s.hooks.notify(EventUnsubscribed, "", func(h Hook) { h.OnUnsubscribed(ctx, &c.info, full) })
 	}
 	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Unsuback, PacketID: p.PacketID, ReasonCodes: codes}}, c)
 	return nil
@@ -190,4 +196,13 @@ func (s *Server) dropExpiredRetained(topic string, m *message) {
 	if s.retained.DeleteFunc(topic, func(v *message) bool { return v == m }) {
 		s.retainedEvent(&message{topic: topic, retain: true, origin: m.origin})
 	}
+}
+
+// fullFilter is the filter a subscription stands for, as hooks see it: the
+// share prefix and any mountpoint included.
+func fullFilter(sub topics.Subscription) string {
+	if sub.Group != "" {
+		return topics.SharePrefix + sub.Group + "/" + sub.Filter
+	}
+	return sub.Filter
 }

@@ -59,8 +59,11 @@ func (s *Server) publishWill(w *willMsg) {
 		return
 	}
 	wl := w.will
-	m := s.willHook(w, buildMessage(wl.Topic, wl.Payload, wl.QoS, wl.Retain, w.origin, &wl.Properties, time.Now()))
-	if m == nil {
+	m := buildMessage(wl.Topic, wl.Payload, wl.QoS, wl.Retain, w.origin, &wl.Properties, time.Now())
+	if !s.willAuthorized(w, m) {
+		return
+	}
+	if m = s.willHook(w, m); m == nil {
 		return
 	}
 	s.stats.willsSent.Add(1)

@@ -347,6 +347,7 @@ func (w *writer) encodeControl(buf *bytebufferpool.ByteBuffer, ctl *outControl) 
 		p.ProtocolVersion = c.version
 	}
 	if p.ProtocolVersion == packets.Version5 {
+		validCodes(p)
 		if !c.reqProblemInfo && p.Type != packets.Connack && p.Type != packets.Disconnect {
 			p.Properties.ReasonString = ""
 			p.Properties.Clear(packets.PropReasonString)
@@ -385,5 +386,29 @@ func (s *Server) putWriteBuf(b *bytebufferpool.ByteBuffer) {
 	select {
 	case s.writeBufs <- b:
 	default:
+	}
+}
+
+// validCodes replaces reason codes a v5 packet may not carry, which a hook
+// can return in a Deny, with Not authorized (or Unspecified error where that
+// is not allowed either), so the client never sees a malformed packet.
+func validCodes(p *packets.Packet) {
+	fix := func(c packets.ReasonCode) packets.ReasonCode {
+		switch {
+		case packets.ValidReasonCode(p.Type, c):
+			return c
+		case packets.ValidReasonCode(p.Type, packets.NotAuthorized):
+			return packets.NotAuthorized
+		default:
+			return packets.UnspecifiedError
+		}
+	}
+	switch p.Type {
+	case packets.Connack, packets.Puback, packets.Pubrec, packets.Disconnect:
+		p.ReasonCode = fix(p.ReasonCode)
+	case packets.Suback, packets.Unsuback:
+		for i, c := range p.ReasonCodes {
+			p.ReasonCodes[i] = fix(c)
+		}
 	}
 }

@@ -170,3 +170,9 @@ func checkReason(t Type, c ReasonCode) error {
 	}
 	return nil
 }
+
+// ValidReasonCode reports whether MQTT 5.0 allows reason code c in a
+// packet of type t (for SUBACK and UNSUBACK: in each of its codes).
+func ValidReasonCode(t Type, c ReasonCode) bool {
+	return v5Codes[t&0x0F].has(c)
+}
