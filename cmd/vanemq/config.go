@@ -391,7 +391,8 @@ func (d *decoder) hooks(key string, n *yaml.Node) []hookConfig {
 				}
 			},
 			"config": func(k string, v *yaml.Node) {
-				if !isNull(v) {
+				// Nothing, "~" and {} all mean no config.
+				if !isNull(v) && (v.Kind != yaml.MappingNode || len(v.Content) > 0) {
 					hc.Config = v
 				}
 			},

@@ -522,6 +522,10 @@ type testHookConfig struct {
 		Rate  int `yaml:"rate"`
 		Burst int `yaml:"burst"`
 	} `yaml:"limits"`
+	Rules []struct {
+		Filter string `yaml:"filter"`
+		Allow  bool   `yaml:"allow"`
+	} `yaml:"rules"`
 	Fail string `yaml:"fail"` // New fails with this message
 }
 
@@ -625,6 +629,25 @@ func TestBuildHooksLogger(t *testing.T) {
 	}
 }
 
+// aliasBomb is a flow sequence of 10^6 elements once its aliases are
+// expanded.
+var aliasBomb = func() string {
+	var b strings.Builder
+	b.WriteString("[&a0 [x, x, x, x, x, x, x, x, x, x]")
+	for i := 1; i <= 5; i++ {
+		fmt.Fprintf(&b, ", &a%d [", i)
+		for j := range 10 {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "*a%d", i-1)
+		}
+		b.WriteString("]")
+	}
+	b.WriteString("]")
+	return b.String()
+}()
+
 func TestBuildHooksErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -664,6 +687,20 @@ func TestBuildHooksErrors(t *testing.T) {
 		}},
 		{"wrong type in a list", "hooks:\n  - id: test.hook\n    config:\n      users:\n        - alice\n        - [bob]\n",
 			[]string{`t.yaml:6: hooks[0].config.users[1]: cannot use a sequence as a string`}},
+		{"unknown key in a list of mappings", `hooks:
+  - id: test.hook
+    config:
+      rules:
+        - {filter: "a/#", allow: true}
+        - {filter: "b/#", alow: true}
+        - filter: "c/#"
+          allow: maybe
+`, []string{
+			"t.yaml:6: hooks[0].config.rules[1].alow: unknown key",
+			`t.yaml:8: hooks[0].config.rules[2].allow: cannot use "maybe" as a boolean (want true or false)`,
+		}},
+		{"alias bomb", "hooks:\n  - id: test.hook\n    config:\n      rules: " + aliasBomb + "\n",
+			[]string{"t.yaml:4: hooks[0].config: too large once YAML aliases are expanded"}},
 		{"config not a mapping", "hooks:\n  - {id: test.hook, config: users.yaml}\n",
 			[]string{`t.yaml:2: hooks[0].config: cannot use "users.yaml" as a mapping`}},
 		{"duplicate config key", "hooks:\n  - id: test.hook\n    config:\n      max: 1\n      max: 2\n",

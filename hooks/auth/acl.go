@@ -1,0 +1,339 @@
+package auth
+
+import (
+	"fmt"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vanemq/vanemq/core/topics"
+)
+
+// Actions a rule applies to.
+const (
+	actPublish   = 1 << iota
+	actSubscribe // subscribing, including shared subscriptions
+)
+
+// ACL is a parsed ACL file: rules matched top to bottom, the first match
+// deciding, and everything no rule matches denied. It is not changed
+// after parsing, so it is safe for concurrent use.
+type ACL struct {
+	file  string
+	rules []rule
+}
+
+// rule is one ACL rule.
+type rule struct {
+	line    int // where the rule starts, for logs
+	allow   bool
+	actions int
+	user    string // "" matches every user
+	client  string // "" matches every client ID
+	filter  string // as written
+	// segs is the filter cut at its %u and %c placeholders; nil when it
+	// has none.
+	segs []segment
+}
+
+// segment is literal text followed by a placeholder ('u', 'c' or 0 at
+// the end).
+type segment struct {
+	text string
+	ph   byte
+}
+
+// Len returns the number of rules.
+func (a *ACL) Len() int { return len(a.rules) }
+
+// ParseACL parses an ACL file; file names it in errors. The format:
+//
+//	rules:
+//	  - {allow: false, action: subscribe, filter: "test/nosubscribe"}
+//	  - {user: admin, allow: true, action: both, filter: "#"}
+//	  - {allow: true, action: both, filter: "users/%u/#"}
+//
+// allow (true or false), action (publish, subscribe or both) and filter
+// are required; user and client narrow a rule to one user name or client
+// ID. In filter, %u stands for the client's user name and %c for its
+// client ID; any other '%' is an error. Every problem is reported as a
+// *FileError naming the file, line and key (see FileErrors).
+func ParseACL(file string, data []byte) (*ACL, error) {
+	p := &problems{file: file}
+	list, ok := parseYAML(p, data, "rules")
+	if !ok {
+		return nil, p.err()
+	}
+	a := &ACL{file: file}
+	var entries []*yaml.Node
+	if list != nil {
+		entries = list.Content
+	}
+	for i, n := range entries {
+		n = deref(n)
+		prefix := fmt.Sprintf("rules[%d]", i)
+		fields := entryFields(p, n, prefix, "allow", "action", "filter", "user", "client")
+		if fields == nil {
+			continue
+		}
+		r := rule{line: n.Line}
+		for _, k := range []string{"allow", "action", "filter"} {
+			if _, ok := fields[k]; !ok {
+				p.add(n.Line, prefix+"."+k, "missing key")
+			}
+		}
+		if f, ok := fields["allow"]; ok {
+			if f.node.Kind != yaml.ScalarNode || f.node.ShortTag() != "!!bool" {
+				p.add(f.node.Line, f.key, "want true or false, found %s", kindName(f.node))
+			} else if f.node.Decode(&r.allow) != nil {
+				p.add(f.node.Line, f.key, "want true or false")
+			}
+		}
+		if f, ok := fields["action"]; ok {
+			if s, ok := str(p, f); ok {
+				switch s {
+				case "publish":
+					r.actions = actPublish
+				case "subscribe":
+					r.actions = actSubscribe
+				case "both":
+					r.actions = actPublish | actSubscribe
+				default:
+					p.add(f.node.Line, f.key, "%q: want publish, subscribe or both", s)
+				}
+			}
+		}
+		if f, ok := fields["user"]; ok {
+			r.user, _ = str(p, f)
+		}
+		if f, ok := fields["client"]; ok {
+			r.client, _ = str(p, f)
+		}
+		if f, ok := fields["filter"]; ok {
+			if s, ok := str(p, f); ok {
+				r.filter = s
+				segs, why := compileFilter(s)
+				if why != "" {
+					p.add(f.node.Line, f.key, "%q: %s", s, why)
+				}
+				r.segs = segs
+			}
+		}
+		a.rules = append(a.rules, r)
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// compileFilter checks a rule's filter and cuts it at its placeholders.
+func compileFilter(f string) ([]segment, string) {
+	if strings.HasPrefix(f, topics.SharePrefix) {
+		return nil, "a rule's filter cannot be a shared subscription: rules apply to the filter after $share/{group}/"
+	}
+	var segs []segment
+	var check strings.Builder // f with each placeholder replaced by a plain level
+	rest := f
+	for {
+		i := strings.IndexByte(rest, '%')
+		if i < 0 {
+			break
+		}
+		if i+1 == len(rest) || (rest[i+1] != 'u' && rest[i+1] != 'c') {
+			return nil, "'%' must start %u (user name) or %c (client ID)"
+		}
+		segs = append(segs, segment{text: rest[:i], ph: rest[i+1]})
+		check.WriteString(rest[:i])
+		check.WriteString("x")
+		rest = rest[i+2:]
+	}
+	check.WriteString(rest)
+	if err := topics.ValidateFilter(check.String()); err != nil {
+		return nil, err.Error()
+	}
+	if segs == nil {
+		return nil, ""
+	}
+	return append(segs, segment{text: rest}), ""
+}
+
+// expand returns the rule's filter for a client: its placeholders
+// replaced by the client's user name and client ID. ok is false when the
+// rule cannot apply to the client:
+//
+//   - a placeholder's value is empty (an anonymous client has no user name
+//     to put in "users/%u/#");
+//   - a value contains '/', '+' or '#': put into a filter, it would add
+//     levels or wildcards, so that a user named "+" given "users/%u/#"
+//     would reach every user's topics. MQTT allows these characters in
+//     user names and client IDs, so such a client just gets no access
+//     through placeholder rules;
+//   - a value starting with '$' would start the filter: "%u/#" must not
+//     turn into "$SYS/#" for a user named "$SYS".
+func (r *rule) expand(username, clientID string) (string, bool) {
+	if r.segs == nil {
+		return r.filter, true
+	}
+	var b strings.Builder
+	b.Grow(len(r.filter) + len(username) + len(clientID))
+	for _, s := range r.segs {
+		b.WriteString(s.text)
+		var v string
+		switch s.ph {
+		case 0:
+			continue
+		case 'u':
+			v = username
+		case 'c':
+			v = clientID
+		}
+		if v == "" || strings.ContainsAny(v, "/+#") || (b.Len() == 0 && v[0] == '$') {
+			return "", false
+		}
+		b.WriteString(v)
+	}
+	return b.String(), true
+}
+
+// applies reports whether the rule's user, client and action fit.
+func (r *rule) applies(action int, username, clientID string) bool {
+	return r.actions&action != 0 &&
+		(r.user == "" || r.user == username) &&
+		(r.client == "" || r.client == clientID)
+}
+
+// CanPublish reports whether a client may publish to topic. rule is the
+// index of the deciding rule, -1 when none matched (denied by default).
+func (a *ACL) CanPublish(username, clientID, topic string) (allow bool, rule int) {
+	for i := range a.rules {
+		r := &a.rules[i]
+		if !r.applies(actPublish, username, clientID) {
+			continue
+		}
+		f, ok := r.expand(username, clientID)
+		if ok && topics.MatchFilter(f, topic) {
+			return r.allow, i
+		}
+	}
+	return false, -1
+}
+
+// CanSubscribe reports whether a client may subscribe to filter; for a
+// shared subscription, $share/{group}/{f}, the rules see f. rule is the
+// index of the deciding rule, -1 when none matched (denied by default).
+//
+// An allow rule matches when its filter covers the requested one (every
+// topic the request matches, the rule matches). A deny rule matches when
+// the two overlap (some topic matches both): a client denied "secret/x"
+// cannot get it through "secret/#" or "#" either, even if a later rule
+// allows those.
+func (a *ACL) CanSubscribe(username, clientID, filter string) (allow bool, rule int) {
+	_, inner, _, err := topics.ParseShared(filter)
+	if err != nil {
+		return false, -1
+	}
+	for i := range a.rules {
+		r := &a.rules[i]
+		if !r.applies(actSubscribe, username, clientID) {
+			continue
+		}
+		f, ok := r.expand(username, clientID)
+		if !ok {
+			continue
+		}
+		if r.allow && covers(f, inner) {
+			return true, i
+		}
+		if !r.allow && overlaps(f, inner) {
+			return false, i
+		}
+	}
+	return false, -1
+}
+
+// describe names rule i for logs: "acl.yaml:3 (rules[1])".
+func (a *ACL) describe(i int) string {
+	if i < 0 || i >= len(a.rules) {
+		return "no rule matched (default deny)"
+	}
+	return fmt.Sprintf("%s:%d (rules[%d])", a.file, a.rules[i].line, i)
+}
+
+// cutLevel splits a topic or filter at its first '/'.
+func cutLevel(s string) (level, rest string, more bool) {
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
+}
+
+func isWild(level string) bool { return level == "+" || level == "#" }
+
+// covers reports whether every topic that filter req matches is also
+// matched by filter rule: "users/alice/#" covers "users/alice/x/+" and
+// "users/alice" but not "users/#". Both must be valid filters. As in
+// matching, a first level that is a wildcard does not cover a first level
+// starting with '$' [MQTT-4.7.2-1].
+func covers(rule, req string) bool {
+	first := true
+	for {
+		rl, rrest, rmore := cutLevel(rule)
+		ql, qrest, qmore := cutLevel(req)
+		if first && isWild(rl) && strings.HasPrefix(ql, "$") {
+			return false
+		}
+		first = false
+		switch {
+		case rl == "#":
+			return true // covers this level and everything below
+		case ql == "#":
+			return false // req reaches deeper levels the rule does not
+		case rl == "+":
+			// covers any one level, literal or '+'
+		case ql == "+" || rl != ql:
+			return false
+		}
+		switch {
+		case !rmore && !qmore:
+			return true
+		case !qmore:
+			// req has ended: its topic also ends here, which the rule
+			// matches only through a trailing "/#" ("a/#" matches "a").
+			return rrest == "#"
+		case !rmore:
+			return false
+		}
+		rule, req = rrest, qrest
+	}
+}
+
+// overlaps reports whether some topic is matched by both filters:
+// "test/nosubscribe" overlaps "test/#" and "+/nosubscribe" but not
+// "test/other". Both must be valid filters.
+func overlaps(a, b string) bool {
+	first := true
+	for {
+		al, arest, amore := cutLevel(a)
+		bl, brest, bmore := cutLevel(b)
+		if first && ((isWild(al) && strings.HasPrefix(bl, "$")) || (isWild(bl) && strings.HasPrefix(al, "$"))) {
+			return false
+		}
+		first = false
+		switch {
+		case al == "#" || bl == "#":
+			return true
+		case !isWild(al) && !isWild(bl) && al != bl:
+			return false
+		}
+		switch {
+		case !amore && !bmore:
+			return true
+		case !amore:
+			return brest == "#"
+		case !bmore:
+			return arest == "#"
+		}
+		a, b = arest, brest
+	}
+}

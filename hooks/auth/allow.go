@@ -1,0 +1,51 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/vanemq/vanemq/core"
+)
+
+// AllowID is the ID of the allow-all hook.
+const AllowID = "auth.allow"
+
+func init() {
+	core.RegisterHookModule(core.HookModule{ID: AllowID, New: newAllowModule})
+}
+
+// Allow is the auth.allow hook: it authenticates every client, whatever
+// its credentials. It makes "anyone may connect" explicit in a config
+// (instead of allow_anonymous: true, which only admits clients no hook
+// refused) and is placed below hooks that should have the first say.
+// It does not authorize publishes or subscriptions: without an ACL hook
+// they are allowed anyway.
+type Allow struct {
+	core.HookBase
+}
+
+// NewAllow returns an auth.allow hook.
+func NewAllow() *Allow { return &Allow{} }
+
+// newAllowModule makes the hook from its config block, which must be
+// empty.
+func newAllowModule(cfg core.HookConfig) (core.Hook, error) {
+	if cfg.Decode != nil {
+		var none struct{}
+		if err := cfg.Decode(&none); err != nil {
+			return nil, fmt.Errorf("%s: config: %w", AllowID, err)
+		}
+	}
+	return NewAllow(), nil
+}
+
+// ID implements core.Hook.
+func (*Allow) ID() string { return AllowID }
+
+// Events implements core.Hook: Authenticate only.
+func (*Allow) Events() core.EventSet { return core.Events(core.EventAuthenticate) }
+
+// Authenticate implements core.Hook: every client is allowed.
+func (*Allow) Authenticate(context.Context, *core.ClientInfo, *core.Credentials) core.Verdict {
+	return core.Permit
+}

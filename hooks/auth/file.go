@@ -1,0 +1,331 @@
+// Package auth holds vanemq's built-in authentication and authorization
+// hooks:
+//
+//   - auth.allow (Allow) authenticates every client;
+//   - auth.file (File) authenticates users against a YAML file of bcrypt
+//     hashes and authorizes publishes and subscriptions with a YAML file of
+//     ACL rules, reloading both on SIGHUP and when they change.
+//
+// Importing the package registers both as hook modules, so a config file
+// can name them:
+//
+//	allow_anonymous: false
+//	hooks:
+//	  - {id: auth.file, priority: 100, config: {users: users.yaml, acl: acl.yaml}}
+//
+// See README.md in this directory for the file formats.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// FileID is the ID of the file-based hook.
+const FileID = "auth.file"
+
+func init() {
+	core.RegisterHookModule(core.HookModule{ID: FileID, New: newFileModule})
+}
+
+// fileConfig is auth.file's config block.
+type fileConfig struct {
+	Users string `yaml:"users"`
+	ACL   string `yaml:"acl"`
+}
+
+// newFileModule makes an auth.file hook from its config block; relative
+// paths are taken from the config file's directory. The hook reloads on
+// SIGHUP and on file changes.
+func newFileModule(cfg core.HookConfig) (core.Hook, error) {
+	var c fileConfig
+	if cfg.Decode != nil {
+		if err := cfg.Decode(&c); err != nil {
+			return nil, fmt.Errorf("%s: config: %w", FileID, err)
+		}
+	}
+	if c.Users == "" {
+		return nil, fmt.Errorf("%s: config: users: missing key: the users file is required, e.g. {users: users.yaml}", FileID)
+	}
+	resolve := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(cfg.Dir, p)
+	}
+	return NewFile(FileOptions{
+		Users:  resolve(c.Users),
+		ACL:    resolve(c.ACL),
+		Logger: cfg.Logger,
+		Watch:  true,
+	})
+}
+
+// FileOptions configures a File hook made with NewFile.
+type FileOptions struct {
+	// Users is the users file's path; required.
+	Users string
+	// ACL is the ACL file's path; when empty the hook does not authorize
+	// (publishes and subscriptions are left to other hooks, and allowed
+	// when none decides).
+	ACL string
+	// Logger receives reload reports and, at debug level, each refusal
+	// with its cause. Default: discard.
+	Logger *slog.Logger
+	// Watch makes the hook reload both files on SIGHUP and when they
+	// change on disk, until Close (or the server stops).
+	Watch bool
+	// OnReload, if set, is called after every reload with nil or the
+	// error that kept the previous users and rules in force (see
+	// FileErrors). It runs on the watcher's goroutine (or Reload's
+	// caller's) and must not call Close.
+	OnReload func(error)
+}
+
+// File is the auth.file hook: user names and bcrypt password hashes from a
+// users file, publish and subscribe rules from an optional ACL file. Both
+// are re-read on SIGHUP and when they change (with Watch); the new
+// contents take effect at once for every later decision, while a file
+// with problems leaves the previous contents in force and is reported
+// through the logger. Decisions take no lock.
+type File struct {
+	core.HookBase
+
+	opts   FileOptions
+	log    *slog.Logger
+	events core.EventSet
+	// compare checks a password against a hash:
+	// bcrypt.CompareHashAndPassword, or a recorder in tests.
+	compare func(hash, password []byte) error
+
+	state    atomic.Pointer[fileState]
+	reloadMu sync.Mutex // serialises reloads
+
+	watch     *watcher // nil without Watch
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// fileState is one loaded generation of the files.
+type fileState struct {
+	users *Users
+	acl   *ACL // nil without an ACL file
+	// dummy is the hash of a random password at the users' commonest
+	// cost: an unknown user's password is checked against it, so that a
+	// refusal takes as long whether the user exists or not.
+	dummy     []byte
+	dummyCost int
+}
+
+// NewFile loads the files and returns the hook, watching them when
+// opts.Watch is set. Problems in the files are returned as FileErrors
+// (see FileErrors).
+func NewFile(opts FileOptions) (*File, error) {
+	if opts.Users == "" {
+		return nil, errors.New("auth.file: no users file")
+	}
+	f := &File{opts: opts, log: opts.Logger, compare: bcrypt.CompareHashAndPassword}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	ev := []core.Event{core.EventAuthenticate}
+	if opts.Watch {
+		ev = append(ev, core.EventStopped) // to stop watching
+	}
+	if opts.ACL != "" {
+		ev = append(ev, core.EventAuthorizePublish, core.EventAuthorizeSubscribe)
+	}
+	f.events = core.Events(ev...)
+	st, err := f.load(nil)
+	if err != nil {
+		return nil, err
+	}
+	f.state.Store(st)
+	if opts.Watch {
+		w, err := f.startWatcher()
+		if err != nil {
+			return nil, fmt.Errorf("%s: watching for changes: %w", FileID, err)
+		}
+		f.watch = w
+	}
+	return f, nil
+}
+
+// ID implements core.Hook.
+func (f *File) ID() string { return FileID }
+
+// Events implements core.Hook: Authenticate; with an ACL file,
+// AuthorizePublish and AuthorizeSubscribe; with Watch, Stopped, to stop
+// watching.
+func (f *File) Events() core.EventSet { return f.events }
+
+// Users returns the users in force.
+func (f *File) Users() *Users { return f.state.Load().users }
+
+// ACL returns the ACL in force, nil without an ACL file.
+func (f *File) ACL() *ACL { return f.state.Load().acl }
+
+// load reads and parses both files; prev, if not nil, is the state in
+// force, whose dummy hash is reused when the cost is unchanged.
+func (f *File) load(prev *fileState) (*fileState, error) {
+	var errs []error
+	st := &fileState{}
+	if data, err := os.ReadFile(f.opts.Users); err != nil {
+		errs = append(errs, &FileError{File: f.opts.Users, Problem: "cannot read the users file", Err: err})
+	} else if st.users, err = ParseUsers(f.opts.Users, data); err != nil {
+		errs = append(errs, err)
+	}
+	if f.opts.ACL != "" {
+		if data, err := os.ReadFile(f.opts.ACL); err != nil {
+			errs = append(errs, &FileError{File: f.opts.ACL, Problem: "cannot read the ACL file", Err: err})
+		} else if st.acl, err = ParseACL(f.opts.ACL, data); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if prev != nil && prev.dummyCost == st.users.cost {
+		st.dummy, st.dummyCost = prev.dummy, prev.dummyCost
+		return st, nil
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), st.users.cost)
+	if err != nil {
+		return nil, fmt.Errorf("%s: making the unknown-user hash: %w", FileID, err)
+	}
+	st.dummy, st.dummyCost = dummy, st.users.cost
+	return st, nil
+}
+
+// Reload re-reads both files. When both are good their contents replace
+// the ones in force, atomically, and Reload returns nil; otherwise nothing
+// changes, each problem is logged with its file, line and key, and the
+// error is returned (see FileErrors). A reload is all or nothing, so a
+// users file and an ACL file edited together never take effect apart.
+func (f *File) Reload() error {
+	return f.reload("Reload")
+}
+
+func (f *File) reload(trigger string) error {
+	f.reloadMu.Lock()
+	defer f.reloadMu.Unlock()
+	st, err := f.load(f.state.Load())
+	if err != nil {
+		for _, fe := range FileErrors(err) {
+			f.log.Error("auth.file: reload failed; the previous users and rules stay in force",
+				"trigger", trigger, "file", fe.File, "line", fe.Line, "key", fe.Key, "problem", fe.problem())
+		}
+	} else {
+		f.state.Store(st)
+		rules := 0
+		if st.acl != nil {
+			rules = st.acl.Len()
+		}
+		f.log.Info("auth.file: reloaded", "trigger", trigger, "users", st.users.Len(), "rules", rules)
+	}
+	if f.opts.OnReload != nil {
+		f.opts.OnReload(err)
+	}
+	return err
+}
+
+// Close stops watching the files and SIGHUP. It is safe to call more than
+// once; the hook goes on deciding with the contents last loaded.
+func (f *File) Close() error {
+	f.closeOnce.Do(func() {
+		if f.watch != nil {
+			f.closeErr = f.watch.stop()
+		}
+	})
+	return f.closeErr
+}
+
+// OnStopped implements core.Hook: the server has stopped, so the hook
+// stops watching.
+func (f *File) OnStopped(context.Context) {
+	if err := f.Close(); err != nil {
+		f.log.Warn("auth.file: stop watching", "err", err)
+	}
+}
+
+// badCredentials is the verdict for an unknown user or a wrong password;
+// the two are not told apart to the client.
+func badCredentials() core.Verdict {
+	return core.Refuse(packets.BadUsernameOrPassword, "bad user name or password")
+}
+
+// Authenticate implements core.Hook. A client without a user name is left
+// to other hooks and allow_anonymous (Pass); a known user with the right
+// password is allowed; an unknown user or a wrong password is refused with
+// Bad User Name or Password (CONNACK 0x86 in MQTT 5, 0x04 in 3.1.1).
+// Passwords are never logged.
+func (f *File) Authenticate(_ context.Context, cl *core.ClientInfo, cred *core.Credentials) core.Verdict {
+	if cred.Username == "" {
+		return core.Pass
+	}
+	st := f.state.Load()
+	if len(cred.Password) > MaxPasswordLen {
+		// bcrypt ignores the bytes past the 72nd; matching on a prefix
+		// would accept passwords that were never set.
+		f.log.Debug("auth.file: refused: password longer than 72 bytes", "client", cl.ID, "username", cred.Username)
+		return badCredentials()
+	}
+	hash, known := st.users.hashes[cred.Username]
+	if !known {
+		// As slow as a wrong password, so that timing does not tell
+		// which user names exist.
+		_ = f.compare(st.dummy, cred.Password)
+		f.log.Debug("auth.file: refused: unknown user", "client", cl.ID, "username", cred.Username)
+		return badCredentials()
+	}
+	if err := f.compare(hash, cred.Password); err != nil {
+		f.log.Debug("auth.file: refused: wrong password", "client", cl.ID, "username", cred.Username)
+		return badCredentials()
+	}
+	return core.Permit
+}
+
+// AuthorizePublish implements core.Hook: the first ACL rule for
+// publishing whose filter matches the topic decides; no match denies.
+// A denied QoS 1 or 2 PUBLISH is answered with Not Authorized (0x87, MQTT
+// 5); at QoS 0 the message is dropped silently.
+func (f *File) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
+	acl := f.state.Load().acl
+	if acl == nil {
+		return core.Pass
+	}
+	allow, i := acl.CanPublish(cl.Username, cl.ID, m.Topic)
+	if allow {
+		return core.Permit
+	}
+	f.log.Debug("auth.file: publish denied", "client", cl.ID, "username", cl.Username, "topic", m.Topic, "rule", acl.describe(i))
+	return core.Refuse(packets.NotAuthorized, "not authorized to publish to "+m.Topic)
+}
+
+// AuthorizeSubscribe implements core.Hook: see ACL.CanSubscribe. A denied
+// filter gets Not Authorized in the SUBACK (0x87 in MQTT 5, 0x80 in
+// 3.1.1); the granted QoS is not changed.
+func (f *File) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter string, _ *byte) core.Verdict {
+	acl := f.state.Load().acl
+	if acl == nil {
+		return core.Pass
+	}
+	allow, i := acl.CanSubscribe(cl.Username, cl.ID, filter)
+	if allow {
+		return core.Permit
+	}
+	f.log.Debug("auth.file: subscribe denied", "client", cl.ID, "username", cl.Username, "filter", filter, "rule", acl.describe(i))
+	return core.Refuse(packets.NotAuthorized, "not authorized to subscribe to "+filter)
+}
