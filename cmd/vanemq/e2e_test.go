@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"github.com/vanemq/vanemq/core/packets"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,23 @@ func TestBinarySIGTERM(t *testing.T) {
 		t.Fatalf("no listening address logged; log:\n%s", p.logs)
 	}
 	conn, r := connectClient(t, addr)
+
+	// SIGHUP (reload) must not end the broker: the connection stays up
+	// and a PINGREQ is still answered.
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("SIGHUP: %v", err)
+	}
+	if _, err := conn.Write([]byte{0xC0, 0}); err != nil {
+		t.Fatalf("PINGREQ after SIGHUP: %v", err)
+	}
+	var pkt packets.Packet
+	pr := packets.NewReader(r, 0)
+	pr.SetVersion(packets.Version5)
+	_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
+	if err := pr.ReadPacket(&pkt); err != nil || pkt.Type != packets.Pingresp {
+		t.Fatalf("after SIGHUP: want PINGRESP, got %s (%v); log:\n%s", pkt.Type, err, p.logs)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM: %v", err)

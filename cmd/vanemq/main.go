@@ -49,6 +49,14 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	// SIGHUP asks hooks to reload their files (auth.file listens for it);
+	// it must never end the broker, so it is caught here too and dropped.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+		}
+	}()
 	code := run(ctx, os.Args[1:], os.Stderr)
 	stop()
 	os.Exit(code)
