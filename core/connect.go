@@ -25,7 +25,10 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 	v5 := c.version == packets.Version5
 
 	refuse := func(code packets.ReasonCode, why string) bool {
-		c.logger().Warn("connection refused", "client", cf.ClientID, "reason", code.String(), "cause", why)
+		if c.id == "" {
+			c.id = cf.ClientID // the logger names the client as it asked to be called
+		}
+		c.logger().Warn("connection refused", "reason", code.String(), "cause", why)
 		s.stats.refused.Add(1)
 		var props *packets.Properties
 		if why != "" {
