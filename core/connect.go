@@ -363,6 +363,10 @@ func (s *Server) discardLocked(sess *session) {
 // expireSession ends an offline session whose expiry interval elapsed,
 // publishing a will still waiting on its delay.
 func (s *Server) expireSession(sess *session, gen uint64) {
+	if !s.timers.enter() {
+		return
+	}
+	defer s.timers.exit()
 	s.sessMu.Lock()
 	sess.mu.Lock()
 	if sess.gen != gen || sess.conn != nil || s.sessions[sess.id] != sess {

@@ -51,6 +51,7 @@ type Server struct {
 	listeners []Listener
 
 	inline inlineSubs
+	timers timerGate // session timer callbacks, closed by Shutdown
 	hooks  pipeline
 	// later queues notifications raised under a session lock (notifier).
 	later chan func()
@@ -170,6 +171,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
+		s.timers.close()
 		s.stopSessionTimers()
 		s.hooks.notify(EventStopped, "", func(h Hook) { h.OnStopped(context.WithoutCancel(s.ctx)) })
 		close(done)

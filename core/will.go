@@ -39,6 +39,10 @@ func (s *session) stopTimersLocked() {
 // willDelayElapsed publishes a delayed will unless the session was resumed
 // in the meantime [MQTT-3.1.3-9].
 func (s *Server) willDelayElapsed(sess *session, gen uint64) {
+	if !s.timers.enter() {
+		return
+	}
+	defer s.timers.exit()
 	sess.mu.Lock()
 	if sess.gen != gen || sess.conn != nil || sess.will == nil {
 		sess.mu.Unlock()
