@@ -2,6 +2,7 @@ package core
 
 import (
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -407,8 +408,17 @@ func validCodes(p *packets.Packet) {
 	case packets.Connack, packets.Puback, packets.Pubrec, packets.Disconnect:
 		p.ReasonCode = fix(p.ReasonCode)
 	case packets.Suback, packets.Unsuback:
+		// The codes slice is shared with the handler that queued the
+		// packet: copy it before changing anything.
+		copied := false
 		for i, c := range p.ReasonCodes {
-			p.ReasonCodes[i] = fix(c)
+			if f := fix(c); f != c {
+				if !copied {
+					p.ReasonCodes = slices.Clone(p.ReasonCodes)
+					copied = true
+				}
+				p.ReasonCodes[i] = f
+			}
 		}
 	}
 }
