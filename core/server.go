@@ -112,6 +112,12 @@ func (s *Server) Start(ctx context.Context) error {
 	s.cancel = cancel
 	s.ctx = ctx
 	s.started = time.Now()
+	if err := s.load(ctx); err != nil {
+		cancel()
+		s.cancel = nil
+		s.stopSessionTimers()
+		return err
+	}
 	s.wg.Add(1)
 	go s.notifier()
 	s.hooks.notify(EventStarted, "", func(h Hook) { h.OnStarted(ctx) })
