@@ -43,8 +43,6 @@ func (c *client) enqueueControl(ctl outControl, by *client) {
 	overflow := !ctl.final && len(c.out) >= c.outLimit()
 	if ctl.final {
 		c.outFinal = true
-	}
-	if ctl.final {
 		by = nil // a final packet goes out at once
 	}
 	c.pushLocked(outItem{ctl: ctl}, by)

@@ -78,13 +78,15 @@ func lookBinary(name string, extraDirs ...string) (string, error) {
 }
 
 // vanemqConfig is the YAML configuration vanemq runs with: one TCP listener
-// on 127.0.0.1:port, $SYS off, warnings and errors only.
+// on 127.0.0.1:port, anonymous clients allowed (as the peers are
+// configured), $SYS off, warnings and errors only.
 func vanemqConfig(port int) string {
 	return fmt.Sprintf(`# Written by vanemq-bench compare.
 listeners:
   - id: tcp
     type: tcp
     address: "127.0.0.1:%d"
+allow_anonymous: true
 mqtt:
   sys_interval: 0
 log:
