@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package vanemqcmd
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ func buildBinary(t *testing.T) string {
 		t.Skip("go tool not on PATH; cannot build the binary")
 	}
 	exe := filepath.Join(t.TempDir(), "vanemq")
-	out, err := exec.Command(goTool, "build", "-o", exe, ".").CombinedOutput()
+	out, err := exec.Command(goTool, "build", "-o", exe, "..").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -1,4 +1,4 @@
-package main
+package vanemqcmd
 
 import (
 	"context"
@@ -401,7 +401,7 @@ func TestEmptyFileDeniesAnonymous(t *testing.T) {
 // TestEveryKeyDocumented checks that docs/configuration.md and
 // default.yaml name every key the loader accepts.
 func TestEveryKeyDocumented(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/configuration.md")
+	doc, err := os.ReadFile("../../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -721,7 +721,7 @@ func TestBuildHooksErrors(t *testing.T) {
 			[]string{`t.yaml:2: hooks[0]: hook module "test.wrongid" made a hook with ID "test.other"; a hook's ID must be the id that names it`}},
 		{"no hook", "hooks:\n  - {id: test.nil}\n", []string{`t.yaml:2: hooks[0]: hook module "test.nil" returned no hook`}},
 		{"Decode without a pointer", "hooks:\n  - {id: test.nonpointer, config: {max: 1}}\n",
-			[]string{`t.yaml:2: hooks[0]: hook "test.nonpointer": HookConfig.Decode needs a non-nil pointer, got main.testHookConfig`}},
+			[]string{`t.yaml:2: hooks[0]: hook "test.nonpointer": HookConfig.Decode needs a non-nil pointer, got vanemqcmd.testHookConfig`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

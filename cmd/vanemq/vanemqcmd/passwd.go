@@ -1,4 +1,4 @@
-package main
+package vanemqcmd
 
 // `vanemq passwd [--cost N] FILE USER` adds USER to the auth.file users
 // file FILE, or changes USER's password, like mosquitto_passwd. The

@@ -1,0 +1,249 @@
+// Package vanemqcmd is the vanemq command: flags, the YAML configuration,
+// hooks, listeners, signals and the passwd subcommand. cmd/vanemq is a thin
+// main around it, and so is a custom binary that compiles in hooks of its
+// own: blank-import the packages that register them, call Main, and the
+// config file can name them like the built-in ones.
+//
+// Usage:
+//
+//	vanemq [--config FILE]
+//	vanemq passwd FILE USER
+//
+// Without --config it uses the embedded default configuration (default.yaml
+// in this directory): TCP on 127.0.0.1:1883 only. SIGINT or SIGTERM shut the
+// broker down gracefully, telling MQTT 5 clients "server shutting down" and
+// waiting up to ten seconds for connections to close; a second signal during
+// that time stops the process at once. SIGHUP never stops it: hooks such as
+// auth.file reload their files on it.
+//
+// Exit status: 0 after a clean shutdown, 1 when the broker cannot start (the
+// error is printed on standard error) or its shutdown fails, 2 for bad
+// command-line usage. The configuration file format is described in
+// docs/configuration.md.
+package vanemqcmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/vanemq/vanemq/core"
+)
+
+// shutdownTimeout bounds the graceful shutdown after a signal.
+const shutdownTimeout = 10 * time.Second
+
+// loopbackHint is logged when every listener is bound to a loopback address.
+const loopbackHint = "listening on loopback only; to listen on all interfaces, " +
+	"set listeners[].address to 0.0.0.0:1883 in a config file and pass --config"
+
+// Main runs the command with the process's arguments, standard error and
+// signals, and returns the exit status for os.Exit.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		// After the first signal, restore the default handling so that a
+		// second one ends a shutdown that hangs.
+		<-ctx.Done()
+		stop()
+	}()
+	// SIGHUP asks hooks to reload their files (auth.file listens for it);
+	// it must never end the broker, so it is caught here too and dropped.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+		}
+	}()
+	code := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	return code
+}
+
+// run is the whole program: it parses args, loads the configuration, serves
+// until ctx is done, then shuts down. Logs and errors go to stderr. It
+// returns the exit status.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "passwd" {
+		return runPasswd(ctx, args[1:], os.Stdin, stderr)
+	}
+	fs := flag.NewFlagSet("vanemq", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "read the configuration from `FILE` (default: the embedded default, TCP on 127.0.0.1:1883)")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for performance work)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: vanemq [--config FILE]\n\nvanemq is an MQTT 3.1, 3.1.1 and 5.0 broker.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vanemq: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			// One "FILE:LINE: KEY: MESSAGE" line per problem, as compilers
+			// print them, so editors can jump to each.
+			fmt.Fprintln(stderr, err)
+		} else {
+			fmt.Fprintf(stderr, "vanemq: %v\n", err)
+		}
+		return 1
+	}
+	logger := newLogger(stderr, cfg.Log)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "vanemq: %v\n", err)
+			return 1
+		}
+		defer stop()
+	}
+	source := *configPath
+	if source == "" {
+		source = defaultConfigName
+	}
+	logger.Info("starting vanemq", "version", version(), "config", source)
+
+	srv, err := start(ctx, cfg, logger)
+	if err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			fmt.Fprintln(stderr, err) // a hook's problems, FILE:LINE: KEY: MESSAGE each
+		} else {
+			fmt.Fprintf(stderr, "vanemq: %v\n", err)
+		}
+		return 1
+	}
+
+	<-ctx.Done()
+	logger.Info("shutting down", "reason", context.Cause(ctx), "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		fmt.Fprintf(stderr, "vanemq: shutdown: %v\n", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+// start creates the server, adds the configured hooks, binds every
+// listener and starts serving. On error, listeners already bound and hooks
+// already built are closed; hook errors are *configErrors.
+func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server, error) {
+	opts := cfg.Options
+	opts.Logger = logger
+	opts.Version = version()
+	srv, err := core.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("create server: %w", err)
+	}
+	// Every hook is built, or none is added and start-up fails.
+	closeHooks, err := addHooks(srv, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+
+	types := listenerTypes()
+	var bound []core.Listener
+	closeBound := func() {
+		closeHooks()
+		for _, l := range bound {
+			if err := l.Close(); err != nil {
+				logger.Warn("close listener", "id", l.ID(), "err", err)
+			}
+		}
+	}
+	for _, lc := range cfg.Listeners {
+		newListener, ok := types[lc.Type]
+		if !ok { // the config loader has checked; this guards a programming error
+			closeBound()
+			return nil, fmt.Errorf("listener %q: unknown type %q", lc.ID, lc.Type)
+		}
+		l := newListener(lc)
+		if err := srv.AddListener(l); err != nil {
+			closeBound()
+			return nil, err // names the listener and the address
+		}
+		bound = append(bound, l)
+	}
+
+	// The server's lifetime is ended by Shutdown, not by the signal that
+	// cancels ctx: that would race the graceful shutdown.
+	if err := srv.Start(context.WithoutCancel(ctx)); err != nil {
+		closeBound()
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+
+	// Start logs "listening" with the id, protocol and bound address of
+	// each listener.
+	addrs := make([]string, 0, len(bound))
+	for _, l := range bound {
+		addrs = append(addrs, l.Address())
+	}
+	if loopbackOnly(addrs) {
+		logger.Info(loopbackHint)
+	}
+	logAuthPolicy(logger, srv, addrs)
+	return srv, nil
+}
+
+// newLogger returns a text or JSON logger writing to w at the configured level.
+func newLogger(w io.Writer, lc logConfig) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: lc.Level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// loopbackOnly reports whether every address is on a loopback interface, so
+// that no other machine can connect. An empty host (all interfaces) or a
+// host name other than localhost is not loopback.
+func loopbackOnly(addrs []string) bool {
+	if len(addrs) == 0 {
+		return false
+	}
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return false
+		}
+		if host == "localhost" {
+			continue
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+// version is the module version the binary was built from, or "dev".
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
