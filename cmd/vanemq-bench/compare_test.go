@@ -320,7 +320,8 @@ func TestVanemqConfig(t *testing.T) {
 		Listeners []struct {
 			ID, Type, Address string
 		}
-		MQTT struct {
+		AllowAnonymous bool `yaml:"allow_anonymous"`
+		MQTT           struct {
 			SysInterval int `yaml:"sys_interval"`
 		}
 		Log struct{ Level string }
@@ -335,6 +336,9 @@ func TestVanemqConfig(t *testing.T) {
 	}
 	if cfg.MQTT.SysInterval != 0 || cfg.Log.Level != "warn" {
 		t.Errorf("mqtt/log = %+v %+v", cfg.MQTT, cfg.Log)
+	}
+	if !cfg.AllowAnonymous {
+		t.Error("allow_anonymous is not true: the generator's clients connect anonymously, as they do to the peers")
 	}
 }
 
