@@ -9,6 +9,7 @@ package tcp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,7 @@ const (
 type Listener struct {
 	id      string
 	address string
+	tls     *tls.Config // nil for plain TCP; see NewTLS
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -47,8 +49,13 @@ func New(id, address string) *Listener {
 // ID returns the listener's name, as given to New.
 func (l *Listener) ID() string { return l.id }
 
-// Protocol returns "tcp".
-func (l *Listener) Protocol() string { return "tcp" }
+// Protocol returns "tcp", or "tls" for a listener made with NewTLS.
+func (l *Listener) Protocol() string {
+	if l.tls != nil {
+		return "tls"
+	}
+	return "tcp"
+}
 
 // Listen binds the address. It may be called once, and not after Close. A
 // failure to bind is returned as the *net.OpError from the net package.
@@ -70,6 +77,9 @@ func (l *Listener) Listen() error {
 	if err != nil {
 		// Already "listen tcp ADDRESS: CAUSE"; the server adds the id.
 		return err
+	}
+	if l.tls != nil {
+		ln = tls.NewListener(ln, l.tls)
 	}
 	l.ln = ln
 	return nil

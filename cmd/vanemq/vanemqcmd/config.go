@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"os"
@@ -51,7 +52,12 @@ type config struct {
 type listenerConfig struct {
 	ID      string // unique name, used in logs
 	Type    string // a key of listenerTypes()
-	Address string // host:port to bind
+	Address string // host:port to bind (unix: the socket's path)
+
+	Path           string      // websocket: HTTP path, default /mqtt
+	AllowedOrigins []string    // websocket: browser origins; default same host
+	Mode           os.FileMode // unix: socket file mode, default 0660
+	TLS            *tlsConfig  // tcp, websocket: serve TLS (tls, wss)
 }
 
 // hookConfig is one entry of the hooks list: a registered hook module, its
@@ -303,7 +309,9 @@ func (d *decoder) listeners(key string, n *yaml.Node) []listenerConfig {
 		path := fmt.Sprintf("%s[%d]", key, i)
 		var lc listenerConfig
 		var set [3]*yaml.Node // id, type, address, once decoded
-		d.fields(item, path, map[string]func(string, *yaml.Node){
+		extras := make(map[string]*yaml.Node)
+		handlers := d.listenerExtras(&lc, extras)
+		maps.Copy(handlers, map[string]func(string, *yaml.Node){
 			"id": func(k string, v *yaml.Node) {
 				if s, ok := d.str(k, v); ok {
 					lc.ID, set[0] = s, v
@@ -324,6 +332,7 @@ func (d *decoder) listeners(key string, n *yaml.Node) []listenerConfig {
 				}
 			},
 		})
+		d.fields(item, path, handlers)
 		if item.Kind != yaml.MappingNode {
 			if isNull(item) {
 				d.errorf(item, path, "cannot use an empty value as a listener")
@@ -351,8 +360,19 @@ func (d *decoder) listeners(key string, n *yaml.Node) []listenerConfig {
 			}
 		}
 		if v := set[2]; v != nil {
-			if err := checkAddress(lc.Address); err != nil {
+			if lc.Type == "unix" {
+				if lc.Address == "" {
+					d.errorf(v, path+".address", "must be the socket's file path")
+				}
+			} else if err := checkAddress(lc.Address); err != nil {
 				d.errorf(v, path+".address", "invalid address %q: %v", lc.Address, err)
+			}
+		}
+		if set[1] != nil {
+			for _, key := range slices.Sorted(maps.Keys(extras)) {
+				if v := extras[key]; !slices.Contains(listenerKeys(lc.Type), key) {
+					d.errorf(v, path+"."+key, "not used by listeners of type %q", lc.Type)
+				}
 			}
 		}
 		out = append(out, lc)

@@ -31,6 +31,7 @@ listeners:
     type: tcp
     address: "0.0.0.0:1883"
   - {id: local, type: tcp, address: "[::1]:0"}
+  - {id: web, type: websocket, address: "127.0.0.1:8083", path: /ws}
 mqtt:
   max_packet_size: 65536
   receive_maximum: 10
@@ -88,6 +89,7 @@ func TestParseConfig(t *testing.T) {
 			Listeners: []listenerConfig{
 				{ID: "plain", Type: "tcp", Address: "0.0.0.0:1883"},
 				{ID: "local", Type: "tcp", Address: "[::1]:0"},
+				{ID: "web", Type: "websocket", Address: "127.0.0.1:8083", Path: "/ws"},
 			},
 			Options: core.Options{
 				MaxPacketSize:       65536,
@@ -200,8 +202,22 @@ func TestParseConfigErrors(t *testing.T) {
 `, []string{"t.yaml:4: mqtt.max_pakcet_size: unknown key (did you mean max_packet_size?)"}},
 		{"unknown key, no suggestion", "mqtt:\n  colour: blue\n", []string{"t.yaml:2: mqtt.colour: unknown key"}},
 		{"unknown top-level key", "listners: []\n", []string{"t.yaml:1: listners: unknown key (did you mean listeners?)"}},
-		{"unknown listener key", "listeners:\n  - {id: a, type: tcp, address: \":1\", tls: true}\n",
-			[]string{"t.yaml:2: listeners[0].tls: unknown key"}},
+		{"unknown listener key", "listeners:\n  - {id: a, type: tcp, address: \":1\", tsl: {}}\n",
+			[]string{"t.yaml:2: listeners[0].tsl: unknown key (did you mean tls?)"}},
+		{"tls not a mapping", "listeners:\n  - {id: a, type: tcp, address: \":1\", tls: true}\n",
+			[]string{"t.yaml:2: listeners[0].tls: cannot use true as a mapping"}},
+		{"tls without key", "listeners:\n  - id: a\n    type: tcp\n    address: \":1\"\n    tls: {cert: c.pem}\n",
+			[]string{"t.yaml:5: listeners[0].tls.key: required key missing"}},
+		{"tls bad min_version", "listeners:\n  - id: a\n    type: tcp\n    address: \":1\"\n    tls: {cert: c.pem, key: k.pem, min_version: \"1.1\"}\n",
+			[]string{`t.yaml:5: listeners[0].tls.min_version: must be "1.2" or "1.3", got "1.1"`}},
+		{"client cert without CA", "listeners:\n  - id: a\n    type: tcp\n    address: \":1\"\n    tls: {cert: c.pem, key: k.pem, require_client_cert: true}\n",
+			[]string{"t.yaml:5: listeners[0].tls.require_client_cert: needs client_ca, the CA that signs client certificates"}},
+		{"path on a tcp listener", "listeners:\n  - {id: a, type: tcp, address: \":1\", path: /mqtt}\n",
+			[]string{`t.yaml:2: listeners[0].path: not used by listeners of type "tcp"`}},
+		{"relative websocket path", "listeners:\n  - {id: a, type: websocket, address: \":1\", path: mqtt}\n",
+			[]string{"t.yaml:2: listeners[0].path: must be an absolute HTTP path, e.g. /mqtt"}},
+		{"bad unix mode", "listeners:\n  - {id: a, type: unix, address: /tmp/v.sock, mode: \"999\"}\n",
+			[]string{`t.yaml:2: listeners[0].mode: must be an octal file mode such as "0660", got "999"`}},
 		{"duplicate key", "mqtt:\n  max_inflight: 1\n  max_inflight: 2\n",
 			[]string{"t.yaml:3: mqtt.max_inflight: duplicate key (first set at line 2)"}},
 		{"string for integer", "mqtt:\n  receive_maximum: lots\n",
@@ -284,8 +300,8 @@ func TestParseConfigErrors(t *testing.T) {
 `, []string{`t.yaml:4: listeners[2].id: duplicate listener id "a" (first used at line 2)`}},
 		{"empty listener id", "listeners:\n  - {id: \"\", type: tcp, address: \":1\"}\n",
 			[]string{"t.yaml:2: listeners[0].id: must not be empty"}},
-		{"unknown listener type", "listeners:\n  - id: a\n    type: websocket\n    address: \":1\"\n",
-			[]string{`t.yaml:3: listeners[0].type: unknown listener type "websocket" (known: tcp)`}},
+		{"unknown listener type", "listeners:\n  - id: a\n    type: quic\n    address: \":1\"\n",
+			[]string{`t.yaml:3: listeners[0].type: unknown listener type "quic" (known: tcp, unix, websocket)`}},
 		{"address without port", "listeners:\n  - {id: a, type: tcp, address: \"127.0.0.1\"}\n",
 			[]string{`t.yaml:2: listeners[0].address: invalid address "127.0.0.1": missing port in address (want host:port, e.g. 0.0.0.0:1883)`}},
 		{"address with bad port", "listeners:\n  - {id: a, type: tcp, address: \"127.0.0.1:mqtt\"}\n",
@@ -307,7 +323,7 @@ mqtt:
 log:
   level: loud
 `, []string{
-			`t.yaml:2: listeners[0].type: unknown listener type "udp" (known: tcp)`,
+			`t.yaml:2: listeners[0].type: unknown listener type "udp" (known: tcp, unix, websocket)`,
 			`t.yaml:4: mqtt.receive_maximum: cannot use "lots" as an integer`,
 			`t.yaml:5: mqtt.max_packet_size: must be between 16 and 268435460, got 1`,
 			`t.yaml:7: log.level: unknown level "loud" (known: debug, info, warn, error)`,
@@ -363,12 +379,16 @@ func TestEmbeddedDefault(t *testing.T) {
 	want := with(func(c *config) {
 		c.Options.AllowAnonymous = true
 		c.Dir = wd
+		// make run serves MQTT over WebSocket too, for browsers.
+		c.Listeners = append(c.Listeners, listenerConfig{ID: "ws", Type: "websocket", Address: "127.0.0.1:8083", Path: "/mqtt"})
 	})
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("default.yaml gives\n%+v\nwant\n%+v", got, want)
 	}
-	if !loopbackOnly([]string{got.Listeners[0].Address}) || len(got.Listeners) != 1 {
-		t.Errorf("default.yaml allows anonymous clients on %v, which is not loopback only", got.Listeners)
+	for _, l := range got.Listeners {
+		if !loopbackOnly([]string{l.Address}) {
+			t.Errorf("default.yaml allows anonymous clients on %v, which is not loopback only", l)
+		}
 	}
 }
 
@@ -451,7 +471,11 @@ func TestEveryKeyDocumented(t *testing.T) {
 	keys = slices.Compact(keys)
 	// default.yaml has no hooks; the keys of an entry are checked apart.
 	keys = slices.DeleteFunc(keys, func(k string) bool { return strings.HasPrefix(k, "hooks[].") })
-	for _, k := range []string{"hooks[].id", "hooks[].priority", "hooks[].config"} {
+	// Keys only some listener types take are not in default.yaml either.
+	for _, k := range []string{"hooks[].id", "hooks[].priority", "hooks[].config",
+		"listeners[].tls.cert", "listeners[].tls.key", "listeners[].tls.client_ca",
+		"listeners[].tls.require_client_cert", "listeners[].tls.min_version",
+		"listeners[].allowed_origins", "listeners[].mode"} {
 		if !strings.Contains(string(doc), "`"+k+"`") {
 			t.Errorf("docs/configuration.md does not document `%s`", k)
 		}

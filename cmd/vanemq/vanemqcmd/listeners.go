@@ -1,16 +1,114 @@
 package vanemqcmd
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/listeners/tcp"
+	"github.com/vanemq/vanemq/listeners/tlsfiles"
+	"github.com/vanemq/vanemq/listeners/unix"
+	"github.com/vanemq/vanemq/listeners/websocket"
 )
+
+// listenerEnv is what building a listener needs beyond its config entry.
+type listenerEnv struct {
+	dir    string       // the config file's directory, for relative paths
+	logger *slog.Logger // the server's logger
+	// certs collects the TLS configurations built, for reload on SIGHUP.
+	certs []*tlsfiles.Config
+}
 
 // listenerTypes maps each value of listeners[].type to the constructor of
 // its transport. The config loader accepts exactly these types and lists
-// them in its error message; to add a transport (tls, ws, unix), add an entry
-// here, plus any keys of its own to the loader.
-func listenerTypes() map[string]func(listenerConfig) core.Listener {
-	return map[string]func(listenerConfig) core.Listener{
-		"tcp": func(c listenerConfig) core.Listener { return tcp.New(c.ID, c.Address) },
+// them in its error message; listenerKeys says which optional keys each
+// takes.
+func listenerTypes() map[string]func(listenerConfig, *listenerEnv) (core.Listener, error) {
+	return map[string]func(listenerConfig, *listenerEnv) (core.Listener, error){
+		"tcp": func(c listenerConfig, env *listenerEnv) (core.Listener, error) {
+			if c.TLS == nil {
+				return tcp.New(c.ID, c.Address), nil
+			}
+			tc, err := env.tls(c)
+			if err != nil {
+				return nil, err
+			}
+			return tcp.NewTLS(c.ID, c.Address, tc.TLSConfig()), nil
+		},
+		"websocket": func(c listenerConfig, env *listenerEnv) (core.Listener, error) {
+			opts := websocket.Options{Path: c.Path, AllowedOrigins: c.AllowedOrigins, Logger: env.logger}
+			if c.TLS != nil {
+				tc, err := env.tls(c)
+				if err != nil {
+					return nil, err
+				}
+				opts.TLS = tc.TLSConfig()
+			}
+			return websocket.New(c.ID, c.Address, opts), nil
+		},
+		"unix": func(c listenerConfig, env *listenerEnv) (core.Listener, error) {
+			mode := c.Mode
+			if mode == 0 {
+				mode = 0o660
+			}
+			return unix.New(c.ID, env.path(c.Address), mode), nil
+		},
 	}
+}
+
+// path resolves a file path of the config against its directory.
+func (env *listenerEnv) path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(env.dir, p)
+}
+
+// tls loads a listener's certificates.
+func (env *listenerEnv) tls(c listenerConfig) (*tlsfiles.Config, error) {
+	tc, err := tlsfiles.Load(tlsfiles.Files{
+		Cert:              env.path(c.TLS.Cert),
+		Key:               env.path(c.TLS.Key),
+		ClientCA:          env.path(c.TLS.ClientCA),
+		RequireClientCert: c.TLS.RequireClientCert,
+		MinVersion:        c.TLS.MinVersion,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", c.ID, err)
+	}
+	env.certs = append(env.certs, tc)
+	return tc, nil
+}
+
+// reloadCertsOnHUP reloads every listener's certificates on SIGHUP until ctx
+// ends; connected clients keep their connections, new handshakes get the
+// new certificates, and a bad file keeps the old ones.
+func (env *listenerEnv) reloadCertsOnHUP(ctx context.Context) {
+	if len(env.certs) == 0 {
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				for _, tc := range env.certs {
+					if err := tc.Reload(); err != nil {
+						env.logger.Error("TLS certificates not reloaded; the old ones stay in use", "cause", err)
+						continue
+					}
+					env.logger.Info("TLS certificates reloaded")
+				}
+			}
+		}
+	}()
 }

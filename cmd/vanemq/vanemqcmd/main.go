@@ -165,6 +165,7 @@ func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server,
 	}
 
 	types := listenerTypes()
+	env := &listenerEnv{dir: cfg.Dir, logger: logger}
 	var bound []core.Listener
 	closeBound := func() {
 		closeHooks()
@@ -180,7 +181,11 @@ func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server,
 			closeBound()
 			return nil, fmt.Errorf("listener %q: unknown type %q", lc.ID, lc.Type)
 		}
-		l := newListener(lc)
+		l, err := newListener(lc, env)
+		if err != nil {
+			closeBound()
+			return nil, err
+		}
 		if err := srv.AddListener(l); err != nil {
 			closeBound()
 			return nil, err // names the listener and the address
@@ -194,6 +199,7 @@ func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server,
 		closeBound()
 		return nil, fmt.Errorf("start server: %w", err)
 	}
+	env.reloadCertsOnHUP(ctx)
 
 	// Start logs "listening" with the id, protocol and bound address of
 	// each listener.

@@ -1,0 +1,103 @@
+package vanemqcmd
+
+import (
+	"os"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// tlsConfig is a listener's tls block.
+type tlsConfig struct {
+	Cert, Key         string // PEM files, relative to the config file
+	ClientCA          string // PEM CA bundle for client certificates (mTLS)
+	RequireClientCert bool
+	MinVersion        string // "1.2" (default) or "1.3"
+}
+
+// listenerExtras decodes the keys a listener type adds to id, type and
+// address: path and allowed_origins (websocket), mode (unix) and the tls
+// block (tcp, websocket). set records which keys were present, so the
+// loader can refuse keys the type does not take.
+func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) map[string]func(string, *yaml.Node) {
+	return map[string]func(string, *yaml.Node){
+		"path": func(k string, v *yaml.Node) {
+			if s, ok := d.str(k, v); ok {
+				if s == "" || s[0] != '/' {
+					d.errorf(v, k, "must be an absolute HTTP path, e.g. /mqtt")
+					return
+				}
+				lc.Path, set["path"] = s, v
+			}
+		},
+		"allowed_origins": func(k string, v *yaml.Node) {
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v, k, "cannot use %s as a list of origins", describe(v))
+				return
+			}
+			for i, o := range v.Content {
+				if s, ok := d.str(k+"["+strconv.Itoa(i)+"]", o); ok {
+					lc.AllowedOrigins = append(lc.AllowedOrigins, s)
+				}
+			}
+			set["allowed_origins"] = v
+		},
+		"mode": func(k string, v *yaml.Node) {
+			s, ok := d.str(k, v)
+			if !ok {
+				return
+			}
+			m, err := strconv.ParseUint(s, 8, 32)
+			if err != nil || m > 0o777 {
+				d.errorf(v, k, `must be an octal file mode such as "0660", got %q`, s)
+				return
+			}
+			lc.Mode, set["mode"] = os.FileMode(m), v
+		},
+		"tls": func(k string, v *yaml.Node) {
+			t := &tlsConfig{}
+			d.fields(v, k, map[string]func(string, *yaml.Node){
+				"cert":      func(k string, v *yaml.Node) { t.Cert, _ = d.str(k, v) },
+				"key":       func(k string, v *yaml.Node) { t.Key, _ = d.str(k, v) },
+				"client_ca": func(k string, v *yaml.Node) { t.ClientCA, _ = d.str(k, v) },
+				"require_client_cert": func(k string, v *yaml.Node) {
+					t.RequireClientCert, _ = d.boolean(k, v)
+				},
+				"min_version": func(k string, v *yaml.Node) {
+					if s, ok := d.str(k, v); ok {
+						if s != "1.2" && s != "1.3" {
+							d.errorf(v, k, `must be "1.2" or "1.3", got %q`, s)
+							return
+						}
+						t.MinVersion = s
+					}
+				},
+			})
+			if v.Kind != yaml.MappingNode {
+				return
+			}
+			for _, need := range []string{"cert", "key"} {
+				if !d.hasKey(v, need) {
+					d.errorf(v, k+"."+need, "required key missing")
+				}
+			}
+			if t.RequireClientCert && t.ClientCA == "" {
+				d.errorf(v, k+".require_client_cert", "needs client_ca, the CA that signs client certificates")
+			}
+			lc.TLS, set["tls"] = t, v
+		},
+	}
+}
+
+// listenerKeys lists the optional keys a listener type takes.
+func listenerKeys(typ string) []string {
+	switch typ {
+	case "tcp":
+		return []string{"tls"}
+	case "websocket":
+		return []string{"tls", "path", "allowed_origins"}
+	case "unix":
+		return []string{"mode"}
+	}
+	return nil
+}

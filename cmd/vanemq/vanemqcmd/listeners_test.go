@@ -1,0 +1,104 @@
+package vanemqcmd
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/vanemq/vanemq/listeners/tlsfiles/tlstest"
+)
+
+// connackOver sends an anonymous CONNECT over conn and returns the CONNACK
+// return code.
+func connackOver(t *testing.T, conn net.Conn) byte {
+	t.Helper()
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := conn.Write(connectPacket("c-listener", "", "")); err != nil {
+		t.Fatalf("write CONNECT: %v", err)
+	}
+	first, body, err := readPacket(bufio.NewReader(conn))
+	if err != nil || first != 0x20 || len(body) < 2 {
+		t.Fatalf("CONNACK: %#x %x %v", first, body, err)
+	}
+	return body[1]
+}
+
+// Every listener type the config names serves MQTT: plain TCP, TLS with
+// certificates from files relative to the config, WebSocket (a message
+// published over ws reaches a TCP subscriber) and a Unix socket.
+func TestRunListenerTypes(t *testing.T) {
+	pki := tlstest.New(t)
+	sock := filepath.Join(t.TempDir(), "vanemq.sock")
+	config := fmt.Sprintf(`allow_anonymous: true
+listeners:
+  - {id: tcp, type: tcp, address: "127.0.0.1:0"}
+  - id: tls
+    type: tcp
+    address: "127.0.0.1:0"
+    tls: {cert: %q, key: %q}
+  - {id: ws, type: websocket, address: "127.0.0.1:0", path: /mqtt}
+  - {id: unix, type: unix, address: %q, mode: "0600"}
+mqtt: {sys_interval: 0}
+`, pki.ServerCert, pki.ServerKey, sock)
+	tcpAddr, logs := runBroker(t, config)
+	addr := map[string]string{"tcp": tcpAddr}
+	for _, id := range []string{"tls", "ws", "unix"} {
+		select {
+		case a := <-logs.addrs:
+			addr[id] = a
+		case <-time.After(waitTimeout):
+			t.Fatalf("listener %s: no listening address logged; log:\n%s", id, logs)
+		}
+	}
+	if addr["unix"] != sock {
+		t.Fatalf("unix listener logged %q, want %q", addr["unix"], sock)
+	}
+
+	tc, err := tls.Dial("tcp", addr["tls"], &tls.Config{RootCAs: pki.CAPool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("TLS handshake with the tls listener: %v", err)
+	}
+	if code := connackOver(t, tc); code != 0 {
+		t.Errorf("CONNACK over TLS: %#x, want 0", code)
+	}
+	uc, err := net.DialTimeout("unix", sock, waitTimeout)
+	if err != nil {
+		t.Fatalf("dial the unix socket: %v", err)
+	}
+	if code := connackOver(t, uc); code != 0 {
+		t.Errorf("CONNACK over the unix socket: %#x, want 0", code)
+	}
+
+	got := make(chan string, 1)
+	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr["tcp"]).SetClientID("sub"))
+	if tok := sub.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("tcp subscriber: %v", tok.Error())
+	}
+	defer sub.Disconnect(100)
+	if tok := sub.Subscribe("ws/t", 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("ws://" + addr["ws"] + "/mqtt").SetClientID("ws-pub"))
+	if tok := pub.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("WebSocket publisher: %v", tok.Error())
+	}
+	defer pub.Disconnect(100)
+	if tok := pub.Publish("ws/t", 1, false, "over websocket"); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("publish over ws: %v", tok.Error())
+	}
+	select {
+	case p := <-got:
+		if p != "over websocket" {
+			t.Errorf("subscriber got %q", p)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("a message published over WebSocket did not reach the TCP subscriber")
+	}
+}

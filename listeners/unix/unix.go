@@ -1,0 +1,208 @@
+// Package unix is the Unix domain socket transport: a core.Listener over
+// net.Listen("unix") for clients on the same host (sidecars, local
+// bridges), with the socket file's permissions as access control.
+package unix
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Backoff bounds for temporary Accept errors, as in the tcp listener.
+const (
+	minBackoff = 5 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// staleProbeTimeout bounds the dial that checks whether an existing socket
+// file still has a listener behind it.
+const staleProbeTimeout = time.Second
+
+// Listener accepts MQTT clients on a Unix domain socket. Create it with
+// New; it is safe for concurrent use, and Close may be called from any
+// goroutine.
+type Listener struct {
+	id   string
+	path string
+	mode os.FileMode
+
+	mu      sync.Mutex
+	ln      *net.UnixListener
+	serving bool
+	closed  bool
+	done    chan struct{} // closed by Close
+}
+
+// New returns a listener named id that will create the socket file path on
+// Listen and set its permission bits to mode (for example 0o660 to admit
+// the owner and group only). A mode of 0 leaves the permissions the
+// process's umask gives.
+func New(id, path string, mode os.FileMode) *Listener {
+	return &Listener{id: id, path: path, mode: mode, done: make(chan struct{})}
+}
+
+// ID returns the listener's name, as given to New.
+func (l *Listener) ID() string { return l.id }
+
+// Protocol returns "unix".
+func (l *Listener) Protocol() string { return "unix" }
+
+// Address returns the socket file's path.
+func (l *Listener) Address() string { return l.path }
+
+// Listen creates the socket. A socket file left behind by a process that
+// died is removed first, but only if nothing accepts connections on it: a
+// live socket makes Listen fail ("in use"), and so does a path that exists
+// and is not a socket. The permissions are set right after the socket is
+// created (there is a short window in which the umask's apply; use a
+// directory with restricted access if that matters).
+func (l *Listener) Listen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return fmt.Errorf("unix listener %q: listen: %w", l.id, net.ErrClosed)
+	case l.ln != nil:
+		return fmt.Errorf("unix listener %q: already listening on %s", l.id, l.path)
+	}
+	if err := removeStale(l.path); err != nil {
+		return fmt.Errorf("unix listener %q: %w", l.id, err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: l.path, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("unix listener %q: %w", l.id, err)
+	}
+	// Close removes the socket file (the default for ListenUnix, made
+	// explicit).
+	ln.SetUnlinkOnClose(true)
+	if l.mode != 0 {
+		if err := os.Chmod(l.path, l.mode); err != nil {
+			ln.Close()
+			return fmt.Errorf("unix listener %q: set socket mode %v: %w", l.id, l.mode, err)
+		}
+	}
+	l.ln = ln
+	return nil
+}
+
+// removeStale removes path if it is a socket file nobody listens on.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("stat socket path: %w", err)
+	case fi.Mode().Type() != fs.ModeSocket:
+		return fmt.Errorf("socket path %s exists and is not a socket (%v)", path, fi.Mode().Type())
+	}
+	c, err := net.DialTimeout("unix", path, staleProbeTimeout)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("socket %s is in use by another listener", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ENOENT) {
+		// Not provably stale (a full backlog, no permission): leave it.
+		return fmt.Errorf("probing existing socket %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing stale socket: %w", err)
+	}
+	return nil
+}
+
+// Serve accepts connections until Close and calls handle for each one on
+// Serve's goroutine, so handle must return quickly. Temporary Accept errors
+// are retried with a bounded backoff. Serve returns nil once the listener
+// is closed (also if it was closed before Serve was called), and an error
+// if Listen has not succeeded, Serve is already running, or Accept fails
+// for good.
+func (l *Listener) Serve(handle func(net.Conn)) error {
+	l.mu.Lock()
+	switch {
+	case l.closed:
+		l.mu.Unlock()
+		return nil
+	case l.ln == nil:
+		l.mu.Unlock()
+		return fmt.Errorf("unix listener %q: serve called before listen", l.id)
+	case l.serving:
+		l.mu.Unlock()
+		return fmt.Errorf("unix listener %q: already serving", l.id)
+	}
+	l.serving = true
+	ln := l.ln
+	l.mu.Unlock()
+
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err == nil {
+			backoff = 0
+			handle(conn)
+			continue
+		}
+		select {
+		case <-l.done:
+			return nil
+		default:
+		}
+		if !temporary(err) {
+			return fmt.Errorf("unix listener %q: accept: %w", l.id, err)
+		}
+		backoff = min(max(2*backoff, minBackoff), maxBackoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-l.done:
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops accepting, makes Serve return and removes the socket file.
+// Connections already handed to the server stay open. Calling Close again
+// does nothing.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	close(l.done)
+	if l.ln == nil {
+		return nil
+	}
+	if err := l.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("unix listener %q: close: %w", l.id, err)
+	}
+	return nil
+}
+
+// temporary reports whether an Accept error is worth retrying.
+func temporary(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, errno := range []syscall.Errno{
+		syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN,
+	} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,345 @@
+// Package websocket is the MQTT over WebSocket transport (ws and wss): a
+// core.Listener that serves an HTTP endpoint, upgrades requests on its path
+// with github.com/gorilla/websocket and hands each upgraded connection to the
+// server as a net.Conn that streams binary frames.
+//
+// Handshakes: RFC 6455 (Sec-WebSocket-Version: 13) and the older hybi-10 form
+// (Sec-WebSocket-Version: 8, origin in Sec-WebSocket-Origin), whose framing
+// and accept-key computation are the same, are accepted. Every other request
+// on the path (no upgrade at all, the hixie-76 Sec-WebSocket-Key1/Key2
+// handshake, an unknown version) gets 426 Upgrade Required with
+// "Upgrade: websocket" and "Sec-WebSocket-Version: 13": RFC 6455 §4.2.2 asks
+// for exactly that answer when the version is not understood, and RFC 9110
+// §15.5.22 makes 426 the status that tells a plain HTTP client which protocol
+// to switch to. The client must offer the subprotocol "mqtt" (MQTT 3.1.1 and
+// 5) or "mqttv3.1" (MQTT 3.1); a request offering neither gets 400. An origin
+// that is not allowed gets 403.
+package websocket
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	gws "github.com/gorilla/websocket"
+)
+
+// Defaults for Options.
+const (
+	// DefaultPath is the HTTP path served when Options.Path is empty.
+	DefaultPath = "/mqtt"
+	// DefaultMaxMessageSize is the read limit when Options.MaxMessageSize is
+	// 0: the largest MQTT packet (a 268435455-byte remaining length plus a
+	// five-byte fixed header).
+	DefaultMaxMessageSize = 268435460
+)
+
+// Subprotocols are the WebSocket subprotocols the listener accepts, in order
+// of preference: "mqtt" (MQTT 3.1.1 and 5) and "mqttv3.1" (MQTT 3.1).
+var Subprotocols = []string{"mqtt", "mqttv3.1"}
+
+// Timeouts of the HTTP side: reading the upgrade request (and the TLS
+// handshake before it), and writing the handshake answer and the close frame.
+const (
+	handshakeTimeout  = 10 * time.Second
+	closeFrameTimeout = time.Second
+)
+
+// Options configures a Listener. The zero value serves ws on DefaultPath
+// with same-host origins only.
+type Options struct {
+	// Path is the HTTP path that accepts upgrades. Default DefaultPath.
+	Path string
+	// TLS, when not nil, makes the listener serve wss with this
+	// configuration (cloned on Listen); nil serves plain ws.
+	TLS *tls.Config
+	// AllowedOrigins lists the browser origins allowed to connect. Each entry
+	// is either a full origin ("https://app.example.com:8443") or a host with
+	// an optional port ("app.example.com:8443"), compared without regard to
+	// case. "*" allows any origin and must be given explicitly. When empty,
+	// only an origin whose host equals the request's Host is allowed.
+	// Requests without an Origin header (non-browser clients) are always
+	// allowed.
+	AllowedOrigins []string
+	// MaxMessageSize is the largest WebSocket message read, in bytes; a
+	// larger one closes the connection with 1009. 0 means
+	// DefaultMaxMessageSize.
+	MaxMessageSize int64
+	// Logger receives a line for each refused handshake, naming the remote
+	// address and the cause. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Listener accepts MQTT clients over WebSocket. Create it with New; it is
+// safe for concurrent use, and Close may be called from any goroutine.
+type Listener struct {
+	id      string
+	address string
+	opts    Options
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	ln      net.Listener
+	srv     *http.Server
+	serving bool
+	closed  bool
+}
+
+// New returns a listener named id that will bind address ("host:port"; an
+// empty host means every interface, port 0 picks a free port) on Listen and
+// serve WebSocket upgrades on opts.Path.
+func New(id, address string, opts Options) *Listener {
+	if opts.Path == "" {
+		opts.Path = DefaultPath
+	}
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = DefaultMaxMessageSize
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	opts.AllowedOrigins = append([]string(nil), opts.AllowedOrigins...)
+	return &Listener{id: id, address: address, opts: opts, log: log.With("listener", id)}
+}
+
+// ID returns the listener's name, as given to New.
+func (l *Listener) ID() string { return l.id }
+
+// Protocol returns "wss" when Options.TLS is set, "ws" otherwise.
+func (l *Listener) Protocol() string {
+	if l.opts.TLS != nil {
+		return "wss"
+	}
+	return "ws"
+}
+
+// Listen binds the address. It may be called once, and not after Close. A
+// failure to bind is returned as the *net.OpError from the net package.
+func (l *Listener) Listen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return fmt.Errorf("%s listener %q: listen: %w", l.Protocol(), l.id, net.ErrClosed)
+	case l.ln != nil:
+		return fmt.Errorf("%s listener %q: already listening on %s", l.Protocol(), l.id, l.ln.Addr())
+	}
+	ln, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return err
+	}
+	if l.opts.TLS != nil {
+		cfg := l.opts.TLS.Clone()
+		if len(cfg.NextProtos) == 0 {
+			cfg.NextProtos = []string{"http/1.1"}
+		}
+		ln = tls.NewListener(ln, cfg)
+	}
+	l.ln = ln
+	return nil
+}
+
+// Address returns the bound address after Listen (with the real port when
+// the configured port was 0), and the configured address before.
+func (l *Listener) Address() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.address
+}
+
+// Serve runs the HTTP server until Close and calls handle, on the request's
+// goroutine, for each upgraded connection. It returns nil once the listener
+// is closed (also if it was closed before Serve was called), and an error if
+// Listen has not succeeded, Serve is already running, or the HTTP server
+// fails.
+func (l *Listener) Serve(handle func(net.Conn)) error {
+	l.mu.Lock()
+	switch {
+	case l.closed:
+		l.mu.Unlock()
+		return nil
+	case l.ln == nil:
+		l.mu.Unlock()
+		return fmt.Errorf("%s listener %q: serve called before listen", l.Protocol(), l.id)
+	case l.serving:
+		l.mu.Unlock()
+		return fmt.Errorf("%s listener %q: already serving", l.Protocol(), l.id)
+	}
+	l.serving = true
+	mux := http.NewServeMux()
+	mux.Handle(l.opts.Path, &handler{l: l, handle: handle})
+	l.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: handshakeTimeout,
+		// Only HTTP/1.1 can be upgraded: never negotiate h2.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		// TLS handshake failures and malformed requests, with the remote
+		// address.
+		ErrorLog: slog.NewLogLogger(l.log.Handler(), slog.LevelWarn),
+	}
+	srv, ln := l.srv, l.ln
+	l.mu.Unlock()
+
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s listener %q: %w", l.Protocol(), l.id, err)
+	}
+	return nil
+}
+
+// Close stops accepting, ends handshakes in progress and makes Serve
+// return. Connections already handed to the server stay open. Calling Close
+// again does nothing.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	var err error
+	switch {
+	case l.srv != nil:
+		// Closes the listener and the connections the HTTP server still
+		// owns; hijacked (upgraded) connections are not among them.
+		err = l.srv.Close()
+	case l.ln != nil:
+		err = l.ln.Close()
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("%s listener %q: close: %w", l.Protocol(), l.id, err)
+	}
+	return nil
+}
+
+// handler upgrades requests on the listener's path.
+type handler struct {
+	l      *Listener
+	handle func(net.Conn)
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l := h.l
+	if !isUpgrade(r) {
+		l.refuseVersion(w, r, "not a WebSocket upgrade request")
+		return
+	}
+	switch v := strings.TrimSpace(r.Header.Get("Sec-WebSocket-Version")); v {
+	case "13":
+	case "8":
+		// hybi-10: same framing and accept key as RFC 6455; the origin
+		// travels in Sec-WebSocket-Origin.
+		r.Header.Set("Sec-WebSocket-Version", "13")
+		if r.Header.Get("Origin") == "" {
+			if o := r.Header.Get("Sec-WebSocket-Origin"); o != "" {
+				r.Header.Set("Origin", o)
+			}
+		}
+	case "":
+		if r.Header.Get("Sec-WebSocket-Key1") != "" || r.Header.Get("Sec-WebSocket-Key2") != "" {
+			l.refuseVersion(w, r, "hixie-76 handshake is not supported")
+		} else {
+			l.refuseVersion(w, r, "missing Sec-WebSocket-Version")
+		}
+		return
+	default:
+		l.refuseVersion(w, r, fmt.Sprintf("unsupported Sec-WebSocket-Version %q", v))
+		return
+	}
+	if !offersSubprotocol(r) {
+		msg := fmt.Sprintf("unsupported WebSocket subprotocol %q: offer \"mqtt\" or \"mqttv3.1\"",
+			strings.Join(gws.Subprotocols(r), ", "))
+		l.log.Warn("websocket handshake refused", "remote", r.RemoteAddr, "status", http.StatusBadRequest, "cause", msg)
+		http.Error(w, msg, http.StatusBadRequest)
+		return
+	}
+	up := gws.Upgrader{
+		HandshakeTimeout:  handshakeTimeout,
+		Subprotocols:      Subprotocols,
+		CheckOrigin:       l.checkOrigin,
+		EnableCompression: false,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			l.log.Warn("websocket handshake refused", "remote", r.RemoteAddr, "status", status, "cause", reason)
+			http.Error(w, reason.Error(), status)
+		},
+	}
+	ws, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade has answered (through Error) or closed the connection.
+		l.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "error", err)
+		return
+	}
+	ws.SetReadLimit(l.opts.MaxMessageSize)
+	h.handle(newConn(ws))
+}
+
+// refuseVersion answers 426 Upgrade Required, naming the one version the
+// listener speaks (RFC 6455 §4.2.2).
+func (l *Listener) refuseVersion(w http.ResponseWriter, r *http.Request, cause string) {
+	l.log.Warn("websocket handshake refused", "remote", r.RemoteAddr, "status", http.StatusUpgradeRequired, "cause", cause)
+	w.Header().Set("Upgrade", "websocket")
+	w.Header().Set("Connection", "Upgrade")
+	w.Header().Set("Sec-WebSocket-Version", "13")
+	http.Error(w, cause+": this endpoint speaks MQTT over WebSocket (RFC 6455, Sec-WebSocket-Version: 13)", http.StatusUpgradeRequired)
+}
+
+// checkOrigin applies Options.AllowedOrigins.
+func (l *Listener) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if len(l.opts.AllowedOrigins) == 0 {
+		return strings.EqualFold(u.Host, r.Host)
+	}
+	for _, a := range l.opts.AllowedOrigins {
+		if a == "*" || strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host) {
+			return true
+		}
+	}
+	return false
+}
+
+// isUpgrade reports whether r asks for a WebSocket upgrade at all.
+func isUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+// offersSubprotocol reports whether r offers one of Subprotocols.
+func offersSubprotocol(r *http.Request) bool {
+	for _, p := range gws.Subprotocols(r) {
+		for _, s := range Subprotocols {
+			if p == s {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// headerHasToken reports whether the comma-separated header name holds
+// token, compared without regard to case.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

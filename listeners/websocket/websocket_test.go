@@ -1,0 +1,670 @@
+package websocket_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	gws "github.com/gorilla/websocket"
+
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/listeners/websocket"
+)
+
+// waitTimeout bounds every wait for something that should happen.
+const waitTimeout = 5 * time.Second
+
+var discard = slog.New(slog.DiscardHandler)
+
+var _ core.Listener = (*websocket.Listener)(nil)
+
+// logBuffer is a log destination safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startBroker starts a broker with one WebSocket listener built from opts
+// and returns the listener's address. The broker stops when the test ends.
+func startBroker(t *testing.T, opts websocket.Options) string {
+	t.Helper()
+	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: discard})
+	if err != nil {
+		t.Fatalf("core.New: %v", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = discard
+	}
+	l := websocket.New("ws", "127.0.0.1:0", opts)
+	if err := srv.AddListener(l); err != nil {
+		t.Fatalf("AddListener: %v", err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return l.Address()
+}
+
+// testCert returns a server certificate for 127.0.0.1 and a pool that
+// trusts it.
+func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "vanemq test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// ---------------------------------------------------------------------------
+// A gorilla client connection as a net.Conn, for paho.golang and raw MQTT.
+// ---------------------------------------------------------------------------
+
+// clientConn implements sync.Locker: paho.golang writes from several
+// goroutines and holds the lock around the Writes of one packet.
+type clientConn struct {
+	*gws.Conn
+	sync.Mutex
+	r io.Reader
+}
+
+func (c *clientConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			typ, r, err := c.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if typ != gws.BinaryMessage {
+				return 0, fmt.Errorf("unexpected message type %d", typ)
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if err == io.EOF {
+			c.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (c *clientConn) Write(p []byte) (int, error) {
+	if err := c.WriteMessage(gws.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *clientConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// dialWS opens a WebSocket to addr offering "mqtt"; writeBuf, if not 0,
+// sets the client's write buffer (and so its frame size).
+func dialWS(t *testing.T, url string, tlsc *tls.Config, writeBuf int) *clientConn {
+	t.Helper()
+	d := gws.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: waitTimeout, TLSClientConfig: tlsc, WriteBufferSize: writeBuf}
+	ws, resp, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	resp.Body.Close()
+	if got := ws.Subprotocol(); got != "mqtt" {
+		t.Fatalf("subprotocol %q, want mqtt", got)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return &clientConn{Conn: ws}
+}
+
+// ---------------------------------------------------------------------------
+// Raw MQTT 3.1.1 packets.
+// ---------------------------------------------------------------------------
+
+func remLen(n int) []byte {
+	var b []byte
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		b = append(b, d)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+func mqttString(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+
+func packet(header byte, body []byte) []byte {
+	return append(append([]byte{header}, remLen(len(body))...), body...)
+}
+
+func connectPkt(id string) []byte {
+	body := append(mqttString("MQTT"), 4, 0x02, 0, 60)
+	return packet(0x10, append(body, mqttString(id)...))
+}
+
+func subscribePkt(topic string) []byte {
+	return packet(0x82, append(append([]byte{0, 1}, mqttString(topic)...), 0))
+}
+
+func publishPkt(topic string, payload []byte) []byte {
+	return packet(0x30, append(mqttString(topic), payload...))
+}
+
+// readPacket reads one MQTT packet: its first byte and its body.
+func readPacket(t *testing.T, r *bufio.Reader) (byte, []byte) {
+	t.Helper()
+	h, err := r.ReadByte()
+	if err != nil {
+		t.Fatalf("read packet: %v", err)
+	}
+	n, mul := 0, 1
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("read remaining length: %v", err)
+		}
+		n += int(b&0x7f) * mul
+		mul *= 128
+		if b&0x80 == 0 {
+			break
+		}
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatalf("read packet body: %v", err)
+	}
+	return h, body
+}
+
+func expectPacket(t *testing.T, r *bufio.Reader, wantHeader byte, wantBody []byte) {
+	t.Helper()
+	h, body := readPacket(t, r)
+	if h != wantHeader || !bytes.Equal(body, wantBody) {
+		t.Fatalf("got packet 0x%02x (%d bytes), want 0x%02x (%d bytes)", h, len(body), wantHeader, len(wantBody))
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+// TestPahoV311 round-trips a message with paho.mqtt.golang over ws and wss.
+func TestPahoV311(t *testing.T) {
+	cert, pool := testCert(t)
+	for _, tc := range []struct {
+		name   string
+		scheme string
+		opts   websocket.Options
+		tlsc   *tls.Config
+	}{
+		{name: "ws", scheme: "ws"},
+		{name: "wss", scheme: "wss", opts: websocket.Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}},
+			tlsc: &tls.Config{RootCAs: pool}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := startBroker(t, tc.opts)
+			url := tc.scheme + "://" + addr + "/mqtt"
+			connect := func(id string) mqtt.Client {
+				o := mqtt.NewClientOptions().AddBroker(url).SetClientID(id).
+					SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(waitTimeout)
+				if tc.tlsc != nil {
+					o.SetTLSConfig(tc.tlsc)
+				}
+				c := mqtt.NewClient(o)
+				if tok := c.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+					t.Fatalf("connect %s: %v", id, tok.Error())
+				}
+				t.Cleanup(func() { c.Disconnect(100) })
+				return c
+			}
+			sub, pub := connect("sub"), connect("pub")
+			got := make(chan mqtt.Message, 1)
+			if tok := sub.Subscribe("a/b", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m }); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+				t.Fatalf("subscribe: %v", tok.Error())
+			}
+			if tok := pub.Publish("a/b", 1, false, "hello over "+tc.name); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+				t.Fatalf("publish: %v", tok.Error())
+			}
+			select {
+			case m := <-got:
+				if m.Topic() != "a/b" || string(m.Payload()) != "hello over "+tc.name {
+					t.Fatalf("got %s %q", m.Topic(), m.Payload())
+				}
+			case <-time.After(waitTimeout):
+				t.Fatal("no message")
+			}
+		})
+	}
+}
+
+// TestPahoV5 round-trips a message with paho.golang over a gorilla client
+// connection.
+func TestPahoV5(t *testing.T) {
+	addr := startBroker(t, websocket.Options{})
+	url := "ws://" + addr + "/mqtt"
+	got := make(chan *paho.Publish, 1)
+	connect := func(id string) *paho.Client {
+		c := paho.NewClient(paho.ClientConfig{
+			ClientID: id,
+			Conn:     dialWS(t, url, nil, 0),
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+				got <- pr.Packet
+				return true, nil
+			}},
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		ca, err := c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30})
+		if err != nil || ca.ReasonCode != 0 {
+			t.Fatalf("connect %s: %v (%v)", id, err, ca)
+		}
+		t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+		return c
+	}
+	sub, pub := connect("sub5"), connect("pub5")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := sub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "v5/#", QoS: 1}}}); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	if _, err := pub.Publish(ctx, &paho.Publish{Topic: "v5/x", QoS: 1, Payload: []byte("five")}); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	select {
+	case p := <-got:
+		if p.Topic != "v5/x" || string(p.Payload) != "five" {
+			t.Fatalf("got %s %q", p.Topic, p.Payload)
+		}
+	case <-ctx.Done():
+		t.Fatal("no message")
+	}
+}
+
+// TestFraming checks that the stream of MQTT packets is independent of
+// WebSocket message and frame boundaries.
+func TestFraming(t *testing.T) {
+	addr := startBroker(t, websocket.Options{})
+	url := "ws://" + addr + "/mqtt"
+	large := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16) // 200 KiB
+
+	// split sends b as binary messages of at most n bytes each.
+	split := func(t *testing.T, c *clientConn, b []byte, n int) {
+		t.Helper()
+		for len(b) > 0 {
+			k := min(n, len(b))
+			if err := c.WriteMessage(gws.BinaryMessage, b[:k]); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			b = b[k:]
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		writeBuf int // client write buffer: frames of about this size
+		send     func(t *testing.T, c *clientConn, pkts ...[]byte)
+		payload  []byte
+	}{
+		{
+			name: "several packets in one frame",
+			send: func(t *testing.T, c *clientConn, pkts ...[]byte) {
+				if err := c.WriteMessage(gws.BinaryMessage, bytes.Join(pkts, nil)); err != nil {
+					t.Fatalf("write: %v", err)
+				}
+			},
+			payload: []byte("small"),
+		},
+		{
+			name: "packets split across messages",
+			send: func(t *testing.T, c *clientConn, pkts ...[]byte) {
+				for _, p := range pkts {
+					split(t, c, p, 7)
+				}
+			},
+			payload: []byte("byte by byte-ish"),
+		},
+		{
+			name: "large packet split across messages",
+			send: func(t *testing.T, c *clientConn, pkts ...[]byte) {
+				for _, p := range pkts {
+					split(t, c, p, 7000)
+				}
+			},
+			payload: large,
+		},
+		{
+			name:     "large packet in one message of many frames",
+			writeBuf: 1024,
+			send: func(t *testing.T, c *clientConn, pkts ...[]byte) {
+				for _, p := range pkts {
+					if err := c.WriteMessage(gws.BinaryMessage, p); err != nil {
+						t.Fatalf("write: %v", err)
+					}
+				}
+			},
+			payload: large,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialWS(t, url, nil, tc.writeBuf)
+			if err := c.SetReadDeadline(time.Now().Add(waitTimeout)); err != nil {
+				t.Fatal(err)
+			}
+			r := bufio.NewReader(c)
+			id := strings.ReplaceAll(tc.name, " ", "-")
+			tc.send(t, c, connectPkt(id), subscribePkt("f/"+id), publishPkt("f/"+id, tc.payload))
+			expectPacket(t, r, 0x20, []byte{0, 0})
+			expectPacket(t, r, 0x90, []byte{0, 1, 0})
+			expectPacket(t, r, 0x30, append(mqttString("f/"+id), tc.payload...))
+		})
+	}
+}
+
+// TestCloseCodes checks the close codes of a text frame (1003) and of a
+// message over the read limit (1009).
+func TestCloseCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     websocket.Options
+		msgType  int
+		msg      []byte
+		wantCode int
+	}{
+		{name: "text frame", msgType: gws.TextMessage, msg: connectPkt("text"), wantCode: gws.CloseUnsupportedData},
+		{name: "oversized message", opts: websocket.Options{MaxMessageSize: 1024}, msgType: gws.BinaryMessage,
+			msg: make([]byte, 2048), wantCode: gws.CloseMessageTooBig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := startBroker(t, tc.opts)
+			c := dialWS(t, "ws://"+addr+"/mqtt", nil, 0)
+			if err := c.WriteMessage(tc.msgType, tc.msg); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			if err := c.SetReadDeadline(time.Now().Add(waitTimeout)); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := c.ReadMessage()
+			if !gws.IsCloseError(err, tc.wantCode) {
+				t.Fatalf("read: %v, want close %d", err, tc.wantCode)
+			}
+		})
+	}
+}
+
+// TestHandshake sends raw HTTP handshakes and checks the answers.
+func TestHandshake(t *testing.T) {
+	const key, accept = "dGhlIHNhbXBsZSBub25jZQ==", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" // RFC 6455 §1.3
+	v13 := func(extra ...string) []string {
+		return append([]string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"}, extra...)
+	}
+	for _, tc := range []struct {
+		name       string
+		opts       websocket.Options
+		path       string   // default /mqtt
+		headers    []string // Host is added; "ORIGIN" in a value is replaced by http://HOST
+		body       string
+		wantStatus int
+		wantProto  string // Sec-WebSocket-Protocol on 101
+	}{
+		{name: "version 13", headers: v13("Sec-WebSocket-Protocol: mqtt"), wantStatus: 101, wantProto: "mqtt"},
+		{name: "version 13 mqttv3.1", headers: v13("Sec-WebSocket-Protocol: mqttv3.1"), wantStatus: 101, wantProto: "mqttv3.1"},
+		{name: "version 13 several offered", headers: v13("Sec-WebSocket-Protocol: chat, mqtt"), wantStatus: 101, wantProto: "mqtt"},
+		{name: "version 8 hybi-10", headers: []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: " + key,
+			"Sec-WebSocket-Version: 8", "Sec-WebSocket-Origin: ORIGIN", "Sec-WebSocket-Protocol: mqtt"}, wantStatus: 101, wantProto: "mqtt"},
+		{name: "version 8 bad origin", headers: []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: " + key,
+			"Sec-WebSocket-Version: 8", "Sec-WebSocket-Origin: http://evil.example", "Sec-WebSocket-Protocol: mqtt"}, wantStatus: 403},
+		{name: "hixie-76", headers: []string{"Upgrade: WebSocket", "Connection: Upgrade", "Origin: ORIGIN",
+			"Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5", "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00", "Sec-WebSocket-Protocol: mqtt"},
+			body: "^n:ds[4U", wantStatus: 426},
+		{name: "unknown version", headers: []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: " + key,
+			"Sec-WebSocket-Version: 7", "Sec-WebSocket-Protocol: mqtt"}, wantStatus: 426},
+		{name: "plain GET", headers: nil, wantStatus: 426},
+		{name: "wrong subprotocol", headers: v13("Sec-WebSocket-Protocol: chat"), wantStatus: 400},
+		{name: "no subprotocol", headers: v13(), wantStatus: 400},
+		{name: "missing key", headers: []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+			"Sec-WebSocket-Protocol: mqtt"}, wantStatus: 400},
+		{name: "wrong path", path: "/other", headers: v13("Sec-WebSocket-Protocol: mqtt"), wantStatus: 404},
+		{name: "same host origin", headers: v13("Sec-WebSocket-Protocol: mqtt", "Origin: ORIGIN"), wantStatus: 101, wantProto: "mqtt"},
+		{name: "bad origin", headers: v13("Sec-WebSocket-Protocol: mqtt", "Origin: http://evil.example"), wantStatus: 403},
+		{name: "allowed origin", opts: websocket.Options{AllowedOrigins: []string{"https://app.example", "other.example:8443"}},
+			headers: v13("Sec-WebSocket-Protocol: mqtt", "Origin: https://APP.example"), wantStatus: 101, wantProto: "mqtt"},
+		{name: "allowed origin by host", opts: websocket.Options{AllowedOrigins: []string{"https://app.example", "other.example:8443"}},
+			headers: v13("Sec-WebSocket-Protocol: mqtt", "Origin: https://other.example:8443"), wantStatus: 101, wantProto: "mqtt"},
+		{name: "origin not in list", opts: websocket.Options{AllowedOrigins: []string{"https://app.example"}},
+			headers: v13("Sec-WebSocket-Protocol: mqtt", "Origin: ORIGIN"), wantStatus: 403},
+		{name: "any origin", opts: websocket.Options{AllowedOrigins: []string{"*"}},
+			headers: v13("Sec-WebSocket-Protocol: mqtt", "Origin: http://evil.example"), wantStatus: 101, wantProto: "mqtt"},
+		{name: "custom path", opts: websocket.Options{Path: "/ws"}, path: "/ws",
+			headers: v13("Sec-WebSocket-Protocol: mqtt"), wantStatus: 101, wantProto: "mqtt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs logBuffer
+			tc.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			addr := startBroker(t, tc.opts)
+			path := tc.path
+			if path == "" {
+				path = "/mqtt"
+			}
+			var req strings.Builder
+			fmt.Fprintf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\n", path, addr)
+			for _, h := range tc.headers {
+				req.WriteString(strings.ReplaceAll(h, "ORIGIN", "http://"+addr) + "\r\n")
+			}
+			req.WriteString("\r\n" + tc.body)
+
+			nc, err := net.DialTimeout("tcp", addr, waitTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if err := nc.SetDeadline(time.Now().Add(waitTimeout)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(nc, req.String()); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+			if err != nil {
+				t.Fatalf("read response: %v", err)
+			}
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+			// Each refusal is logged, with the remote address, before it
+			// is answered.
+			if refused := resp.StatusCode >= 400 && resp.StatusCode != 404; refused {
+				if l := logs.String(); !strings.Contains(l, "handshake refused") || !strings.Contains(l, nc.LocalAddr().String()) {
+					t.Errorf("log %q does not name the refusal and %s", l, nc.LocalAddr())
+				}
+			}
+			switch resp.StatusCode {
+			case 101:
+				if got := resp.Header.Get("Sec-WebSocket-Accept"); got != accept {
+					t.Errorf("Sec-WebSocket-Accept %q, want %q", got, accept)
+				}
+				if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != tc.wantProto {
+					t.Errorf("Sec-WebSocket-Protocol %q, want %q", got, tc.wantProto)
+				}
+				if got := resp.Header.Get("Sec-WebSocket-Extensions"); got != "" {
+					t.Errorf("Sec-WebSocket-Extensions %q, want none", got)
+				}
+			case 426:
+				if got := resp.Header.Get("Sec-WebSocket-Version"); got != "13" {
+					t.Errorf("Sec-WebSocket-Version %q, want 13", got)
+				}
+			case 400:
+				body, _ := io.ReadAll(resp.Body)
+				if len(bytes.TrimSpace(body)) == 0 {
+					t.Errorf("400 without a body")
+				}
+			}
+		})
+	}
+}
+
+// TestListener drives a wss listener directly: the handed-over connection
+// reports its TLS state, Close makes Serve return and leaves the connection
+// open, and a ws connection does not claim TLS.
+func TestListener(t *testing.T) {
+	cert, pool := testCert(t)
+	for _, tc := range []struct {
+		name    string
+		opts    websocket.Options
+		scheme  string
+		tlsc    *tls.Config
+		wantTLS bool
+	}{
+		{name: "ws", scheme: "ws"},
+		{name: "wss", scheme: "wss", opts: websocket.Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}},
+			tlsc: &tls.Config{RootCAs: pool}, wantTLS: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Logger = discard
+			l := websocket.New("test", "127.0.0.1:0", tc.opts)
+			if got := l.Protocol(); got != tc.scheme {
+				t.Errorf("Protocol %q, want %q", got, tc.scheme)
+			}
+			if err := l.Listen(); err != nil {
+				t.Fatal(err)
+			}
+			conns := make(chan net.Conn, 1)
+			served := make(chan error, 1)
+			go func() { served <- l.Serve(func(c net.Conn) { conns <- c }) }()
+
+			client := dialWS(t, tc.scheme+"://"+l.Address()+"/mqtt", tc.tlsc, 0)
+			var sc net.Conn
+			select {
+			case sc = <-conns:
+			case <-time.After(waitTimeout):
+				t.Fatal("no connection handed over")
+			}
+			defer sc.Close()
+
+			st, ok := sc.(interface{ ConnectionState() tls.ConnectionState })
+			if ok != tc.wantTLS {
+				t.Fatalf("ConnectionState implemented: %v, want %v", ok, tc.wantTLS)
+			}
+			if ok && (!st.ConnectionState().HandshakeComplete || st.ConnectionState().Version < tls.VersionTLS12) {
+				t.Errorf("TLS state %+v", st.ConnectionState())
+			}
+			if sc.RemoteAddr().String() != client.LocalAddr().String() {
+				t.Errorf("RemoteAddr %v, want %v", sc.RemoteAddr(), client.LocalAddr())
+			}
+
+			if err := l.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			select {
+			case err := <-served:
+				if err != nil {
+					t.Fatalf("Serve: %v", err)
+				}
+			case <-time.After(waitTimeout):
+				t.Fatal("Serve did not return after Close")
+			}
+
+			// The connection outlives the listener, both ways.
+			deadline := time.Now().Add(waitTimeout)
+			if err := sc.SetDeadline(deadline); err != nil {
+				t.Fatal(err)
+			}
+			if err := client.SetDeadline(deadline); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := client.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 4)
+			if _, err := io.ReadFull(sc, buf); err != nil || string(buf) != "ping" {
+				t.Fatalf("server read %q, %v", buf, err)
+			}
+			if _, err := sc.Write([]byte("pong")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(client, buf); err != nil || string(buf) != "pong" {
+				t.Fatalf("client read %q, %v", buf, err)
+			}
+
+			// Close sends a normal close frame.
+			if err := sc.Close(); err != nil {
+				t.Fatalf("conn Close: %v", err)
+			}
+			if _, err := sc.Write([]byte("late")); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("write after close: %v, want net.ErrClosed", err)
+			}
+			if _, _, err := client.NextReader(); !gws.IsCloseError(err, gws.CloseNormalClosure) {
+				t.Fatalf("client read: %v, want close 1000", err)
+			}
+		})
+	}
+}
