@@ -2,9 +2,9 @@
 //
 // Accepted connections keep Go's default TCP_NODELAY (on: MQTT packets are
 // small and latency matters more than coalescing) and have TCP keepalive
-// enabled with the operating system's probe settings left to Go's defaults
-// (15 s idle, 15 s between probes, 9 probes), so a peer that vanished without
-// a FIN is noticed even when the client set an MQTT keep alive of 0.
+// enabled with the operating system's own probe timings (one setsockopt per
+// connection), so a peer that vanished without a FIN is noticed even when
+// the client set an MQTT keep alive of 0.
 package tcp
 
 import (
@@ -14,16 +14,8 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"syscall"
-	"time"
-)
 
-// Backoff bounds for temporary Accept errors (such as running out of file
-// descriptors): the first retry waits minBackoff, each further consecutive
-// failure doubles the wait, up to maxBackoff.
-const (
-	minBackoff = 5 * time.Millisecond
-	maxBackoff = time.Second
+	"github.com/vanemq/vanemq/listeners/accept"
 )
 
 // Listener accepts MQTT clients over TCP. Create it with New; it is safe for
@@ -120,7 +112,7 @@ func (l *Listener) Serve(handle func(net.Conn)) error {
 	ln := l.ln
 	l.mu.Unlock()
 
-	if err := serve(ln, l.done, handle); err != nil {
+	if err := accept.Loop(ln, l.done, handle); err != nil {
 		return fmt.Errorf("tcp listener %q: %w", l.id, err)
 	}
 	return nil
@@ -143,57 +135,4 @@ func (l *Listener) Close() error {
 		return fmt.Errorf("tcp listener %q: close: %w", l.id, err)
 	}
 	return nil
-}
-
-// serve is the accept loop. It returns nil when done is closed, retries
-// temporary errors after a backoff that Close interrupts, and returns any
-// other Accept error.
-func serve(ln net.Listener, done <-chan struct{}, handle func(net.Conn)) error {
-	var backoff time.Duration
-	for {
-		conn, err := ln.Accept()
-		if err == nil {
-			backoff = 0
-			handle(conn)
-			continue
-		}
-		select {
-		case <-done:
-			return nil
-		default:
-		}
-		if !temporary(err) {
-			return fmt.Errorf("accept: %w", err)
-		}
-		backoff = min(max(2*backoff, minBackoff), maxBackoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-done:
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// temporary reports whether an Accept error is worth retrying: time-outs and
-// resource exhaustion (file descriptors, buffers, memory), and connections
-// that were aborted or reset while queued.
-func temporary(err error) bool {
-	if errors.Is(err, net.ErrClosed) {
-		return false
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	for _, errno := range []syscall.Errno{
-		syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
-		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR, syscall.EAGAIN,
-	} {
-		if errors.Is(err, errno) {
-			return true
-		}
-	}
-	return false
 }

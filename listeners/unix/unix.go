@@ -12,12 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
-)
 
-// Backoff bounds for temporary Accept errors, as in the tcp listener.
-const (
-	minBackoff = 5 * time.Millisecond
-	maxBackoff = time.Second
+	"github.com/vanemq/vanemq/listeners/accept"
 )
 
 // staleProbeTimeout bounds the dial that checks whether an existing socket
@@ -140,31 +136,10 @@ func (l *Listener) Serve(handle func(net.Conn)) error {
 	ln := l.ln
 	l.mu.Unlock()
 
-	var backoff time.Duration
-	for {
-		conn, err := ln.Accept()
-		if err == nil {
-			backoff = 0
-			handle(conn)
-			continue
-		}
-		select {
-		case <-l.done:
-			return nil
-		default:
-		}
-		if !temporary(err) {
-			return fmt.Errorf("unix listener %q: accept: %w", l.id, err)
-		}
-		backoff = min(max(2*backoff, minBackoff), maxBackoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-l.done:
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
+	if err := accept.Loop(ln, l.done, handle); err != nil {
+		return fmt.Errorf("unix listener %q: %w", l.id, err)
 	}
+	return nil
 }
 
 // Close stops accepting, makes Serve return and removes the socket file.
@@ -185,24 +160,4 @@ func (l *Listener) Close() error {
 		return fmt.Errorf("unix listener %q: close: %w", l.id, err)
 	}
 	return nil
-}
-
-// temporary reports whether an Accept error is worth retrying.
-func temporary(err error) bool {
-	if errors.Is(err, net.ErrClosed) {
-		return false
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	for _, errno := range []syscall.Errno{
-		syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
-		syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN,
-	} {
-		if errors.Is(err, errno) {
-			return true
-		}
-	}
-	return false
 }
