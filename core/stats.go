@@ -32,6 +32,9 @@ type Stats struct {
 	Subscriptions    int64
 	Retained         int64
 	ProtocolErrors   int64
+	// HookEventsLost counts OnDropped/OnAcked notifications lost because
+	// the notifier's queue was full (see docs/hooks.md).
+	HookEventsLost int64
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -46,6 +49,7 @@ func (s *Server) Stats() Stats {
 		Subscriptions:  int64(s.subs.Count()),
 		Retained:       int64(s.retained.Len()),
 		ProtocolErrors: s.stats.protocolErrors.Load(),
+		HookEventsLost: s.stats.hookEventsLost.Load(),
 	}
 	st.ClientsConnected = s.online.Load()
 	s.sessMu.Lock()
