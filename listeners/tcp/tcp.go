@@ -12,10 +12,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 
 	"github.com/vanemq/vanemq/listeners/accept"
+	"github.com/vanemq/vanemq/listeners/proxyproto"
 )
 
 // Listener accepts MQTT clients over TCP. Create it with New; it is safe for
@@ -23,7 +25,9 @@ import (
 type Listener struct {
 	id      string
 	address string
-	tls     *tls.Config // nil for plain TCP; see NewTLS
+	tls     *tls.Config  // nil for plain TCP; see NewTLS
+	proxy   bool         // require a PROXY header; see WithProxyProtocol
+	log     *slog.Logger // for refused PROXY headers
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -36,6 +40,24 @@ type Listener struct {
 // empty host means every interface, port 0 picks a free port) on Listen.
 func New(id, address string) *Listener {
 	return &Listener{id: id, address: address, done: make(chan struct{})}
+}
+
+// WithProxyProtocol makes the listener require a PROXY protocol header (v1
+// or v2, see the proxyproto package) at the start of every connection, so
+// RemoteAddr of the connections handed to Serve's handle is the client's
+// address as the proxy saw it. A connection without a valid header is
+// closed and logged on logger (slog.Default() when nil) with its remote
+// address and the cause; reading headers never stalls Accept. With NewTLS
+// the header comes first, before the TLS handshake, as proxies send it. It
+// must be called before Listen, and returns l.
+func (l *Listener) WithProxyProtocol(logger *slog.Logger) *Listener {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	l.proxy, l.log = true, logger.With("listener", l.id)
+	return l
 }
 
 // ID returns the listener's name, as given to New.
@@ -69,6 +91,9 @@ func (l *Listener) Listen() error {
 	if err != nil {
 		// Already "listen tcp ADDRESS: CAUSE"; the server adds the id.
 		return err
+	}
+	if l.proxy {
+		ln = proxyproto.Wrap(ln, l.log, 0)
 	}
 	if l.tls != nil {
 		ln = tls.NewListener(ln, l.tls)

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	gws "github.com/gorilla/websocket"
+
+	"github.com/vanemq/vanemq/listeners/proxyproto"
 )
 
 // Defaults for Options.
@@ -72,9 +74,16 @@ type Options struct {
 	// larger one closes the connection with 1009. 0 means
 	// DefaultMaxMessageSize.
 	MaxMessageSize int64
-	// Logger receives a line for each refused handshake, naming the remote
-	// address and the cause. Default: slog.Default().
+	// Logger receives a line for each refused handshake (and each
+	// connection refused for a missing or invalid PROXY header), naming the
+	// remote address and the cause. Default: slog.Default().
 	Logger *slog.Logger
+	// ProxyProtocol makes every connection open with a PROXY protocol
+	// header (v1 or v2, see the proxyproto package), before the TLS
+	// handshake and the HTTP upgrade request; the client address it carries
+	// becomes the connection's remote address. A connection without a
+	// valid header is closed and logged on Logger.
+	ProxyProtocol bool
 }
 
 // Listener accepts MQTT clients over WebSocket. Create it with New; it is
@@ -135,6 +144,9 @@ func (l *Listener) Listen() error {
 	ln, err := net.Listen("tcp", l.address)
 	if err != nil {
 		return err
+	}
+	if l.opts.ProxyProtocol {
+		ln = proxyproto.Wrap(ln, l.log, 0)
 	}
 	if l.opts.TLS != nil {
 		cfg := l.opts.TLS.Clone()

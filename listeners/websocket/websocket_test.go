@@ -25,6 +25,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	gws "github.com/gorilla/websocket"
+	pp "github.com/pires/go-proxyproto"
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/listeners/websocket"
@@ -664,6 +665,113 @@ func TestListener(t *testing.T) {
 			}
 			if _, _, err := client.NextReader(); !gws.IsCloseError(err, gws.CloseNormalClosure) {
 				t.Fatalf("client read: %v, want close 1000", err)
+			}
+		})
+	}
+}
+
+// remoteHook records the ClientInfo.Remote each client authenticated with.
+type remoteHook struct {
+	core.HookBase
+	mu      sync.Mutex
+	remotes map[string]string // client ID → remote
+}
+
+func (h *remoteHook) ID() string            { return "remote-recorder" }
+func (h *remoteHook) Events() core.EventSet { return core.Events(core.EventAuthenticate) }
+func (h *remoteHook) Authenticate(_ context.Context, cl *core.ClientInfo, _ *core.Credentials) core.Verdict {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.remotes[cl.ID] = cl.Remote
+	return core.Pass
+}
+
+// TestProxyProtocol sends a PROXY header before the HTTP upgrade: the
+// address it carries reaches the hooks, and a connection without one is
+// closed with a log line naming its address.
+func TestProxyProtocol(t *testing.T) {
+	var logs logBuffer
+	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: discard})
+	if err != nil {
+		t.Fatalf("core.New: %v", err)
+	}
+	hook := &remoteHook{remotes: map[string]string{}}
+	if err := srv.AddHook(hook, 0); err != nil {
+		t.Fatalf("AddHook: %v", err)
+	}
+	l := websocket.New("ws", "127.0.0.1:0", websocket.Options{ProxyProtocol: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err := srv.AddListener(l); err != nil {
+		t.Fatalf("AddListener: %v", err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	v2 := pp.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.ParseIP("198.51.100.9"), Port: 41000},
+		&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 8083})
+	v2b, err := v2.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		header     []byte
+		wantRemote string // "" means refused
+	}{
+		{name: "v1", header: []byte("PROXY TCP4 203.0.113.7 127.0.0.1 40000 8083\r\n"), wantRemote: "203.0.113.7:40000"},
+		{name: "v2", header: v2b, wantRemote: "198.51.100.9:41000"},
+		{name: "no header"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var local string
+			d := gws.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: waitTimeout,
+				NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+					nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+					if err != nil {
+						return nil, err
+					}
+					local = nc.LocalAddr().String()
+					if _, err := nc.Write(tc.header); err != nil {
+						nc.Close()
+						return nil, err
+					}
+					return nc, nil
+				}}
+			ws, resp, err := d.Dial("ws://"+l.Address()+"/mqtt", nil)
+			if tc.wantRemote == "" {
+				if err == nil {
+					ws.Close()
+					t.Fatal("upgrade without a PROXY header succeeded")
+				}
+				if l := logs.String(); !strings.Contains(l, "PROXY protocol header") || !strings.Contains(l, "remote="+local) {
+					t.Errorf("log %q does not name the refusal and %s", l, local)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			resp.Body.Close()
+			defer ws.Close()
+			c := &clientConn{Conn: ws}
+			if err := c.SetDeadline(time.Now().Add(waitTimeout)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Write(connectPkt(tc.name)); err != nil {
+				t.Fatal(err)
+			}
+			expectPacket(t, bufio.NewReader(c), 0x20, []byte{0, 0})
+			hook.mu.Lock()
+			got := hook.remotes[tc.name]
+			hook.mu.Unlock()
+			if got != tc.wantRemote {
+				t.Errorf("hook saw remote %q, want %q", got, tc.wantRemote)
 			}
 		})
 	}

@@ -58,6 +58,7 @@ type listenerConfig struct {
 	AllowedOrigins []string    // websocket: browser origins; default same host
 	Mode           os.FileMode // unix: socket file mode, default 0660
 	TLS            *tlsConfig  // tcp, websocket: serve TLS (tls, wss)
+	ProxyProtocol  bool        // tcp, websocket: require a PROXY protocol header
 }
 
 // hookConfig is one entry of the hooks list: a registered hook module, its

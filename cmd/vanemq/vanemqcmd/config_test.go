@@ -214,6 +214,10 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{"t.yaml:5: listeners[0].tls.require_client_cert: needs client_ca, the CA that signs client certificates"}},
 		{"path on a tcp listener", "listeners:\n  - {id: a, type: tcp, address: \":1\", path: /mqtt}\n",
 			[]string{`t.yaml:2: listeners[0].path: not used by listeners of type "tcp"`}},
+		{"proxy_protocol on a unix listener", "listeners:\n  - {id: a, type: unix, address: /tmp/v.sock, proxy_protocol: true}\n",
+			[]string{`t.yaml:2: listeners[0].proxy_protocol: not used by listeners of type "unix"`}},
+		{"proxy_protocol not a boolean", "listeners:\n  - {id: a, type: tcp, address: \":1\", proxy_protocol: \"yes\"}\n",
+			[]string{`t.yaml:2: listeners[0].proxy_protocol: cannot use "yes" as a boolean (want true or false)`}},
 		{"relative websocket path", "listeners:\n  - {id: a, type: websocket, address: \":1\", path: mqtt}\n",
 			[]string{"t.yaml:2: listeners[0].path: must be an absolute HTTP path, e.g. /mqtt"}},
 		{"bad unix mode", "listeners:\n  - {id: a, type: unix, address: /tmp/v.sock, mode: \"999\"}\n",
@@ -475,7 +479,7 @@ func TestEveryKeyDocumented(t *testing.T) {
 	for _, k := range []string{"hooks[].id", "hooks[].priority", "hooks[].config",
 		"listeners[].tls.cert", "listeners[].tls.key", "listeners[].tls.client_ca",
 		"listeners[].tls.require_client_cert", "listeners[].tls.min_version",
-		"listeners[].allowed_origins", "listeners[].mode"} {
+		"listeners[].allowed_origins", "listeners[].mode", "listeners[].proxy_protocol"} {
 		if !strings.Contains(string(doc), "`"+k+"`") {
 			t.Errorf("docs/configuration.md does not document `%s`", k)
 		}

@@ -16,8 +16,8 @@ type tlsConfig struct {
 }
 
 // listenerExtras decodes the keys a listener type adds to id, type and
-// address: path and allowed_origins (websocket), mode (unix) and the tls
-// block (tcp, websocket). set records which keys were present, so the
+// address: path and allowed_origins (websocket), mode (unix), and
+// proxy_protocol and the tls block (tcp, websocket). set records which keys were present, so the
 // loader can refuse keys the type does not take.
 func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) map[string]func(string, *yaml.Node) {
 	return map[string]func(string, *yaml.Node){
@@ -53,6 +53,11 @@ func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) 
 				return
 			}
 			lc.Mode, set["mode"] = os.FileMode(m), v
+		},
+		"proxy_protocol": func(k string, v *yaml.Node) {
+			if b, ok := d.boolean(k, v); ok {
+				lc.ProxyProtocol, set["proxy_protocol"] = b, v
+			}
 		},
 		"tls": func(k string, v *yaml.Node) {
 			t := &tlsConfig{}
@@ -93,9 +98,9 @@ func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) 
 func listenerKeys(typ string) []string {
 	switch typ {
 	case "tcp":
-		return []string{"tls"}
+		return []string{"tls", "proxy_protocol"}
 	case "websocket":
-		return []string{"tls", "path", "allowed_origins"}
+		return []string{"tls", "path", "allowed_origins", "proxy_protocol"}
 	case "unix":
 		return []string{"mode"}
 	}

@@ -31,17 +31,24 @@ type listenerEnv struct {
 func listenerTypes() map[string]func(listenerConfig, *listenerEnv) (core.Listener, error) {
 	return map[string]func(listenerConfig, *listenerEnv) (core.Listener, error){
 		"tcp": func(c listenerConfig, env *listenerEnv) (core.Listener, error) {
+			var l *tcp.Listener
 			if c.TLS == nil {
-				return tcp.New(c.ID, c.Address), nil
+				l = tcp.New(c.ID, c.Address)
+			} else {
+				tc, err := env.tls(c)
+				if err != nil {
+					return nil, err
+				}
+				l = tcp.NewTLS(c.ID, c.Address, tc.TLSConfig())
 			}
-			tc, err := env.tls(c)
-			if err != nil {
-				return nil, err
+			if c.ProxyProtocol {
+				l.WithProxyProtocol(env.logger)
 			}
-			return tcp.NewTLS(c.ID, c.Address, tc.TLSConfig()), nil
+			return l, nil
 		},
 		"websocket": func(c listenerConfig, env *listenerEnv) (core.Listener, error) {
-			opts := websocket.Options{Path: c.Path, AllowedOrigins: c.AllowedOrigins, Logger: env.logger}
+			opts := websocket.Options{Path: c.Path, AllowedOrigins: c.AllowedOrigins, Logger: env.logger,
+				ProxyProtocol: c.ProxyProtocol}
 			if c.TLS != nil {
 				tc, err := env.tls(c)
 				if err != nil {
