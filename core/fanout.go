@@ -140,7 +140,7 @@ func (s *Server) deliver(clientID string, by *client, d delivery) bool {
 	defer sess.mu.Unlock()
 	if c := sess.conn; c != nil && c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {
 		// Too large for this subscriber only [MQTT-3.1.2-25].
-		sess.dropLocked(d, "larger than the client's maximum packet size")
+		sess.dropLocked(d, DropTooLarge)
 		return false
 	}
 	return sess.offerLocked(d, sess.expiry > 0, by)

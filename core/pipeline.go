@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/core/topics"
@@ -23,6 +24,14 @@ type hookEntry struct {
 	events   EventSet
 	filters  []string // topic filters for message events; nil: all
 	failures atomic.Int64
+	calls    atomic.Int64
+	nanos    atomic.Int64 // time spent in the hook's calls
+}
+
+// timed counts one call of the hook and the time since start.
+func (e *hookEntry) timed(start time.Time) {
+	e.calls.Add(1)
+	e.nanos.Add(int64(time.Since(start)))
 }
 
 // wants reports whether the hook's topic filters let it see topic.
@@ -57,7 +66,9 @@ type HookStatus struct {
 	Priority int
 	Events   EventSet
 	Topics   []string
-	Failures int64 // panics recovered
+	Failures int64         // panics recovered
+	Calls    int64         // calls made
+	Time     time.Duration // time spent in calls
 }
 
 // AddHook adds h to the pipeline with the given priority (higher runs
@@ -118,7 +129,8 @@ func (s *Server) Hooks() []HookStatus {
 	defer p.mu.Unlock()
 	out := make([]HookStatus, len(p.entries))
 	for i, e := range p.entries {
-		out[i] = HookStatus{ID: e.id, Priority: e.priority, Events: e.events, Topics: slices.Clone(e.filters), Failures: e.failures.Load()}
+		out[i] = HookStatus{ID: e.id, Priority: e.priority, Events: e.events, Topics: slices.Clone(e.filters),
+			Failures: e.failures.Load(), Calls: e.calls.Load(), Time: time.Duration(e.nanos.Load())}
 	}
 	return out
 }
@@ -175,6 +187,7 @@ func (p *pipeline) decide(ev Event, topic string, call func(Hook) Verdict) Verdi
 }
 
 func (p *pipeline) safeDecide(e *hookEntry, ev Event, call func(Hook) Verdict) (v Verdict) {
+	defer e.timed(time.Now())
 	defer func() {
 		if r := recover(); r != nil {
 			p.failed(e, ev, r)
@@ -195,6 +208,7 @@ func (p *pipeline) notify(ev Event, topic string, call func(Hook)) {
 }
 
 func (p *pipeline) safeNotify(e *hookEntry, ev Event, call func(Hook)) {
+	defer e.timed(time.Now())
 	defer func() {
 		if r := recover(); r != nil {
 			p.failed(e, ev, r)

@@ -23,6 +23,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		return packets.Errorf(packets.RetainNotSupported, "PUBLISH with retain set, but retain is not available")
 	}
 	s.stats.messagesIn.Add(1)
+	s.stats.messagesInQoS[p.QoS].Add(1)
 	s.stats.bytesIn.Add(int64(len(p.Payload)))
 	sess := c.sess
 	if p.QoS == 2 {

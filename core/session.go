@@ -117,7 +117,7 @@ func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
 			if s.conn.enqueuePublish(d, 0, false, by) {
 				return true
 			}
-			s.dropLocked(d, "outbound queue full")
+			s.dropLocked(d, DropOutboundQueueFull)
 			return false
 		}
 		if !persistent || !srv.opts.QueueQoS0 {
@@ -125,7 +125,7 @@ func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
 		}
 	}
 	if s.pending.len() >= s.maxQueued {
-		s.dropLocked(d, "session queue full")
+		s.dropLocked(d, DropSessionQueueFull)
 		return false
 	}
 	s.pending.push(d)
@@ -148,13 +148,13 @@ func (s *session) pumpLocked(by *client) {
 		d := s.pending.peek()
 		if d.msg.expired(now) {
 			s.pending.pop()
-			s.dropLocked(d, "message expired")
+			s.dropLocked(d, DropExpired)
 			continue
 		}
 		if d.qos == 0 {
 			s.pending.pop()
 			if !c.enqueuePublish(d, 0, false, by) {
-				s.dropLocked(d, "outbound queue full")
+				s.dropLocked(d, DropOutboundQueueFull)
 			}
 			continue
 		}
@@ -217,11 +217,12 @@ func (s *session) ackLocked(id uint16, by *client) bool {
 }
 
 // dropLocked counts a dropped delivery.
-func (s *session) dropLocked(d delivery, why string) {
+func (s *session) dropLocked(d delivery, why DropReason) {
 	s.dropped++
 	s.srv.stats.dropped.Add(1)
-	s.srv.droppedEvent(s.id, d.msg, why)
+	s.srv.stats.droppedBy[why].Add(1)
+	s.srv.droppedEvent(s.id, d.msg, why.Text())
 	if s.srv.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.srv.log.Debug("message dropped", "client", s.id, "topic", d.msg.topic, "qos", d.qos, "reason", why)
+		s.srv.log.Debug("message dropped", "client", s.id, "topic", d.msg.topic, "qos", d.qos, "reason", why.Text())
 	}
 }

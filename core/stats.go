@@ -17,6 +17,9 @@ type stats struct {
 	dropped        atomic.Int64
 	willsSent      atomic.Int64
 	hookEventsLost atomic.Int64 // notifications lost to a full queue
+	droppedBy      [numDropReasons]atomic.Int64
+	messagesInQoS  [3]atomic.Int64
+	messagesOutQoS [3]atomic.Int64
 }
 
 // Stats is a snapshot of the broker's counters and gauges.
@@ -35,6 +38,12 @@ type Stats struct {
 	// HookEventsLost counts OnDropped/OnAcked notifications lost because
 	// the notifier's queue was full (see docs/hooks.md).
 	HookEventsLost int64
+	// DroppedBy counts dropped messages by reason (index: DropReason).
+	DroppedBy [numDropReasons]int64
+	// MessagesInByQoS and MessagesOutByQoS split MessagesIn and
+	// MessagesOut by QoS (index: QoS).
+	MessagesInByQoS  [3]int64
+	MessagesOutByQoS [3]int64
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -51,9 +60,62 @@ func (s *Server) Stats() Stats {
 		ProtocolErrors: s.stats.protocolErrors.Load(),
 		HookEventsLost: s.stats.hookEventsLost.Load(),
 	}
+	for i := range st.DroppedBy {
+		st.DroppedBy[i] = s.stats.droppedBy[i].Load()
+	}
+	for q := range 3 {
+		st.MessagesInByQoS[q] = s.stats.messagesInQoS[q].Load()
+		st.MessagesOutByQoS[q] = s.stats.messagesOutQoS[q].Load()
+	}
 	st.ClientsConnected = s.online.Load()
 	s.sessMu.Lock()
 	st.Sessions = int64(len(s.sessions))
 	s.sessMu.Unlock()
 	return st
+}
+
+// DropReason says why a message was dropped for a subscriber.
+type DropReason uint8
+
+// Why messages are dropped.
+const (
+	// DropOutboundQueueFull: a QoS 0 message found the client's outbound
+	// queue full (a slow or stalled reader).
+	DropOutboundQueueFull DropReason = iota
+	// DropSessionQueueFull: the session's queue of messages waiting to be
+	// sent (offline, or beyond the inflight window) was full.
+	DropSessionQueueFull
+	// DropExpired: the message expired while it waited.
+	DropExpired
+	// DropTooLarge: the message is larger than the client's Maximum
+	// Packet Size.
+	DropTooLarge
+	numDropReasons
+)
+
+var (
+	dropReasonNames = [numDropReasons]string{"outbound_queue_full", "session_queue_full", "expired", "too_large"}
+	dropReasonTexts = [numDropReasons]string{"outbound queue full", "session queue full", "message expired",
+		"larger than the client's maximum packet size"}
+)
+
+// Text describes the reason in words, as OnDropped hooks and logs get it.
+func (r DropReason) Text() string {
+	if r < numDropReasons {
+		return dropReasonTexts[r]
+	}
+	return "unknown"
+}
+
+// String returns the reason as metrics label it.
+func (r DropReason) String() string {
+	if r < numDropReasons {
+		return dropReasonNames[r]
+	}
+	return "unknown"
+}
+
+// DropReasons lists every reason, for metrics.
+func DropReasons() []DropReason {
+	return []DropReason{DropOutboundQueueFull, DropSessionQueueFull, DropExpired, DropTooLarge}
 }

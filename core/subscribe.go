@@ -151,7 +151,7 @@ func (s *Server) sendRetainedLocked(sess *session, c *client, sub topics.Subscri
 		}
 		d := delivery{msg: m, qos: min(m.qos, sub.QoS), retain: true, subIDs: ids}
 		if c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {
-			sess.dropLocked(d, "larger than the client's maximum packet size")
+			sess.dropLocked(d, DropTooLarge)
 			return true
 		}
 		sess.offerLocked(d, true, c)

@@ -234,6 +234,7 @@ func (w *writer) encodePublish(buf *bytebufferpool.ByteBuffer, it *outItem, now 
 		return
 	}
 	c.srv.stats.messagesOut.Add(1)
+	c.srv.stats.messagesOutQoS[d.qos].Add(1)
 	shareable := m.fanout.Load() > 1 && c.mount == "" &&
 		(c.version != packets.Version5 || (len(d.subIDs) == 0 && m.expires.IsZero() && c.aliasOutMax == 0))
 	if !shareable {

@@ -1,0 +1,64 @@
+package core_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/vanemq/vanemq/core"
+)
+
+// The operator's view: Clients, Client and Subscriptions describe the
+// sessions; Stats splits messages by QoS and drops by reason; Hooks
+// counts each hook's calls.
+func TestE2EStatus(t *testing.T) {
+	counter := &sessionCounter{}
+	tb := hookBroker(t, hkOpts{allowAnonymous: true, hooks: []hookPrio{{counter, 0}}})
+
+	cp := v5Connect("small")
+	cp.Properties.MaximumPacketSize = u32(64)
+	small := connectV5(t, tb.Addr, cp)
+	small.sub("status/#", 1)
+	pub := connectV5(t, tb.Addr, v5Connect("pub"))
+	pub.pub("status/big", 1, strings.Repeat("x", 200)) // too large for "small" [MQTT-3.1.2-25]
+	pub.pub("status/ok", 1, "fits")
+	if m := small.next(); m.Topic != "status/ok" {
+		t.Fatalf("small got %v, want status/ok (the big one skipped)", m)
+	}
+
+	st, ok := tb.Client("small")
+	if !ok || !st.Connected || st.Subscriptions != 1 || st.ProtocolVersion != 5 || st.Dropped != 1 {
+		t.Errorf("Client(small) = %+v, %v; want connected, 1 subscription, v5, 1 dropped", st, ok)
+	}
+	if _, ok := tb.Client("nobody"); ok {
+		t.Error("Client(nobody) found a session")
+	}
+	ids := []string{}
+	for _, c := range tb.Clients() {
+		ids = append(ids, c.ID)
+	}
+	if strings.Join(ids, ",") != "pub,small" {
+		t.Errorf("Clients() = %v, want [pub small]", ids)
+	}
+	subs := tb.Subscriptions()
+	if len(subs) != 1 || subs[0].ClientID != "small" || subs[0].Filter != "status/#" || subs[0].QoS != 1 {
+		t.Errorf("Subscriptions() = %+v", subs)
+	}
+	s := tb.Stats()
+	if s.MessagesInByQoS[1] != 2 || s.DroppedBy[core.DropTooLarge] != 1 || s.MessagesOutByQoS[1] != 1 {
+		t.Errorf("Stats: in by QoS %v, out by QoS %v, dropped by reason %v; want 2 in at QoS 1, 1 out at QoS 1, 1 too large",
+			s.MessagesInByQoS, s.MessagesOutByQoS, s.DroppedBy)
+	}
+	for _, h := range tb.Hooks() {
+		if h.ID == counter.ID() && h.Calls < 2 {
+			t.Errorf("hook %s: %d calls counted, want at least 2 (two sessions created)", h.ID, h.Calls)
+		}
+	}
+}
+
+// sessionCounter is a hook that only listens to session changes.
+type sessionCounter struct{ core.HookBase }
+
+func (*sessionCounter) ID() string                                                            { return "test.sessions" }
+func (*sessionCounter) Events() core.EventSet                                                 { return core.Events(core.EventSession) }
+func (*sessionCounter) OnSession(_ context.Context, _ *core.ClientInfo, _ core.SessionChange) {}
