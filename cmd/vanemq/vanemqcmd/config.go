@@ -59,6 +59,7 @@ type listenerConfig struct {
 	Mode           os.FileMode // unix: socket file mode, default 0660
 	TLS            *tlsConfig  // tcp, websocket: serve TLS (tls, wss)
 	ProxyProtocol  bool        // tcp, websocket: require a PROXY protocol header
+	Token          string      // http: bearer token of the JSON API; empty disables it
 }
 
 // hookConfig is one entry of the hooks list: a registered hook module, its

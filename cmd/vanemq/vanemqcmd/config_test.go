@@ -216,6 +216,10 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`t.yaml:2: listeners[0].path: not used by listeners of type "tcp"`}},
 		{"proxy_protocol on a unix listener", "listeners:\n  - {id: a, type: unix, address: /tmp/v.sock, proxy_protocol: true}\n",
 			[]string{`t.yaml:2: listeners[0].proxy_protocol: not used by listeners of type "unix"`}},
+		{"token on a tcp listener", "listeners:\n  - {id: a, type: tcp, address: \":1\", token: t}\n",
+			[]string{`t.yaml:2: listeners[0].token: not used by listeners of type "tcp"`}},
+		{"tls on an http listener", "listeners:\n  - {id: a, type: http, address: \":1\", tls: {cert: c.pem, key: k.pem}}\n",
+			[]string{`t.yaml:2: listeners[0].tls: not used by listeners of type "http"`}},
 		{"proxy_protocol not a boolean", "listeners:\n  - {id: a, type: tcp, address: \":1\", proxy_protocol: \"yes\"}\n",
 			[]string{`t.yaml:2: listeners[0].proxy_protocol: cannot use "yes" as a boolean (want true or false)`}},
 		{"relative websocket path", "listeners:\n  - {id: a, type: websocket, address: \":1\", path: mqtt}\n",
@@ -305,7 +309,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"empty listener id", "listeners:\n  - {id: \"\", type: tcp, address: \":1\"}\n",
 			[]string{"t.yaml:2: listeners[0].id: must not be empty"}},
 		{"unknown listener type", "listeners:\n  - id: a\n    type: quic\n    address: \":1\"\n",
-			[]string{`t.yaml:3: listeners[0].type: unknown listener type "quic" (known: tcp, unix, websocket)`}},
+			[]string{`t.yaml:3: listeners[0].type: unknown listener type "quic" (known: http, tcp, unix, websocket)`}},
 		{"address without port", "listeners:\n  - {id: a, type: tcp, address: \"127.0.0.1\"}\n",
 			[]string{`t.yaml:2: listeners[0].address: invalid address "127.0.0.1": missing port in address (want host:port, e.g. 0.0.0.0:1883)`}},
 		{"address with bad port", "listeners:\n  - {id: a, type: tcp, address: \"127.0.0.1:mqtt\"}\n",
@@ -327,7 +331,7 @@ mqtt:
 log:
   level: loud
 `, []string{
-			`t.yaml:2: listeners[0].type: unknown listener type "udp" (known: tcp, unix, websocket)`,
+			`t.yaml:2: listeners[0].type: unknown listener type "udp" (known: http, tcp, unix, websocket)`,
 			`t.yaml:4: mqtt.receive_maximum: cannot use "lots" as an integer`,
 			`t.yaml:5: mqtt.max_packet_size: must be between 16 and 268435460, got 1`,
 			`t.yaml:7: log.level: unknown level "loud" (known: debug, info, warn, error)`,
@@ -385,6 +389,8 @@ func TestEmbeddedDefault(t *testing.T) {
 		c.Dir = wd
 		// make run serves MQTT over WebSocket too, for browsers.
 		c.Listeners = append(c.Listeners, listenerConfig{ID: "ws", Type: "websocket", Address: "127.0.0.1:8083", Path: "/mqtt"})
+		// and the admin listener: health, readiness and metrics; no API.
+		c.Listeners = append(c.Listeners, listenerConfig{ID: "http", Type: "http", Address: "127.0.0.1:8080"})
 	})
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("default.yaml gives\n%+v\nwant\n%+v", got, want)
@@ -479,7 +485,8 @@ func TestEveryKeyDocumented(t *testing.T) {
 	for _, k := range []string{"hooks[].id", "hooks[].priority", "hooks[].config",
 		"listeners[].tls.cert", "listeners[].tls.key", "listeners[].tls.client_ca",
 		"listeners[].tls.require_client_cert", "listeners[].tls.min_version",
-		"listeners[].allowed_origins", "listeners[].mode", "listeners[].proxy_protocol"} {
+		"listeners[].allowed_origins", "listeners[].mode", "listeners[].proxy_protocol",
+		"listeners[].token"} {
 		if !strings.Contains(string(doc), "`"+k+"`") {
 			t.Errorf("docs/configuration.md does not document `%s`", k)
 		}

@@ -16,9 +16,9 @@ type tlsConfig struct {
 }
 
 // listenerExtras decodes the keys a listener type adds to id, type and
-// address: path and allowed_origins (websocket), mode (unix), and
-// proxy_protocol and the tls block (tcp, websocket). set records which keys were present, so the
-// loader can refuse keys the type does not take.
+// address: path and allowed_origins (websocket), mode (unix), token (http),
+// and proxy_protocol and the tls block (tcp, websocket). set records which
+// keys were present, so the loader can refuse keys the type does not take.
 func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) map[string]func(string, *yaml.Node) {
 	return map[string]func(string, *yaml.Node){
 		"path": func(k string, v *yaml.Node) {
@@ -53,6 +53,11 @@ func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) 
 				return
 			}
 			lc.Mode, set["mode"] = os.FileMode(m), v
+		},
+		"token": func(k string, v *yaml.Node) {
+			if s, ok := d.str(k, v); ok {
+				lc.Token, set["token"] = s, v
+			}
 		},
 		"proxy_protocol": func(k string, v *yaml.Node) {
 			if b, ok := d.boolean(k, v); ok {
@@ -103,6 +108,8 @@ func listenerKeys(typ string) []string {
 		return []string{"tls", "path", "allowed_origins", "proxy_protocol"}
 	case "unix":
 		return []string{"mode"}
+	case "http":
+		return []string{"token"}
 	}
 	return nil
 }

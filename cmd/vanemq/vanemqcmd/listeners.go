@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/listeners/admin"
 	"github.com/vanemq/vanemq/listeners/tcp"
 	"github.com/vanemq/vanemq/listeners/tlsfiles"
 	"github.com/vanemq/vanemq/listeners/unix"
@@ -20,6 +21,7 @@ import (
 type listenerEnv struct {
 	dir    string       // the config file's directory, for relative paths
 	logger *slog.Logger // the server's logger
+	srv    *core.Server // the server, for the http admin listener
 	// certs collects the TLS configurations built, for reload on SIGHUP.
 	certs []*tlsfiles.Config
 }
@@ -64,6 +66,12 @@ func listenerTypes() map[string]func(listenerConfig, *listenerEnv) (core.Listene
 				mode = 0o660
 			}
 			return unix.New(c.ID, env.path(c.Address), mode), nil
+		},
+		"http": func(c listenerConfig, env *listenerEnv) (core.Listener, error) {
+			if env.srv == nil { // a programming error: start sets it
+				return nil, fmt.Errorf("listener %s: http listener needs the server", c.ID)
+			}
+			return admin.New(c.ID, c.Address, env.srv, admin.Options{Token: c.Token, Logger: env.logger}), nil
 		},
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -32,7 +34,8 @@ func connackOver(t *testing.T, conn net.Conn) byte {
 
 // Every listener type the config names serves MQTT: plain TCP, TLS with
 // certificates from files relative to the config, WebSocket (a message
-// published over ws reaches a TCP subscriber) and a Unix socket.
+// published over ws reaches a TCP subscriber) and a Unix socket; the http
+// admin listener answers /healthz and its API with the configured token.
 func TestRunListenerTypes(t *testing.T) {
 	pki := tlstest.New(t)
 	sock := filepath.Join(t.TempDir(), "vanemq.sock")
@@ -45,11 +48,12 @@ listeners:
     tls: {cert: %q, key: %q}
   - {id: ws, type: websocket, address: "127.0.0.1:0", path: /mqtt}
   - {id: unix, type: unix, address: %q, mode: "0600"}
+  - {id: http, type: http, address: "127.0.0.1:0", token: t0ken}
 mqtt: {sys_interval: 0}
 `, pki.ServerCert, pki.ServerKey, sock)
 	tcpAddr, logs := runBroker(t, config)
 	addr := map[string]string{"tcp": tcpAddr}
-	for _, id := range []string{"tls", "ws", "unix"} {
+	for _, id := range []string{"tls", "ws", "unix", "http"} {
 		select {
 		case a := <-logs.addrs:
 			addr[id] = a
@@ -59,6 +63,29 @@ mqtt: {sys_interval: 0}
 	}
 	if addr["unix"] != sock {
 		t.Fatalf("unix listener logged %q, want %q", addr["unix"], sock)
+	}
+
+	hc := &http.Client{Timeout: waitTimeout}
+	resp, err := hc.Get("http://" + addr["http"] + "/healthz")
+	if err != nil {
+		t.Fatalf("GET /healthz: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "ok" {
+		t.Errorf("/healthz: %s %q, want 200 ok", resp.Status, body)
+	}
+	for tok, want := range map[string]int{"t0ken": http.StatusOK, "wrong": http.StatusUnauthorized} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr["http"]+"/api/v1/stats", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("GET /api/v1/stats: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("/api/v1/stats with token %q: %s, want %d", tok, resp.Status, want)
+		}
 	}
 
 	tc, err := tls.Dial("tcp", addr["tls"], &tls.Config{RootCAs: pki.CAPool, ServerName: "127.0.0.1"})

@@ -165,7 +165,7 @@ func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server,
 	}
 
 	types := listenerTypes()
-	env := &listenerEnv{dir: cfg.Dir, logger: logger}
+	env := &listenerEnv{dir: cfg.Dir, logger: logger, srv: srv}
 	var bound []core.Listener
 	closeBound := func() {
 		closeHooks()

@@ -1,0 +1,288 @@
+// Package admin is the HTTP admin listener (type "http"): a core.Listener
+// that serves no MQTT clients but operators and monitoring systems.
+//
+// Endpoints:
+//
+//   - GET /healthz answers 200 "ok" while the listener serves.
+//   - GET /readyz answers 200 "ready" once the broker has started and 503
+//     once the listener is closing. core.Server.Start restores storage
+//     (sessions, retained messages) before it calls any listener's Serve,
+//     so a listener that serves is a broker that has restored its state:
+//     readiness is "Serve is running and Close has not been called".
+//   - GET /metrics exposes the broker's counters in the Prometheus text
+//     format, from a registry of the listener's own (see Collector), with
+//     the Go runtime and process collectors.
+//   - GET /api/v1/clients, /api/v1/clients/{id}, /api/v1/subscriptions and
+//     /api/v1/stats are a read-only JSON API, protected by a bearer token
+//     (Options.Token). Without a token the API is disabled: every /api/ path
+//     answers 404. A request with a missing or wrong token gets 401 with
+//     "WWW-Authenticate: Bearer" and a log line naming its remote address.
+package admin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vanemq/vanemq/core"
+)
+
+// Timeouts of the HTTP server.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 16 << 10
+)
+
+// Options configures a Listener.
+type Options struct {
+	// Token is the bearer token the JSON API under /api/ requires
+	// ("Authorization: Bearer TOKEN"). Empty disables the API: its paths
+	// answer 404.
+	Token string
+	// Logger receives a line for each request refused for a missing or
+	// invalid token, naming the remote address. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Listener serves the admin endpoints over HTTP. Create it with New; it is
+// safe for concurrent use, and Close may be called from any goroutine.
+type Listener struct {
+	id      string
+	address string
+	srv     *core.Server
+	log     *slog.Logger
+	token   [sha256.Size]byte // digest of Options.Token
+	api     bool              // Options.Token is set
+	reg     *prometheus.Registry
+	ready   atomic.Bool
+
+	mu      sync.Mutex
+	ln      net.Listener
+	hs      *http.Server
+	serving bool
+	closed  bool
+}
+
+// New returns a listener named id that will bind address ("host:port"; an
+// empty host means every interface, port 0 picks a free port) on Listen and
+// serve the admin endpoints for srv.
+func New(id, address string, srv *core.Server, opts Options) *Listener {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	l := &Listener{id: id, address: address, srv: srv, log: log.With("listener", id),
+		token: sha256.Sum256([]byte(opts.Token)), api: opts.Token != ""}
+	l.reg = prometheus.NewRegistry()
+	l.reg.MustRegister(NewCollector(srv), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return l
+}
+
+// ID returns the listener's name, as given to New.
+func (l *Listener) ID() string { return l.id }
+
+// Protocol returns "http".
+func (l *Listener) Protocol() string { return "http" }
+
+// Listen binds the address. It may be called once, and not after Close. A
+// failure to bind is returned as the *net.OpError from the net package.
+func (l *Listener) Listen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return fmt.Errorf("http listener %q: listen: %w", l.id, net.ErrClosed)
+	case l.ln != nil:
+		return fmt.Errorf("http listener %q: already listening on %s", l.id, l.ln.Addr())
+	}
+	ln, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return err
+	}
+	l.ln = ln
+	return nil
+}
+
+// Address returns the bound address after Listen (with the real port when
+// the configured port was 0), and the configured address before.
+func (l *Listener) Address() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.address
+}
+
+// Handler returns the listener's HTTP handler (every endpoint), for tests
+// and for embedding in another server.
+func (l *Listener) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeText(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !l.ready.Load() {
+			writeText(w, http.StatusServiceUnavailable, "not ready")
+			return
+		}
+		writeText(w, http.StatusOK, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(l.reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(l.log.Handler(), slog.LevelWarn),
+		Registry: l.reg,
+	}))
+	if l.api {
+		api := http.NewServeMux()
+		api.HandleFunc("GET /api/v1/clients", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, l.srv.Clients())
+		})
+		api.HandleFunc("GET /api/v1/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
+			c, ok := l.srv.Client(r.PathValue("id"))
+			if !ok {
+				writeJSON(w, http.StatusNotFound, errorBody{Error: "unknown client"})
+				return
+			}
+			writeJSON(w, http.StatusOK, c)
+		})
+		api.HandleFunc("GET /api/v1/subscriptions", func(w http.ResponseWriter, _ *http.Request) {
+			subs := l.srv.Subscriptions()
+			if subs == nil {
+				subs = []core.SubscriptionStatus{}
+			}
+			writeJSON(w, http.StatusOK, subs)
+		})
+		api.HandleFunc("GET /api/v1/stats", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, StatsOf(l.srv))
+		})
+		mux.Handle("/api/", l.authorize(api))
+	}
+	return mux
+}
+
+// authorize passes requests with the right bearer token to next and
+// answers 401 to the others.
+func (l *Listener) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		cause := ""
+		switch scheme, tok, _ := strings.Cut(h, " "); {
+		case h == "":
+			cause = "missing bearer token"
+		case !strings.EqualFold(scheme, "Bearer"):
+			cause = "authorization is not a bearer token"
+		default:
+			sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+			if subtle.ConstantTimeCompare(sum[:], l.token[:]) != 1 {
+				cause = "invalid bearer token"
+			}
+		}
+		if cause != "" {
+			l.log.Warn("admin API request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "cause", cause)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vanemq"`)
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: cause})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Serve runs the HTTP server until Close. handle is not used: the admin
+// listener hands no connections to the broker. Serve returns nil once the
+// listener is closed (also if it was closed before Serve was called), and
+// an error if Listen has not succeeded, Serve is already running, or the
+// HTTP server fails.
+func (l *Listener) Serve(func(net.Conn)) error {
+	l.mu.Lock()
+	switch {
+	case l.closed:
+		l.mu.Unlock()
+		return nil
+	case l.ln == nil:
+		l.mu.Unlock()
+		return fmt.Errorf("http listener %q: serve called before listen", l.id)
+	case l.serving:
+		l.mu.Unlock()
+		return fmt.Errorf("http listener %q: already serving", l.id)
+	}
+	l.serving = true
+	l.hs = &http.Server{
+		Handler:           l.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelWarn),
+	}
+	hs, ln := l.hs, l.ln
+	// The server calls Serve after restoring its storage: ready.
+	l.ready.Store(true)
+	l.mu.Unlock()
+
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http listener %q: %w", l.id, err)
+	}
+	return nil
+}
+
+// Close stops serving and makes Serve return; /readyz answers 503 from
+// then on to requests still in flight. Calling Close again does nothing.
+func (l *Listener) Close() error {
+	l.ready.Store(false)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	var err error
+	switch {
+	case l.hs != nil:
+		err = l.hs.Close()
+	case l.ln != nil:
+		err = l.ln.Close()
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("http listener %q: close: %w", l.id, err)
+	}
+	return nil
+}
+
+// errorBody is the JSON body of an API error.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeText(w http.ResponseWriter, code int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(s))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

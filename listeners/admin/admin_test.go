@@ -1,0 +1,438 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/listeners/tcp"
+)
+
+const waitTimeout = 10 * time.Second
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// countingHook counts publishes, so that hook metrics have values.
+type countingHook struct{ core.HookBase }
+
+func (countingHook) ID() string { return "test.counter" }
+func (countingHook) Events() core.EventSet {
+	return core.Events(core.EventPublish)
+}
+func (countingHook) Publish(context.Context, *core.ClientInfo, *core.Message) core.Verdict {
+	return core.Pass
+}
+
+// broker starts a server with a tcp listener and an admin listener on
+// loopback and returns the MQTT address, the admin base URL and its log.
+func broker(t *testing.T, token string, hook bool) (mqttAddr, base string, logs *syncBuffer) {
+	t.Helper()
+	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1})
+	if err != nil {
+		t.Fatalf("core.New: %v", err)
+	}
+	if hook {
+		if err := srv.AddHook(countingHook{}, 0); err != nil {
+			t.Fatalf("AddHook: %v", err)
+		}
+	}
+	logs = &syncBuffer{}
+	tl := tcp.New("tcp", "127.0.0.1:0")
+	al := New("admin", "127.0.0.1:0", srv, Options{Token: token, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	for _, l := range []core.Listener{tl, al} {
+		if err := srv.AddListener(l); err != nil {
+			t.Fatalf("AddListener %s: %v", l.ID(), err)
+		}
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	if al.Protocol() != "http" {
+		t.Errorf("Protocol() = %q, want http", al.Protocol())
+	}
+	return tl.Address(), "http://" + al.Address(), logs
+}
+
+// get fetches url with an optional bearer token.
+func get(t *testing.T, url, token string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	c := &http.Client{Timeout: waitTimeout}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read body: %v", url, err)
+	}
+	return resp, body
+}
+
+// client connects a paho client, subscribes to a/# with QoS 1 and
+// publishes one QoS 1 message to itself.
+func client(t *testing.T, addr, id string) {
+	t.Helper()
+	got := make(chan struct{}, 1)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id))
+	if tok := c.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	if tok := c.Subscribe("a/#", 1, func(mqtt.Client, mqtt.Message) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	}); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	if tok := c.Publish("a/b", 1, false, "hello"); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	select {
+	case <-got:
+	case <-time.After(waitTimeout):
+		t.Fatal("message not delivered")
+	}
+}
+
+// scrape fetches /metrics and parses it.
+func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, body := get(t, base+"/metrics", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v\n%s", err, body)
+	}
+	return fams
+}
+
+// value returns the value of the metric of family name whose labels
+// include labels (name=value pairs), and whether there is one.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Untyped != nil:
+			return m.Untyped.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func TestMetrics(t *testing.T) {
+	addr, base, _ := broker(t, "", true)
+	client(t, addr, "metrics-client")
+	fams := scrape(t, base)
+
+	checks := []struct {
+		name   string
+		labels []string
+		min    float64
+	}{
+		{"vanemq_clients_connected", nil, 1},
+		{"vanemq_sessions", nil, 1},
+		{"vanemq_connections_total", nil, 1},
+		{"vanemq_messages_received_total", []string{"qos", "1"}, 1},
+		{"vanemq_messages_sent_total", []string{"qos", "1"}, 1},
+		{"vanemq_bytes_received_total", nil, 5},
+		{"vanemq_bytes_sent_total", nil, 1},
+		{"vanemq_subscriptions", nil, 1},
+		{"vanemq_hook_calls_total", []string{"hook", "test.counter"}, 1},
+		{"vanemq_hook_seconds_total", []string{"hook", "test.counter"}, 0},
+		{"vanemq_hook_failures_total", []string{"hook", "test.counter"}, 0},
+		{"vanemq_hook_events_lost_total", nil, 0},
+		{"vanemq_inflight_messages", nil, 0},
+		{"vanemq_queued_messages", nil, 0},
+		{"vanemq_retained_messages", nil, 0},
+		{"vanemq_protocol_errors_total", nil, 0},
+		{"vanemq_messages_received_total", []string{"qos", "0"}, 0},
+		{"go_goroutines", nil, 1},
+	}
+	for _, c := range checks {
+		v, ok := value(fams, c.name, c.labels...)
+		if !ok {
+			t.Errorf("%s%v: missing", c.name, c.labels)
+			continue
+		}
+		if v < c.min {
+			t.Errorf("%s%v = %v, want >= %v", c.name, c.labels, v, c.min)
+		}
+	}
+	if v, _ := value(fams, "vanemq_subscriptions"); v != 1 {
+		t.Errorf("vanemq_subscriptions = %v, want 1", v)
+	}
+	if v, _ := value(fams, "vanemq_messages_received_total", "qos", "1"); v != 1 {
+		t.Errorf(`vanemq_messages_received_total{qos="1"} = %v, want 1`, v)
+	}
+	for _, r := range core.DropReasons() {
+		if _, ok := value(fams, "vanemq_messages_dropped_total", "reason", r.String()); !ok {
+			t.Errorf("vanemq_messages_dropped_total{reason=%q} missing", r)
+		}
+	}
+	if f := fams["vanemq_messages_received_total"]; f.GetType() != dto.MetricType_COUNTER {
+		t.Errorf("vanemq_messages_received_total has type %v, want counter", f.GetType())
+	}
+	if _, ok := fams["process_open_fds"]; !ok {
+		t.Error("process collector metrics missing")
+	}
+}
+
+// Without hooks, the hook families have no series but the page parses.
+func TestMetricsNoHooks(t *testing.T) {
+	_, base, _ := broker(t, "", false)
+	fams := scrape(t, base)
+	if _, ok := value(fams, "vanemq_hook_calls_total"); ok {
+		t.Error("hook calls reported without hooks")
+	}
+	if v, ok := value(fams, "vanemq_clients_connected"); !ok || v != 0 {
+		t.Errorf("vanemq_clients_connected = %v, %v; want 0", v, ok)
+	}
+}
+
+func TestHealth(t *testing.T) {
+	_, base, _ := broker(t, "", false)
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
+		resp, body := get(t, base+path, "")
+		if resp.StatusCode != http.StatusOK || string(body) != want {
+			t.Errorf("%s: %s %q, want 200 %q", path, resp.Status, body, want)
+		}
+	}
+}
+
+func TestAPI(t *testing.T) {
+	const token = "s3cret-token"
+	addr, base, logs := broker(t, token, false)
+	client(t, addr, "api-client")
+
+	resp, body := get(t, base+"/api/v1/clients", token)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("clients: %s %s", resp.Status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var clients []core.ClientStatus
+	if err := json.Unmarshal(body, &clients); err != nil {
+		t.Fatalf("decode clients: %v\n%s", err, body)
+	}
+	if len(clients) != 1 || clients[0].ID != "api-client" || !clients[0].Connected || clients[0].Subscriptions != 1 {
+		t.Errorf("clients = %+v", clients)
+	}
+
+	resp, body = get(t, base+"/api/v1/clients/api-client", token)
+	var one core.ClientStatus
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("client: %s %s", resp.Status, body)
+	}
+	if err := json.Unmarshal(body, &one); err != nil {
+		t.Fatalf("decode client: %v\n%s", err, body)
+	}
+	if one.ID != "api-client" || !one.Connected || one.Listener != "tcp" || one.ProtocolVersion == 0 {
+		t.Errorf("client = %+v", one)
+	}
+
+	resp, body = get(t, base+"/api/v1/subscriptions", token)
+	var subs []core.SubscriptionStatus
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("subscriptions: %s %s", resp.Status, body)
+	}
+	if err := json.Unmarshal(body, &subs); err != nil {
+		t.Fatalf("decode subscriptions: %v\n%s", err, body)
+	}
+	if len(subs) != 1 || subs[0].ClientID != "api-client" || subs[0].Filter != "a/#" || subs[0].QoS != 1 {
+		t.Errorf("subscriptions = %+v", subs)
+	}
+
+	resp, body = get(t, base+"/api/v1/stats", token)
+	var st Stats
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stats: %s %s", resp.Status, body)
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatalf("decode stats: %v\n%s", err, body)
+	}
+	if st.ClientsConnected != 1 || st.MessagesInByQoS["1"] != 1 || st.Subscriptions != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+	if _, ok := st.DroppedBy["session_queue_full"]; !ok {
+		t.Errorf("stats has no session_queue_full drop counter: %s", body)
+	}
+
+	resp, body = get(t, base+"/api/v1/clients/nobody", token)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown client: %s %s, want 404", resp.Status, body)
+	}
+
+	for _, tok := range []string{"", "wrong", token + "x"} {
+		for _, path := range []string{"/api/v1/clients", "/api/v1/clients/api-client", "/api/v1/stats", "/api/v1/nothing"} {
+			resp, _ := get(t, base+path, tok)
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s with token %q: %s, want 401", path, tok, resp.Status)
+			}
+			if h := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Bearer") {
+				t.Errorf("%s with token %q: WWW-Authenticate %q", path, tok, h)
+			}
+		}
+	}
+	// A Basic authorization header is not a bearer token.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/api/v1/clients", nil)
+	req.SetBasicAuth("admin", token)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("basic auth: %s, want 401", resp.Status)
+		}
+	}
+	if l := logs.String(); !strings.Contains(l, "remote=127.0.0.1:") || !strings.Contains(l, "invalid bearer token") ||
+		!strings.Contains(l, "missing bearer token") {
+		t.Errorf("refusals not logged with the remote address:\n%s", l)
+	}
+	if strings.Contains(logs.String(), token) {
+		t.Error("the log contains the token")
+	}
+
+	// The API is read-only.
+	req, _ = http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/api/v1/clients", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("POST: %s, want 405", resp.Status)
+		}
+	}
+}
+
+// Without a token the API does not exist.
+func TestAPIDisabled(t *testing.T) {
+	addr, base, _ := broker(t, "", false)
+	client(t, addr, "c")
+	for _, tok := range []string{"", "anything"} {
+		for _, path := range []string{"/api/v1/clients", "/api/v1/clients/c", "/api/v1/subscriptions", "/api/v1/stats"} {
+			if resp, body := get(t, base+path, tok); resp.StatusCode != http.StatusNotFound {
+				t.Errorf("%s with the API off: %s %s, want 404", path, resp.Status, body)
+			}
+		}
+	}
+}
+
+// Close makes Serve return and Listen refuses afterwards; Serve before
+// Listen is an error.
+func TestLifecycle(t *testing.T) {
+	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New("admin", "127.0.0.1:0", srv, Options{})
+	if err := l.Serve(nil); err == nil {
+		t.Error("Serve before Listen succeeded")
+	}
+	if err := l.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Serve(nil) }()
+	base := "http://" + l.Address()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never answered 200: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Serve did not return after Close")
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := l.Listen(); err == nil {
+		t.Error("Listen after Close succeeded")
+	}
+}

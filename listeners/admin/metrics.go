@@ -1,0 +1,152 @@
+package admin
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vanemq/vanemq/core"
+)
+
+// Collector is a prometheus.Collector that reads a server's counters at
+// scrape time: Server.Stats for the counters, Server.Clients for the
+// inflight and queued messages, Server.Hooks for the hook metrics.
+type Collector struct {
+	srv *core.Server
+
+	clients, sessions, connections                 *prometheus.Desc
+	messagesIn, messagesOut, bytesIn, bytesOut     *prometheus.Desc
+	dropped, inflight, queued, retained, subs      *prometheus.Desc
+	protocolErrors                                 *prometheus.Desc
+	hookCalls, hookFailures, hookSeconds, hookLost *prometheus.Desc
+}
+
+// NewCollector returns a collector of srv's metrics, all named vanemq_*.
+func NewCollector(srv *core.Server) *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("vanemq_"+name, help, labels, nil)
+	}
+	return &Collector{
+		srv:            srv,
+		clients:        d("clients_connected", "Clients connected now."),
+		sessions:       d("sessions", "Sessions, connected or not."),
+		connections:    d("connections_total", "Network connections accepted since start."),
+		messagesIn:     d("messages_received_total", "PUBLISH packets received from clients, by QoS.", "qos"),
+		messagesOut:    d("messages_sent_total", "PUBLISH packets sent to clients, by QoS.", "qos"),
+		bytesIn:        d("bytes_received_total", "Payload bytes received."),
+		bytesOut:       d("bytes_sent_total", "Bytes written to connections."),
+		dropped:        d("messages_dropped_total", "Messages dropped for a subscriber, by reason.", "reason"),
+		inflight:       d("inflight_messages", "QoS 1 and 2 messages sent and not yet acknowledged, over every session."),
+		queued:         d("queued_messages", "Messages waiting to be sent, over every session."),
+		retained:       d("retained_messages", "Retained messages stored."),
+		subs:           d("subscriptions", "Subscriptions, over every session."),
+		protocolErrors: d("protocol_errors_total", "Connections closed for a protocol error."),
+		hookCalls:      d("hook_calls_total", "Calls made to a hook, by hook ID.", "hook"),
+		hookFailures:   d("hook_failures_total", "Panics recovered in a hook, by hook ID.", "hook"),
+		hookSeconds:    d("hook_seconds_total", "Time spent in a hook's calls, in seconds, by hook ID.", "hook"),
+		hookLost:       d("hook_events_lost_total", "OnDropped/OnAcked notifications lost to a full queue."),
+	}
+}
+
+// Describe sends the descriptors of every metric the collector exports.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.clients, c.sessions, c.connections, c.messagesIn, c.messagesOut,
+		c.bytesIn, c.bytesOut, c.dropped, c.inflight, c.queued, c.retained, c.subs, c.protocolErrors,
+		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost} {
+		ch <- d
+	}
+}
+
+// Collect reads the server's counters and sends them as metrics.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.srv.Stats()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge(c.clients, float64(st.ClientsConnected))
+	gauge(c.sessions, float64(st.Sessions))
+	counter(c.connections, float64(st.Connections))
+	for q := range 3 {
+		counter(c.messagesIn, float64(st.MessagesInByQoS[q]), strconv.Itoa(q))
+		counter(c.messagesOut, float64(st.MessagesOutByQoS[q]), strconv.Itoa(q))
+	}
+	counter(c.bytesIn, float64(st.BytesIn))
+	counter(c.bytesOut, float64(st.BytesOut))
+	for _, r := range core.DropReasons() {
+		counter(c.dropped, float64(st.DroppedBy[r]), r.String())
+	}
+	var inflight, queued int
+	for _, cl := range c.srv.Clients() {
+		inflight += cl.Inflight
+		queued += cl.Queued
+	}
+	gauge(c.inflight, float64(inflight))
+	gauge(c.queued, float64(queued))
+	gauge(c.retained, float64(st.Retained))
+	gauge(c.subs, float64(st.Subscriptions))
+	counter(c.protocolErrors, float64(st.ProtocolErrors))
+	for _, h := range c.srv.Hooks() {
+		counter(c.hookCalls, float64(h.Calls), h.ID)
+		counter(c.hookFailures, float64(h.Failures), h.ID)
+		counter(c.hookSeconds, h.Time.Seconds(), h.ID)
+	}
+	counter(c.hookLost, float64(st.HookEventsLost))
+}
+
+// Stats is the body of GET /api/v1/stats: core.Stats with the per-QoS and
+// per-reason counters keyed by label, and the hooks' counters.
+type Stats struct {
+	ClientsConnected int64            `json:"clients_connected"`
+	Sessions         int64            `json:"sessions"`
+	Connections      int64            `json:"connections"`
+	MessagesIn       int64            `json:"messages_received"`
+	MessagesOut      int64            `json:"messages_sent"`
+	MessagesInByQoS  map[string]int64 `json:"messages_received_by_qos"`
+	MessagesOutByQoS map[string]int64 `json:"messages_sent_by_qos"`
+	BytesIn          int64            `json:"bytes_received"`
+	BytesOut         int64            `json:"bytes_sent"`
+	Dropped          int64            `json:"messages_dropped"`
+	DroppedBy        map[string]int64 `json:"messages_dropped_by_reason"`
+	Subscriptions    int64            `json:"subscriptions"`
+	Retained         int64            `json:"retained_messages"`
+	ProtocolErrors   int64            `json:"protocol_errors"`
+	HookEventsLost   int64            `json:"hook_events_lost"`
+	Hooks            []HookStats      `json:"hooks"`
+}
+
+// HookStats are one hook's counters in Stats.
+type HookStats struct {
+	ID       string  `json:"id"`
+	Priority int     `json:"priority"`
+	Calls    int64   `json:"calls"`
+	Failures int64   `json:"failures"`
+	Seconds  float64 `json:"seconds"`
+}
+
+// StatsOf snapshots srv's counters for the JSON API.
+func StatsOf(srv *core.Server) Stats {
+	st := srv.Stats()
+	out := Stats{
+		ClientsConnected: st.ClientsConnected, Sessions: st.Sessions, Connections: st.Connections,
+		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut,
+		Dropped: st.Dropped, Subscriptions: st.Subscriptions, Retained: st.Retained,
+		ProtocolErrors: st.ProtocolErrors, HookEventsLost: st.HookEventsLost,
+		MessagesInByQoS: map[string]int64{}, MessagesOutByQoS: map[string]int64{}, DroppedBy: map[string]int64{},
+		Hooks: []HookStats{},
+	}
+	for q := range 3 {
+		out.MessagesInByQoS[strconv.Itoa(q)] = st.MessagesInByQoS[q]
+		out.MessagesOutByQoS[strconv.Itoa(q)] = st.MessagesOutByQoS[q]
+	}
+	for _, r := range core.DropReasons() {
+		out.DroppedBy[r.String()] = st.DroppedBy[r]
+	}
+	for _, h := range srv.Hooks() {
+		out.Hooks = append(out.Hooks, HookStats{ID: h.ID, Priority: h.Priority, Calls: h.Calls,
+			Failures: h.Failures, Seconds: h.Time.Seconds()})
+	}
+	return out
+}
