@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/vanemq/vanemq/listeners/accept"
+	"github.com/vanemq/vanemq/listeners/limit"
 	"github.com/vanemq/vanemq/listeners/proxyproto"
 )
 
@@ -25,9 +26,11 @@ import (
 type Listener struct {
 	id      string
 	address string
-	tls     *tls.Config  // nil for plain TCP; see NewTLS
-	proxy   bool         // require a PROXY header; see WithProxyProtocol
-	log     *slog.Logger // for refused PROXY headers
+	tls     *tls.Config   // nil for plain TCP; see NewTLS
+	proxy   bool          // require a PROXY header; see WithProxyProtocol
+	log     *slog.Logger  // for refused PROXY headers
+	limits  limit.Options // see WithLimits
+	limLog  *slog.Logger  // for connections refused by the limits
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -57,6 +60,24 @@ func (l *Listener) WithProxyProtocol(logger *slog.Logger) *Listener {
 		logger = slog.Default()
 	}
 	l.proxy, l.log = true, logger.With("listener", l.id)
+	return l
+}
+
+// WithLimits puts per-listener connection limits on the listener (see the
+// limit package): at most opts.MaxConnections open at once, and
+// opts.RatePerIP new connections per second per source IP. A connection
+// over a limit is closed at once and logged on logger (slog.Default() when
+// nil) with its remote address and the limit. With WithProxyProtocol the
+// limits see the client address from the PROXY header; with NewTLS they
+// apply before the TLS handshake. It must be called before Listen, and
+// returns l.
+func (l *Listener) WithLimits(opts limit.Options, logger *slog.Logger) *Listener {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	l.limits, l.limLog = opts, logger.With("listener", l.id)
 	return l
 }
 
@@ -95,6 +116,9 @@ func (l *Listener) Listen() error {
 	if l.proxy {
 		ln = proxyproto.Wrap(ln, l.log, 0)
 	}
+	// Outside proxyproto, to see the client's address; inside TLS, so
+	// refused connections cost no handshake.
+	ln = limit.Wrap(ln, l.limits, l.limLog)
 	if l.tls != nil {
 		ln = tls.NewListener(ln, l.tls)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/listeners/accept"
+	"github.com/vanemq/vanemq/listeners/limit"
 )
 
 // staleProbeTimeout bounds the dial that checks whether an existing socket
@@ -27,9 +29,11 @@ type Listener struct {
 	id   string
 	path string
 	mode os.FileMode
+	max  int          // see WithMaxConnections
+	log  *slog.Logger // for connections refused by max
 
 	mu      sync.Mutex
-	ln      *net.UnixListener
+	ln      net.Listener
 	serving bool
 	closed  bool
 	done    chan struct{} // closed by Close
@@ -41,6 +45,20 @@ type Listener struct {
 // process's umask gives.
 func New(id, path string, mode os.FileMode) *Listener {
 	return &Listener{id: id, path: path, mode: mode, done: make(chan struct{})}
+}
+
+// WithMaxConnections allows at most n connections open at once (0 means
+// unlimited; see the limit package): a further one is closed at once and
+// logged on logger (slog.Default() when nil). It must be called before
+// Listen, and returns l.
+func (l *Listener) WithMaxConnections(n int, logger *slog.Logger) *Listener {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	l.max, l.log = n, logger.With("listener", l.id)
+	return l
 }
 
 // ID returns the listener's name, as given to New.
@@ -83,7 +101,7 @@ func (l *Listener) Listen() error {
 			return fmt.Errorf("unix listener %q: set socket mode %v: %w", l.id, l.mode, err)
 		}
 	}
-	l.ln = ln
+	l.ln = limit.Wrap(ln, limit.Options{MaxConnections: l.max}, l.log)
 	return nil
 }
 

@@ -232,3 +232,34 @@ func TestServeHandsOverAndStops(t *testing.T) {
 		t.Error("Listen after Close succeeded")
 	}
 }
+
+func TestMaxConnections(t *testing.T) {
+	path := sockPath(t)
+	l := New("u", path, 0o600).WithMaxConnections(1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := l.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	conns := make(chan net.Conn, 2)
+	go l.Serve(func(c net.Conn) { conns <- c })
+	first, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	select {
+	case s := <-conns:
+		defer s.Close()
+	case <-time.After(waitTimeout):
+		t.Fatal("first connection not handed over")
+	}
+	second, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	_ = second.SetReadDeadline(time.Now().Add(waitTimeout))
+	if _, err := second.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("second connection: read = %v, want EOF", err)
+	}
+}

@@ -30,6 +30,7 @@ import (
 
 	gws "github.com/gorilla/websocket"
 
+	"github.com/vanemq/vanemq/listeners/limit"
 	"github.com/vanemq/vanemq/listeners/proxyproto"
 )
 
@@ -84,6 +85,12 @@ type Options struct {
 	// becomes the connection's remote address. A connection without a
 	// valid header is closed and logged on Logger.
 	ProxyProtocol bool
+	// Limits caps the connections open at once and the rate of new
+	// connections per source IP (see the limit package); a connection over
+	// a limit is closed before the TLS handshake and the HTTP request, and
+	// logged on Logger. With ProxyProtocol the limits see the client
+	// address from the header. The zero value sets no limits.
+	Limits limit.Options
 }
 
 // Listener accepts MQTT clients over WebSocket. Create it with New; it is
@@ -148,6 +155,8 @@ func (l *Listener) Listen() error {
 	if l.opts.ProxyProtocol {
 		ln = proxyproto.Wrap(ln, l.log, 0)
 	}
+	// Outside proxyproto, to see the client's address.
+	ln = limit.Wrap(ln, l.opts.Limits, l.log)
 	if l.opts.TLS != nil {
 		cfg := l.opts.TLS.Clone()
 		if len(cfg.NextProtos) == 0 {

@@ -28,6 +28,7 @@ import (
 	pp "github.com/pires/go-proxyproto"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/listeners/limit"
 	"github.com/vanemq/vanemq/listeners/websocket"
 )
 
@@ -774,5 +775,38 @@ func TestProxyProtocol(t *testing.T) {
 				t.Errorf("hook saw remote %q, want %q", got, tc.wantRemote)
 			}
 		})
+	}
+}
+
+// TestMaxConnections checks Options.Limits: a connection over the limit is
+// closed before its HTTP request, and logged.
+func TestMaxConnections(t *testing.T) {
+	var logs logBuffer
+	addr := startBroker(t, websocket.Options{Limits: limit.Options{MaxConnections: 1},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	first, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	// The first connection holds the slot once the server has answered a
+	// request on it.
+	fmt.Fprintf(first, "GET /nothing HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	_ = first.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := first.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	second, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	_ = second.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := second.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("second connection: read = %v, want EOF", err)
+	}
+	if out := logs.String(); !strings.Contains(out, "remote="+second.LocalAddr().String()) ||
+		!strings.Contains(out, "max_connections=1") {
+		t.Errorf("log lacks the refused connection:\n%s", out)
 	}
 }

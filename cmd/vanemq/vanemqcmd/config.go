@@ -60,6 +60,10 @@ type listenerConfig struct {
 	TLS            *tlsConfig  // tcp, websocket: serve TLS (tls, wss)
 	ProxyProtocol  bool        // tcp, websocket: require a PROXY protocol header
 	Token          string      // http: bearer token of the JSON API; empty disables it
+
+	MaxConnections  int     // tcp, websocket, unix: connections open at once; 0 = unlimited
+	ConnectionRate  float64 // tcp, websocket: new connections per second per source IP; 0 = unlimited
+	ConnectionBurst int     // tcp, websocket: token bucket size; 0 = max(1, ceil(ConnectionRate))
 }
 
 // hookConfig is one entry of the hooks list: a registered hook module, its
@@ -370,6 +374,9 @@ func (d *decoder) listeners(key string, n *yaml.Node) []listenerConfig {
 				d.errorf(v, path+".address", "invalid address %q: %v", lc.Address, err)
 			}
 		}
+		if v := extras["connection_burst"]; v != nil && extras["connection_rate"] == nil {
+			d.errorf(v, path+".connection_burst", "needs connection_rate, the rate it bursts above")
+		}
 		if set[1] != nil {
 			for _, key := range slices.Sorted(maps.Keys(extras)) {
 				if v := extras[key]; !slices.Contains(listenerKeys(lc.Type), key) {
@@ -623,6 +630,20 @@ func (d *decoder) integer(key string, n *yaml.Node, lo, hi int64) (int64, bool) 
 	var x int64
 	if err := n.Decode(&x); err != nil || x < lo || x > hi {
 		d.errorf(n, key, "must be between %d and %d, got %s", lo, hi, n.Value)
+		return 0, false
+	}
+	return x, true
+}
+
+// number decodes a finite number (an integer or a float) between lo and hi.
+func (d *decoder) number(key string, n *yaml.Node, lo, hi float64) (float64, bool) {
+	var x float64
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&x) != nil {
+		d.errorf(n, key, "cannot use %s as a number", describe(n))
+		return 0, false
+	}
+	if math.IsNaN(x) || x < lo || x > hi {
+		d.errorf(n, key, "must be between %g and %g, got %s", lo, hi, n.Value)
 		return 0, false
 	}
 	return x, true

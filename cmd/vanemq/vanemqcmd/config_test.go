@@ -152,6 +152,17 @@ func TestParseConfig(t *testing.T) {
 				{ID: "b", Type: "tcp", Address: "127.0.0.1:1884"},
 			}
 		})},
+		{"connection limits", `listeners:
+  - {id: a, type: tcp, address: ":1", max_connections: 100, connection_rate: 2.5, connection_burst: 10}
+  - {id: b, type: websocket, address: ":2", connection_rate: 3}
+  - {id: c, type: unix, address: /tmp/v.sock, max_connections: 0}
+`, with(func(c *config) {
+			c.Listeners = []listenerConfig{
+				{ID: "a", Type: "tcp", Address: ":1", MaxConnections: 100, ConnectionRate: 2.5, ConnectionBurst: 10},
+				{ID: "b", Type: "websocket", Address: ":2", ConnectionRate: 3},
+				{ID: "c", Type: "unix", Address: "/tmp/v.sock"},
+			}
+		})},
 		{"log levels", "log:\n  level: warn\n", with(func(c *config) { c.Log.Level = slog.LevelWarn })},
 		{"log level error", "log:\n  level: error\n", with(func(c *config) { c.Log.Level = slog.LevelError })},
 		{"allow_anonymous true", "allow_anonymous: true\n", with(func(c *config) { c.Options.AllowAnonymous = true })},
@@ -222,6 +233,24 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`t.yaml:2: listeners[0].tls: not used by listeners of type "http"`}},
 		{"proxy_protocol not a boolean", "listeners:\n  - {id: a, type: tcp, address: \":1\", proxy_protocol: \"yes\"}\n",
 			[]string{`t.yaml:2: listeners[0].proxy_protocol: cannot use "yes" as a boolean (want true or false)`}},
+		{"max_connections negative", "listeners:\n  - {id: a, type: tcp, address: \":1\", max_connections: -1}\n",
+			[]string{"t.yaml:2: listeners[0].max_connections: must be between 0 and 2147483647, got -1"}},
+		{"max_connections not an integer", "listeners:\n  - {id: a, type: unix, address: /tmp/v.sock, max_connections: lots}\n",
+			[]string{`t.yaml:2: listeners[0].max_connections: cannot use "lots" as an integer`}},
+		{"connection_rate negative", "listeners:\n  - {id: a, type: tcp, address: \":1\", connection_rate: -0.5}\n",
+			[]string{"t.yaml:2: listeners[0].connection_rate: must be between 0 and 1e+09, got -0.5"}},
+		{"connection_rate not a number", "listeners:\n  - {id: a, type: websocket, address: \":1\", connection_rate: fast}\n",
+			[]string{`t.yaml:2: listeners[0].connection_rate: cannot use "fast" as a number`}},
+		{"connection_rate NaN", "listeners:\n  - {id: a, type: tcp, address: \":1\", connection_rate: .nan}\n",
+			[]string{"t.yaml:2: listeners[0].connection_rate: must be between 0 and 1e+09, got .nan"}},
+		{"connection_burst zero", "listeners:\n  - {id: a, type: tcp, address: \":1\", connection_rate: 1, connection_burst: 0}\n",
+			[]string{"t.yaml:2: listeners[0].connection_burst: must be between 1 and 2147483647, got 0"}},
+		{"connection_burst without a rate", "listeners:\n  - {id: a, type: tcp, address: \":1\", connection_burst: 5}\n",
+			[]string{"t.yaml:2: listeners[0].connection_burst: needs connection_rate, the rate it bursts above"}},
+		{"connection_rate on a unix listener", "listeners:\n  - {id: a, type: unix, address: /tmp/v.sock, connection_rate: 1}\n",
+			[]string{`t.yaml:2: listeners[0].connection_rate: not used by listeners of type "unix"`}},
+		{"max_connections on an http listener", "listeners:\n  - {id: a, type: http, address: \":1\", max_connections: 1}\n",
+			[]string{`t.yaml:2: listeners[0].max_connections: not used by listeners of type "http"`}},
 		{"relative websocket path", "listeners:\n  - {id: a, type: websocket, address: \":1\", path: mqtt}\n",
 			[]string{"t.yaml:2: listeners[0].path: must be an absolute HTTP path, e.g. /mqtt"}},
 		{"bad unix mode", "listeners:\n  - {id: a, type: unix, address: /tmp/v.sock, mode: \"999\"}\n",
@@ -486,7 +515,8 @@ func TestEveryKeyDocumented(t *testing.T) {
 		"listeners[].tls.cert", "listeners[].tls.key", "listeners[].tls.client_ca",
 		"listeners[].tls.require_client_cert", "listeners[].tls.min_version",
 		"listeners[].allowed_origins", "listeners[].mode", "listeners[].proxy_protocol",
-		"listeners[].token"} {
+		"listeners[].token", "listeners[].max_connections", "listeners[].connection_rate",
+		"listeners[].connection_burst"} {
 		if !strings.Contains(string(doc), "`"+k+"`") {
 			t.Errorf("docs/configuration.md does not document `%s`", k)
 		}

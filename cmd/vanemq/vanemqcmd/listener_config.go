@@ -1,6 +1,7 @@
 package vanemqcmd
 
 import (
+	"math"
 	"os"
 	"strconv"
 
@@ -17,7 +18,8 @@ type tlsConfig struct {
 
 // listenerExtras decodes the keys a listener type adds to id, type and
 // address: path and allowed_origins (websocket), mode (unix), token (http),
-// and proxy_protocol and the tls block (tcp, websocket). set records which
+// proxy_protocol, the tls block, connection_rate and connection_burst (tcp,
+// websocket), and max_connections (tcp, websocket, unix). set records which
 // keys were present, so the loader can refuse keys the type does not take.
 func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) map[string]func(string, *yaml.Node) {
 	return map[string]func(string, *yaml.Node){
@@ -64,6 +66,21 @@ func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) 
 				lc.ProxyProtocol, set["proxy_protocol"] = b, v
 			}
 		},
+		"max_connections": func(k string, v *yaml.Node) {
+			if x, ok := d.integer(k, v, 0, math.MaxInt32); ok {
+				lc.MaxConnections, set["max_connections"] = int(x), v
+			}
+		},
+		"connection_rate": func(k string, v *yaml.Node) {
+			if x, ok := d.number(k, v, 0, 1e9); ok {
+				lc.ConnectionRate, set["connection_rate"] = x, v
+			}
+		},
+		"connection_burst": func(k string, v *yaml.Node) {
+			if x, ok := d.integer(k, v, 1, math.MaxInt32); ok {
+				lc.ConnectionBurst, set["connection_burst"] = int(x), v
+			}
+		},
 		"tls": func(k string, v *yaml.Node) {
 			t := &tlsConfig{}
 			d.fields(v, k, map[string]func(string, *yaml.Node){
@@ -103,11 +120,12 @@ func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) 
 func listenerKeys(typ string) []string {
 	switch typ {
 	case "tcp":
-		return []string{"tls", "proxy_protocol"}
+		return []string{"tls", "proxy_protocol", "max_connections", "connection_rate", "connection_burst"}
 	case "websocket":
-		return []string{"tls", "path", "allowed_origins", "proxy_protocol"}
+		return []string{"tls", "path", "allowed_origins", "proxy_protocol",
+			"max_connections", "connection_rate", "connection_burst"}
 	case "unix":
-		return []string{"mode"}
+		return []string{"mode", "max_connections"}
 	case "http":
 		return []string{"token"}
 	}

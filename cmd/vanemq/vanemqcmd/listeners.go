@@ -11,6 +11,7 @@ import (
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/listeners/admin"
+	"github.com/vanemq/vanemq/listeners/limit"
 	"github.com/vanemq/vanemq/listeners/tcp"
 	"github.com/vanemq/vanemq/listeners/tlsfiles"
 	"github.com/vanemq/vanemq/listeners/unix"
@@ -46,11 +47,14 @@ func listenerTypes() map[string]func(listenerConfig, *listenerEnv) (core.Listene
 			if c.ProxyProtocol {
 				l.WithProxyProtocol(env.logger)
 			}
-			return l, nil
+			return l.WithLimits(c.limits(), env.logger), nil
 		},
 		"websocket": func(c listenerConfig, env *listenerEnv) (core.Listener, error) {
 			opts := websocket.Options{Path: c.Path, AllowedOrigins: c.AllowedOrigins, Logger: env.logger,
-				ProxyProtocol: c.ProxyProtocol}
+				ProxyProtocol: c.ProxyProtocol, Limits: c.limits(),
+				// A message larger than the largest packet cannot be valid:
+				// close with 1009 before buffering it.
+				MaxMessageSize: int64(env.srv.Options().MaxPacketSize)}
 			if c.TLS != nil {
 				tc, err := env.tls(c)
 				if err != nil {
@@ -65,7 +69,7 @@ func listenerTypes() map[string]func(listenerConfig, *listenerEnv) (core.Listene
 			if mode == 0 {
 				mode = 0o660
 			}
-			return unix.New(c.ID, env.path(c.Address), mode), nil
+			return unix.New(c.ID, env.path(c.Address), mode).WithMaxConnections(c.MaxConnections, env.logger), nil
 		},
 		"http": func(c listenerConfig, env *listenerEnv) (core.Listener, error) {
 			if env.srv == nil { // a programming error: start sets it
@@ -74,6 +78,11 @@ func listenerTypes() map[string]func(listenerConfig, *listenerEnv) (core.Listene
 			return admin.New(c.ID, c.Address, env.srv, admin.Options{Token: c.Token, Logger: env.logger}), nil
 		},
 	}
+}
+
+// limits returns a listener's connection limits (see the limit package).
+func (c listenerConfig) limits() limit.Options {
+	return limit.Options{MaxConnections: c.MaxConnections, RatePerIP: c.ConnectionRate, Burst: c.ConnectionBurst}
 }
 
 // path resolves a file path of the config against its directory.

@@ -1,0 +1,253 @@
+package limit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a log sink safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// serve wraps a loopback listener with opts and accepts from it on a
+// goroutine, handing each connection to the returned channel.
+func serve(t *testing.T, opts Options) (net.Listener, <-chan net.Conn, *lockedBuffer) {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	ln := Wrap(raw, opts, slog.New(slog.NewTextHandler(logs, nil)))
+	accepted := make(chan net.Conn, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		close(accepted)
+		for c := range accepted {
+			c.Close()
+		}
+	})
+	return ln, accepted, logs
+}
+
+// dial connects to ln and reports whether the server handed the
+// connection out (true) or closed it at once (false).
+func dial(t *testing.T, ln net.Listener, accepted <-chan net.Conn) (client, server net.Conn) {
+	t.Helper()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	eof := make(chan error, 1)
+	go func() {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		eof <- err
+	}()
+	select {
+	case s := <-accepted:
+		return c, s
+	case err := <-eof:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("read on a refused connection: %v, want EOF", err)
+		}
+		return c, nil
+	}
+}
+
+func TestLimits(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		want []bool // per dial in turn: handed out (true) or closed (false)
+		log  string // in the log line of each refused connection
+	}{
+		{"max connections 2", Options{MaxConnections: 2}, []bool{true, true, false, false},
+			"listener connection limit reached"},
+		{"rate 1/s burst 2", Options{RatePerIP: 1, Burst: 2}, []bool{true, true, false},
+			"connection rate per source IP exceeded"},
+		{"rate 1/s default burst", Options{RatePerIP: 1}, []bool{true, false},
+			"burst=1"},
+		{"both, max first", Options{MaxConnections: 1, RatePerIP: 100, Burst: 100}, []bool{true, false},
+			"max_connections=1"},
+		{"both, rate first", Options{MaxConnections: 5, RatePerIP: 0.5, Burst: 1}, []bool{true, false},
+			"rate=0.5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, accepted, logs := serve(t, tt.opts)
+			for i, want := range tt.want {
+				c, s := dial(t, ln, accepted)
+				if got := s != nil; got != want {
+					t.Fatalf("dial %d: handed out = %v, want %v", i, got, want)
+				}
+				if want {
+					continue
+				}
+				// Accept logs before it closes the connection.
+				line := "remote=" + c.LocalAddr().String()
+				if out := logs.String(); !strings.Contains(out, line) || !strings.Contains(out, tt.log) ||
+					!strings.Contains(out, "level=WARN") {
+					t.Errorf("dial %d: log lacks %q and %q:\n%s", i, line, tt.log, out)
+				}
+			}
+		})
+	}
+}
+
+func TestCloseFreesSlot(t *testing.T) {
+	ln, accepted, _ := serve(t, Options{MaxConnections: 2})
+	var servers []net.Conn
+	for range 2 {
+		_, s := dial(t, ln, accepted)
+		if s == nil {
+			t.Fatal("connection under the limit refused")
+		}
+		servers = append(servers, s)
+	}
+	if _, s := dial(t, ln, accepted); s != nil {
+		t.Fatal("third connection handed out")
+	}
+	// Closing twice frees one slot only.
+	for range 2 {
+		servers[0].Close()
+	}
+	l := ln.(*listener)
+	l.mu.Lock()
+	got := l.count
+	l.mu.Unlock()
+	if got != 1 {
+		t.Fatalf("open count after closing one twice = %d, want 1", got)
+	}
+	// The slot is free once Close returned; a bounded loop guards against
+	// a slow scheduler anyway.
+	var s net.Conn
+	for range 50 {
+		if _, s = dial(t, ln, accepted); s != nil {
+			break
+		}
+	}
+	if s == nil {
+		t.Fatal("no connection handed out after closing one")
+	}
+	if _, s := dial(t, ln, accepted); s != nil {
+		t.Fatal("connection over the limit handed out after the slot was taken again")
+	}
+	if nc := s.(interface{ NetConn() net.Conn }).NetConn(); nc == nil {
+		t.Error("NetConn returned nil")
+	}
+}
+
+func TestWrapNoLimits(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if ln := Wrap(raw, Options{}, nil); ln != raw {
+		t.Error("Wrap with no limits did not return the listener itself")
+	}
+}
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+func TestBuckets(t *testing.T) {
+	type step struct {
+		advance time.Duration
+		key     string
+		want    bool
+	}
+	tests := []struct {
+		name  string
+		rate  float64
+		burst int
+		steps []step
+	}{
+		{"burst then empty", 1, 2, []step{{0, "a", true}, {0, "a", true}, {0, "a", false}}},
+		{"refills at the rate", 1, 2, []step{
+			{0, "a", true}, {0, "a", true}, {0, "a", false},
+			{500 * time.Millisecond, "a", false}, {500 * time.Millisecond, "a", true}, {0, "a", false}}},
+		{"refill capped at burst", 2, 2, []step{
+			{0, "a", true}, {time.Hour, "a", true}, {0, "a", true}, {0, "a", false}}},
+		{"keys are apart", 1, 1, []step{{0, "a", true}, {0, "a", false}, {0, "b", true}, {0, "b", false}}},
+		{"fractional rate", 0.25, 1, []step{{0, "a", true}, {3 * time.Second, "a", false}, {time.Second, "a", true}}},
+		{"clock going back earns nothing", 1, 1, []step{{0, "a", true}, {-time.Hour, "a", false}, {time.Hour, "a", false}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: time.Unix(1000, 0)}
+			b := newBuckets(tt.rate, tt.burst, clk.now)
+			for i, s := range tt.steps {
+				clk.t = clk.t.Add(s.advance)
+				if got := b.allow(s.key); got != s.want {
+					t.Fatalf("step %d (%s after %v): allow = %v, want %v", i, s.key, s.advance, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+func TestBucketsPrune(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	b := newBuckets(10, 5, clk.now) // refills in 500ms
+	for i := range 1000 {
+		b.allow(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+	}
+	if n := b.len(); n != 1000 {
+		t.Fatalf("buckets = %d, want 1000", n)
+	}
+	// A bucket still refilling is kept; full ones are dropped.
+	clk.t = clk.t.Add(450 * time.Millisecond)
+	for range 5 {
+		b.allow("busy")
+	}
+	clk.t = clk.t.Add(100 * time.Millisecond)
+	if b.allow("new") != true {
+		t.Fatal("new key refused")
+	}
+	if n := b.len(); n != 2 {
+		t.Fatalf("buckets after the sweep = %d, want 2 (busy and new)", n)
+	}
+	// busy spent its 5 tokens 100ms ago and has earned 1 since, not 5.
+	if !b.allow("busy") || b.allow("busy") {
+		t.Error("busy bucket was not kept as it was by the sweep")
+	}
+}
