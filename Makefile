@@ -19,13 +19,25 @@ run: build
 	mkdir -p data
 	./$(BIN)
 
-## deps: install the MQTT command-line clients the tests use, if missing
+## deps: install what the tests use, if missing: the MQTT command-line
+## clients, Debian's chromium and examples/web's npm packages (MQTT.js and
+## playwright-core) for the browser test
 deps:
 	@if ! command -v mosquitto_pub >/dev/null 2>&1; then \
 		sudo=; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
 		echo "installing mosquitto-clients"; \
 		$$sudo apt-get -qq update && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get -qq install -y mosquitto-clients; \
+	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+		sudo=; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
+		echo "installing chromium"; \
+		$$sudo apt-get -qq update && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get -qq install -y chromium; \
+	fi
+	@if [ ! -d examples/web/node_modules ]; then \
+		echo "installing examples/web's npm packages"; \
+		cd examples/web && npm ci --no-audit --no-fund; \
 	fi
 
 ## test: vet, then run every test with the race detector

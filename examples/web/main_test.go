@@ -1,0 +1,227 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Bounds of the test: each MQTT wait, and the whole browser run (Chromium's
+// start included).
+const (
+	waitTimeout    = 10 * time.Second
+	browserTimeout = 90 * time.Second
+)
+
+// chromiumPath is the browser the test drives: Debian's chromium, which
+// `make deps` installs.
+const chromiumPath = "/usr/bin/chromium"
+
+// requireBrowser fails the test, naming the fix, when what the browser test
+// needs is missing: `make deps` (run by `make test`) installs it all.
+func requireBrowser(t *testing.T) string {
+	t.Helper()
+	var missing []string
+	if _, err := os.Stat(chromiumPath); err != nil {
+		missing = append(missing, chromiumPath+" (Debian package chromium)")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing = append(missing, "node (Node.js)")
+	}
+	for _, f := range []string{
+		filepath.Join("node_modules", "playwright-core", "package.json"),
+		filepath.Join("node_modules", "mqtt", "dist", "mqtt.min.js"),
+	} {
+		if _, err := os.Stat(f); err != nil {
+			missing = append(missing, "examples/web/"+f+" (npm ci in examples/web)")
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("the browser test needs:\n\t%s\nrun `make test` (or `make deps`) from the repository root to install them",
+			strings.Join(missing, "\n\t"))
+	}
+	return node
+}
+
+// logBuffer collects the example's log lines for a failed test.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startExample starts the example with every listener on a free loopback
+// port.
+func startExample(t *testing.T) *example {
+	t.Helper()
+	logs := &logBuffer{}
+	cfg := config{
+		TCP: "127.0.0.1:0", WS: "127.0.0.1:0", HTTP: "127.0.0.1:0",
+		Static: "static", MQTTJS: filepath.Join("node_modules", "mqtt", "dist", "mqtt.min.js"),
+	}
+	ex, err := start(t.Context(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		if err := ex.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("example log:\n%s", logs)
+		}
+	})
+	return ex
+}
+
+// connectPaho connects an MQTT 3.1.1 client over TCP, subscribed to the
+// room, and returns it with the payloads it receives.
+func connectPaho(t *testing.T, addr string) (mqtt.Client, <-chan string) {
+	t.Helper()
+	got := make(chan string, 16)
+	opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("go-test").
+		SetAutoReconnect(false).SetConnectTimeout(waitTimeout)
+	c := mqtt.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("paho connect %s: %v", addr, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	tok := c.Subscribe(Topic, 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) })
+	if !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("paho subscribe %s: %v", Topic, tok.Error())
+	}
+	return c, got
+}
+
+// TestBrowserChat opens the chat page in headless Chromium (driven by
+// browser_test.mjs through playwright-core), which connects to the broker
+// over ws with MQTT.js. The page's own message makes the round trip through
+// the broker back to the page and reaches a Go client over TCP; a message
+// the Go client publishes shows up on the page.
+func TestBrowserChat(t *testing.T) {
+	node := requireBrowser(t)
+	ex := startExample(t)
+	goClient, goGot := connectPaho(t, ex.TCPAddr)
+
+	const fromBrowser, fromGo = "hello from the browser", "hello from Go over TCP"
+	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "browser_test.mjs", ex.PageURL, fromBrowser, fromGo)
+	// node and the Chromium it starts share a process group of their own,
+	// so that a timeout (or a failed test) ends them all by that group's id.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var stderr logBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s browser_test.mjs: %v", node, err)
+	}
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }) // whatever is left of the group
+
+	var messages []string
+	sawConnected := false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "connected":
+			sawConnected = true
+			t.Logf("page connected over ws after %v", time.Since(start).Round(time.Millisecond))
+			if tok := goClient.Publish(Topic, 1, false, fromGo); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+				t.Errorf("paho publish: %v", tok.Error())
+			}
+		case strings.HasPrefix(line, "messages: "):
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "messages: ")), &messages); err != nil {
+				t.Errorf("browser_test.mjs printed %q: %v", line, err)
+			}
+		default:
+			t.Logf("browser_test.mjs: %s", line)
+		}
+	}
+	_, _ = io.Copy(io.Discard, stdout)
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("browser_test.mjs still running after %v; killed its process group %d\nstderr:\n%s", browserTimeout, pgid, &stderr)
+	}
+	if err != nil {
+		t.Fatalf("browser_test.mjs: %v (connected: %v)\nstderr:\n%s", err, sawConnected, &stderr)
+	}
+	t.Logf("browser run took %v", time.Since(start).Round(time.Millisecond))
+
+	// What the page shows: its own message, back from the broker, and the
+	// Go client's, each once.
+	for _, want := range []string{fromBrowser, fromGo} {
+		if n := countOf(messages, want); n != 1 {
+			t.Errorf("the page lists %q %d times, want once; it lists %q", want, n, messages)
+		}
+	}
+	// The Go client got the page's message (and its own) over TCP.
+	var got []string
+	deadline := time.After(waitTimeout)
+	for len(got) < 2 {
+		select {
+		case m := <-goGot:
+			got = append(got, m)
+		case <-deadline:
+			t.Fatalf("the Go client received %q, want %q and %q", got, fromBrowser, fromGo)
+		}
+	}
+	if !slices.Contains(got, fromBrowser) || !slices.Contains(got, fromGo) {
+		t.Errorf("the Go client received %q, want %q and %q", got, fromBrowser, fromGo)
+	}
+	// Nothing of the browser outlives the script (Chromium's helpers may
+	// take a moment to exit after their parent).
+	for end := time.Now().Add(5 * time.Second); syscall.Kill(-pgid, 0) == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Errorf("processes of group %d (node, Chromium) still run 5s after browser_test.mjs exited", pgid)
+			break
+		}
+	}
+}
+
+func countOf(list []string, s string) int {
+	n := 0
+	for _, v := range list {
+		if v == s {
+			n++
+		}
+	}
+	return n
+}
