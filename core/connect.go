@@ -298,6 +298,7 @@ func (s *Server) detach(c *client) {
 	s.connsMu.Lock()
 	delete(s.conns, c)
 	s.connsMu.Unlock()
+	s.counts(c.listener).open.Add(-1)
 	sess := c.sess
 	if sess == nil {
 		return

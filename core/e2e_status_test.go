@@ -49,6 +49,15 @@ func TestE2EStatus(t *testing.T) {
 		t.Errorf("Stats: in by QoS %v, out by QoS %v, dropped by reason %v; want 2 in at QoS 1, 1 out at QoS 1, 1 too large",
 			s.MessagesInByQoS, s.MessagesOutByQoS, s.DroppedBy)
 	}
+	ls := tb.Listeners()
+	if len(ls) != 1 || ls[0].ID != "tcp" || ls[0].Protocol != "tcp" || ls[0].Open != 2 || ls[0].Accepted != 2 {
+		t.Errorf("Listeners() = %+v, want tcp with 2 open and 2 accepted connections", ls)
+	}
+	pub.disconnect(0)
+	eventually(t, waitTimeout, "the tcp listener counts 1 open connection after pub left", func() bool {
+		ls := tb.Listeners()
+		return len(ls) == 1 && ls[0].Open == 1 && ls[0].Accepted == 2
+	})
 	for _, h := range tb.Hooks() {
 		if h.ID == counter.ID() && h.Calls < 2 {
 			t.Errorf("hook %s: %d calls counted, want at least 2 (two sessions created)", h.ID, h.Calls)

@@ -51,8 +51,10 @@ type Server struct {
 	listeners []Listener
 
 	inline inlineSubs
-	timers timerGate // session timer callbacks, closed by Shutdown
-	hooks  pipeline
+	// listenerCounts holds each listener's connection counters.
+	listenerCounts sync.Map  // listener ID -> *listenerCounts
+	timers         timerGate // session timer callbacks, closed by Shutdown
+	hooks          pipeline
 	// later queues notifications raised under a session lock (notifier).
 	later chan func()
 	// ctx is the server's lifetime, set by Start.
@@ -101,6 +103,7 @@ func (s *Server) AddListener(l Listener) error {
 	s.lnMu.Lock()
 	s.listeners = append(s.listeners, l)
 	s.lnMu.Unlock()
+	s.listenerCounts.Store(l.ID(), &listenerCounts{protocol: l.Protocol(), address: l.Address()})
 	return nil
 }
 
@@ -159,6 +162,9 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, listener string) {
 	s.conns[c] = struct{}{}
 	s.connsMu.Unlock()
 	s.stats.connections.Add(1)
+	lc := s.counts(listener)
+	lc.accepted.Add(1)
+	lc.open.Add(1)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

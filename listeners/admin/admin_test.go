@@ -214,6 +214,8 @@ func TestMetrics(t *testing.T) {
 		{"vanemq_retained_messages", nil, 0},
 		{"vanemq_protocol_errors_total", nil, 0},
 		{"vanemq_messages_received_total", []string{"qos", "0"}, 0},
+		{"vanemq_listener_connections", []string{"listener", "tcp"}, 1},
+		{"vanemq_listener_connections_accepted_total", []string{"listener", "tcp"}, 1},
 		{"go_goroutines", nil, 1},
 	}
 	for _, c := range checks {

@@ -19,6 +19,7 @@ type Collector struct {
 	dropped, inflight, queued, retained, subs      *prometheus.Desc
 	protocolErrors                                 *prometheus.Desc
 	hookCalls, hookFailures, hookSeconds, hookLost *prometheus.Desc
+	listenerOpen, listenerAccepted                 *prometheus.Desc
 }
 
 // NewCollector returns a collector of srv's metrics, all named vanemq_*.
@@ -45,6 +46,10 @@ func NewCollector(srv *core.Server) *Collector {
 		hookFailures:   d("hook_failures_total", "Panics recovered in a hook, by hook ID.", "hook"),
 		hookSeconds:    d("hook_seconds_total", "Time spent in a hook's calls, in seconds, by hook ID.", "hook"),
 		hookLost:       d("hook_events_lost_total", "OnDropped/OnAcked notifications lost to a full queue."),
+		listenerOpen: d("listener_connections", "Connections open now, by listener.",
+			"listener", "protocol"),
+		listenerAccepted: d("listener_connections_accepted_total", "Connections accepted since start, by listener.",
+			"listener", "protocol"),
 	}
 }
 
@@ -52,7 +57,7 @@ func NewCollector(srv *core.Server) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.sessions, c.connections, c.messagesIn, c.messagesOut,
 		c.bytesIn, c.bytesOut, c.dropped, c.inflight, c.queued, c.retained, c.subs, c.protocolErrors,
-		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost} {
+		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost, c.listenerOpen, c.listenerAccepted} {
 		ch <- d
 	}
 }
@@ -94,6 +99,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.hookSeconds, h.Time.Seconds(), h.ID)
 	}
 	counter(c.hookLost, float64(st.HookEventsLost))
+	for _, l := range c.srv.Listeners() {
+		gauge(c.listenerOpen, float64(l.Open), l.ID, l.Protocol)
+		counter(c.listenerAccepted, float64(l.Accepted), l.ID, l.Protocol)
+	}
 }
 
 // Stats is the body of GET /api/v1/stats: core.Stats with the per-QoS and
