@@ -12,7 +12,8 @@ import (
 // authenticate decides whether a CONNECT may proceed: the Authenticate
 // hooks, then the server's default (allow only with AllowAnonymous), then
 // the Connect hooks, which may also set the client's policy. enhanced is
-// set when an EnhancedAuth exchange already authenticated the client.
+// set when an EnhancedAuth exchange, or the listener's verified client
+// certificate (CertIdentity), already authenticated the client.
 func (s *Server) authenticate(ctx context.Context, c *client, p *packets.Packet, enhanced bool, policy *ClientPolicy) (packets.ReasonCode, string) {
 	cl := &c.info
 	v := Pass

@@ -68,6 +68,16 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 		TLS:             tlsState(c.conn),
 	}
 
+	certAuth := false
+	if ci, ok := c.conn.(CertIdentity); ok {
+		name, ok := ci.CertIdentity()
+		if !ok {
+			return refuse(packets.NotAuthorized, "this listener takes the username from a verified client certificate, and there is none")
+		}
+		cf.Username, cf.UsernameFlag = name, true
+		c.info.Username = name
+		certAuth = true
+	}
 	if cf.WillFlag {
 		if err := topics.ValidateTopicName(cf.Will.Topic); err != nil {
 			return refuse(packets.TopicNameInvalid, "will topic: "+err.Error())
@@ -120,7 +130,7 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 		}
 	}
 	var policy ClientPolicy
-	if code, why := s.authenticate(ctx, c, p, c.authMethod != "", &policy); code != packets.Success {
+	if code, why := s.authenticate(ctx, c, p, c.authMethod != "" || certAuth, &policy); code != packets.Success {
 		return refuse(code, why)
 	}
 	maxIn := s.opts.MaxPacketSize

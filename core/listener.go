@@ -21,3 +21,15 @@ type Listener interface {
 	// Close stops accepting; connections already handed over are unaffected.
 	Close() error
 }
+
+// CertIdentity is implemented by connections whose verified TLS client
+// certificate names the client (a TLS listener configured to take the
+// username from the certificate, like Mosquitto's use_identity_as_username).
+// The server then uses the returned name as the client's username, ignoring
+// the one in CONNECT, and counts the client as authenticated: the
+// Authenticate hooks are not asked, but the Connect and authorization hooks
+// are. ok is false when there is no verified certificate, and the client is
+// refused with Not authorized.
+type CertIdentity interface {
+	CertIdentity() (name string, ok bool)
+}

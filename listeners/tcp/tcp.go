@@ -24,13 +24,14 @@ import (
 // Listener accepts MQTT clients over TCP. Create it with New; it is safe for
 // concurrent use, and Close may be called from any goroutine.
 type Listener struct {
-	id      string
-	address string
-	tls     *tls.Config   // nil for plain TCP; see NewTLS
-	proxy   bool          // require a PROXY header; see WithProxyProtocol
-	log     *slog.Logger  // for refused PROXY headers
-	limits  limit.Options // see WithLimits
-	limLog  *slog.Logger  // for connections refused by the limits
+	id       string
+	address  string
+	tls      *tls.Config   // nil for plain TCP; see NewTLS
+	proxy    bool          // require a PROXY header; see WithProxyProtocol
+	certUser bool          // client certificate's CN is the username; see WithCertUsername
+	log      *slog.Logger  // for refused PROXY headers
+	limits   limit.Options // see WithLimits
+	limLog   *slog.Logger  // for connections refused by the limits
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -121,6 +122,9 @@ func (l *Listener) Listen() error {
 	ln = limit.Wrap(ln, l.limits, l.limLog)
 	if l.tls != nil {
 		ln = tls.NewListener(ln, l.tls)
+		if l.certUser {
+			ln = certListener{ln}
+		}
 	}
 	l.ln = ln
 	return nil

@@ -1,6 +1,9 @@
 package tcp
 
-import "crypto/tls"
+import (
+	"crypto/tls"
+	"net"
+)
 
 // NewTLS returns a listener like New whose connections are TLS: Protocol
 // is "tls" and every connection handed to Serve's handle is a *tls.Conn
@@ -25,4 +28,44 @@ func NewTLS(id, address string, cfg *tls.Config) *Listener {
 	l := New(id, address)
 	l.tls = cfg
 	return l
+}
+
+// WithCertUsername makes a TLS listener take each client's identity from
+// its verified client certificate, as Mosquitto's use_identity_as_username
+// does: the certificate's Common Name becomes the MQTT username, and the
+// server counts the client as authenticated by the TLS handshake (see
+// core.CertIdentity). Use it with a required, verified client certificate
+// (tlsfiles.Files.RequireClientCert). Call it before Listen.
+func (l *Listener) WithCertUsername() *Listener {
+	l.certUser = true
+	return l
+}
+
+// certConn is a TLS connection whose verified client certificate names the
+// client (core.CertIdentity).
+type certConn struct{ *tls.Conn }
+
+// CertIdentity returns the Common Name of the verified client certificate.
+func (c certConn) CertIdentity() (string, bool) {
+	st := c.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return "", false
+	}
+	cn := st.PeerCertificates[0].Subject.CommonName
+	return cn, cn != ""
+}
+
+// certListener hands out TLS connections as certConns.
+type certListener struct{ net.Listener }
+
+// Accept implements net.Listener.
+func (l certListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		return certConn{tc}, nil
+	}
+	return c, nil
 }

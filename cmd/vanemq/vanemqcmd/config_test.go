@@ -221,6 +221,8 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{"t.yaml:5: listeners[0].tls.key: required key missing"}},
 		{"tls bad min_version", "listeners:\n  - id: a\n    type: tcp\n    address: \":1\"\n    tls: {cert: c.pem, key: k.pem, min_version: \"1.1\"}\n",
 			[]string{`t.yaml:5: listeners[0].tls.min_version: must be "1.2" or "1.3", got "1.1"`}},
+		{"identity without a required client certificate", "listeners:\n  - id: a\n    type: tcp\n    address: \":1\"\n    tls: {cert: c.pem, key: k.pem, identity_as_username: true}\n",
+			[]string{"t.yaml:5: listeners[0].tls.identity_as_username: needs require_client_cert: true, so every client has a verified certificate"}},
 		{"client cert without CA", "listeners:\n  - id: a\n    type: tcp\n    address: \":1\"\n    tls: {cert: c.pem, key: k.pem, require_client_cert: true}\n",
 			[]string{"t.yaml:5: listeners[0].tls.require_client_cert: needs client_ca, the CA that signs client certificates"}},
 		{"path on a tcp listener", "listeners:\n  - {id: a, type: tcp, address: \":1\", path: /mqtt}\n",
@@ -513,7 +515,7 @@ func TestEveryKeyDocumented(t *testing.T) {
 	// Keys only some listener types take are not in default.yaml either.
 	for _, k := range []string{"hooks[].id", "hooks[].priority", "hooks[].config",
 		"listeners[].tls.cert", "listeners[].tls.key", "listeners[].tls.client_ca",
-		"listeners[].tls.require_client_cert", "listeners[].tls.min_version",
+		"listeners[].tls.require_client_cert", "listeners[].tls.min_version", "listeners[].tls.identity_as_username",
 		"listeners[].allowed_origins", "listeners[].mode", "listeners[].proxy_protocol",
 		"listeners[].token", "listeners[].max_connections", "listeners[].connection_rate",
 		"listeners[].connection_burst"} {

@@ -14,6 +14,9 @@ type tlsConfig struct {
 	ClientCA          string // PEM CA bundle for client certificates (mTLS)
 	RequireClientCert bool
 	MinVersion        string // "1.2" (default) or "1.3"
+	// IdentityAsUsername takes the username from the verified client
+	// certificate's Common Name (tcp listeners).
+	IdentityAsUsername bool
 }
 
 // listenerExtras decodes the keys a listener type adds to id, type and
@@ -90,6 +93,9 @@ func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) 
 				"require_client_cert": func(k string, v *yaml.Node) {
 					t.RequireClientCert, _ = d.boolean(k, v)
 				},
+				"identity_as_username": func(k string, v *yaml.Node) {
+					t.IdentityAsUsername, _ = d.boolean(k, v)
+				},
 				"min_version": func(k string, v *yaml.Node) {
 					if s, ok := d.str(k, v); ok {
 						if s != "1.2" && s != "1.3" {
@@ -107,6 +113,9 @@ func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) 
 				if !d.hasKey(v, need) {
 					d.errorf(v, k+"."+need, "required key missing")
 				}
+			}
+			if t.IdentityAsUsername && !t.RequireClientCert {
+				d.errorf(v, k+".identity_as_username", "needs require_client_cert: true, so every client has a verified certificate")
 			}
 			if t.RequireClientCert && t.ClientCA == "" {
 				d.errorf(v, k+".require_client_cert", "needs client_ca, the CA that signs client certificates")

@@ -43,6 +43,9 @@ func listenerTypes() map[string]func(listenerConfig, *listenerEnv) (core.Listene
 					return nil, err
 				}
 				l = tcp.NewTLS(c.ID, c.Address, tc.TLSConfig())
+				if c.TLS.IdentityAsUsername {
+					l.WithCertUsername()
+				}
 			}
 			if c.ProxyProtocol {
 				l.WithProxyProtocol(env.logger)
@@ -50,6 +53,9 @@ func listenerTypes() map[string]func(listenerConfig, *listenerEnv) (core.Listene
 			return l.WithLimits(c.limits(), env.logger), nil
 		},
 		"websocket": func(c listenerConfig, env *listenerEnv) (core.Listener, error) {
+			if c.TLS != nil && c.TLS.IdentityAsUsername {
+				return nil, fmt.Errorf("listener %s: tls.identity_as_username is supported on tcp listeners only", c.ID)
+			}
 			opts := websocket.Options{Path: c.Path, AllowedOrigins: c.AllowedOrigins, Logger: env.logger,
 				ProxyProtocol: c.ProxyProtocol, Limits: c.limits(),
 				// A message larger than the largest packet cannot be valid:
