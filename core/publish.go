@@ -24,6 +24,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 	}
 	s.stats.messagesIn.Add(1)
 	s.stats.messagesInQoS[p.QoS].Add(1)
+	s.stats.payloadInQoS[p.QoS].Add(int64(len(p.Payload)))
 	s.stats.bytesIn.Add(int64(len(p.Payload)))
 	sess := c.sess
 	if p.QoS == 2 {

@@ -20,6 +20,8 @@ type stats struct {
 	droppedBy      [numDropReasons]atomic.Int64
 	messagesInQoS  [3]atomic.Int64
 	messagesOutQoS [3]atomic.Int64
+	payloadInQoS   [3]atomic.Int64
+	payloadOutQoS  [3]atomic.Int64
 }
 
 // Stats is a snapshot of the broker's counters and gauges.
@@ -44,6 +46,10 @@ type Stats struct {
 	// MessagesOut by QoS (index: QoS).
 	MessagesInByQoS  [3]int64
 	MessagesOutByQoS [3]int64
+	// PayloadBytesInByQoS and PayloadBytesOutByQoS count application
+	// payload bytes received and sent, by QoS.
+	PayloadBytesInByQoS  [3]int64
+	PayloadBytesOutByQoS [3]int64
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -66,6 +72,8 @@ func (s *Server) Stats() Stats {
 	for q := range 3 {
 		st.MessagesInByQoS[q] = s.stats.messagesInQoS[q].Load()
 		st.MessagesOutByQoS[q] = s.stats.messagesOutQoS[q].Load()
+		st.PayloadBytesInByQoS[q] = s.stats.payloadInQoS[q].Load()
+		st.PayloadBytesOutByQoS[q] = s.stats.payloadOutQoS[q].Load()
 	}
 	st.ClientsConnected = s.online.Load()
 	s.sessMu.Lock()

@@ -235,6 +235,7 @@ func (w *writer) encodePublish(buf *bytebufferpool.ByteBuffer, it *outItem, now 
 	}
 	c.srv.stats.messagesOut.Add(1)
 	c.srv.stats.messagesOutQoS[d.qos].Add(1)
+	c.srv.stats.payloadOutQoS[d.qos].Add(int64(len(m.payload)))
 	shareable := m.fanout.Load() > 1 && c.mount == "" &&
 		(c.version != packets.Version5 || (len(d.subIDs) == 0 && m.expires.IsZero() && c.aliasOutMax == 0))
 	if !shareable {

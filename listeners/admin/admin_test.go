@@ -215,6 +215,8 @@ func TestMetrics(t *testing.T) {
 		{"vanemq_protocol_errors_total", nil, 0},
 		{"vanemq_messages_received_total", []string{"qos", "0"}, 0},
 		{"vanemq_listener_connections", []string{"listener", "tcp"}, 1},
+		{"vanemq_payload_bytes_received_total", []string{"qos", "1"}, 5},
+		{"vanemq_payload_bytes_sent_total", []string{"qos", "1"}, 5},
 		{"vanemq_listener_connections_accepted_total", []string{"listener", "tcp"}, 1},
 		{"go_goroutines", nil, 1},
 	}

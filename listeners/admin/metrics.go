@@ -20,6 +20,7 @@ type Collector struct {
 	protocolErrors                                 *prometheus.Desc
 	hookCalls, hookFailures, hookSeconds, hookLost *prometheus.Desc
 	listenerOpen, listenerAccepted                 *prometheus.Desc
+	payloadIn, payloadOut                          *prometheus.Desc
 }
 
 // NewCollector returns a collector of srv's metrics, all named vanemq_*.
@@ -46,6 +47,8 @@ func NewCollector(srv *core.Server) *Collector {
 		hookFailures:   d("hook_failures_total", "Panics recovered in a hook, by hook ID.", "hook"),
 		hookSeconds:    d("hook_seconds_total", "Time spent in a hook's calls, in seconds, by hook ID.", "hook"),
 		hookLost:       d("hook_events_lost_total", "OnDropped/OnAcked notifications lost to a full queue."),
+		payloadIn:      d("payload_bytes_received_total", "Application payload bytes received, by QoS.", "qos"),
+		payloadOut:     d("payload_bytes_sent_total", "Application payload bytes sent, by QoS.", "qos"),
 		listenerOpen: d("listener_connections", "Connections open now, by listener.",
 			"listener", "protocol"),
 		listenerAccepted: d("listener_connections_accepted_total", "Connections accepted since start, by listener.",
@@ -57,7 +60,7 @@ func NewCollector(srv *core.Server) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.sessions, c.connections, c.messagesIn, c.messagesOut,
 		c.bytesIn, c.bytesOut, c.dropped, c.inflight, c.queued, c.retained, c.subs, c.protocolErrors,
-		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost, c.listenerOpen, c.listenerAccepted} {
+		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost, c.listenerOpen, c.listenerAccepted, c.payloadIn, c.payloadOut} {
 		ch <- d
 	}
 }
@@ -77,6 +80,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for q := range 3 {
 		counter(c.messagesIn, float64(st.MessagesInByQoS[q]), strconv.Itoa(q))
 		counter(c.messagesOut, float64(st.MessagesOutByQoS[q]), strconv.Itoa(q))
+		counter(c.payloadIn, float64(st.PayloadBytesInByQoS[q]), strconv.Itoa(q))
+		counter(c.payloadOut, float64(st.PayloadBytesOutByQoS[q]), strconv.Itoa(q))
 	}
 	counter(c.bytesIn, float64(st.BytesIn))
 	counter(c.bytesOut, float64(st.BytesOut))
