@@ -65,6 +65,12 @@ type client struct {
 
 	pacingState
 
+	// Received packets, and PUBLISH packets and payload bytes by QoS,
+	// counted by the reader and added to the server's shared counters
+	// once per batch (countReceived). Reader-owned.
+	packets         int64
+	recv, recvBytes [3]int64
+
 	// pendingWriters are the clients whose writers this client's reader
 	// starts when its current batch is done. Reader-owned.
 	pendingWriters []*client
@@ -167,6 +173,7 @@ func (c *client) serve(ctx context.Context) {
 			return
 		}
 		ok := c.readArrived(ctx)
+		c.countReceived()
 		c.startWriters()
 		if !ok {
 			return
@@ -188,7 +195,7 @@ func (c *client) readArrived(ctx context.Context) bool {
 			c.readFailed(err)
 			return false
 		}
-		c.srv.stats.packetsIn.Add(1)
+		c.packets++
 		if err := c.handle(ctx, &pkt); err != nil {
 			if !errors.Is(err, errClientDisconnect) {
 				c.protocolError(err)
@@ -476,4 +483,22 @@ func isTimeout(err error) bool {
 // logs reports whether the server logs at level.
 func (c *client) logs(level slog.Level) bool {
 	return c.srv.log.Enabled(context.Background(), level)
+}
+
+// countReceived adds the last batch's counts to the server's counters.
+func (c *client) countReceived() {
+	st := &c.srv.stats
+	if c.packets != 0 {
+		st.packetsIn.Add(c.packets)
+		c.packets = 0
+	}
+	for q := range 3 {
+		if c.recv[q] != 0 {
+			st.messagesIn.Add(c.recv[q])
+			st.messagesInQoS[q].Add(c.recv[q])
+			st.payloadInQoS[q].Add(c.recvBytes[q])
+			st.bytesIn.Add(c.recvBytes[q])
+			c.recv[q], c.recvBytes[q] = 0, 0
+		}
+	}
 }

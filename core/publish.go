@@ -22,10 +22,8 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 	if p.Retain && s.opts.DisableRetain {
 		return packets.Errorf(packets.RetainNotSupported, "PUBLISH with retain set, but retain is not available")
 	}
-	s.stats.messagesIn.Add(1)
-	s.stats.messagesInQoS[p.QoS].Add(1)
-	s.stats.payloadInQoS[p.QoS].Add(int64(len(p.Payload)))
-	s.stats.bytesIn.Add(int64(len(p.Payload)))
+	c.recv[p.QoS]++
+	c.recvBytes[p.QoS] += int64(len(p.Payload))
 	sess := c.sess
 	if p.QoS == 2 {
 		sess.mu.Lock()

@@ -177,6 +177,23 @@ func (c *client) putBatch(b []outItem) {
 type writer struct {
 	c   *client
 	pkt packets.Packet
+	// sent and sentBytes count PUBLISH packets and payload bytes by QoS
+	// until the batch is written; the server's shared counters get one
+	// addition per batch, not one per message.
+	sent, sentBytes [3]int64
+}
+
+// countSent adds the batch's counts to the server's counters.
+func (w *writer) countSent() {
+	st := &w.c.srv.stats
+	for q := range 3 {
+		if w.sent[q] != 0 {
+			st.messagesOut.Add(w.sent[q])
+			st.messagesOutQoS[q].Add(w.sent[q])
+			st.payloadOutQoS[q].Add(w.sentBytes[q])
+			w.sent[q], w.sentBytes[q] = 0, 0
+		}
+	}
 }
 
 // writeAll encodes and writes a batch. It reports whether a final packet
@@ -185,6 +202,7 @@ func (w *writer) writeAll(batch []outItem) (final bool, err error) {
 	c := w.c
 	buf := c.srv.getWriteBuf()
 	defer c.srv.putWriteBuf(buf)
+	defer w.countSent()
 	now := time.Now()
 	for i := range batch {
 		it := &batch[i]
@@ -233,9 +251,8 @@ func (w *writer) encodePublish(buf *bytebufferpool.ByteBuffer, it *outItem, now 
 	if it.id == 0 && d.qos > 0 {
 		return
 	}
-	c.srv.stats.messagesOut.Add(1)
-	c.srv.stats.messagesOutQoS[d.qos].Add(1)
-	c.srv.stats.payloadOutQoS[d.qos].Add(int64(len(m.payload)))
+	w.sent[d.qos]++
+	w.sentBytes[d.qos] += int64(len(m.payload))
 	shareable := m.fanout.Load() > 1 && c.mount == "" &&
 		(c.version != packets.Version5 || (len(d.subIDs) == 0 && m.expires.IsZero() && c.aliasOutMax == 0))
 	if !shareable {
