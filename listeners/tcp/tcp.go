@@ -10,8 +10,6 @@ package tcp
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -33,17 +31,15 @@ type Listener struct {
 	limits   limit.Options // see WithLimits
 	limLog   *slog.Logger  // for connections refused by the limits
 
-	mu      sync.Mutex
-	ln      net.Listener
-	serving bool
-	closed  bool
-	done    chan struct{} // closed by Close
+	mu sync.Mutex // guards the options set by the With methods
+
+	life accept.Lifecycle // bind, serve, close
 }
 
 // New returns a listener named id that will bind address ("host:port"; an
 // empty host means every interface, port 0 picks a free port) on Listen.
 func New(id, address string) *Listener {
-	return &Listener{id: id, address: address, done: make(chan struct{})}
+	return &Listener{id: id, address: address, life: accept.Lifecycle{Kind: "tcp", ID: id}}
 }
 
 // WithProxyProtocol makes the listener require a PROXY protocol header (v1
@@ -98,45 +94,38 @@ func (l *Listener) Protocol() string {
 func (l *Listener) Listen() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case l.closed:
-		return fmt.Errorf("tcp listener %q: listen: %w", l.id, net.ErrClosed)
-	case l.ln != nil:
-		return fmt.Errorf("tcp listener %q: already listening on %s", l.id, l.ln.Addr())
-	}
-	// TCP keep-alive with the system's timings (one setsockopt per
-	// connection, not four): MQTT's own keep alive does the real work, TCP
-	// keep-alive only reaps half-open connections of clients that chose
-	// keep alive 0.
-	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
-	ln, err := lc.Listen(context.Background(), "tcp", l.address)
-	if err != nil {
-		// Already "listen tcp ADDRESS: CAUSE"; the server adds the id.
-		return err
-	}
-	if l.proxy {
-		ln = proxyproto.Wrap(ln, l.log, 0)
-	}
-	// Outside proxyproto, to see the client's address; inside TLS, so
-	// refused connections cost no handshake.
-	ln = limit.Wrap(ln, l.limits, l.limLog)
-	if l.tls != nil {
-		ln = tls.NewListener(ln, l.tls)
-		if l.certUser {
-			ln = certListener{ln}
+	return l.life.Bind(func() (net.Listener, error) {
+		// TCP keep-alive with the system's timings (one setsockopt per
+		// connection, not four): MQTT's own keep alive does the real
+		// work, TCP keep-alive only reaps half-open connections of
+		// clients that chose keep alive 0.
+		lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+		ln, err := lc.Listen(context.Background(), "tcp", l.address)
+		if err != nil {
+			// Already "listen tcp ADDRESS: CAUSE"; the server adds the id.
+			return nil, err
 		}
-	}
-	l.ln = ln
-	return nil
+		if l.proxy {
+			ln = proxyproto.Wrap(ln, l.log, 0)
+		}
+		// Outside proxyproto, to see the client's address; inside TLS, so
+		// refused connections cost no handshake.
+		ln = limit.Wrap(ln, l.limits, l.limLog)
+		if l.tls != nil {
+			ln = tls.NewListener(ln, l.tls)
+			if l.certUser {
+				ln = certListener{ln}
+			}
+		}
+		return ln, nil
+	})
 }
 
 // Address returns the bound address after Listen (with the real port when
 // the configured port was 0), and the configured address before.
 func (l *Listener) Address() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ln != nil {
-		return l.ln.Addr().String()
+	if a := l.life.Addr(); a != nil {
+		return a.String()
 	}
 	return l.address
 }
@@ -149,43 +138,11 @@ func (l *Listener) Address() string {
 // Listen has not succeeded, Serve is already running, or Accept fails for
 // good.
 func (l *Listener) Serve(handle func(net.Conn)) error {
-	l.mu.Lock()
-	switch {
-	case l.closed:
-		l.mu.Unlock()
-		return nil
-	case l.ln == nil:
-		l.mu.Unlock()
-		return fmt.Errorf("tcp listener %q: serve called before listen", l.id)
-	case l.serving:
-		l.mu.Unlock()
-		return fmt.Errorf("tcp listener %q: already serving", l.id)
-	}
-	l.serving = true
-	ln := l.ln
-	l.mu.Unlock()
-
-	if err := accept.Loop(ln, l.done, handle); err != nil {
-		return fmt.Errorf("tcp listener %q: %w", l.id, err)
-	}
-	return nil
+	return l.life.Serve(handle)
 }
 
 // Close stops accepting and makes Serve return. Connections already handed
 // to the server stay open. Calling Close again does nothing.
 func (l *Listener) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return nil
-	}
-	l.closed = true
-	close(l.done)
-	if l.ln == nil {
-		return nil
-	}
-	if err := l.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("tcp listener %q: close: %w", l.id, err)
-	}
-	return nil
+	return l.life.Close()
 }

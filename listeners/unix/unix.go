@@ -32,11 +32,9 @@ type Listener struct {
 	max  int          // see WithMaxConnections
 	log  *slog.Logger // for connections refused by max
 
-	mu      sync.Mutex
-	ln      net.Listener
-	serving bool
-	closed  bool
-	done    chan struct{} // closed by Close
+	mu sync.Mutex // guards the options set by the With methods
+
+	life accept.Lifecycle // bind, serve, close
 }
 
 // New returns a listener named id that will create the socket file path on
@@ -44,7 +42,7 @@ type Listener struct {
 // the owner and group only). A mode of 0 leaves the permissions the
 // process's umask gives.
 func New(id, path string, mode os.FileMode) *Listener {
-	return &Listener{id: id, path: path, mode: mode, done: make(chan struct{})}
+	return &Listener{id: id, path: path, mode: mode, life: accept.Lifecycle{Kind: "unix", ID: id}}
 }
 
 // WithMaxConnections allows at most n connections open at once (0 means
@@ -79,30 +77,25 @@ func (l *Listener) Address() string { return l.path }
 func (l *Listener) Listen() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case l.closed:
-		return fmt.Errorf("unix listener %q: listen: %w", l.id, net.ErrClosed)
-	case l.ln != nil:
-		return fmt.Errorf("unix listener %q: already listening on %s", l.id, l.path)
-	}
-	if err := removeStale(l.path); err != nil {
-		return fmt.Errorf("unix listener %q: %w", l.id, err)
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: l.path, Net: "unix"})
-	if err != nil {
-		return fmt.Errorf("unix listener %q: %w", l.id, err)
-	}
-	// Close removes the socket file (the default for ListenUnix, made
-	// explicit).
-	ln.SetUnlinkOnClose(true)
-	if l.mode != 0 {
-		if err := os.Chmod(l.path, l.mode); err != nil {
-			ln.Close()
-			return fmt.Errorf("unix listener %q: set socket mode %v: %w", l.id, l.mode, err)
+	return l.life.Bind(func() (net.Listener, error) {
+		if err := removeStale(l.path); err != nil {
+			return nil, fmt.Errorf("unix listener %q: %w", l.id, err)
 		}
-	}
-	l.ln = limit.Wrap(ln, limit.Options{MaxConnections: l.max}, l.log)
-	return nil
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: l.path, Net: "unix"})
+		if err != nil {
+			return nil, fmt.Errorf("unix listener %q: %w", l.id, err)
+		}
+		// Close removes the socket file (the default for ListenUnix, made
+		// explicit).
+		ln.SetUnlinkOnClose(true)
+		if l.mode != 0 {
+			if err := os.Chmod(l.path, l.mode); err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("unix listener %q: set socket mode %v: %w", l.id, l.mode, err)
+			}
+		}
+		return limit.Wrap(ln, limit.Options{MaxConnections: l.max}, l.log), nil
+	})
 }
 
 // removeStale removes path if it is a socket file nobody listens on.
@@ -138,44 +131,12 @@ func removeStale(path string) error {
 // if Listen has not succeeded, Serve is already running, or Accept fails
 // for good.
 func (l *Listener) Serve(handle func(net.Conn)) error {
-	l.mu.Lock()
-	switch {
-	case l.closed:
-		l.mu.Unlock()
-		return nil
-	case l.ln == nil:
-		l.mu.Unlock()
-		return fmt.Errorf("unix listener %q: serve called before listen", l.id)
-	case l.serving:
-		l.mu.Unlock()
-		return fmt.Errorf("unix listener %q: already serving", l.id)
-	}
-	l.serving = true
-	ln := l.ln
-	l.mu.Unlock()
-
-	if err := accept.Loop(ln, l.done, handle); err != nil {
-		return fmt.Errorf("unix listener %q: %w", l.id, err)
-	}
-	return nil
+	return l.life.Serve(handle)
 }
 
 // Close stops accepting, makes Serve return and removes the socket file.
 // Connections already handed to the server stay open. Calling Close again
 // does nothing.
 func (l *Listener) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return nil
-	}
-	l.closed = true
-	close(l.done)
-	if l.ln == nil {
-		return nil
-	}
-	if err := l.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("unix listener %q: close: %w", l.id, err)
-	}
-	return nil
+	return l.life.Close()
 }
