@@ -202,7 +202,6 @@ func (w *writer) writeAll(batch []outItem) (final bool, err error) {
 	c := w.c
 	buf := c.srv.getWriteBuf()
 	defer c.srv.putWriteBuf(buf)
-	defer w.countSent()
 	now := time.Now()
 	for i := range batch {
 		it := &batch[i]
@@ -216,6 +215,7 @@ func (w *writer) writeAll(batch []outItem) (final bool, err error) {
 			}
 		}
 		if buf.Len() >= writeBatch {
+			w.countSent()
 			if err := c.flush(buf); err != nil {
 				return false, err
 			}
@@ -224,6 +224,7 @@ func (w *writer) writeAll(batch []outItem) (final bool, err error) {
 			break
 		}
 	}
+	w.countSent() // before the bytes can reach a client that then reads Stats
 	if buf.Len() > 0 {
 		if err := c.flush(buf); err != nil {
 			return false, err

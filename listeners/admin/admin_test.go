@@ -190,7 +190,15 @@ next:
 func TestMetrics(t *testing.T) {
 	addr, base, _ := broker(t, "", true)
 	client(t, addr, "metrics-client")
+	// The broker adds message counts once per read or write batch, so a
+	// scrape right after the round trip may trail it: scrape until the
+	// publish is counted (bounded).
 	fams := scrape(t, base)
+	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); fams = scrape(t, base) {
+		if v, _ := value(fams, "vanemq_messages_received_total", "qos", "1"); v >= 1 {
+			break
+		}
+	}
 
 	checks := []struct {
 		name   string
