@@ -62,6 +62,9 @@ type client struct {
 	// startPending is set while some reader has deferred starting this
 	// client's writer to the end of its batch (see pushLocked).
 	startPending bool
+	// outHeld keeps the writer from starting while a CONNACK waits for
+	// the store (see holdOutput).
+	outHeld bool
 
 	pacingState
 
@@ -74,6 +77,14 @@ type client struct {
 	// pendingWriters are the clients whose writers this client's reader
 	// starts when its current batch is done. Reader-owned.
 	pendingWriters []*client
+
+	// storeOps are the store changes of the reader's current batch, and
+	// heldAcks the acknowledgements waiting for them (store_client.go).
+	// Reader-owned. commits counts batches handed to a durable store whose
+	// done has not run.
+	storeOps []StoreOp
+	heldAcks []outControl
+	commits  atomic.Int32
 
 	// closeReason is the v5 reason the broker closed the connection with,
 	// or Success for a normal DISCONNECT from the client.
@@ -158,7 +169,14 @@ func (c *client) connectPhase(ctx context.Context) bool {
 		c.logger().Warn("closing connection: first packet is not CONNECT [MQTT-3.1.0-1]", "packet", pkt.Type.String())
 		return false
 	}
-	return c.srv.connect(ctx, c, &pkt)
+	if !c.srv.connect(ctx, c, &pkt) {
+		return false
+	}
+	if c.srv.store != nil {
+		c.flushConnect()
+	}
+	c.startWriters()
+	return true
 }
 
 // serve is the connection's reader after CONNECT. It waits for data in a
@@ -174,6 +192,9 @@ func (c *client) serve(ctx context.Context) {
 		}
 		ok := c.readArrived(ctx)
 		c.countReceived()
+		if c.srv.store != nil {
+			c.flushStore()
+		}
 		c.startWriters()
 		if !ok {
 			return
@@ -286,6 +307,9 @@ func (c *client) handlePubrec(p *packets.Packet) {
 	if ok {
 		m.pubrec = true
 		s.inflight[p.PacketID] = m
+		if m.stored {
+			c.srv.persist(c, s.deliveryOp(OpQueueUpdate, &m.delivery, m.id, true))
+		}
 	}
 	s.mu.Unlock()
 	code := packets.Success
@@ -302,12 +326,15 @@ func (c *client) handlePubrel(id uint16) {
 	s.mu.Lock()
 	_, ok := s.inQoS2[id]
 	delete(s.inQoS2, id)
+	if ok && s.stored {
+		c.srv.persist(c, StoreOp{Kind: OpInboundDelete, ClientID: s.id, PacketID: id})
+	}
 	s.mu.Unlock()
 	code := packets.Success
 	if !ok {
 		code = packets.PacketIdentifierNotFound
 	}
-	c.enqueueControl(outControl{kind: packets.Pubcomp, id: id, code: code}, c)
+	c.ack(outControl{kind: packets.Pubcomp, id: id, code: code})
 }
 
 // handleDisconnect takes a client's DISCONNECT: a normal disconnection
@@ -442,7 +469,7 @@ func (c *client) finish() {
 		c.outMu.Unlock()
 		<-ch
 		c.outMu.Lock()
-	case len(c.out) > 0 && !c.writerDone:
+	case len(c.out) > 0 && !c.writerDone && !c.outHeld:
 		c.writing = true
 		c.outMu.Unlock()
 		c.writeLoop() // drain what is queued, on this goroutine
@@ -464,6 +491,9 @@ func (c *client) finish() {
 	c.cancel()
 	c.cr.release()
 	c.srv.detach(c)
+	if c.srv.store != nil {
+		c.flushStore()
+	}
 	c.srv.disconnectedEvent(c)
 }
 

@@ -250,7 +250,7 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 		}
 		sess.stopTimersLocked()
 		if clean {
-			s.discardLocked(sess)
+			s.discardLocked(sess, c)
 		}
 		sess.mu.Unlock()
 		if clean {
@@ -274,9 +274,19 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 	sess.maxQueued = c.maxQueued
 	c.sess = sess
 	c.connected = true
+	if s.store != nil {
+		if expiry > 0 {
+			sess.persistAllLocked(c)
+		} else {
+			sess.unstoreLocked(c)
+		}
+		if s.storeDurable && len(c.storeOps) > 0 {
+			c.holdOutput() // until flushConnect has it stored
+		}
+	}
 	c.sendConnack(packets.Success, present, ack, false)
 	sess.resendLocked()
-	sess.pumpLocked(nil)
+	sess.pumpLocked(c)
 	sess.mu.Unlock()
 	s.sessMu.Unlock()
 
@@ -331,10 +341,13 @@ func (s *Server) detach(c *client) {
 		w = &willMsg{will: c.will, origin: c.id, info: &c.info}
 	}
 	if sess.expiry == 0 {
-		s.discardLocked(sess)
+		s.discardLocked(sess, c)
 		s.removeSessionLocked(sess)
 		now = w
 	} else {
+		if sess.stored {
+			s.persist(c, sess.sessionOp(time.Now()))
+		}
 		gen := sess.gen
 		if w != nil {
 			delay := w.will.Properties.WillDelay
@@ -360,8 +373,10 @@ func (s *Server) detach(c *client) {
 }
 
 // discardLocked drops a session's subscriptions from the trie and its
-// queued state. Callers hold sessMu and sess.mu.
-func (s *Server) discardLocked(sess *session) {
+// queued state, and its record in the store (by as in persist). Callers
+// hold sessMu and sess.mu.
+func (s *Server) discardLocked(sess *session, by *client) {
+	sess.unstoreLocked(by)
 	for k := range sess.subs {
 		s.subs.Unsubscribe(sess.id, k.group, k.filter)
 	}
@@ -387,7 +402,7 @@ func (s *Server) expireSession(sess *session, gen uint64) {
 	}
 	w := sess.takeWillLocked()
 	sess.stopTimersLocked()
-	s.discardLocked(sess)
+	s.discardLocked(sess, nil)
 	s.removeSessionLocked(sess)
 	sess.mu.Unlock()
 	s.sessMu.Unlock()

@@ -15,14 +15,14 @@ import (
 // state a store would have saved.
 type storeHook struct {
 	core.HookBase
-	retained []core.Message
+	retained []core.StoredMessage
 	sessions []core.StoredSession
 	err      error
 }
 
 func (h *storeHook) ID() string            { return "test.store" }
 func (h *storeHook) Events() core.EventSet { return 0 }
-func (h *storeHook) LoadRetained(context.Context) ([]core.Message, error) {
+func (h *storeHook) LoadRetained(context.Context) ([]core.StoredMessage, error) {
 	return h.retained, h.err
 }
 func (h *storeHook) LoadSessions(context.Context) ([]core.StoredSession, error) {
@@ -35,12 +35,12 @@ func (h *storeHook) LoadSessions(context.Context) ([]core.StoredSession, error) 
 // new subscriber gets the retained message [MQTT-3.3.1-9].
 func TestE2ELoaderRestoresState(t *testing.T) {
 	store := &storeHook{
-		retained: []core.Message{{Topic: "stored/retained", Payload: []byte("kept"), QoS: 1}},
+		retained: []core.StoredMessage{{Message: core.Message{Topic: "stored/retained", Payload: []byte("kept"), QoS: 1}}},
 		sessions: []core.StoredSession{{
 			ClientID:      "sleeper",
 			Expiry:        300,
 			Subscriptions: []core.StoredSubscription{{Filter: "news/#", QoS: 1}},
-			Pending:       []core.StoredMessage{{Message: core.Message{Topic: "news/queued", Payload: []byte("while you slept"), QoS: 1}}},
+			Deliveries:    []core.StoredDelivery{{Seq: 1, QoS: 1, Message: &core.StoredMessage{Message: core.Message{Topic: "news/queued", Payload: []byte("while you slept"), QoS: 1}}}},
 		}},
 	}
 	tb := hookBroker(t, hkOpts{allowAnonymous: true, hooks: []hookPrio{{store, 0}}})
@@ -79,7 +79,8 @@ func TestE2ELoaderErrorsFailStart(t *testing.T) {
 		{"load error", &storeHook{err: errors.New("disk on fire")}, "disk on fire"},
 		{"invalid filter", &storeHook{sessions: []core.StoredSession{{ClientID: "x", Subscriptions: []core.StoredSubscription{{Filter: "a/#/b"}}}}}, `subscription "a/#/b"`},
 		{"no client ID", &storeHook{sessions: []core.StoredSession{{}}}, "without a client ID"},
-		{"inflight without id", &storeHook{sessions: []core.StoredSession{{ClientID: "x", Inflight: []core.StoredMessage{{Message: core.Message{Topic: "t", QoS: 1}}}}}}, "packet identifier"},
+		{"inflight at QoS 0", &storeHook{sessions: []core.StoredSession{{ClientID: "x", Deliveries: []core.StoredDelivery{{PacketID: 7, Message: &core.StoredMessage{Message: core.Message{Topic: "t"}}}}}}}, "at QoS 0"},
+		{"delivery without message", &storeHook{sessions: []core.StoredSession{{ClientID: "x", Deliveries: []core.StoredDelivery{{Seq: 3}}}}}, "without a message"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

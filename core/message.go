@@ -29,6 +29,9 @@ type message struct {
 	// expires is when the message expires (MQTT 5 Message Expiry); zero
 	// means never.
 	expires time.Time
+	// storeID identifies the message in the store, shared by every stored
+	// delivery of it; 0 until first stored (Server.messageID).
+	storeID atomic.Uint64
 
 	// fanout is how many deliveries the publish fanned out to; the encoded
 	// views are cached only when more than one subscriber can share them.

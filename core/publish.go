@@ -30,7 +30,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		if _, dup := sess.inQoS2[p.PacketID]; dup {
 			// Already delivered; a resend only gets its PUBREC again [MQTT-4.3.3-10].
 			sess.mu.Unlock()
-			c.enqueueControl(outControl{kind: packets.Pubrec, id: p.PacketID}, c)
+			c.ack(outControl{kind: packets.Pubrec, id: p.PacketID})
 			return nil
 		}
 		if len(sess.inQoS2) >= int(s.opts.ReceiveMaximum) {
@@ -41,6 +41,9 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 			sess.inQoS2 = make(map[uint16]struct{})
 		}
 		sess.inQoS2[p.PacketID] = struct{}{}
+		if sess.stored {
+			s.persist(c, StoreOp{Kind: OpInboundPut, ClientID: sess.id, PacketID: p.PacketID})
+		}
 		sess.mu.Unlock()
 	}
 
@@ -70,9 +73,9 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 	}
 	switch p.QoS {
 	case 1:
-		c.enqueueControl(outControl{kind: packets.Puback, id: p.PacketID, code: code}, c)
+		c.ack(outControl{kind: packets.Puback, id: p.PacketID, code: code})
 	case 2:
-		c.enqueueControl(outControl{kind: packets.Pubrec, id: p.PacketID, code: code}, c)
+		c.ack(outControl{kind: packets.Pubrec, id: p.PacketID, code: code})
 	}
 	return nil
 }
@@ -85,13 +88,16 @@ func (s *Server) denyPublish(c *client, p *packets.Packet, code packets.ReasonCo
 	}
 	switch p.QoS {
 	case 1:
-		c.enqueueControl(ackWithReason(packets.Puback, p.PacketID, code, why, c.version), c)
+		c.ack(ackWithReason(packets.Puback, p.PacketID, code, why, c.version))
 	case 2:
 		sess := c.sess
 		sess.mu.Lock()
 		delete(sess.inQoS2, p.PacketID)
+		if sess.stored {
+			s.persist(c, StoreOp{Kind: OpInboundDelete, ClientID: sess.id, PacketID: p.PacketID})
+		}
 		sess.mu.Unlock()
-		c.enqueueControl(ackWithReason(packets.Pubrec, p.PacketID, code, why, c.version), c)
+		c.ack(ackWithReason(packets.Pubrec, p.PacketID, code, why, c.version))
 	}
 }
 
@@ -167,6 +173,7 @@ func (s *Server) route(m *message, from *client) int {
 		} else {
 			s.retained.Set(m.topic, m)
 		}
+		s.persistRetained(m, from)
 		s.retainedEvent(m)
 	}
 	return s.fanout(m, from)

@@ -18,6 +18,16 @@ func (q *queue[T]) push(v T) { q.items = append(q.items, v) }
 // peek returns the oldest item; the queue must not be empty.
 func (q *queue[T]) peek() T { return q.items[q.head] }
 
+// tail returns the newest item; the queue must not be empty.
+func (q *queue[T]) tail() *T { return &q.items[len(q.items)-1] }
+
+// each calls f with every item, oldest first.
+func (q *queue[T]) each(f func(*T)) {
+	for i := q.head; i < len(q.items); i++ {
+		f(&q.items[i])
+	}
+}
+
 // pop removes and returns the oldest item; the queue must not be empty.
 func (q *queue[T]) pop() T {
 	var zero T

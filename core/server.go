@@ -55,6 +55,12 @@ type Server struct {
 	listenerCounts sync.Map  // listener ID -> *listenerCounts
 	timers         timerGate // session timer callbacks, closed by Shutdown
 	hooks          pipeline
+	// store is the storage hook (Store) chosen at Start, nil without one;
+	// storeDurable caches store.Durable(). storeSeq numbers stored
+	// deliveries and messages (persist.go).
+	store        Store
+	storeDurable bool
+	storeSeq     atomic.Uint64
 	// later queues notifications raised under a session lock (notifier).
 	later chan func()
 	// ctx is the server's lifetime, set by Start.
@@ -115,6 +121,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.cancel = cancel
 	s.ctx = ctx
 	s.started = time.Now()
+	if err := s.pickStore(); err != nil {
+		cancel()
+		s.cancel = nil
+		return err
+	}
 	if err := s.load(ctx); err != nil {
 		cancel()
 		s.cancel = nil
@@ -185,6 +196,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		s.timers.close()
 		s.stopSessionTimers()
+		s.storeBarrier()
 		s.hooks.notify(EventStopped, "", func(h Hook) { h.OnStopped(context.WithoutCancel(s.ctx)) })
 		close(done)
 	}()

@@ -17,6 +17,11 @@ type delivery struct {
 	qos    byte
 	retain bool
 	subIDs []uint32 // v5 subscription identifiers of the matching subscriptions
+	// seq identifies the delivery in the store and orders the session's
+	// stored deliveries; 0 when the session is not stored. stored is set
+	// once the store was told of it (OpQueueAdd).
+	seq    uint64
+	stored bool
 }
 
 // inflightMsg is an outbound QoS 1 or 2 message awaiting acknowledgement.
@@ -69,6 +74,10 @@ type session struct {
 	// dropped counts messages dropped for this session (queue full,
 	// expired, too large).
 	dropped uint64
+
+	// stored is set while the session has a record in the server's
+	// Store: its changes are then recorded there (persist.go).
+	stored bool
 }
 
 // subKey identifies a subscription within a session.
@@ -128,11 +137,21 @@ func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
 		s.dropLocked(d, DropSessionQueueFull)
 		return false
 	}
+	if s.stored {
+		d.seq = srv.nextStoreSeq()
+	}
 	s.pending.push(d)
 	if s.conn != nil && s.pending.len() >= s.maxQueued/2 {
 		by.noteBacklog(s.conn)
 	}
 	s.pumpLocked(by)
+	if d.seq != 0 && s.pending.len() > 0 {
+		// Still waiting: stored as queued. (Had it gone into flight,
+		// pumpLocked would have stored it with its packet identifier.)
+		if t := s.pending.tail(); t.seq == d.seq {
+			s.storeQueuedLocked(t, by)
+		}
+	}
 	return true
 }
 
@@ -148,11 +167,13 @@ func (s *session) pumpLocked(by *client) {
 		d := s.pending.peek()
 		if d.msg.expired(now) {
 			s.pending.pop()
+			s.unstoreDeliveryLocked(&d, by)
 			s.dropLocked(d, DropExpired)
 			continue
 		}
 		if d.qos == 0 {
 			s.pending.pop()
+			s.unstoreDeliveryLocked(&d, by)
 			if !c.enqueuePublish(d, 0, false, by) {
 				s.dropLocked(d, DropOutboundQueueFull)
 			}
@@ -169,6 +190,7 @@ func (s *session) pumpLocked(by *client) {
 		if s.inflight == nil {
 			s.inflight = make(map[uint16]inflightMsg)
 		}
+		s.storeInflightLocked(&d, id, by)
 		s.inflight[id] = inflightMsg{delivery: d, id: id}
 		c.enqueuePublish(d, id, false, by)
 	}
@@ -206,6 +228,7 @@ func (s *session) ackLocked(id uint16, by *client) bool {
 		return false
 	}
 	delete(s.inflight, id)
+	s.unstoreDeliveryLocked(&m.delivery, by)
 	s.srv.ackedEvent(s.id, m.msg)
 	s.pumpLocked(by)
 	if c := s.conn; c != nil {

@@ -17,6 +17,7 @@ type stats struct {
 	dropped        atomic.Int64
 	willsSent      atomic.Int64
 	hookEventsLost atomic.Int64 // notifications lost to a full queue
+	storeFailures  atomic.Int64 // client batches the store failed to write
 	droppedBy      [numDropReasons]atomic.Int64
 	messagesInQoS  [3]atomic.Int64
 	messagesOutQoS [3]atomic.Int64
@@ -40,6 +41,9 @@ type Stats struct {
 	// HookEventsLost counts OnDropped/OnAcked notifications lost because
 	// the notifier's queue was full (see docs/hooks.md).
 	HookEventsLost int64
+	// StoreFailures counts client changes the store could not write: each
+	// closed the client's connection with its acknowledgements withheld.
+	StoreFailures int64
 	// DroppedBy counts dropped messages by reason (index: DropReason).
 	DroppedBy [numDropReasons]int64
 	// MessagesInByQoS and MessagesOutByQoS split MessagesIn and
@@ -65,6 +69,7 @@ func (s *Server) Stats() Stats {
 		Retained:       int64(s.retained.Len()),
 		ProtocolErrors: s.stats.protocolErrors.Load(),
 		HookEventsLost: s.stats.hookEventsLost.Load(),
+		StoreFailures:  s.stats.storeFailures.Load(),
 	}
 	for i := range st.DroppedBy {
 		st.DroppedBy[i] = s.stats.droppedBy[i].Load()

@@ -70,8 +70,11 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		}
 		sess.subs[k] = sub
 		s.subs.Subscribe(sub)
+		if sess.stored {
+			s.persist(c, StoreOp{Kind: OpSubscriptionPut, ClientID: sess.id, Subscription: storedSubscription(sub)})
+		}
 	}
-	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}}, c)
+	c.ack(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}})
 	for i, sub := range subs {
 		// Shared subscriptions get no retained messages (v5 section 4.8.2); retain
 		// handling 1 sends them only for a new subscription, 2 never
@@ -177,6 +180,10 @@ func (s *Server) handleUnsubscribe(ctx context.Context, c *client, p *packets.Pa
 		if ok && sess.conn == c {
 			delete(sess.subs, k)
 			s.subs.Unsubscribe(c.id, group, inner)
+			if sess.stored {
+				s.persist(c, StoreOp{Kind: OpSubscriptionDelete, ClientID: sess.id,
+					Subscription: StoredSubscription{Filter: fullFilter(topics.Subscription{Group: group, Filter: inner})}})
+			}
 		}
 		sess.mu.Unlock()
 		if !ok {
@@ -186,7 +193,7 @@ func (s *Server) handleUnsubscribe(ctx context.Context, c *client, p *packets.Pa
 		full := fullFilter(topics.Subscription{Group: group, Filter: inner})
 		s.hooks.notify(EventUnsubscribed, "", func(h Hook) { h.OnUnsubscribed(ctx, &c.info, full) })
 	}
-	c.enqueueControl(outControl{pkt: &packets.Packet{Type: packets.Unsuback, PacketID: p.PacketID, ReasonCodes: codes}}, c)
+	c.ack(outControl{pkt: &packets.Packet{Type: packets.Unsuback, PacketID: p.PacketID, ReasonCodes: codes}})
 	return nil
 }
 
@@ -194,7 +201,9 @@ func (s *Server) handleUnsubscribe(ctx context.Context, c *client, p *packets.Pa
 // newer one has replaced it meanwhile [MQTT-3.3.2-5].
 func (s *Server) dropExpiredRetained(topic string, m *message) {
 	if s.retained.DeleteFunc(topic, func(v *message) bool { return v == m }) {
-		s.retainedEvent(&message{topic: topic, retain: true, origin: m.origin})
+		cleared := &message{topic: topic, retain: true, origin: m.origin}
+		s.persistRetained(cleared, nil)
+		s.retainedEvent(cleared)
 	}
 }
 

@@ -65,7 +65,7 @@ func (c *client) pushLocked(it outItem, by *client) {
 	}
 	c.out = append(c.out, it)
 	start := false
-	if !c.writing && !c.writerDone && !c.closing {
+	if !c.writing && !c.writerDone && !c.closing && !c.outHeld {
 		switch {
 		case by == nil:
 			c.writing = true
@@ -86,7 +86,7 @@ func (c *client) pushLocked(it outItem, by *client) {
 func (c *client) startWriters() {
 	for i, t := range c.pendingWriters {
 		t.outMu.Lock()
-		start := t.startPending && !t.writing && !t.writerDone && !t.closing && len(t.out) > 0
+		start := t.startPending && !t.writing && !t.writerDone && !t.closing && !t.outHeld && len(t.out) > 0
 		t.startPending = false
 		if start {
 			t.writing = true

@@ -1,0 +1,136 @@
+package core
+
+import (
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// ack queues an acknowledgement of something the client sent (PUBACK,
+// PUBREC, PUBCOMP, SUBACK, UNSUBACK). With a durable store it waits while
+// the reader's batch has store changes, or an earlier batch is still being
+// stored, so that no acknowledgement goes out before what it acknowledges
+// is on disk, and acknowledgements keep the order of the packets they
+// answer [MQTT-4.6.0-2/3/4].
+func (c *client) ack(ctl outControl) {
+	if c.srv.storeDurable && (len(c.storeOps) > 0 || c.commits.Load() > 0) {
+		c.heldAcks = append(c.heldAcks, ctl)
+		return
+	}
+	c.enqueueControl(ctl, c)
+}
+
+// flushStore hands the batch's store changes to the store, with the
+// acknowledgements that wait for them. Called by the reader at the end of
+// each batch, before it starts the writers the batch fed, so that a
+// delivery's record is submitted before its subscriber can acknowledge it.
+func (c *client) flushStore() {
+	if len(c.storeOps) == 0 && len(c.heldAcks) == 0 {
+		return
+	}
+	st := c.srv.store
+	if !c.srv.storeDurable {
+		st.Apply(c.storeOps, nil)
+		c.resetStoreOps()
+		return
+	}
+	acks := c.heldAcks
+	c.heldAcks = nil
+	c.commits.Add(1)
+	st.Apply(c.storeOps, func(err error) { c.committed(acks, err) })
+	c.resetStoreOps()
+}
+
+// resetStoreOps empties the batch, letting go of the messages it held.
+func (c *client) resetStoreOps() {
+	clear(c.storeOps)
+	c.storeOps = c.storeOps[:0]
+	if cap(c.storeOps) > 1024 {
+		c.storeOps = nil
+	}
+}
+
+// committed runs when a batch is stored, or failed to be: the held
+// acknowledgements go out, or, after a failure, never do and the client is
+// disconnected, so it sends again what was not acknowledged.
+func (c *client) committed(acks []outControl, err error) {
+	if err != nil {
+		c.srv.stats.storeFailures.Add(1)
+		c.logger().Error("storing the client's changes failed; acknowledgements withheld, closing connection", "cause", err)
+		c.kick(packets.UnspecifiedError, "storage failure")
+	} else if len(acks) > 0 {
+		c.enqueueControls(acks)
+	}
+	c.commits.Add(-1)
+}
+
+// enqueueControls queues several control packets at once.
+func (c *client) enqueueControls(ctls []outControl) {
+	c.outMu.Lock()
+	if c.outFinal {
+		c.outMu.Unlock()
+		return
+	}
+	if c.out == nil {
+		c.out = (*c.srv.batches.Get().(*[]outItem))[:0]
+	}
+	for _, ctl := range ctls[:len(ctls)-1] {
+		c.out = append(c.out, outItem{ctl: ctl})
+	}
+	c.pushLocked(outItem{ctl: ctls[len(ctls)-1]}, nil)
+}
+
+// holdOutput keeps the writer from starting until releaseOutput: a CONNACK
+// whose session change is being stored waits for it.
+func (c *client) holdOutput() {
+	c.outMu.Lock()
+	c.outHeld = true
+	c.outMu.Unlock()
+}
+
+// releaseOutput lets the writer run again and starts it if work waits.
+func (c *client) releaseOutput() {
+	c.outMu.Lock()
+	c.outHeld = false
+	start := len(c.out) > 0 && !c.writing && !c.writerDone && !c.closing
+	if start {
+		c.writing = true
+	}
+	c.outMu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// flushConnect stores what connecting changed. With a durable store the
+// CONNACK (held by attach) goes out once that is on disk; when storing
+// fails the connection is closed without it.
+func (c *client) flushConnect() {
+	if len(c.storeOps) == 0 {
+		return
+	}
+	if !c.srv.storeDurable {
+		c.srv.store.Apply(c.storeOps, nil)
+		c.resetStoreOps()
+		return
+	}
+	c.commits.Add(1)
+	c.srv.store.Apply(c.storeOps, func(err error) {
+		if err != nil {
+			c.srv.stats.storeFailures.Add(1)
+			c.logger().Error("storing the session failed; closing connection without CONNACK", "cause", err)
+			c.outMu.Lock()
+			for i, it := range c.out {
+				if it.publish {
+					it.d.msg.release()
+				}
+				c.out[i] = outItem{}
+			}
+			c.out = c.out[:0]
+			c.outFinal = true
+			c.outMu.Unlock()
+			c.wakeReader()
+		}
+		c.releaseOutput()
+		c.commits.Add(-1)
+	})
+	c.resetStoreOps()
+}
