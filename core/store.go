@@ -135,3 +135,14 @@ func (op *StoreOp) Message() StoredMessage {
 		Expires: m.expires,
 	}
 }
+
+// SetMessage sets the message an op carries (what Message returns), for
+// tests of a Store and tools that replay changes into one; the server sets
+// it itself.
+func (op *StoreOp) SetMessage(m *StoredMessage) {
+	now := time.Now()
+	props := m.Properties
+	msg := buildMessage(m.Topic, m.Payload, m.QoS, m.Retain, m.Origin, &props, now)
+	msg.expires = m.Expires
+	op.msg = msg
+}
