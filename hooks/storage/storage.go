@@ -175,6 +175,10 @@ func checkSchema(ctx context.Context, eng engine) error {
 // ID implements core.Hook.
 func (*Store) ID() string { return ID }
 
+// Events implements core.Hook: the store handles no pipeline event; the
+// server tells it of changes through Apply.
+func (*Store) Events() core.EventSet { return 0 }
+
 // Where names the store: pebble's directory or the Redis address.
 func (st *Store) Where() string { return st.eng.where() }
 
