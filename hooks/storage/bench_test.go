@@ -1,0 +1,206 @@
+package storage
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/listeners/tcp"
+)
+
+// BenchmarkPersistQoS1 measures QoS 1 throughput into a persistent session:
+// 8 publishers, each with 64 messages in flight, publish to one subscriber
+// whose session has an expiry, so every message is stored before it is
+// acknowledged (with a durable store) and deleted when the subscriber
+// acknowledges it. The memory row has no store. Run with
+//
+//	go test -run '^$' -bench PersistQoS1 -benchtime 200000x ./hooks/storage/
+//
+// and compare the msg/s of the rows of one run.
+func BenchmarkPersistQoS1(b *testing.B) {
+	for _, mode := range []string{"memory", "pebble-sync", "pebble-none"} {
+		b.Run(mode, func(b *testing.B) { benchPersist(b, mode) })
+	}
+}
+
+func benchPersist(b *testing.B, mode string) {
+	// The session queue holds every message a publisher got a PUBACK
+	// for: the default bound (1000) would drop some when the subscriber
+	// falls behind, and the rows would not compare like for like.
+	srv, err := core.New(core.Options{Logger: slog.New(slog.DiscardHandler), SysInterval: -1, AllowAnonymous: true, MaxQueuedMessages: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if mode != "memory" {
+		cfg := Config{Path: filepath.Join(b.TempDir(), "data")}
+		if mode == "pebble-none" {
+			cfg.Durability = DurabilityNone
+		}
+		st, err := Open(context.Background(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = st.Close() }()
+		if err := srv.AddHook(st, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	l := tcp.New("tcp", "127.0.0.1:0")
+	if err := srv.AddListener(l); err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+
+	const publishers, window = 8, 64
+	sub := benchDial(b, l.Address(), "sub", 3600)
+	sub.write(&packets.Packet{Type: packets.Subscribe, PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "bench/#", QoS: 1}}})
+	sub.flush()
+	if p := sub.read(); p.Type != packets.Suback {
+		b.Fatalf("got %s, want SUBACK", p.Type)
+	}
+	pubs := make([]*benchConn, publishers)
+	for i := range pubs {
+		pubs[i] = benchDial(b, l.Address(), fmt.Sprintf("pub%d", i), 0)
+	}
+	total := b.N
+	received := make(chan int, 1)
+	go func() { received <- sub.drain(total) }()
+
+	payload := make([]byte, 64)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, pc := range pubs {
+		n := total / publishers
+		if i < total%publishers {
+			n++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pc.publishWindow(b, fmt.Sprintf("bench/%d", i), payload, n, window)
+		}()
+	}
+	wg.Wait()
+	got := <-received
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if got != total {
+		b.Fatalf("subscriber got %d of %d messages (dropped: %d)", got, total, srv.Stats().Dropped)
+	}
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "msg/s")
+}
+
+// benchConn is a pipelining MQTT 5 client for the benchmark.
+type benchConn struct {
+	conn net.Conn
+	r    *packets.Reader
+	br   *bufio.Reader
+	w    *bufio.Writer
+	buf  *bytebufferpool.ByteBuffer
+}
+
+func benchDial(b *testing.B, addr, id string, expiry uint32) *benchConn {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	c := &benchConn{conn: conn, br: bufio.NewReaderSize(conn, 64<<10), w: bufio.NewWriterSize(conn, 64<<10), buf: bytebufferpool.Get()}
+	c.r = packets.NewReader(c.br, 1<<20)
+	c.r.SetVersion(packets.Version5)
+	cp := v5Connect(id, true, expiry)
+	cp.Type = packets.Connect
+	cp.Connect.ProtocolName = "MQTT"
+	c.write(cp)
+	c.flush()
+	if p := c.read(); p.Type != packets.Connack || p.ReasonCode != packets.Success {
+		b.Fatalf("connect %s: %s %s", id, p.Type, p.ReasonCode)
+	}
+	return c
+}
+
+func (c *benchConn) write(p *packets.Packet) {
+	p.ProtocolVersion = packets.Version5
+	c.buf.Reset()
+	if err := p.Encode(c.buf); err != nil {
+		panic(err)
+	}
+	_, _ = c.w.Write(c.buf.B)
+}
+
+func (c *benchConn) flush() { _ = c.w.Flush() }
+
+func (c *benchConn) read() *packets.Packet {
+	var p packets.Packet
+	_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if err := c.r.ReadPacket(&p); err != nil {
+		return &packets.Packet{Type: 0}
+	}
+	return &p
+}
+
+// publishWindow publishes n QoS 1 messages keeping up to window of them
+// unacknowledged.
+func (c *benchConn) publishWindow(b *testing.B, topic string, payload []byte, n, window int) {
+	slots := make(chan struct{}, window)
+	acked := make(chan error, 1)
+	go func() {
+		for range n {
+			p := c.read()
+			if p.Type != packets.Puback || p.ReasonCode.IsError() {
+				acked <- fmt.Errorf("got %s %s, want PUBACK", p.Type, p.ReasonCode)
+				return
+			}
+			<-slots
+		}
+		acked <- nil
+	}()
+	p := packets.Packet{Type: packets.Publish, Topic: topic, QoS: 1, Payload: payload}
+	for i := range n {
+		select {
+		case slots <- struct{}{}:
+		default:
+			c.flush()
+			slots <- struct{}{}
+		}
+		p.PacketID = uint16(i%65000) + 1
+		c.write(&p)
+	}
+	c.flush()
+	if err := <-acked; err != nil {
+		b.Error(err)
+	}
+}
+
+// drain reads and acknowledges messages until it has n, or the connection
+// fails; it returns how many it got.
+func (c *benchConn) drain(n int) int {
+	got := 0
+	for got < n {
+		p := c.read()
+		if p.Type != packets.Publish {
+			return got
+		}
+		got++
+		c.write(&packets.Packet{Type: packets.Puback, PacketID: p.PacketID})
+		if c.br.Buffered() == 0 {
+			c.flush()
+		}
+	}
+	c.flush()
+	return got
+}
