@@ -20,14 +20,21 @@ run: build
 	./$(BIN)
 
 ## deps: install what the tests use, if missing: the MQTT command-line
-## clients, Debian's chromium and examples/web's npm packages (MQTT.js and
-## playwright-core) for the browser test
+## clients, Debian's redis-server for the Redis store's tests, Debian's
+## chromium and examples/web's npm packages (MQTT.js and playwright-core)
+## for the browser test
 deps:
 	@if ! command -v mosquitto_pub >/dev/null 2>&1; then \
 		sudo=; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
 		echo "installing mosquitto-clients"; \
 		$$sudo apt-get -qq update && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get -qq install -y mosquitto-clients; \
+	fi
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+		sudo=; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
+		echo "installing redis-server"; \
+		$$sudo apt-get -qq update && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get -qq install -y redis-server; \
 	fi
 	@if [ ! -x /usr/bin/chromium ]; then \
 		sudo=; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \

@@ -204,3 +204,26 @@ func (c *benchConn) drain(n int) int {
 	c.flush()
 	return got
 }
+
+// BenchmarkApplyRoundTrip is the latency one client sees: one change
+// handed to the store and its done called, with durability sync and none.
+func BenchmarkApplyRoundTrip(b *testing.B) {
+	for _, d := range []string{DurabilitySync, DurabilityNone} {
+		b.Run(d, func(b *testing.B) {
+			st, err := Open(context.Background(), Config{Path: filepath.Join(b.TempDir(), "data"), Durability: d})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = st.Close() }()
+			ops := []core.StoreOp{{Kind: core.OpSessionPut, ClientID: "c", Expiry: 60}}
+			done := make(chan error, 1)
+			b.ResetTimer()
+			for range b.N {
+				st.Apply(ops, func(err error) { done <- err })
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

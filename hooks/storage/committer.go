@@ -13,8 +13,12 @@ import (
 var errClosed = errors.New("storage: store is closed")
 
 // committer is the group committer: writers add to the open batch under
-// mu, and one goroutine commits it, gathering for at most interval or
-// until it holds maxOps writes, then starts the next. With sync set each
+// mu, and one goroutine commits it, so changes that arrive while one batch
+// is written are written together next, with one sync. With an interval
+// set, under load (the last commit ended less than interval ago) it also
+// waits up to interval, or until the batch holds maxOps writes, before
+// committing; when idle it commits at once, so a lone client waits for one
+// write, not for the interval. With sync set each
 // commit is one synced write, however many clients it carries, which is
 // what makes durable storage fast: an fsync per message caps any engine
 // near the disk's sync rate.
@@ -35,6 +39,8 @@ type committer struct {
 	full   chan struct{} // the open batch reached maxOps
 	stop   chan struct{}
 	exited chan struct{}
+	// last is when the last commit ended; loop-owned.
+	last time.Time
 }
 
 func newCommitter(eng engine, sync bool, interval time.Duration, maxOps int, log *slog.Logger) *committer {
@@ -93,7 +99,7 @@ func (c *committer) loop() {
 			c.commitOpen()
 			return
 		}
-		if c.interval > 0 && c.openCount() < c.maxOps {
+		if c.interval > 0 && time.Since(c.last) < c.interval && c.openCount() < c.maxOps {
 			timer.Reset(c.interval)
 			select {
 			case <-timer.C:
@@ -137,6 +143,7 @@ func (c *committer) commitOpen() {
 		}
 	}
 	b.release()
+	c.last = time.Now()
 	for i, d := range dones {
 		d(err)
 		dones[i] = nil

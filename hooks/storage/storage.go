@@ -41,9 +41,11 @@ type Config struct {
 	Type string
 	// Durability is sync (the default) or none.
 	Durability string
-	// CommitInterval is how long a commit gathers changes before writing
-	// them (default 1ms); CommitMaxOps writes at once when a batch holds
-	// that many (default 512).
+	// CommitInterval is how long, under load, a commit may wait for more
+	// changes before writing (0, the default: never wait; the changes that
+	// arrive while one commit is written form the next, which is the
+	// group). CommitMaxOps ends the wait early when a batch holds that
+	// many changes (default 512).
 	CommitInterval time.Duration
 	CommitMaxOps   int
 
@@ -127,9 +129,6 @@ func (c *Config) fill() error {
 	}
 	if c.CommitInterval < 0 || c.CommitInterval > time.Second {
 		return fmt.Errorf("storage: commit_interval %s is outside 0..1s", c.CommitInterval)
-	}
-	if c.CommitInterval == 0 {
-		c.CommitInterval = time.Millisecond
 	}
 	if c.CommitMaxOps < 0 {
 		return fmt.Errorf("storage: commit_max_ops %d is negative", c.CommitMaxOps)
