@@ -116,13 +116,12 @@ type raw struct {
 // dialRaw connects and sends CONNECT; it returns the client and CONNACK.
 func dialRaw(t *testing.T, addr string, connect *packets.Packet) (*raw, *packets.Packet) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
+	conn, err := dialTCP(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	c := &raw{t: t, conn: conn, r: packets.NewReader(bufio.NewReader(conn), 1<<20), version: connect.ProtocolVersion}
-	c.r.SetVersion(connect.ProtocolVersion)
+	c := &raw{t: t, conn: conn, r: newReader(conn, connect.ProtocolVersion), version: connect.ProtocolVersion}
 	connect.Type = packets.Connect
 	if connect.Connect.ProtocolName == "" {
 		connect.Connect.ProtocolName = "MQTT"
@@ -133,6 +132,15 @@ func dialRaw(t *testing.T, addr string, connect *packets.Packet) (*raw, *packets
 		t.Fatalf("first packet from the broker is %s, want CONNACK", ack.Type)
 	}
 	return c, ack
+}
+
+func dialTCP(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, waitTimeout) }
+
+// newReader reads packets of a version from conn.
+func newReader(conn net.Conn, version byte) *packets.Reader {
+	r := packets.NewReader(bufio.NewReader(conn), 1<<20)
+	r.SetVersion(version)
+	return r
 }
 
 // v5Connect is a CONNECT for a persistent v5 session.

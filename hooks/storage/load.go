@@ -244,7 +244,10 @@ func Check(ctx context.Context, cfg Config) (Counts, error) {
 	)
 	switch cfg.Type {
 	case TypePebble:
-		eng, err = openPebbleReadOnly(cfg.Path, cfg.Logger)
+		var pe *pebbleEngine
+		if pe, err = openPebbleReadOnly(cfg.Path, cfg.Logger); err == nil {
+			eng = pe
+		}
 	case TypeRedis:
 		eng, err = openRedis(ctx, cfg.Redis)
 	}

@@ -19,22 +19,29 @@ import (
 type pebbleEngine struct {
 	db   *pebble.DB
 	path string
+	// space refuses writes when the disk is nearly full.
+	space *spaceGuard
 }
 
 var schemaKey = []byte{byte(spaceMeta), 's', 'c', 'h', 'e', 'm', 'a'}
 
-func openPebble(path string, log *slog.Logger) (engine, error) {
-	return openPebbleWith(path, log, false)
+func openPebble(path string, minFree uint64, log *slog.Logger) (engine, error) {
+	e, err := openPebbleWith(path, log, false)
+	if err != nil {
+		return nil, err
+	}
+	e.space = newSpaceGuard(e.path, minFree)
+	return e, nil
 }
 
-func openPebbleReadOnly(path string, log *slog.Logger) (engine, error) {
+func openPebbleReadOnly(path string, log *slog.Logger) (*pebbleEngine, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("storage: no data directory at %s: %w", path, err)
 	}
 	return openPebbleWith(path, log, true)
 }
 
-func openPebbleWith(path string, log *slog.Logger, readOnly bool) (engine, error) {
+func openPebbleWith(path string, log *slog.Logger, readOnly bool) (*pebbleEngine, error) {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
@@ -115,10 +122,11 @@ func (e *pebbleEngine) scan(ctx context.Context, visit func(sp space, client str
 	return it.Close()
 }
 
-func (e *pebbleEngine) newBatch() batch { return &pebbleBatch{b: e.db.NewBatch()} }
+func (e *pebbleEngine) newBatch() batch { return &pebbleBatch{e: e, b: e.db.NewBatch()} }
 
 // pebbleBatch is a pebble batch with a key buffer.
 type pebbleBatch struct {
+	e   *pebbleEngine
 	b   *pebble.Batch
 	key []byte
 }
@@ -154,7 +162,16 @@ func (b *pebbleBatch) purge(client string) {
 
 func (b *pebbleBatch) count() int { return int(b.b.Count()) }
 
+// commit writes the batch, unless the disk is nearly full: pebble cannot
+// go on after a failed log write (it stops the process), so a write that
+// might not fit is refused before it is tried, and the clients it carried
+// are not acknowledged.
 func (b *pebbleBatch) commit(_ context.Context, sync bool) error {
+	if b.e.space != nil {
+		if err := b.e.space.check(b.b.Len()); err != nil {
+			return err
+		}
+	}
 	opts := pebble.NoSync
 	if sync {
 		opts = pebble.Sync

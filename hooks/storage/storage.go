@@ -51,6 +51,10 @@ type Config struct {
 
 	// Path is pebble's data directory (default "data").
 	Path string
+	// MinFreeBytes is the free disk space below which pebble writes are
+	// refused (default 64 MiB; the clients they carried are disconnected
+	// unacknowledged, and writing resumes when space is freed).
+	MinFreeBytes uint64
 
 	// Redis is the Redis server's connection settings.
 	Redis RedisConfig
@@ -92,7 +96,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	)
 	switch cfg.Type {
 	case TypePebble:
-		eng, err = openPebble(cfg.Path, cfg.Logger)
+		eng, err = openPebble(cfg.Path, cfg.MinFreeBytes, cfg.Logger)
 	case TypeRedis:
 		eng, err = openRedis(ctx, cfg.Redis)
 	}
@@ -138,6 +142,9 @@ func (c *Config) fill() error {
 	}
 	if c.Path == "" {
 		c.Path = "data"
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = 64 << 20
 	}
 	if c.Type == TypeRedis && c.Redis.Address == "" {
 		return errors.New("storage: type redis needs an address")
