@@ -9,15 +9,27 @@ import (
 	"github.com/vanemq/vanemq/core/packets"
 )
 
-// End-to-end tests: a real broker on a pebble store, stopped and started
-// again on the same data, with clients over TCP. Statements cited are from
-// MQTT 5.0 unless marked 3.1.1.
+// End-to-end tests: a real broker on a pebble store or a real Redis
+// server, stopped and started again on the same data, with clients over
+// TCP. Statements cited are from MQTT 5.0 unless marked 3.1.1.
+
+// onEngines runs an end-to-end test on each engine: pebble in a temp
+// directory, and a redis-server of the test's own.
+func onEngines(t *testing.T, test func(t *testing.T, cfg Config)) {
+	t.Run("pebble", func(t *testing.T) { test(t, Config{}) })
+	t.Run("redis", func(t *testing.T) {
+		addr, _ := startRedis(t)
+		test(t, Config{Type: TypeRedis, Redis: RedisConfig{Address: addr}})
+	})
+}
 
 // A persistent session keeps its subscription and its queue across a
 // restart: every acknowledged QoS 1 message published while the subscriber
 // was away is delivered, in order, on resumption [MQTT-3.1.2-4][MQTT-4.6.0-6].
-func TestE2EQueueSurvivesRestart(t *testing.T) {
-	b := newBroker(t, Config{})
+func TestE2EQueueSurvivesRestart(t *testing.T) { onEngines(t, e2eQueueSurvivesRestart) }
+
+func e2eQueueSurvivesRestart(t *testing.T, cfg Config) {
+	b := newBroker(t, cfg)
 	sub, _ := dialRaw(t, b.addr, v5Connect("sleeper", true, 3600))
 	sub.subscribe("q/#", 1)
 	sub.disconnect()
@@ -54,8 +66,10 @@ func TestE2EQueueSurvivesRestart(t *testing.T) {
 // sent again with its original Packet Identifier and DUP set [MQTT-4.4.0-1]
 // [MQTT-3.3.1-1]; a QoS 2 message whose PUBREC arrived is continued with
 // PUBREL, not sent again [MQTT-4.4.0-1].
-func TestE2EInflightSurvivesRestart(t *testing.T) {
-	b := newBroker(t, Config{})
+func TestE2EInflightSurvivesRestart(t *testing.T) { onEngines(t, e2eInflightSurvivesRestart) }
+
+func e2eInflightSurvivesRestart(t *testing.T, cfg Config) {
+	b := newBroker(t, cfg)
 	sub, _ := dialRaw(t, b.addr, v5Connect("s", true, 3600))
 	sub.subscribe("one", 1)
 	sub.subscribe("two", 2)
@@ -105,8 +119,10 @@ func TestE2EInflightSurvivesRestart(t *testing.T) {
 // delivered again when its publisher re-sends it with the same Packet
 // Identifier: the broker answers PUBREC [MQTT-4.3.3-9], and PUBREL then
 // completes the flow with PUBCOMP [MQTT-4.3.3-11].
-func TestE2EInboundQoS2SurvivesRestart(t *testing.T) {
-	b := newBroker(t, Config{})
+func TestE2EInboundQoS2SurvivesRestart(t *testing.T) { onEngines(t, e2eInboundQoS2SurvivesRestart) }
+
+func e2eInboundQoS2SurvivesRestart(t *testing.T, cfg Config) {
+	b := newBroker(t, cfg)
 	sub, _ := dialRaw(t, b.addr, v5Connect("s", true, 3600))
 	sub.subscribe("t", 2)
 	sub.disconnect()
@@ -154,8 +170,10 @@ func TestE2EInboundQoS2SurvivesRestart(t *testing.T) {
 
 // Retained messages survive a restart, and so does clearing one
 // [MQTT-3.3.1-5][MQTT-3.3.1-6].
-func TestE2ERetainedSurvivesRestart(t *testing.T) {
-	b := newBroker(t, Config{})
+func TestE2ERetainedSurvivesRestart(t *testing.T) { onEngines(t, e2eRetainedSurvivesRestart) }
+
+func e2eRetainedSurvivesRestart(t *testing.T, cfg Config) {
+	b := newBroker(t, cfg)
 	pub, _ := dialRaw(t, b.addr, v5Connect("p", true, 0))
 	pub.publish("r/kept", 1, 1, true, "kept")
 	pub.publish("r/cleared", 1, 2, true, "old")
@@ -186,8 +204,10 @@ func TestE2ERetainedSurvivesRestart(t *testing.T) {
 // A session that expired while the broker was down is not restored, and
 // a message that expired while it waited is not delivered
 // [MQTT-3.3.2-5]; Check shows the store emptied of them.
-func TestE2EExpiryAcrossRestart(t *testing.T) {
-	b := newBroker(t, Config{})
+func TestE2EExpiryAcrossRestart(t *testing.T) { onEngines(t, e2eExpiryAcrossRestart) }
+
+func e2eExpiryAcrossRestart(t *testing.T, cfg Config) {
+	b := newBroker(t, cfg)
 	short, _ := dialRaw(t, b.addr, v5Connect("short", true, 1))
 	short.subscribe("e/#", 1)
 	short.disconnect()
@@ -237,8 +257,10 @@ func TestE2EExpiryAcrossRestart(t *testing.T) {
 // Clean Start discards the stored session [MQTT-3.1.2-4], an unsubscribe
 // is stored, and a session that ends (expiry 0 at DISCONNECT) leaves
 // nothing behind [MQTT-3.1.2-11].
-func TestE2ESessionChangesStored(t *testing.T) {
-	b := newBroker(t, Config{})
+func TestE2ESessionChangesStored(t *testing.T) { onEngines(t, e2eSessionChangesStored) }
+
+func e2eSessionChangesStored(t *testing.T, cfg Config) {
+	b := newBroker(t, cfg)
 	a, _ := dialRaw(t, b.addr, v5Connect("a", true, 3600))
 	a.subscribe("x", 1)
 	a.subscribe("y", 1)
