@@ -79,7 +79,9 @@ func lookBinary(name string, extraDirs ...string) (string, error) {
 
 // vanemqConfig is the YAML configuration vanemq runs with: one TCP listener
 // on 127.0.0.1:port, anonymous clients allowed (as the peers are
-// configured), $SYS off, warnings and errors only.
+// configured), $SYS off, warnings and errors only, and no store: state in
+// memory only, as Mosquitto (persistence false) and mochi (no storage
+// hook) keep it, so that no broker pays for writes the others skip.
 func vanemqConfig(port int) string {
 	return fmt.Sprintf(`# Written by vanemq-bench compare.
 listeners:
@@ -91,6 +93,9 @@ mqtt:
   sys_interval: 0
 log:
   level: warn
+# No persistence, like the Mosquitto and mochi peers.
+storage:
+  type: memory
 `, port)
 }
 

@@ -324,7 +324,8 @@ func TestVanemqConfig(t *testing.T) {
 		MQTT           struct {
 			SysInterval int `yaml:"sys_interval"`
 		}
-		Log struct{ Level string }
+		Log     struct{ Level string }
+		Storage struct{ Type string }
 	}
 	dec := yaml.NewDecoder(strings.NewReader(vanemqConfig(41883)))
 	dec.KnownFields(true)
@@ -339,6 +340,9 @@ func TestVanemqConfig(t *testing.T) {
 	}
 	if !cfg.AllowAnonymous {
 		t.Error("allow_anonymous is not true: the generator's clients connect anonymously, as they do to the peers")
+	}
+	if cfg.Storage.Type != "memory" {
+		t.Errorf("storage.type = %q, want memory: the peers persist nothing, and the benchmark must not write a data directory", cfg.Storage.Type)
 	}
 }
 

@@ -6,6 +6,9 @@
 // handshake through GetConfigForClient (and GetCertificate), so a Reload is
 // seen by the next handshake; connections already established keep the
 // certificate they were set up with and are not dropped.
+//
+// LoadClient reads the files of the client side (a CA bundle, an optional
+// client certificate) the same way, for connections the broker makes.
 package tlsfiles
 
 import (
@@ -98,7 +101,7 @@ func (c *Config) Reload() error {
 		ClientAuth:   c.clientAuth,
 	}
 	if c.files.ClientCA != "" {
-		pool, err := loadCAs(c.files.ClientCA)
+		pool, err := loadCAs("client CA", c.files.ClientCA)
 		if err != nil {
 			return err
 		}
@@ -129,6 +132,45 @@ func (c *Config) TLSConfig() *tls.Config {
 	}
 }
 
+// ClientFiles names the PEM files of a TLS client, such as the broker
+// connecting to a storage server.
+type ClientFiles struct {
+	// CA, if set, is a PEM bundle of the CAs that sign the server's
+	// certificate; without it the system's roots are used.
+	CA string
+	// Cert and Key, if set (both or neither), are the client's
+	// certificate chain and private key, for servers that require one.
+	Cert, Key string
+	// ServerName is the name the server's certificate must carry; empty
+	// means the host of the address dialled.
+	ServerName string
+}
+
+// LoadClient reads and checks a client's files and returns its
+// *tls.Config (TLS 1.2 or later). Unlike Load, the files are read once.
+// Errors name the file at fault, as Load's do.
+func LoadClient(f ClientFiles) (*tls.Config, error) {
+	if (f.Cert == "") != (f.Key == "") {
+		return nil, errors.New("tlsfiles: a client certificate needs both a cert file and a key file")
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName}
+	if f.Cert != "" {
+		cert, err := loadKeyPair(f.Cert, f.Key)
+		if err != nil {
+			return nil, err
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	if f.CA != "" {
+		pool, err := loadCAs("CA", f.CA)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = pool
+	}
+	return c, nil
+}
+
 // loadKeyPair reads a certificate chain and its key, naming the file at
 // fault in errors.
 func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
@@ -150,9 +192,10 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	return cert, nil // Go 1.23+ fills cert.Leaf
 }
 
-// loadCAs reads a bundle of CA certificates.
-func loadCAs(file string) (*x509.CertPool, error) {
-	data, err := readPEM("client CA", file, "CERTIFICATE")
+// loadCAs reads a bundle of CA certificates; what names the file in
+// errors ("client CA").
+func loadCAs(what, file string) (*x509.CertPool, error) {
+	data, err := readPEM(what, file, "CERTIFICATE")
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +211,7 @@ func loadCAs(file string) (*x509.CertPool, error) {
 		}
 		ca, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("tlsfiles: client CA file %q: %w", file, err)
+			return nil, fmt.Errorf("tlsfiles: %s file %q: %w", what, file, err)
 		}
 		pool.AddCert(ca)
 	}

@@ -251,3 +251,87 @@ func TestReload(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadClient checks a client configuration from files against a
+// server that requires client certificates: the CA verifies the server,
+// the certificate is presented, and ServerName is checked.
+func TestLoadClient(t *testing.T) {
+	p := tlstest.New(t)
+	srv, err := tlsfiles.Load(tlsfiles.Files{Cert: p.ServerCert, Key: p.ServerKey, ClientCA: p.CAFile, RequireClientCert: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		files   tlsfiles.ClientFiles
+		wantErr string // handshake error, "" for none
+	}{
+		{"CA and client cert", tlsfiles.ClientFiles{CA: p.CAFile, Cert: p.ClientCert, Key: p.ClientKey}, ""},
+		{"server name", tlsfiles.ClientFiles{CA: p.CAFile, Cert: p.ClientCert, Key: p.ClientKey, ServerName: "localhost"}, ""},
+		{"wrong server name", tlsfiles.ClientFiles{CA: p.CAFile, Cert: p.ClientCert, Key: p.ClientKey, ServerName: "elsewhere"}, "elsewhere"},
+		{"no CA: system roots", tlsfiles.ClientFiles{Cert: p.ClientCert, Key: p.ClientKey}, "unknown authority"},
+		{"no client cert", tlsfiles.ClientFiles{CA: p.CAFile}, "certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli, err := tlsfiles.LoadClient(tt.files)
+			if err != nil {
+				t.Fatalf("LoadClient: %v", err)
+			}
+			if cli.MinVersion != tls.VersionTLS12 {
+				t.Errorf("MinVersion = %x, want TLS 1.2", cli.MinVersion)
+			}
+			_, peers, err := handshake(t, srv.TLSConfig(), cli)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("handshake error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || peers != 1 {
+				t.Fatalf("handshake: %v, %d client certificates seen; want 1", err, peers)
+			}
+		})
+	}
+}
+
+func TestLoadClientErrors(t *testing.T) {
+	p := tlstest.New(t)
+	notPEM := filepath.Join(p.Dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello, not PEM\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(p.Dir, "missing.pem")
+	tests := []struct {
+		name   string
+		files  tlsfiles.ClientFiles
+		want   []string // substrings of the error
+		wantIs error
+	}{
+		{"cert without key", tlsfiles.ClientFiles{Cert: p.ClientCert}, []string{"both a cert file and a key file"}, nil},
+		{"key without cert", tlsfiles.ClientFiles{Key: p.ClientKey}, []string{"both a cert file and a key file"}, nil},
+		{"CA missing", tlsfiles.ClientFiles{CA: missing}, []string{"CA file", missing}, fs.ErrNotExist},
+		{"CA not PEM", tlsfiles.ClientFiles{CA: notPEM}, []string{"CA file", notPEM, "no PEM CERTIFICATE"}, nil},
+		{"key does not match", tlsfiles.ClientFiles{Cert: p.ClientCert, Key: p.ServerKey},
+			[]string{"key file", p.ServerKey, "does not match", p.ClientCert}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := tlsfiles.LoadClient(tt.files)
+			if err == nil {
+				t.Fatalf("LoadClient succeeded (%v), want an error", c)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("error %v does not wrap %v", err, tt.wantIs)
+			}
+			if strings.Contains(err.Error(), "client CA") {
+				t.Errorf("error %q calls the server's CA a client CA", err)
+			}
+		})
+	}
+}

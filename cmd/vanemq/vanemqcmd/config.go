@@ -42,9 +42,12 @@ type config struct {
 	Log logConfig
 	// Hooks are the hooks list, in file order; hooks.go builds them.
 	Hooks []hookConfig
-	// Dir is the directory relative paths in hook configs are resolved
-	// against: the config file's, or the working directory for the
-	// embedded default. loadConfig sets it.
+	// Storage is the storage section (storage_config.go); storage.go
+	// opens the store.
+	Storage storageConfig
+	// Dir is the directory relative paths in hook configs and in the
+	// storage section are resolved against: the config file's, or the
+	// working directory for the embedded default. loadConfig sets it.
 	Dir string
 }
 
@@ -179,6 +182,7 @@ func parseConfig(name string, data []byte) (*config, error) {
 		Listeners: []listenerConfig{defaultListener},
 		Options:   core.DefaultOptions(),
 		Log:       defaultLog,
+		Storage:   defaultStorage,
 	}
 	cfg.Options.Logger, cfg.Options.Version = nil, ""
 
@@ -233,7 +237,7 @@ func (d *decoder) top(doc *yaml.Node, cfg *config) {
 		return
 	}
 	if root.Kind != yaml.MappingNode {
-		d.errorf(root, "", "the configuration must be a mapping with the keys allow_anonymous, hooks, listeners, mqtt and log; found %s", describe(root))
+		d.errorf(root, "", "the configuration must be a mapping with the keys allow_anonymous, hooks, listeners, mqtt, log and storage; found %s", describe(root))
 		return
 	}
 	d.fields(root, "", map[string]func(string, *yaml.Node){
@@ -246,6 +250,7 @@ func (d *decoder) top(doc *yaml.Node, cfg *config) {
 		"listeners": func(key string, v *yaml.Node) { cfg.Listeners = d.listeners(key, v) },
 		"mqtt":      func(key string, v *yaml.Node) { d.mqtt(key, v, &cfg.Options) },
 		"log":       func(key string, v *yaml.Node) { d.log(key, v, &cfg.Log) },
+		"storage":   func(key string, v *yaml.Node) { d.storage(key, v, &cfg.Storage) },
 	})
 }
 

@@ -52,7 +52,19 @@ mqtt:
 log:
   level: debug
   format: json
+storage:
+  type: pebble
+  path: /var/lib/vanemq
+  durability: none
 `
+
+// defaultStorageWant is the storage of a file without a storage section:
+// pebble in "data", synced, commits that do not wait; Redis settings
+// unused but at their defaults.
+var defaultStorageWant = storageConfig{
+	Type: "pebble", Durability: "sync", CommitInterval: 0, CommitMaxOps: 512, Path: "data", MinFreeSpace: 64 << 20,
+	Redis: redisConfig{Prefix: "vanemq", DialTimeout: 5 * time.Second},
+}
 
 // defaults is the configuration every key-less file gives. It denies
 // anonymous clients; the embedded default.yaml allows them.
@@ -63,6 +75,7 @@ func defaults() *config {
 		Listeners: []listenerConfig{{ID: "tcp", Type: "tcp", Address: "127.0.0.1:1883"}},
 		Options:   o,
 		Log:       logConfig{Level: slog.LevelInfo, Format: "text"},
+		Storage:   defaultStorageWant,
 	}
 }
 
@@ -111,6 +124,11 @@ func TestParseConfig(t *testing.T) {
 				AllowAnonymous:      true,
 			},
 			Log: logConfig{Level: slog.LevelDebug, Format: "json"},
+			Storage: func() storageConfig {
+				s := defaultStorageWant
+				s.Path, s.Durability = "/var/lib/vanemq", "none"
+				return s
+			}(),
 		}},
 		{"topic aliases off", "mqtt:\n  topic_alias_maximum: 0\n", with(func(c *config) {
 			c.Options.TopicAliasMaximum, c.Options.DisableTopicAliases = 0, true
@@ -275,7 +293,7 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`t.yaml:2: mqtt.queue_qos0_messages: cannot use 1 as a boolean (want true or false)`}},
 		{"integer for string", "log:\n  level: 3\n", []string{`t.yaml:2: log.level: cannot use 3 as a string`}},
 		{"sequence for section", "mqtt:\n  - a\n", []string{`t.yaml:2: mqtt: cannot use a sequence as a mapping`}},
-		{"scalar document", "hello\n", []string{`t.yaml:1: the configuration must be a mapping with the keys allow_anonymous, hooks, listeners, mqtt and log; found "hello"`}},
+		{"scalar document", "hello\n", []string{`t.yaml:1: the configuration must be a mapping with the keys allow_anonymous, hooks, listeners, mqtt, log and storage; found "hello"`}},
 		{"string for allow_anonymous", "allow_anonymous: \"true\"\n",
 			[]string{`t.yaml:1: allow_anonymous: cannot use "true" as a boolean (want true or false)`}},
 		{"yes for allow_anonymous", "allow_anonymous: yes\n",
@@ -422,6 +440,8 @@ func TestEmbeddedDefault(t *testing.T) {
 		c.Listeners = append(c.Listeners, listenerConfig{ID: "ws", Type: "websocket", Address: "127.0.0.1:8083", Path: "/mqtt"})
 		// and the admin listener: health, readiness and metrics; no API.
 		c.Listeners = append(c.Listeners, listenerConfig{ID: "http", Type: "http", Address: "127.0.0.1:8080"})
+		// It shows the storage path as ./data: the same directory.
+		c.Storage.Path = "./data"
 	})
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("default.yaml gives\n%+v\nwant\n%+v", got, want)
@@ -518,7 +538,13 @@ func TestEveryKeyDocumented(t *testing.T) {
 		"listeners[].tls.require_client_cert", "listeners[].tls.min_version", "listeners[].tls.identity_as_username",
 		"listeners[].allowed_origins", "listeners[].mode", "listeners[].proxy_protocol",
 		"listeners[].token", "listeners[].max_connections", "listeners[].connection_rate",
-		"listeners[].connection_burst"} {
+		"listeners[].connection_burst",
+		// Storage keys of other types than default.yaml's, and tuning.
+		"storage.commit_interval", "storage.commit_max_ops", "storage.min_free_space", "storage.redis",
+		"storage.redis.address", "storage.redis.username", "storage.redis.password",
+		"storage.redis.db", "storage.redis.prefix", "storage.redis.dial_timeout",
+		"storage.redis.tls", "storage.redis.tls.ca", "storage.redis.tls.cert",
+		"storage.redis.tls.key", "storage.redis.tls.server_name"} {
 		if !strings.Contains(string(doc), "`"+k+"`") {
 			t.Errorf("docs/configuration.md does not document `%s`", k)
 		}

@@ -4,13 +4,16 @@ package vanemqcmd
 
 import (
 	"errors"
-	"github.com/vanemq/vanemq/core/packets"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/vanemq/vanemq/core/packets"
 )
 
 // buildBinary compiles this command into a temporary directory.
@@ -149,4 +152,88 @@ func TestBinaryStartupError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// listenAddr waits for p to log the address it listens on.
+func (p *process) listenAddr(t *testing.T) string {
+	t.Helper()
+	select {
+	case addr := <-p.logs.addrs:
+		return addr
+	case <-p.exited:
+		t.Fatalf("vanemq exited before listening; log:\n%s", p.logs)
+	case <-time.After(waitTimeout):
+		t.Fatalf("no listening address logged; log:\n%s", p.logs)
+	}
+	return ""
+}
+
+// stop sends SIGTERM to p and checks that it exits 0.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0; log:\n%s", code, p.logs)
+	}
+}
+
+// pahoClient connects an MQTT 3.1.1 client with clientID to addr.
+func pahoClient(t *testing.T, addr, clientID string) mqtt.Client {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(clientID).SetProtocolVersion(4))
+	if tok := c.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("connect %s: %v", clientID, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// TestBinaryRestart runs vanemq with pebble storage in a temporary
+// directory, publishes a retained QoS 1 message, stops the broker with
+// SIGTERM and starts it again on the same directory: a new subscriber
+// gets the retained message. Between the two runs, `vanemq data check`
+// counts it.
+func TestBinaryRestart(t *testing.T) {
+	exe := buildBinary(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	config := writeConfig(t, storageBroker(dir))
+
+	p := startBinary(t, exe, "--config", config)
+	addr := p.listenAddr(t)
+	pub := pahoClient(t, addr, "e2e-pub")
+	if tok := pub.Publish("e2e/kept", 1, true, "survives a restart"); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	pub.Disconnect(100)
+	p.stop(t)
+	for _, want := range []string{"msg=storage engine=pebble where=" + dir + " durability=sync", `msg="storage closed" where=` + dir, "msg=stopped"} {
+		if !strings.Contains(p.logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, p.logs)
+		}
+	}
+
+	out, err := exec.Command(exe, "data", "check", "--config", config).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "\nretained: 1\n") || !strings.HasPrefix(string(out), "sessions: 0\n") {
+		t.Errorf("vanemq data check: %v, output:\n%s\nwant no sessions and one retained message", err, out)
+	}
+
+	p = startBinary(t, exe, "--config", config)
+	addr = p.listenAddr(t)
+	got := make(chan mqtt.Message, 1)
+	sub := pahoClient(t, addr, "e2e-sub")
+	if tok := sub.Subscribe("e2e/#", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m }); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	select {
+	case m := <-got:
+		if m.Topic() != "e2e/kept" || string(m.Payload()) != "survives a restart" || !m.Retained() || m.Qos() != 1 {
+			t.Errorf("got %q on %q (retained %v, QoS %d), want the retained QoS 1 message", m.Payload(), m.Topic(), m.Retained(), m.Qos())
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("the retained message did not survive the restart; log:\n%s", p.logs)
+	}
+	sub.Disconnect(100)
+	p.stop(t)
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/vanemq/vanemq/core"
@@ -92,12 +91,7 @@ func (c listenerConfig) limits() limit.Options {
 }
 
 // path resolves a file path of the config against its directory.
-func (env *listenerEnv) path(p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(env.dir, p)
-}
+func (env *listenerEnv) path(p string) string { return resolvePath(env.dir, p) }
 
 // tls loads a listener's certificates.
 func (env *listenerEnv) tls(c listenerConfig) (*tlsfiles.Config, error) {

@@ -1,19 +1,22 @@
 // Package vanemqcmd is the vanemq command: flags, the YAML configuration,
-// hooks, listeners, signals and the passwd subcommand. cmd/vanemq is a thin
-// main around it, and so is a custom binary that compiles in hooks of its
-// own: blank-import the packages that register them, call Main, and the
-// config file can name them like the built-in ones.
+// hooks, storage, listeners, signals and the passwd and data check
+// subcommands. cmd/vanemq is a thin main around it, and so is a custom
+// binary that compiles in hooks of its own: blank-import the packages that
+// register them, call Main, and the config file can name them like the
+// built-in ones.
 //
 // Usage:
 //
 //	vanemq [--config FILE]
 //	vanemq passwd FILE USER
+//	vanemq data check [--config FILE]
 //
 // Without --config it uses the embedded default configuration (default.yaml
-// in this directory): TCP on 127.0.0.1:1883 only. SIGINT or SIGTERM shut the
-// broker down gracefully, telling MQTT 5 clients "server shutting down" and
-// waiting up to ten seconds for connections to close; a second signal during
-// that time stops the process at once. SIGHUP never stops it: hooks such as
+// in this directory): TCP on 127.0.0.1:1883 only, state kept in ./data.
+// SIGINT or SIGTERM shut the broker down gracefully, telling MQTT 5 clients
+// "server shutting down", waiting up to ten seconds for connections to
+// close and then closing the store; a second signal during that time stops
+// the process at once. SIGHUP never stops it: hooks such as
 // auth.file reload their files on it.
 //
 // Exit status: 0 after a clean shutdown, 1 when the broker cannot start (the
@@ -38,6 +41,7 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/hooks/storage"
 )
 
 // shutdownTimeout bounds the graceful shutdown after a signal.
@@ -77,12 +81,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "passwd" {
 		return runPasswd(ctx, args[1:], os.Stdin, stderr)
 	}
+	if len(args) > 0 && args[0] == "data" {
+		return runData(ctx, args[1:], os.Stdout, stderr)
+	}
 	fs := flag.NewFlagSet("vanemq", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "read the configuration from `FILE` (default: the embedded default, TCP on 127.0.0.1:1883)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for performance work)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: vanemq [--config FILE]\n\nvanemq is an MQTT 3.1, 3.1.1 and 5.0 broker.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: vanemq [--config FILE]\n       vanemq passwd [--cost N] FILE USER\n       vanemq data check [--config FILE]\n\n"+
+			"vanemq is an MQTT 3.1, 3.1.1 and 5.0 broker.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -124,7 +132,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	logger.Info("starting vanemq", "version", version(), "config", source)
 
-	srv, err := start(ctx, cfg, logger)
+	srv, store, err := start(ctx, cfg, logger)
 	if err != nil {
 		var ce *configError
 		if errors.As(err, &ce) {
@@ -139,29 +147,61 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	logger.Info("shutting down", "reason", context.Cause(ctx), "timeout", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
+	code := 0
 	if err := srv.Shutdown(sctx); err != nil {
 		fmt.Fprintf(stderr, "vanemq: shutdown: %v\n", err)
-		return 1
+		code = 1
 	}
-	logger.Info("stopped")
-	return 0
+	// The server has stopped and written everything it handed the store
+	// (or the shutdown timed out): close the store, which writes what is
+	// still pending.
+	if err := closeStore(store, logger); err != nil {
+		fmt.Fprintf(stderr, "vanemq: %v\n", err)
+		code = 1
+	}
+	if code == 0 {
+		logger.Info("stopped")
+	}
+	return code
 }
 
-// start creates the server, adds the configured hooks, binds every
-// listener and starts serving. On error, listeners already bound and hooks
-// already built are closed; hook errors are *configErrors.
-func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server, error) {
+// start creates the server, adds the configured hooks, opens the store
+// and adds it as a hook, binds every listener and starts serving, which
+// restores the stored state before any listener serves. It returns the
+// store, nil for storage type memory, for the caller to close after
+// Shutdown. On error, listeners already bound, hooks already built and the
+// store are closed; hook errors are *configErrors.
+func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server, *storage.Store, error) {
 	opts := cfg.Options
 	opts.Logger = logger
 	opts.Version = version()
 	srv, err := core.New(opts)
 	if err != nil {
-		return nil, fmt.Errorf("create server: %w", err)
+		return nil, nil, fmt.Errorf("create server: %w", err)
 	}
 	// Every hook is built, or none is added and start-up fails.
 	closeHooks, err := addHooks(srv, cfg, logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	// The store is opened before the listeners bind, so that a data
+	// directory another vanemq holds is reported as such.
+	store, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		closeHooks()
+		return nil, nil, err
+	}
+	closeStoreQuietly := func() {
+		if err := closeStore(store, logger); err != nil {
+			logger.Warn("close storage", "err", err)
+		}
+	}
+	if store != nil {
+		if err := srv.AddHook(store, 0); err != nil {
+			closeHooks()
+			closeStoreQuietly()
+			return nil, nil, fmt.Errorf("storage: %w", err)
+		}
 	}
 
 	types := listenerTypes()
@@ -174,30 +214,33 @@ func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server,
 				logger.Warn("close listener", "id", l.ID(), "err", err)
 			}
 		}
+		closeStoreQuietly()
 	}
 	for _, lc := range cfg.Listeners {
 		newListener, ok := types[lc.Type]
 		if !ok { // the config loader has checked; this guards a programming error
 			closeBound()
-			return nil, fmt.Errorf("listener %q: unknown type %q", lc.ID, lc.Type)
+			return nil, nil, fmt.Errorf("listener %q: unknown type %q", lc.ID, lc.Type)
 		}
 		l, err := newListener(lc, env)
 		if err != nil {
 			closeBound()
-			return nil, err
+			return nil, nil, err
 		}
 		if err := srv.AddListener(l); err != nil {
 			closeBound()
-			return nil, err // names the listener and the address
+			return nil, nil, err // names the listener and the address
 		}
 		bound = append(bound, l)
 	}
 
 	// The server's lifetime is ended by Shutdown, not by the signal that
-	// cancels ctx: that would race the graceful shutdown.
+	// cancels ctx: that would race the graceful shutdown. Start restores
+	// the store's state before any listener serves; the http listener's
+	// /readyz answers "ready" only once it serves.
 	if err := srv.Start(context.WithoutCancel(ctx)); err != nil {
 		closeBound()
-		return nil, fmt.Errorf("start server: %w", err)
+		return nil, nil, fmt.Errorf("start server: %w", err)
 	}
 	env.reloadCertsOnHUP(ctx)
 
@@ -211,7 +254,7 @@ func start(ctx context.Context, cfg *config, logger *slog.Logger) (*core.Server,
 		logger.Info(loopbackHint)
 	}
 	logAuthPolicy(logger, srv, addrs)
-	return srv, nil
+	return srv, store, nil
 }
 
 // newLogger returns a text or JSON logger writing to w at the configured level.
