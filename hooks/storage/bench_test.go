@@ -22,13 +22,14 @@ import (
 // 8 publishers, each with 64 messages in flight, publish to one subscriber
 // whose session has an expiry, so every message is stored before it is
 // acknowledged (with a durable store) and deleted when the subscriber
-// acknowledges it. The memory row has no store. Run with
+// acknowledges it. The memory row has no store; pebble-sync-wait1ms sets
+// commit_interval 1ms. Run with
 //
 //	go test -run '^$' -bench PersistQoS1 -benchtime 200000x ./hooks/storage/
 //
 // and compare the msg/s of the rows of one run.
 func BenchmarkPersistQoS1(b *testing.B) {
-	for _, mode := range []string{"memory", "pebble-sync", "pebble-none"} {
+	for _, mode := range []string{"memory", "pebble-sync", "pebble-none", "pebble-sync-wait1ms"} {
 		b.Run(mode, func(b *testing.B) { benchPersist(b, mode) })
 	}
 }
@@ -43,8 +44,11 @@ func benchPersist(b *testing.B, mode string) {
 	}
 	if mode != "memory" {
 		cfg := Config{Path: filepath.Join(b.TempDir(), "data")}
-		if mode == "pebble-none" {
+		switch mode {
+		case "pebble-none":
 			cfg.Durability = DurabilityNone
+		case "pebble-sync-wait1ms":
+			cfg.CommitInterval = time.Millisecond
 		}
 		st, err := Open(context.Background(), cfg)
 		if err != nil {
