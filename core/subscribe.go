@@ -40,7 +40,9 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 
 	// Subscribing, the SUBACK and the retained messages happen under the
 	// session lock, so no message published after the SUBACK can overtake
-	// the retained ones.
+	// the retained ones. With a durable store the SUBACK waits until the
+	// subscription is stored, and the retained messages may go first, as
+	// MQTT permits (v5 section 3.8.4, 3.1.1 section 3.8.4).
 	if s.hooks.has(EventSubscribed) {
 		defer func() {
 			for i := range p.Subscriptions {

@@ -61,7 +61,9 @@ func (c *committer) add(fill func(b batch), done func(error)) {
 	if c.closed {
 		c.mu.Unlock()
 		if done != nil {
-			done(errClosed)
+			// Not from inside Apply (core.Store's contract); every
+			// earlier done has run, so order is kept.
+			go done(errClosed)
 		}
 		return
 	}
