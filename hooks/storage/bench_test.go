@@ -15,6 +15,7 @@ import (
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/hooks/storage/redistest"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
@@ -23,13 +24,14 @@ import (
 // whose session has an expiry, so every message is stored before it is
 // acknowledged (with a durable store) and deleted when the subscriber
 // acknowledges it. The memory row has no store; pebble-sync-wait1ms sets
-// commit_interval 1ms. Run with
+// commit_interval 1ms; redis is a local redis-server without persistence
+// of its own (what the broker waits for is its reply). Run with
 //
 //	go test -run '^$' -bench PersistQoS1 -benchtime 200000x ./hooks/storage/
 //
 // and compare the msg/s of the rows of one run.
 func BenchmarkPersistQoS1(b *testing.B) {
-	for _, mode := range []string{"memory", "pebble-sync", "pebble-none", "pebble-sync-wait1ms"} {
+	for _, mode := range []string{"memory", "pebble-sync", "pebble-none", "pebble-sync-wait1ms", "redis"} {
 		b.Run(mode, func(b *testing.B) { benchPersist(b, mode) })
 	}
 }
@@ -45,6 +47,8 @@ func benchPersist(b *testing.B, mode string) {
 	if mode != "memory" {
 		cfg := Config{Path: filepath.Join(b.TempDir(), "data")}
 		switch mode {
+		case "redis":
+			cfg = Config{Type: TypeRedis, Redis: RedisConfig{Address: redistest.Start(b).Addr}}
 		case "pebble-none":
 			cfg.Durability = DurabilityNone
 		case "pebble-sync-wait1ms":

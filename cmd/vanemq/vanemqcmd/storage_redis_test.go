@@ -1,86 +1,17 @@
 package vanemqcmd
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/vanemq/vanemq/hooks/storage/redistest"
 )
-
-// startRedis runs a redis-server without persistence on a free loopback
-// port, with args, and returns its address; it is killed, by its PID, when
-// the test ends. The test is skipped when redis-server is not installed
-// (`make deps` installs it).
-func startRedis(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is not installed; `make test` installs it (make deps)")
-	}
-	for range 3 { // another process may take the free port first
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		var out bytes.Buffer
-		cmd := exec.Command(bin, append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--save", "", "--appendonly", "no", "--dir", t.TempDir(), "--daemonize", "no"}, args...)...)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start redis-server: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			select {
-			case <-exited:
-			default:
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-		})
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			select {
-			case <-exited:
-				deadline = time.Time{} // it could not bind: try another port
-				continue
-			default:
-			}
-			if redisAnswers(addr) {
-				return addr
-			}
-		}
-	}
-	t.Fatal("redis-server did not start")
-	return ""
-}
-
-// redisAnswers reports whether a Redis server answers PING at addr (an
-// error reply such as NOAUTH counts).
-func redisAnswers(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && (strings.HasPrefix(line, "+") || strings.HasPrefix(line, "-"))
-}
 
 // redisBroker is a config with a TCP listener on a free loopback port and
 // the Redis store at addr.
@@ -106,7 +37,7 @@ storage:
 // stops start-up with an error naming the server.
 func TestRunRedis(t *testing.T) {
 	const password = "s3cret-redis-pass"
-	addr := startRedis(t, "--requirepass", password)
+	addr := redistest.Start(t, "--requirepass", password).Addr
 	config := writeConfig(t, redisBroker(addr, password))
 
 	runOnce := func(f func(addr string)) string {
