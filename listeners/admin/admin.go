@@ -77,6 +77,10 @@ type Listener struct {
 	hs      *http.Server
 	serving bool
 	closed  bool
+	// stopped is closed, with err set, when the HTTP server, started by
+	// Listen, stops.
+	stopped chan struct{}
+	err     error
 }
 
 // New returns a listener named id that will bind address ("host:port"; an
@@ -101,8 +105,11 @@ func (l *Listener) ID() string { return l.id }
 // Protocol returns "http".
 func (l *Listener) Protocol() string { return "http" }
 
-// Listen binds the address. It may be called once, and not after Close. A
-// failure to bind is returned as the *net.OpError from the net package.
+// Listen binds the address and starts answering HTTP: until the server
+// calls Serve, which it does once it has restored its stored state,
+// /readyz answers 503 and the other endpoints work. It may be called
+// once, and not after Close. A failure to bind is returned as the
+// *net.OpError from the net package.
 func (l *Listener) Listen() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -117,6 +124,26 @@ func (l *Listener) Listen() error {
 		return err
 	}
 	l.ln = ln
+	l.hs = &http.Server{
+		Handler:           l.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelWarn),
+	}
+	l.stopped = make(chan struct{})
+	go func(hs *http.Server, stopped chan struct{}) {
+		err := hs.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		l.mu.Lock()
+		l.err = err
+		l.mu.Unlock()
+		close(stopped)
+	}(l.hs, l.stopped)
 	return nil
 }
 
@@ -204,11 +231,11 @@ func (l *Listener) authorize(next http.Handler) http.Handler {
 	})
 }
 
-// Serve runs the HTTP server until Close. handle is not used: the admin
-// listener hands no connections to the broker. Serve returns nil once the
-// listener is closed (also if it was closed before Serve was called), and
-// an error if Listen has not succeeded, Serve is already running, or the
-// HTTP server fails.
+// Serve marks the broker ready (/readyz answers 200) and returns when the
+// HTTP server Listen started stops: nil after Close (also if it was closed
+// before Serve was called), an error if Listen has not succeeded, Serve is
+// already running, or the HTTP server fails. handle is not used: the admin
+// listener hands no connections to the broker.
 func (l *Listener) Serve(func(net.Conn)) error {
 	l.mu.Lock()
 	switch {
@@ -223,21 +250,16 @@ func (l *Listener) Serve(func(net.Conn)) error {
 		return fmt.Errorf("http listener %q: already serving", l.id)
 	}
 	l.serving = true
-	l.hs = &http.Server{
-		Handler:           l.Handler(),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelWarn),
-	}
-	hs, ln := l.hs, l.ln
+	stopped := l.stopped
 	// The server calls Serve after restoring its storage: ready.
 	l.ready.Store(true)
 	l.mu.Unlock()
 
-	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	<-stopped
+	l.mu.Lock()
+	err := l.err
+	l.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("http listener %q: %w", l.id, err)
 	}
 	return nil

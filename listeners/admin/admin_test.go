@@ -399,8 +399,8 @@ func TestAPIDisabled(t *testing.T) {
 	}
 }
 
-// Close makes Serve return and Listen refuses afterwards; Serve before
-// Listen is an error.
+// Listen answers at once, /readyz with 503 until Serve; Close makes Serve
+// return and Listen refuses afterwards; Serve before Listen is an error.
 func TestLifecycle(t *testing.T) {
 	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1})
 	if err != nil {
@@ -413,9 +413,21 @@ func TestLifecycle(t *testing.T) {
 	if err := l.Listen(); err != nil {
 		t.Fatal(err)
 	}
+	base := "http://" + l.Address()
+	// Between Listen and Serve the broker is restoring its state: alive,
+	// not ready.
+	for path, want := range map[string]int{"/readyz": http.StatusServiceUnavailable, "/healthz": http.StatusOK} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("%s before Serve: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s before Serve: %s, want %d", path, resp.Status, want)
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- l.Serve(nil) }()
-	base := "http://" + l.Address()
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		resp, err := http.Get(base + "/readyz")

@@ -227,11 +227,11 @@ func (l *slowLoader) LoadRetained(ctx context.Context) ([]core.StoredMessage, er
 
 func (*slowLoader) LoadSessions(context.Context) ([]core.StoredSession, error) { return nil, nil }
 
-// TestReadyzAfterRestore checks what /readyz relies on: the server
-// restores its state inside Start before any listener serves, so the
-// admin listener answers nothing (it is bound, but does not serve) while
-// a restore runs, answers 200 only once Start has succeeded, and never
-// when the restore fails.
+// TestReadyzAfterRestore checks /readyz around a restore: the server
+// restores its state inside Start before any listener serves, and the
+// admin listener, which answers from Listen on, says 503 (and /healthz
+// 200) while the restore runs, 200 only once Start has succeeded, and
+// nothing once a failed start has closed it.
 func TestReadyzAfterRestore(t *testing.T) {
 	for _, fail := range []error{nil, errors.New("disk on fire")} {
 		t.Run(fmt.Sprint("fail=", fail), func(t *testing.T) {
@@ -254,19 +254,13 @@ func TestReadyzAfterRestore(t *testing.T) {
 			go func() { started <- srv.Start(context.Background()) }()
 			<-loader.loading
 
-			get := func(timeout time.Duration) (int, error) {
-				hc := &http.Client{Timeout: timeout}
-				resp, err := hc.Get("http://" + l.Address() + "/readyz")
-				if err != nil {
-					return 0, err
-				}
-				defer resp.Body.Close()
-				_, _ = io.Copy(io.Discard, resp.Body)
-				return resp.StatusCode, nil
+			get := func(timeout time.Duration) (int, error) { return httpGet(l.Address(), "/readyz", timeout) }
+			// During the restore: alive, not ready.
+			if code, err := get(waitTimeout); err != nil || code != http.StatusServiceUnavailable {
+				t.Errorf("/readyz during the restore: %d %v, want 503", code, err)
 			}
-			// During the restore: no answer at all.
-			if code, err := get(300 * time.Millisecond); err == nil {
-				t.Errorf("/readyz answered %d during the restore", code)
+			if code, err := httpGet(l.Address(), "/healthz", waitTimeout); err != nil || code != http.StatusOK {
+				t.Errorf("/healthz during the restore: %d %v, want 200", code, err)
 			}
 			close(loader.release)
 			var startErr error
@@ -307,4 +301,16 @@ func TestReadyzAfterRestore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// httpGet returns the status of GET path on addr.
+func httpGet(addr, path string, timeout time.Duration) (int, error) {
+	hc := &http.Client{Timeout: timeout}
+	resp, err := hc.Get("http://" + addr + path)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
 }
