@@ -26,6 +26,11 @@ type HookConfig struct {
 	Dir string
 	// Logger is the server's logger, with the hook's ID attached.
 	Logger *slog.Logger
+	// Server is the server the hook is built for, for hooks that publish
+	// or subscribe in process (Server.Publish, Server.Subscribe) or that
+	// change their events (Server.RefreshHook). The hook is added to it
+	// after New returns, and the server may not have started yet.
+	Server *Server
 }
 
 // moduleRegistry holds the modules registered by the packages linked into

@@ -122,6 +122,39 @@ func (s *Server) RemoveHook(id string) bool {
 	return false
 }
 
+// RefreshHook reads again the Events and Topics of the hook with the given
+// ID, for a hook whose events changed (a reloaded script that handles
+// other events), and switches the pipeline to them at once: every event is
+// then dispatched by the new lists, with no moment where the hook is
+// missing. It fails for an unknown ID or an invalid filter, and then
+// changes nothing.
+func (s *Server) RefreshHook(id string) error {
+	p := &s.hooks
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, e := range p.entries {
+		if e.id != id {
+			continue
+		}
+		filters := e.hook.Topics()
+		for _, f := range filters {
+			if err := topics.ValidateFilter(f); err != nil {
+				return fmt.Errorf("core: hook %s: topic filter %q: %w", id, f, err)
+			}
+		}
+		// A new entry, so that calls under way on the old lists keep a
+		// consistent view; the counters carry over.
+		ne := &hookEntry{hook: e.hook, id: e.id, priority: e.priority, events: e.hook.Events(), filters: slices.Clone(filters)}
+		ne.failures.Store(e.failures.Load())
+		ne.calls.Store(e.calls.Load())
+		ne.nanos.Store(e.nanos.Load())
+		p.entries[i] = ne
+		p.rebuildLocked()
+		return nil
+	}
+	return fmt.Errorf("core: no hook %s to refresh", id)
+}
+
 // Hooks describes the pipeline's hooks in call order.
 func (s *Server) Hooks() []HookStatus {
 	p := &s.hooks

@@ -31,6 +31,7 @@ import (
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/hooks/filewatch"
 )
 
 // FileID is the ID of the file-based hook.
@@ -113,7 +114,7 @@ type File struct {
 	state    atomic.Pointer[fileState]
 	reloadMu sync.Mutex // serialises reloads
 
-	watch     *watcher // nil without Watch
+	watch     *filewatch.Watcher // nil without Watch
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -246,7 +247,7 @@ func (f *File) reload(trigger string) error {
 func (f *File) Close() error {
 	f.closeOnce.Do(func() {
 		if f.watch != nil {
-			f.closeErr = f.watch.stop()
+			f.closeErr = f.watch.Stop()
 		}
 	})
 	return f.closeErr

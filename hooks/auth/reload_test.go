@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	"github.com/vanemq/vanemq/core"
 )
 
@@ -154,33 +152,6 @@ func TestReloadOnFileChange(t *testing.T) {
 
 }
 
-func TestRelevantEvents(t *testing.T) {
-	files := map[string]bool{"/etc/vanemq/users.yaml": true, "/etc/vanemq/acl.yaml": true}
-	dirs := map[string]bool{"/etc/vanemq": true}
-	tests := []struct {
-		name string
-		op   fsnotify.Op
-		want bool
-	}{
-		{"/etc/vanemq/users.yaml", fsnotify.Write, true},
-		{"/etc/vanemq/acl.yaml", fsnotify.Create, true},
-		{"/etc/vanemq/acl.yaml", fsnotify.Rename, true},
-		{"/etc/vanemq/acl.yaml", fsnotify.Remove, true},
-		{"/etc/vanemq//acl.yaml", fsnotify.Write, true},
-		{"/etc/vanemq/acl.yaml", fsnotify.Chmod, false},
-		{"/etc/vanemq/acl.yaml", fsnotify.Chmod | fsnotify.Write, true},
-		{"/etc/vanemq/.acl.yaml.tmp-123", fsnotify.Create, false},
-		{"/etc/vanemq/vanemq.log", fsnotify.Write, false},
-		{"/etc/vanemq/..data", fsnotify.Create, true},
-		{"/elsewhere/..data", fsnotify.Create, false},
-	}
-	for _, tc := range tests {
-		if got := relevant(fsnotify.Event{Name: tc.name, Op: tc.op}, files, dirs); got != tc.want {
-			t.Errorf("relevant(%s %s) = %v, want %v", tc.op, tc.name, got, tc.want)
-		}
-	}
-}
-
 // SIGHUP reloads even when no file event is seen: here the users file is
 // a symbolic link into a directory the hook does not watch.
 func TestReloadOnSIGHUP(t *testing.T) {
@@ -238,7 +209,7 @@ func TestClose(t *testing.T) {
 	w := f.watch
 	f.OnStopped(t.Context())
 	select {
-	case <-w.stopped:
+	case <-w.Stopped():
 	default:
 		t.Fatal("the watcher still runs after OnStopped")
 	}
@@ -266,7 +237,7 @@ func TestStopsWithServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-f.watch.stopped:
+	case <-f.watch.Stopped():
 	default:
 		t.Error("the hook still watches after the server stopped")
 	}

@@ -665,7 +665,7 @@ func buildFrom(t *testing.T, yml, dir string) ([]builtHook, error) {
 		t.Fatalf("parseConfig: %v", err)
 	}
 	cfg.Dir = dir
-	return buildHooks(cfg, slog.New(slog.DiscardHandler))
+	return buildHooks(nil, cfg, slog.New(slog.DiscardHandler))
 }
 
 func TestBuildHooks(t *testing.T) {
@@ -712,7 +712,7 @@ func TestBuildHooksLogger(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf strings.Builder
-	built, err := buildHooks(cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+	built, err := buildHooks(nil, cfg, slog.New(slog.NewTextHandler(&buf, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -842,7 +842,7 @@ func TestBuildHooksAlias(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Hooks[0].Config = doc.Content[0].Content[3] // the alias
-	_, err := buildHooks(cfg, slog.New(slog.DiscardHandler))
+	_, err := buildHooks(nil, cfg, slog.New(slog.DiscardHandler))
 	if want := "t.yaml:3: hooks[0].config.colour: unknown key"; err == nil || err.Error() != want {
 		t.Errorf("error %v, want %s", err, want)
 	}

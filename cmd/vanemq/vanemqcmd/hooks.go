@@ -40,7 +40,7 @@ type builtHook struct {
 // server fails to start; once it has started, hooks stop with it
 // (OnStopped).
 func addHooks(srv *core.Server, cfg *config, logger *slog.Logger) (closeHooks func(), err error) {
-	built, err := buildHooks(cfg, logger)
+	built, err := buildHooks(srv, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -61,14 +61,15 @@ func addHooks(srv *core.Server, cfg *config, logger *slog.Logger) (closeHooks fu
 	return closeHooks, nil
 }
 
-// buildHooks makes the hook of each entry of cfg.Hooks with its module.
+// buildHooks makes the hook of each entry of cfg.Hooks with its module, for
+// srv (nil in tests that only build).
 // Every entry is tried, so that one start-up reports every problem; on
 // error the hooks already made are closed.
-func buildHooks(cfg *config, logger *slog.Logger) ([]builtHook, error) {
+func buildHooks(srv *core.Server, cfg *config, logger *slog.Logger) ([]builtHook, error) {
 	var built []builtHook
 	var errs []error
 	for _, hc := range cfg.Hooks {
-		h, err := buildHook(hc, cfg.Dir, logger)
+		h, err := buildHook(srv, hc, cfg.Dir, logger)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -96,7 +97,7 @@ func closeBuilt(built []builtHook, logger *slog.Logger) {
 // buildHook calls the module's New. A panic in New is an error, not a
 // crash. When New fails with an error from Decode, that error, which names
 // the line and key, is reported as it is.
-func buildHook(hc hookConfig, dir string, logger *slog.Logger) (h core.Hook, err error) {
+func buildHook(srv *core.Server, hc hookConfig, dir string, logger *slog.Logger) (h core.Hook, err error) {
 	m, ok := core.LookupHookModule(hc.ID)
 	if !ok { // parseConfig has checked; this guards a programming error
 		return nil, hc.errorAt(hc.Line, hc.Key, fmt.Errorf("unknown hook %q", hc.ID))
@@ -107,7 +108,7 @@ func buildHook(hc hookConfig, dir string, logger *slog.Logger) (h core.Hook, err
 			h, err = nil, hc.errorAt(hc.Line, hc.Key, fmt.Errorf("hook %q panicked while starting: %v", hc.ID, r))
 		}
 	}()
-	h, err = m.New(core.HookConfig{Decode: dec.decode, Dir: dir, Logger: logger.With("hook", hc.ID)})
+	h, err = m.New(core.HookConfig{Decode: dec.decode, Dir: dir, Logger: logger.With("hook", hc.ID), Server: srv})
 	switch {
 	case err != nil:
 		for _, de := range dec.errs {
