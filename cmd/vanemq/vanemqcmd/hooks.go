@@ -18,6 +18,7 @@ import (
 	// The built-in hook modules: auth.allow and auth.file. A custom binary
 	// adds its own the same way, with a blank import of its hook package.
 	_ "github.com/vanemq/vanemq/hooks/auth"
+	_ "github.com/vanemq/vanemq/hooks/js"
 )
 
 // The hooks list of the config file names hook modules registered with

@@ -1,0 +1,101 @@
+package js
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// ID is the hook's ID.
+const ID = "js"
+
+// The failure policies.
+const (
+	// FailDeny refuses a decision whose script call failed (timeout,
+	// exception, bad return value): fail closed.
+	FailDeny = "deny"
+	// FailNext leaves a failed decision to the next hook, as if the
+	// script had returned undefined.
+	FailNext = "next"
+)
+
+// Config configures a JavaScript hook.
+type Config struct {
+	// Script is the script file; relative to Dir.
+	Script string `yaml:"script"`
+	// Timeout bounds every call into the script, and the wait for a free
+	// runtime (default 10ms).
+	Timeout time.Duration `yaml:"timeout"`
+	// Pool is the number of runtimes, calls that can run at once (0:
+	// GOMAXPROCS).
+	Pool int `yaml:"pool"`
+	// OnFailure is what a failed decision becomes: deny (default) or next.
+	OnFailure string `yaml:"on_failure"`
+	// CacheTTL, when above 0, caches each decision of authorizePublish
+	// and authorizeSubscribe per client, action and topic for this long.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// CacheSize bounds the decision cache (default 100000 entries).
+	CacheSize int `yaml:"cache_size"`
+	// Vars are values of the operator's own for the script: config.vars.
+	Vars map[string]any `yaml:"vars"`
+	// Watch reloads the script when its file changes (default true);
+	// SIGHUP always reloads it.
+	Watch *bool `yaml:"watch"`
+
+	// Dir is the directory relative paths are taken from (the config
+	// file's); not from YAML.
+	Dir string `yaml:"-"`
+	// Logger receives the hook's log lines and the script's log calls.
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// maxTimeout bounds Config.Timeout: a call holds a client's reader.
+const maxTimeout = 10 * time.Second
+
+// fill checks the config and fills in defaults.
+func (c *Config) fill() error {
+	if c.Script == "" {
+		return errors.New("script: required: the JavaScript file to run")
+	}
+	if c.Dir != "" && !filepath.IsAbs(c.Script) {
+		c.Script = filepath.Join(c.Dir, c.Script)
+	}
+	switch {
+	case c.Timeout < 0 || c.Timeout > maxTimeout:
+		return fmt.Errorf("timeout: %s is outside 0..%s", c.Timeout, maxTimeout)
+	case c.Timeout == 0:
+		c.Timeout = 10 * time.Millisecond
+	}
+	switch {
+	case c.Pool < 0 || c.Pool > 1024:
+		return fmt.Errorf("pool: %d is outside 0..1024", c.Pool)
+	case c.Pool == 0:
+		c.Pool = runtime.GOMAXPROCS(0)
+	}
+	switch c.OnFailure {
+	case "":
+		c.OnFailure = FailDeny
+	case FailDeny, FailNext:
+	default:
+		return fmt.Errorf("on_failure: %q is not deny or next", c.OnFailure)
+	}
+	if c.CacheTTL < 0 {
+		return fmt.Errorf("cache_ttl: %s is negative", c.CacheTTL)
+	}
+	switch {
+	case c.CacheSize < 0:
+		return fmt.Errorf("cache_size: %d is negative", c.CacheSize)
+	case c.CacheSize == 0:
+		c.CacheSize = 100000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// watch reports whether the file is watched.
+func (c *Config) watch() bool { return c.Watch == nil || *c.Watch }

@@ -1,0 +1,397 @@
+// Package js runs hook scripts written in JavaScript with goja: ACL rules
+// and message logic an operator edits without rebuilding or restarting the
+// broker. See docs/javascript.md.
+package js
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/hooks/filewatch"
+)
+
+// Hook is the js hook: it calls the functions a script defines, from a
+// pool of runtimes, and reloads the script on SIGHUP and when it changes.
+type Hook struct {
+	core.HookBase
+	cfg   Config
+	lim   vmLimits
+	log   *slog.Logger
+	srv   *core.Server
+	cur   atomic.Pointer[pool]
+	cache atomic.Pointer[decisionCache] // nil when off
+
+	reloadMu sync.Mutex
+	watch    *filewatch.Watcher
+	closed   atomic.Bool
+
+	failures atomic.Int64
+	logged   atomic.Int64 // unix nanos of the last failure logged
+	muted    atomic.Int64 // failures not logged since
+}
+
+// The runtime limits.
+const (
+	maxLen   = 1 << 20 // characters or elements the capped built-ins may build
+	maxStack = 256     // nested calls
+)
+
+// New compiles the script and starts its runtimes. srv, when not nil, is
+// the server the hook publishes into (publish()) and whose pipeline it
+// refreshes when a reload changes the script's functions.
+func New(cfg Config, srv *core.Server) (*Hook, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, fmt.Errorf("%s: %w", ID, err)
+	}
+	h := &Hook{cfg: cfg, log: cfg.Logger, srv: srv}
+	h.lim = vmLimits{timeout: cfg.Timeout, maxLen: maxLen, stack: maxStack,
+		log: cfg.Logger, config: cfg.scriptConfig()}
+	if srv != nil {
+		h.lim.publish = srv.Publish
+	}
+	p, err := h.load()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ID, err)
+	}
+	h.cur.Store(p)
+	h.resetCache()
+	if cfg.watch() {
+		w, err := filewatch.Start([]string{cfg.Script}, cfg.Logger, func(trigger string) { _ = h.reload(trigger) })
+		if err != nil {
+			p.retire()
+			return nil, fmt.Errorf("%s: %w", ID, err)
+		}
+		h.watch = w
+	}
+	h.log.Info("script loaded", "script", cfg.Script, "functions", p.prog.functions(), "topics", p.prog.topics, "pool", cfg.Pool)
+	return h, nil
+}
+
+// scriptConfig is the config block as the script's config global.
+func (c *Config) scriptConfig() map[string]any {
+	vars := c.Vars
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	return map[string]any{
+		"script": filepath.Base(c.Script), "timeout": c.Timeout.String(), "pool": c.Pool,
+		"on_failure": c.OnFailure, "cache_ttl": c.CacheTTL.String(), "vars": vars,
+	}
+}
+
+// functions lists the functions the script defines.
+func (p *program) functions() []string {
+	var out []string
+	for f := range numFns {
+		if p.has[f] {
+			out = append(out, fnNames[f])
+		}
+	}
+	return out
+}
+
+// load compiles the script and makes a pool for it.
+func (h *Hook) load() (*pool, error) {
+	prog, err := compile(h.cfg.Script, h.lim)
+	if err != nil {
+		return nil, err
+	}
+	return newPool(prog, h.cfg.Pool, h.lim)
+}
+
+// Reload compiles the script again and swaps the new runtimes in at once;
+// calls under way finish on the old ones. When the script does not
+// compile or run, the old one stays in force and the error, with the
+// file, line and column, is logged and returned.
+func (h *Hook) Reload() error { return h.reload("Reload") }
+
+func (h *Hook) reload(trigger string) error {
+	h.reloadMu.Lock()
+	defer h.reloadMu.Unlock()
+	if h.closed.Load() {
+		return errors.New("js: hook is closed")
+	}
+	p, err := h.load()
+	if err != nil {
+		h.log.Error("script reload failed; the previous script stays in force", "script", h.cfg.Script, "trigger", trigger, "cause", err)
+		return err
+	}
+	old := h.cur.Swap(p)
+	h.resetCache()
+	if h.srv != nil && (old.prog.events != p.prog.events || !slices.Equal(old.prog.topics, p.prog.topics)) {
+		if err := h.srv.RefreshHook(ID); err != nil {
+			h.log.Warn("script reloaded, but its new events could not be registered", "cause", err)
+		}
+	}
+	old.retire()
+	h.log.Info("script reloaded", "script", h.cfg.Script, "trigger", trigger, "functions", p.prog.functions(), "topics", p.prog.topics)
+	return nil
+}
+
+// resetCache starts an empty decision cache, when caching is on.
+func (h *Hook) resetCache() {
+	if h.cfg.CacheTTL > 0 {
+		h.cache.Store(newDecisionCache(h.cfg.CacheTTL, h.cfg.CacheSize))
+	}
+}
+
+// Close stops watching and the runtimes' watchdog. It may be called more
+// than once.
+func (h *Hook) Close() error {
+	if h.closed.Swap(true) {
+		return nil
+	}
+	var err error
+	if h.watch != nil {
+		err = h.watch.Stop()
+	}
+	h.reloadMu.Lock()
+	h.cur.Load().retire()
+	h.reloadMu.Unlock()
+	return err
+}
+
+// ID implements core.Hook.
+func (*Hook) ID() string { return ID }
+
+// Events implements core.Hook: the events of the functions the script
+// defines.
+func (h *Hook) Events() core.EventSet { return h.cur.Load().prog.events | core.Events(core.EventStopped) }
+
+// Topics implements core.Hook: the script's topics, or every topic.
+func (h *Hook) Topics() []string { return h.cur.Load().prog.topics }
+
+// Failures counts failed script calls since the hook started.
+func (h *Hook) Failures() int64 { return h.failures.Load() }
+
+// OnStopped implements core.Hook: the hook closes with the server.
+func (h *Hook) OnStopped(context.Context) { _ = h.Close() }
+
+// run calls a script function on a runtime of the current pool: do builds
+// the arguments, makes the call and reads its result.
+func (h *Hook) run(f fn, do func(v *vm) (core.Verdict, error)) (core.Verdict, bool, error) {
+	for {
+		p := h.cur.Load()
+		if !p.prog.has[f] {
+			return core.Pass, false, nil // a reload removed the function
+		}
+		if !p.enter() {
+			continue // retired under us: take the new pool
+		}
+		v, err := p.get()
+		if err != nil {
+			p.leave()
+			return core.Verdict{}, true, err
+		}
+		vd, err := do(v)
+		p.put(v)
+		p.leave()
+		return vd, true, err
+	}
+}
+
+// failed records and logs a failed call (at most one line a second, with
+// how many were not logged) and returns what the decision becomes.
+func (h *Hook) failed(f fn, client, detail string, err error) core.Verdict {
+	h.failures.Add(1)
+	now := time.Now().UnixNano()
+	last := h.logged.Load()
+	if now-last >= int64(time.Second) && h.logged.CompareAndSwap(last, now) {
+		h.log.Error("script call failed", "script", h.cfg.Script, "function", fnNames[f], "client", client,
+			"detail", detail, "cause", describe(err), "policy", h.cfg.OnFailure, "unlogged_failures", h.muted.Swap(0))
+	} else {
+		h.muted.Add(1)
+	}
+	if h.cfg.OnFailure == FailNext {
+		return core.Pass
+	}
+	return core.Refuse(packets.ImplementationSpecificError, "js hook failed")
+}
+
+// decide runs a decision function and applies the failure policy.
+func (h *Hook) decide(f fn, client, detail string, do func(v *vm) (core.Verdict, error)) core.Verdict {
+	vd, _, err := h.run(f, do)
+	if err != nil {
+		return h.failed(f, client, detail, err)
+	}
+	return vd
+}
+
+// notify runs a notification function; a failure is only logged.
+func (h *Hook) notify(f fn, client, detail string, do func(v *vm) error) {
+	_, _, err := h.run(f, func(v *vm) (core.Verdict, error) { return core.Pass, do(v) })
+	if err != nil {
+		_ = h.failed(f, client, detail, err)
+	}
+}
+
+// callErr wraps a bad return value with the function's name.
+func callErr(f fn, err error) error {
+	return fmt.Errorf("%s %w", fnNames[f], err)
+}
+
+func (v *vm) client(cl *core.ClientInfo) goja.Value {
+	return v.rt.NewDynamicObject(&clientObject{rt: v.rt, cl: cl})
+}
+
+func (v *vm) message(m *core.Message) goja.Value {
+	return v.rt.NewDynamicObject(&messageObject{rt: v.rt, m: m})
+}
+
+// Authenticate implements core.Hook: authenticate(client, credentials).
+func (h *Hook) Authenticate(_ context.Context, cl *core.ClientInfo, cred *core.Credentials) core.Verdict {
+	return h.decide(fnAuthenticate, cl.ID, "", func(v *vm) (core.Verdict, error) {
+		res, err := v.call(fnAuthenticate, v.client(cl), v.rt.NewDynamicObject(&credentialsObject{rt: v.rt, c: cred}))
+		if err != nil {
+			return core.Verdict{}, err
+		}
+		vd, err := verdictOf(res, nil)
+		if err != nil {
+			return vd, callErr(fnAuthenticate, err)
+		}
+		return vd, nil
+	})
+}
+
+// AuthorizePublish implements core.Hook: authorizePublish(client, msg).
+func (h *Hook) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
+	c := h.cache.Load()
+	key := cacheKey{action: actionPublish, client: cl.ID, username: cl.Username, topic: m.Topic}
+	if c != nil {
+		if vd, _, ok := c.get(key); ok {
+			return vd
+		}
+	}
+	vd, called, err := h.run(fnAuthorizePublish, func(v *vm) (core.Verdict, error) {
+		res, err := v.call(fnAuthorizePublish, v.client(cl), v.message(m))
+		if err != nil {
+			return core.Verdict{}, err
+		}
+		vd, err := verdictOf(res, nil)
+		if err != nil {
+			return vd, callErr(fnAuthorizePublish, err)
+		}
+		return vd, nil
+	})
+	if err != nil {
+		return h.failed(fnAuthorizePublish, cl.ID, m.Topic, err)
+	}
+	if c != nil && called {
+		c.put(key, vd, 0)
+	}
+	return vd
+}
+
+// AuthorizeSubscribe implements core.Hook: authorizeSubscribe(client,
+// {filter, qos}); the return value may lower the QoS.
+func (h *Hook) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter string, qos *byte) core.Verdict {
+	c := h.cache.Load()
+	key := cacheKey{action: actionSubscribe + *qos, client: cl.ID, username: cl.Username, topic: filter}
+	if c != nil {
+		if vd, q, ok := c.get(key); ok {
+			*qos = q
+			return vd
+		}
+	}
+	granted := *qos
+	vd, called, err := h.run(fnAuthorizeSubscribe, func(v *vm) (core.Verdict, error) {
+		sub := v.rt.NewDynamicObject(&subscriptionObject{rt: v.rt, filter: filter, qos: *qos})
+		res, err := v.call(fnAuthorizeSubscribe, v.client(cl), sub)
+		if err != nil {
+			return core.Verdict{}, err
+		}
+		vd, err := verdictOf(res, &granted)
+		if err != nil {
+			return vd, callErr(fnAuthorizeSubscribe, err)
+		}
+		return vd, nil
+	})
+	if err != nil {
+		return h.failed(fnAuthorizeSubscribe, cl.ID, filter, err)
+	}
+	*qos = granted
+	if c != nil && called {
+		c.put(key, vd, granted)
+	}
+	return vd
+}
+
+// Connect implements core.Hook: onConnect(client), a decision.
+func (h *Hook) Connect(_ context.Context, cl *core.ClientInfo, _ *core.ClientPolicy) core.Verdict {
+	return h.decide(fnOnConnect, cl.ID, "", func(v *vm) (core.Verdict, error) {
+		res, err := v.call(fnOnConnect, v.client(cl))
+		if err != nil {
+			return core.Verdict{}, err
+		}
+		vd, err := verdictOf(res, nil)
+		if err != nil {
+			return vd, callErr(fnOnConnect, err)
+		}
+		return vd, nil
+	})
+}
+
+// Publish implements core.Hook: onPublish(client, msg) may change the
+// message or drop it. A failed call drops it (on_failure deny) or leaves
+// it unchanged (next).
+func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
+	changed := *m
+	vd, _, err := h.run(fnOnPublish, func(v *vm) (core.Verdict, error) {
+		res, err := v.call(fnOnPublish, v.client(cl), v.message(m))
+		if err != nil {
+			return core.Verdict{}, err
+		}
+		vd, err := v.applyPublish(res, &changed)
+		if err != nil {
+			return vd, callErr(fnOnPublish, err)
+		}
+		return vd, nil
+	})
+	if err != nil {
+		return h.failed(fnOnPublish, cl.ID, m.Topic, err)
+	}
+	if vd.Decision == core.Next {
+		*m = changed
+	}
+	return vd
+}
+
+// OnDisconnected implements core.Hook: onDisconnect(client, {code,
+// reason, error}).
+func (h *Hook) OnDisconnected(_ context.Context, cl *core.ClientInfo, reason packets.ReasonCode, cause error) {
+	h.notify(fnOnDisconnect, cl.ID, "", func(v *vm) error {
+		r := map[string]any{"code": int(reason), "reason": reason.String()}
+		if cause != nil {
+			r["error"] = cause.Error()
+		}
+		_, err := v.call(fnOnDisconnect, v.client(cl), freezeValue(v.rt, r))
+		return err
+	})
+}
+
+// OnSubscribed implements core.Hook: onSubscribed(client, {filter, qos}).
+func (h *Hook) OnSubscribed(_ context.Context, cl *core.ClientInfo, filter string, qos byte) {
+	h.notify(fnOnSubscribed, cl.ID, filter, func(v *vm) error {
+		_, err := v.call(fnOnSubscribed, v.client(cl), freezeValue(v.rt, map[string]any{"filter": filter, "qos": int(qos)}))
+		return err
+	})
+}
+
+// OnDropped implements core.Hook: onMessageDropped(clientId, msg, why).
+func (h *Hook) OnDropped(_ context.Context, clientID string, m *core.Message, why string) {
+	h.notify(fnOnMessageDropped, clientID, m.Topic, func(v *vm) error {
+		_, err := v.call(fnOnMessageDropped, v.rt.ToValue(clientID), v.message(m), v.rt.ToValue(why))
+		return err
+	})
+}

@@ -1,0 +1,297 @@
+package js
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/topics"
+)
+
+// vmLimits is what every runtime of a hook shares: its limits and the
+// environment scripts see.
+type vmLimits struct {
+	timeout time.Duration
+	// maxLen caps the strings and arrays the capped built-ins build.
+	maxLen int
+	// stack caps the call stack depth.
+	stack int
+	log   *slog.Logger
+	// config is the hook's config block, as the script's config global.
+	config map[string]any
+	// publish publishes in process; nil when the hook has no server.
+	publish func(core.InlineMessage) error
+}
+
+// errTimeout is what an interrupted call fails with.
+var errTimeout = errors.New("timed out")
+
+// vm is one goja runtime with the program run in it and its functions
+// found. A vm is used by one call at a time (the pool hands it out); its
+// deadline is watched by the pool's watchdog, which interrupts a call that
+// runs past it.
+type vm struct {
+	rt   *goja.Runtime
+	prog *program
+	fns  [numFns]goja.Callable
+	lim  *vmLimits
+
+	// mu orders arming and disarming a call against the watchdog's
+	// interrupt, so an interrupt never outlives the call it was for.
+	mu       sync.Mutex
+	deadline time.Time // zero while idle
+}
+
+// prelude caps the built-ins that can build a huge string or array in one
+// step, before any script code runs. The call timeout cannot stop a
+// single allocation.
+const prelude = `(function (max) {
+	"use strict";
+	var repeat = String.prototype.repeat, padStart = String.prototype.padStart,
+		padEnd = String.prototype.padEnd, fill = Array.prototype.fill, join = Array.prototype.join;
+	function cap(what) { throw new RangeError(what + ": the result would exceed " + max + " characters or elements (js hook limit)"); }
+	function def(o, name, f) { Object.defineProperty(o, name, { value: f, writable: false, configurable: false, enumerable: false }); }
+	def(String.prototype, "repeat", function (n) { if (String(this).length * Number(n) > max) cap("String.prototype.repeat"); return repeat.call(this, n); });
+	def(String.prototype, "padStart", function (n, s) { if (Number(n) > max) cap("String.prototype.padStart"); return padStart.call(this, n, s); });
+	def(String.prototype, "padEnd", function (n, s) { if (Number(n) > max) cap("String.prototype.padEnd"); return padEnd.call(this, n, s); });
+	def(Array.prototype, "fill", function (v, a, b) { if (this.length > max) cap("Array.prototype.fill"); return fill.call(this, v, a, b); });
+	def(Array.prototype, "join", function (s) { if (this.length > max) cap("Array.prototype.join"); return join.call(this, s); });
+})`
+
+// newVM makes a runtime for p: globals, capped built-ins, then the script
+// itself, run under the call timeout.
+func newVM(p *program, lim vmLimits) (*vm, error) {
+	rt := goja.New()
+	rt.SetMaxCallStackSize(lim.stack)
+	v := &vm{rt: rt, prog: p, lim: &lim}
+	capFn, err := rt.RunString(prelude)
+	if err != nil {
+		return nil, fmt.Errorf("js prelude: %w", err)
+	}
+	if c, ok := goja.AssertFunction(capFn); ok {
+		if _, err := c(goja.Undefined(), rt.ToValue(lim.maxLen)); err != nil {
+			return nil, fmt.Errorf("js prelude: %w", err)
+		}
+	}
+	if err := v.setGlobals(); err != nil {
+		return nil, err
+	}
+	timer := time.AfterFunc(lim.timeout*10, func() { rt.Interrupt(errTimeout) })
+	_, err = rt.RunProgram(p.prog)
+	timer.Stop()
+	rt.ClearInterrupt()
+	if err != nil {
+		return nil, fmt.Errorf("running %s: %s", p.path, describe(err))
+	}
+	for f := range numFns {
+		if c, ok := goja.AssertFunction(rt.Get(fnNames[f])); ok {
+			v.fns[f] = c
+		}
+	}
+	return v, nil
+}
+
+// setGlobals installs what scripts may use: mqtt.match, log, config and
+// publish.
+func (v *vm) setGlobals() error {
+	rt := v.rt
+	mqtt := rt.NewObject()
+	_ = mqtt.Set("match", func(filter, topic string) bool { return topics.MatchFilter(filter, topic) })
+	logObj := rt.NewObject()
+	for _, lv := range []struct {
+		name  string
+		level slog.Level
+	}{{"debug", slog.LevelDebug}, {"info", slog.LevelInfo}, {"warn", slog.LevelWarn}, {"error", slog.LevelError}} {
+		_ = logObj.Set(lv.name, func(call goja.FunctionCall) goja.Value {
+			v.scriptLog(lv.level, call.Arguments)
+			return goja.Undefined()
+		})
+	}
+	if err := rt.Set("mqtt", mqtt); err != nil {
+		return err
+	}
+	if err := rt.Set("log", logObj); err != nil {
+		return err
+	}
+	if err := rt.Set("config", freezeValue(rt, v.lim.config)); err != nil {
+		return err
+	}
+	if err := rt.Set("publish", v.publish); err != nil {
+		return err
+	}
+	// Nothing a script is handed may be changed by it.
+	_, err := rt.RunString(`Object.freeze(mqtt); Object.freeze(log);`)
+	return err
+}
+
+// scriptLog writes a script's log call: the arguments joined by spaces,
+// with the script's file and line.
+func (v *vm) scriptLog(level slog.Level, args []goja.Value) {
+	parts := make([]string, len(args))
+	for i, a := range args {
+		parts[i] = a.String()
+	}
+	attrs := []any{"script", filepath.Base(v.prog.path)}
+	if frames := v.rt.CaptureCallStack(2, nil); len(frames) > 1 {
+		attrs = append(attrs, "line", frames[1].Position().Line)
+	}
+	v.lim.log.Log(context.Background(), level, strings.Join(parts, " "), attrs...)
+}
+
+// publish is the script's publish(topic, payload, {qos, retain}).
+func (v *vm) publish(call goja.FunctionCall) goja.Value {
+	if v.lim.publish == nil {
+		panic(v.rt.NewGoError(errors.New("publish: the hook is not running in a broker")))
+	}
+	m := core.InlineMessage{Topic: call.Argument(0).String()}
+	payload, err := v.payloadOf(call.Argument(1))
+	if err != nil {
+		panic(v.rt.NewTypeError("publish: payload: %s", err))
+	}
+	m.Payload = payload
+	if opts, ok := call.Argument(2).(*goja.Object); ok {
+		if q := opts.Get("qos"); q != nil && !goja.IsUndefined(q) {
+			n := q.ToInteger()
+			if n < 0 || n > 2 {
+				panic(v.rt.NewTypeError("publish: qos %d is not 0, 1 or 2", n))
+			}
+			m.QoS = byte(n)
+		}
+		if r := opts.Get("retain"); r != nil {
+			m.Retain = r.ToBoolean()
+		}
+	}
+	if err := v.lim.publish(m); err != nil {
+		panic(v.rt.NewGoError(err))
+	}
+	return goja.Undefined()
+}
+
+// payloadOf converts a script value to a payload: a string (UTF-8), an
+// ArrayBuffer or a typed array's bytes.
+func (v *vm) payloadOf(val goja.Value) ([]byte, error) {
+	if val == nil || goja.IsUndefined(val) || goja.IsNull(val) {
+		return nil, nil
+	}
+	switch x := val.Export().(type) {
+	case string:
+		return []byte(x), nil
+	case goja.ArrayBuffer:
+		return append([]byte(nil), x.Bytes()...), nil
+	case []byte:
+		return append([]byte(nil), x...), nil
+	}
+	if o, ok := val.(*goja.Object); ok {
+		if buf, ok := o.Get("buffer").Export().(goja.ArrayBuffer); ok {
+			return append([]byte(nil), buf.Bytes()...), nil
+		}
+	}
+	return nil, fmt.Errorf("a %s, want a string or bytes", typeName(val))
+}
+
+// arm starts a call's clock; disarm stops it and clears an interrupt
+// that came too late to matter, so it cannot hit the next call.
+func (v *vm) arm() {
+	v.mu.Lock()
+	v.deadline = time.Now().Add(v.lim.timeout)
+	v.mu.Unlock()
+}
+
+func (v *vm) disarm() {
+	v.mu.Lock()
+	v.deadline = time.Time{}
+	v.rt.ClearInterrupt()
+	v.mu.Unlock()
+}
+
+// overdue interrupts the call under way if it is past its deadline.
+func (v *vm) overdue(now time.Time) {
+	v.mu.Lock()
+	if !v.deadline.IsZero() && now.After(v.deadline) {
+		v.rt.Interrupt(errTimeout)
+		v.deadline = time.Time{}
+	}
+	v.mu.Unlock()
+}
+
+// call runs a script function with the timeout armed.
+func (v *vm) call(f fn, args ...goja.Value) (goja.Value, error) {
+	v.arm()
+	res, err := v.fns[f](goja.Undefined(), args...)
+	v.disarm()
+	return res, err
+}
+
+// describe turns a script error into a message with the script's file and
+// line: an exception's message and where it was thrown, a timeout, or a
+// call stack too deep.
+func describe(err error) string {
+	var ie *goja.InterruptedError
+	if errors.As(err, &ie) {
+		return "timed out" + traceTail(ie.String())
+	}
+	var so *goja.StackOverflowError
+	if errors.As(err, &so) {
+		return fmt.Sprintf("call stack deeper than %d calls%s", maxStack, where(so.Stack()))
+	}
+	var ex *goja.Exception
+	if errors.As(err, &ex) {
+		if ex.Value() == nil {
+			return strings.TrimSpace(ex.Error())
+		}
+		return ex.Value().String() + where(ex.Stack())
+	}
+	return err.Error()
+}
+
+// traceTail is the innermost frame of a goja stack trace text, as " at
+// FUNCTION (FILE:LINE:COLUMN)".
+func traceTail(trace string) string {
+	for _, line := range strings.Split(trace, "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "at "); ok {
+			return " at " + rest
+		}
+	}
+	return ""
+}
+
+// where is " at FILE:LINE:COLUMN" of the innermost frame in the script
+// (not in the broker's prelude).
+func where(frames []goja.StackFrame) string {
+	for _, f := range frames {
+		pos := f.Position()
+		if pos.Line > 0 && pos.Filename != "" {
+			return fmt.Sprintf(" at %s:%d:%d", pos.Filename, pos.Line, pos.Column)
+		}
+	}
+	return ""
+}
+
+// typeName names a script value's type for messages.
+func typeName(v goja.Value) string {
+	switch {
+	case v == nil || goja.IsUndefined(v):
+		return "undefined"
+	case goja.IsNull(v):
+		return "null"
+	}
+	if o, ok := v.(*goja.Object); ok {
+		if _, ok := goja.AssertFunction(o); ok {
+			return "function"
+		}
+		if o.ClassName() == "Array" {
+			return "array"
+		}
+		return "object"
+	}
+	return v.ExportType().Kind().String()
+}
