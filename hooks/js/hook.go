@@ -167,7 +167,9 @@ func (*Hook) ID() string { return ID }
 
 // Events implements core.Hook: the events of the functions the script
 // defines.
-func (h *Hook) Events() core.EventSet { return h.cur.Load().prog.events | core.Events(core.EventStopped) }
+func (h *Hook) Events() core.EventSet {
+	return h.cur.Load().prog.events | core.Events(core.EventStopped)
+}
 
 // Topics implements core.Hook: the script's topics, or every topic.
 func (h *Hook) Topics() []string { return h.cur.Load().prog.topics }
