@@ -26,9 +26,12 @@ const (
 type Config struct {
 	// Script is the script file; relative to Dir.
 	Script string `yaml:"script"`
-	// Timeout bounds every call into the script, and the wait for a free
-	// runtime (default 10ms).
+	// Timeout bounds every call into the script (default 10ms).
 	Timeout time.Duration `yaml:"timeout"`
+	// Wait bounds how long a call waits for a free runtime when all are
+	// busy (default 1s): under a burst, calls queue for the pool rather
+	// than fail; a call that still finds none fails like a timeout.
+	Wait time.Duration `yaml:"wait"`
 	// Pool is the number of runtimes, calls that can run at once (0:
 	// GOMAXPROCS).
 	Pool int `yaml:"pool"`
@@ -68,6 +71,12 @@ func (c *Config) fill() error {
 		return fmt.Errorf("timeout: %s is outside 0..%s", c.Timeout, maxTimeout)
 	case c.Timeout == 0:
 		c.Timeout = 10 * time.Millisecond
+	}
+	switch {
+	case c.Wait < 0 || c.Wait > maxTimeout:
+		return fmt.Errorf("wait: %s is outside 0..%s", c.Wait, maxTimeout)
+	case c.Wait == 0:
+		c.Wait = time.Second
 	}
 	switch {
 	case c.Pool < 0 || c.Pool > 1024:

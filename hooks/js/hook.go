@@ -55,7 +55,7 @@ func New(cfg Config, srv *core.Server) (*Hook, error) {
 		return nil, fmt.Errorf("%s: %w", ID, err)
 	}
 	h := &Hook{cfg: cfg, log: cfg.Logger, srv: srv}
-	h.lim = vmLimits{timeout: cfg.Timeout, maxLen: maxLen, stack: maxStack,
+	h.lim = vmLimits{timeout: cfg.Timeout, wait: cfg.Wait, maxLen: maxLen, stack: maxStack,
 		log: cfg.Logger, config: cfg.scriptConfig()}
 	if srv != nil {
 		h.lim.publish = srv.Publish
@@ -85,7 +85,7 @@ func (c *Config) scriptConfig() map[string]any {
 		vars = map[string]any{}
 	}
 	return map[string]any{
-		"script": filepath.Base(c.Script), "timeout": c.Timeout.String(), "pool": c.Pool,
+		"script": filepath.Base(c.Script), "timeout": c.Timeout.String(), "wait": c.Wait.String(), "pool": c.Pool,
 		"on_failure": c.OnFailure, "cache_ttl": c.CacheTTL.String(), "vars": vars,
 	}
 }

@@ -8,13 +8,14 @@ import (
 )
 
 // pool holds a program's runtimes: calls take one, waiting at most the
-// timeout, and give it back; there are never more than size. One
+// wait, and give it back; there are never more than size. One
 // watchdog goroutine interrupts calls that run past their deadline.
 type pool struct {
 	prog    *program
 	free    chan *vm
 	vms     []*vm
 	timeout time.Duration
+	wait    time.Duration
 
 	// users counts the calls using the pool; closedBit is set once a
 	// retired pool has no users, after which enter refuses.
@@ -54,7 +55,7 @@ func (p *pool) tryClose() {
 
 // newPool makes size runtimes for prog and starts the watchdog.
 func newPool(prog *program, size int, lim vmLimits) (*pool, error) {
-	p := &pool{prog: prog, free: make(chan *vm, size), timeout: lim.timeout,
+	p := &pool{prog: prog, free: make(chan *vm, size), timeout: lim.timeout, wait: lim.wait,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	for range size {
 		v, err := newVM(prog, lim)
@@ -69,16 +70,16 @@ func newPool(prog *program, size int, lim vmLimits) (*pool, error) {
 }
 
 // errBusy is what a call fails with when no runtime frees up in time.
-var errBusy = fmt.Errorf("no free runtime within the timeout (raise pool, or make the script faster)")
+var errBusy = fmt.Errorf("no free runtime within the wait (raise pool or wait, or make the script faster)")
 
-// get takes a runtime, waiting at most the timeout.
+// get takes a runtime, waiting at most the wait.
 func (p *pool) get() (*vm, error) {
 	select {
 	case v := <-p.free:
 		return v, nil
 	default:
 	}
-	t := time.NewTimer(p.timeout)
+	t := time.NewTimer(p.wait)
 	defer t.Stop()
 	select {
 	case v := <-p.free:

@@ -20,6 +20,8 @@ import (
 // environment scripts see.
 type vmLimits struct {
 	timeout time.Duration
+	// wait bounds the wait for a free runtime.
+	wait time.Duration
 	// maxLen caps the strings and arrays the capped built-ins build.
 	maxLen int
 	// stack caps the call stack depth.
