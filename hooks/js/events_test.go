@@ -111,7 +111,7 @@ func TestConfigAndTopics(t *testing.T) {
 var topics = ["sensors/#", "cmd/+"];
 function authorizePublish(c, m) {
 	try { config.vars.admins.push("me"); return false; } catch (e) {}
-	return config.vars.admins[1] === "root" && config.vars.limits.max === 3 && config.timeout === "10ms" && config.script === "test.js";
+	return config.vars.admins[1] === "root" && config.vars.limits.max === 3 && config.timeout === "1s" && config.script === "test.js";
 }`, Config{Vars: map[string]any{"admins": []any{"ops", "root"}, "limits": map[string]any{"max": 3}}})
 	if got := h.AuthorizePublish(context.Background(), alice, msg("sensors/1", "")); got != core.Permit {
 		t.Errorf("config read: %+v", got)

@@ -243,8 +243,21 @@ func callErr(f fn, err error) error {
 	return fmt.Errorf("%s %w", fnNames[f], err)
 }
 
+// maxClients bounds a runtime's cache of client objects.
+const maxClients = 4096
+
+// client returns the script object of a client, made on its first call
+// on this runtime.
 func (v *vm) client(cl *core.ClientInfo) goja.Value {
-	return v.rt.NewDynamicObject(&clientObject{rt: v.rt, cl: cl})
+	if o, ok := v.clients[cl]; ok {
+		return o
+	}
+	if v.clients == nil || len(v.clients) >= maxClients {
+		v.clients = make(map[*core.ClientInfo]*goja.Object)
+	}
+	o := v.rt.NewDynamicObject(&clientObject{rt: v.rt, cl: cl})
+	v.clients[cl] = o
+	return o
 }
 
 func (v *vm) message(m *core.Message) goja.Value {

@@ -34,7 +34,7 @@ func (l *logBuffer) String() string {
 }
 
 // newHook writes script to a temp file and makes a hook for it.
-func newHook(t *testing.T, script string, cfg Config) (*Hook, *logBuffer) {
+func newHook(t testing.TB, script string, cfg Config) (*Hook, *logBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "test.js")
@@ -43,6 +43,12 @@ func newHook(t *testing.T, script string, cfg Config) (*Hook, *logBuffer) {
 	}
 	logs := &logBuffer{}
 	cfg.Script = path
+	if cfg.Timeout == 0 {
+		// The timeout is wall clock: on a shared two-core machine under
+		// -race a trivial call is now and then descheduled for more than
+		// the 10ms default. Tests of the timeout set their own.
+		cfg.Timeout = time.Second
+	}
 	no := false
 	if cfg.Watch == nil {
 		cfg.Watch = &no

@@ -26,6 +26,9 @@ type clientObject struct {
 	readOnly
 	rt *goja.Runtime
 	cl *core.ClientInfo
+	// id and username are converted once: the object is kept for the
+	// client's next calls (vm.client).
+	id, username goja.Value
 }
 
 var clientKeys = []string{"clientId", "username", "listener", "remoteAddr", "protocolVersion", "cleanStart", "certificate"}
@@ -34,9 +37,15 @@ func (o *clientObject) Get(key string) goja.Value {
 	cl := o.cl
 	switch key {
 	case "clientId":
-		return o.rt.ToValue(cl.ID)
+		if o.id == nil {
+			o.id = o.rt.ToValue(cl.ID)
+		}
+		return o.id
 	case "username":
-		return o.rt.ToValue(cl.Username)
+		if o.username == nil {
+			o.username = o.rt.ToValue(cl.Username)
+		}
+		return o.username
 	case "listener":
 		return o.rt.ToValue(cl.Listener)
 	case "remoteAddr":

@@ -95,7 +95,9 @@ func (p *pool) put(v *vm) { p.free <- v }
 // watchdog checks the runtimes' deadlines a few times per timeout.
 func (p *pool) watchdog() {
 	defer close(p.stopped)
-	tick := time.NewTicker(max(p.timeout/4, time.Millisecond))
+	// Half the timeout: a runaway call stops within 1.5 timeouts, and a
+	// short timeout does not wake the watchdog too often.
+	tick := time.NewTicker(max(p.timeout/2, 2*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {

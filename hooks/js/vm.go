@@ -46,6 +46,12 @@ type vm struct {
 	fns  [numFns]goja.Callable
 	lim  *vmLimits
 
+	// clients keeps the client objects of recent callers, so that a
+	// client's object and its strings are made once, not per call; it is
+	// emptied when it reaches maxClients. A ClientInfo does not change
+	// while its connection lives.
+	clients map[*core.ClientInfo]*goja.Object
+
 	// mu orders arming and disarming a call against the watchdog's
 	// interrupt, so an interrupt never outlives the call it was for.
 	mu       sync.Mutex
@@ -106,7 +112,10 @@ func newVM(p *program, lim vmLimits) (*vm, error) {
 func (v *vm) setGlobals() error {
 	rt := v.rt
 	mqtt := rt.NewObject()
-	_ = mqtt.Set("match", func(filter, topic string) bool { return topics.MatchFilter(filter, topic) })
+	// A native function, not a reflected one: it is on every ACL's path.
+	_ = mqtt.Set("match", func(call goja.FunctionCall) goja.Value {
+		return rt.ToValue(topics.MatchFilter(call.Argument(0).String(), call.Argument(1).String()))
+	})
 	logObj := rt.NewObject()
 	for _, lv := range []struct {
 		name  string
