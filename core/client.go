@@ -43,6 +43,10 @@ type client struct {
 	authMethod     string // v5 enhanced authentication method, "" if none
 	reauth         *AuthStep
 
+	// hookMsg is the message authorization hooks are shown when no hook
+	// rewrites messages; reader-owned, valid during the hook call.
+	hookMsg Message
+
 	cancel  context.CancelFunc // ends the connection's context
 	cr      *connReader
 	r       *packets.Reader

@@ -46,7 +46,8 @@ type Hook interface {
 	// Next with step.Continue set asks the client for another round with
 	// step.Response as its Authentication Data.
 	EnhancedAuth(ctx context.Context, cl *ClientInfo, step *AuthStep) Verdict
-	// AuthorizePublish decides whether the client may publish m.
+	// AuthorizePublish decides whether the client may publish m. m is
+	// only valid during the call: a hook must copy what it keeps.
 	AuthorizePublish(ctx context.Context, cl *ClientInfo, m *Message) Verdict
 	// AuthorizeSubscribe decides whether the client may subscribe to
 	// filter; it may lower *qos, the QoS to grant.

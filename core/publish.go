@@ -48,7 +48,20 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 	}
 
 	var m *message
-	if s.hooks.has(EventAuthorizePublish) || s.hooks.has(EventPublish) || s.hooks.has(EventPublished) {
+	modify := s.hooks.has(EventPublish) || s.hooks.has(EventPublished)
+	if !modify && s.hooks.has(EventAuthorizePublish) {
+		// Only authorization: the hooks see the reader's scratch message,
+		// valid during their call, and nothing is copied for them.
+		hm := &c.hookMsg
+		*hm = Message{Topic: c.mount + p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Properties: p.Properties, Origin: c.id}
+		code, why := s.authorizePublish(ctx, c, hm)
+		*hm = Message{}
+		if code != packets.Success {
+			s.denyPublish(c, p, code, why)
+			return nil
+		}
+	}
+	if modify {
 		hm := &Message{Topic: c.mount + p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Properties: p.Properties, Origin: c.id}
 		code, why := s.authorizePublish(ctx, c, hm)
 		if code == packets.Success {

@@ -1,8 +1,8 @@
 package js
 
 import (
-	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vanemq/vanemq/core"
@@ -14,15 +14,14 @@ const (
 	actionSubscribe byte = 2 // 2, 3, 4: QoS 0, 1, 2
 )
 
-// cacheKey identifies a decision: the action, the client (its ID and
-// username, which can change between connections) and the topic or filter.
-// The cache is only right for scripts whose decision depends on nothing
-// else (not the payload, not the time).
+// cacheKey identifies a decision of one connection: the action and the
+// topic or filter. The cache is kept per connection (its ClientInfo), so
+// a client that connects again, maybe as another user, starts afresh. It
+// is only right for scripts whose decision depends on nothing else (not
+// the payload, not the time).
 type cacheKey struct {
-	action   byte
-	client   string
-	username string
-	topic    string
+	action byte
+	topic  string
 }
 
 // cached is a decision and, for a subscription, the QoS granted.
@@ -32,55 +31,56 @@ type cached struct {
 	expires int64 // unix nanos
 }
 
-// decisionCache holds decisions for ttl, in shards that are emptied when
-// they reach their share of size. A reload starts a new cache.
+// decisionCache holds decisions for ttl (by the watchdog's coarse clock,
+// so up to half the call timeout longer), per connection. It holds at
+// most size decisions: the hook starts a new cache when it is full, and
+// on every reload.
 type decisionCache struct {
-	ttl    time.Duration
-	per    int
-	seed   maphash.Seed
-	shards [16]cacheShard
+	ttl     time.Duration
+	clock   *atomic.Int64 // coarse unix nanos
+	size    int64
+	entries atomic.Int64
+	conns   sync.Map // *core.ClientInfo -> *connCache
 }
 
-type cacheShard struct {
+// connCache is one connection's decisions.
+type connCache struct {
 	mu sync.Mutex
 	m  map[cacheKey]cached
 }
 
-func newDecisionCache(ttl time.Duration, size int) *decisionCache {
-	c := &decisionCache{ttl: ttl, per: max(size/16, 1), seed: maphash.MakeSeed()}
-	for i := range c.shards {
-		c.shards[i].m = make(map[cacheKey]cached)
-	}
-	return c
-}
-
-func (c *decisionCache) shard(k *cacheKey) *cacheShard {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	_, _ = h.WriteString(k.client)
-	_, _ = h.WriteString(k.topic)
-	return &c.shards[h.Sum64()%16]
+func newDecisionCache(ttl time.Duration, size int, clock *atomic.Int64) *decisionCache {
+	return &decisionCache{ttl: ttl, clock: clock, size: int64(size)}
 }
 
 // get returns a live decision.
-func (c *decisionCache) get(k cacheKey) (core.Verdict, byte, bool) {
-	s := c.shard(&k)
-	s.mu.Lock()
-	e, ok := s.m[k]
-	s.mu.Unlock()
-	if !ok || time.Now().UnixNano() >= e.expires {
+func (c *decisionCache) get(cl *core.ClientInfo, k cacheKey) (core.Verdict, byte, bool) {
+	v, ok := c.conns.Load(cl)
+	if !ok {
+		return core.Verdict{}, 0, false
+	}
+	cc := v.(*connCache)
+	cc.mu.Lock()
+	e, ok := cc.m[k]
+	cc.mu.Unlock()
+	if !ok || c.clock.Load() >= e.expires {
 		return core.Verdict{}, 0, false
 	}
 	return e.verdict, e.qos, true
 }
 
-// put stores a decision.
-func (c *decisionCache) put(k cacheKey, v core.Verdict, qos byte) {
-	s := c.shard(&k)
-	s.mu.Lock()
-	if len(s.m) >= c.per {
-		clear(s.m)
+// put stores a decision; it reports false when the cache is full.
+func (c *decisionCache) put(cl *core.ClientInfo, k cacheKey, v core.Verdict, qos byte) bool {
+	if c.entries.Add(1) > c.size {
+		return false
 	}
-	s.m[k] = cached{verdict: v, qos: qos, expires: time.Now().Add(c.ttl).UnixNano()}
-	s.mu.Unlock()
+	cv, ok := c.conns.Load(cl)
+	if !ok {
+		cv, _ = c.conns.LoadOrStore(cl, &connCache{m: make(map[cacheKey]cached)})
+	}
+	cc := cv.(*connCache)
+	cc.mu.Lock()
+	cc.m[k] = cached{verdict: v, qos: qos, expires: c.clock.Load() + int64(c.ttl)}
+	cc.mu.Unlock()
+	return true
 }

@@ -36,6 +36,7 @@ type Hook struct {
 	watch    *filewatch.Watcher
 	closed   atomic.Bool
 
+	clock    atomic.Int64 // coarse unix nanos, kept by the watchdog
 	failures atomic.Int64
 	logged   atomic.Int64 // unix nanos of the last failure logged
 	muted    atomic.Int64 // failures not logged since
@@ -55,8 +56,9 @@ func New(cfg Config, srv *core.Server) (*Hook, error) {
 		return nil, fmt.Errorf("%s: %w", ID, err)
 	}
 	h := &Hook{cfg: cfg, log: cfg.Logger, srv: srv}
+	h.clock.Store(time.Now().UnixNano())
 	h.lim = vmLimits{timeout: cfg.Timeout, wait: cfg.Wait, maxLen: maxLen, stack: maxStack,
-		log: cfg.Logger, config: cfg.scriptConfig()}
+		log: cfg.Logger, config: cfg.scriptConfig(), clock: &h.clock}
 	if srv != nil {
 		h.lim.publish = srv.Publish
 	}
@@ -142,7 +144,14 @@ func (h *Hook) reload(trigger string) error {
 // resetCache starts an empty decision cache, when caching is on.
 func (h *Hook) resetCache() {
 	if h.cfg.CacheTTL > 0 {
-		h.cache.Store(newDecisionCache(h.cfg.CacheTTL, h.cfg.CacheSize))
+		h.cache.Store(newDecisionCache(h.cfg.CacheTTL, h.cfg.CacheSize, &h.clock))
+	}
+}
+
+// remember caches a decision, starting a new cache when c is full.
+func (h *Hook) remember(c *decisionCache, cl *core.ClientInfo, k cacheKey, vd core.Verdict, qos byte) {
+	if !c.put(cl, k, vd, qos) {
+		h.cache.CompareAndSwap(c, newDecisionCache(h.cfg.CacheTTL, h.cfg.CacheSize, &h.clock))
 	}
 }
 
@@ -282,9 +291,9 @@ func (h *Hook) Authenticate(_ context.Context, cl *core.ClientInfo, cred *core.C
 // AuthorizePublish implements core.Hook: authorizePublish(client, msg).
 func (h *Hook) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
 	c := h.cache.Load()
-	key := cacheKey{action: actionPublish, client: cl.ID, username: cl.Username, topic: m.Topic}
+	key := cacheKey{action: actionPublish, topic: m.Topic}
 	if c != nil {
-		if vd, _, ok := c.get(key); ok {
+		if vd, _, ok := c.get(cl, key); ok {
 			return vd
 		}
 	}
@@ -303,7 +312,7 @@ func (h *Hook) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.
 		return h.failed(fnAuthorizePublish, cl.ID, m.Topic, err)
 	}
 	if c != nil && called {
-		c.put(key, vd, 0)
+		h.remember(c, cl, key, vd, 0)
 	}
 	return vd
 }
@@ -312,9 +321,9 @@ func (h *Hook) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.
 // {filter, qos}); the return value may lower the QoS.
 func (h *Hook) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter string, qos *byte) core.Verdict {
 	c := h.cache.Load()
-	key := cacheKey{action: actionSubscribe + *qos, client: cl.ID, username: cl.Username, topic: filter}
+	key := cacheKey{action: actionSubscribe + *qos, topic: filter}
 	if c != nil {
-		if vd, q, ok := c.get(key); ok {
+		if vd, q, ok := c.get(cl, key); ok {
 			*qos = q
 			return vd
 		}
@@ -337,7 +346,7 @@ func (h *Hook) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter
 	}
 	*qos = granted
 	if c != nil && called {
-		c.put(key, vd, granted)
+		h.remember(c, cl, key, vd, granted)
 	}
 	return vd
 }

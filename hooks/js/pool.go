@@ -16,6 +16,7 @@ type pool struct {
 	vms     []*vm
 	timeout time.Duration
 	wait    time.Duration
+	clock   *atomic.Int64
 
 	// users counts the calls using the pool; closedBit is set once a
 	// retired pool has no users, after which enter refuses.
@@ -55,7 +56,7 @@ func (p *pool) tryClose() {
 
 // newPool makes size runtimes for prog and starts the watchdog.
 func newPool(prog *program, size int, lim vmLimits) (*pool, error) {
-	p := &pool{prog: prog, free: make(chan *vm, size), timeout: lim.timeout, wait: lim.wait,
+	p := &pool{prog: prog, free: make(chan *vm, size), timeout: lim.timeout, wait: lim.wait, clock: lim.clock,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	for range size {
 		v, err := newVM(prog, lim)
@@ -104,6 +105,9 @@ func (p *pool) watchdog() {
 		case <-p.stop:
 			return
 		case now := <-tick.C:
+			if p.clock != nil {
+				p.clock.Store(now.UnixNano())
+			}
 			for _, v := range p.vms {
 				v.overdue(now)
 			}

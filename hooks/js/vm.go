@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dop251/goja"
@@ -31,6 +32,10 @@ type vmLimits struct {
 	config map[string]any
 	// publish publishes in process; nil when the hook has no server.
 	publish func(core.InlineMessage) error
+	// clock is a coarse clock (unix nanos) the watchdog keeps, for the
+	// decision cache: reading the real clock per decision costs more
+	// than the cache saves on some machines.
+	clock *atomic.Int64
 }
 
 // errTimeout is what an interrupted call fails with.
