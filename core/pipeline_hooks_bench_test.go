@@ -30,6 +30,15 @@ func (*benchPublishHook) Publish(context.Context, *ClientInfo, *Message) Verdict
 	return Pass
 }
 
+// benchAuthorizeHook allows every publish.
+type benchAuthorizeHook struct{ HookBase }
+
+func (*benchAuthorizeHook) ID() string       { return "bench.authorize" }
+func (*benchAuthorizeHook) Events() EventSet { return Events(EventAuthorizePublish) }
+func (*benchAuthorizeHook) AuthorizePublish(context.Context, *ClientInfo, *Message) Verdict {
+	return Permit
+}
+
 // BenchmarkPublishHooks measures one inbound PUBLISH (QoS 0, 64-byte
 // payload) through handlePublish, the path a client's PUBLISH takes, with
 // 0, 1 and 5 registered hooks that handle only OnSession, and with one
@@ -59,6 +68,7 @@ func BenchmarkPublishHooks(b *testing.B) {
 		{"hooks=1-session", sessionHooks(1)},
 		{"hooks=5-session", sessionHooks(5)},
 		{"hooks=1-publish", func() []Hook { return []Hook{&benchPublishHook{}} }},
+		{"hooks=1-authorize", func() []Hook { return []Hook{&benchAuthorizeHook{}} }},
 	}
 	for _, subs := range []int{1, 10} {
 		for _, hs := range sets {
