@@ -105,11 +105,11 @@ func (p *program) functions() []string {
 
 // load compiles the script and makes a pool for it.
 func (h *Hook) load() (*pool, error) {
-	prog, err := compile(h.cfg.Script, h.lim)
+	prog, first, err := compile(h.cfg.Script, h.lim)
 	if err != nil {
 		return nil, err
 	}
-	return newPool(prog, h.cfg.Pool, h.lim)
+	return newPool(prog, first, h.cfg.Pool, h.lim)
 }
 
 // Reload compiles the script again and swaps the new runtimes in at once;

@@ -54,14 +54,18 @@ func (p *pool) tryClose() {
 	}
 }
 
-// newPool makes size runtimes for prog and starts the watchdog.
-func newPool(prog *program, size int, lim vmLimits) (*pool, error) {
+// newPool makes size runtimes for prog, the first being first, and
+// starts the watchdog.
+func newPool(prog *program, first *vm, size int, lim vmLimits) (*pool, error) {
 	p := &pool{prog: prog, free: make(chan *vm, size), timeout: lim.timeout, wait: lim.wait, clock: lim.clock,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
-	for range size {
-		v, err := newVM(prog, lim)
-		if err != nil {
-			return nil, err
+	for i := range size {
+		v := first
+		if i > 0 {
+			var err error
+			if v, err = newVM(prog, lim); err != nil {
+				return nil, err
+			}
 		}
 		p.vms = append(p.vms, v)
 		p.free <- v

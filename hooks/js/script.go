@@ -51,25 +51,25 @@ type program struct {
 }
 
 // compile reads and compiles the script, runs it once in a runtime to find
-// its functions and its topics, and returns the program. Errors name the
-// file, and for syntax errors the line and column.
-func compile(path string, limits vmLimits) (*program, error) {
+// its functions and its topics, and returns the program and that runtime.
+// Errors name the file, and for syntax errors the line and column.
+func compile(path string, limits vmLimits) (*program, *vm, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		return nil, nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	prog, err := goja.Compile(path, string(src), false)
 	if err != nil {
 		var se *goja.CompilerSyntaxError
 		if errors.As(err, &se) {
-			return nil, fmt.Errorf("syntax error in %s: %s", path, se.Error())
+			return nil, nil, fmt.Errorf("syntax error in %s: %s", path, se.Error())
 		}
-		return nil, fmt.Errorf("compiling %s: %w", path, err)
+		return nil, nil, fmt.Errorf("compiling %s: %w", path, err)
 	}
 	p := &program{path: path, prog: prog}
 	probe, err := newVM(p, limits)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for f := range numFns {
 		if probe.fns[f] != nil {
@@ -78,19 +78,19 @@ func compile(path string, limits vmLimits) (*program, error) {
 		}
 	}
 	if p.events == 0 {
-		return nil, fmt.Errorf("%s defines none of the hook functions (%v)", path, fnNames)
+		return nil, nil, fmt.Errorf("%s defines none of the hook functions (%v)", path, fnNames)
 	}
 	ts, err := probe.declaredTopics()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, f := range ts {
 		if err := topics.ValidateFilter(f); err != nil {
-			return nil, fmt.Errorf("%s: topics: %q: %w", path, f, err)
+			return nil, nil, fmt.Errorf("%s: topics: %q: %w", path, f, err)
 		}
 	}
 	p.topics = ts
-	return p, nil
+	return p, probe, nil
 }
 
 // declaredTopics reads the script's global topics: an array of topic
