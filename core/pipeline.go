@@ -76,13 +76,21 @@ type pipeline struct {
 	lists   atomic.Pointer[eventLists]
 }
 
+// FailureCounter is implemented by hooks that fail in ways of their own
+// without panicking (a script that throws or times out, a plugin that is
+// down): their count is added to HookStatus.Failures, and so to the
+// hook failure metric.
+type FailureCounter interface {
+	Failures() int64
+}
+
 // HookStatus describes one hook of a running server.
 type HookStatus struct {
 	ID       string
 	Priority int
 	Events   EventSet
 	Topics   []string
-	Failures int64         // panics recovered
+	Failures int64         // panics recovered, plus what the hook counts itself (FailureCounter)
 	Calls    int64         // calls made
 	Time     time.Duration // time spent in calls, estimated from 1 call in 16
 }
@@ -180,6 +188,9 @@ func (s *Server) Hooks() []HookStatus {
 	for i, e := range p.entries {
 		out[i] = HookStatus{ID: e.id, Priority: e.priority, Events: e.events, Topics: slices.Clone(e.filters),
 			Failures: e.failures.Load(), Calls: e.calls.Load(), Time: time.Duration(e.nanos.Load())}
+		if fc, ok := e.hook.(FailureCounter); ok {
+			out[i].Failures += fc.Failures()
+		}
 	}
 	return out
 }

@@ -71,16 +71,30 @@ func (c *decisionCache) get(cl *core.ClientInfo, k cacheKey) (core.Verdict, byte
 
 // put stores a decision; it reports false when the cache is full.
 func (c *decisionCache) put(cl *core.ClientInfo, k cacheKey, v core.Verdict, qos byte) bool {
-	if c.entries.Add(1) > c.size {
-		return false
-	}
 	cv, ok := c.conns.Load(cl)
 	if !ok {
 		cv, _ = c.conns.LoadOrStore(cl, &connCache{m: make(map[cacheKey]cached)})
 	}
 	cc := cv.(*connCache)
 	cc.mu.Lock()
+	_, had := cc.m[k]
 	cc.m[k] = cached{verdict: v, qos: qos, expires: c.clock.Load() + int64(c.ttl)}
 	cc.mu.Unlock()
+	if !had && c.entries.Add(1) > c.size {
+		return false
+	}
 	return true
+}
+
+// forget drops a connection's decisions when it ends.
+func (c *decisionCache) forget(cl *core.ClientInfo) {
+	v, ok := c.conns.LoadAndDelete(cl)
+	if !ok {
+		return
+	}
+	cc := v.(*connCache)
+	cc.mu.Lock()
+	n := len(cc.m)
+	cc.mu.Unlock()
+	c.entries.Add(-int64(n))
 }

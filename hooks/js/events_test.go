@@ -145,6 +145,15 @@ function onConnect(c) { return {allow: true, reason: String(n)}; }`, Config{Cach
 	if got := h.AuthorizePublish(ctx, alice, msg("no", "")); got.Decision != core.Deny {
 		t.Errorf("cached refusal: %+v", got)
 	}
+	// A connection's decisions go with it.
+	c := h.cache.Load()
+	if c.entries.Load() != 3 {
+		t.Errorf("%d cached decisions, want 3", c.entries.Load())
+	}
+	h.OnDisconnected(ctx, alice, 0, nil)
+	if _, ok := c.conns.Load(alice); ok || c.entries.Load() != 1 {
+		t.Errorf("after the disconnect: %d decisions left, want 1 (the other connection's)", c.entries.Load())
+	}
 }
 
 // scriptCounter reads the script's global n.

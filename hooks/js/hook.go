@@ -68,14 +68,17 @@ func New(cfg Config, srv *core.Server) (*Hook, error) {
 	}
 	h.cur.Store(p)
 	h.resetCache()
+	// SIGHUP always reloads; the file is watched unless watch is false.
+	var files []string
 	if cfg.watch() {
-		w, err := filewatch.Start([]string{cfg.Script}, cfg.Logger, func(trigger string) { _ = h.reload(trigger) })
-		if err != nil {
-			p.retire()
-			return nil, fmt.Errorf("%s: %w", ID, err)
-		}
-		h.watch = w
+		files = []string{cfg.Script}
 	}
+	w, err := filewatch.Start(files, cfg.Logger, func(trigger string) { _ = h.reload(trigger) })
+	if err != nil {
+		p.retire()
+		return nil, fmt.Errorf("%s: %w", ID, err)
+	}
+	h.watch = w
 	h.log.Info("script loaded", "script", cfg.Script, "functions", p.prog.functions(), "topics", p.prog.topics, "pool", cfg.Pool)
 	return h, nil
 }
@@ -177,7 +180,11 @@ func (*Hook) ID() string { return ID }
 // Events implements core.Hook: the events of the functions the script
 // defines.
 func (h *Hook) Events() core.EventSet {
-	return h.cur.Load().prog.events | core.Events(core.EventStopped)
+	ev := h.cur.Load().prog.events | core.Events(core.EventStopped)
+	if h.cfg.CacheTTL > 0 {
+		ev |= core.Events(core.EventDisconnected) // to forget the connection's decisions
+	}
+	return ev
 }
 
 // Topics implements core.Hook: the script's topics, or every topic.
@@ -189,6 +196,9 @@ func (h *Hook) Failures() int64 { return h.failures.Load() }
 // OnStopped implements core.Hook: the hook closes with the server.
 func (h *Hook) OnStopped(context.Context) { _ = h.Close() }
 
+// errHookClosed is what calls fail with after Close.
+var errHookClosed = errors.New("the js hook is closed")
+
 // run calls a script function on a runtime of the current pool: do builds
 // the arguments, makes the call and reads its result.
 func (h *Hook) run(f fn, do func(v *vm) (core.Verdict, error)) (core.Verdict, bool, error) {
@@ -198,6 +208,9 @@ func (h *Hook) run(f fn, do func(v *vm) (core.Verdict, error)) (core.Verdict, bo
 			return core.Pass, false, nil // a reload removed the function
 		}
 		if !p.enter() {
+			if h.closed.Load() {
+				return core.Verdict{}, true, errHookClosed
+			}
 			continue // retired under us: take the new pool
 		}
 		v, err := p.get()
@@ -269,8 +282,12 @@ func (v *vm) client(cl *core.ClientInfo) goja.Value {
 	return o
 }
 
-func (v *vm) message(m *core.Message) goja.Value {
-	return v.rt.NewDynamicObject(&messageObject{rt: v.rt, m: m})
+// message returns the script object of m and a function that detaches it
+// from m once the call is over: m may be the reader's scratch message,
+// and a script that kept the object must not see it change.
+func (v *vm) message(m *core.Message) (goja.Value, func()) {
+	o := &messageObject{rt: v.rt, m: m}
+	return v.rt.NewDynamicObject(o), func() { o.m = nil }
 }
 
 // Authenticate implements core.Hook: authenticate(client, credentials).
@@ -298,7 +315,9 @@ func (h *Hook) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.
 		}
 	}
 	vd, called, err := h.run(fnAuthorizePublish, func(v *vm) (core.Verdict, error) {
-		res, err := v.call(fnAuthorizePublish, v.client(cl), v.message(m))
+		mo, done := v.message(m)
+		res, err := v.call(fnAuthorizePublish, v.client(cl), mo)
+		done()
 		if err != nil {
 			return core.Verdict{}, err
 		}
@@ -372,7 +391,9 @@ func (h *Hook) Connect(_ context.Context, cl *core.ClientInfo, _ *core.ClientPol
 func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
 	changed := *m
 	vd, _, err := h.run(fnOnPublish, func(v *vm) (core.Verdict, error) {
-		res, err := v.call(fnOnPublish, v.client(cl), v.message(m))
+		mo, done := v.message(m)
+		res, err := v.call(fnOnPublish, v.client(cl), mo)
+		done()
 		if err != nil {
 			return core.Verdict{}, err
 		}
@@ -394,6 +415,9 @@ func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) 
 // OnDisconnected implements core.Hook: onDisconnect(client, {code,
 // reason, error}).
 func (h *Hook) OnDisconnected(_ context.Context, cl *core.ClientInfo, reason packets.ReasonCode, cause error) {
+	if c := h.cache.Load(); c != nil {
+		c.forget(cl)
+	}
 	h.notify(fnOnDisconnect, cl.ID, "", func(v *vm) error {
 		r := map[string]any{"code": int(reason), "reason": reason.String()}
 		if cause != nil {
@@ -415,7 +439,9 @@ func (h *Hook) OnSubscribed(_ context.Context, cl *core.ClientInfo, filter strin
 // OnDropped implements core.Hook: onMessageDropped(clientId, msg, why).
 func (h *Hook) OnDropped(_ context.Context, clientID string, m *core.Message, why string) {
 	h.notify(fnOnMessageDropped, clientID, m.Topic, func(v *vm) error {
-		_, err := v.call(fnOnMessageDropped, v.rt.ToValue(clientID), v.message(m), v.rt.ToValue(why))
+		mo, done := v.message(m)
+		_, err := v.call(fnOnMessageDropped, v.rt.ToValue(clientID), mo, v.rt.ToValue(why))
+		done()
 		return err
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,11 +134,14 @@ function authorizePublish(client, msg) {
 	case "typo": return {allow: false, reasn: "x"};
 	case "noallow": return {reason: "x"};
 	case "recurse": return (function f(n) { return f(n + 1); })(0);
+	case "from": return Array.from({length: 2e7}).length > 0;
+	case "buffer": return new ArrayBuffer(1 << 30).byteLength > 0;
+	case "typed": return new Float64Array(1e9).length > 0;
 	case "ok": return true;
 	}
 }`, Config{Timeout: 50 * time.Millisecond})
 	fail := core.Refuse(packets.ImplementationSpecificError, "js hook failed")
-	for _, topic := range []string{"loop", "throw", "repeat", "fill", "pad", "number", "string", "array", "badcode", "typo", "noallow", "recurse"} {
+	for _, topic := range []string{"loop", "throw", "repeat", "fill", "pad", "number", "string", "array", "badcode", "typo", "noallow", "recurse", "from", "buffer", "typed"} {
 		h.logged.Store(0) // log every failure here
 		start := time.Now()
 		if got := h.AuthorizePublish(context.Background(), alice, msg(topic, "")); got != fail {
@@ -156,8 +160,13 @@ function authorizePublish(client, msg) {
 			t.Errorf("log does not mention %q:\n%s", want, out)
 		}
 	}
-	if h.Failures() != 12 {
-		t.Errorf("Failures = %d, want 12", h.Failures())
+	for _, want := range []string{"Array.from: the result", "ArrayBuffer: the result", "Float64Array: the result"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log does not mention %q", want)
+		}
+	}
+	if h.Failures() != 15 {
+		t.Errorf("Failures = %d, want 15", h.Failures())
 	}
 }
 
@@ -196,5 +205,67 @@ func TestLoadErrors(t *testing.T) {
 	_, err := New(Config{Script: filepath.Join(t.TempDir(), "missing.js")}, nil)
 	if err == nil || !strings.Contains(err.Error(), "missing.js") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// After Close a call fails at once (closed), it does not hang.
+func TestCallAfterClose(t *testing.T) {
+	h, _ := newHook(t, `function authorizePublish() { return true; }`, Config{})
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan core.Verdict, 1)
+	go func() { done <- h.AuthorizePublish(context.Background(), alice, msg("t", "")) }()
+	select {
+	case v := <-done:
+		if v.Decision != core.Deny {
+			t.Errorf("after Close: %+v, want the failure verdict", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a call after Close hangs")
+	}
+}
+
+// A message object kept past its call is detached: it reads as undefined,
+// never as another call's message.
+func TestMessageObjectDetached(t *testing.T) {
+	h, _ := newHook(t, `
+var kept;
+function authorizePublish(c, m) {
+	if (m.topic === "first") { kept = m; return true; }
+	return kept.topic === undefined && kept.payload === undefined;
+}`, Config{Pool: 1})
+	h.AuthorizePublish(context.Background(), alice, msg("first", "a"))
+	if got := h.AuthorizePublish(context.Background(), alice, msg("second", "b")); got != core.Permit {
+		t.Errorf("a kept message object still reads its old message: %+v", got)
+	}
+}
+
+// A typed array view gives the bytes of the view, not of its buffer.
+func TestTypedArrayPayload(t *testing.T) {
+	h, _ := newHook(t, `
+function onPublish(c, m) {
+	var all = new Uint16Array([0x4142, 0x4344, 0x4546, 0x4748]);
+	return {payload: all.subarray(1, 2)};
+}`, Config{})
+	m := msg("t", "x")
+	if v := h.Publish(context.Background(), alice, m); v != core.Pass || len(m.Payload) != 2 {
+		t.Errorf("%+v payload %x, want the view's 2 bytes", v, m.Payload)
+	}
+}
+
+// With watch false the file is not watched, but SIGHUP still reloads.
+func TestSIGHUPWithoutWatch(t *testing.T) {
+	h, _ := newHook(t, `function authorizePublish() { return false; }`, Config{})
+	writeScript(t, h.cfg.Script, `function authorizePublish() { return true; }`)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.AuthorizePublish(context.Background(), alice, msg("x", "")) != core.Permit {
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP did not reload the script")
+		}
+		time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
 	}
 }

@@ -141,6 +141,9 @@ var messageKeys = []string{"topic", "payload", "payloadBytes", "qos", "retain", 
 
 func (o *messageObject) Get(key string) goja.Value {
 	m := o.m
+	if m == nil {
+		return goja.Undefined() // kept past its call: detached
+	}
 	switch key {
 	case "topic":
 		return o.rt.ToValue(m.Topic)

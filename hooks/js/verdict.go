@@ -2,6 +2,7 @@ package js
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 
 	"github.com/dop251/goja"
@@ -112,7 +113,7 @@ func (v *vm) applyPublish(res goja.Value, m *core.Message) (core.Verdict, error)
 			if b {
 				return core.Pass, nil
 			}
-			return core.Refuse(packets.ImplementationSpecificError, "dropped by "+v.prog.path), nil
+			return core.Refuse(packets.ImplementationSpecificError, "dropped by "+filepath.Base(v.prog.path)), nil
 		}
 		return core.Verdict{}, fmt.Errorf("returned %s %s; want undefined, true, false or a message", typeName(res), res.String())
 	}

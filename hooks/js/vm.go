@@ -77,6 +77,18 @@ const prelude = `(function (max) {
 	def(String.prototype, "padEnd", function (n, s) { if (Number(n) > max) cap("String.prototype.padEnd"); return padEnd.call(this, n, s); });
 	def(Array.prototype, "fill", function (v, a, b) { if (this.length > max) cap("Array.prototype.fill"); return fill.call(this, v, a, b); });
 	def(Array.prototype, "join", function (s) { if (this.length > max) cap("Array.prototype.join"); return join.call(this, s); });
+	var from = Array.from;
+	def(Array, "from", function (src, f, self) { if (src != null && Number(src.length) > max) cap("Array.from"); return from.call(this, src, f, self); });
+	// Constructors that allocate their length at once.
+	["ArrayBuffer", "Uint8Array", "Int8Array", "Uint8ClampedArray", "Uint16Array", "Int16Array",
+	 "Uint32Array", "Int32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"].forEach(function (name) {
+		var C = globalThis[name];
+		if (typeof C !== "function") return;
+		globalThis[name] = new Proxy(C, { construct: function (t, args, nt) {
+			if (typeof args[0] === "number" && args[0] > max) cap(name);
+			return Reflect.construct(t, args, nt);
+		} });
+	});
 })`
 
 // newVM makes a runtime for p: globals, capped built-ins, then the script
@@ -206,8 +218,14 @@ func (v *vm) payloadOf(val goja.Value) ([]byte, error) {
 		return append([]byte(nil), x...), nil
 	}
 	if o, ok := val.(*goja.Object); ok {
+		// A typed array or DataView: the bytes of its view only.
 		if buf, ok := o.Get("buffer").Export().(goja.ArrayBuffer); ok {
-			return append([]byte(nil), buf.Bytes()...), nil
+			b := buf.Bytes()
+			off, n := o.Get("byteOffset").ToInteger(), o.Get("byteLength").ToInteger()
+			if off < 0 || n < 0 || off+n > int64(len(b)) {
+				return nil, fmt.Errorf("a view outside its buffer")
+			}
+			return append([]byte(nil), b[off:off+n]...), nil
 		}
 	}
 	return nil, fmt.Errorf("a %s, want a string or bytes", typeName(val))
