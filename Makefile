@@ -8,7 +8,7 @@ FUZZTIME ?= 60s
 # Upper bound for the whole test run (the race detector is slow).
 TEST_TIMEOUT ?= 15m
 
-.PHONY: run build test deps bench fuzz lint bench-compare bench-tool peer-mochi install-mosquitto
+.PHONY: run build test deps bench fuzz lint bench-compare bench-tool peer-mochi install-mosquitto proto
 
 ## build: compile the broker into bin/vanemq
 build:
@@ -81,6 +81,23 @@ bench-tool:
 ## peer-mochi: compile the mochi-mqtt peer (its own module) into bin/peer-mochi
 peer-mochi:
 	cd cmd/vanemq-bench/peers/mochi && $(GO) build -o ../../../../bin/peer-mochi .
+
+## proto: regenerate plugins/proto/pluginv1 from plugin.proto (installs
+## Debian's protoc and the pinned Go generators into bin/ when missing)
+PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+proto:
+	@if ! command -v protoc >/dev/null 2>&1; then \
+		sudo=; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
+		echo "installing protobuf-compiler"; \
+		$$sudo apt-get -qq update && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get -qq install -y protobuf-compiler; \
+	fi
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO_GRPC)
+	cd plugins/proto/pluginv1 && PATH=$(CURDIR)/bin:$$PATH protoc --proto_path=. \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative plugin.proto
 
 ## install-mosquitto: install Debian's mosquitto broker, if missing
 install-mosquitto:

@@ -170,6 +170,10 @@ func (l *Listener) Handler() http.Handler {
 			writeText(w, http.StatusServiceUnavailable, "not ready")
 			return
 		}
+		if err := l.srv.Health(); err != nil {
+			writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
+			return
+		}
 		writeText(w, http.StatusOK, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(l.reg, promhttp.HandlerOpts{

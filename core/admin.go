@@ -1,0 +1,69 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// ErrNoClient is returned for a client ID with no connection.
+var ErrNoClient = errors.New("core: no such client connected")
+
+// Disconnect closes the connection of clientID: MQTT 5 clients get a
+// DISCONNECT with code (0: 0x98 Administrative action) and reason; the
+// session stays as its expiry says, and the will is published as after a
+// network failure.
+func (s *Server) Disconnect(clientID string, code packets.ReasonCode, reason string) error {
+	if code == 0 {
+		code = packets.AdministrativeAction
+	}
+	if code < 0x80 {
+		return fmt.Errorf("core: disconnect %s: reason code %s is not an error code", clientID, code)
+	}
+	v, ok := s.live.Load(clientID)
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoClient, clientID)
+	}
+	sess := v.(*session)
+	sess.mu.Lock()
+	c := sess.conn
+	sess.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("%w: %s", ErrNoClient, clientID)
+	}
+	if c.logs(slog.LevelInfo) {
+		c.logger().Info("disconnecting client on request", "reason", code.String(), "cause", reason)
+	}
+	c.kick(code, reason)
+	return nil
+}
+
+// HealthChecker is implemented by hooks that can be unhealthy while the
+// broker runs (a plugin that is down): Health returns why, or nil.
+type HealthChecker interface {
+	Health() error
+}
+
+// Health reports the hooks that are not healthy, joined; nil when all are
+// (the admin listener's /readyz answers 503 with it).
+func (s *Server) Health() error {
+	s.hooks.mu.Lock()
+	entries := slices.Clone(s.hooks.entries)
+	s.hooks.mu.Unlock()
+	var msgs []string
+	for _, e := range entries {
+		if hc, ok := e.hook.(HealthChecker); ok {
+			if err := hc.Health(); err != nil {
+				msgs = append(msgs, "hook "+e.id+": "+err.Error())
+			}
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}

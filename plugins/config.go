@@ -1,0 +1,128 @@
+// Package plugins runs hooks as separate plugin binaries
+// (hashicorp/go-plugin over gRPC): the host side of the contract in
+// plugins/proto/pluginv1. The hook's ID is "plugin"; plugin authors use
+// plugins/sdk. See docs/plugins.md.
+package plugins
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/vanemq/vanemq/core"
+)
+
+// ID is the hook's ID.
+const ID = "plugin"
+
+// The failure policies.
+const (
+	// FailDeny refuses a decision the plugin could not make (timeout,
+	// error, plugin down): fail closed.
+	FailDeny = "deny"
+	// FailNext leaves it to the next hook.
+	FailNext = "next"
+)
+
+// Config configures a plugin.
+type Config struct {
+	// Path is the plugin binary, relative to Dir.
+	Path string `yaml:"path"`
+	// Args are its command-line arguments.
+	Args []string `yaml:"args"`
+	// SHA256, when set, is the binary's checksum (hex): a binary that
+	// does not match is not run.
+	SHA256 string `yaml:"sha256"`
+	// Timeout bounds each decision call (default 50ms).
+	Timeout time.Duration `yaml:"timeout"`
+	// OnFailure is what a failed decision becomes: deny (default) or next.
+	OnFailure string `yaml:"on_failure"`
+	// Config is the plugin's own config block, passed to it as JSON.
+	Config any `yaml:"config"`
+	// QueueSize bounds the observer events waiting to be sent (default
+	// 65536); beyond it events are dropped and counted.
+	QueueSize int `yaml:"queue_size"`
+	// BatchSize is the most events sent in one message (default 512).
+	BatchSize int `yaml:"batch_size"`
+	// HealthInterval is how often a running plugin is checked (default
+	// 5s); a plugin that does not answer within Timeout×10 is restarted.
+	HealthInterval time.Duration `yaml:"health_interval"`
+	// MaxRestarts is how many restarts in a row (without a healthy
+	// minute between) are tried before the plugin stays down (default 5).
+	MaxRestarts int `yaml:"max_restarts"`
+	// StartTimeout bounds starting the binary and its handshake
+	// (default 10s).
+	StartTimeout time.Duration `yaml:"start_timeout"`
+
+	// Dir is the config file's directory, for a relative Path.
+	Dir string `yaml:"-"`
+	// Logger receives the hook's lines and the plugin's own.
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// fill checks the config and fills in defaults.
+func (c *Config) fill() error {
+	if c.Path == "" {
+		return errors.New("path: required: the plugin binary")
+	}
+	if c.Dir != "" && !filepath.IsAbs(c.Path) {
+		c.Path = filepath.Join(c.Dir, c.Path)
+	}
+	if c.SHA256 != "" {
+		if b, err := hex.DecodeString(c.SHA256); err != nil || len(b) != 32 {
+			return fmt.Errorf("sha256: %q is not 64 hexadecimal digits", c.SHA256)
+		}
+	}
+	defaults := []struct {
+		d   *time.Duration
+		def time.Duration
+		max time.Duration
+		key string
+	}{
+		{&c.Timeout, 50 * time.Millisecond, time.Minute, "timeout"},
+		{&c.HealthInterval, 5 * time.Second, time.Hour, "health_interval"},
+		{&c.StartTimeout, 10 * time.Second, 10 * time.Minute, "start_timeout"},
+	}
+	for _, d := range defaults {
+		switch {
+		case *d.d < 0 || *d.d > d.max:
+			return fmt.Errorf("%s: %s is outside 0..%s", d.key, *d.d, d.max)
+		case *d.d == 0:
+			*d.d = d.def
+		}
+	}
+	switch c.OnFailure {
+	case "":
+		c.OnFailure = FailDeny
+	case FailDeny, FailNext:
+	default:
+		return fmt.Errorf("on_failure: %q is not deny or next", c.OnFailure)
+	}
+	for _, n := range []struct {
+		v        *int
+		def, max int
+		key      string
+	}{{&c.QueueSize, 65536, 1 << 24, "queue_size"}, {&c.BatchSize, 512, 65536, "batch_size"}, {&c.MaxRestarts, 5, 1000, "max_restarts"}} {
+		switch {
+		case *n.v < 0 || *n.v > n.max:
+			return fmt.Errorf("%s: %d is outside 0..%d", n.key, *n.v, n.max)
+		case *n.v == 0:
+			*n.v = n.def
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// policyVerdict is what a failed decision becomes.
+func (c *Config) policyVerdict() core.Verdict {
+	if c.OnFailure == FailNext {
+		return core.Pass
+	}
+	return core.Refuse(0x83, "plugin unavailable")
+}

@@ -1,0 +1,102 @@
+package plugins
+
+import (
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/plugins/proto/pluginv1"
+)
+
+// The conversions between the broker's values and the wire's.
+
+func clientProto(cl *core.ClientInfo) *pluginv1.Client {
+	if cl == nil {
+		return nil
+	}
+	c := &pluginv1.Client{Id: cl.ID, Username: cl.Username, Remote: cl.Remote, Listener: cl.Listener,
+		ProtocolVersion: uint32(cl.ProtocolVersion), CleanStart: cl.CleanStart}
+	if cl.TLS != nil && len(cl.TLS.PeerCertificates) > 0 {
+		cert := cl.TLS.PeerCertificates[0]
+		c.CertCommonName = cert.Subject.CommonName
+		c.CertDnsNames = cert.DNSNames
+	}
+	return c
+}
+
+func messageProto(m *core.Message) *pluginv1.Message {
+	p := &m.Properties
+	out := &pluginv1.Message{Topic: m.Topic, Payload: m.Payload, Qos: uint32(m.QoS), Retain: m.Retain, Origin: m.Origin,
+		Properties: &pluginv1.Properties{ContentType: p.ContentType, ResponseTopic: p.ResponseTopic, CorrelationData: p.CorrelationData}}
+	if p.Has(packets.PropPayloadFormat) {
+		f := uint32(p.PayloadFormat)
+		out.Properties.PayloadFormat = &f
+	}
+	if p.Has(packets.PropMessageExpiry) {
+		e := p.MessageExpiry
+		out.Properties.MessageExpiry = &e
+	}
+	for _, u := range p.UserProperties {
+		out.Properties.UserProperties = append(out.Properties.UserProperties, &pluginv1.UserProperty{Key: u.Key, Value: u.Value})
+	}
+	return out
+}
+
+// propertiesOf converts the wire's properties, marking those present.
+func propertiesOf(p *pluginv1.Properties) packets.Properties {
+	var out packets.Properties
+	if p == nil {
+		return out
+	}
+	if p.PayloadFormat != nil {
+		out.PayloadFormat = byte(p.GetPayloadFormat())
+		out.Set(packets.PropPayloadFormat)
+	}
+	if p.MessageExpiry != nil {
+		out.MessageExpiry = p.GetMessageExpiry()
+		out.Set(packets.PropMessageExpiry)
+	}
+	if p.GetContentType() != "" {
+		out.ContentType = p.GetContentType()
+		out.Set(packets.PropContentType)
+	}
+	if p.GetResponseTopic() != "" {
+		out.ResponseTopic = p.GetResponseTopic()
+		out.Set(packets.PropResponseTopic)
+	}
+	if len(p.GetCorrelationData()) > 0 {
+		out.CorrelationData = p.GetCorrelationData()
+		out.Set(packets.PropCorrelationData)
+	}
+	for _, u := range p.GetUserProperties() {
+		out.UserProperties = append(out.UserProperties, packets.UserProperty{Key: u.GetKey(), Value: u.GetValue()})
+	}
+	return out
+}
+
+// codeOf is a wire reason code (0: none).
+func codeOf(c uint32) packets.ReasonCode {
+	if c > 0xFF {
+		return packets.UnspecifiedError
+	}
+	return packets.ReasonCode(c)
+}
+
+// verdictOf checks and converts a plugin's verdict: an unknown decision or
+// a refusal with a code below 0x80 is a failure of the plugin.
+func verdictOf(v *pluginv1.Verdict) (core.Verdict, bool) {
+	switch v.GetDecision() {
+	case pluginv1.Decision_DECISION_NEXT:
+		return core.Pass, true
+	case pluginv1.Decision_DECISION_ALLOW:
+		return core.Permit, true
+	case pluginv1.Decision_DECISION_DENY:
+		code := v.GetCode()
+		if code == 0 {
+			code = uint32(packets.NotAuthorized)
+		}
+		if code < 0x80 || code > 0xFF {
+			return core.Verdict{}, false
+		}
+		return core.Refuse(packets.ReasonCode(code), v.GetReason()), true
+	}
+	return core.Verdict{}, false
+}

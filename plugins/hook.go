@@ -1,0 +1,505 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/core/topics"
+	"github.com/vanemq/vanemq/plugins/proto/pluginv1"
+)
+
+// Hook is the plugin hook: a core.Hook whose events are those the plugin
+// binary described, called over gRPC. Decisions are synchronous, bounded
+// by the timeout, and follow the failure policy when the plugin cannot
+// answer; observed events go through a bounded queue to one stream. A
+// supervisor restarts the plugin when it exits or stops answering.
+type Hook struct {
+	core.HookBase
+	cfg Config
+	log *slog.Logger
+	srv *core.Server
+
+	name     string
+	events   core.EventSet
+	modes    map[core.Event]pluginv1.Mode
+	filters  map[core.Event][]string // per event; nil: every topic
+	allTopic []string                // the union, for Topics
+
+	cur   atomic.Pointer[instance] // nil while the plugin is down
+	down  atomic.Pointer[string]   // set when it stays down
+	queue chan *pluginv1.ObservedEvent
+
+	dropped  atomic.Uint64 // events dropped since the last batch
+	lost     atomic.Uint64 // events dropped in all
+	sent     atomic.Uint64 // events sent
+	failures atomic.Int64
+	restarts atomic.Int64
+	logged   atomic.Int64
+	muted    atomic.Int64
+
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
+}
+
+// eventOf maps the wire's events to the pipeline's.
+var eventOf = map[pluginv1.Event]core.Event{
+	pluginv1.Event_EVENT_AUTHENTICATE:        core.EventAuthenticate,
+	pluginv1.Event_EVENT_AUTHORIZE_PUBLISH:   core.EventAuthorizePublish,
+	pluginv1.Event_EVENT_AUTHORIZE_SUBSCRIBE: core.EventAuthorizeSubscribe,
+	pluginv1.Event_EVENT_CONNECT:             core.EventConnect,
+	pluginv1.Event_EVENT_PUBLISH:             core.EventPublish,
+	pluginv1.Event_EVENT_SESSION:             core.EventSession,
+	pluginv1.Event_EVENT_DISCONNECTED:        core.EventDisconnected,
+	pluginv1.Event_EVENT_SUBSCRIBED:          core.EventSubscribed,
+	pluginv1.Event_EVENT_UNSUBSCRIBED:        core.EventUnsubscribed,
+	pluginv1.Event_EVENT_PUBLISHED:           core.EventPublished,
+	pluginv1.Event_EVENT_DROPPED:             core.EventDropped,
+	pluginv1.Event_EVENT_ACKED:               core.EventAcked,
+	pluginv1.Event_EVENT_RETAINED:            core.EventRetained,
+}
+
+// decisions are the events a plugin handles as a decision; the others it
+// can only observe.
+var decisions = core.Events(core.EventAuthenticate, core.EventAuthorizePublish, core.EventAuthorizeSubscribe,
+	core.EventConnect, core.EventPublish)
+
+// messageEvents are the events with a topic.
+var messageEvents = core.Events(core.EventAuthorizePublish, core.EventPublish, core.EventPublished,
+	core.EventDropped, core.EventAcked, core.EventRetained)
+
+// New starts the plugin binary and learns its events. srv, when not nil,
+// is the broker the plugin may publish into and disconnect clients of. A
+// binary that is missing, not executable, fails its checksum or its
+// handshake, or describes itself wrongly is an error naming it.
+func New(cfg Config, srv *core.Server) (*Hook, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, fmt.Errorf("%s: %w", ID, err)
+	}
+	h := &Hook{cfg: cfg, log: cfg.Logger, srv: srv, queue: make(chan *pluginv1.ObservedEvent, cfg.QueueSize),
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	inst, err := h.launch()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ID, err)
+	}
+	if err := h.adopt(inst.desc); err != nil {
+		inst.close()
+		return nil, fmt.Errorf("%s: plugin %s: %w", ID, cfg.Path, err)
+	}
+	h.cur.Store(inst)
+	h.log = h.log.With("plugin", h.name)
+	h.log.Info("plugin started", "path", cfg.Path, "events", h.describeEvents())
+	go h.supervise(inst)
+	return h, nil
+}
+
+// adopt takes a description: the events, their modes and topics.
+func (h *Hook) adopt(d *pluginv1.Description) error {
+	h.name = d.GetName()
+	if h.name == "" {
+		h.name = h.cfg.Path
+	}
+	h.modes = make(map[core.Event]pluginv1.Mode)
+	h.filters = make(map[core.Event][]string)
+	h.events, h.allTopic = 0, nil
+	every := false
+	for _, hd := range d.GetHandlers() {
+		ev, ok := eventOf[hd.GetEvent()]
+		if !ok {
+			return fmt.Errorf("describes unknown event %d", hd.GetEvent())
+		}
+		mode := hd.GetMode()
+		switch {
+		case mode != pluginv1.Mode_MODE_DECISION && mode != pluginv1.Mode_MODE_OBSERVER:
+			return fmt.Errorf("event %s: mode %d is neither decision nor observer", ev, mode)
+		case decisions.Has(ev) && mode != pluginv1.Mode_MODE_DECISION:
+			return fmt.Errorf("event %s is a decision; it cannot be observed", ev)
+		case !decisions.Has(ev) && mode != pluginv1.Mode_MODE_OBSERVER:
+			return fmt.Errorf("event %s can only be observed", ev)
+		case h.events.Has(ev):
+			return fmt.Errorf("event %s described twice", ev)
+		}
+		for _, f := range hd.GetTopics() {
+			if err := topics.ValidateFilter(f); err != nil {
+				return fmt.Errorf("event %s: topic filter %q: %w", ev, f, err)
+			}
+		}
+		if len(hd.GetTopics()) > 0 && !messageEvents.Has(ev) {
+			return fmt.Errorf("event %s has no topic; it takes no topic filters", ev)
+		}
+		h.events |= core.Events(ev)
+		h.modes[ev] = mode
+		if messageEvents.Has(ev) {
+			if len(hd.GetTopics()) == 0 {
+				every = true
+			}
+			h.filters[ev] = hd.GetTopics()
+			h.allTopic = append(h.allTopic, hd.GetTopics()...)
+		}
+	}
+	if h.events == 0 {
+		return errors.New("describes no event")
+	}
+	if every {
+		h.allTopic = nil
+	}
+	slices.Sort(h.allTopic)
+	h.allTopic = slices.Compact(h.allTopic)
+	return nil
+}
+
+func (h *Hook) describeEvents() []string {
+	var out []string
+	for ev, m := range h.modes {
+		out = append(out, fmt.Sprintf("%s:%s", ev, map[pluginv1.Mode]string{pluginv1.Mode_MODE_DECISION: "decision", pluginv1.Mode_MODE_OBSERVER: "observer"}[m]))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ID implements core.Hook.
+func (*Hook) ID() string { return ID }
+
+// Events implements core.Hook: what the plugin described, and Stopped.
+func (h *Hook) Events() core.EventSet { return h.events | core.Events(core.EventStopped) }
+
+// Topics implements core.Hook.
+func (h *Hook) Topics() []string { return h.allTopic }
+
+// Failures counts decisions the plugin could not make and events it lost
+// (core.FailureCounter).
+func (h *Hook) Failures() int64 { return h.failures.Load() + int64(h.lost.Load()) }
+
+// Health reports a plugin that stays down (core.HealthChecker).
+func (h *Hook) Health() error {
+	if why := h.down.Load(); why != nil {
+		return errors.New(*why)
+	}
+	return nil
+}
+
+// Stats are the plugin's counters.
+type Stats struct {
+	Sent, Lost uint64 // observed events sent, and dropped for a full queue
+	Failures   int64  // decisions that failed
+	Restarts   int64
+	Up         bool
+	QueueLen   int
+}
+
+// Stats returns the plugin's counters.
+func (h *Hook) Stats() Stats {
+	return Stats{Sent: h.sent.Load(), Lost: h.lost.Load() + h.dropped.Load(), Failures: h.failures.Load(),
+		Restarts: h.restarts.Load(), Up: h.cur.Load() != nil, QueueLen: len(h.queue)}
+}
+
+// Close stops the plugin. It may be called more than once.
+func (h *Hook) Close() error {
+	h.closeOnce.Do(func() {
+		close(h.stop)
+		<-h.stopped
+	})
+	return nil
+}
+
+// OnStopped implements core.Hook: the plugin stops with the server.
+func (h *Hook) OnStopped(context.Context) { _ = h.Close() }
+
+// wants reports whether the plugin handles ev for topic.
+func (h *Hook) wants(ev core.Event, topic string) bool {
+	fs := h.filters[ev]
+	if fs == nil {
+		return true
+	}
+	for _, f := range fs {
+		if topics.MatchFilter(f, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// failed counts and logs (at most a line a second) a decision the plugin
+// could not make, and returns the policy's verdict.
+func (h *Hook) failed(ev core.Event, client string, err error) core.Verdict {
+	h.failures.Add(1)
+	now := time.Now().UnixNano()
+	last := h.logged.Load()
+	if now-last >= int64(time.Second) && h.logged.CompareAndSwap(last, now) {
+		h.log.Error("plugin call failed", "event", ev.String(), "client", client, "cause", err,
+			"policy", h.cfg.OnFailure, "unlogged_failures", h.muted.Swap(0))
+	} else {
+		h.muted.Add(1)
+	}
+	return h.cfg.policyVerdict()
+}
+
+var errDown = errors.New("the plugin is not running")
+
+// decide makes one decision call with the timeout.
+func (h *Hook) decide(ev core.Event, client string, call func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error)) core.Verdict {
+	inst := h.cur.Load()
+	if inst == nil {
+		return h.failed(ev, client, errDown)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.Timeout)
+	defer cancel()
+	v, err := call(ctx, inst.rpc.Plugin)
+	if err != nil {
+		return h.failed(ev, client, err)
+	}
+	return v
+}
+
+// verdict checks a plugin's verdict.
+func verdict(v *pluginv1.Verdict, err error) (core.Verdict, error) {
+	if err != nil {
+		return core.Verdict{}, err
+	}
+	cv, ok := verdictOf(v)
+	if !ok {
+		return core.Verdict{}, fmt.Errorf("invalid verdict: decision %d, code %#x", v.GetDecision(), v.GetCode())
+	}
+	return cv, nil
+}
+
+// Authenticate implements core.Hook.
+func (h *Hook) Authenticate(_ context.Context, cl *core.ClientInfo, cred *core.Credentials) core.Verdict {
+	return h.decide(core.EventAuthenticate, cl.ID, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
+		return verdict(c.Authenticate(ctx, &pluginv1.AuthenticateRequest{Client: clientProto(cl), Credentials: &pluginv1.Credentials{
+			Username: cred.Username, UsernameSet: cred.UsernameSet, Password: cred.Password, PasswordSet: cred.PasswordSet,
+			AuthMethod: cred.AuthMethod, AuthData: cred.AuthData}}))
+	})
+}
+
+// AuthorizePublish implements core.Hook.
+func (h *Hook) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
+	if !h.wants(core.EventAuthorizePublish, m.Topic) {
+		return core.Pass
+	}
+	return h.decide(core.EventAuthorizePublish, cl.ID, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
+		return verdict(c.AuthorizePublish(ctx, &pluginv1.MessageRequest{Client: clientProto(cl), Message: messageProto(m)}))
+	})
+}
+
+// AuthorizeSubscribe implements core.Hook.
+func (h *Hook) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter string, qos *byte) core.Verdict {
+	return h.decide(core.EventAuthorizeSubscribe, cl.ID, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
+		r, err := c.AuthorizeSubscribe(ctx, &pluginv1.SubscribeRequest{Client: clientProto(cl), Filter: filter, Qos: uint32(*qos)})
+		if err != nil {
+			return core.Verdict{}, err
+		}
+		v, err := verdict(r.GetVerdict(), nil)
+		if err != nil {
+			return v, err
+		}
+		if r.Qos != nil {
+			if r.GetQos() > 2 {
+				return core.Verdict{}, fmt.Errorf("invalid QoS %d", r.GetQos())
+			}
+			*qos = min(*qos, byte(r.GetQos()))
+		}
+		return v, nil
+	})
+}
+
+// Connect implements core.Hook.
+func (h *Hook) Connect(_ context.Context, cl *core.ClientInfo, _ *core.ClientPolicy) core.Verdict {
+	return h.decide(core.EventConnect, cl.ID, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
+		return verdict(c.Connect(ctx, &pluginv1.ClientRequest{Client: clientProto(cl)}))
+	})
+}
+
+// Publish implements core.Hook: the plugin may change or drop the message.
+func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
+	if !h.wants(core.EventPublish, m.Topic) {
+		return core.Pass
+	}
+	return h.decide(core.EventPublish, cl.ID, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
+		r, err := c.Publish(ctx, &pluginv1.MessageRequest{Client: clientProto(cl), Message: messageProto(m)})
+		if err != nil {
+			return core.Verdict{}, err
+		}
+		v, err := verdict(r.GetVerdict(), nil)
+		if err != nil || v.Decision == core.Deny {
+			return v, err
+		}
+		if nm := r.GetMessage(); nm != nil {
+			if nm.GetQos() > 2 {
+				return core.Verdict{}, fmt.Errorf("invalid QoS %d", nm.GetQos())
+			}
+			m.Topic, m.Payload, m.QoS, m.Retain = nm.GetTopic(), nm.GetPayload(), byte(nm.GetQos()), nm.GetRetain()
+			m.Properties = propertiesOf(nm.GetProperties())
+		}
+		return core.Pass, nil
+	})
+}
+
+// observe queues an observed event, or drops and counts it when the queue
+// is full: a slow plugin never holds up the broker.
+func (h *Hook) observe(e *pluginv1.ObservedEvent) {
+	e.UnixNanos = time.Now().UnixNano()
+	select {
+	case h.queue <- e:
+	default:
+		h.dropped.Add(1)
+	}
+}
+
+// OnSession implements core.Hook.
+func (h *Hook) OnSession(_ context.Context, cl *core.ClientInfo, change core.SessionChange) {
+	h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_SESSION, Client: clientProto(cl), Reason: sessionChange(change)})
+}
+
+// OnDisconnected implements core.Hook.
+func (h *Hook) OnDisconnected(_ context.Context, cl *core.ClientInfo, reason packets.ReasonCode, err error) {
+	e := &pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_DISCONNECTED, Client: clientProto(cl), Code: uint32(reason), Reason: reason.String()}
+	if err != nil {
+		e.Reason += ": " + err.Error()
+	}
+	h.observe(e)
+}
+
+// OnSubscribed implements core.Hook.
+func (h *Hook) OnSubscribed(_ context.Context, cl *core.ClientInfo, filter string, qos byte) {
+	h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_SUBSCRIBED, Client: clientProto(cl), Filter: filter, Qos: uint32(qos)})
+}
+
+// OnUnsubscribed implements core.Hook.
+func (h *Hook) OnUnsubscribed(_ context.Context, cl *core.ClientInfo, filter string) {
+	h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_UNSUBSCRIBED, Client: clientProto(cl), Filter: filter})
+}
+
+// OnPublished implements core.Hook.
+func (h *Hook) OnPublished(_ context.Context, cl *core.ClientInfo, m *core.Message) {
+	if h.wants(core.EventPublished, m.Topic) {
+		h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_PUBLISHED, Client: clientProto(cl), Message: messageProto(m)})
+	}
+}
+
+// OnDropped implements core.Hook.
+func (h *Hook) OnDropped(_ context.Context, clientID string, m *core.Message, why string) {
+	if h.wants(core.EventDropped, m.Topic) {
+		h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_DROPPED, ClientId: clientID, Message: messageProto(m), Reason: why})
+	}
+}
+
+// OnAcked implements core.Hook.
+func (h *Hook) OnAcked(_ context.Context, clientID string, m *core.Message) {
+	if h.wants(core.EventAcked, m.Topic) {
+		h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_ACKED, ClientId: clientID, Message: messageProto(m)})
+	}
+}
+
+// OnRetained implements core.Hook.
+func (h *Hook) OnRetained(_ context.Context, m *core.Message) {
+	if h.wants(core.EventRetained, m.Topic) {
+		h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_RETAINED, Message: messageProto(m)})
+	}
+}
+
+func sessionChange(c core.SessionChange) string {
+	switch c {
+	case core.SessionCreated:
+		return "created"
+	case core.SessionResumed:
+		return "resumed"
+	case core.SessionTakenOver:
+		return "taken_over"
+	}
+	return "expired"
+}
+
+// supervise watches the running plugin: it restarts it when it exits,
+// fails its observer stream or stops answering health checks, with
+// exponential backoff; after MaxRestarts failed starts in a row it stays
+// down (Health says so).
+func (h *Hook) supervise(inst *instance) {
+	defer close(h.stopped)
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	lastHealth := time.Now()
+	healthy := time.Now()
+	consecutive := 0
+	for {
+		var why error
+		select {
+		case <-h.stop:
+			if inst != nil {
+				h.cur.Store(nil)
+				inst.close()
+			}
+			return
+		case err := <-inst.failed:
+			why = err
+		case now := <-poll.C:
+			if inst.client.Exited() {
+				why = errors.New("the plugin process exited")
+				break
+			}
+			if now.Sub(lastHealth) < h.cfg.HealthInterval {
+				continue
+			}
+			lastHealth = now
+			ctx, cancel := context.WithTimeout(context.Background(), max(10*h.cfg.Timeout, time.Second))
+			_, err := inst.rpc.Plugin.Health(ctx, &pluginv1.HealthRequest{})
+			cancel()
+			if err == nil {
+				if now.Sub(healthy) > time.Minute {
+					consecutive = 0
+				}
+				continue
+			}
+			why = fmt.Errorf("health check: %w", err)
+		}
+		h.cur.Store(nil)
+		inst.close()
+		h.log.Warn("plugin failed; restarting it, decisions follow the failure policy meanwhile", "cause", why, "policy", h.cfg.OnFailure)
+		inst = h.restart(&consecutive)
+		if inst == nil {
+			<-h.stop
+			return
+		}
+		healthy, lastHealth = time.Now(), time.Now()
+	}
+}
+
+// restart starts the plugin again with exponential backoff and jitter; it
+// returns nil when it gives up (or the hook closes).
+func (h *Hook) restart(consecutive *int) *instance {
+	backoff := 100 * time.Millisecond
+	for {
+		*consecutive++
+		if *consecutive > h.cfg.MaxRestarts {
+			why := fmt.Sprintf("plugin %s is down: %d restarts failed in a row", h.name, h.cfg.MaxRestarts)
+			h.down.Store(&why)
+			h.log.Error("plugin stays down: decisions follow the failure policy until the broker is restarted", "restarts", h.cfg.MaxRestarts)
+			return nil
+		}
+		wait := backoff + time.Duration(rand.Int64N(int64(backoff/2)+1))
+		select {
+		case <-h.stop:
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+		h.restarts.Add(1)
+		inst, err := h.launch()
+		if err != nil {
+			h.log.Warn("plugin restart failed", "attempt", *consecutive, "cause", err)
+			continue
+		}
+		h.cur.Store(inst)
+		h.log.Info("plugin restarted", "attempt", *consecutive)
+		return inst
+	}
+}

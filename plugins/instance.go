@@ -1,0 +1,238 @@
+package plugins
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/plugins/proto/pluginv1"
+	"github.com/vanemq/vanemq/plugins/wire"
+)
+
+// instance is one run of the plugin binary.
+type instance struct {
+	client *plugin.Client
+	rpc    *wire.Client
+	desc   *pluginv1.Description
+	stop   context.CancelFunc
+	// sender ends when the observer stream does; failed reports why.
+	senderDone chan struct{}
+	failed     chan error
+}
+
+// checkBinary refuses a missing or non-executable binary, or one whose
+// checksum does not match, with the path in the error.
+func checkBinary(cfg *Config) ([]byte, error) {
+	st, err := os.Stat(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin binary %s: %w", cfg.Path, err)
+	}
+	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		return nil, fmt.Errorf("plugin binary %s is not an executable file (mode %s)", cfg.Path, st.Mode())
+	}
+	if cfg.SHA256 == "" {
+		return nil, nil
+	}
+	want, _ := hex.DecodeString(cfg.SHA256)
+	f, err := os.Open(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin binary %s: %w", cfg.Path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := f.WriteTo(h); err != nil && !errors.Is(err, os.ErrClosed) {
+		return nil, fmt.Errorf("plugin binary %s: %w", cfg.Path, err)
+	}
+	if got := h.Sum(nil); hex.EncodeToString(got) != cfg.SHA256 {
+		return nil, fmt.Errorf("plugin binary %s has sha256 %x, the config says %s: not run", cfg.Path, got, cfg.SHA256)
+	}
+	return want, nil
+}
+
+// launch starts the binary, completes the handshake, serves the Host
+// service for it and asks it to describe itself.
+func (h *Hook) launch() (*instance, error) {
+	sum, err := checkBinary(&h.cfg)
+	if err != nil {
+		return nil, err
+	}
+	cc := &plugin.ClientConfig{
+		HandshakeConfig:  wire.Handshake,
+		Plugins:          plugin.PluginSet{wire.Name: &wire.GRPCPlugin{}},
+		Cmd:              exec.Command(h.cfg.Path, h.cfg.Args...),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     h.cfg.StartTimeout,
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: &logWriter{log: h.log}, JSONFormat: true, Level: hclog.Debug}),
+		// Once serving, a plugin's stdout and stderr come over go-plugin's
+		// stdio stream: its log lines (sdk.Logger) and anything it prints.
+		SyncStderr: &logWriter{log: h.log},
+		SyncStdout: &logWriter{log: h.log.With("stream", "stdout")},
+	}
+	if sum != nil {
+		cc.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(cc)
+	fail := func(err error) (*instance, error) {
+		client.Kill()
+		return nil, err
+	}
+	proto, err := client.Client()
+	if err != nil {
+		return fail(fmt.Errorf("starting plugin %s: %w", h.cfg.Path, err))
+	}
+	raw, err := proto.Dispense(wire.Name)
+	if err != nil {
+		return fail(fmt.Errorf("plugin %s: %w", h.cfg.Path, err))
+	}
+	rpc, ok := raw.(*wire.Client)
+	if !ok {
+		return fail(fmt.Errorf("plugin %s: unexpected client %T", h.cfg.Path, raw))
+	}
+	hostID := rpc.Broker.NextId()
+	go rpc.Broker.AcceptAndServe(hostID, func(opts []grpc.ServerOption) *grpc.Server {
+		s := grpc.NewServer(opts...)
+		pluginv1.RegisterHostServer(s, &hostServer{h: h})
+		return s
+	})
+	cfgJSON, err := json.Marshal(jsonable(h.cfg.Config))
+	if err != nil {
+		return fail(fmt.Errorf("plugin %s: config: %w", h.cfg.Path, err))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StartTimeout)
+	desc, err := rpc.Plugin.Describe(ctx, &pluginv1.DescribeRequest{Protocol: wire.Protocol, ConfigJson: cfgJSON, HostBrokerId: hostID})
+	cancel()
+	if err != nil {
+		return fail(fmt.Errorf("plugin %s: describing itself: %w", h.cfg.Path, err))
+	}
+	inst := &instance{client: client, rpc: rpc, desc: desc, senderDone: make(chan struct{}), failed: make(chan error, 1)}
+	sctx, stop := context.WithCancel(context.Background())
+	inst.stop = stop
+	go h.sendEvents(sctx, inst)
+	return inst, nil
+}
+
+// close stops the instance: the observer stream ends, the process is
+// killed (go-plugin asks it to exit first).
+func (inst *instance) close() {
+	inst.stop()
+	<-inst.senderDone
+	inst.client.Kill()
+}
+
+// jsonable converts YAML-decoded values (maps with any keys) into values
+// encoding/json accepts.
+func jsonable(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = jsonable(e)
+		}
+		return out
+	case map[any]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[fmt.Sprint(k)] = jsonable(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonable(e)
+		}
+		return out
+	}
+	return v
+}
+
+// sendEvents drains the observer queue into batches on one stream, until
+// ctx ends or the stream fails (then the supervisor restarts the plugin).
+func (h *Hook) sendEvents(ctx context.Context, inst *instance) {
+	defer close(inst.senderDone)
+	if !inst.observes() {
+		return
+	}
+	stream, err := inst.rpc.Plugin.Observe(ctx)
+	if err != nil {
+		inst.failed <- fmt.Errorf("opening the observer stream: %w", err)
+		return
+	}
+	batch := &pluginv1.EventBatch{}
+	for {
+		select {
+		case <-ctx.Done():
+			_, _ = stream.CloseAndRecv()
+			return
+		case e := <-h.queue:
+			batch.Events = append(batch.Events[:0], e)
+		}
+		for len(batch.Events) < h.cfg.BatchSize {
+			select {
+			case e := <-h.queue:
+				batch.Events = append(batch.Events, e)
+				continue
+			default:
+			}
+			break
+		}
+		batch.Dropped = h.dropped.Swap(0)
+		h.lost.Add(batch.Dropped)
+		if err := stream.Send(batch); err != nil {
+			inst.failed <- fmt.Errorf("sending events: %w", err)
+			return
+		}
+		h.sent.Add(uint64(len(batch.Events)))
+		clear(batch.Events)
+	}
+}
+
+// observes reports whether the plugin observes any event.
+func (inst *instance) observes() bool {
+	for _, hd := range inst.desc.GetHandlers() {
+		if hd.GetMode() == pluginv1.Mode_MODE_OBSERVER {
+			return true
+		}
+	}
+	return false
+}
+
+// hostServer is the Host service a plugin calls.
+type hostServer struct {
+	pluginv1.UnimplementedHostServer
+	h *Hook
+}
+
+func (s *hostServer) Publish(_ context.Context, req *pluginv1.HostPublishRequest) (*pluginv1.HostReply, error) {
+	if s.h.srv == nil {
+		return &pluginv1.HostReply{Error: "the plugin hook runs without a broker"}, nil
+	}
+	m := req.GetMessage()
+	err := s.h.srv.Publish(core.InlineMessage{Topic: m.GetTopic(), Payload: m.GetPayload(), QoS: byte(min(m.GetQos(), 3)),
+		Retain: m.GetRetain(), Properties: propertiesOf(m.GetProperties())})
+	if err != nil {
+		return &pluginv1.HostReply{Error: err.Error()}, nil
+	}
+	return &pluginv1.HostReply{}, nil
+}
+
+func (s *hostServer) Disconnect(_ context.Context, req *pluginv1.HostDisconnectRequest) (*pluginv1.HostReply, error) {
+	if s.h.srv == nil {
+		return &pluginv1.HostReply{Error: "the plugin hook runs without a broker"}, nil
+	}
+	s.h.log.Info("plugin disconnects a client", "client", req.GetClientId(), "code", req.GetCode(), "reason", req.GetReason())
+	if err := s.h.srv.Disconnect(req.GetClientId(), codeOf(req.GetCode()), req.GetReason()); err != nil {
+		return &pluginv1.HostReply{Error: err.Error()}, nil
+	}
+	return &pluginv1.HostReply{}, nil
+}

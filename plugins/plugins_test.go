@@ -1,0 +1,362 @@
+package plugins
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/listeners/tcp"
+)
+
+const waitTimeout = 10 * time.Second
+
+// buildPlugin builds testdata/testplugin once per test binary run.
+var buildOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+func testPlugin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vanemq-testplugin")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.path = filepath.Join(dir, "testplugin")
+		out, err := exec.Command("go", "build", "-o", buildOnce.path, "./testdata/testplugin").CombinedOutput()
+		if err != nil {
+			buildOnce.err = errors.New(string(out))
+		}
+	})
+	if buildOnce.err != nil {
+		t.Fatalf("building the test plugin: %v", buildOnce.err)
+	}
+	return buildOnce.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildOnce.path != "" {
+		_ = os.RemoveAll(filepath.Dir(buildOnce.path))
+	}
+	os.Exit(code)
+}
+
+// logBuffer collects log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// broker is a server with the plugin hook and a TCP listener.
+type broker struct {
+	srv  *core.Server
+	hook *Hook
+	addr string
+	logs *logBuffer
+}
+
+func startBroker(t *testing.T, cfg Config) *broker {
+	t.Helper()
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := core.New(core.Options{Logger: log, SysInterval: -1, AllowAnonymous: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Path == "" {
+		cfg.Path = testPlugin(t)
+	}
+	cfg.Logger = log
+	h, err := New(cfg, srv)
+	if err != nil {
+		t.Fatalf("New: %v\n%s", err, logs)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	if err := srv.AddHook(h, 80); err != nil {
+		t.Fatal(err)
+	}
+	l := tcp.New("tcp", "127.0.0.1:0")
+	if err := srv.AddListener(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return &broker{srv: srv, hook: h, addr: l.Address(), logs: logs}
+}
+
+// client is an MQTT 5 paho client.
+type client struct {
+	*paho.Client
+	msgs chan *paho.Publish
+	done <-chan struct{}
+}
+
+func dial(t *testing.T, addr, id string) *client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{msgs: make(chan *paho.Publish, 64)}
+	c.Client = paho.NewClient(paho.ClientConfig{Conn: conn,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			c.msgs <- pr.Packet
+			return true, nil
+		}}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30, Username: "u-" + id, UsernameFlag: true,
+		Properties: &paho.ConnectProperties{RequestProblemInfo: true}}); err != nil {
+		t.Fatalf("connect %s: %v", id, err)
+	}
+	c.done = c.Client.Done()
+	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+	return c
+}
+
+// publish returns the PUBACK reason code of a QoS 1 publish.
+func (c *client) publish(t *testing.T, topic, payload string) byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	r, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(payload)})
+	if r == nil {
+		t.Fatalf("publish %s: %v", topic, err)
+	}
+	return r.ReasonCode
+}
+
+// Decisions come from the plugin: an allowed publish gets 0x00 (or 0x10,
+// no subscribers), a refused one 0x87 with the plugin's reason string
+// [MQTT-3.4.2-1]; observed events reach it in order; Host callbacks
+// publish and disconnect.
+func TestPluginDecisionsAndEvents(t *testing.T) {
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	b := startBroker(t, Config{Config: map[string]any{"mode": "acl", "events": events, "observe": []any{"published", "session"}}})
+	if ev := b.srv.Hooks()[0].Events; !ev.Has(core.EventAuthorizePublish) || !ev.Has(core.EventPublished) || ev.Has(core.EventSubscribed) {
+		t.Fatalf("events %b: want what the plugin described", ev)
+	}
+	sub := dial(t, b.addr, "sub")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := sub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	pub := dial(t, b.addr, "pub")
+	if code := pub.publish(t, "ok/1", "fine"); code != 0 {
+		t.Errorf("allowed publish: PUBACK %#x, want 0", code)
+	}
+	if code := pub.publish(t, "deny/1", "no"); code != 0x87 {
+		t.Errorf("refused publish: PUBACK %#x, want 0x87", code)
+	}
+	select {
+	case m := <-sub.msgs:
+		if m.Topic != "ok/1" {
+			t.Errorf("subscriber got %s", m.Topic)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("allowed message not delivered")
+	}
+	// Host.Publish: connecting as "greet" makes the plugin publish.
+	dial(t, b.addr, "greet")
+	select {
+	case m := <-sub.msgs:
+		if m.Topic != "greetings/greet" || string(m.Payload) != "hello u-greet" {
+			t.Errorf("plugin's publish: %s %q", m.Topic, m.Payload)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the plugin's Host.Publish did not arrive")
+	}
+	// Host.Disconnect.
+	k := dial(t, b.addr, "kickme")
+	select {
+	case <-k.done:
+	case <-time.After(waitTimeout):
+		t.Fatal("the plugin's Host.Disconnect did not close the client")
+	}
+	// Observed events arrive.
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		data, _ := os.ReadFile(events)
+		s := string(data)
+		if strings.Contains(s, `"topic":"ok/1"`) && strings.Contains(s, `"event":"session"`) && !strings.Contains(s, `"topic":"deny/1"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("observed events: %s", s)
+		}
+		time.Sleep(10 * time.Millisecond) // polling, bounded
+	}
+	if !strings.Contains(b.logs.String(), "test plugin ready") || !strings.Contains(b.logs.String(), "plugin=testplugin") {
+		t.Errorf("the plugin's own log line did not reach the broker's log with its name:\n%s", b.logs)
+	}
+}
+
+// A binary that is missing, not executable, fails its checksum, prints
+// garbage instead of the handshake or speaks another protocol version is
+// refused at start with an error naming it.
+func TestBadBinaries(t *testing.T) {
+	good := testPlugin(t)
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "notexec")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		cfg  Config
+		env  string
+		want string
+	}{
+		{"missing", Config{Path: filepath.Join(dir, "nope")}, "", "no such file"},
+		{"not executable", Config{Path: notExec}, "", "not an executable file"},
+		{"checksum", Config{Path: good, SHA256: strings.Repeat("ab", 32)}, "", "has sha256"},
+		{"garbage on stdout", Config{Path: good}, "TESTPLUGIN_GARBAGE=1", "starting plugin"},
+		{"wrong protocol", Config{Path: good}, "TESTPLUGIN_WRONG_PROTOCOL=1", "starting plugin"},
+		{"bad config", Config{Path: good, Config: map[string]any{"nonsense": 1}}, "", "unknown field"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				k, v, _ := strings.Cut(tc.env, "=")
+				t.Setenv(k, v)
+			}
+			tc.cfg.StartTimeout = 5 * time.Second
+			_, err := New(tc.cfg, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.cfg.Path) {
+				t.Fatalf("New: %v, want an error naming %s and %q", err, tc.cfg.Path, tc.want)
+			}
+		})
+	}
+	// The right checksum is accepted.
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	h, err := New(Config{Path: good, SHA256: hex.EncodeToString(sum[:])}, nil)
+	if err != nil {
+		t.Fatalf("right checksum: %v", err)
+	}
+	_ = h.Close()
+}
+
+// A plugin that panics, hangs, or returns an invalid verdict: the
+// decision follows the failure policy (deny: 0x83), the broker and its
+// other clients go on, the plugin goes on too.
+func TestFaultyDecisions(t *testing.T) {
+	for _, mode := range []string{"panic", "hang", "bad-verdict"} {
+		t.Run(mode, func(t *testing.T) {
+			b := startBroker(t, Config{Timeout: 200 * time.Millisecond, Config: map[string]any{"mode": mode}})
+			pub := dial(t, b.addr, "pub")
+			start := time.Now()
+			if code := pub.publish(t, "x", "y"); code != 0x83 {
+				t.Errorf("%s: PUBACK %#x, want 0x83 (fail closed)", mode, code)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("%s: the decision took %s", mode, d)
+			}
+			if b.hook.Stats().Failures == 0 {
+				t.Error("no failure counted")
+			}
+			// The broker still serves: a ping round trip.
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			if _, err := pub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "z", QoS: 0}}}); err != nil {
+				t.Errorf("subscribe after the fault: %v", err)
+			}
+		})
+	}
+}
+
+// A plugin killed with SIGKILL mid-traffic: decisions follow the policy
+// while it is down, the supervisor restarts it, and then they work again.
+func TestPluginKilledAndRestarted(t *testing.T) {
+	b := startBroker(t, Config{Config: map[string]any{"mode": "acl"}})
+	pub := dial(t, b.addr, "pub")
+	if code := pub.publish(t, "ok/1", ""); code > 0x10 {
+		t.Fatalf("PUBACK %#x before the kill", code)
+	}
+	pid := b.hook.cur.Load().client.ReattachConfig().Pid
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Until it is back, publishes are refused (deny), never hang.
+	deadline := time.Now().Add(waitTimeout)
+	sawDown := false
+	for {
+		code := pub.publish(t, "ok/1", "")
+		if code == 0x83 {
+			sawDown = true
+		}
+		if code <= 0x10 && b.hook.Stats().Restarts > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin not back after %s (last PUBACK %#x)\n%s", waitTimeout, code, b.logs)
+		}
+		time.Sleep(20 * time.Millisecond) // polling, bounded
+	}
+	_ = sawDown // the window may be too short to see; the restart is what counts
+	if !strings.Contains(b.logs.String(), "plugin restarted") {
+		t.Errorf("no restart logged:\n%s", b.logs)
+	}
+}
+
+// A plugin that keeps dying stays down after max_restarts: Health (and
+// so /readyz) says so, decisions follow the policy.
+func TestPluginStaysDown(t *testing.T) {
+	b := startBroker(t, Config{MaxRestarts: 2, Config: map[string]any{"mode": "exit-after", "exit_after": 1}})
+	pub := dial(t, b.addr, "pub")
+	deadline := time.Now().Add(30 * time.Second)
+	for b.srv.Health() == nil {
+		pub.publish(t, "x", "") // each start dies on its first decision
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin never stayed down:\n%s", b.logs)
+		}
+		time.Sleep(20 * time.Millisecond) // polling, bounded
+	}
+	if err := b.srv.Health(); !strings.Contains(err.Error(), "is down") {
+		t.Errorf("Health: %v", err)
+	}
+	if code := pub.publish(t, "x", ""); code != 0x83 {
+		t.Errorf("PUBACK %#x while down, want 0x83", code)
+	}
+}
