@@ -19,6 +19,7 @@ import (
 	// adds its own the same way, with a blank import of its hook package.
 	_ "github.com/vanemq/vanemq/hooks/auth"
 	_ "github.com/vanemq/vanemq/hooks/js"
+	_ "github.com/vanemq/vanemq/plugins"
 )
 
 // The hooks list of the config file names hook modules registered with
