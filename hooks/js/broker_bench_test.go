@@ -1,20 +1,17 @@
 package js
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/valyala/bytebufferpool"
-
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
@@ -65,15 +62,11 @@ func benchBroker(b *testing.B, mode string) {
 	defer func() { _ = srv.Shutdown(context.Background()) }()
 
 	const publishers = 4
-	sub := benchDial(b, l.Address(), "sub", "sub")
-	sub.send(&packets.Packet{Type: packets.Subscribe, PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "users/#"}}})
-	sub.w.Flush()
-	if p := sub.read(5 * time.Second); p == nil || p.Type != packets.Suback {
-		b.Fatal("no SUBACK")
-	}
-	pubs := make([]*rawConn, publishers)
+	sub := mqtttest.Dial(b, l.Address(), "sub", "sub")
+	sub.Subscribe(b, "users/#", 0)
+	pubs := make([]*mqtttest.Conn, publishers)
 	for i := range pubs {
-		pubs[i] = benchDial(b, l.Address(), fmt.Sprintf("pub%d", i), "alice")
+		pubs[i] = mqtttest.Dial(b, l.Address(), fmt.Sprintf("pub%d", i), "alice")
 	}
 	total := b.N - b.N%publishers
 	got := make(chan int, 1)
@@ -81,7 +74,7 @@ func benchBroker(b *testing.B, mode string) {
 	go func() {
 		n := 0
 		for n < total {
-			if sub.read(2*time.Second) == nil {
+			if sub.Read(2*time.Second) == nil {
 				break
 			}
 			n++
@@ -99,9 +92,9 @@ func benchBroker(b *testing.B, mode string) {
 			defer wg.Done()
 			p := packets.Packet{Type: packets.Publish, Topic: "users/alice/temp", Payload: payload}
 			for range total / publishers {
-				pc.send(&p)
+				pc.Send(&p)
 			}
-			pc.w.Flush()
+			pc.Flush()
 		}()
 	}
 	wg.Wait()
@@ -109,51 +102,4 @@ func benchBroker(b *testing.B, mode string) {
 	b.StopTimer()
 	b.ReportMetric(float64(n)/last.Sub(start).Seconds(), "msg/s")
 	b.ReportMetric(100*float64(total-n)/float64(total), "%lost")
-}
-
-// rawConn is a pipelining MQTT 5 client for benchmarks.
-type rawConn struct {
-	conn net.Conn
-	r    *packets.Reader
-	w    *bufio.Writer
-	buf  *bytebufferpool.ByteBuffer
-}
-
-func benchDial(b *testing.B, addr, id, user string) *rawConn {
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = conn.Close() })
-	c := &rawConn{conn: conn, r: packets.NewReader(bufio.NewReaderSize(conn, 64<<10), 1<<20),
-		w: bufio.NewWriterSize(conn, 64<<10), buf: bytebufferpool.Get()}
-	c.r.SetVersion(packets.Version5)
-	cp := &packets.Packet{Type: packets.Connect}
-	cp.Connect.ProtocolName, cp.Connect.ClientID, cp.Connect.CleanStart, cp.Connect.KeepAlive = "MQTT", id, true, 60
-	cp.Connect.Username, cp.Connect.UsernameFlag = user, true
-	c.send(cp)
-	c.w.Flush()
-	if p := c.read(5 * time.Second); p == nil || p.Type != packets.Connack || p.ReasonCode != packets.Success {
-		b.Fatalf("connect %s failed", id)
-	}
-	return c
-}
-
-func (c *rawConn) send(p *packets.Packet) {
-	p.ProtocolVersion = packets.Version5
-	c.buf.Reset()
-	if err := p.Encode(c.buf); err != nil {
-		panic(err)
-	}
-	_, _ = c.w.Write(c.buf.B)
-}
-
-// read returns the next packet, or nil after d without one.
-func (c *rawConn) read(d time.Duration) *packets.Packet {
-	_ = c.conn.SetReadDeadline(time.Now().Add(d))
-	var p packets.Packet
-	if err := c.r.ReadPacket(&p); err != nil {
-		return nil
-	}
-	return &p
 }
