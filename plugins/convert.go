@@ -24,8 +24,11 @@ func clientProto(cl *core.ClientInfo) *pluginv1.Client {
 
 func messageProto(m *core.Message) *pluginv1.Message {
 	p := &m.Properties
-	out := &pluginv1.Message{Topic: m.Topic, Payload: m.Payload, Qos: uint32(m.QoS), Retain: m.Retain, Origin: m.Origin,
-		Properties: &pluginv1.Properties{ContentType: p.ContentType, ResponseTopic: p.ResponseTopic, CorrelationData: p.CorrelationData}}
+	out := &pluginv1.Message{Topic: m.Topic, Payload: m.Payload, Qos: uint32(m.QoS), Retain: m.Retain, Origin: m.Origin}
+	if p.Empty() {
+		return out // most messages carry no properties: send none
+	}
+	out.Properties = &pluginv1.Properties{ContentType: p.ContentType, ResponseTopic: p.ResponseTopic, CorrelationData: p.CorrelationData}
 	if p.Has(packets.PropPayloadFormat) {
 		f := uint32(p.PayloadFormat)
 		out.Properties.PayloadFormat = &f

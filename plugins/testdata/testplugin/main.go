@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -27,6 +28,8 @@ type config struct {
 	// Observe lists the events to observe.
 	Observe []string `json:"observe"`
 	Topics  []string `json:"topics"`
+	// ObserveOnly describes no decision, only the observed events.
+	ObserveOnly bool `json:"observe_only"`
 }
 
 type testPlugin struct {
@@ -43,10 +46,13 @@ func (p *testPlugin) Init(_ context.Context, req sdk.InitRequest) (sdk.Descripti
 		return sdk.Description{}, err
 	}
 	p.host = req.Host
-	d := sdk.Description{Name: "testplugin", Handlers: []sdk.Handler{
-		{Event: sdk.EventAuthorizePublish, Mode: sdk.Decision, Topics: p.cfg.Topics},
-		{Event: sdk.EventConnect, Mode: sdk.Decision},
-	}}
+	d := sdk.Description{Name: "testplugin"}
+	if !p.cfg.ObserveOnly {
+		d.Handlers = []sdk.Handler{
+			{Event: sdk.EventAuthorizePublish, Mode: sdk.Decision, Topics: p.cfg.Topics},
+			{Event: sdk.EventConnect, Mode: sdk.Decision},
+		}
+	}
 	kinds := map[string]sdk.EventKind{"published": sdk.EventPublished, "session": sdk.EventSession,
 		"subscribed": sdk.EventSubscribed, "disconnected": sdk.EventDisconnected}
 	for _, name := range p.cfg.Observe {
@@ -119,7 +125,33 @@ func (p *testPlugin) Observe(_ context.Context, e *sdk.Event) {
 	p.mu.Unlock()
 }
 
+// echo serves 1-byte ping-pongs on a unix socket: the floor of a round
+// trip between two processes on this machine, for the latency benchmark.
+func echo(path string) {
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		os.Exit(2)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		os.Exit(2)
+	}
+	b := make([]byte, 1)
+	for {
+		if _, err := c.Read(b); err != nil {
+			return
+		}
+		if _, err := c.Write(b); err != nil {
+			return
+		}
+	}
+}
+
 func main() {
+	if p := os.Getenv("TESTPLUGIN_ECHO"); p != "" {
+		echo(p)
+		return
+	}
 	if os.Getenv("TESTPLUGIN_GARBAGE") != "" {
 		fmt.Println("this is not a handshake")
 	}
