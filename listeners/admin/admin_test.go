@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -458,5 +460,65 @@ func TestLifecycle(t *testing.T) {
 	}
 	if err := l.Listen(); err == nil {
 		t.Error("Listen after Close succeeded")
+	}
+}
+
+// sickHook is a hook that reports itself unhealthy while sick is set.
+type sickHook struct {
+	core.HookBase
+	sick *atomic.Bool
+}
+
+func (sickHook) ID() string            { return "test.sick" }
+func (sickHook) Events() core.EventSet { return 0 }
+func (h sickHook) Health() error {
+	if h.sick.Load() {
+		return errors.New("plugin x is down")
+	}
+	return nil
+}
+
+// /readyz answers 503 naming a hook that reports itself unhealthy (a
+// plugin that stays down), and 200 again once it is well; /healthz stays
+// 200 throughout.
+func TestReadyzHookHealth(t *testing.T) {
+	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sick := &atomic.Bool{}
+	if err := srv.AddHook(sickHook{sick: sick}, 0); err != nil {
+		t.Fatal(err)
+	}
+	al := New("admin", "127.0.0.1:0", srv, Options{})
+	if err := srv.AddListener(al); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	base := "http://" + al.Address()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		resp, _ := get(t, base+"/readyz", "")
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+		time.Sleep(10 * time.Millisecond) // until Start's Serve runs, bounded
+	}
+	sick.Store(true)
+	if resp, body := get(t, base+"/readyz", ""); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "hook test.sick: plugin x is down") {
+		t.Errorf("/readyz with a sick hook: %s %q", resp.Status, body)
+	}
+	if resp, _ := get(t, base+"/healthz", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz with a sick hook: %s", resp.Status)
+	}
+	sick.Store(false)
+	if resp, _ := get(t, base+"/readyz", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz after recovery: %s", resp.Status)
 	}
 }
