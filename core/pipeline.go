@@ -93,6 +93,9 @@ type HookStatus struct {
 	Failures int64         // panics recovered, plus what the hook counts itself (FailureCounter)
 	Calls    int64         // calls made
 	Time     time.Duration // time spent in calls, estimated from 1 call in 16
+	// Unhealthy says why a hook that reports its health (HealthChecker)
+	// is not healthy; "" when it is, or does not report.
+	Unhealthy string
 }
 
 // AddHook adds h to the pipeline with the given priority (higher runs
@@ -190,6 +193,11 @@ func (s *Server) Hooks() []HookStatus {
 			Failures: e.failures.Load(), Calls: e.calls.Load(), Time: time.Duration(e.nanos.Load())}
 		if fc, ok := e.hook.(FailureCounter); ok {
 			out[i].Failures += fc.Failures()
+		}
+		if hc, ok := e.hook.(HealthChecker); ok {
+			if err := hc.Health(); err != nil {
+				out[i].Unhealthy = err.Error()
+			}
 		}
 	}
 	return out

@@ -19,6 +19,7 @@ type Collector struct {
 	dropped, inflight, queued, retained, subs      *prometheus.Desc
 	protocolErrors                                 *prometheus.Desc
 	hookCalls, hookFailures, hookSeconds, hookLost *prometheus.Desc
+	hookUp                                         *prometheus.Desc
 	listenerOpen, listenerAccepted                 *prometheus.Desc
 	payloadIn, payloadOut                          *prometheus.Desc
 }
@@ -44,7 +45,8 @@ func NewCollector(srv *core.Server) *Collector {
 		subs:           d("subscriptions", "Subscriptions, over every session."),
 		protocolErrors: d("protocol_errors_total", "Connections closed for a protocol error."),
 		hookCalls:      d("hook_calls_total", "Calls made to a hook, by hook ID.", "hook"),
-		hookFailures:   d("hook_failures_total", "Panics recovered in a hook, by hook ID.", "hook"),
+		hookFailures:   d("hook_failures_total", "Failures of a hook (panics recovered, and failures the hook counts itself, like a script's or a plugin's failed calls), by hook ID.", "hook"),
+		hookUp:         d("hook_up", "1 while a hook is healthy, 0 while it reports itself down (a plugin that stays down), by hook ID.", "hook"),
 		hookSeconds:    d("hook_seconds_total", "Time spent in a hook's calls, in seconds, by hook ID.", "hook"),
 		hookLost:       d("hook_events_lost_total", "OnDropped/OnAcked notifications lost to a full queue."),
 		payloadIn:      d("payload_bytes_received_total", "Application payload bytes received, by QoS.", "qos"),
@@ -60,7 +62,7 @@ func NewCollector(srv *core.Server) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.sessions, c.connections, c.messagesIn, c.messagesOut,
 		c.bytesIn, c.bytesOut, c.dropped, c.inflight, c.queued, c.retained, c.subs, c.protocolErrors,
-		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost, c.listenerOpen, c.listenerAccepted, c.payloadIn, c.payloadOut} {
+		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost, c.hookUp, c.listenerOpen, c.listenerAccepted, c.payloadIn, c.payloadOut} {
 		ch <- d
 	}
 }
@@ -102,6 +104,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.hookCalls, float64(h.Calls), h.ID)
 		counter(c.hookFailures, float64(h.Failures), h.ID)
 		counter(c.hookSeconds, h.Time.Seconds(), h.ID)
+		up := 1.0
+		if h.Unhealthy != "" {
+			up = 0
+		}
+		gauge(c.hookUp, up, h.ID)
 	}
 	counter(c.hookLost, float64(st.HookEventsLost))
 	for _, l := range c.srv.Listeners() {
