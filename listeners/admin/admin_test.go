@@ -517,6 +517,9 @@ func TestReadyzHookHealth(t *testing.T) {
 	if resp, _ := get(t, base+"/healthz", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz with a sick hook: %s", resp.Status)
 	}
+	if _, body := get(t, base+"/metrics", ""); !strings.Contains(string(body), `vanemq_hook_up{hook="test.sick"} 0`) {
+		t.Errorf("/metrics does not show the hook down")
+	}
 	sick.Store(false)
 	if resp, _ := get(t, base+"/readyz", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("/readyz after recovery: %s", resp.Status)
