@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -19,6 +20,10 @@ type HookModule struct {
 
 // HookConfig is what a module gets to build a hook from.
 type HookConfig struct {
+	// ID is the ID the hook must report: the module's ID, or
+	// "module:instance" when the config file names an instance, so that
+	// one module can run more than once ("plugin:audit", "plugin:auth").
+	ID string
 	// Decode decodes the hook's `config:` block into v strictly: unknown
 	// keys and wrong types are errors naming the file, line and key.
 	Decode func(v any) error
@@ -56,6 +61,15 @@ func RegisterHookModule(m HookModule) {
 		panic(fmt.Sprintf("core: hook module %q registered twice", m.ID))
 	}
 	moduleRegistry.m[m.ID] = m
+}
+
+// HookModuleOf is the module part of a hook ID: "plugin" for
+// "plugin:audit", the ID itself when it names no instance.
+func HookModuleOf(id string) string {
+	if i := strings.IndexByte(id, ':'); i > 0 {
+		return id[:i]
+	}
+	return id
 }
 
 // LookupHookModule returns the module registered under id.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/vanemq/vanemq/core"
@@ -57,6 +58,9 @@ type Config struct {
 	// (default 10s).
 	StartTimeout time.Duration `yaml:"start_timeout"`
 
+	// Name is the hook's ID: "plugin" (the default), or "plugin:NAME" to
+	// run several plugins in one broker.
+	Name string `yaml:"-"`
 	// Dir is the config file's directory, for a relative Path.
 	Dir string `yaml:"-"`
 	// Logger receives the hook's lines and the plugin's own.
@@ -68,6 +72,10 @@ func (c *Config) fill() error {
 	if c.Path == "" {
 		return errors.New("path: required: the plugin binary")
 	}
+	if c.Name == "" {
+		c.Name = ID
+	}
+	c.SHA256 = strings.ToLower(c.SHA256)
 	if c.Dir != "" && !filepath.IsAbs(c.Path) {
 		c.Path = filepath.Join(c.Dir, c.Path)
 	}

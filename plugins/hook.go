@@ -34,8 +34,9 @@ type Hook struct {
 	filters  map[core.Event][]string // per event; nil: every topic
 	allTopic []string                // the union, for Topics
 
-	cur   atomic.Pointer[instance] // nil while the plugin is down
-	down  atomic.Pointer[string]   // set when it stays down
+	plog  atomic.Pointer[slog.Logger] // the logger named after the plugin
+	cur   atomic.Pointer[instance]    // nil while the plugin is down
+	down  atomic.Pointer[string]      // set when it stays down
 	queue chan *pluginv1.ObservedEvent
 
 	dropped  atomic.Uint64 // events dropped since the last batch
@@ -87,6 +88,7 @@ func New(cfg Config, srv *core.Server) (*Hook, error) {
 	}
 	h := &Hook{cfg: cfg, log: cfg.Logger, srv: srv, queue: make(chan *pluginv1.ObservedEvent, cfg.QueueSize),
 		stop: make(chan struct{}), stopped: make(chan struct{})}
+	h.plog.Store(h.log)
 	inst, err := h.launch()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ID, err)
@@ -96,8 +98,8 @@ func New(cfg Config, srv *core.Server) (*Hook, error) {
 		return nil, fmt.Errorf("%s: plugin %s: %w", ID, cfg.Path, err)
 	}
 	h.cur.Store(inst)
-	h.log = h.log.With("plugin", h.name)
-	h.log.Info("plugin started", "path", cfg.Path, "events", h.describeEvents())
+	h.plog.Store(h.log.With("plugin", h.name))
+	h.logger().Info("plugin started", "path", cfg.Path, "events", h.describeEvents())
 	go h.supervise(inst)
 	return h, nil
 }
@@ -166,8 +168,11 @@ func (h *Hook) describeEvents() []string {
 	return out
 }
 
-// ID implements core.Hook.
-func (*Hook) ID() string { return ID }
+// logger is the hook's logger, with the plugin's name once it is known.
+func (h *Hook) logger() *slog.Logger { return h.plog.Load() }
+
+// ID implements core.Hook: "plugin", or "plugin:NAME".
+func (h *Hook) ID() string { return h.cfg.Name }
 
 // Events implements core.Hook: what the plugin described, and Stopped.
 func (h *Hook) Events() core.EventSet { return h.events | core.Events(core.EventStopped) }
@@ -235,7 +240,7 @@ func (h *Hook) failed(ev core.Event, client string, err error) core.Verdict {
 	now := time.Now().UnixNano()
 	last := h.logged.Load()
 	if now-last >= int64(time.Second) && h.logged.CompareAndSwap(last, now) {
-		h.log.Error("plugin call failed", "event", ev.String(), "client", client, "cause", err,
+		h.logger().Error("plugin call failed", "event", ev.String(), "client", client, "cause", err,
 			"policy", h.cfg.OnFailure, "unlogged_failures", h.muted.Swap(0))
 	} else {
 		h.muted.Add(1)
@@ -463,7 +468,7 @@ func (h *Hook) supervise(inst *instance) {
 		}
 		h.cur.Store(nil)
 		inst.close()
-		h.log.Warn("plugin failed; restarting it, decisions follow the failure policy meanwhile", "cause", why, "policy", h.cfg.OnFailure)
+		h.logger().Warn("plugin failed; restarting it, decisions follow the failure policy meanwhile", "cause", why, "policy", h.cfg.OnFailure)
 		inst = h.restart(&consecutive)
 		if inst == nil {
 			<-h.stop
@@ -482,7 +487,7 @@ func (h *Hook) restart(consecutive *int) *instance {
 		if *consecutive > h.cfg.MaxRestarts {
 			why := fmt.Sprintf("plugin %s is down: %d restarts failed in a row", h.name, h.cfg.MaxRestarts)
 			h.down.Store(&why)
-			h.log.Error("plugin stays down: decisions follow the failure policy until the broker is restarted", "restarts", h.cfg.MaxRestarts)
+			h.logger().Error("plugin stays down: decisions follow the failure policy until the broker is restarted", "restarts", h.cfg.MaxRestarts)
 			return nil
 		}
 		wait := backoff + time.Duration(rand.Int64N(int64(backoff/2)+1))
@@ -495,11 +500,11 @@ func (h *Hook) restart(consecutive *int) *instance {
 		h.restarts.Add(1)
 		inst, err := h.launch()
 		if err != nil {
-			h.log.Warn("plugin restart failed", "attempt", *consecutive, "cause", err)
+			h.logger().Warn("plugin restart failed", "attempt", *consecutive, "cause", err)
 			continue
 		}
 		h.cur.Store(inst)
-		h.log.Info("plugin restarted", "attempt", *consecutive)
+		h.logger().Info("plugin restarted", "attempt", *consecutive)
 		return inst
 	}
 }

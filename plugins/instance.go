@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -24,7 +26,8 @@ type instance struct {
 	client *plugin.Client
 	rpc    *wire.Client
 	desc   *pluginv1.Description
-	stop   context.CancelFunc
+	// stopping asks the sender to send what is queued and end the stream.
+	stopping chan struct{}
 	// sender ends when the observer stream does; failed reports why.
 	senderDone chan struct{}
 	failed     chan error
@@ -73,11 +76,11 @@ func (h *Hook) launch() (*instance, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     h.cfg.StartTimeout,
-		Logger:           hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: &logWriter{log: h.log}, JSONFormat: true, Level: hclog.Debug}),
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Output: &logWriter{log: h.logger}, JSONFormat: true, Level: hclog.Debug}),
 		// Once serving, a plugin's stdout and stderr come over go-plugin's
 		// stdio stream: its log lines (sdk.Logger) and anything it prints.
-		SyncStderr: &logWriter{log: h.log},
-		SyncStdout: &logWriter{log: h.log.With("stream", "stdout")},
+		SyncStderr: &logWriter{log: h.logger},
+		SyncStdout: &logWriter{log: func() *slog.Logger { return h.logger().With("stream", "stdout") }},
 	}
 	if sum != nil {
 		cc.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
@@ -115,20 +118,22 @@ func (h *Hook) launch() (*instance, error) {
 	if err != nil {
 		return fail(fmt.Errorf("plugin %s: describing itself: %w", h.cfg.Path, err))
 	}
-	inst := &instance{client: client, rpc: rpc, desc: desc, senderDone: make(chan struct{}), failed: make(chan error, 1)}
-	sctx, stop := context.WithCancel(context.Background())
-	inst.stop = stop
-	go h.sendEvents(sctx, inst)
+	inst := &instance{client: client, rpc: rpc, desc: desc, stopping: make(chan struct{}), senderDone: make(chan struct{}), failed: make(chan error, 1)}
+	go h.sendEvents(inst)
 	return inst, nil
 }
 
-// close stops the instance: the observer stream ends, the process is
-// killed (go-plugin asks it to exit first).
+// close stops the instance: the events queued are sent and the observer
+// stream ends (bounded by drainTimeout), then the process is killed
+// (go-plugin asks it to exit first).
 func (inst *instance) close() {
-	inst.stop()
+	close(inst.stopping)
 	<-inst.senderDone
 	inst.client.Kill()
 }
+
+// drainTimeout bounds sending the queued events when a plugin stops.
+const drainTimeout = 5 * time.Second
 
 // jsonable converts YAML-decoded values (maps with any keys) into values
 // encoding/json accepts.
@@ -157,26 +162,34 @@ func jsonable(v any) any {
 }
 
 // sendEvents drains the observer queue into batches on one stream, until
-// ctx ends or the stream fails (then the supervisor restarts the plugin).
-func (h *Hook) sendEvents(ctx context.Context, inst *instance) {
+// the instance stops (then what is queued is sent, and the stream closed
+// once the plugin has taken it) or the stream fails (then the supervisor
+// restarts the plugin).
+func (h *Hook) sendEvents(inst *instance) {
 	defer close(inst.senderDone)
 	if !inst.observes() {
 		return
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	stream, err := inst.rpc.Plugin.Observe(ctx)
 	if err != nil {
 		inst.failed <- fmt.Errorf("opening the observer stream: %w", err)
 		return
 	}
 	batch := &pluginv1.EventBatch{}
-	for {
-		select {
-		case <-ctx.Done():
-			_, _ = stream.CloseAndRecv()
-			return
-		case e := <-h.queue:
-			batch.Events = append(batch.Events[:0], e)
+	send := func() error {
+		batch.Dropped = h.dropped.Swap(0)
+		h.lost.Add(batch.Dropped)
+		if err := stream.Send(batch); err != nil {
+			return err
 		}
+		h.sent.Add(uint64(len(batch.Events)))
+		clear(batch.Events)
+		batch.Events = batch.Events[:0]
+		return nil
+	}
+	fill := func() {
 		for len(batch.Events) < h.cfg.BatchSize {
 			select {
 			case e := <-h.queue:
@@ -184,16 +197,34 @@ func (h *Hook) sendEvents(ctx context.Context, inst *instance) {
 				continue
 			default:
 			}
-			break
+			return
 		}
-		batch.Dropped = h.dropped.Swap(0)
-		h.lost.Add(batch.Dropped)
-		if err := stream.Send(batch); err != nil {
+	}
+	for {
+		select {
+		case <-inst.stopping:
+			// Send what is queued now, then close the stream and wait
+			// until the plugin has it all, within drainTimeout.
+			timer := time.AfterFunc(drainTimeout, cancel)
+			defer timer.Stop()
+			for n := len(h.queue); n > 0 && ctx.Err() == nil; n = len(h.queue) {
+				fill()
+				if send() != nil {
+					return
+				}
+			}
+			if _, err := stream.CloseAndRecv(); err != nil && ctx.Err() == nil {
+				h.logger().Warn("closing the observer stream", "cause", err)
+			}
+			return
+		case e := <-h.queue:
+			batch.Events = append(batch.Events, e)
+		}
+		fill()
+		if err := send(); err != nil {
 			inst.failed <- fmt.Errorf("sending events: %w", err)
 			return
 		}
-		h.sent.Add(uint64(len(batch.Events)))
-		clear(batch.Events)
 	}
 }
 
@@ -230,7 +261,7 @@ func (s *hostServer) Disconnect(_ context.Context, req *pluginv1.HostDisconnectR
 	if s.h.srv == nil {
 		return &pluginv1.HostReply{Error: "the plugin hook runs without a broker"}, nil
 	}
-	s.h.log.Info("plugin disconnects a client", "client", req.GetClientId(), "code", req.GetCode(), "reason", req.GetReason())
+	s.h.logger().Info("plugin disconnects a client", "client", req.GetClientId(), "code", req.GetCode(), "reason", req.GetReason())
 	if err := s.h.srv.Disconnect(req.GetClientId(), codeOf(req.GetCode()), req.GetReason()); err != nil {
 		return &pluginv1.HostReply{Error: err.Error()}, nil
 	}

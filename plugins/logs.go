@@ -12,7 +12,7 @@ import (
 // plugin's stderr lines it passes on) and writes them to the broker's
 // slog logger, at their level, with their fields.
 type logWriter struct {
-	log *slog.Logger
+	log func() *slog.Logger // the hook's logger, named once the plugin described itself
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
@@ -38,7 +38,7 @@ func (w *logWriter) line(b []byte) {
 	}
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
-		w.log.Info(string(b), "source", "plugin")
+		w.log().Info(string(b), "source", "plugin")
 		return
 	}
 	msg, _ := m["@message"].(string)
@@ -61,5 +61,5 @@ func (w *logWriter) line(b []byte) {
 	for k, v := range m {
 		attrs = append(attrs, k, v)
 	}
-	w.log.Log(context.Background(), level, msg, attrs...)
+	w.log().Log(context.Background(), level, msg, attrs...)
 }

@@ -19,6 +19,6 @@ func newModule(hc core.HookConfig) (core.Hook, error) {
 			return nil, fmt.Errorf("%s: config: %w", ID, err)
 		}
 	}
-	c.Dir, c.Logger = hc.Dir, hc.Logger
+	c.Dir, c.Logger, c.Name = hc.Dir, hc.Logger, hc.ID
 	return New(c, hc.Server)
 }

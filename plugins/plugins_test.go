@@ -20,6 +20,8 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
+	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
@@ -358,5 +360,58 @@ func TestPluginStaysDown(t *testing.T) {
 	}
 	if code := pub.publish(t, "x", ""); code != 0x83 {
 		t.Errorf("PUBACK %#x while down, want 0x83", code)
+	}
+}
+
+// Stopping a plugin first sends it every event still queued, and waits
+// until it has taken them: a clean stop loses no observed event.
+func TestCloseDrainsEvents(t *testing.T) {
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	srv, err := core.New(core.Options{Logger: slog.New(slog.DiscardHandler), SysInterval: -1, AllowAnonymous: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Path: testPlugin(t), Config: map[string]any{"observe_only": true, "observe": []any{"published"}, "events": events}}, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddHook(h, 10); err != nil {
+		t.Fatal(err)
+	}
+	l := tcp.New("tcp", "127.0.0.1:0")
+	if err := srv.AddListener(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	c := mqtttest.Dial(t, l.Address(), "pub", "")
+	for i := range n - 1 {
+		c.Send(&packets.Packet{Type: packets.Publish, Topic: "t/" + string(rune('a'+i%26)), Payload: []byte("x")})
+	}
+	// The last at QoS 1: its PUBACK means the broker has handled them all.
+	c.Send(&packets.Packet{Type: packets.Publish, Topic: "t/last", QoS: 1, PacketID: 1})
+	c.Flush()
+	if p := c.Read(waitTimeout); p == nil || p.Type != packets.Puback {
+		t.Fatal("no PUBACK")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil { // closes the hook (OnStopped)
+		t.Fatal(err)
+	}
+	_ = h.Close()
+	data, err := os.ReadFile(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Count(string(data), "\n")
+	st := h.Stats()
+	if uint64(lines)+st.Lost != n {
+		t.Errorf("%d events written by the plugin + %d counted lost, want %d", lines, st.Lost, n)
+	}
+	if st.Lost != 0 {
+		t.Logf("%d events dropped for a full queue (counted)", st.Lost)
 	}
 }

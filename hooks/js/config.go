@@ -48,6 +48,9 @@ type Config struct {
 	// SIGHUP always reloads it.
 	Watch *bool `yaml:"watch"`
 
+	// Name is the hook's ID: "js" (the default), or "js:NAME" to run
+	// several scripts in one broker; not from YAML.
+	Name string `yaml:"-"`
 	// Dir is the directory relative paths are taken from (the config
 	// file's); not from YAML.
 	Dir string `yaml:"-"`
@@ -62,6 +65,9 @@ const maxTimeout = 10 * time.Second
 func (c *Config) fill() error {
 	if c.Script == "" {
 		return errors.New("script: required: the JavaScript file to run")
+	}
+	if c.Name == "" {
+		c.Name = ID
 	}
 	if c.Dir != "" && !filepath.IsAbs(c.Script) {
 		c.Script = filepath.Join(c.Dir, c.Script)

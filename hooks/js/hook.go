@@ -135,7 +135,7 @@ func (h *Hook) reload(trigger string) error {
 	old := h.cur.Swap(p)
 	h.resetCache()
 	if h.srv != nil && (old.prog.events != p.prog.events || !slices.Equal(old.prog.topics, p.prog.topics)) {
-		if err := h.srv.RefreshHook(ID); err != nil {
+		if err := h.srv.RefreshHook(h.cfg.Name); err != nil {
 			h.log.Warn("script reloaded, but its new events could not be registered", "cause", err)
 		}
 	}
@@ -174,8 +174,8 @@ func (h *Hook) Close() error {
 	return err
 }
 
-// ID implements core.Hook.
-func (*Hook) ID() string { return ID }
+// ID implements core.Hook: "js", or "js:NAME".
+func (h *Hook) ID() string { return h.cfg.Name }
 
 // Events implements core.Hook: the events of the functions the script
 // defines.

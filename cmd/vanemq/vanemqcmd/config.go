@@ -73,7 +73,7 @@ type listenerConfig struct {
 // priority and its config block, which the module decodes itself when the
 // hook is built (see buildHooks).
 type hookConfig struct {
-	ID       string     // a registered module, core.LookupHookModule
+	ID       string     // a registered module, or module:instance (core.HookModuleOf)
 	Priority int        // higher runs first; default 0
 	Config   *yaml.Node // the config block; nil when absent or empty
 	File     string     // the config file's name, for errors
@@ -452,7 +452,7 @@ func (d *decoder) hooks(key string, n *yaml.Node) []hookConfig {
 			continue
 		}
 		ids[hc.ID] = idNode.Line
-		if _, ok := core.LookupHookModule(hc.ID); !ok {
+		if _, ok := core.LookupHookModule(core.HookModuleOf(hc.ID)); !ok {
 			known := "none are compiled in"
 			if ms := core.HookModules(); len(ms) > 0 {
 				known = "known: " + strings.Join(ms, ", ")

@@ -305,6 +305,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"empty hook", "hooks:\n  -\n", []string{`t.yaml:2: hooks[0]: cannot use an empty value as a hook`}},
 		{"hook without id", "hooks:\n  - priority: 1\n", []string{`t.yaml:2: hooks[0].id: required key missing`}},
 		{"empty hook id", "hooks:\n  - id: \"\"\n", []string{`t.yaml:2: hooks[0].id: must not be empty`}},
+		{"unknown hook module of an instance", "hooks:\n  - {id: \"nope:one\"}\n",
+			[]string{`t.yaml:2: hooks[0].id: unknown hook "nope:one" (known: ` + strings.Join(core.HookModules(), ", ") + `)`}},
 		{"unknown hook", "hooks:\n  - {id: test.hook}\n  - {id: auth.flie, priority: 100}\n",
 			[]string{`t.yaml:3: hooks[1].id: unknown hook "auth.flie" (known: ` + strings.Join(core.HookModules(), ", ") + `)`}},
 		{"duplicate hook id", "hooks:\n  - {id: test.hook}\n  - {id: test.other}\n  - {id: test.hook, priority: 1}\n",
@@ -845,5 +847,28 @@ func TestBuildHooksAlias(t *testing.T) {
 	_, err := buildHooks(nil, cfg, slog.New(slog.DiscardHandler))
 	if want := "t.yaml:3: hooks[0].config.colour: unknown key"; err == nil || err.Error() != want {
 		t.Errorf("error %v, want %s", err, want)
+	}
+}
+
+// "MODULE:NAME" runs a module under an ID of its own: two js hooks in one
+// config; a module that does not take an instance name is refused with
+// the ID it made.
+func TestHookInstanceIDs(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a.js", "b.js"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("function authorizePublish() { return true; }"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	built, err := buildFrom(t, "hooks:\n  - {id: \"js:a\", config: {script: a.js, watch: false}}\n  - {id: \"js:b\", config: {script: b.js, watch: false}}\n", dir)
+	if err != nil {
+		t.Fatalf("two js instances: %v", err)
+	}
+	closeBuilt(built, slog.New(slog.DiscardHandler))
+	if len(built) != 2 || built[0].hook.ID() != "js:a" || built[1].hook.ID() != "js:b" {
+		t.Fatalf("built %d hooks", len(built))
+	}
+	if _, err := buildFrom(t, "hooks:\n  - {id: \"auth.allow:x\"}\n", dir); err == nil || !strings.Contains(err.Error(), `made a hook with ID "auth.allow"`) {
+		t.Errorf("auth.allow:x: %v, want the module's fixed ID refused", err)
 	}
 }

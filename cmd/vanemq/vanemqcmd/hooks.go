@@ -100,7 +100,7 @@ func closeBuilt(built []builtHook, logger *slog.Logger) {
 // crash. When New fails with an error from Decode, that error, which names
 // the line and key, is reported as it is.
 func buildHook(srv *core.Server, hc hookConfig, dir string, logger *slog.Logger) (h core.Hook, err error) {
-	m, ok := core.LookupHookModule(hc.ID)
+	m, ok := core.LookupHookModule(core.HookModuleOf(hc.ID))
 	if !ok { // parseConfig has checked; this guards a programming error
 		return nil, hc.errorAt(hc.Line, hc.Key, fmt.Errorf("unknown hook %q", hc.ID))
 	}
@@ -110,7 +110,7 @@ func buildHook(srv *core.Server, hc hookConfig, dir string, logger *slog.Logger)
 			h, err = nil, hc.errorAt(hc.Line, hc.Key, fmt.Errorf("hook %q panicked while starting: %v", hc.ID, r))
 		}
 	}()
-	h, err = m.New(core.HookConfig{Decode: dec.decode, Dir: dir, Logger: logger.With("hook", hc.ID), Server: srv})
+	h, err = m.New(core.HookConfig{ID: hc.ID, Decode: dec.decode, Dir: dir, Logger: logger.With("hook", hc.ID), Server: srv})
 	switch {
 	case err != nil:
 		for _, de := range dec.errs {
