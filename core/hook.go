@@ -74,7 +74,8 @@ type Hook interface {
 	// OnSubscribed and OnUnsubscribed are told of subscription changes.
 	OnSubscribed(ctx context.Context, cl *ClientInfo, filter string, qos byte)
 	OnUnsubscribed(ctx context.Context, cl *ClientInfo, filter string)
-	// OnPublished is told of every message accepted for routing.
+	// OnPublished is told of every message accepted for routing. m is
+	// only valid during the call: a hook must copy what it keeps.
 	OnPublished(ctx context.Context, cl *ClientInfo, m *Message)
 	// OnDropped is told of a message dropped for a client, and why.
 	OnDropped(ctx context.Context, clientID string, m *Message, why string)

@@ -48,7 +48,20 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 	}
 
 	var m *message
-	modify := s.hooks.has(EventPublish) || s.hooks.has(EventPublished)
+	modify := s.hooks.has(EventPublish)
+	if !modify && s.hooks.has(EventPublished) {
+		// Only told: the hooks see the reader's scratch message too, once
+		// the message is routed (after the acknowledgement is queued).
+		defer func() {
+			if m == nil {
+				return // refused
+			}
+			hm := &c.hookMsg
+			*hm = Message{Topic: m.topic, Payload: m.payload, QoS: m.qos, Retain: m.retain, Properties: p.Properties, Origin: c.id}
+			s.hooks.notify(EventPublished, hm.Topic, func(h Hook) { h.OnPublished(ctx, &c.info, hm) })
+			*hm = Message{}
+		}()
+	}
 	if !modify && s.hooks.has(EventAuthorizePublish) {
 		// Only authorization: the hooks see the reader's scratch message,
 		// valid during their call, and nothing is copied for them.
