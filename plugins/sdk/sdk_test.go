@@ -46,6 +46,27 @@ func (a *acl) AuthorizePublish(_ context.Context, c *sdk.Client, m *sdk.Message)
 	return sdk.Deny(0x87, "not your topic")
 }
 
+func (a *acl) AuthorizeSubscribe(_ context.Context, c *sdk.Client, filter string, qos *byte) sdk.Verdict {
+	if filter == "#" {
+		return sdk.Deny(0x87, "too wide")
+	}
+	*qos = min(*qos, 1)
+	return sdk.Allow
+}
+
+func (a *acl) Connect(_ context.Context, c *sdk.Client) sdk.Verdict {
+	if c.Username == "" {
+		return sdk.Deny(0x86, "who are you?")
+	}
+	return sdk.Next
+}
+
+func (a *acl) Publish(_ context.Context, c *sdk.Client, m *sdk.Message) sdk.Verdict {
+	m.Topic = "stamped/" + m.Topic
+	m.Payload = append([]byte(c.ID+":"), m.Payload...)
+	return sdk.Next
+}
+
 func (a *acl) Observe(_ context.Context, e *sdk.Event) {
 	a.mu.Lock()
 	a.seen = append(a.seen, e.Kind.String()+" "+e.Msg.Topic)
@@ -71,6 +92,18 @@ func TestPluginThroughHarness(t *testing.T) {
 	}
 	if v := h.AuthorizePublish(alice, sdk.Message{Topic: "users/bob/t"}); v.Result != sdk.ResultDeny || v.Code != 0x87 || v.Reason != "not your topic" {
 		t.Errorf("other's topic: %+v", v)
+	}
+	if v, q := h.AuthorizeSubscribe(alice, "users/alice/#", 2); v.Result != sdk.ResultAllow || q != 1 {
+		t.Errorf("subscribe: %+v QoS %d, want allowed at 1", v, q)
+	}
+	if v, _ := h.AuthorizeSubscribe(alice, "#", 0); v.Result != sdk.ResultDeny {
+		t.Errorf("subscribe #: %+v", v)
+	}
+	if v := h.Connect(sdk.Client{ID: "anon"}); v.Result != sdk.ResultDeny || v.Code != 0x86 {
+		t.Errorf("connect without a user: %+v", v)
+	}
+	if v, m := h.Publish(alice, sdk.Message{Topic: "t", Payload: []byte("x")}); v.Result != sdk.ResultNext || m.Topic != "stamped/t" || string(m.Payload) != "c1:x" {
+		t.Errorf("publish: %+v %+v", v, m)
 	}
 	h.Observe(sdk.Event{Kind: sdk.EventPublished, Client: &alice, Msg: &sdk.Message{Topic: "users/alice/t"}},
 		sdk.Event{Kind: sdk.EventPublished, Client: &alice, Msg: &sdk.Message{Topic: "users/alice/u"}})

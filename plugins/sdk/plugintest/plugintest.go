@@ -118,6 +118,51 @@ func (h *Harness) AuthorizePublish(c sdk.Client, m sdk.Message) sdk.Verdict {
 	return verdictOf(v)
 }
 
+// AuthorizeSubscribe calls the plugin's AuthorizeSubscribe; it returns the
+// verdict and the QoS granted (qos, or lower when the plugin lowered it).
+func (h *Harness) AuthorizeSubscribe(c sdk.Client, filter string, qos byte) (sdk.Verdict, byte) {
+	h.t.Helper()
+	ctx, cancel := h.ctx()
+	defer cancel()
+	r, err := h.c.AuthorizeSubscribe(ctx, &pluginv1.SubscribeRequest{Client: clientProto(c), Filter: filter, Qos: uint32(qos)})
+	if err != nil {
+		h.t.Fatalf("plugintest: AuthorizeSubscribe: %v", err)
+	}
+	if r.Qos != nil {
+		qos = byte(r.GetQos())
+	}
+	return verdictOf(r.GetVerdict()), qos
+}
+
+// Connect calls the plugin's Connect.
+func (h *Harness) Connect(c sdk.Client) sdk.Verdict {
+	h.t.Helper()
+	ctx, cancel := h.ctx()
+	defer cancel()
+	v, err := h.c.Connect(ctx, &pluginv1.ClientRequest{Client: clientProto(c)})
+	if err != nil {
+		h.t.Fatalf("plugintest: Connect: %v", err)
+	}
+	return verdictOf(v)
+}
+
+// Publish calls the plugin's Publish; it returns the verdict and the
+// message as the plugin left it.
+func (h *Harness) Publish(c sdk.Client, m sdk.Message) (sdk.Verdict, sdk.Message) {
+	h.t.Helper()
+	ctx, cancel := h.ctx()
+	defer cancel()
+	r, err := h.c.Publish(ctx, &pluginv1.MessageRequest{Client: clientProto(c), Message: sdk.MessageProto(&m)})
+	if err != nil {
+		h.t.Fatalf("plugintest: Publish: %v", err)
+	}
+	out := m
+	if pm := r.GetMessage(); pm != nil {
+		out = sdk.Message{Topic: pm.GetTopic(), Payload: pm.GetPayload(), QoS: byte(pm.GetQos()), Retain: pm.GetRetain(), Origin: pm.GetOrigin()}
+	}
+	return verdictOf(r.GetVerdict()), out
+}
+
 // Observe sends events to the plugin's Observe on one stream and returns
 // once the plugin has taken them all.
 func (h *Harness) Observe(events ...sdk.Event) {
