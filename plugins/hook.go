@@ -28,11 +28,10 @@ type Hook struct {
 	log *slog.Logger
 	srv *core.Server
 
-	name     string
-	events   core.EventSet
-	modes    map[core.Event]pluginv1.Mode
-	filters  map[core.Event][]string // per event; nil: every topic
-	allTopic []string                // the union, for Topics
+	name string
+	// disp is what the plugin described; a restarted plugin may describe
+	// itself anew.
+	disp atomic.Pointer[dispatch]
 
 	plog  atomic.Pointer[slog.Logger] // the logger named after the plugin
 	cur   atomic.Pointer[instance]    // nil while the plugin is down
@@ -50,6 +49,19 @@ type Hook struct {
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
+}
+
+// dispatch is a plugin's description, checked.
+type dispatch struct {
+	events   core.EventSet
+	modes    map[core.Event]pluginv1.Mode
+	filters  map[core.Event][]string // per event; nil: every topic
+	allTopic []string                // the union, for Topics
+}
+
+// same reports whether two descriptions dispatch alike.
+func (d *dispatch) same(o *dispatch) bool {
+	return d.events == o.events && slices.Equal(d.allTopic, o.allTopic)
 }
 
 // eventOf maps the wire's events to the pipeline's.
@@ -106,62 +118,70 @@ func New(cfg Config, srv *core.Server) (*Hook, error) {
 
 // adopt takes a description: the events, their modes and topics.
 func (h *Hook) adopt(d *pluginv1.Description) error {
+	disp, err := describe(d)
+	if err != nil {
+		return err
+	}
 	h.name = d.GetName()
 	if h.name == "" {
 		h.name = h.cfg.Path
 	}
-	h.modes = make(map[core.Event]pluginv1.Mode)
-	h.filters = make(map[core.Event][]string)
-	h.events, h.allTopic = 0, nil
+	h.disp.Store(disp)
+	return nil
+}
+
+// describe checks a description and builds its dispatch.
+func describe(d *pluginv1.Description) (*dispatch, error) {
+	disp := &dispatch{modes: make(map[core.Event]pluginv1.Mode), filters: make(map[core.Event][]string)}
 	every := false
 	for _, hd := range d.GetHandlers() {
 		ev, ok := eventOf[hd.GetEvent()]
 		if !ok {
-			return fmt.Errorf("describes unknown event %d", hd.GetEvent())
+			return nil, fmt.Errorf("describes unknown event %d", hd.GetEvent())
 		}
 		mode := hd.GetMode()
 		switch {
 		case mode != pluginv1.Mode_MODE_DECISION && mode != pluginv1.Mode_MODE_OBSERVER:
-			return fmt.Errorf("event %s: mode %d is neither decision nor observer", ev, mode)
+			return nil, fmt.Errorf("event %s: mode %d is neither decision nor observer", ev, mode)
 		case decisions.Has(ev) && mode != pluginv1.Mode_MODE_DECISION:
-			return fmt.Errorf("event %s is a decision; it cannot be observed", ev)
+			return nil, fmt.Errorf("event %s is a decision; it cannot be observed", ev)
 		case !decisions.Has(ev) && mode != pluginv1.Mode_MODE_OBSERVER:
-			return fmt.Errorf("event %s can only be observed", ev)
-		case h.events.Has(ev):
-			return fmt.Errorf("event %s described twice", ev)
+			return nil, fmt.Errorf("event %s can only be observed", ev)
+		case disp.events.Has(ev):
+			return nil, fmt.Errorf("event %s described twice", ev)
 		}
 		for _, f := range hd.GetTopics() {
 			if err := topics.ValidateFilter(f); err != nil {
-				return fmt.Errorf("event %s: topic filter %q: %w", ev, f, err)
+				return nil, fmt.Errorf("event %s: topic filter %q: %w", ev, f, err)
 			}
 		}
 		if len(hd.GetTopics()) > 0 && !messageEvents.Has(ev) {
-			return fmt.Errorf("event %s has no topic; it takes no topic filters", ev)
+			return nil, fmt.Errorf("event %s has no topic; it takes no topic filters", ev)
 		}
-		h.events |= core.Events(ev)
-		h.modes[ev] = mode
+		disp.events |= core.Events(ev)
+		disp.modes[ev] = mode
 		if messageEvents.Has(ev) {
 			if len(hd.GetTopics()) == 0 {
 				every = true
 			}
-			h.filters[ev] = hd.GetTopics()
-			h.allTopic = append(h.allTopic, hd.GetTopics()...)
+			disp.filters[ev] = hd.GetTopics()
+			disp.allTopic = append(disp.allTopic, hd.GetTopics()...)
 		}
 	}
-	if h.events == 0 {
-		return errors.New("describes no event")
+	if disp.events == 0 {
+		return nil, errors.New("describes no event")
 	}
 	if every {
-		h.allTopic = nil
+		disp.allTopic = nil
 	}
-	slices.Sort(h.allTopic)
-	h.allTopic = slices.Compact(h.allTopic)
-	return nil
+	slices.Sort(disp.allTopic)
+	disp.allTopic = slices.Compact(disp.allTopic)
+	return disp, nil
 }
 
 func (h *Hook) describeEvents() []string {
 	var out []string
-	for ev, m := range h.modes {
+	for ev, m := range h.disp.Load().modes {
 		out = append(out, fmt.Sprintf("%s:%s", ev, map[pluginv1.Mode]string{pluginv1.Mode_MODE_DECISION: "decision", pluginv1.Mode_MODE_OBSERVER: "observer"}[m]))
 	}
 	slices.Sort(out)
@@ -175,10 +195,10 @@ func (h *Hook) logger() *slog.Logger { return h.plog.Load() }
 func (h *Hook) ID() string { return h.cfg.Name }
 
 // Events implements core.Hook: what the plugin described, and Stopped.
-func (h *Hook) Events() core.EventSet { return h.events | core.Events(core.EventStopped) }
+func (h *Hook) Events() core.EventSet { return h.disp.Load().events | core.Events(core.EventStopped) }
 
 // Topics implements core.Hook.
-func (h *Hook) Topics() []string { return h.allTopic }
+func (h *Hook) Topics() []string { return h.disp.Load().allTopic }
 
 // Failures counts decisions the plugin could not make and events it lost
 // (core.FailureCounter).
@@ -221,7 +241,7 @@ func (h *Hook) OnStopped(context.Context) { _ = h.Close() }
 
 // wants reports whether the plugin handles ev for topic.
 func (h *Hook) wants(ev core.Event, topic string) bool {
-	fs := h.filters[ev]
+	fs := h.disp.Load().filters[ev]
 	if fs == nil {
 		return true
 	}
@@ -502,6 +522,19 @@ func (h *Hook) restart(consecutive *int) *instance {
 		if err != nil {
 			h.logger().Warn("plugin restart failed", "attempt", *consecutive, "cause", err)
 			continue
+		}
+		if disp, err := describe(inst.desc); err != nil {
+			h.logger().Warn("restarted plugin describes itself wrongly; not used", "cause", err)
+			inst.close()
+			continue
+		} else if old := h.disp.Load(); !disp.same(old) {
+			h.disp.Store(disp)
+			if h.srv != nil {
+				if err := h.srv.RefreshHook(h.cfg.Name); err != nil {
+					h.logger().Warn("restarted plugin's new events could not be registered", "cause", err)
+				}
+			}
+			h.logger().Info("restarted plugin describes other events; the broker follows", "events", h.describeEvents())
 		}
 		h.cur.Store(inst)
 		h.logger().Info("plugin restarted", "attempt", *consecutive)

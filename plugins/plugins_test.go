@@ -415,3 +415,27 @@ func TestCloseDrainsEvents(t *testing.T) {
 		t.Logf("%d events dropped for a full queue (counted)", st.Lost)
 	}
 }
+
+// A plugin that describes itself differently after a restart is followed:
+// the broker's pipeline switches to its new events.
+func TestRestartedPluginNewEvents(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "observe")
+	b := startBroker(t, Config{Config: map[string]any{"mode": "acl", "observe_from": flag}})
+	if b.srv.Hooks()[0].Events.Has(core.EventSubscribed) {
+		t.Fatal("subscribed observed before the flag")
+	}
+	if err := os.WriteFile(flag, []byte("subscribed"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pid := b.hook.cur.Load().client.ReattachConfig().Pid
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for !b.srv.Hooks()[0].Events.Has(core.EventSubscribed) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted plugin's new event was not registered:\n%s", b.logs)
+		}
+		time.Sleep(20 * time.Millisecond) // polling, bounded
+	}
+}

@@ -30,6 +30,10 @@ type config struct {
 	Topics  []string `json:"topics"`
 	// ObserveOnly describes no decision, only the observed events.
 	ObserveOnly bool `json:"observe_only"`
+	// ObserveFrom, when the file exists, adds the events it lists (one
+	// name, e.g. "subscribed") to Observe: a restarted plugin can describe
+	// itself anew.
+	ObserveFrom string `json:"observe_from"`
 }
 
 type testPlugin struct {
@@ -55,6 +59,11 @@ func (p *testPlugin) Init(_ context.Context, req sdk.InitRequest) (sdk.Descripti
 	}
 	kinds := map[string]sdk.EventKind{"published": sdk.EventPublished, "session": sdk.EventSession,
 		"subscribed": sdk.EventSubscribed, "disconnected": sdk.EventDisconnected}
+	if p.cfg.ObserveFrom != "" {
+		if b, err := os.ReadFile(p.cfg.ObserveFrom); err == nil {
+			p.cfg.Observe = append(p.cfg.Observe, strings.TrimSpace(string(b)))
+		}
+	}
 	for _, name := range p.cfg.Observe {
 		k, ok := kinds[name]
 		if !ok {
