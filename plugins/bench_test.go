@@ -25,7 +25,7 @@ import (
 //
 //	go test -run '^$' -bench DecisionLatency -benchtime 20000x ./plugins/
 func BenchmarkDecisionLatency(b *testing.B) {
-	h, err := New(Config{Path: testPlugin(&testing.T{}), Timeout: time.Second, Config: map[string]any{"mode": "acl"}}, nil)
+	h, err := New(Config{Path: testPlugin(b), Timeout: time.Second, Config: map[string]any{"mode": "acl"}}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func BenchmarkDecisionLatency(b *testing.B) {
 // to set BenchmarkDecisionLatency against.
 func BenchmarkRoundTripFloor(b *testing.B) {
 	sock := filepath.Join(b.TempDir(), "echo.sock")
-	cmd := exec.Command(testPlugin(&testing.T{}))
+	cmd := exec.Command(testPlugin(b))
 	cmd.Env = append(os.Environ(), "TESTPLUGIN_ECHO="+sock)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -95,7 +95,7 @@ func BenchmarkRoundTripFloor(b *testing.B) {
 //
 //	go test -run '^$' -bench ObserverEvents -benchtime 1000000x ./plugins/
 func BenchmarkObserverEvents(b *testing.B) {
-	h, err := New(Config{Path: testPlugin(&testing.T{}), Config: map[string]any{"mode": "acl", "observe": []any{"published"}}}, nil)
+	h, err := New(Config{Path: testPlugin(b), Config: map[string]any{"mode": "acl", "observe": []any{"published"}}}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func benchBrokerObserver(b *testing.B, mode string) {
 	}
 	var h *Hook
 	if mode == "observer" {
-		h, err = New(Config{Path: testPlugin(&testing.T{}), Config: map[string]any{"observe": []any{"published"}, "observe_only": true}}, srv)
+		h, err = New(Config{Path: testPlugin(b), Config: map[string]any{"observe": []any{"published"}, "observe_only": true}}, srv)
 		if err != nil {
 			b.Fatal(err)
 		}

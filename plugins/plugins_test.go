@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -34,7 +35,7 @@ var buildOnce struct {
 	err  error
 }
 
-func testPlugin(t *testing.T) string {
+func testPlugin(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "vanemq-testplugin")
@@ -375,6 +376,7 @@ func TestCloseDrainsEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = h.Close() })
 	if err := srv.AddHook(h, 10); err != nil {
 		t.Fatal(err)
 	}
@@ -437,5 +439,42 @@ func TestRestartedPluginNewEvents(t *testing.T) {
 			t.Fatalf("the restarted plugin's new event was not registered:\n%s", b.logs)
 		}
 		time.Sleep(20 * time.Millisecond) // polling, bounded
+	}
+}
+
+// A plugin outlives no broker: when the process that started it dies
+// (here a shell killed with SIGKILL), the plugin exits by itself.
+func TestPluginExitsWithBroker(t *testing.T) {
+	bin := testPlugin(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	// The shell starts the plugin in the background (it waits for a
+	// handshake it never gets), writes its PID and then waits: it stands
+	// for a broker.
+	sh := exec.Command("sh", "-c", `VANEMQ_PLUGIN=hook-v1-6f1d2c8e PLUGIN_PROTOCOL_VERSIONS=1 PLUGIN_MIN_PORT=0 PLUGIN_MAX_PORT=0 "$0" >/dev/null 2>&1 & echo $! > "$1"; wait`, bin, pidFile)
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sh.Process.Kill(); _ = sh.Wait() })
+	var pid int
+	deadline := time.Now().Add(waitTimeout)
+	for pid == 0 {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			fmt.Sscan(strings.TrimSpace(string(b)), &pid)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the plugin did not start")
+		}
+		time.Sleep(10 * time.Millisecond) // polling, bounded
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if err := sh.Process.Kill(); err != nil { // the "broker" dies
+		t.Fatal(err)
+	}
+	_ = sh.Wait()
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("the plugin still runs after its broker died")
+		}
+		time.Sleep(50 * time.Millisecond) // polling, bounded
 	}
 }

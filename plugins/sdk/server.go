@@ -25,7 +25,23 @@ import (
 // does not return. Run by hand (not by the broker), the binary prints a
 // notice and exits.
 func Serve(p Plugin) {
+	go exitWithBroker(os.Getppid(), time.Second)
 	plugin.Serve(serveConfig(p))
+}
+
+// exitWithBroker ends the plugin when the broker that started it is gone
+// (the plugin was re-parented): a broker killed with SIGKILL cannot stop
+// its plugins, which would otherwise run on.
+func exitWithBroker(ppid int, every time.Duration) {
+	if ppid <= 1 {
+		return // started by init or by hand: nothing to watch
+	}
+	for range time.Tick(every) {
+		if os.Getppid() != ppid {
+			Logger().Warn("the broker that started this plugin is gone; exiting")
+			os.Exit(0)
+		}
+	}
 }
 
 // serveConfig is go-plugin's configuration for p.
