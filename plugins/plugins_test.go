@@ -471,10 +471,22 @@ func TestPluginExitsWithBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = sh.Wait()
-	for syscall.Kill(pid, 0) == nil {
+	for alive(pid) {
 		if time.Now().After(deadline.Add(5 * time.Second)) {
 			t.Fatal("the plugin still runs after its broker died")
 		}
 		time.Sleep(50 * time.Millisecond) // polling, bounded
 	}
+}
+
+// alive reports whether a process runs: it exists and is not a zombie
+// (an exited child that its new parent has not reaped yet).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] != 'Z'
 }
