@@ -2,20 +2,17 @@ package plugins
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/mqtttest"
-	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
@@ -157,44 +154,7 @@ func benchBrokerObserver(b *testing.B, mode string) {
 		b.Fatal(err)
 	}
 	defer func() { _ = srv.Shutdown(context.Background()) }()
-	const publishers = 4
-	sub := mqtttest.Dial(b, l.Address(), "sub", "")
-	sub.Subscribe(b, "bench/#", 0)
-	pubs := make([]*mqtttest.Conn, publishers)
-	for i := range pubs {
-		pubs[i] = mqtttest.Dial(b, l.Address(), fmt.Sprintf("pub%d", i), "")
-	}
-	total := b.N - b.N%publishers
-	got := make(chan int, 1)
-	var last time.Time
-	go func() {
-		n := 0
-		for n < total && sub.Read(2*time.Second) != nil {
-			n++
-		}
-		last = time.Now()
-		got <- n
-	}()
-	payload := make([]byte, 64)
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, pc := range pubs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p := packets.Packet{Type: packets.Publish, Topic: "bench/x", Payload: payload}
-			for range total / publishers {
-				pc.Send(&p)
-			}
-			pc.Flush()
-		}()
-	}
-	wg.Wait()
-	n := <-got
-	b.StopTimer()
-	b.ReportMetric(float64(n)/last.Sub(start).Seconds(), "msg/s")
-	b.ReportMetric(100*float64(total-n)/float64(total), "%lost")
+	mqtttest.FanInQoS0(b, l.Address(), "", "bench/x", "bench/#", 4)
 	if h != nil {
 		b.ReportMetric(float64(h.Stats().Lost), "events-lost")
 	}

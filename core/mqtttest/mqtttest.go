@@ -7,6 +7,8 @@ package mqtttest
 import (
 	"bufio"
 	"net"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +31,18 @@ type Conn struct {
 // broker refuses. The connection closes when the test ends.
 func Dial(tb testing.TB, addr, id, user string) *Conn {
 	tb.Helper()
+	cp := &packets.Packet{Type: packets.Connect}
+	cp.Connect.ClientID, cp.Connect.CleanStart, cp.Connect.KeepAlive = id, true, 60
+	if user != "" {
+		cp.Connect.Username, cp.Connect.UsernameFlag = user, true
+	}
+	return DialConnect(tb, addr, cp)
+}
+
+// DialConnect connects to addr and sends connect (as MQTT 5, protocol name
+// MQTT), for CONNECTs Dial does not make: a session expiry, say.
+func DialConnect(tb testing.TB, addr string, connect *packets.Packet) *Conn {
+	tb.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		tb.Fatal(err)
@@ -37,15 +51,12 @@ func Dial(tb testing.TB, addr, id, user string) *Conn {
 	c := &Conn{conn: nc, br: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10), buf: bytebufferpool.Get()}
 	c.r = packets.NewReader(c.br, 1<<20)
 	c.r.SetVersion(packets.Version5)
-	cp := &packets.Packet{Type: packets.Connect}
-	cp.Connect.ProtocolName, cp.Connect.ClientID, cp.Connect.CleanStart, cp.Connect.KeepAlive = "MQTT", id, true, 60
-	if user != "" {
-		cp.Connect.Username, cp.Connect.UsernameFlag = user, true
-	}
-	c.Send(cp)
+	connect.Type = packets.Connect
+	connect.Connect.ProtocolName = "MQTT"
+	c.Send(connect)
 	c.Flush()
 	if p := c.Read(10 * time.Second); p == nil || p.Type != packets.Connack || p.ReasonCode != packets.Success {
-		tb.Fatalf("mqtttest: connect %s refused or failed", id)
+		tb.Fatalf("mqtttest: connect %s refused or failed", connect.Connect.ClientID)
 	}
 	return c
 }
@@ -85,4 +96,50 @@ func (c *Conn) Subscribe(tb testing.TB, filter string, qos byte) {
 	if p := c.Read(10 * time.Second); p == nil || p.Type != packets.Suback {
 		tb.Fatal("mqtttest: no SUBACK")
 	}
+}
+
+// FanInQoS0 is a QoS 0 fan-in load for b: publishers clients (as user,
+// "" for none) send b.N messages of 64 bytes to topic, as fast as they
+// can, to one subscriber of filter. It reports the subscriber's msg/s
+// and the share of messages that never arrived (%lost); the timer covers
+// the first publish to the last delivery.
+func FanInQoS0(b *testing.B, addr, user, topic, filter string, publishers int) {
+	b.Helper()
+	sub := Dial(b, addr, "sub", user)
+	sub.Subscribe(b, filter, 0)
+	pubs := make([]*Conn, publishers)
+	for i := range pubs {
+		pubs[i] = Dial(b, addr, "pub"+strconv.Itoa(i), user)
+	}
+	total := b.N - b.N%publishers
+	got := make(chan int, 1)
+	var last time.Time
+	go func() {
+		n := 0
+		for n < total && sub.Read(2*time.Second) != nil {
+			n++
+		}
+		last = time.Now()
+		got <- n
+	}()
+	payload := make([]byte, 64)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, pc := range pubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := packets.Packet{Type: packets.Publish, Topic: topic, Payload: payload}
+			for range total / publishers {
+				pc.Send(&p)
+			}
+			pc.Flush()
+		}()
+	}
+	wg.Wait()
+	n := <-got
+	b.StopTimer()
+	b.ReportMetric(float64(n)/last.Sub(start).Seconds(), "msg/s")
+	b.ReportMetric(100*float64(total-n)/float64(total), "%lost")
 }

@@ -2,17 +2,14 @@ package js
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/mqtttest"
-	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
@@ -61,45 +58,6 @@ func benchBroker(b *testing.B, mode string) {
 	}
 	defer func() { _ = srv.Shutdown(context.Background()) }()
 
-	const publishers = 4
-	sub := mqtttest.Dial(b, l.Address(), "sub", "sub")
-	sub.Subscribe(b, "users/#", 0)
-	pubs := make([]*mqtttest.Conn, publishers)
-	for i := range pubs {
-		pubs[i] = mqtttest.Dial(b, l.Address(), fmt.Sprintf("pub%d", i), "alice")
-	}
-	total := b.N - b.N%publishers
-	got := make(chan int, 1)
-	var last time.Time
-	go func() {
-		n := 0
-		for n < total {
-			if sub.Read(2*time.Second) == nil {
-				break
-			}
-			n++
-		}
-		last = time.Now()
-		got <- n
-	}()
-	payload := make([]byte, 64)
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, pc := range pubs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p := packets.Packet{Type: packets.Publish, Topic: "users/alice/temp", Payload: payload}
-			for range total / publishers {
-				pc.Send(&p)
-			}
-			pc.Flush()
-		}()
-	}
-	wg.Wait()
-	n := <-got
-	b.StopTimer()
-	b.ReportMetric(float64(n)/last.Sub(start).Seconds(), "msg/s")
-	b.ReportMetric(100*float64(total-n)/float64(total), "%lost")
+	// aclScript allows alice's publishes under users/alice/.
+	mqtttest.FanInQoS0(b, l.Address(), "alice", "users/alice/temp", "users/#", 4)
 }

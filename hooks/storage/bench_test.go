@@ -1,19 +1,16 @@
 package storage
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/valyala/bytebufferpool"
-
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/hooks/storage/redistest"
 	"github.com/vanemq/vanemq/listeners/tcp"
@@ -73,19 +70,15 @@ func benchPersist(b *testing.B, mode string) {
 	defer func() { _ = srv.Shutdown(context.Background()) }()
 
 	const publishers, window = 8, 64
-	sub := benchDial(b, l.Address(), "sub", 3600)
-	sub.write(&packets.Packet{Type: packets.Subscribe, PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "bench/#", QoS: 1}}})
-	sub.flush()
-	if p := sub.read(); p.Type != packets.Suback {
-		b.Fatalf("got %s, want SUBACK", p.Type)
-	}
-	pubs := make([]*benchConn, publishers)
+	sub := mqtttest.DialConnect(b, l.Address(), v5Connect("sub", true, 3600))
+	sub.Subscribe(b, "bench/#", 1)
+	pubs := make([]*mqtttest.Conn, publishers)
 	for i := range pubs {
-		pubs[i] = benchDial(b, l.Address(), fmt.Sprintf("pub%d", i), 0)
+		pubs[i] = mqtttest.DialConnect(b, l.Address(), v5Connect(fmt.Sprintf("pub%d", i), true, 0))
 	}
 	total := b.N
 	received := make(chan int, 1)
-	go func() { received <- sub.drain(total) }()
+	go func() { received <- drain(sub, total) }()
 
 	payload := make([]byte, 64)
 	b.ResetTimer()
@@ -99,7 +92,7 @@ func benchPersist(b *testing.B, mode string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pc.publishWindow(b, fmt.Sprintf("bench/%d", i), payload, n, window)
+			publishWindow(b, pc, fmt.Sprintf("bench/%d", i), payload, n, window)
 		}()
 	}
 	wg.Wait()
@@ -112,65 +105,19 @@ func benchPersist(b *testing.B, mode string) {
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "msg/s")
 }
 
-// benchConn is a pipelining MQTT 5 client for the benchmark.
-type benchConn struct {
-	conn net.Conn
-	r    *packets.Reader
-	br   *bufio.Reader
-	w    *bufio.Writer
-	buf  *bytebufferpool.ByteBuffer
-}
+// benchRead is how long the benchmark's clients wait for a packet.
+const benchRead = 30 * time.Second
 
-func benchDial(b *testing.B, addr, id string, expiry uint32) *benchConn {
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = conn.Close() })
-	c := &benchConn{conn: conn, br: bufio.NewReaderSize(conn, 64<<10), w: bufio.NewWriterSize(conn, 64<<10), buf: bytebufferpool.Get()}
-	c.r = packets.NewReader(c.br, 1<<20)
-	c.r.SetVersion(packets.Version5)
-	cp := v5Connect(id, true, expiry)
-	cp.Type = packets.Connect
-	cp.Connect.ProtocolName = "MQTT"
-	c.write(cp)
-	c.flush()
-	if p := c.read(); p.Type != packets.Connack || p.ReasonCode != packets.Success {
-		b.Fatalf("connect %s: %s %s", id, p.Type, p.ReasonCode)
-	}
-	return c
-}
-
-func (c *benchConn) write(p *packets.Packet) {
-	p.ProtocolVersion = packets.Version5
-	c.buf.Reset()
-	if err := p.Encode(c.buf); err != nil {
-		panic(err)
-	}
-	_, _ = c.w.Write(c.buf.B)
-}
-
-func (c *benchConn) flush() { _ = c.w.Flush() }
-
-func (c *benchConn) read() *packets.Packet {
-	var p packets.Packet
-	_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if err := c.r.ReadPacket(&p); err != nil {
-		return &packets.Packet{Type: 0}
-	}
-	return &p
-}
-
-// publishWindow publishes n QoS 1 messages keeping up to window of them
-// unacknowledged.
-func (c *benchConn) publishWindow(b *testing.B, topic string, payload []byte, n, window int) {
+// publishWindow publishes n QoS 1 messages on c keeping up to window of
+// them unacknowledged.
+func publishWindow(b *testing.B, c *mqtttest.Conn, topic string, payload []byte, n, window int) {
 	slots := make(chan struct{}, window)
 	acked := make(chan error, 1)
 	go func() {
 		for range n {
-			p := c.read()
-			if p.Type != packets.Puback || p.ReasonCode.IsError() {
-				acked <- fmt.Errorf("got %s %s, want PUBACK", p.Type, p.ReasonCode)
+			p := c.Read(benchRead)
+			if p == nil || p.Type != packets.Puback || p.ReasonCode.IsError() {
+				acked <- fmt.Errorf("got %+v, want PUBACK", p)
 				return
 			}
 			<-slots
@@ -182,34 +129,34 @@ func (c *benchConn) publishWindow(b *testing.B, topic string, payload []byte, n,
 		select {
 		case slots <- struct{}{}:
 		default:
-			c.flush()
+			c.Flush()
 			slots <- struct{}{}
 		}
 		p.PacketID = uint16(i%65000) + 1
-		c.write(&p)
+		c.Send(&p)
 	}
-	c.flush()
+	c.Flush()
 	if err := <-acked; err != nil {
 		b.Error(err)
 	}
 }
 
-// drain reads and acknowledges messages until it has n, or the connection
-// fails; it returns how many it got.
-func (c *benchConn) drain(n int) int {
+// drain reads and acknowledges messages on c until it has n, or the
+// connection fails; it returns how many it got.
+func drain(c *mqtttest.Conn, n int) int {
 	got := 0
 	for got < n {
-		p := c.read()
-		if p.Type != packets.Publish {
+		p := c.Read(benchRead)
+		if p == nil || p.Type != packets.Publish {
 			return got
 		}
 		got++
-		c.write(&packets.Packet{Type: packets.Puback, PacketID: p.PacketID})
-		if c.br.Buffered() == 0 {
-			c.flush()
+		c.Send(&packets.Packet{Type: packets.Puback, PacketID: p.PacketID})
+		if c.Buffered() == 0 {
+			c.Flush()
 		}
 	}
-	c.flush()
+	c.Flush()
 	return got
 }
 
