@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/packets"
 )
 
 // ID is the hook's ID.
@@ -132,5 +133,5 @@ func (c *Config) policyVerdict() core.Verdict {
 	if c.OnFailure == FailNext {
 		return core.Pass
 	}
-	return core.Refuse(0x83, "plugin unavailable")
+	return core.Refuse(packets.ImplementationSpecificError, "plugin unavailable")
 }

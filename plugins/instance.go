@@ -5,8 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -53,7 +53,7 @@ func checkBinary(cfg *Config) ([]byte, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := f.WriteTo(h); err != nil && !errors.Is(err, os.ErrClosed) {
+	if _, err := io.Copy(h, f); err != nil {
 		return nil, fmt.Errorf("plugin binary %s: %w", cfg.Path, err)
 	}
 	if got := h.Sum(nil); hex.EncodeToString(got) != cfg.SHA256 {
