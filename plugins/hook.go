@@ -36,7 +36,7 @@ type Hook struct {
 	plog  atomic.Pointer[slog.Logger] // the logger named after the plugin
 	cur   atomic.Pointer[instance]    // nil while the plugin is down
 	down  atomic.Pointer[string]      // set when it stays down
-	queue chan *pluginv1.ObservedEvent
+	queue *eventQueue
 
 	dropped  atomic.Uint64 // events dropped since the last batch
 	lost     atomic.Uint64 // events dropped in all
@@ -98,7 +98,7 @@ func New(cfg Config, srv *core.Server) (*Hook, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, fmt.Errorf("%s: %w", ID, err)
 	}
-	h := &Hook{cfg: cfg, log: cfg.Logger, srv: srv, queue: make(chan *pluginv1.ObservedEvent, cfg.QueueSize),
+	h := &Hook{cfg: cfg, log: cfg.Logger, srv: srv, queue: newEventQueue(cfg.QueueSize, cfg.BatchSize),
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	h.plog.Store(h.log)
 	inst, err := h.launch()
@@ -224,7 +224,7 @@ type Stats struct {
 // Stats returns the plugin's counters.
 func (h *Hook) Stats() Stats {
 	return Stats{Sent: h.sent.Load(), Lost: h.lost.Load() + h.dropped.Load(), Failures: h.failures.Load(),
-		Restarts: h.restarts.Load(), Up: h.cur.Load() != nil, QueueLen: len(h.queue)}
+		Restarts: h.restarts.Load(), Up: h.cur.Load() != nil, QueueLen: h.queue.len()}
 }
 
 // Close stops the plugin. It may be called more than once.
@@ -371,64 +371,62 @@ func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) 
 
 // observe queues an observed event, or drops and counts it when the queue
 // is full: a slow plugin never holds up the broker.
-func (h *Hook) observe(e *pluginv1.ObservedEvent) {
-	e.UnixNanos = time.Now().UnixNano()
-	select {
-	case h.queue <- e:
-	default:
+func (h *Hook) observe(e *observed) {
+	e.nanos = time.Now().UnixNano()
+	if !h.queue.push(e) {
 		h.dropped.Add(1)
 	}
 }
 
 // OnSession implements core.Hook.
 func (h *Hook) OnSession(_ context.Context, cl *core.ClientInfo, change core.SessionChange) {
-	h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_SESSION, Client: clientProto(cl), Reason: sessionChange(change)})
+	h.observe(&observed{event: pluginv1.Event_EVENT_SESSION, client: cl, reason: sessionChange(change)})
 }
 
 // OnDisconnected implements core.Hook.
 func (h *Hook) OnDisconnected(_ context.Context, cl *core.ClientInfo, reason packets.ReasonCode, err error) {
-	e := &pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_DISCONNECTED, Client: clientProto(cl), Code: uint32(reason), Reason: reason.String()}
+	e := observed{event: pluginv1.Event_EVENT_DISCONNECTED, client: cl, code: uint32(reason), reason: reason.String()}
 	if err != nil {
-		e.Reason += ": " + err.Error()
+		e.reason += ": " + err.Error()
 	}
-	h.observe(e)
+	h.observe(&e)
 }
 
 // OnSubscribed implements core.Hook.
 func (h *Hook) OnSubscribed(_ context.Context, cl *core.ClientInfo, filter string, qos byte) {
-	h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_SUBSCRIBED, Client: clientProto(cl), Filter: filter, Qos: uint32(qos)})
+	h.observe(&observed{event: pluginv1.Event_EVENT_SUBSCRIBED, client: cl, filter: filter, qos: uint32(qos)})
 }
 
 // OnUnsubscribed implements core.Hook.
 func (h *Hook) OnUnsubscribed(_ context.Context, cl *core.ClientInfo, filter string) {
-	h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_UNSUBSCRIBED, Client: clientProto(cl), Filter: filter})
+	h.observe(&observed{event: pluginv1.Event_EVENT_UNSUBSCRIBED, client: cl, filter: filter})
 }
 
 // OnPublished implements core.Hook.
 func (h *Hook) OnPublished(_ context.Context, cl *core.ClientInfo, m *core.Message) {
 	if h.wants(core.EventPublished, m.Topic) {
-		h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_PUBLISHED, Client: clientProto(cl), Message: messageProto(m)})
+		h.observe(&observed{event: pluginv1.Event_EVENT_PUBLISHED, client: cl, msg: m})
 	}
 }
 
 // OnDropped implements core.Hook.
 func (h *Hook) OnDropped(_ context.Context, clientID string, m *core.Message, why string) {
 	if h.wants(core.EventDropped, m.Topic) {
-		h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_DROPPED, ClientId: clientID, Message: messageProto(m), Reason: why})
+		h.observe(&observed{event: pluginv1.Event_EVENT_DROPPED, clientID: clientID, msg: m, reason: why})
 	}
 }
 
 // OnAcked implements core.Hook.
 func (h *Hook) OnAcked(_ context.Context, clientID string, m *core.Message) {
 	if h.wants(core.EventAcked, m.Topic) {
-		h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_ACKED, ClientId: clientID, Message: messageProto(m)})
+		h.observe(&observed{event: pluginv1.Event_EVENT_ACKED, clientID: clientID, msg: m})
 	}
 }
 
 // OnRetained implements core.Hook.
 func (h *Hook) OnRetained(_ context.Context, m *core.Message) {
 	if h.wants(core.EventRetained, m.Topic) {
-		h.observe(&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_RETAINED, Message: messageProto(m)})
+		h.observe(&observed{event: pluginv1.Event_EVENT_RETAINED, msg: m})
 	}
 }
 

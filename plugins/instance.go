@@ -69,14 +69,19 @@ func (h *Hook) launch() (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	cmd := exec.Command(h.cfg.Path, h.cfg.Args...)
+	cmd.Env = h.cfg.environ(os.Environ())
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		Plugins:          plugin.PluginSet{wire.Name: &wire.GRPCPlugin{}},
-		Cmd:              exec.Command(h.cfg.Path, h.cfg.Args...),
+		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		StartTimeout:     h.cfg.StartTimeout,
-		Logger:           hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Output: &logWriter{log: h.logger}, JSONFormat: true, Level: hclog.Debug}),
+		// Messages may be as large as an MQTT payload.
+		GRPCDialOptions: []grpc.DialOption{grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(1 << 20),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(wire.MaxMessageSize), grpc.MaxCallSendMsgSize(wire.MaxMessageSize))},
+		StartTimeout: h.cfg.StartTimeout,
+		Logger:       hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Output: &logWriter{log: h.logger}, JSONFormat: true, Level: hclog.Debug}),
 		// Once serving, a plugin's stdout and stderr come over go-plugin's
 		// stdio stream: its log lines (sdk.Logger) and anything it prints.
 		SyncStderr: &logWriter{log: h.logger},
@@ -104,7 +109,7 @@ func (h *Hook) launch() (*instance, error) {
 	}
 	hostID := rpc.Broker.NextId()
 	go rpc.Broker.AcceptAndServe(hostID, func(opts []grpc.ServerOption) *grpc.Server {
-		s := grpc.NewServer(opts...)
+		s := grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(wire.MaxMessageSize))...)
 		pluginv1.RegisterHostServer(s, &hostServer{h: h})
 		return s
 	})
@@ -161,9 +166,9 @@ func jsonable(v any) any {
 	return v
 }
 
-// sendEvents drains the observer queue into batches on one stream, until
-// the instance stops (then what is queued is sent, and the stream closed
-// once the plugin has taken it) or the stream fails (then the supervisor
+// sendEvents sends the observer queue's chunks on one stream, until the
+// instance stops (then what is queued is sent, and the stream closed once
+// the plugin has taken it) or the stream fails (then the supervisor
 // restarts the plugin).
 func (h *Hook) sendEvents(inst *instance) {
 	defer close(inst.senderDone)
@@ -172,33 +177,25 @@ func (h *Hook) sendEvents(inst *instance) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stream, err := inst.rpc.Plugin.Observe(ctx)
+	stream, err := inst.rpc.Plugin.Observe(ctx, grpc.ForceCodecV2(newBatchCodec()))
 	if err != nil {
 		inst.failed <- fmt.Errorf("opening the observer stream: %w", err)
 		return
 	}
-	batch := &pluginv1.EventBatch{}
-	send := func() error {
-		batch.Dropped = h.dropped.Swap(0)
-		h.lost.Add(batch.Dropped)
-		if err := stream.Send(batch); err != nil {
+	q := h.queue
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
+	send := func(c chunk) error {
+		if d := h.dropped.Swap(0); d > 0 {
+			*c.buf = appendDropped(*c.buf, d)
+			h.lost.Add(d)
+		}
+		if err := stream.SendMsg(&encodedBatch{buf: c.buf, pool: q}); err != nil {
 			return err
 		}
-		h.sent.Add(uint64(len(batch.Events)))
-		clear(batch.Events)
-		batch.Events = batch.Events[:0]
+		h.sent.Add(uint64(c.n))
 		return nil
-	}
-	fill := func() {
-		for len(batch.Events) < h.cfg.BatchSize {
-			select {
-			case e := <-h.queue:
-				batch.Events = append(batch.Events, e)
-				continue
-			default:
-			}
-			return
-		}
 	}
 	for {
 		select {
@@ -207,9 +204,8 @@ func (h *Hook) sendEvents(inst *instance) {
 			// until the plugin has it all, within drainTimeout.
 			timer := time.AfterFunc(drainTimeout, cancel)
 			defer timer.Stop()
-			for n := len(h.queue); n > 0 && ctx.Err() == nil; n = len(h.queue) {
-				fill()
-				if send() != nil {
+			for c, ok := q.take(); ok && ctx.Err() == nil; c, ok = q.take() {
+				if send(c) != nil {
 					return
 				}
 			}
@@ -217,11 +213,29 @@ func (h *Hook) sendEvents(inst *instance) {
 				h.logger().Warn("closing the observer stream", "cause", err)
 			}
 			return
-		case e := <-h.queue:
-			batch.Events = append(batch.Events, e)
+		default:
 		}
-		fill()
-		if err := send(); err != nil {
+		if q.len() == 0 {
+			select {
+			case <-q.ready:
+			case <-inst.stopping:
+				continue
+			}
+		}
+		if q.len() < h.cfg.BatchSize {
+			// Let the batch fill a little.
+			linger.Reset(h.cfg.BatchDelay)
+			select {
+			case <-linger.C:
+			case <-inst.stopping:
+				continue
+			}
+		}
+		c, ok := q.take()
+		if !ok {
+			continue
+		}
+		if err := send(c); err != nil {
 			inst.failed <- fmt.Errorf("sending events: %w", err)
 			return
 		}

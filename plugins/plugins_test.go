@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -489,4 +490,52 @@ func alive(pid int) bool {
 	// The state follows the command name in parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	return i > 0 && i+2 < len(b) && b[i+2] != 'Z'
+}
+
+// Messages beyond gRPC's default 4 MiB go through a decision and an
+// observed event both (MQTT allows payloads up to 256 MB), and an observed
+// message is copied when it is queued: the broker reuses its buffers once
+// the call returns.
+func TestLargeAndReusedMessages(t *testing.T) {
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	h, err := New(Config{Path: testPlugin(t), Timeout: 10 * time.Second,
+		Config: map[string]any{"mode": "acl", "events": events, "observe": []any{"published"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	cl := &core.ClientInfo{ID: "c1"}
+	big := &core.Message{Topic: "ok/big", Payload: bytes.Repeat([]byte("b"), 5<<20)}
+	if v := h.AuthorizePublish(context.Background(), cl, big); v != core.Permit {
+		t.Fatalf("5 MiB payload: %+v, want Permit", v)
+	}
+	h.OnPublished(context.Background(), cl, big)
+	buf := []byte("before")
+	h.OnPublished(context.Background(), cl, &core.Message{Topic: "ok/reused", Payload: buf})
+	copy(buf, "AFTER!") // what the broker's reader does with its buffer next
+	_ = h.Close()
+	if st := h.Stats(); st.Restarts != 0 || st.Lost != 0 || st.Failures != 0 {
+		t.Fatalf("stats %+v: want no restart, loss or failure", st)
+	}
+	data, err := os.ReadFile(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d events written, want 2", len(lines))
+	}
+	var first, second struct{ Topic, Payload string }
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil {
+		t.Fatal(err)
+	}
+	if first.Topic != "ok/big" || len(first.Payload) != 5<<20 {
+		t.Errorf("first event: topic %q, %d bytes of payload", first.Topic, len(first.Payload))
+	}
+	if second.Payload != "before" {
+		t.Errorf("second event's payload %q, want the bytes as they were during the call", second.Payload)
+	}
 }

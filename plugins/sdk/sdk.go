@@ -194,8 +194,11 @@ type UserProperty struct{ Key, Value string }
 
 // Event is an observed event.
 type Event struct {
-	Kind   EventKind
-	Client *Client  // the client concerned (nil for dropped, acked and retained)
+	Kind EventKind
+	// Client is the client concerned (nil for dropped, acked and
+	// retained). It may be shared with the client's other events: read
+	// it, do not change it.
+	Client *Client
 	Msg    *Message // message events
 	// Filter and QoS: subscription events.
 	Filter string

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -50,9 +51,21 @@ func serveConfig(p Plugin) *plugin.ServeConfig {
 	return &plugin.ServeConfig{
 		HandshakeConfig: wire.Handshake,
 		Plugins:         plugin.PluginSet{wire.Name: s.grpcPlugin()},
-		GRPCServer:      plugin.DefaultGRPCServer,
+		GRPCServer:      grpcServer,
 		Logger:          hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Warn}),
 	}
+}
+
+// grpcServer is the plugin's gRPC server. Fixed flow-control windows turn
+// off gRPC's bandwidth probing, which sends a PING for every message
+// received (a wake-up on both sides of each call); a few stream workers
+// save a goroutine start per call; the codec hands the observer stream's
+// batches over undecoded (batchCodec); messages may be as large as an
+// MQTT payload.
+func grpcServer(opts []grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append(opts, grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
+		grpc.NumStreamWorkers(4), grpc.ForceServerCodecV2(newBatchCodec()),
+		grpc.MaxRecvMsgSize(wire.MaxMessageSize), grpc.MaxSendMsgSize(wire.MaxMessageSize))...)
 }
 
 // Logger returns a logger whose lines reach the broker's log, with the
@@ -180,46 +193,45 @@ func (s *server) Publish(ctx context.Context, req *pluginv1.MessageRequest) (r *
 }
 
 // Observe reads batches of events until the broker closes the stream.
+// A batch comes undecoded (batchCodec) and is read by batchDecoder.
 func (s *server) Observe(stream pluginv1.Plugin_ObserveServer) error {
-	var n uint64
-	var dropped uint64
+	var n, dropped uint64
+	var dec batchDecoder
+	ctx := stream.Context()
+	deliver := func(e *Event) {
+		n++
+		s.observe(ctx, e)
+	}
+	var raw rawBatch
 	for {
-		b, err := stream.Recv()
+		err := stream.RecvMsg(&raw)
 		if errors.Is(err, io.EOF) {
 			return stream.SendAndClose(&pluginv1.ObserveSummary{Received: n})
 		}
 		if err != nil {
 			return err
 		}
-		if d := b.GetDropped(); d > 0 {
+		d, err := dec.decode(raw.b, deliver)
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "event batch: %v", err)
+		}
+		if d > 0 {
 			dropped += d
 			s.log.Warn("the broker dropped events this plugin did not take in time", "dropped", d, "total", dropped)
-		}
-		for _, e := range b.GetEvents() {
-			n++
-			s.observe(stream.Context(), e)
 		}
 	}
 }
 
 // observe hands one event to the plugin; a panic is logged and the
 // stream goes on.
-func (s *server) observe(ctx context.Context, e *pluginv1.ObservedEvent) {
+func (s *server) observe(ctx context.Context, ev *Event) {
 	var err error
 	defer func() {
 		if err != nil {
-			s.log.Error("plugin Observe failed", "event", EventKind(e.GetEvent()).String(), "cause", err)
+			s.log.Error("plugin Observe failed", "event", ev.Kind.String(), "cause", err)
 		}
 	}()
 	defer s.guard("Observe", &err)
-	ev := &Event{Kind: EventKind(e.GetEvent()), Filter: e.GetFilter(), QoS: byte(e.GetQos()), Reason: e.GetReason(),
-		Code: byte(e.GetCode()), ClientID: e.GetClientId(), Time: time.Unix(0, e.GetUnixNanos())}
-	if e.GetClient() != nil {
-		ev.Client = clientOf(e.GetClient())
-	}
-	if e.GetMessage() != nil {
-		ev.Msg = messageOf(e.GetMessage())
-	}
 	s.p.Observe(ctx, ev)
 }
 
@@ -305,6 +317,12 @@ func MessageProto(m *Message) *pluginv1.Message {
 	return &pluginv1.Message{Topic: m.Topic, Payload: m.Payload, Qos: uint32(m.QoS), Retain: m.Retain, Origin: m.Origin, Properties: p}
 }
 
-// GRPCPlugin is the go-plugin adapter that serves p; plugintest uses it to
-// run a plugin in process. Plugins call Serve instead.
-func GRPCPlugin(p Plugin) *wire.GRPCPlugin { return newServer(p, Logger()).grpcPlugin() }
+// ServeTest serves p in this process, configured as Serve configures a
+// plugin binary, until ctx ends. The config to reach it comes on
+// reattach, and closed is closed when serving has ended. It is what
+// plugintest runs; plugins call Serve.
+func ServeTest(ctx context.Context, p Plugin, reattach chan<- *plugin.ReattachConfig, closed chan<- struct{}) {
+	cfg := serveConfig(p)
+	cfg.Test = &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed}
+	plugin.Serve(cfg)
+}

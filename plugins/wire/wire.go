@@ -26,6 +26,11 @@ var Handshake = plugin.HandshakeConfig{
 	MagicCookieValue: "hook-v1-6f1d2c8e",
 }
 
+// MaxMessageSize bounds one gRPC message either way, above gRPC's 4 MiB
+// default: an MQTT payload may be 256 MB, and a decision or an observed
+// event carries it.
+const MaxMessageSize = 512 << 20
+
 // Name is the plugin's name in go-plugin's plugin set.
 const Name = "hook"
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
@@ -41,8 +42,30 @@ type Harness struct {
 // broker passes it) and calls its Init. The test fails if Init fails.
 func Start(t testing.TB, p sdk.Plugin, config any) *Harness {
 	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{wire.Name: sdk.GRPCPlugin(p)})
-	t.Cleanup(func() { _ = client.Close() })
+	// The plugin is served as a plugin binary serves it (the SDK's own
+	// server config), in this process.
+	ctx, cancel := context.WithCancel(context.Background())
+	reattach := make(chan *plugin.ReattachConfig, 1)
+	closed := make(chan struct{})
+	go sdk.ServeTest(ctx, p, reattach, closed)
+	t.Cleanup(func() {
+		cancel()
+		<-closed
+	})
+	var rc *plugin.ReattachConfig
+	select {
+	case rc = <-reattach:
+	case <-time.After(timeout):
+		t.Fatal("plugintest: the plugin did not start serving")
+	}
+	pc := plugin.NewClient(&plugin.ClientConfig{HandshakeConfig: wire.Handshake, Reattach: rc,
+		Plugins: plugin.PluginSet{wire.Name: &wire.GRPCPlugin{}}, AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger: hclog.NewNullLogger()})
+	t.Cleanup(pc.Kill)
+	client, err := pc.Client()
+	if err != nil {
+		t.Fatalf("plugintest: %v", err)
+	}
 	raw, err := client.Dispense(wire.Name)
 	if err != nil {
 		t.Fatalf("plugintest: %v", err)
@@ -59,9 +82,9 @@ func Start(t testing.TB, p sdk.Plugin, config any) *Harness {
 	if err != nil {
 		t.Fatalf("plugintest: config: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	d, err := h.c.Describe(ctx, &pluginv1.DescribeRequest{Protocol: wire.Protocol, ConfigJson: cfg, HostBrokerId: hostID})
+	dctx, dcancel := context.WithTimeout(context.Background(), timeout)
+	defer dcancel()
+	d, err := h.c.Describe(dctx, &pluginv1.DescribeRequest{Protocol: wire.Protocol, ConfigJson: cfg, HostBrokerId: hostID})
 	if err != nil {
 		t.Fatalf("plugintest: Init: %v", err)
 	}

@@ -1,0 +1,119 @@
+package sdk
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vanemq/vanemq/plugins/proto/pluginv1"
+)
+
+// The batch decoder reads what proto.Marshal writes, and gives the
+// events the generated types and clientOf/messageOf would.
+func TestBatchDecoderMatchesProto(t *testing.T) {
+	fmtZero, expiry := uint32(0), uint32(60)
+	client := &pluginv1.Client{Id: "c1", Username: "alice", Remote: "127.0.0.1:4000", Listener: "tcp", ProtocolVersion: 5, CleanStart: true}
+	tlsClient := &pluginv1.Client{Id: "c2", ProtocolVersion: 4, CertCommonName: "dev", CertDnsNames: []string{"a.example", "b.example"}}
+	full := &pluginv1.Message{Topic: "a/b", Payload: []byte("x"), Qos: 2, Retain: true, Origin: "c1",
+		Properties: &pluginv1.Properties{PayloadFormat: &fmtZero, MessageExpiry: &expiry, ContentType: "text/plain",
+			ResponseTopic: "r/1", CorrelationData: []byte{0, 1}, UserProperties: []*pluginv1.UserProperty{{Key: "k", Value: "v"}, {Key: "k"}}}}
+	events := []*pluginv1.ObservedEvent{
+		{Event: pluginv1.Event_EVENT_PUBLISHED, Client: client, Message: &pluginv1.Message{Topic: "t", Payload: []byte("21.5"), Qos: 1, Origin: "c1"}, UnixNanos: 42},
+		{Event: pluginv1.Event_EVENT_PUBLISHED, Client: client, Message: full, UnixNanos: 43},
+		{Event: pluginv1.Event_EVENT_PUBLISHED, Client: tlsClient, Message: &pluginv1.Message{Topic: "big", Payload: bytes.Repeat([]byte{9}, 70000)}},
+		{Event: pluginv1.Event_EVENT_DROPPED, ClientId: "sub", Message: &pluginv1.Message{Topic: "t"}, Reason: "queue full"},
+		{Event: pluginv1.Event_EVENT_RETAINED, Message: &pluginv1.Message{Topic: "r", Properties: &pluginv1.Properties{}}},
+		{Event: pluginv1.Event_EVENT_SUBSCRIBED, Client: client, Filter: "a/#", Qos: 2},
+		{Event: pluginv1.Event_EVENT_DISCONNECTED, Client: client, Code: 0x8E, Reason: "session taken over"},
+	}
+	raw, err := proto.Marshal(&pluginv1.EventBatch{Events: events, Dropped: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A field from a later version of the contract is skipped.
+	raw = protowire.AppendTag(raw, 99, protowire.BytesType)
+	raw = protowire.AppendString(raw, "future")
+
+	var got []*Event
+	var d batchDecoder
+	dropped, err := d.decode(raw, func(e *Event) { got = append(got, e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dropped != 5 {
+		t.Errorf("dropped %d, want 5", dropped)
+	}
+	if len(got) != len(events) {
+		t.Fatalf("%d events, want %d", len(got), len(events))
+	}
+	for i, e := range events {
+		want := &Event{Kind: EventKind(e.GetEvent()), Filter: e.GetFilter(), QoS: byte(e.GetQos()), Reason: e.GetReason(),
+			Code: byte(e.GetCode()), ClientID: e.GetClientId(), Time: time.Unix(0, e.GetUnixNanos())}
+		if e.GetClient() != nil {
+			want.Client = clientOf(e.GetClient())
+		}
+		if e.GetMessage() != nil {
+			want.Msg = messageOf(e.GetMessage())
+		}
+		if !reflect.DeepEqual(got[i], want) {
+			t.Errorf("event %d:\n got %+v %+v %+v\nwant %+v %+v %+v", i, got[i], got[i].Client, got[i].Msg, want, want.Client, want.Msg)
+		}
+	}
+	if got[0].Client != got[1].Client {
+		t.Error("the same client decoded twice, not shared")
+	}
+}
+
+// Truncated or malformed input is an error, never a panic.
+func TestBatchDecoderMalformed(t *testing.T) {
+	good, err := proto.Marshal(&pluginv1.EventBatch{Events: []*pluginv1.ObservedEvent{{Event: pluginv1.Event_EVENT_PUBLISHED,
+		Client: &pluginv1.Client{Id: "c"}, Message: &pluginv1.Message{Topic: "t", Payload: []byte("p"),
+			Properties: &pluginv1.Properties{UserProperties: []*pluginv1.UserProperty{{Key: "k", Value: "v"}}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n < len(good); n++ {
+		var d batchDecoder
+		_, err := d.decode(good[:n], func(*Event) {})
+		// A cut may fall between fields of the batch only at its end.
+		if err != nil && !errors.Is(err, errWire) {
+			t.Fatalf("cut at %d: %v is not errWire", n, err)
+		}
+		if err == nil {
+			t.Fatalf("cut at %d of %d: decoded without error", n, len(good))
+		}
+	}
+	for _, b := range [][]byte{{0xFF}, {0x0A, 0x05, 0x01}, {0x0A, 0x02, 0x1A, 0x7F}} {
+		var d batchDecoder
+		if _, err := d.decode(b, func(*Event) {}); err == nil {
+			t.Errorf("%x: decoded without error", b)
+		}
+	}
+}
+
+func BenchmarkBatchDecoder(b *testing.B) {
+	var batch pluginv1.EventBatch
+	for i := range 512 {
+		batch.Events = append(batch.Events, &pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_PUBLISHED,
+			Client:  &pluginv1.Client{Id: "sensor-" + string(rune('a'+i%4)), Username: "u", Remote: "127.0.0.1:50000", Listener: "tcp", ProtocolVersion: 5},
+			Message: &pluginv1.Message{Topic: "sensors/1/temp", Payload: make([]byte, 64)}, UnixNanos: 1})
+	}
+	raw, err := proto.Marshal(&batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var d batchDecoder
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := d.decode(raw, func(*Event) {}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512), "ns/event")
+}
