@@ -67,3 +67,39 @@ func (s *Server) Health() error {
 	}
 	return errors.New(strings.Join(msgs, "; "))
 }
+
+// BridgeStatus describes one bridge to another broker, for operators: its
+// state, and its counts since the broker started.
+type BridgeStatus struct {
+	Name      string `json:"name"`
+	Remote    string `json:"remote"`
+	Connected bool   `json:"connected"`
+	// Queued counts messages waiting to go out (inflight to the remote
+	// included); Sent and Received count messages forwarded out and in.
+	Queued   int    `json:"queued"`
+	Sent     uint64 `json:"sent"`
+	Received uint64 `json:"received"`
+	// Dropped counts outgoing messages dropped for a full queue.
+	Dropped uint64 `json:"dropped"`
+}
+
+// BridgeReporter is implemented by hooks that run bridges (hooks/bridge):
+// their bridges show in Server.Bridges, $SYS and the metrics.
+type BridgeReporter interface {
+	Bridges() []BridgeStatus
+}
+
+// Bridges describes the bridges of every hook that runs some, by name.
+func (s *Server) Bridges() []BridgeStatus {
+	s.hooks.mu.Lock()
+	entries := slices.Clone(s.hooks.entries)
+	s.hooks.mu.Unlock()
+	var out []BridgeStatus
+	for _, e := range entries {
+		if br, ok := e.hook.(BridgeReporter); ok {
+			out = append(out, br.Bridges()...)
+		}
+	}
+	slices.SortFunc(out, func(a, b BridgeStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

@@ -15,6 +15,10 @@ import (
 // set when an EnhancedAuth exchange, or the listener's verified client
 // certificate (CertIdentity), already authenticated the client.
 func (s *Server) authenticate(ctx context.Context, c *client, p *packets.Packet, enhanced bool, policy *ClientPolicy) (packets.ReasonCode, string) {
+	if c.internal {
+		*policy = c.internalPolicy
+		return packets.Success, ""
+	}
 	cl := &c.info
 	v := Pass
 	if enhanced {
@@ -51,7 +55,7 @@ func (s *Server) authenticate(ctx context.Context, c *client, p *packets.Packet,
 
 // authorizePublish decides whether a client may publish m.
 func (s *Server) authorizePublish(ctx context.Context, c *client, m *Message) (packets.ReasonCode, string) {
-	if !s.hooks.has(EventAuthorizePublish) {
+	if !s.hooks.has(EventAuthorizePublish) || c.internal {
 		return packets.Success, ""
 	}
 	v := s.hooks.decide(EventAuthorizePublish, m.Topic, func(h Hook) Verdict { return h.AuthorizePublish(ctx, &c.info, m) })
@@ -64,7 +68,7 @@ func (s *Server) authorizePublish(ctx context.Context, c *client, m *Message) (p
 // authorizeSubscribe decides whether a client may subscribe to filter and
 // with which QoS (a hook may lower the requested one).
 func (s *Server) authorizeSubscribe(ctx context.Context, c *client, filter string, qos byte) (packets.ReasonCode, byte, string) {
-	if !s.hooks.has(EventAuthorizeSubscribe) {
+	if !s.hooks.has(EventAuthorizeSubscribe) || c.internal {
 		return packets.Success, qos, ""
 	}
 	granted := qos

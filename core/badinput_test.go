@@ -285,6 +285,20 @@ func TestBadInputBeforeConnect(t *testing.T) {
 			want: biConnack(packets.V3IdentifierRejected),
 		},
 		{
+			name: "client id reserved for internal connections v5",
+			spec: "v5 [MQTT-3.1.3-8] a rejected ClientID (beginning with core.InternalIDPrefix, the broker's own bridges') gets CONNACK 0x85 (Client Identifier not valid), then close",
+			send: [][]byte{biConnect(v5, core.InternalIDPrefix+"bridge/cloud", 0)},
+			rv:   v5,
+			want: biConnack(packets.ClientIdentifierNotValid),
+		},
+		{
+			name: "client id reserved for internal connections 3.1.1",
+			spec: "3.1.1 [MQTT-3.1.3-9] a rejected ClientId (beginning with core.InternalIDPrefix) gets CONNACK return code 0x02 (Identifier rejected), then close",
+			send: [][]byte{biConnect(v3, core.InternalIDPrefix+"bridge/cloud", 0)},
+			rv:   v3,
+			want: biConnack(packets.V3IdentifierRejected),
+		},
+		{
 			name: "reserved CONNECT flag 3.1.1",
 			spec: "3.1.1 [MQTT-3.1.2-3] the Server MUST validate that the reserved flag is zero and disconnect the Client if it is not",
 			send: [][]byte{biConnectRaw("MQTT", 4, 0x03, 0, nil, biStr("reserved"))},

@@ -23,6 +23,13 @@ type client struct {
 	conn     net.Conn
 	listener string
 	remote   string
+	// internal is set for the broker's own connections (InternalConn),
+	// with the policy they carry.
+	internal       bool
+	internalPolicy ClientPolicy
+	// expiryMax caps the session expiry interval (the server's, or the
+	// client's policy's).
+	expiryMax uint32
 
 	id         string
 	version    byte
@@ -133,6 +140,10 @@ func newClient(s *Server, nc net.Conn, listener string) *client {
 		conn:     nc,
 		listener: listener,
 		remote:   nc.RemoteAddr().String(),
+	}
+	if ic, ok := nc.(InternalConn); ok {
+		c.internal = true
+		c.internalPolicy = ic.InternalPolicy()
 	}
 	c.cr = newConnReader(nc, &s.readBufs)
 	c.r = packets.NewReader(c.cr, s.opts.MaxPacketSize)
@@ -351,7 +362,7 @@ func (c *client) handleDisconnect(p *packets.Packet) error {
 			return packets.Errorf(packets.ProtocolError, "DISCONNECT sets a session expiry after CONNECT set 0 (v5 section 3.14.2.2.2)")
 		}
 		s.mu.Lock()
-		s.expiry = min(p.Properties.SessionExpiry, c.srv.opts.SessionExpiryMax)
+		s.expiry = min(p.Properties.SessionExpiry, c.expiryMax)
 		s.mu.Unlock()
 	}
 	c.disconnected = true

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
@@ -56,6 +57,12 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 	}
 	if len(id) > s.opts.MaxClientIDLen {
 		return refuse(packets.ClientIdentifierNotValid, "client identifier longer than max_client_id_len")
+	}
+	switch reserved := strings.HasPrefix(id, InternalIDPrefix); {
+	case reserved && !c.internal:
+		return refuse(packets.ClientIdentifierNotValid, "client identifiers beginning with "+InternalIDPrefix+" are the broker's own (bridges)")
+	case !reserved && c.internal:
+		return refuse(packets.ClientIdentifierNotValid, "an internal connection's client identifier must begin with "+InternalIDPrefix)
 	}
 	c.id = id
 	c.info = ClientInfo{
@@ -107,9 +114,6 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 			c.reqProblemInfo = props.RequestProblemInfo == 1
 		}
 		c.connectExpiry = props.SessionExpiry
-		expiry = min(props.SessionExpiry, s.opts.SessionExpiryMax)
-	} else if !cf.CleanStart {
-		expiry = s.opts.SessionExpiryMax
 	}
 
 	var ack packets.Properties
@@ -145,6 +149,17 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 		c.maxQueued = policy.MaxQueuedMessages
 	}
 	c.mount = policy.Mountpoint
+	expiryMax := s.opts.SessionExpiryMax
+	if policy.SessionExpiryMax > 0 {
+		expiryMax = policy.SessionExpiryMax
+	}
+	c.expiryMax = expiryMax
+	switch {
+	case v5:
+		expiry = min(props.SessionExpiry, expiryMax)
+	case !cf.CleanStart:
+		expiry = expiryMax
+	}
 	if c.will != nil && c.mount != "" {
 		c.will.Topic = c.mount + c.will.Topic
 	}

@@ -229,6 +229,9 @@ type ClientPolicy struct {
 	// Mountpoint prefixes every topic the client publishes or subscribes
 	// to, and is removed from topics delivered to it: "tenant-a/".
 	Mountpoint string
+	// SessionExpiryMax, when set, replaces Options.SessionExpiryMax as the
+	// longest session expiry interval the client may have, in seconds.
+	SessionExpiryMax uint32
 }
 
 // Message is an application message as hooks and the inline client see it.

@@ -22,6 +22,22 @@ type Listener interface {
 	Close() error
 }
 
+// InternalConn is implemented by a connection the process opens to its own
+// broker through Server.ServeConn, such as a bridge's local side: the
+// client is the broker's own. Its CONNECT is neither authenticated nor
+// refused by the Authenticate and Connect hooks, its publishes and
+// subscriptions are not authorized by hooks (the other hooks see it as any
+// client), and it gets the policy the connection gives. Its client ID
+// must begin with InternalIDPrefix, which network clients may not use, so
+// that no network client can take its session over.
+type InternalConn interface {
+	InternalPolicy() ClientPolicy
+}
+
+// InternalIDPrefix begins the client ID of every internal connection
+// (InternalConn), and of no other.
+const InternalIDPrefix = "$internal/"
+
 // CertIdentity is implemented by connections whose verified TLS client
 // certificate names the client (a TLS listener configured to take the
 // username from the certificate, like Mosquitto's use_identity_as_username).

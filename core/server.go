@@ -162,6 +162,20 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// ServeConn serves nc as a connection accepted by the listener named
+// listener (for logs and metrics): for transports that are not a
+// Listener, and for the broker's own connections (InternalConn, such as
+// a bridge's, over net.Pipe). It is an error before Start or after
+// Shutdown, and nc is then closed.
+func (s *Server) ServeConn(nc net.Conn, listener string) error {
+	if s.ctx == nil || s.closing.Load() {
+		_ = nc.Close()
+		return errors.New("core: ServeConn: the server is not running")
+	}
+	s.serveConn(s.ctx, nc, listener)
+	return nil
+}
+
 // serveConn takes a new connection from a listener.
 func (s *Server) serveConn(ctx context.Context, nc net.Conn, listener string) {
 	if s.closing.Load() {

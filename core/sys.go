@@ -46,5 +46,17 @@ func (s *Server) publishSys() {
 	pub("$SYS/broker/bytes/sent", itoa(st.BytesOut))
 	pub("$SYS/broker/subscriptions/count", itoa(st.Subscriptions))
 	pub("$SYS/broker/retained messages/count", itoa(st.Retained))
+	for _, b := range s.Bridges() {
+		// Mosquitto's state topic, 1 or 0, and vanemq's counts.
+		state := "0"
+		if b.Connected {
+			state = "1"
+		}
+		pub("$SYS/broker/connection/"+b.Name+"/state", state)
+		pub("$SYS/broker/bridges/"+b.Name+"/queued", itoa(int64(b.Queued)))
+		pub("$SYS/broker/bridges/"+b.Name+"/sent", itoa(int64(b.Sent)))
+		pub("$SYS/broker/bridges/"+b.Name+"/received", itoa(int64(b.Received)))
+		pub("$SYS/broker/bridges/"+b.Name+"/dropped", itoa(int64(b.Dropped)))
+	}
 	s.hooks.notify(EventSysTick, "", func(h Hook) { h.OnSysTick(s.background(), st) })
 }

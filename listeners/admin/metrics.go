@@ -20,6 +20,7 @@ type Collector struct {
 	protocolErrors                                 *prometheus.Desc
 	hookCalls, hookFailures, hookSeconds, hookLost *prometheus.Desc
 	hookUp                                         *prometheus.Desc
+	bridgeUp, bridgeQueued, bridgeSent, bridgeDrop *prometheus.Desc
 	listenerOpen, listenerAccepted                 *prometheus.Desc
 	payloadIn, payloadOut                          *prometheus.Desc
 }
@@ -51,6 +52,10 @@ func NewCollector(srv *core.Server) *Collector {
 		hookLost:       d("hook_events_lost_total", "OnDropped/OnAcked notifications lost to a full queue."),
 		payloadIn:      d("payload_bytes_received_total", "Application payload bytes received, by QoS.", "qos"),
 		payloadOut:     d("payload_bytes_sent_total", "Application payload bytes sent, by QoS.", "qos"),
+		bridgeUp:       d("bridge_connected", "1 while a bridge is connected to its remote broker, by bridge.", "bridge"),
+		bridgeQueued:   d("bridge_queued_messages", "Messages waiting to go out over a bridge, inflight included, by bridge.", "bridge"),
+		bridgeSent:     d("bridge_messages_total", "Messages forwarded over a bridge, by bridge and direction (out, in).", "bridge", "direction"),
+		bridgeDrop:     d("bridge_dropped_total", "Outgoing messages a bridge dropped for a full queue, by bridge.", "bridge"),
 		listenerOpen: d("listener_connections", "Connections open now, by listener.",
 			"listener", "protocol"),
 		listenerAccepted: d("listener_connections_accepted_total", "Connections accepted since start, by listener.",
@@ -62,7 +67,8 @@ func NewCollector(srv *core.Server) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.sessions, c.connections, c.messagesIn, c.messagesOut,
 		c.bytesIn, c.bytesOut, c.dropped, c.inflight, c.queued, c.retained, c.subs, c.protocolErrors,
-		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost, c.hookUp, c.listenerOpen, c.listenerAccepted, c.payloadIn, c.payloadOut} {
+		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost, c.hookUp,
+		c.bridgeUp, c.bridgeQueued, c.bridgeSent, c.bridgeDrop, c.listenerOpen, c.listenerAccepted, c.payloadIn, c.payloadOut} {
 		ch <- d
 	}
 }
@@ -111,6 +117,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.hookUp, up, h.ID)
 	}
 	counter(c.hookLost, float64(st.HookEventsLost))
+	for _, b := range c.srv.Bridges() {
+		up := 0.0
+		if b.Connected {
+			up = 1
+		}
+		gauge(c.bridgeUp, up, b.Name)
+		gauge(c.bridgeQueued, float64(b.Queued), b.Name)
+		counter(c.bridgeSent, float64(b.Sent), b.Name, "out")
+		counter(c.bridgeSent, float64(b.Received), b.Name, "in")
+		counter(c.bridgeDrop, float64(b.Dropped), b.Name)
+	}
 	for _, l := range c.srv.Listeners() {
 		gauge(c.listenerOpen, float64(l.Open), l.ID, l.Protocol)
 		counter(c.listenerAccepted, float64(l.Accepted), l.ID, l.Protocol)
