@@ -22,6 +22,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/logtest"
 	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/listeners/tcp"
@@ -64,23 +65,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// logBuffer collects log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = logtest.Buffer
 
 // broker is a server with the plugin hook and a TCP listener.
 type broker struct {

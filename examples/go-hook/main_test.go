@@ -8,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/logtest"
 	"github.com/vanemq/vanemq/core/packets"
 )
 
@@ -267,20 +267,4 @@ func hookIDs(srv *core.Server) string {
 	return strings.Join(ids, ",")
 }
 
-// logBuffer collects the broker's log; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = logtest.Buffer

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vanemq/vanemq/core/logtest"
 	"github.com/vanemq/vanemq/hooks/js"
 )
 
@@ -92,23 +92,7 @@ func readConfig(t *testing.T, dir string) shippedConfig {
 	return shippedConfig{}
 }
 
-// logBuffer collects log output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = logtest.Buffer
 
 // waitFor polls cond every few milliseconds until it holds, failing the
 // test with what after waitTimeout.

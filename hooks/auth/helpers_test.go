@@ -1,15 +1,14 @@
 package auth
 
 import (
-	"bytes"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/vanemq/vanemq/core/logtest"
 )
 
 // hashOf returns a bcrypt hash of password at the lowest cost, to keep
@@ -38,27 +37,7 @@ func writeFile(t testing.TB, dir, name, data string) string {
 	return path
 }
 
-// logBuffer collects log output; safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+type logBuffer = logtest.Buffer
 
 // wantErrors checks that err lists exactly the problems want, each a
 // substring of one FileError's text, in order.

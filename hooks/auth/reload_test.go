@@ -76,7 +76,7 @@ func TestReloadOnFileChange(t *testing.T) {
 	dir := t.TempDir()
 	users := writeFile(t, dir, "users.yaml", "users:\n  - {username: alice, password: '"+hashOf(t, "secret")+"'}\n")
 	acl := writeFile(t, dir, "acl.yaml", "rules:\n  - {allow: true, action: both, filter: \"users/%u/#\"}\n")
-	f, err := NewFile(FileOptions{Users: users, ACL: acl, Watch: true, OnReload: onReload, Logger: logs.logger()})
+	f, err := NewFile(FileOptions{Users: users, ACL: acl, Watch: true, OnReload: onReload, Logger: logs.Logger(slog.LevelDebug)})
 	if err != nil {
 		t.Fatal(err)
 	}

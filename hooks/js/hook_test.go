@@ -1,38 +1,21 @@
 package js
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/logtest"
 	"github.com/vanemq/vanemq/core/packets"
 )
 
-// logBuffer collects log lines for checks.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = logtest.Buffer
 
 // newHook writes script to a temp file and makes a hook for it.
 func newHook(t testing.TB, script string, cfg Config) (*Hook, *logBuffer) {

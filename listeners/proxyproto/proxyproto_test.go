@@ -16,6 +16,7 @@ import (
 	pp "github.com/pires/go-proxyproto"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/logtest"
 	"github.com/vanemq/vanemq/listeners/proxyproto"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
@@ -27,23 +28,7 @@ const waitTimeout = 5 * time.Second
 
 var discard = slog.New(slog.DiscardHandler)
 
-// logBuffer is a log destination safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = logtest.Buffer
 
 // remoteHook records the ClientInfo.Remote each client authenticated with.
 type remoteHook struct {

@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -19,31 +18,15 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/logtest"
 	"github.com/vanemq/vanemq/listeners/tlsfiles"
 	"github.com/vanemq/vanemq/listeners/tlsfiles/tlstest"
 )
 
-// logBuffer collects a broker's log lines for tests that check what was
-// logged.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer = logtest.Buffer
 
 // waitLog waits until the log contains every one of want.
-func (b *logBuffer) waitLog(t *testing.T, want ...string) {
+func waitLog(t *testing.T, b *logBuffer, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
@@ -322,7 +305,7 @@ func TestMTLS(t *testing.T) {
 					if err == nil || !containsAny(err.Error(), strings.Split(tt.wantErr, "|")) {
 						t.Fatalf("connect error = %v, want one containing %q", err, tt.wantErr)
 					}
-					b.logs.waitLog(t, "reading CONNECT failed", tt.wantLog)
+					waitLog(t, b.logs, "reading CONNECT failed", tt.wantLog)
 					select {
 					case cn := <-b.hook.cns:
 						t.Fatalf("refused client reached Authenticate (CN %q)", cn)
@@ -543,7 +526,7 @@ func TestTLSBadClientsAreLogged(t *testing.T) {
 			if err := tt.send(); err != nil {
 				t.Fatal(err)
 			}
-			b.logs.waitLog(t, tt.wantLog...)
+			waitLog(t, b.logs, tt.wantLog...)
 		})
 	}
 	// The listener still serves.

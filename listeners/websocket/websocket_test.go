@@ -28,6 +28,7 @@ import (
 	pp "github.com/pires/go-proxyproto"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/logtest"
 	"github.com/vanemq/vanemq/listeners/limit"
 	"github.com/vanemq/vanemq/listeners/websocket"
 )
@@ -39,23 +40,7 @@ var discard = slog.New(slog.DiscardHandler)
 
 var _ core.Listener = (*websocket.Listener)(nil)
 
-// logBuffer is a log destination safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = logtest.Buffer
 
 // startBroker starts a broker with one WebSocket listener built from opts
 // and returns the listener's address. The broker stops when the test ends.
