@@ -639,6 +639,18 @@ func TestBadInputAfterConnect(t *testing.T) {
 			before: []packets.Type{packets.Pubrec, packets.Pubrec},
 			want:   biDisc(packets.ReceiveMaximumExceeded),
 		},
+		{
+			name: "receive maximum is not MQTT 3.1.1's", version: v3,
+			spec: "3.1.1 has no Receive Maximum (v5 §3.3.4 flow control): three QoS 2 PUBLISH without PUBREL beyond Options.ReceiveMaximum 2 each get PUBREC [MQTT-4.3.3-2], the connection stays open",
+			opts: core.Options{ReceiveMaximum: 2},
+			send: [][]byte{
+				biPublish(v3, 2, "flow/a", 1, "one"),
+				biPublish(v3, 2, "flow/a", 2, "two"),
+				biPublish(v3, 2, "flow/a", 3, "three"),
+			},
+			before: []packets.Type{packets.Pubrec, packets.Pubrec},
+			want:   []biWant{{packets.Pubrec, 0}}, stayOpen: true,
+		},
 		// SUBSCRIBE and UNSUBSCRIBE.
 		{
 			name: "SUBSCRIBE invalid filter v5", version: v5,

@@ -250,12 +250,17 @@ func (c *client) setReadDeadline() {
 		_ = c.conn.SetReadDeadline(time.Unix(1, 0))
 		return
 	}
-	if c.keepAlive == 0 {
-		_ = c.conn.SetReadDeadline(time.Time{})
-		return
+	var deadline time.Time
+	if c.keepAlive != 0 {
+		deadline = time.Now().Add(time.Duration(c.keepAlive) * 1500 * time.Millisecond)
 	}
-	d := time.Duration(c.keepAlive) * 1500 * time.Millisecond
-	_ = c.conn.SetReadDeadline(time.Now().Add(d))
+	_ = c.conn.SetReadDeadline(deadline)
+	// A wakeReader between the check above and this deadline would be
+	// overwritten, and a kicked connection left reading until its keep
+	// alive (or forever): check again.
+	if c.stopping.Load() {
+		_ = c.conn.SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 // handle dispatches one packet received after CONNECT.

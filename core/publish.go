@@ -33,7 +33,10 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 			c.ack(outControl{kind: packets.Pubrec, id: p.PacketID})
 			return nil
 		}
-		if len(sess.inQoS2) >= int(s.opts.ReceiveMaximum) {
+		// Receive Maximum is MQTT 5's flow control, which a 3.x client
+		// knows nothing of: its QoS 2 flows are bounded by the 65535
+		// packet identifiers alone.
+		if c.version == packets.Version5 && len(sess.inQoS2) >= int(s.opts.ReceiveMaximum) {
 			sess.mu.Unlock()
 			return packets.Errorf(packets.ReceiveMaximumExceeded, "more than %d unacknowledged QoS 2 PUBLISH packets [MQTT-3.3.4-7]", s.opts.ReceiveMaximum)
 		}
