@@ -20,7 +20,8 @@ run: build
 	./$(BIN)
 
 ## deps: install what the tests use, if missing: the MQTT command-line
-## clients, Debian's redis-server for the Redis store's tests, Debian's
+## clients, Debian's mosquitto broker for the bridge's tests, Debian's
+## redis-server for the Redis store's tests, Debian's
 ## chromium and examples/web's npm packages (MQTT.js and playwright-core)
 ## for the browser test
 deps:
@@ -29,6 +30,12 @@ deps:
 		echo "installing mosquitto-clients"; \
 		$$sudo apt-get -qq update && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get -qq install -y mosquitto-clients; \
+	fi
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+		sudo=; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
+		echo "installing mosquitto"; \
+		$$sudo apt-get -qq update && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get -qq install -y mosquitto; \
 	fi
 	@if ! command -v redis-server >/dev/null 2>&1; then \
 		sudo=; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \

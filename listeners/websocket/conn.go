@@ -54,6 +54,13 @@ type tlsConn struct {
 // WebSocket.
 func (c *tlsConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
+// NewConn adapts a WebSocket connection, either side's (a listener's
+// upgraded one, or one a client such as a bridge dialled), to the byte
+// stream MQTT runs on: reads stream the payloads of binary messages, each
+// Write is one binary message. Over TLS the result also implements
+// ConnectionState() tls.ConnectionState.
+func NewConn(ws *gws.Conn) net.Conn { return newConn(ws) }
+
 // newConn wraps ws; over TLS the result implements
 // ConnectionState() tls.ConnectionState.
 func newConn(ws *gws.Conn) net.Conn {

@@ -872,3 +872,46 @@ func TestHookInstanceIDs(t *testing.T) {
 		t.Errorf("auth.allow:x: %v, want the module's fixed ID refused", err)
 	}
 }
+
+// The bridge module's config errors, through the config file: a key's
+// type names its line; a value the bridge refuses names the hook's line,
+// the bridge and its key.
+func TestBridgeConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       string
+	}{
+		{"wrong type", `hooks:
+  - id: bridge
+    config:
+      bridges:
+        - name: cloud
+          address: tcp://127.0.0.1:1
+          keepalive: often
+`, `t.yaml:7: hooks[0].config.bridges[0].keepalive: cannot use "often" as a duration (e.g. 10s, 1m30s)`},
+		{"unknown key", `hooks:
+  - id: bridge
+    config:
+      bridges:
+        - {name: cloud, address: "tcp://127.0.0.1:1", topic: []}
+`, `t.yaml:5: hooks[0].config.bridges[0].topic: unknown key`},
+		{"bad rule", `hooks:
+  - id: bridge
+    config:
+      bridges:
+        - name: cloud
+          address: tcp://127.0.0.1:1
+          protocol: 5
+          topics:
+            - {direction: sideways, filter: "a/#"}
+`, `t.yaml:2: hooks[0]: bridge: bridges[0] (cloud): topics[0]: direction: "sideways" is not out, in or both`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := buildFrom(t, tt.yaml, t.TempDir())
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error:\n%v\nwant:\n%s", err, tt.want)
+			}
+		})
+	}
+}
