@@ -394,3 +394,44 @@ func TestBridgeSysAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// The bridge's state on the remote: online once connected (birth), offline
+// from its will when the connection is lost without a DISCONNECT (here
+// the remote kicks it), online again once back, and offline, published by
+// the bridge, when its broker stops. The local broker has the same.
+func TestBridgeStateNotifications(t *testing.T) {
+	b := startBroker(t, "", core.Options{}, nil)
+	a := startBroker(t, "", core.Options{}, withBridge(t, Config{Bridges: []BridgeConfig{fastBackoff(BridgeConfig{
+		Name: "cloud", Address: "tcp://" + b.addr, ClientID: "edge-9",
+		Topics: []TopicRule{{Direction: DirOut, Filter: "x/#", QoS: 1}},
+	})}}))
+	eventually(t, "bridge connected", func() bool { return bridgeOf(a.Server, "cloud").Connected })
+	remote, local := dial(t, b.addr, "watch"), dial(t, a.addr, "watch")
+	remote.sub("bridges/edge-9/state")
+	local.sub("bridges/edge-9/state")
+	next := func(c *client) string {
+		m := c.next()
+		if m.Topic != "bridges/edge-9/state" {
+			t.Fatalf("unexpected %s", m.Topic)
+		}
+		return string(m.Payload)
+	}
+	if s := next(remote); s != "online" {
+		t.Fatalf("remote state %q, want online", s)
+	}
+	if s := next(local); s != "online" {
+		t.Fatalf("local state %q, want online", s)
+	}
+	if err := b.Disconnect("edge-9", 0, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"offline", "online"} {
+		if s := next(remote); s != want {
+			t.Fatalf("remote state %q, want %q (will, then birth)", s, want)
+		}
+	}
+	a.stop()
+	if s := next(remote); s != "offline" {
+		t.Fatalf("remote state after the local broker stopped: %q, want offline", s)
+	}
+}
