@@ -31,7 +31,7 @@ type broker struct {
 
 // freeAddr returns a loopback address with a port free now, for a broker
 // that restarts on the same address.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,7 +43,7 @@ func freeAddr(t *testing.T) string {
 
 // startBroker starts a broker on addr ("" for any port) with the hooks
 // setup adds (it may be nil); it stops when the test ends, or at stop().
-func startBroker(t *testing.T, addr string, opts core.Options, setup func(*core.Server, *slog.Logger) []core.Hook) *broker {
+func startBroker(t testing.TB, addr string, opts core.Options, setup func(*core.Server, *slog.Logger) []core.Hook) *broker {
 	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -52,7 +52,7 @@ func startBroker(t *testing.T, addr string, opts core.Options, setup func(*core.
 }
 
 // startBrokerOn is startBroker with the listener newListener makes.
-func startBrokerOn(t *testing.T, newListener func() core.Listener, opts core.Options, setup func(*core.Server, *slog.Logger) []core.Hook) *broker {
+func startBrokerOn(t testing.TB, newListener func() core.Listener, opts core.Options, setup func(*core.Server, *slog.Logger) []core.Hook) *broker {
 	t.Helper()
 	lb := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -102,7 +102,7 @@ func startBrokerOn(t *testing.T, newListener func() core.Listener, opts core.Opt
 }
 
 // withBridge is a setup adding one bridge hook of cfg.
-func withBridge(t *testing.T, cfg Config) func(*core.Server, *slog.Logger) []core.Hook {
+func withBridge(t testing.TB, cfg Config) func(*core.Server, *slog.Logger) []core.Hook {
 	return func(srv *core.Server, log *slog.Logger) []core.Hook {
 		h, err := New(ID, cfg, srv, log)
 		if err != nil {
@@ -113,14 +113,14 @@ func withBridge(t *testing.T, cfg Config) func(*core.Server, *slog.Logger) []cor
 }
 
 // eventually waits until cond holds (polling it).
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	eventuallyOr(t, what, cond, nil)
 }
 
 // eventuallyOr is eventually, calling onFail (when not nil) before
 // failing, to log what helps understand why.
-func eventuallyOr(t *testing.T, what string, cond func() bool, onFail func()) {
+func eventuallyOr(t testing.TB, what string, cond func() bool, onFail func()) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for !cond() {
@@ -147,18 +147,18 @@ func bridgeOf(srv *core.Server, name string) core.BridgeStatus {
 // client is a paho MQTT 5 client.
 type client struct {
 	*paho.Client
-	t    *testing.T
+	t    testing.TB
 	msgs chan *paho.Publish
 }
 
 // dial connects an MQTT 5 client to addr with a clean start.
-func dial(t *testing.T, addr, id string) *client {
+func dial(t testing.TB, addr, id string) *client {
 	t.Helper()
 	return connect(t, addr, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30})
 }
 
 // dialSession connects an MQTT 5 client with a session kept for an hour.
-func dialSession(t *testing.T, addr, id string) *client {
+func dialSession(t testing.TB, addr, id string) *client {
 	t.Helper()
 	expiry := uint32(3600)
 	return connect(t, addr, &paho.Connect{ClientID: id, KeepAlive: 30,
@@ -167,7 +167,7 @@ func dialSession(t *testing.T, addr, id string) *client {
 
 // connect connects an MQTT 5 client to addr with cp; it disconnects when
 // the test ends.
-func connect(t *testing.T, addr string, cp *paho.Connect) *client {
+func connect(t testing.TB, addr string, cp *paho.Connect) *client {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
 	if err != nil {
