@@ -23,12 +23,6 @@ func newModule(hc core.HookConfig) (core.Hook, error) {
 			return nil, fmt.Errorf("%s: config: %w", ID, err)
 		}
 	}
-	if err := c.check(); err != nil {
-		return nil, fmt.Errorf("%s: %w", ID, err)
-	}
-	if hc.Server == nil {
-		return nil, fmt.Errorf("%s: needs the server it bridges", ID)
-	}
 	return New(hc.ID, c, hc.Server, hc.Logger)
 }
 
@@ -53,6 +47,9 @@ func New(id string, cfg Config, srv *core.Server, log *slog.Logger) (*Hook, erro
 	}
 	if err := cfg.check(); err != nil {
 		return nil, fmt.Errorf("%s: %w", ID, err)
+	}
+	if srv == nil {
+		return nil, fmt.Errorf("%s: needs the server it bridges", ID)
 	}
 	h := &Hook{id: id, log: log}
 	var errs []error
