@@ -88,14 +88,42 @@ func TestBridgeForwardsBothWays(t *testing.T) {
 // A two-way bridge on overlapping topics does not loop: what came in is
 // not sent back out (no-local on the local session), and what went out is
 // not sent back in (no-local on the remote subscription, MQTT 5).
+// Over MQTT 3.1.1, which has no no-local, the bridge recognises its own
+// messages coming back.
 func TestBridgeTwoWayNoLoop(t *testing.T) {
+	for _, proto := range []string{"5", "3.1.1"} {
+		t.Run("protocol "+proto, func(t *testing.T) {
+			b := startBroker(t, "", core.Options{}, nil)
+			a := startBroker(t, "", core.Options{}, withBridge(t, Config{Bridges: []BridgeConfig{fastBackoff(BridgeConfig{
+				Name: "peer", Address: "tcp://" + b.addr, Protocol: proto,
+				Topics: []TopicRule{{Direction: DirBoth, Filter: "data/#", QoS: 1}},
+			})}}))
+			eventually(t, "bridge connected", func() bool { return bridgeOf(a.Server, "peer").Connected })
+			noLoop(t, a, b)
+		})
+	}
+}
+
+// QoS 2 crosses as QoS 2 both ways: each hop is its own
+// exactly-once exchange (MQTT 5 §4.3.3).
+func TestBridgeQoS2(t *testing.T) {
 	b := startBroker(t, "", core.Options{}, nil)
 	a := startBroker(t, "", core.Options{}, withBridge(t, Config{Bridges: []BridgeConfig{fastBackoff(BridgeConfig{
 		Name: "peer", Address: "tcp://" + b.addr,
-		Topics: []TopicRule{{Direction: DirBoth, Filter: "data/#", QoS: 1}},
+		Topics: []TopicRule{{Direction: DirOut, Filter: "up/#", QoS: 2}, {Direction: DirIn, Filter: "down/#", QoS: 2}},
 	})}}))
 	eventually(t, "bridge connected", func() bool { return bridgeOf(a.Server, "peer").Connected })
-	noLoop(t, a, b)
+	subA, subB := dial(t, a.addr, "subA"), dial(t, b.addr, "subB")
+	subA.sub("down/#")
+	subB.sub("up/#")
+	dial(t, a.addr, "pubA").pub(&paho.Publish{Topic: "up/1", QoS: 2, Payload: []byte("x")})
+	if m := subB.next(); m.Topic != "up/1" || m.QoS != 2 {
+		t.Fatalf("B got %s at QoS %d, want up/1 at 2", m.Topic, m.QoS)
+	}
+	dial(t, b.addr, "pubB").pub(&paho.Publish{Topic: "down/1", QoS: 2, Payload: []byte("y")})
+	if m := subA.next(); m.Topic != "down/1" || m.QoS != 2 {
+		t.Fatalf("A got %s at QoS %d, want down/1 at 2", m.Topic, m.QoS)
+	}
 }
 
 // noLoop checks a two-way bridge between a and b on data/#.
