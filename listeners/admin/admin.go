@@ -12,11 +12,12 @@
 //   - GET /metrics exposes the broker's counters in the Prometheus text
 //     format, from a registry of the listener's own (see Collector), with
 //     the Go runtime and process collectors.
-//   - GET /api/v1/clients, /api/v1/clients/{id}, /api/v1/subscriptions and
-//     /api/v1/stats are a read-only JSON API, protected by a bearer token
-//     (Options.Token). Without a token the API is disabled: every /api/ path
-//     answers 404. A request with a missing or wrong token gets 401 with
-//     "WWW-Authenticate: Bearer" and a log line naming its remote address.
+//   - GET /api/v1/clients, /api/v1/clients/{id}, /api/v1/subscriptions,
+//     /api/v1/stats and /api/v1/bridges are a read-only JSON API,
+//     protected by a bearer token (Options.Token). Without a token the
+//     API is disabled: every /api/ path answers 404. A request with a
+//     missing or wrong token gets 401 with "WWW-Authenticate: Bearer" and
+//     a log line naming its remote address.
 package admin
 
 import (
@@ -202,6 +203,13 @@ func (l *Listener) Handler() http.Handler {
 		})
 		api.HandleFunc("GET /api/v1/stats", func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, StatsOf(l.srv))
+		})
+		api.HandleFunc("GET /api/v1/bridges", func(w http.ResponseWriter, _ *http.Request) {
+			bridges := l.srv.Bridges()
+			if bridges == nil {
+				bridges = []core.BridgeStatus{}
+			}
+			writeJSON(w, http.StatusOK, bridges)
 		})
 		mux.Handle("/api/", l.authorize(api))
 	}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,28 +19,11 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/logtest"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
 const waitTimeout = 10 * time.Second
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // countingHook counts publishes, so that hook metrics have values.
 type countingHook struct{ core.HookBase }
@@ -54,9 +36,15 @@ func (countingHook) Publish(context.Context, *core.ClientInfo, *core.Message) co
 	return core.Pass
 }
 
+// Bridges implements core.BridgeReporter, as the bridge hook does, for
+// GET /api/v1/bridges.
+func (countingHook) Bridges() []core.BridgeStatus {
+	return []core.BridgeStatus{{Name: "cloud", Remote: "tcp://broker.example:1883", Connected: true, Queued: 3, Sent: 10}}
+}
+
 // broker starts a server with a tcp listener and an admin listener on
 // loopback and returns the MQTT address, the admin base URL and its log.
-func broker(t *testing.T, token string, hook bool) (mqttAddr, base string, logs *syncBuffer) {
+func broker(t *testing.T, token string, hook bool) (mqttAddr, base string, logs *logtest.Buffer) {
 	t.Helper()
 	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1})
 	if err != nil {
@@ -67,7 +55,7 @@ func broker(t *testing.T, token string, hook bool) (mqttAddr, base string, logs 
 			t.Fatalf("AddHook: %v", err)
 		}
 	}
-	logs = &syncBuffer{}
+	logs = &logtest.Buffer{}
 	tl := tcp.New("tcp", "127.0.0.1:0")
 	al := New("admin", "127.0.0.1:0", srv, Options{Token: token, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	for _, l := range []core.Listener{tl, al} {
@@ -523,5 +511,28 @@ func TestReadyzHookHealth(t *testing.T) {
 	sick.Store(false)
 	if resp, _ := get(t, base+"/readyz", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("/readyz after recovery: %s", resp.Status)
+	}
+}
+
+// GET /api/v1/bridges lists the bridges of the hooks that run some
+// (core.BridgeReporter), and is an empty list without any.
+func TestAPIBridges(t *testing.T) {
+	const token = "s3cret-token"
+	for _, withBridges := range []bool{false, true} {
+		_, base, _ := broker(t, token, withBridges)
+		resp, body := get(t, base+"/api/v1/bridges", token)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("bridges: %s %s", resp.Status, body)
+		}
+		var got []core.BridgeStatus
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatalf("decode bridges: %v\n%s", err, body)
+		}
+		switch {
+		case !withBridges && (got == nil || len(got) != 0):
+			t.Errorf("no bridges: %s, want []", body)
+		case withBridges && (len(got) != 1 || got[0].Name != "cloud" || !got[0].Connected || got[0].Queued != 3 || got[0].Sent != 10):
+			t.Errorf("bridges: %s", body)
+		}
 	}
 }
