@@ -39,6 +39,13 @@ func (*benchAuthorizeHook) AuthorizePublish(context.Context, *ClientInfo, *Messa
 	return Permit
 }
 
+// benchPublishedHook is told of every message, and does nothing.
+type benchPublishedHook struct{ HookBase }
+
+func (*benchPublishedHook) ID() string                                         { return "bench.published" }
+func (*benchPublishedHook) Events() EventSet                                   { return Events(EventPublished) }
+func (*benchPublishedHook) OnPublished(context.Context, *ClientInfo, *Message) {}
+
 // BenchmarkPublishHooks measures one inbound PUBLISH (QoS 0, 64-byte
 // payload) through handlePublish, the path a client's PUBLISH takes, with
 // 0, 1 and 5 registered hooks that handle only OnSession, and with one
@@ -69,6 +76,7 @@ func BenchmarkPublishHooks(b *testing.B) {
 		{"hooks=5-session", sessionHooks(5)},
 		{"hooks=1-publish", func() []Hook { return []Hook{&benchPublishHook{}} }},
 		{"hooks=1-authorize", func() []Hook { return []Hook{&benchAuthorizeHook{}} }},
+		{"hooks=1-published", func() []Hook { return []Hook{&benchPublishedHook{}} }},
 	}
 	for _, subs := range []int{1, 10} {
 		for _, hs := range sets {
