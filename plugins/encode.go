@@ -41,6 +41,16 @@ const (
 //
 // client, when not nil, is e.client already encoded (appendClient).
 func appendEvent(b []byte, e *observed, client []byte) []byte {
+	b, at := beginEvent(b, e, client)
+	b = appendEventFields(b, e)
+	return endMessage(b, at)
+}
+
+// beginEvent starts an element of EventBatch.events with the fields that
+// come first, the event and the client; appendEventFields writes the
+// others, which need no lock (see eventQueue.push), and endMessage(b, at)
+// ends it.
+func beginEvent(b []byte, e *observed, client []byte) ([]byte, int) {
 	b, at := beginMessage(b, fieldBatchEvents)
 	b = appendUint(b, 1, uint64(e.event))
 	switch {
@@ -52,6 +62,11 @@ func appendEvent(b []byte, e *observed, client []byte) []byte {
 		b = appendClient(b, e.client)
 		b = endMessage(b, c)
 	}
+	return b, at
+}
+
+// appendEventFields writes an ObservedEvent's fields after the client.
+func appendEventFields(b []byte, e *observed) []byte {
 	if e.msg != nil {
 		var m int
 		b, m = beginMessage(b, 3)
@@ -63,8 +78,7 @@ func appendEvent(b []byte, e *observed, client []byte) []byte {
 	b = appendString(b, 6, e.reason)
 	b = appendUint(b, 7, uint64(e.code))
 	b = appendString(b, 8, e.clientID)
-	b = appendUint(b, 9, uint64(e.nanos))
-	return endMessage(b, at)
+	return appendUint(b, 9, uint64(e.nanos))
 }
 
 // appendClient writes a pluginv1.Client's fields.

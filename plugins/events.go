@@ -71,8 +71,19 @@ func newEventQueue(max, batch int) *eventQueue {
 	return &eventQueue{max: max, batch: batch, ready: make(chan struct{}, 1)}
 }
 
+// scratchSize is the room on the stack for an event's fields, encoded
+// before the queue's lock is taken; a larger message is encoded under it.
+const scratchSize = 512
+
 // push encodes e at the end of the queue; false when the queue is full.
+// Most of the encoding happens before the lock, into a buffer on the
+// stack: publishers on several cores contend less.
 func (q *eventQueue) push(e *observed) bool {
+	var scratch [scratchSize]byte
+	var fields []byte
+	if e.msg == nil || len(e.msg.Topic)+len(e.msg.Payload) <= scratchSize/2 {
+		fields = appendEventFields(scratch[:0], e)
+	}
 	q.mu.Lock()
 	if q.queued >= q.max {
 		q.mu.Unlock()
@@ -88,7 +99,13 @@ func (q *eventQueue) push(e *observed) bool {
 	if e.client != nil {
 		client = q.client(e.client)
 	}
-	*c.buf = appendEvent(*c.buf, e, client)
+	b, at := beginEvent(*c.buf, e, client)
+	if fields != nil {
+		b = append(b, fields...)
+	} else {
+		b = appendEventFields(b, e)
+	}
+	*c.buf = endMessage(b, at)
 	c.n++
 	q.queued++
 	first := q.queued == 1
