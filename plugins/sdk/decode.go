@@ -85,7 +85,7 @@ type field struct {
 func fields(b []byte, fn func(f field) error) error {
 	var f field
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return errWire
 		}
@@ -93,9 +93,9 @@ func fields(b []byte, fn func(f field) error) error {
 		f = field{num: num, typ: typ}
 		switch typ {
 		case protowire.BytesType:
-			f.bytes, n = protowire.ConsumeBytes(b)
+			f.bytes, n = consumeBytes(b)
 		case protowire.VarintType:
-			f.u, n = protowire.ConsumeVarint(b)
+			f.u, n = consumeVarint(b)
 		default:
 			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
@@ -108,6 +108,31 @@ func fields(b []byte, fn func(f field) error) error {
 		}
 	}
 	return nil
+}
+
+// consumeTag, consumeVarint and consumeBytes are protowire's, with a short
+// path for the one-byte tags, numbers and lengths most fields have.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if len(b) > 0 && b[0] < 0x80 && b[0]>>3 != 0 {
+		return protowire.Number(b[0] >> 3), protowire.Type(b[0] & 7), 1
+	}
+	return protowire.ConsumeTag(b)
+}
+
+func consumeVarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	return protowire.ConsumeVarint(b)
+}
+
+func consumeBytes(b []byte) ([]byte, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		if n := int(b[0]); n < len(b) {
+			return b[1 : 1+n : 1+n], 1 + n
+		}
+	}
+	return protowire.ConsumeBytes(b)
 }
 
 // event decodes one ObservedEvent.
@@ -277,9 +302,14 @@ func decodeProperties(b []byte, p *Properties) error {
 	})
 }
 
-// rawBatch receives an EventBatch undecoded. Its buffer is reused from
-// batch to batch: nothing decoded from it aliases it.
-type rawBatch struct{ b []byte }
+// rawBatch receives an EventBatch and hands its bytes to decode while gRPC
+// still holds them: nothing decoded from them aliases them, so they need
+// not be copied first (unless they arrived in pieces, into buf).
+type rawBatch struct {
+	decode func([]byte) error
+	err    error // what decode returned
+	buf    []byte
+}
 
 // batchCodec is the plugin server's codec: a rawBatch gets the message's
 // bytes as they are; anything else is protobuf.
@@ -292,14 +322,20 @@ func (c batchCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Mar
 
 // Unmarshal implements encoding.CodecV2.
 func (c batchCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	if r, ok := v.(*rawBatch); ok {
-		r.b = r.b[:0]
-		for _, buf := range data {
-			r.b = append(r.b, buf.ReadOnlyData()...)
-		}
+	r, ok := v.(*rawBatch)
+	if !ok {
+		return c.proto.Unmarshal(data, v)
+	}
+	if len(data) == 1 {
+		r.err = r.decode(data[0].ReadOnlyData())
 		return nil
 	}
-	return c.proto.Unmarshal(data, v)
+	r.buf = r.buf[:0]
+	for _, b := range data {
+		r.buf = append(r.buf, b.ReadOnlyData()...)
+	}
+	r.err = r.decode(r.buf)
+	return nil
 }
 
 // Name implements encoding.CodecV2.

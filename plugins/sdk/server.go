@@ -193,7 +193,7 @@ func (s *server) Publish(ctx context.Context, req *pluginv1.MessageRequest) (r *
 }
 
 // Observe reads batches of events until the broker closes the stream.
-// A batch comes undecoded (batchCodec) and is read by batchDecoder.
+// A batch is decoded by batchDecoder as it is received (batchCodec).
 func (s *server) Observe(stream pluginv1.Plugin_ObserveServer) error {
 	var n, dropped uint64
 	var dec batchDecoder
@@ -202,7 +202,15 @@ func (s *server) Observe(stream pluginv1.Plugin_ObserveServer) error {
 		n++
 		s.observe(ctx, e)
 	}
-	var raw rawBatch
+	raw := rawBatch{}
+	raw.decode = func(b []byte) error {
+		d, err := dec.decode(b, deliver)
+		if d > 0 {
+			dropped += d
+			s.log.Warn("the broker dropped events this plugin did not take in time", "dropped", d, "total", dropped)
+		}
+		return err
+	}
 	for {
 		err := stream.RecvMsg(&raw)
 		if errors.Is(err, io.EOF) {
@@ -211,13 +219,8 @@ func (s *server) Observe(stream pluginv1.Plugin_ObserveServer) error {
 		if err != nil {
 			return err
 		}
-		d, err := dec.decode(raw.b, deliver)
-		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "event batch: %v", err)
-		}
-		if d > 0 {
-			dropped += d
-			s.log.Warn("the broker dropped events this plugin did not take in time", "dropped", d, "total", dropped)
+		if raw.err != nil {
+			return status.Errorf(codes.InvalidArgument, "event batch: %v", raw.err)
 		}
 	}
 }
