@@ -65,6 +65,27 @@ func beginEvent(b []byte, e *observed, client []byte) ([]byte, int) {
 	return b, at
 }
 
+// appendEventWith appends the event whose fields after the client are
+// already encoded: the length is known, so it is written first, and
+// nothing has to move (as endMessage would move a body longer than 127
+// bytes). client is e.client encoded, or nil.
+func appendEventWith(b []byte, e *observed, client, fields []byte) []byte {
+	n := len(fields)
+	if e.event != 0 {
+		n += 1 + protowire.SizeVarint(uint64(e.event))
+	}
+	if client != nil {
+		n += 1 + protowire.SizeVarint(uint64(len(client))) + len(client)
+	}
+	b = appendTag(b, fieldBatchEvents, protowire.BytesType)
+	b = appendVarint(b, uint64(n))
+	b = appendUint(b, 1, uint64(e.event))
+	if client != nil {
+		b = appendBytes(b, 2, client)
+	}
+	return append(b, fields...)
+}
+
 // appendEventFields writes an ObservedEvent's fields after the client.
 func appendEventFields(b []byte, e *observed) []byte {
 	if e.msg != nil {

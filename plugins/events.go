@@ -99,13 +99,12 @@ func (q *eventQueue) push(e *observed) bool {
 	if e.client != nil {
 		client = q.client(e.client)
 	}
-	b, at := beginEvent(*c.buf, e, client)
 	if fields != nil {
-		b = append(b, fields...)
+		*c.buf = appendEventWith(*c.buf, e, client, fields)
 	} else {
-		b = appendEventFields(b, e)
+		b, at := beginEvent(*c.buf, e, client)
+		*c.buf = endMessage(appendEventFields(b, e), at)
 	}
-	*c.buf = endMessage(b, at)
 	c.n++
 	q.queued++
 	first := q.queued == 1
