@@ -248,6 +248,13 @@ func TestBadInputBeforeConnect(t *testing.T) {
 			want: biConnack(packets.V3UnacceptableProtocolVersion),
 		},
 		{
+			name: "bridge bit on level 5",
+			spec: "3.1.1 [MQTT-3.1.2-2] level 0x85: the bridge bit (0x80) is Mosquitto's for MQTT 3 only, so this is an unsupported level: CONNACK 0x01 then disconnect",
+			send: [][]byte{biConnectRaw("MQTT", 0x85, 0x02, 0, nil, biStr("bridge5"))},
+			rv:   v3,
+			want: biConnack(packets.V3UnacceptableProtocolVersion),
+		},
+		{
 			name: "protocol name MQTT with level 3",
 			spec: "3.1.1 [MQTT-3.1.2-1]/[MQTT-3.1.2-2] name and level disagree (3.1 is \"MQIsdp\"): CONNACK 0x01 then disconnect",
 			send: [][]byte{biConnectRaw("MQTT", 3, 0x02, 0, nil, biStr("level3"))},

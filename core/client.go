@@ -30,6 +30,10 @@ type client struct {
 	// expiryMax caps the session expiry interval (the server's, or the
 	// client's policy's).
 	expiryMax uint32
+	// bridge is a 3.x client that set the bridge bit of its protocol
+	// level (packets.ConnectFields.Bridge): its subscriptions are no-local
+	// and retain-as-published.
+	bridge bool
 
 	id         string
 	version    byte

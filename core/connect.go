@@ -23,6 +23,7 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 	c.r.SetVersion(c.version)
 	c.keepAlive = cf.KeepAlive
 	c.cleanStart = cf.CleanStart
+	c.bridge = cf.Bridge
 	v5 := c.version == packets.Version5
 
 	refuse := func(code packets.ReasonCode, why string) bool {
@@ -200,7 +201,12 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 	c.r.SetMaxSize(maxIn)
 	s.attach(c, id, cf.CleanStart, expiry, &ack)
 	if c.logs(slog.LevelInfo) {
-		c.logger().Info("client connected", "version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive)
+		if cf.Bridge {
+			c.logger().Info("client connected", "version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive,
+				"bridge", true)
+		} else {
+			c.logger().Info("client connected", "version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive)
+		}
 	}
 	return true
 }

@@ -22,11 +22,20 @@ type internalConn struct {
 
 func (c internalConn) InternalPolicy() core.ClientPolicy { return c.policy }
 
-// pipeClient is the other side: raw MQTT 5 packets.
+// pipeClient is a raw MQTT client (version v) on nc: the other side of a
+// pipe, or a TCP connection.
 type pipeClient struct {
 	t  *testing.T
 	nc net.Conn
 	r  *packets.Reader
+	v  byte
+}
+
+// newPipeClient is a raw client of version v on nc.
+func newPipeClient(t *testing.T, nc net.Conn, v byte) *pipeClient {
+	r := packets.NewReader(bufio.NewReader(nc), 1<<20)
+	r.SetVersion(v)
+	return &pipeClient{t: t, nc: nc, r: r, v: v}
 }
 
 // servePipe hands the broker an internal connection with policy and
@@ -38,14 +47,12 @@ func servePipe(t *testing.T, srv *core.Server, policy core.ClientPolicy) *pipeCl
 	if err := srv.ServeConn(internalConn{Conn: a, policy: policy}, "internal"); err != nil {
 		t.Fatal(err)
 	}
-	r := packets.NewReader(bufio.NewReader(b), 1<<20)
-	r.SetVersion(packets.Version5)
-	return &pipeClient{t: t, nc: b, r: r}
+	return newPipeClient(t, b, packets.Version5)
 }
 
 func (c *pipeClient) send(p *packets.Packet) {
 	c.t.Helper()
-	p.ProtocolVersion = packets.Version5
+	p.ProtocolVersion = c.v
 	buf := bytebufferpool.Get()
 	defer bytebufferpool.Put(buf)
 	if err := p.Encode(buf); err != nil {

@@ -99,6 +99,12 @@ func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.S
 	if err != nil {
 		return packets.TopicFilterInvalid, topics.Subscription{}
 	}
+	if c.bridge && !shared {
+		// A Mosquitto bridge over MQTT 3 asks with its protocol level for
+		// what MQTT 5's subscription options say: not its own messages
+		// back, and retained flags as published.
+		req.NoLocal, req.RetainAsPublished = true, true
+	}
 	if shared {
 		if s.opts.DisableSharedSubs {
 			return packets.SharedSubscriptionsNotSupported, topics.Subscription{}

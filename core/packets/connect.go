@@ -11,6 +11,10 @@ const (
 	connectUsername   = 0x80
 )
 
+// bridgeBit is the top bit of a 3.x CONNECT's protocol level, set by
+// Mosquitto's bridges (ConnectFields.Bridge).
+const bridgeBit = 0x80
+
 // protocolName returns the CONNECT protocol name of version v.
 func protocolName(v byte) string {
 	if v == Version31 {
@@ -30,8 +34,12 @@ func decodeConnect(p *Packet, d *decoder) error {
 	if err != nil {
 		return err
 	}
-	p.ProtocolVersion = v
 	c := &p.Connect
+	if v == Version31|bridgeBit || v == Version311|bridgeBit {
+		v &^= bridgeBit
+		c.Bridge = true
+	}
+	p.ProtocolVersion = v
 	switch {
 	case string(name) == "MQTT" && (v == Version311 || v == Version5):
 		c.ProtocolName = "MQTT"
@@ -164,7 +172,11 @@ func measureConnect(p *Packet, v byte, l *layout) error {
 func appendConnect(b []byte, p *Packet, v byte, l *layout) []byte {
 	c := &p.Connect
 	b = appendString(b, protocolName(v))
-	b = append(b, v)
+	if c.Bridge && v != Version5 {
+		b = append(b, v|bridgeBit)
+	} else {
+		b = append(b, v)
+	}
 	var flags byte
 	if c.CleanStart {
 		flags |= connectCleanStart

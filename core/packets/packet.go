@@ -79,6 +79,12 @@ type ConnectFields struct {
 	Username     string
 	PasswordFlag bool
 	Password     []byte
+	// Bridge is set when a 3.1 or 3.1.1 CONNECT's protocol level had its
+	// top bit set (0x83, 0x84): Mosquitto's bridges do that (its
+	// try_private option) to ask the server not to send back what they
+	// publish and to keep the retained flag of what it forwards, which
+	// MQTT 3 has no subscription options for. Encoding sets the bit again.
+	Bridge bool
 }
 
 // Packet is a decoded or to-be-encoded MQTT control packet. One struct serves

@@ -155,6 +155,10 @@ func roundTripCases() []rtCase {
 			full.Connect.Will.Properties = allPropsFor(Reserved)
 		}
 		add("CONNECT/full", full)
+		if !v5 {
+			add("CONNECT/bridge", Packet{Type: Connect, ProtocolVersion: v,
+				Connect: ConnectFields{ProtocolName: name, ClientID: "bridge-1", Bridge: true}})
+		}
 		add("CONNECT/will-qos1-empty-payload", Packet{Type: Connect, ProtocolVersion: v, Connect: ConnectFields{
 			ProtocolName: name, ClientID: "id", WillFlag: true, Will: Will{Topic: "w", QoS: 1},
 			UsernameFlag: true, PasswordFlag: true}})
@@ -334,6 +338,10 @@ func TestEncodeBytes(t *testing.T) {
 			raw(0x10, str("MQIsdp"), bs(3, 0x02), u16(60), str("c"))},
 		{"v3.1.1 CONNECT", Packet{Type: Connect, ProtocolVersion: Version311, Connect: ConnectFields{ProtocolName: "ignored", ClientID: "c"}},
 			raw(0x10, str("MQTT"), bs(4, 0), u16(0), str("c"))},
+		{"v3.1.1 CONNECT of a Mosquitto bridge: level 0x84", Packet{Type: Connect, ProtocolVersion: Version311, Connect: ConnectFields{ClientID: "c", Bridge: true}},
+			raw(0x10, str("MQTT"), bs(0x84, 0), u16(0), str("c"))},
+		{"v3.1 CONNECT of a Mosquitto bridge: level 0x83", Packet{Type: Connect, ProtocolVersion: Version31, Connect: ConnectFields{ClientID: "c", Bridge: true}},
+			raw(0x10, str("MQIsdp"), bs(0x83, 0), u16(0), str("c"))},
 		{"version 0 is 3.1.1", Packet{Type: Connect, Connect: ConnectFields{ClientID: "c"}},
 			raw(0x10, str("MQTT"), bs(4, 0), u16(0), str("c"))},
 		{"v5 CONNECT will flags and properties", Packet{Type: Connect, ProtocolVersion: Version5, Connect: ConnectFields{

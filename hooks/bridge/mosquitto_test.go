@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -26,9 +27,9 @@ type mosquitto struct {
 }
 
 // startMosquitto starts mosquitto on addr with persistence in dir, so that
-// a restart keeps its sessions. It is stopped (SIGTERM, which saves its
-// state) when the test ends.
-func startMosquitto(t *testing.T, addr, dir string) *mosquitto {
+// a restart keeps its sessions, and the config lines extra. It is stopped
+// (SIGTERM, which saves its state) when the test ends.
+func startMosquitto(t *testing.T, addr, dir string, extra ...string) *mosquitto {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -46,6 +47,7 @@ func startMosquitto(t *testing.T, addr, dir string) *mosquitto {
 		// who cannot write the test's directory.
 		text += "user " + u.Username + "\n"
 	}
+	text += strings.Join(extra, "\n") + "\n"
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -161,4 +163,20 @@ func TestBridgeMosquitto(t *testing.T) {
 func noLoopAddrs(t *testing.T, a, b string) {
 	t.Helper()
 	noLoop(t, &broker{addr: a}, &broker{addr: b})
+}
+
+// A Mosquitto bridging into vanemq over MQTT 3.1.1 sets the bridge bit of
+// the protocol level (try_private, its default): vanemq accepts it and
+// does not send back what the bridge publishes, so a two-way bridge does
+// not loop.
+func TestMosquittoBridgesIntoVanemq(t *testing.T) {
+	b := startBroker(t, "", core.Options{}, nil)
+	addrM := freeAddr(t)
+	mq := startMosquitto(t, addrM, t.TempDir(),
+		"connection tovanemq", "address "+b.addr, "bridge_protocol_version mqttv311", "try_private true",
+		"cleansession true", "notifications false", "topic data/# both 1")
+	eventuallyOr(t, "mosquitto's bridge connected to vanemq, as a bridge", func() bool {
+		return strings.Contains(b.log.String(), "bridge=true")
+	}, func() { t.Logf("vanemq:\n%s\nmosquitto:\n%s", b.log, mq.out) })
+	noLoopAddrs(t, addrM, b.addr)
 }
