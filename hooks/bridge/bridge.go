@@ -62,6 +62,11 @@ type bridge struct {
 	localID string
 	echo    *echoFilter // MQTT 3.1.1 remotes with rules both ways
 
+	// private is set while the remote accepted the bridge bit
+	// (try_private): it sends nothing of ours back, and the echo filter
+	// is off; privateRefused once a remote refused it.
+	private, privateRefused atomic.Bool
+
 	connected               atomic.Bool
 	sent, received, dropped atomic.Uint64
 	lastRemoteErr           atomic.Pointer[string]
@@ -464,10 +469,20 @@ func (br *bridge) connectRemote(ctx context.Context) (*mqttc.Client, error) {
 		st := br.state("offline")
 		opts.Will = &packets.Will{Topic: st.Topic, Payload: st.Payload, QoS: st.QoS, Retain: true}
 	}
+	opts.Bridge = v == packets.Version311 && *br.cfg.TryPrivate && !br.privateRefused.Load()
 	rc, err := mqttc.Connect(cctx, conn, opts)
+	var ce *mqttc.ConnectError
+	if opts.Bridge && errors.As(err, &ce) && ce.Code == packets.V3UnacceptableProtocolVersion {
+		// Not a broker that knows Mosquitto's bridges: plain 3.1.1 from
+		// now on, and the echo filter keeps loops away.
+		br.privateRefused.Store(true)
+		br.log.Info("bridge: the remote broker refuses the bridge protocol level (try_private); connecting as a plain MQTT 3.1.1 client")
+		return br.connectRemote(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
+	br.private.Store(opts.Bridge)
 	var subs []packets.Subscription
 	seen := map[string]bool{}
 	for i := range br.cfg.Topics {
@@ -524,7 +539,7 @@ func (br *bridge) send(ctx context.Context, rc *mqttc.Client) {
 		}
 		next.sending = true
 		br.mu.Unlock()
-		if br.echo != nil && br.inRule(next.m.Topic) != nil {
+		if br.echo != nil && !br.private.Load() && br.inRule(next.m.Topic) != nil {
 			br.echo.add(next.m.Topic, next.m.Payload)
 		}
 		o := next
@@ -590,7 +605,7 @@ var errLocalDown = errors.New("the bridge's local connection is down")
 // inbound takes a message from the remote and publishes it here; the
 // remote's acknowledgement waits for the local one.
 func (br *bridge) inbound(m mqttc.Message, ack func(packets.ReasonCode)) {
-	if br.echo != nil && br.echo.take(m.Topic, m.Payload) {
+	if br.echo != nil && !br.private.Load() && br.echo.take(m.Topic, m.Payload) {
 		if ack != nil {
 			ack(packets.Success) // our own message, back from a 3.1.1 remote
 		}

@@ -2,7 +2,9 @@ package bridge
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -462,4 +464,69 @@ func TestBridgeStateNotifications(t *testing.T) {
 	if s := next(remote); s != "offline" {
 		t.Fatalf("remote state after the local broker stopped: %q, want offline", s)
 	}
+}
+
+// refusingBridgeBit stands for a broker that does not know Mosquitto's
+// bridge protocol level (try_private), as EMQX or HiveMQ: a CONNECT with
+// the bit gets CONNACK 0x01 (unacceptable protocol version); any other
+// connection is passed through to the real broker at target.
+func refusingBridgeBit(t *testing.T, target string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				// CONNECT: fixed header (2 bytes for a short packet), then
+				// the protocol name "MQTT" (6 bytes) and the level.
+				head := make([]byte, 9)
+				if _, err := io.ReadFull(c, head); err != nil {
+					return
+				}
+				if head[8]&0x80 != 0 {
+					_, _ = c.Write([]byte{0x20, 0x02, 0x00, 0x01})
+					return
+				}
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				if _, err := up.Write(head); err != nil {
+					return
+				}
+				go func() { _, _ = io.Copy(up, c) }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// Over MQTT 3.1.1 the bridge first asks for Mosquitto's bridge protocol
+// level; a remote that refuses it gets a plain connection, and the echo
+// filter keeps the two-way bridge from looping.
+func TestBridgeTryPrivateRefused(t *testing.T) {
+	b := startBroker(t, "", core.Options{}, nil)
+	proxy := refusingBridgeBit(t, b.addr)
+	a := startBroker(t, "", core.Options{}, withBridge(t, Config{Bridges: []BridgeConfig{fastBackoff(BridgeConfig{
+		Name: "old", Address: "tcp://" + proxy, Protocol: "3.1.1",
+		Topics: []TopicRule{{Direction: DirBoth, Filter: "data/#", QoS: 1}},
+	})}}))
+	eventually(t, "bridge connected", func() bool { return bridgeOf(a.Server, "old").Connected })
+	if !strings.Contains(a.log.String(), "refuses the bridge protocol level") {
+		t.Error("no log line about the refused bridge protocol level")
+	}
+	if strings.Contains(b.log.String(), "bridge=true") {
+		t.Error("the remote saw a bridge connection through a proxy that refuses it")
+	}
+	noLoop(t, a, b)
 }

@@ -81,6 +81,12 @@ type BridgeConfig struct {
 	// ConnectTimeout bounds dialling and the CONNECT exchange (default
 	// 10s).
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// TryPrivate (MQTT 3.1.1; default true) connects as Mosquitto's
+	// bridges do, with the bridge bit of the protocol level: Mosquitto
+	// and vanemq then send none of the bridge's own messages back and
+	// keep retained flags. A remote that refuses it gets a plain 3.1.1
+	// connection instead.
+	TryPrivate *bool `yaml:"try_private"`
 }
 
 // TLSConfig is a bridge's TLS client configuration.
@@ -224,6 +230,10 @@ func (b *BridgeConfig) check(host string) error {
 	if b.Notifications == nil {
 		on := true
 		b.Notifications = &on
+	}
+	if b.TryPrivate == nil {
+		on := true
+		b.TryPrivate = &on
 	}
 	if b.NotificationTopic == "" {
 		b.NotificationTopic = "bridges/" + b.ClientID + "/state"

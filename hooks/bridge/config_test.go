@@ -76,7 +76,7 @@ func TestConfigDefaultsAndRename(t *testing.T) {
 		t.Errorf("dial target %s %s, want tls broker.example:8883", scheme, target)
 	}
 	if b.Protocol != "5" || b.KeepAlive != time.Minute || b.SessionExpiry != time.Hour || b.QueueSize != 100000 ||
-		b.Inflight != 64 || !*b.Notifications || !strings.HasSuffix(b.ClientID, ".cloud") ||
+		b.Inflight != 64 || !*b.Notifications || !*b.TryPrivate || !strings.HasSuffix(b.ClientID, ".cloud") ||
 		b.NotificationTopic != "bridges/"+b.ClientID+"/state" {
 		t.Errorf("defaults: %+v", b)
 	}

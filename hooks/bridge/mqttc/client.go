@@ -238,6 +238,7 @@ func connectPacket(opts *Options, v byte) *packets.Packet {
 	cf := &p.Connect
 	cf.ClientID = opts.ClientID
 	cf.CleanStart = opts.CleanStart
+	cf.Bridge = opts.Bridge && v != packets.Version5
 	if opts.KeepAlive > 0 {
 		secs := (opts.KeepAlive + time.Second/2) / time.Second
 		cf.KeepAlive = uint16(min(max(secs, 1), 65535))

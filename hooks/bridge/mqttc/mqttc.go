@@ -86,6 +86,12 @@ type Options struct {
 	MaxPacketSize uint32
 	// Will is the will message, if any.
 	Will *packets.Will
+	// Bridge sets the top bit of a 3.x CONNECT's protocol level, as
+	// Mosquitto's bridges do (try_private): a server that knows it does
+	// not send back what this client publishes, and keeps the retained
+	// flag of what it forwards. A server that does not refuses the
+	// connection with 0x01 (unacceptable protocol version).
+	Bridge bool
 	// Unreleased are the packet identifiers of QoS 2 publishes a previous
 	// connection to the same session left incomplete: what its
 	// Client.Unreleased returned. When the server resumes the session
