@@ -278,30 +278,12 @@ func readError(err error) error {
 	return err
 }
 
-// v3ConnackReason names an MQTT 3.1.1 CONNACK return code, or returns ""
-// for a code it does not know.
-func v3ConnackReason(code packets.ReasonCode) string {
-	switch code {
-	case packets.V3UnacceptableProtocolVersion:
-		return "unacceptable protocol version"
-	case packets.V3IdentifierRejected:
-		return "identifier rejected"
-	case packets.V3ServerUnavailable:
-		return "server unavailable"
-	case packets.V3BadUsernameOrPassword:
-		return "bad user name or password"
-	case packets.V3NotAuthorized:
-		return "not authorized"
-	}
-	return ""
-}
-
 // connackReason describes a refusing CONNACK's code, with its reason
 // string when the broker sent one.
 func connackReason(p *packets.Packet) string {
 	code := p.ReasonCode
 	if p.ProtocolVersion != packets.Version5 {
-		if name := v3ConnackReason(code); name != "" {
+		if name := packets.V3ConnackName(code); name != "" {
 			return fmt.Sprintf("%s (return code %d)", name, code)
 		}
 		return fmt.Sprintf("return code %d", code)

@@ -99,6 +99,24 @@ func (c ReasonCode) String() string {
 // IsError reports whether the code signals failure (0x80 and above).
 func (c ReasonCode) IsError() bool { return c >= 0x80 }
 
+// V3ConnackName names a 3.1 / 3.1.1 CONNACK return code (0x01 to 0x05),
+// or returns "" for another code.
+func V3ConnackName(c ReasonCode) string {
+	switch c {
+	case V3UnacceptableProtocolVersion:
+		return "unacceptable protocol version"
+	case V3IdentifierRejected:
+		return "identifier rejected"
+	case V3ServerUnavailable:
+		return "server unavailable"
+	case V3BadUsernameOrPassword:
+		return "bad user name or password"
+	case V3NotAuthorized:
+		return "not authorized"
+	}
+	return ""
+}
+
 // V3ConnackCode maps a v5 CONNACK reason code to the nearest 3.1.1 return code.
 func V3ConnackCode(c ReasonCode) ReasonCode {
 	switch c {

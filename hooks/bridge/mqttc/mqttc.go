@@ -157,27 +157,10 @@ type ConnectError struct {
 	version byte
 }
 
-// v3ConnackName names a 3.x CONNACK return code, "" for an unknown one.
-func v3ConnackName(c packets.ReasonCode) string {
-	switch c {
-	case packets.V3UnacceptableProtocolVersion:
-		return "unacceptable protocol version"
-	case packets.V3IdentifierRejected:
-		return "identifier rejected"
-	case packets.V3ServerUnavailable:
-		return "server unavailable"
-	case packets.V3BadUsernameOrPassword:
-		return "bad user name or password"
-	case packets.V3NotAuthorized:
-		return "not authorized"
-	}
-	return ""
-}
-
 // Error implements error.
 func (e *ConnectError) Error() string {
 	what := e.Code.String()
-	if n := v3ConnackName(e.Code); e.version != packets.Version5 && n != "" {
+	if n := packets.V3ConnackName(e.Code); e.version != packets.Version5 && n != "" {
 		what = fmt.Sprintf("%s (0x%02X)", n, byte(e.Code))
 	}
 	if e.Reason != "" {
