@@ -29,6 +29,7 @@ import (
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/logtest"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/listeners/limit"
 	"github.com/vanemq/vanemq/listeners/websocket"
 )
@@ -53,21 +54,7 @@ func startBroker(t *testing.T, opts websocket.Options) string {
 	if opts.Logger == nil {
 		opts.Logger = discard
 	}
-	l := websocket.New("ws", "127.0.0.1:0", opts)
-	if err := srv.AddListener(l); err != nil {
-		t.Fatalf("AddListener: %v", err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return l.Address()
+	return mqtttest.Serve(t, srv, websocket.New("ws", "127.0.0.1:0", opts))
 }
 
 // testCert returns a server certificate for 127.0.0.1 and a pool that

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/hooks/bridge/mqttc"
 	"github.com/vanemq/vanemq/listeners/tcp"
@@ -53,21 +54,7 @@ func startBroker(t *testing.T, opts core.Options, hooks ...core.Hook) string {
 			t.Fatalf("AddHook: %v", err)
 		}
 	}
-	l := tcp.New("tcp", "127.0.0.1:0")
-	if err := srv.AddListener(l); err != nil {
-		t.Fatalf("AddListener: %v", err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return l.Address()
+	return mqtttest.Serve(t, srv, tcp.New("tcp", "127.0.0.1:0"))
 }
 
 // anonymous returns broker options that let anyone connect.
