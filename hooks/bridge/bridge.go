@@ -292,8 +292,10 @@ func (br *bridge) outbound(m mqttc.Message, ack func(packets.ReasonCode)) {
 		}
 		return
 	}
+	// The MQTT 5 properties travel as they are: mqttc sends neither topic
+	// aliases nor subscription identifiers, nor any property over 3.1.1.
 	o := &outMsg{m: mqttc.Message{Topic: remote, Payload: m.Payload, QoS: min(m.QoS, r.QoS), Retain: m.Retain,
-		Properties: forwardProperties(&m.Properties, br.cfg.version())}, ack: ack}
+		Properties: m.Properties}, ack: ack}
 	br.mu.Lock()
 	if o.m.QoS == 0 && ack == nil && (!br.connected.Load() || br.qos0 >= maxQoS0Waiting) {
 		br.mu.Unlock()
@@ -309,41 +311,6 @@ func (br *bridge) outbound(m mqttc.Message, ack func(packets.ReasonCode)) {
 	case br.wake <- struct{}{}:
 	default:
 	}
-}
-
-// forwardProperties are the MQTT 5 properties that travel with a message
-// across the bridge (none to a 3.1.1 remote or from a 3.1.1 one, whose
-// properties are empty).
-func forwardProperties(p *packets.Properties, to byte) packets.Properties {
-	var out packets.Properties
-	if to != packets.Version5 {
-		return out
-	}
-	if p.Has(packets.PropPayloadFormat) {
-		out.PayloadFormat = p.PayloadFormat
-		out.Set(packets.PropPayloadFormat)
-	}
-	if p.Has(packets.PropMessageExpiry) {
-		out.MessageExpiry = p.MessageExpiry
-		out.Set(packets.PropMessageExpiry)
-	}
-	if p.Has(packets.PropContentType) {
-		out.ContentType = p.ContentType
-		out.Set(packets.PropContentType)
-	}
-	if p.Has(packets.PropResponseTopic) {
-		out.ResponseTopic = p.ResponseTopic
-		out.Set(packets.PropResponseTopic)
-	}
-	if p.Has(packets.PropCorrelationData) {
-		out.CorrelationData = p.CorrelationData
-		out.Set(packets.PropCorrelationData)
-	}
-	if len(p.UserProperties) > 0 {
-		out.UserProperties = p.UserProperties
-		out.Set(packets.PropUserProperty)
-	}
-	return out
 }
 
 // keepRemote keeps the remote connection up, with backoff between
@@ -624,7 +591,7 @@ func (br *bridge) inbound(m mqttc.Message, ack func(packets.ReasonCode)) {
 	}
 	lc := br.local.Load()
 	lm := mqttc.Message{Topic: local, Payload: m.Payload, QoS: min(m.QoS, r.QoS), Retain: m.Retain,
-		Properties: forwardProperties(&m.Properties, packets.Version5)}
+		Properties: m.Properties}
 	done := func(code packets.ReasonCode, err error) {
 		if err != nil {
 			// Not taken: leave it unacknowledged, and reconnect, so that
