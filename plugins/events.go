@@ -4,9 +4,6 @@ import (
 	"sync"
 	"unsafe"
 
-	"google.golang.org/grpc/encoding"
-	"google.golang.org/grpc/mem"
-
 	"github.com/vanemq/vanemq/core"
 )
 
@@ -173,30 +170,3 @@ func (q *eventQueue) Put(b *[]byte) {
 func appendDropped(b []byte, dropped uint64) []byte {
 	return appendUint(b, fieldBatchDropped, dropped)
 }
-
-// encodedBatch is an EventBatch already in wire format.
-type encodedBatch struct {
-	buf  *[]byte
-	pool mem.BufferPool
-}
-
-// batchCodec is the Observe stream's codec: an encodedBatch goes out as
-// it is (its buffer back to the queue once written); anything else is
-// protobuf. Its name is "proto", so the plugin decodes as usual.
-type batchCodec struct{ proto encoding.CodecV2 }
-
-func newBatchCodec() batchCodec { return batchCodec{proto: encoding.GetCodecV2("proto")} }
-
-// Marshal implements encoding.CodecV2.
-func (c batchCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if b, ok := v.(*encodedBatch); ok {
-		return mem.BufferSlice{mem.NewBuffer(b.buf, b.pool)}, nil
-	}
-	return c.proto.Marshal(v)
-}
-
-// Unmarshal implements encoding.CodecV2.
-func (c batchCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
-
-// Name implements encoding.CodecV2.
-func (batchCodec) Name() string { return "proto" }

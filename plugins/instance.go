@@ -177,7 +177,7 @@ func (h *Hook) sendEvents(inst *instance) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stream, err := inst.rpc.Plugin.Observe(ctx, grpc.ForceCodecV2(newBatchCodec()))
+	stream, err := inst.rpc.Plugin.Observe(ctx, grpc.ForceCodecV2(wire.NewCodec()))
 	if err != nil {
 		inst.failed <- fmt.Errorf("opening the observer stream: %w", err)
 		return
@@ -191,7 +191,7 @@ func (h *Hook) sendEvents(inst *instance) {
 			*c.buf = appendDropped(*c.buf, d)
 			h.lost.Add(d)
 		}
-		if err := stream.SendMsg(&encodedBatch{buf: c.buf, pool: q}); err != nil {
+		if err := stream.SendMsg(&wire.Encoded{Buf: c.buf, Pool: q}); err != nil {
 			return err
 		}
 		h.sent.Add(uint64(c.n))

@@ -6,8 +6,6 @@ import (
 	"time"
 	"unsafe"
 
-	"google.golang.org/grpc/encoding"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -301,42 +299,3 @@ func decodeProperties(b []byte, p *Properties) error {
 		return nil
 	})
 }
-
-// rawBatch receives an EventBatch and hands its bytes to decode while gRPC
-// still holds them: nothing decoded from them aliases them, so they need
-// not be copied first (unless they arrived in pieces, into buf).
-type rawBatch struct {
-	decode func([]byte) error
-	err    error // what decode returned
-	buf    []byte
-}
-
-// batchCodec is the plugin server's codec: a rawBatch gets the message's
-// bytes as they are; anything else is protobuf.
-type batchCodec struct{ proto encoding.CodecV2 }
-
-func newBatchCodec() batchCodec { return batchCodec{proto: encoding.GetCodecV2("proto")} }
-
-// Marshal implements encoding.CodecV2.
-func (c batchCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
-
-// Unmarshal implements encoding.CodecV2.
-func (c batchCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	r, ok := v.(*rawBatch)
-	if !ok {
-		return c.proto.Unmarshal(data, v)
-	}
-	if len(data) == 1 {
-		r.err = r.decode(data[0].ReadOnlyData())
-		return nil
-	}
-	r.buf = r.buf[:0]
-	for _, b := range data {
-		r.buf = append(r.buf, b.ReadOnlyData()...)
-	}
-	r.err = r.decode(r.buf)
-	return nil
-}
-
-// Name implements encoding.CodecV2.
-func (batchCodec) Name() string { return "proto" }

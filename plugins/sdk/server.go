@@ -60,11 +60,11 @@ func serveConfig(p Plugin) *plugin.ServeConfig {
 // off gRPC's bandwidth probing, which sends a PING for every message
 // received (a wake-up on both sides of each call); a few stream workers
 // save a goroutine start per call; the codec hands the observer stream's
-// batches over undecoded (batchCodec); messages may be as large as an
+// batches over undecoded (wire.Codec); messages may be as large as an
 // MQTT payload.
 func grpcServer(opts []grpc.ServerOption) *grpc.Server {
 	return grpc.NewServer(append(opts, grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
-		grpc.NumStreamWorkers(4), grpc.ForceServerCodecV2(newBatchCodec()),
+		grpc.NumStreamWorkers(4), grpc.ForceServerCodecV2(wire.NewCodec()),
 		grpc.MaxRecvMsgSize(wire.MaxMessageSize), grpc.MaxSendMsgSize(wire.MaxMessageSize))...)
 }
 
@@ -193,7 +193,7 @@ func (s *server) Publish(ctx context.Context, req *pluginv1.MessageRequest) (r *
 }
 
 // Observe reads batches of events until the broker closes the stream.
-// A batch is decoded by batchDecoder as it is received (batchCodec).
+// A batch is decoded by batchDecoder as it is received (wire.Codec).
 func (s *server) Observe(stream pluginv1.Plugin_ObserveServer) error {
 	var n, dropped uint64
 	var dec batchDecoder
@@ -202,8 +202,8 @@ func (s *server) Observe(stream pluginv1.Plugin_ObserveServer) error {
 		n++
 		s.observe(ctx, e)
 	}
-	raw := rawBatch{}
-	raw.decode = func(b []byte) error {
+	raw := wire.Raw{}
+	raw.Decode = func(b []byte) error {
 		d, err := dec.decode(b, deliver)
 		if d > 0 {
 			dropped += d
@@ -219,8 +219,8 @@ func (s *server) Observe(stream pluginv1.Plugin_ObserveServer) error {
 		if err != nil {
 			return err
 		}
-		if raw.err != nil {
-			return status.Errorf(codes.InvalidArgument, "event batch: %v", raw.err)
+		if raw.Err != nil {
+			return status.Errorf(codes.InvalidArgument, "event batch: %v", raw.Err)
 		}
 	}
 }
