@@ -201,12 +201,11 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 	c.r.SetMaxSize(maxIn)
 	s.attach(c, id, cf.CleanStart, expiry, &ack)
 	if c.logs(slog.LevelInfo) {
+		attrs := []any{"version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive}
 		if cf.Bridge {
-			c.logger().Info("client connected", "version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive,
-				"bridge", true)
-		} else {
-			c.logger().Info("client connected", "version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive)
+			attrs = append(attrs, "bridge", true)
 		}
+		c.logger().Info("client connected", attrs...)
 	}
 	return true
 }
