@@ -298,6 +298,8 @@ type hkEvent struct {
 	Reason  packets.ReasonCode
 	Err     error
 	Why     string
+	// Received is the message's Received.
+	Received time.Time
 }
 
 func (e hkEvent) String() string {
@@ -334,7 +336,7 @@ func (r *recorder) put(e hkEvent) {
 }
 
 func msgEvent(kind, client string, m *core.Message) hkEvent {
-	return hkEvent{Kind: kind, Client: client, Topic: m.Topic, Payload: string(m.Payload), QoS: m.QoS, Retain: m.Retain}
+	return hkEvent{Kind: kind, Client: client, Topic: m.Topic, Payload: string(m.Payload), QoS: m.QoS, Retain: m.Retain, Received: m.Received}
 }
 
 func (r *recorder) OnSession(_ context.Context, cl *core.ClientInfo, c core.SessionChange) {

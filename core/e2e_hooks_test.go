@@ -945,15 +945,21 @@ func TestE2EHookMessageEvents(t *testing.T) {
 	pub := connectV5(t, tb.Addr, v5Connect("me-pub"))
 	pub3 := connectV3(t, tb.Addr, "me-pub3", nil)
 
+	before := time.Now()
 	pub.pub("n/x", 1, "p1")
-	if e := rec.expectKind(t, "published", "me-pub"); e.Topic != "n/x" || e.Payload != "p1" || e.QoS != 1 {
+	after := time.Now()
+	e := rec.expectKind(t, "published", "me-pub")
+	if e.Topic != "n/x" || e.Payload != "p1" || e.QoS != 1 {
 		t.Errorf("published: %v, want n/x \"p1\" QoS 1", e)
+	}
+	if e.Received.Before(before) || e.Received.After(after) {
+		t.Errorf("published: Received %v, want between %v and %v (the PUBLISH was read)", e.Received, before, after)
 	}
 	if m := sub.next(); m.Topic != "n/x" {
 		t.Fatalf("subscriber got %v", m)
 	}
-	if e := rec.expectKind(t, "acked", "me-sub"); e.Topic != "n/x" || e.Payload != "p1" {
-		t.Errorf("acked: %v, want me-sub's PUBACK of n/x \"p1\"", e)
+	if e := rec.expectKind(t, "acked", "me-sub"); e.Topic != "n/x" || e.Payload != "p1" || !e.Received.IsZero() {
+		t.Errorf("acked: %v (Received %v), want me-sub's PUBACK of n/x \"p1\", Received zero", e, e.Received)
 	}
 
 	pub.pub("n/q2", 2, "p2")

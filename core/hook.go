@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"crypto/tls"
+	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
 )
@@ -243,6 +244,10 @@ type Message struct {
 	Properties packets.Properties
 	// Origin is the publishing client's ID, "" for the broker itself.
 	Origin string
+	// Received is when the broker read the PUBLISH, for the events of its
+	// publication (AuthorizePublish, Publish, OnPublished); it is zero
+	// for the rest, whose messages were queued or stored before.
+	Received time.Time
 }
 
 // SessionChange says what happened to a session.

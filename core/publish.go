@@ -51,6 +51,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 	}
 
 	var m *message
+	now := time.Now()
 	modify := s.hooks.has(EventPublish)
 	if !modify && s.hooks.has(EventPublished) {
 		// Only told: the hooks see the reader's scratch message too, once
@@ -60,7 +61,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 				return // refused
 			}
 			hm := &c.hookMsg
-			*hm = Message{Topic: m.topic, Payload: m.payload, QoS: m.qos, Retain: m.retain, Properties: p.Properties, Origin: c.id}
+			*hm = Message{Topic: m.topic, Payload: m.payload, QoS: m.qos, Retain: m.retain, Properties: p.Properties, Origin: c.id, Received: now}
 			s.hooks.notify(EventPublished, hm.Topic, func(h Hook) { h.OnPublished(ctx, &c.info, hm) })
 			*hm = Message{}
 		}()
@@ -69,7 +70,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		// Only authorization: the hooks see the reader's scratch message,
 		// valid during their call, and nothing is copied for them.
 		hm := &c.hookMsg
-		*hm = Message{Topic: c.mount + p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Properties: p.Properties, Origin: c.id}
+		*hm = Message{Topic: c.mount + p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Properties: p.Properties, Origin: c.id, Received: now}
 		code, why := s.authorizePublish(ctx, c, hm)
 		*hm = Message{}
 		if code != packets.Success {
@@ -78,7 +79,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		}
 	}
 	if modify {
-		hm := &Message{Topic: c.mount + p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Properties: p.Properties, Origin: c.id}
+		hm := &Message{Topic: c.mount + p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Properties: p.Properties, Origin: c.id, Received: now}
 		code, why := s.authorizePublish(ctx, c, hm)
 		if code == packets.Success {
 			code, why = s.modifyPublish(ctx, c, hm)
@@ -87,10 +88,10 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 			s.denyPublish(c, p, code, why)
 			return nil
 		}
-		m = buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, c.id, &hm.Properties, time.Now())
+		m = buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, c.id, &hm.Properties, now)
 		defer s.hooks.notify(EventPublished, hm.Topic, func(h Hook) { h.OnPublished(ctx, &c.info, hm) })
 	} else {
-		m = newMessage(p, c.id, time.Now())
+		m = newMessage(p, c.id, now)
 		if c.mount != "" {
 			m.topic = c.mount + m.topic
 		}

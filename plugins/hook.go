@@ -55,8 +55,8 @@ type Hook struct {
 type dispatch struct {
 	events   core.EventSet
 	modes    map[core.Event]pluginv1.Mode
-	filters  map[core.Event][]string // per event; nil: every topic
-	allTopic []string                // the union, for Topics
+	filters  [64][]string // per event (an EventSet bit); nil: every topic
+	allTopic []string     // the union, for Topics
 }
 
 // same reports whether two descriptions dispatch alike.
@@ -132,7 +132,7 @@ func (h *Hook) adopt(d *pluginv1.Description) error {
 
 // describe checks a description and builds its dispatch.
 func describe(d *pluginv1.Description) (*dispatch, error) {
-	disp := &dispatch{modes: make(map[core.Event]pluginv1.Mode), filters: make(map[core.Event][]string)}
+	disp := &dispatch{modes: make(map[core.Event]pluginv1.Mode)}
 	every := false
 	for _, hd := range d.GetHandlers() {
 		ev, ok := eventOf[hd.GetEvent()]
@@ -241,7 +241,11 @@ func (h *Hook) OnStopped(context.Context) { _ = h.Close() }
 
 // wants reports whether the plugin handles ev for topic.
 func (h *Hook) wants(ev core.Event, topic string) bool {
-	fs := h.disp.Load().filters[ev]
+	d := h.disp.Load()
+	if int(ev) >= len(d.filters) {
+		return true
+	}
+	fs := d.filters[ev]
 	if fs == nil {
 		return true
 	}
@@ -372,7 +376,11 @@ func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) 
 // observe queues an observed event, or drops and counts it when the queue
 // is full: a slow plugin never holds up the broker.
 func (h *Hook) observe(e *observed) {
-	e.nanos = time.Now().UnixNano()
+	if e.msg != nil && !e.msg.Received.IsZero() {
+		e.nanos = e.msg.Received.UnixNano() // the same instant, without reading the clock again
+	} else {
+		e.nanos = time.Now().UnixNano()
+	}
 	if !h.queue.push(e) {
 		h.dropped.Add(1)
 	}

@@ -192,7 +192,9 @@ type Properties struct {
 // UserProperty is an MQTT 5 user property.
 type UserProperty struct{ Key, Value string }
 
-// Event is an observed event.
+// Event is an observed event. It may be kept after Observe returns; its
+// strings and payload share memory with the other events of its batch,
+// which stays allocated while any of them is referenced.
 type Event struct {
 	Kind EventKind
 	// Client is the client concerned (nil for dropped, acked and
@@ -209,7 +211,9 @@ type Event struct {
 	Code   byte
 	// ClientID is the subscriber of dropped and acked events.
 	ClientID string
-	Time     time.Time
+	// Time is when the event happened in the broker; for published, when
+	// the broker read the PUBLISH.
+	Time time.Time
 }
 
 // Verdict is a decision's result.
