@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/vanemq/vanemq/core"
@@ -35,33 +36,46 @@ type eventQueue struct {
 	pending []chunk // in order; the last may still be filling
 	free    []*[]byte
 	queued  int
-	clients [clientSlots]encodedClient
+
+	// clients caches encoded clients, outside mu: a connection's events
+	// repeat the same client, and encoding it is half the cost of an
+	// event.
+	clients [clientSlots]atomic.Pointer[encodedClient]
 }
 
-// clientSlots is the size of the queue's cache of encoded clients.
-const clientSlots = 64
+const (
+	// clientSlots is the size of the queue's cache of encoded clients.
+	clientSlots = 64
+	// clientEvict is how many events of other clients mapped to a slot
+	// its client survives before one of them takes the slot: clients
+	// that share a slot then rarely allocate a new encoding.
+	clientEvict = 64
+)
 
-// encodedClient is a client as last encoded, kept by the queue: a
-// connection's events repeat the same client, and encoding it is half the
-// cost of an event.
+// encodedClient is a client as encoded when it was cached; it does not
+// change once cached.
 type encodedClient struct {
-	info  *core.ClientInfo
-	saw   core.ClientInfo // its fields then: a changed client is encoded again
-	bytes []byte
+	info   *core.ClientInfo
+	saw    core.ClientInfo // its fields then: a changed client is encoded again
+	bytes  []byte
+	misses atomic.Int32 // events of other clients in this slot
 }
 
-// client returns cl encoded (q.mu held).
-func (q *eventQueue) client(cl *core.ClientInfo) []byte {
+// client returns cl encoded: the cached encoding, or one appended to
+// scratch when another client keeps the slot. It takes no lock.
+func (q *eventQueue) client(cl *core.ClientInfo, scratch []byte) []byte {
 	slot := &q.clients[uintptr(unsafe.Pointer(cl))>>6%clientSlots]
-	if slot.info == cl && slot.saw == *cl {
-		return slot.bytes
+	ec := slot.Load()
+	if ec != nil && ec.info == cl && ec.saw == *cl {
+		return ec.bytes
 	}
-	slot.info, slot.saw = cl, *cl
-	slot.bytes = appendClient(slot.bytes[:0], cl)
-	if slot.bytes == nil {
-		slot.bytes = []byte{} // encoded, and empty
+	if ec != nil && ec.info != cl && ec.misses.Add(1) < clientEvict {
+		return appendClient(scratch, cl)
 	}
-	return slot.bytes
+	ec = &encodedClient{info: cl, saw: *cl}
+	ec.bytes = appendClient([]byte{}, &ec.saw) // never nil: nil is "not encoded"
+	slot.Store(ec)
+	return ec.bytes
 }
 
 func newEventQueue(max, batch int) *eventQueue {
@@ -72,14 +86,21 @@ func newEventQueue(max, batch int) *eventQueue {
 // before the queue's lock is taken; a larger message is encoded under it.
 const scratchSize = 512
 
+// clientScratch is the room on the stack for a client not cached.
+const clientScratch = 256
+
 // push encodes e at the end of the queue; false when the queue is full.
 // Most of the encoding happens before the lock, into a buffer on the
 // stack: publishers on several cores contend less.
 func (q *eventQueue) push(e *observed) bool {
 	var scratch [scratchSize]byte
-	var fields []byte
+	var fields, client []byte
 	if e.msg == nil || len(e.msg.Topic)+len(e.msg.Payload) <= scratchSize/2 {
 		fields = appendEventFields(scratch[:0], e)
+	}
+	if e.client != nil {
+		var cs [clientScratch]byte
+		client = q.client(e.client, cs[:0])
 	}
 	q.mu.Lock()
 	if q.queued >= q.max {
@@ -92,10 +113,6 @@ func (q *eventQueue) push(e *observed) bool {
 		last++
 	}
 	c := &q.pending[last]
-	var client []byte
-	if e.client != nil {
-		client = q.client(e.client)
-	}
 	if fields != nil {
 		*c.buf = appendEventWith(*c.buf, e, client, fields)
 	} else {

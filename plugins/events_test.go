@@ -1,7 +1,12 @@
 package plugins
 
 import (
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 
@@ -74,19 +79,100 @@ func TestEventQueue(t *testing.T) {
 	}
 }
 
-// BenchmarkQueuePush is what the broker spends on an observed publish: the
-// event encoded into the queue, its client from the cache.
-func BenchmarkQueuePush(b *testing.B) {
-	q := newEventQueue(1<<30, 512)
-	cl := &core.ClientInfo{ID: "sensor-0001", Username: "u", Remote: "127.0.0.1:50000", Listener: "tcp", ProtocolVersion: 5}
-	m := &core.Message{Topic: "sensors/1/temp", Payload: make([]byte, 64), Origin: "sensor-0001"}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		q.push(&observed{event: pluginv1.Event_EVENT_PUBLISHED, client: cl, msg: m, nanos: 1})
-		if i%512 == 511 {
-			for c, ok := q.take(); ok; c, ok = q.take() {
-				q.Put(c.buf)
-			}
+// Clients that share a slot of the queue's cache are each encoded as
+// themselves, from several publishers at once, and one of them takes the
+// slot after 64 events of the others.
+func TestEventQueueClientSlots(t *testing.T) {
+	q := newEventQueue(1<<20, 1<<20)
+	all := make([]core.ClientInfo, 4096)
+	slotOf := func(cl *core.ClientInfo) uintptr { return uintptr(unsafe.Pointer(cl)) >> 6 % clientSlots }
+	var same []*core.ClientInfo // clients of one slot
+	for i := range all {
+		all[i] = core.ClientInfo{ID: fmt.Sprintf("c%d", i), Username: "u"}
+		if slotOf(&all[i]) == slotOf(&all[0]) {
+			same = append(same, &all[i])
 		}
 	}
+	if len(same) < 4 {
+		t.Fatalf("only %d clients share a slot", len(same))
+	}
+	const rounds = 3 * clientEvict
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for r := range rounds {
+				for i, cl := range same {
+					if i%4 == g {
+						q.push(&observed{event: pluginv1.Event_EVENT_PUBLISHED, client: cl, msg: &core.Message{Topic: "t/" + strconv.Itoa(r)}})
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	seen := make(map[string]int)
+	for _, b := range takeAll(t, q) {
+		for _, e := range b {
+			id := e.GetClient().GetId()
+			if e.GetClient().GetUsername() != "u" {
+				t.Fatalf("event of %s: client %v", id, e.GetClient())
+			}
+			seen[id]++
+		}
+	}
+	for _, cl := range same {
+		if seen[cl.ID] != rounds {
+			t.Errorf("client %s: %d events, want %d", cl.ID, seen[cl.ID], rounds)
+		}
+	}
+	if ec := q.clients[slotOf(same[0])].Load(); ec == nil || ec.saw.Username != "u" {
+		t.Fatalf("slot holds %+v, want one of the clients", ec)
+	}
+}
+
+// BenchmarkQueuePush is what the broker spends on an observed publish: the
+// event encoded into the queue, its client from the cache (one client),
+// or mostly not (more clients than the cache's slots), and from four
+// publishers at once.
+//
+//	go test -run '^$' -bench QueuePush -benchmem ./plugins/
+func BenchmarkQueuePush(b *testing.B) {
+	for _, n := range []int{1, 1000} {
+		clients := make([]core.ClientInfo, n)
+		for i := range clients {
+			clients[i] = core.ClientInfo{ID: fmt.Sprintf("sensor-%04d", i), Username: "u", Remote: "127.0.0.1:50000", Listener: "tcp", ProtocolVersion: 5}
+		}
+		m := &core.Message{Topic: "sensors/1/temp", Payload: make([]byte, 64), Origin: "sensor-0001"}
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
+			q := newEventQueue(1<<30, 512)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				q.push(&observed{event: pluginv1.Event_EVENT_PUBLISHED, client: &clients[i%n], msg: m, nanos: 1})
+				if i%512 == 511 {
+					for c, ok := q.take(); ok; c, ok = q.take() {
+						q.Put(c.buf)
+					}
+				}
+			}
+		})
+	}
+	b.Run("publishers=4", func(b *testing.B) {
+		q := newEventQueue(1<<30, 512)
+		var taken atomic.Bool
+		b.ReportAllocs()
+		b.SetParallelism(2) // 2 per P: 4 on this machine's 2 cores
+		b.RunParallel(func(pb *testing.PB) {
+			cl := &core.ClientInfo{ID: "sensor-0001", Username: "u", Remote: "127.0.0.1:50000", Listener: "tcp", ProtocolVersion: 5}
+			m := &core.Message{Topic: "sensors/1/temp", Payload: make([]byte, 64), Origin: "sensor-0001"}
+			for i := 0; pb.Next(); i++ {
+				q.push(&observed{event: pluginv1.Event_EVENT_PUBLISHED, client: cl, msg: m, nanos: 1})
+				if i%512 == 511 && taken.CompareAndSwap(false, true) {
+					for c, ok := q.take(); ok; c, ok = q.take() {
+						q.Put(c.buf)
+					}
+					taken.Store(false)
+				}
+			}
+		})
+	})
 }
