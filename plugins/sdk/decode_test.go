@@ -3,6 +3,7 @@ package sdk
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -66,6 +67,46 @@ func TestBatchDecoderMatchesProto(t *testing.T) {
 	}
 	if got[0].Client != got[1].Client {
 		t.Error("the same client decoded twice, not shared")
+	}
+}
+
+// Events kept after their batch are unchanged when the buffer the batch
+// was read into is reused (gRPC's is), and a batch's events are
+// allocated in blocks of eventBlock, all of them delivered.
+func TestBatchDecoderEventsOutliveBuffer(t *testing.T) {
+	var batch pluginv1.EventBatch
+	const n = eventBlock*2 + 3
+	for i := range n {
+		batch.Events = append(batch.Events, &pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_PUBLISHED,
+			Client:  &pluginv1.Client{Id: "c1"},
+			Message: &pluginv1.Message{Topic: fmt.Sprintf("t/%d", i), Payload: []byte(fmt.Sprintf("p%d", i)), Origin: "c1"},
+			Reason:  "r"})
+	}
+	raw, err := proto.Marshal(&batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d batchDecoder
+	var kept []*Event
+	if _, err := d.decode(raw, func(e *Event) { kept = append(kept, e) }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range raw {
+		raw[i] = 0xEE
+	}
+	if len(kept) != n {
+		t.Fatalf("%d events, want %d", len(kept), n)
+	}
+	for i, e := range kept {
+		if e.Msg.Topic != fmt.Sprintf("t/%d", i) || string(e.Msg.Payload) != fmt.Sprintf("p%d", i) || e.Reason != "r" || e.Msg.Origin != "c1" {
+			t.Fatalf("event %d after the buffer was reused: %q %q %q %q", i, e.Msg.Topic, e.Msg.Payload, e.Reason, e.Msg.Origin)
+		}
+	}
+	// A payload is its own slice: appending to it does not write over the
+	// next event's topic.
+	_ = append(kept[0].Msg.Payload, "overflow"...)
+	if kept[1].Msg.Topic != "t/1" {
+		t.Fatalf("appending to a payload changed the next topic: %q", kept[1].Msg.Topic)
 	}
 }
 
