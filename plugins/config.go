@@ -50,11 +50,12 @@ type Config struct {
 	// QueueSize bounds the observer events waiting to be sent (default
 	// 65536); beyond it events are dropped and counted.
 	QueueSize int `yaml:"queue_size"`
-	// BatchSize is the most events sent in one message (default 512).
+	// BatchSize is the most events sent in one message (default 2048).
 	BatchSize int `yaml:"batch_size"`
 	// BatchDelay is how long a batch that is not full waits for more
-	// events before it is sent (default 1ms): fewer, fuller messages
-	// cost the broker and the plugin far less than one per event.
+	// events before it is sent (default 2ms): fewer, fuller messages
+	// cost the broker and the plugin far less than one per event, and
+	// wake the plugin less often.
 	BatchDelay time.Duration `yaml:"batch_delay"`
 	// HealthInterval is how often a running plugin is checked (default
 	// 5s); a plugin that does not answer within Timeout×10 is restarted.
@@ -109,7 +110,7 @@ func (c *Config) fill() error {
 		key string
 	}{
 		{&c.Timeout, 50 * time.Millisecond, time.Minute, "timeout"},
-		{&c.BatchDelay, time.Millisecond, time.Second, "batch_delay"},
+		{&c.BatchDelay, 2 * time.Millisecond, time.Second, "batch_delay"},
 		{&c.HealthInterval, 5 * time.Second, time.Hour, "health_interval"},
 		{&c.StartTimeout, 10 * time.Second, 10 * time.Minute, "start_timeout"},
 	}
@@ -132,7 +133,7 @@ func (c *Config) fill() error {
 		v        *int
 		def, max int
 		key      string
-	}{{&c.QueueSize, 65536, 1 << 24, "queue_size"}, {&c.BatchSize, 512, 65536, "batch_size"}, {&c.MaxRestarts, 5, 1000, "max_restarts"}, {&c.Procs, 1, 1024, "procs"}} {
+	}{{&c.QueueSize, 65536, 1 << 24, "queue_size"}, {&c.BatchSize, 2048, 65536, "batch_size"}, {&c.MaxRestarts, 5, 1000, "max_restarts"}, {&c.Procs, 1, 1024, "procs"}} {
 		switch {
 		case *n.v < 0 || *n.v > n.max:
 			return fmt.Errorf("%s: %d is outside 0..%d", n.key, *n.v, n.max)

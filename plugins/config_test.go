@@ -39,8 +39,8 @@ func TestConfigFill(t *testing.T) {
 	if err := c.fill(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Procs != 1 || c.BatchDelay != time.Millisecond || c.Timeout != 50*time.Millisecond {
-		t.Errorf("defaults: procs %d, batch_delay %s, timeout %s", c.Procs, c.BatchDelay, c.Timeout)
+	if c.Procs != 1 || c.BatchDelay != 2*time.Millisecond || c.BatchSize != 2048 || c.Timeout != 50*time.Millisecond {
+		t.Errorf("defaults: procs %d, batch_delay %s, batch_size %d, timeout %s", c.Procs, c.BatchDelay, c.BatchSize, c.Timeout)
 	}
 }
 

@@ -79,6 +79,7 @@ func (h *Hook) launch() (*instance, error) {
 		AutoMTLS:         true,
 		// Messages may be as large as an MQTT payload.
 		GRPCDialOptions: []grpc.DialOption{grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(1 << 20),
+			grpc.WithWriteBufferSize(wire.IOBufferSize),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(wire.MaxMessageSize), grpc.MaxCallSendMsgSize(wire.MaxMessageSize))},
 		StartTimeout: h.cfg.StartTimeout,
 		Logger:       hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Output: &logWriter{log: h.logger}, JSONFormat: true, Level: hclog.Debug}),

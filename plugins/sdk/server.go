@@ -64,7 +64,7 @@ func serveConfig(p Plugin) *plugin.ServeConfig {
 // MQTT payload.
 func grpcServer(opts []grpc.ServerOption) *grpc.Server {
 	return grpc.NewServer(append(opts, grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
-		grpc.NumStreamWorkers(4), grpc.ForceServerCodecV2(wire.NewCodec()),
+		grpc.NumStreamWorkers(4), grpc.ForceServerCodecV2(wire.NewCodec()), grpc.ReadBufferSize(wire.IOBufferSize),
 		grpc.MaxRecvMsgSize(wire.MaxMessageSize), grpc.MaxSendMsgSize(wire.MaxMessageSize))...)
 }
 

@@ -31,6 +31,12 @@ var Handshake = plugin.HandshakeConfig{
 // event carries it.
 const MaxMessageSize = 512 << 20
 
+// IOBufferSize is the broker's write buffer and the plugin's read buffer
+// on their gRPC connection: a batch of observed events (64 KiB and more)
+// then goes in one write and one read, and wakes the plugin once, not
+// once for each of gRPC's default 32 KiB.
+const IOBufferSize = 512 << 10
+
 // Name is the plugin's name in go-plugin's plugin set.
 const Name = "hook"
 
