@@ -330,5 +330,6 @@ func consumeBytes(b []byte) ([]byte, int) {
 			return b[1 : 1+n : 1+n], 1 + n
 		}
 	}
-	return protowire.ConsumeBytes(b)
+	v, n := protowire.ConsumeBytes(b)
+	return v[:len(v):len(v)], n // capped: appending to a payload must not write over what follows
 }

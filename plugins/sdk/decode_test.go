@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,7 +80,7 @@ func TestBatchDecoderEventsOutliveBuffer(t *testing.T) {
 	for i := range n {
 		batch.Events = append(batch.Events, &pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_PUBLISHED,
 			Client:  &pluginv1.Client{Id: "c1"},
-			Message: &pluginv1.Message{Topic: fmt.Sprintf("t/%d", i), Payload: []byte(fmt.Sprintf("p%d", i)), Origin: "c1"},
+			Message: &pluginv1.Message{Topic: fmt.Sprintf("t/%d", i), Payload: payloadOf(i), Origin: "c1"},
 			Reason:  "r"})
 	}
 	raw, err := proto.Marshal(&batch)
@@ -97,17 +98,31 @@ func TestBatchDecoderEventsOutliveBuffer(t *testing.T) {
 	if len(kept) != n {
 		t.Fatalf("%d events, want %d", len(kept), n)
 	}
-	for i, e := range kept {
-		if e.Msg.Topic != fmt.Sprintf("t/%d", i) || string(e.Msg.Payload) != fmt.Sprintf("p%d", i) || e.Reason != "r" || e.Msg.Origin != "c1" {
-			t.Fatalf("event %d after the buffer was reused: %q %q %q %q", i, e.Msg.Topic, e.Msg.Payload, e.Reason, e.Msg.Origin)
+	check := func(when string) {
+		t.Helper()
+		for i, e := range kept {
+			if e.Msg.Topic != fmt.Sprintf("t/%d", i) || !bytes.Equal(e.Msg.Payload, payloadOf(i)) || e.Reason != "r" || e.Msg.Origin != "c1" {
+				t.Fatalf("event %d %s: %q %q %q %q", i, when, e.Msg.Topic, e.Msg.Payload, e.Reason, e.Msg.Origin)
+			}
 		}
 	}
-	// A payload is its own slice: appending to it does not write over the
-	// next event's topic.
-	_ = append(kept[0].Msg.Payload, "overflow"...)
-	if kept[1].Msg.Topic != "t/1" {
-		t.Fatalf("appending to a payload changed the next topic: %q", kept[1].Msg.Topic)
+	check("after the buffer was reused")
+	// A payload is its own slice, short (one-byte length) or long:
+	// appending to it writes over nothing else.
+	for i := range 2 {
+		_ = append(kept[i].Msg.Payload, "overflow"...)
 	}
+	check("after appending to payloads")
+}
+
+// payloadOf is the payload of event i: short for even i, over 127 bytes
+// (a two-byte length) for odd i.
+func payloadOf(i int) []byte {
+	p := fmt.Sprintf("p%d", i)
+	if i%2 == 1 {
+		p += strings.Repeat(".", 200)
+	}
+	return []byte(p)
 }
 
 // Truncated or malformed input is an error, never a panic.
