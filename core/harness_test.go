@@ -1,13 +1,12 @@
 package core_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
@@ -39,21 +38,8 @@ func startBroker(t testing.TB, opts core.Options) *testBroker {
 	if err != nil {
 		t.Fatalf("core.New: %v", err)
 	}
-	l := tcp.New("tcp", "127.0.0.1:0")
-	if err := srv.AddListener(l); err != nil {
-		t.Fatalf("AddListener: %v", err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return &testBroker{Server: srv, Addr: l.Address()}
+	addr := mqtttest.Serve(t, srv, tcp.New("tcp", "127.0.0.1:0"))
+	return &testBroker{Server: srv, Addr: addr}
 }
 
 type testWriter struct{ t testing.TB }

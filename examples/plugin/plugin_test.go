@@ -7,7 +7,6 @@ package pluginexample_test
 // binary_test.go runs them under the vanemq binary.
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/listeners/tcp"
 	"github.com/vanemq/vanemq/plugins"
 )
@@ -92,21 +92,7 @@ func startBroker(t *testing.T, allowAnonymous bool, runs ...run) *broker {
 		}
 		b.hooks = append(b.hooks, h)
 	}
-	l := tcp.New("tcp", "127.0.0.1:0")
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	b.srv, b.addr = srv, l.Address()
+	b.srv, b.addr = srv, mqtttest.Serve(t, srv, tcp.New("tcp", "127.0.0.1:0"))
 	return b
 }
 

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/hooks/auth"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
@@ -68,21 +69,7 @@ func startBroker(t *testing.T) string {
 	if err := srv.AddHook(h, 100); err != nil {
 		t.Fatal(err)
 	}
-	l := tcp.New("tcp", "127.0.0.1:0")
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return l.Address()
+	return mqtttest.Serve(t, srv, tcp.New("tcp", "127.0.0.1:0"))
 }
 
 // v5 is an MQTT 5 client; msgs receives what it is sent.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/logtest"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/listeners/proxyproto"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
@@ -61,20 +62,7 @@ func startBroker(t *testing.T, logs io.Writer) (string, *remoteHook) {
 		t.Fatalf("AddHook: %v", err)
 	}
 	l := tcp.New("proxied", "127.0.0.1:0").WithProxyProtocol(slog.New(slog.NewTextHandler(logs, nil)))
-	if err := srv.AddListener(l); err != nil {
-		t.Fatalf("AddListener: %v", err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return l.Address(), h
+	return mqtttest.Serve(t, srv, l), h
 }
 
 func mqttString(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
