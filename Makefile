@@ -63,9 +63,11 @@ test: deps
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./core/...
 
-## fuzz: fuzz the packet decoder for FUZZTIME (default 60s)
+## fuzz: fuzz the packet decoder, topic matching and the plugin SDK's batch decoder, FUZZTIME each (default 60s)
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./core/packets
+	$(GO) test -run='^$$' -fuzz='^FuzzMatch$$' -fuzztime=$(FUZZTIME) ./core/topics
+	$(GO) test -run='^$$' -fuzz='^FuzzBatchDecoder$$' -fuzztime=$(FUZZTIME) ./plugins/sdk
 
 ## lint: fail on unformatted files, then go vet
 lint:
