@@ -5,10 +5,11 @@ GO       ?= go
 BIN      := bin/vanemq
 # How long `make fuzz` fuzzes the packet decoder.
 FUZZTIME ?= 60s
+SOAKTIME ?= 10m
 # Upper bound for the whole test run (the race detector is slow).
 TEST_TIMEOUT ?= 15m
 
-.PHONY: run build test deps bench fuzz lint bench-compare bench-tool peer-mochi install-mosquitto proto
+.PHONY: run build test deps bench fuzz soak lint bench-compare bench-tool peer-mochi install-mosquitto proto
 
 ## build: compile the broker into bin/vanemq
 build:
@@ -68,6 +69,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./core/packets
 	$(GO) test -run='^$$' -fuzz='^FuzzMatch$$' -fuzztime=$(FUZZTIME) ./core/topics
 	$(GO) test -run='^$$' -fuzz='^FuzzBatchDecoder$$' -fuzztime=$(FUZZTIME) ./plugins/sdk
+
+## soak: run the vanemq binary (race detector on) under a mixed load for SOAKTIME (default 10m), then check nothing was lost or leaked
+soak:
+	VANEMQ_SOAK=$(SOAKTIME) $(GO) test -race -count=1 -timeout 3h -run '^TestSoak$$' -v ./cmd/vanemq/vanemqcmd
 
 ## lint: fail on unformatted files, then go vet
 lint:
