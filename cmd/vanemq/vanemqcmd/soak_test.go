@@ -82,8 +82,13 @@ func TestSoak(t *testing.T) {
 	var load, subs sync.WaitGroup
 	finals := make(chan func(), 4) // the durable subscribers' last connections
 	sub5Log, sub3Log := newSeqLog(), newSeqLog()
-	subs.Go(func() { finals <- s.durableV5("durable-5", sub5Log) })
-	subs.Go(func() { finals <- s.durableV311("durable-3", sub3Log) })
+	// The publishers start once the durable subscribers have subscribed:
+	// they must get every message acknowledged from then on.
+	var subscribed sync.WaitGroup
+	subscribed.Add(2)
+	subs.Go(func() { finals <- s.durableV5("durable-5", sub5Log, sync.OnceFunc(subscribed.Done)) })
+	subs.Go(func() { finals <- s.durableV311("durable-3", sub3Log, sync.OnceFunc(subscribed.Done)) })
+	subscribed.Wait()
 	q2Done := s.q2Subscriber()
 	wills := s.willWatcher()
 	load.Go(func() { s.publishV5("pub5", "soak/q1/pub5", 1) })
@@ -93,7 +98,8 @@ func TestSoak(t *testing.T) {
 	load.Go(func() { abrupt, clean = s.churn() })
 	var retained map[string]string
 	load.Go(func() { retained = s.retainer() })
-	var peakGoroutines, peakHeap float64
+	var peakGoroutines float64
+	var heap []float64 // heap in use, sampled every second
 	load.Go(func() {
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
@@ -104,7 +110,7 @@ func TestSoak(t *testing.T) {
 				s.fail("reading the broker's metrics: %v %v", err, herr)
 				return
 			}
-			peakGoroutines, peakHeap = max(peakGoroutines, g), max(peakHeap, h)
+			peakGoroutines, heap = max(peakGoroutines, g), append(heap, h)
 			select {
 			case <-ctx.Done():
 				return
@@ -172,10 +178,13 @@ func TestSoak(t *testing.T) {
 			t.Errorf("the broker's log has %q:\n%s", bad, p.logs)
 		}
 	}
+	tenth := len(heap)/10 + 1
 	t.Logf("%s: acknowledged QoS 1 %d (MQTT 5) + %d (3.1.1), QoS 2 %d; durable sessions resumed %d (MQTT 5) and %d (3.1.1) times; "+
-		"%d connections churned (%d without DISCONNECT); %d retained topics; broker goroutines %v before, peak %v, %v after; peak heap in use %.1f MiB",
+		"%d connections churned (%d without DISCONNECT); %d retained topics; broker goroutines %v before, peak %v, %v after; "+
+		"heap in use, most in the first and last tenth of the run: %.1f and %.1f MiB",
 		d, acked["pub5"], acked["pub3"], acked["q2"], sub5Log.sessions.Load(), sub3Log.sessions.Load(),
-		len(abrupt)+len(clean), len(abrupt), len(retained), baseGoroutines, peakGoroutines, now, peakHeap/(1<<20))
+		len(abrupt)+len(clean), len(abrupt), len(retained), baseGoroutines, peakGoroutines, now,
+		slices.Max(heap[:tenth])/(1<<20), slices.Max(heap[len(heap)-tenth:])/(1<<20))
 	p.stop(t)
 }
 
@@ -380,9 +389,11 @@ func closeV5(c *paho.Client, conn net.Conn, clean bool) {
 
 // durableV5 is an MQTT 5 subscriber to soak/q1/# at QoS 1 with a
 // persistent session, which drops its connection (cleanly or not) and
-// resumes the session until the load ends. It returns the function that
-// closes its last connection, made after the load.
-func (s *soak) durableV5(id string, log *seqLog) func() {
+// resumes the session until the load ends. It calls subscribed once
+// subscribed, and returns the function that closes its last connection,
+// made after the load.
+func (s *soak) durableV5(id string, log *seqLog, subscribed func()) func() {
+	defer subscribed() // also when it fails first
 	expiry := uint32(600)
 	onMsg := func(p *paho.Publish) { log.add(s.t, p.Payload) }
 	for first := true; ; first = false {
@@ -391,6 +402,7 @@ func (s *soak) durableV5(id string, log *seqLog) func() {
 			Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}, onMsg)
 		if err == nil && first {
 			err = subscribeV5(c, "soak/q1/#", 1)
+			subscribed()
 		}
 		switch {
 		case err != nil:
@@ -414,7 +426,8 @@ func (s *soak) durableV5(id string, log *seqLog) func() {
 // durableV311 is durableV5 over MQTT 3.1.1 (paho.mqtt.golang). Its
 // first connection has clean session false too: with 1, the session would
 // end with the connection [MQTT-3.1.2-6].
-func (s *soak) durableV311(id string, log *seqLog) func() {
+func (s *soak) durableV311(id string, log *seqLog, subscribed func()) func() {
+	defer subscribed() // also when it fails first
 	for first := true; ; first = false {
 		last := s.ctx.Err() != nil
 		conns := make(chan net.Conn, 1)
@@ -441,6 +454,7 @@ func (s *soak) durableV311(id string, log *seqLog) func() {
 				s.fail("3.1.1 subscribe: %v", st.Error())
 				return nil
 			}
+			subscribed()
 		} else if !tok.(*mqtt.ConnectToken).SessionPresent() {
 			s.t.Errorf("%s: CONNACK without Session Present on resuming [MQTT-3.2.2-2]", id)
 		} else {
