@@ -206,7 +206,7 @@ func buildSoakBinary(t *testing.T) string {
 // metric reads one unlabelled sample from the broker's Prometheus
 // endpoint.
 func metric(url, name string) (float64, error) {
-	resp, err := http.Get(url)
+	resp, err := (&http.Client{Timeout: waitTimeout}).Get(url) // a hung broker fails the test, not hangs it
 	if err != nil {
 		return 0, err
 	}
