@@ -16,6 +16,8 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/vanemq/vanemq/core/mqtttest"
 )
 
 // waitTimeout bounds every wait for something that should happen.
@@ -35,26 +37,10 @@ func waitFor[T any](t testing.TB, ch <-chan T, timeout time.Duration, what strin
 	return zero
 }
 
-// eventually re-checks cond until it holds, failing the test if it does not
-// within timeout. It is for state that has no event to wait on (the broker's
-// counters); it never stands in for waiting on a message.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
-
 // waitConnected waits until the broker counts n connected clients.
 func waitConnected(t testing.TB, tb *testBroker, n int64) {
 	t.Helper()
-	eventually(t, waitTimeout, fmt.Sprintf("the broker has %d connected clients", n), func() bool {
+	mqtttest.Eventually(t, waitTimeout, fmt.Sprintf("the broker has %d connected clients", n), func() bool {
 		return tb.Stats().ClientsConnected == n
 	})
 }

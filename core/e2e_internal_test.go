@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 )
 
@@ -153,7 +154,7 @@ func TestInternalConnection(t *testing.T) {
 	// The policy's queue bound: 5 messages for the offline session, 3
 	// kept, 2 dropped.
 	c.send(&packets.Packet{Type: packets.Disconnect})
-	eventually(t, waitTimeout, "internal client offline", func() bool {
+	mqtttest.Eventually(t, waitTimeout, "internal client offline", func() bool {
 		st, ok := tb.Client(id)
 		return ok && !st.Connected
 	})

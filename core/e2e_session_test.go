@@ -14,6 +14,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 )
 
 // willConnect returns a CONNECT for id carrying a QoS 1 will on topic with
@@ -339,7 +340,7 @@ func TestE2ESessionExpiry(t *testing.T) {
 		offline(t, tb, "short", 1)
 		// The expiry is the behaviour under test: wait for the broker to
 		// drop the session (two sessions -> one), bounded.
-		eventually(t, waitTimeout, "the 1 s session expired", func() bool { return tb.Stats().Sessions == 1 })
+		mqtttest.Eventually(t, waitTimeout, "the 1 s session expired", func() bool { return tb.Stats().Sessions == 1 })
 		c := resume(t, tb, "short", false)
 		if c.sessionPresent() {
 			t.Errorf("Session Present 1 after the session expired [MQTT-4.1.0-2]")

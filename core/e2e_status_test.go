@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 )
 
 // The operator's view: Clients, Client and Subscriptions describe the
@@ -66,7 +67,7 @@ func TestE2EStatus(t *testing.T) {
 		t.Errorf("Listeners() = %+v, want tcp with 2 open and 2 accepted connections", ls)
 	}
 	pub.disconnect(0)
-	eventually(t, waitTimeout, "the tcp listener counts 1 open connection after pub left", func() bool {
+	mqtttest.Eventually(t, waitTimeout, "the tcp listener counts 1 open connection after pub left", func() bool {
 		ls := tb.Listeners()
 		return len(ls) == 1 && ls[0].Open == 1 && ls[0].Accepted == 2
 	})

@@ -1,7 +1,8 @@
 // Package mqtttest is a pipelining MQTT 5 client for benchmarks and tests
 // of the broker and its hooks: it writes packets into a buffer and reads
 // them back packet by packet, so a test controls every byte and no client
-// library sits between the load and the broker.
+// library sits between the load and the broker. It also holds what the
+// broker's tests share around it: Serve, Until and Eventually.
 package mqtttest
 
 import (

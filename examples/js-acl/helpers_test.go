@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vanemq/vanemq/core/logtest"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/hooks/js"
 )
 
@@ -98,13 +99,7 @@ type logBuffer = logtest.Buffer
 // test with what after waitTimeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	mqtttest.Eventually(t, waitTimeout, what, cond)
 }
 
 // v5 is an MQTT 5 client (paho.golang). msgs receives what it is sent, up to

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/logtest"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/plugins"
 )
 
@@ -177,13 +178,7 @@ type logBuffer = logtest.Buffer
 // test with what after waitTimeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	mqtttest.Eventually(t, waitTimeout, what, cond)
 }
 
 // dialV5 connects an MQTT 5 client (paho.golang) that asks for problem

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/logtest"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
@@ -115,22 +116,16 @@ func withBridge(t testing.TB, cfg Config) func(*core.Server, *slog.Logger) []cor
 // eventually waits until cond holds (polling it).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	eventuallyOr(t, what, cond, nil)
+	mqtttest.Eventually(t, waitTimeout, what, cond)
 }
 
 // eventuallyOr is eventually, calling onFail (when not nil) before
 // failing, to log what helps understand why.
 func eventuallyOr(t testing.TB, what string, cond func() bool, onFail func()) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			if onFail != nil {
-				onFail()
-			}
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !mqtttest.Until(waitTimeout, cond) {
+		onFail()
+		t.Fatalf("timed out waiting: %s", what)
 	}
 }
 

@@ -23,6 +23,8 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/vanemq/vanemq/core/mqtttest"
 )
 
 // soakConfig is the broker's configuration in TestSoak: TCP and the admin
@@ -138,14 +140,14 @@ func TestSoak(t *testing.T) {
 		{"durable-3", sub3Log, map[string]int{"pub5": acked["pub5"], "pub3": acked["pub3"]}},
 		{"q2-sub", s.q2, map[string]int{"q2": acked["q2"]}},
 	} {
-		if !until(3*waitTimeout, func() bool { return len(sl.log.missing(sl.want)) == 0 }) {
+		if !mqtttest.Until(3*waitTimeout, func() bool { return len(sl.log.missing(sl.want)) == 0 }) {
 			t.Errorf("%s: acknowledged messages never delivered (the first ten): %v [MQTT-4.4.0-1]", sl.name, sl.log.missing(sl.want))
 		}
 	}
 	if dup := s.q2.duplicates(); len(dup) > 0 {
 		t.Errorf("QoS 2 messages delivered more than once [MQTT-4.3.3-10]: %v", dup)
 	}
-	waitFor(t, "a will for each connection dropped without DISCONNECT", waitTimeout, func() bool {
+	mqtttest.Eventually(t, waitTimeout, "a will for each connection dropped without DISCONNECT", func() bool {
 		return len(wills.topics()) >= len(abrupt)
 	})
 	got := wills.topics()
@@ -169,7 +171,7 @@ func TestSoak(t *testing.T) {
 	q2Done()
 	wills.stop()
 	var now float64
-	waitFor(t, "the broker's goroutines back to their number before the load", waitTimeout, func() bool {
+	mqtttest.Eventually(t, waitTimeout, "the broker's goroutines back to their number before the load", func() bool {
 		now = mustMetric(t, metricsURL, "go_goroutines")
 		return now <= baseGoroutines
 	})
@@ -229,25 +231,6 @@ func mustMetric(t *testing.T, url, name string) float64 {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// until polls cond every 20 ms until it holds (true) or limit passes.
-func until(limit time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-	return true
-}
-
-// waitFor is until for the test's goroutine: it fails the test after
-// limit.
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	if !until(limit, cond) {
-		t.Fatalf("timed out after %s waiting for %s", limit, what)
-	}
 }
 
 // soak is TestSoak's load: each method is one client's loop, run until
@@ -653,7 +636,7 @@ func (s *soak) checkRetained(want map[string]string) {
 	if err := subscribeV5(c, "soak/r/#", 1); err != nil {
 		s.t.Fatal(err)
 	}
-	waitFor(s.t, "the retained messages", waitTimeout, func() bool {
+	mqtttest.Eventually(s.t, waitTimeout, "the retained messages", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) >= len(want)
