@@ -145,25 +145,18 @@ func benchBrokerObserver(b *testing.B, mode string) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer func() { _ = h.Close() }()
+		b.Cleanup(func() { _ = h.Close() }) // after the server's shutdown
 		if err := srv.AddHook(h, 10); err != nil {
 			b.Fatal(err)
 		}
 	}
-	l := tcp.New("tcp", "127.0.0.1:0")
-	if err := srv.AddListener(l); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = srv.Shutdown(context.Background()) }()
+	addr := mqtttest.Serve(b, srv, tcp.New("tcp", "127.0.0.1:0"))
 	pid := 0
 	if h != nil {
 		pid = h.cur.Load().client.ReattachConfig().Pid
 	}
 	self0, plug0 := processCPU(b, 0), processCPU(b, pid)
-	mqtttest.FanInQoS0(b, l.Address(), "", "bench/x", "bench/#", 4)
+	mqtttest.FanInQoS0(b, addr, "", "bench/x", "bench/#", 4)
 	self1, plug1 := processCPU(b, 0), processCPU(b, pid)
 	b.ReportMetric(float64((self1-self0).Nanoseconds())/float64(b.N), "broker-cpu-ns/msg")
 	if h != nil {

@@ -1,7 +1,6 @@
 package js
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -44,20 +43,13 @@ func benchBroker(b *testing.B, mode string) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer func() { _ = h.Close() }()
+		b.Cleanup(func() { _ = h.Close() }) // after the server's shutdown
 		if err := srv.AddHook(h, 50); err != nil {
 			b.Fatal(err)
 		}
 	}
-	l := tcp.New("tcp", "127.0.0.1:0")
-	if err := srv.AddListener(l); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = srv.Shutdown(context.Background()) }()
+	addr := mqtttest.Serve(b, srv, tcp.New("tcp", "127.0.0.1:0"))
 
 	// aclScript allows alice's publishes under users/alice/.
-	mqtttest.FanInQoS0(b, l.Address(), "alice", "users/alice/temp", "users/#", 4)
+	mqtttest.FanInQoS0(b, addr, "alice", "users/alice/temp", "users/#", 4)
 }

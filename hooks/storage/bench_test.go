@@ -55,26 +55,19 @@ func benchPersist(b *testing.B, mode string) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer func() { _ = st.Close() }()
+		b.Cleanup(func() { _ = st.Close() }) // after the server's shutdown
 		if err := srv.AddHook(st, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
-	l := tcp.New("tcp", "127.0.0.1:0")
-	if err := srv.AddListener(l); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = srv.Shutdown(context.Background()) }()
+	addr := mqtttest.Serve(b, srv, tcp.New("tcp", "127.0.0.1:0"))
 
 	const publishers, window = 8, 64
-	sub := mqtttest.DialConnect(b, l.Address(), v5Connect("sub", true, 3600))
+	sub := mqtttest.DialConnect(b, addr, v5Connect("sub", true, 3600))
 	sub.Subscribe(b, "bench/#", 1)
 	pubs := make([]*mqtttest.Conn, publishers)
 	for i := range pubs {
-		pubs[i] = mqtttest.DialConnect(b, l.Address(), v5Connect(fmt.Sprintf("pub%d", i), true, 0))
+		pubs[i] = mqtttest.DialConnect(b, addr, v5Connect(fmt.Sprintf("pub%d", i), true, 0))
 	}
 	total := b.N
 	received := make(chan int, 1)
