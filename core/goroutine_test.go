@@ -8,12 +8,9 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 )
-
-// goroutineSlack is how many goroutines above a baseline are tolerated:
-// the testing package and the runtime may park a helper or two.
-const goroutineSlack = 2
 
 // TestGoroutineLeaks runs 50 mixed connections against one broker (good
 // sessions of every QoS, bad input, abrupt closes, takeovers, wills,
@@ -48,36 +45,14 @@ func TestGoroutineLeaks(t *testing.T) {
 		}
 	})
 
-	glWaitGoroutines(t, "after the 50 connections ended (idle broker baseline)", idle)
+	mqtttest.CheckGoroutines(t, "after the 50 connections ended (idle broker baseline)", idle)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	glWaitGoroutines(t, "after Shutdown (baseline before the broker started)", before)
-}
-
-// glWaitGoroutines polls, for at most 5 s, until at most baseline+slack
-// goroutines exist, and fails with a dump of every goroutine if not.
-func glWaitGoroutines(t *testing.T, when string, baseline int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	n := runtime.NumGoroutine()
-	for n > baseline+goroutineSlack && time.Now().Before(deadline) {
-		runtime.Gosched()
-		<-tick.C
-		n = runtime.NumGoroutine()
-	}
-	if n <= baseline+goroutineSlack {
-		return
-	}
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	t.Errorf("goroutine leak %s: %d goroutines, want at most %d (baseline %d + slack %d)\n\n%s",
-		when, n, baseline+goroutineSlack, baseline, goroutineSlack, buf)
+	mqtttest.CheckGoroutines(t, "after Shutdown (baseline before the broker started)", before)
 }
 
 // glQoS2RoundTrip: a v5 client subscribes at QoS 2, publishes QoS 2 to

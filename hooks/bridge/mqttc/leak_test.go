@@ -7,13 +7,10 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/hooks/bridge/mqttc"
 )
-
-// goroutineSlack is how many goroutines above the baseline are tolerated,
-// as in core's leak test: the runtime and testing may park a helper.
-const goroutineSlack = 2
 
 // TestGoroutineLeaks runs connections that end every way (Close, server
 // DISCONNECT, refusal, protocol error, keepalive timeout, connect timeout,
@@ -83,26 +80,5 @@ func TestGoroutineLeaks(t *testing.T) {
 			})
 		}
 	})
-	waitGoroutines(t, before)
-}
-
-// waitGoroutines polls, for at most 5 s, until at most baseline+slack
-// goroutines exist, and fails with a dump of every goroutine if not.
-func waitGoroutines(t *testing.T, baseline int) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	n := runtime.NumGoroutine()
-	for n > baseline+goroutineSlack && time.Now().Before(deadline) {
-		<-tick.C
-		n = runtime.NumGoroutine()
-	}
-	if n <= baseline+goroutineSlack {
-		return
-	}
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	t.Errorf("goroutine leak: %d goroutines, want at most %d (baseline %d + slack %d)\n\n%s",
-		n, baseline+goroutineSlack, baseline, goroutineSlack, buf)
+	mqtttest.CheckGoroutines(t, "after every scenario", before)
 }
