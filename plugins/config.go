@@ -5,6 +5,7 @@
 package plugins
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -103,24 +104,18 @@ func (c *Config) fill() error {
 			return fmt.Errorf("sha256: %q is not 64 hexadecimal digits", c.SHA256)
 		}
 	}
-	defaults := []struct {
-		d   *time.Duration
-		def time.Duration
-		max time.Duration
-		key string
-	}{
-		{&c.Timeout, 50 * time.Millisecond, time.Minute, "timeout"},
-		{&c.BatchDelay, 2 * time.Millisecond, time.Second, "batch_delay"},
-		{&c.HealthInterval, 5 * time.Second, time.Hour, "health_interval"},
-		{&c.StartTimeout, 10 * time.Second, 10 * time.Minute, "start_timeout"},
-	}
-	for _, d := range defaults {
-		switch {
-		case *d.d < 0 || *d.d > d.max:
-			return fmt.Errorf("%s: %s is outside 0..%s", d.key, *d.d, d.max)
-		case *d.d == 0:
-			*d.d = d.def
-		}
+	err := cmp.Or( // the first error
+		orDefault(&c.Timeout, 50*time.Millisecond, time.Minute, "timeout"),
+		orDefault(&c.BatchDelay, 2*time.Millisecond, time.Second, "batch_delay"),
+		orDefault(&c.HealthInterval, 5*time.Second, time.Hour, "health_interval"),
+		orDefault(&c.StartTimeout, 10*time.Second, 10*time.Minute, "start_timeout"),
+		orDefault(&c.QueueSize, 65536, 1<<24, "queue_size"),
+		orDefault(&c.BatchSize, 2048, 65536, "batch_size"),
+		orDefault(&c.MaxRestarts, 5, 1000, "max_restarts"),
+		orDefault(&c.Procs, 1, 1024, "procs"),
+	)
+	if err != nil {
+		return err
 	}
 	switch c.OnFailure {
 	case "":
@@ -128,18 +123,6 @@ func (c *Config) fill() error {
 	case FailDeny, FailNext:
 	default:
 		return fmt.Errorf("on_failure: %q is not deny or next", c.OnFailure)
-	}
-	for _, n := range []struct {
-		v        *int
-		def, max int
-		key      string
-	}{{&c.QueueSize, 65536, 1 << 24, "queue_size"}, {&c.BatchSize, 2048, 65536, "batch_size"}, {&c.MaxRestarts, 5, 1000, "max_restarts"}, {&c.Procs, 1, 1024, "procs"}} {
-		switch {
-		case *n.v < 0 || *n.v > n.max:
-			return fmt.Errorf("%s: %d is outside 0..%d", n.key, *n.v, n.max)
-		case *n.v == 0:
-			*n.v = n.def
-		}
 	}
 	for k := range c.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -168,4 +151,16 @@ func (c *Config) policyVerdict() core.Verdict {
 		return core.Pass
 	}
 	return core.Refuse(packets.ImplementationSpecificError, "plugin unavailable")
+}
+
+// orDefault sets *v to def when it is zero, after checking it is within
+// 0..max; key names it in the error.
+func orDefault[T int | time.Duration](v *T, def, max T, key string) error {
+	switch {
+	case *v < 0 || *v > max:
+		return fmt.Errorf("%s: %v is outside 0..%v", key, *v, max)
+	case *v == 0:
+		*v = def
+	}
+	return nil
 }
