@@ -2,6 +2,7 @@ package mqtttest
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -26,4 +27,17 @@ func Serve(tb testing.TB, srv *core.Server, l core.Listener) string {
 		}
 	})
 	return l.Address()
+}
+
+// FreeAddr returns a loopback address ("127.0.0.1:PORT") whose port is
+// free now, for a broker that must listen, or listen again after a
+// restart, on an address known beforehand.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core/logtest"
+	"github.com/vanemq/vanemq/core/mqtttest"
 )
 
 // waitTimeout bounds every wait.
@@ -77,17 +78,6 @@ func (p *proc) waitOutput(t *testing.T, want ...string) {
 	}
 }
 
-// freeAddr is a loopback address whose port is free now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // copyWith copies the example's file name into dir, with each old string
 // of the pairs replaced by the new one (each must be there).
 func copyWith(t *testing.T, dir, name string, pairs ...string) string {
@@ -133,7 +123,7 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
-	edge, centre := freeAddr(t), freeAddr(t)
+	edge, centre := mqtttest.FreeAddr(t), mqtttest.FreeAddr(t)
 	_, centrePort, _ := net.SplitHostPort(centre)
 	_, edgePort, _ := net.SplitHostPort(edge)
 	conf := copyWith(t, dir, "central.conf", "listener 1884 ", "listener "+centrePort+" ")

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/hooks/storage"
 	"github.com/vanemq/vanemq/listeners/admin"
 )
@@ -228,7 +229,7 @@ func checkAll(t *testing.T, payloads []string, n int) {
 // QoS 1 messages published while the remote is down wait in the bridge's
 // session and all go out, in order, when it is back.
 func TestBridgeQueuesWhileRemoteDown(t *testing.T) {
-	addrB := freeAddr(t)
+	addrB := mqtttest.FreeAddr(t)
 	b := startBroker(t, addrB, core.Options{}, nil)
 	a := startBroker(t, "", core.Options{}, withBridge(t, Config{Bridges: []BridgeConfig{fastBackoff(BridgeConfig{
 		Name: "cloud", Address: "tcp://" + addrB,
@@ -256,7 +257,7 @@ func TestBridgeQueuesWhileRemoteDown(t *testing.T) {
 // The outgoing queue survives a restart of the local broker when it keeps
 // its sessions in a store.
 func TestBridgeQueuePersisted(t *testing.T) {
-	addrB := freeAddr(t) // nothing listens there yet
+	addrB := mqtttest.FreeAddr(t) // nothing listens there yet
 	dir := t.TempDir()
 	cfg := Config{Bridges: []BridgeConfig{fastBackoff(BridgeConfig{
 		Name: "cloud", Address: "tcp://" + addrB,
@@ -353,7 +354,7 @@ func TestBridgeStopsCleanly(t *testing.T) {
 	b := startBroker(t, "", core.Options{}, nil)
 	a := startBroker(t, "", core.Options{}, withBridge(t, Config{Bridges: []BridgeConfig{
 		fastBackoff(BridgeConfig{Name: "up", Address: "tcp://" + b.addr, Topics: []TopicRule{{Direction: DirBoth, Filter: "x/#", QoS: 1}}}),
-		fastBackoff(BridgeConfig{Name: "down", Address: "tcp://" + freeAddr(t), Topics: []TopicRule{{Direction: DirOut, Filter: "x/#", QoS: 1}}}),
+		fastBackoff(BridgeConfig{Name: "down", Address: "tcp://" + mqtttest.FreeAddr(t), Topics: []TopicRule{{Direction: DirOut, Filter: "x/#", QoS: 1}}}),
 	}}))
 	eventually(t, "bridge connected", func() bool { return bridgeOf(a.Server, "up").Connected })
 	a.stop()

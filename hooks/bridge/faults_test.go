@@ -9,6 +9,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/listeners/tcp"
 	"github.com/vanemq/vanemq/listeners/tlsfiles"
@@ -50,7 +51,7 @@ func TestBridgeRemoteFaults(t *testing.T) {
 		cause  string // in the log line
 	}{
 		{"unreachable", func(t *testing.T) BridgeConfig {
-			return BridgeConfig{Address: "tcp://" + freeAddr(t)}
+			return BridgeConfig{Address: "tcp://" + mqtttest.FreeAddr(t)}
 		}, "connection refused"},
 		{"bad credentials", func(t *testing.T) BridgeConfig {
 			b := startBroker(t, "", core.Options{}, func(*core.Server, *slog.Logger) []core.Hook { return []core.Hook{passwordHook{}} })

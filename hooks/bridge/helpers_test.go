@@ -30,18 +30,6 @@ type broker struct {
 	stop func()
 }
 
-// freeAddr returns a loopback address with a port free now, for a broker
-// that restarts on the same address.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startBroker starts a broker on addr ("" for any port) with the hooks
 // setup adds (it may be nil); it stops when the test ends, or at stop().
 func startBroker(t testing.TB, addr string, opts core.Options, setup func(*core.Server, *slog.Logger) []core.Hook) *broker {

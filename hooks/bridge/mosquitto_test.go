@@ -14,6 +14,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 )
 
 // mosquitto is Debian's mosquitto broker (package mosquitto; `make test`
@@ -101,7 +102,7 @@ func (m *mosquitto) stop() {
 func TestBridgeMosquitto(t *testing.T) {
 	for _, proto := range []string{"5", "3.1.1"} {
 		t.Run("protocol "+proto, func(t *testing.T) {
-			addrM := freeAddr(t)
+			addrM := mqtttest.FreeAddr(t)
 			mq := startMosquitto(t, addrM, t.TempDir())
 			a := startBroker(t, "", core.Options{}, withBridge(t, Config{Bridges: []BridgeConfig{fastBackoff(BridgeConfig{
 				Name: "mosq", Address: "tcp://" + addrM, Protocol: proto, ClientID: "vanemq-edge",
@@ -171,7 +172,7 @@ func noLoopAddrs(t *testing.T, a, b string) {
 // not loop.
 func TestMosquittoBridgesIntoVanemq(t *testing.T) {
 	b := startBroker(t, "", core.Options{}, nil)
-	addrM := freeAddr(t)
+	addrM := mqtttest.FreeAddr(t)
 	mq := startMosquitto(t, addrM, t.TempDir(),
 		"connection tovanemq", "address "+b.addr, "bridge_protocol_version mqttv311", "try_private true",
 		"cleansession true", "notifications false", "topic data/# both 1")
