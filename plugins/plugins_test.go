@@ -95,19 +95,8 @@ func startBroker(t *testing.T, cfg Config) *broker {
 	if err := srv.AddHook(h, 80); err != nil {
 		t.Fatal(err)
 	}
-	l := tcp.New("tcp", "127.0.0.1:0")
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return &broker{srv: srv, hook: h, addr: l.Address(), logs: logs}
+	addr := mqtttest.Serve(t, srv, tcp.New("tcp", "127.0.0.1:0"))
+	return &broker{srv: srv, hook: h, addr: addr, logs: logs}
 }
 
 // client is an MQTT 5 paho client.

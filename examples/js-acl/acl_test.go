@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/hooks/js"
 	"github.com/vanemq/vanemq/listeners/tcp"
@@ -55,24 +56,12 @@ func startBroker(t *testing.T) *broker {
 	if err := srv.AddHook(h, cfg.priority); err != nil {
 		t.Fatal(err)
 	}
-	l := tcp.New("tcp", "127.0.0.1:0")
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
+	t.Cleanup(func() { // after Serve's shutdown, so the log has it too
 		if t.Failed() {
 			t.Logf("broker log:\n%s", b.logs)
 		}
 	})
-	b.srv, b.hook, b.addr = srv, h, l.Address()
+	b.srv, b.hook, b.addr = srv, h, mqtttest.Serve(t, srv, tcp.New("tcp", "127.0.0.1:0"))
 	return b
 }
 
