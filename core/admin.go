@@ -51,11 +51,8 @@ type HealthChecker interface {
 // Health reports the hooks that are not healthy, joined; nil when all are
 // (the admin listener's /readyz answers 503 with it).
 func (s *Server) Health() error {
-	s.hooks.mu.Lock()
-	entries := slices.Clone(s.hooks.entries)
-	s.hooks.mu.Unlock()
 	var msgs []string
-	for _, e := range entries {
+	for _, e := range s.hooks.snapshot() {
 		if hc, ok := e.hook.(HealthChecker); ok {
 			if err := hc.Health(); err != nil {
 				msgs = append(msgs, "hook "+e.id+": "+err.Error())
@@ -91,11 +88,8 @@ type BridgeReporter interface {
 
 // Bridges describes the bridges of every hook that runs some, by name.
 func (s *Server) Bridges() []BridgeStatus {
-	s.hooks.mu.Lock()
-	entries := slices.Clone(s.hooks.entries)
-	s.hooks.mu.Unlock()
 	var out []BridgeStatus
-	for _, e := range entries {
+	for _, e := range s.hooks.snapshot() {
 		if br, ok := e.hook.(BridgeReporter); ok {
 			out = append(out, br.Bridges()...)
 		}

@@ -133,9 +133,7 @@ type restorer struct {
 
 // load restores state from the Loader hooks.
 func (s *Server) load(ctx context.Context) error {
-	s.hooks.mu.Lock()
-	entries := append([]*hookEntry(nil), s.hooks.entries...)
-	s.hooks.mu.Unlock()
+	entries := s.hooks.snapshot()
 	r := &restorer{s: s, now: time.Now(), messages: make(map[uint64]*message)}
 	for _, e := range entries {
 		l, ok := e.hook.(Loader)

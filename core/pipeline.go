@@ -215,6 +215,14 @@ func (p *pipeline) rebuildLocked() {
 	p.lists.Store(&l)
 }
 
+// snapshot returns the hooks, in call order, as they are now: a copy to
+// range over without holding the lock.
+func (p *pipeline) snapshot() []*hookEntry {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.entries)
+}
+
 // list returns the hooks handling ev.
 func (p *pipeline) list(ev Event) []*hookEntry {
 	l := p.lists.Load()
