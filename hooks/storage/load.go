@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -123,12 +124,7 @@ func read(ctx context.Context, eng engine) (*snapshot, error) {
 	}
 	snap.counts.Retained = len(snap.retained)
 
-	ids := make([]string, 0, len(clients))
-	for id := range clients {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(clients)) {
 		c := clients[id]
 		if !c.hasSession {
 			snap.counts.Dangling++

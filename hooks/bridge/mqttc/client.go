@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -513,12 +514,7 @@ func (c *Client) finish() {
 	out := c.out
 	c.out, c.in = nil, nil
 	c.mu.Unlock()
-	ids := make([]uint16, 0, len(out))
-	for id := range out {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(out)) {
 		f := out[id]
 		if f.kind == packets.Publish && f.qos == 2 {
 			c.unreleased = append(c.unreleased, id)
@@ -530,5 +526,5 @@ func (c *Client) finish() {
 			f.done(0, err)
 		}
 	}
-	c.log.Debug("mqttc: connection ended", "cause", c.cause(), "interrupted", len(ids))
+	c.log.Debug("mqttc: connection ended", "cause", c.cause(), "interrupted", len(out))
 }
