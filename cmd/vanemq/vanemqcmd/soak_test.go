@@ -106,13 +106,12 @@ func TestSoak(t *testing.T) {
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
-			g, err := metric(metricsURL, "go_goroutines")
-			h, herr := metric(metricsURL, "go_memstats_heap_inuse_bytes")
-			if err != nil || herr != nil {
-				s.fail("reading the broker's metrics: %v %v", err, herr)
+			v, err := metrics(metricsURL, "go_goroutines", "go_memstats_heap_inuse_bytes")
+			if err != nil {
+				s.fail("reading the broker's metrics: %v", err)
 				return
 			}
-			peakGoroutines, heap = max(peakGoroutines, g), append(heap, h)
+			peakGoroutines, heap = max(peakGoroutines, v[0]), append(heap, v[1])
 			select {
 			case <-ctx.Done():
 				return
@@ -205,32 +204,40 @@ func buildSoakBinary(t *testing.T) string {
 	return exe
 }
 
-// metric reads one unlabelled sample from the broker's Prometheus
-// endpoint.
-func metric(url, name string) (float64, error) {
+// metrics reads unlabelled samples from one scrape of the broker's
+// Prometheus endpoint, in the order of names.
+func metrics(url string, names ...string) ([]float64, error) {
 	resp, err := (&http.Client{Timeout: waitTimeout}).Get(url) // a hung broker fails the test, not hangs it
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
+	out, found := make([]float64, len(names)), 0
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(v, 64)
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if i := slices.Index(names, name); ok && i >= 0 {
+			if out[i], err = strconv.ParseFloat(v, 64); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			found++
 		}
 	}
-	return 0, fmt.Errorf("%s: no %s sample (%v)", url, name, sc.Err())
+	if found != len(names) {
+		return nil, fmt.Errorf("%s: not every one of %v has a sample (%v)", url, names, sc.Err())
+	}
+	return out, nil
 }
 
-// mustMetric is metric for the test's goroutine.
+// mustMetric is one metric, for the test's goroutine.
 func mustMetric(t *testing.T, url, name string) float64 {
 	t.Helper()
-	v, err := metric(url, name)
+	v, err := metrics(url, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v
+	return v[0]
 }
 
 // soak is TestSoak's load: each method is one client's loop, run until
