@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,24 +107,13 @@ type client struct {
 
 func dial(t *testing.T, addr, id string) *client {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := &client{msgs: make(chan *paho.Publish, 64)}
-	c.Client = paho.NewClient(paho.ClientConfig{Conn: conn,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.msgs <- pr.Packet
-			return true, nil
-		}}})
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if _, err := c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30, Username: "u-" + id, UsernameFlag: true,
-		Properties: &paho.ConnectProperties{RequestProblemInfo: true}}); err != nil {
+	cli, _, err := mqtttest.ConnectPaho(t, addr, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30, Username: "u-" + id, UsernameFlag: true,
+		Properties: &paho.ConnectProperties{RequestProblemInfo: true}}, func(p *paho.Publish) { c.msgs <- p })
+	if err != nil {
 		t.Fatalf("connect %s: %v", id, err)
 	}
-	c.done = c.Client.Done()
-	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+	c.Client, c.done = cli, cli.Done()
 	return c
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,41 +115,23 @@ type v5 struct {
 // CONNACK and the error of a refused connection.
 func dialV5(t *testing.T, addr, clientID, user string) (*v5, *paho.Connack, error) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	c := &v5{name: clientID, msgs: make(chan *paho.Publish, 256)}
-	c.cli = paho.NewClient(paho.ClientConfig{
-		Conn: conn,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.got.Add(1)
-			select {
-			case c.msgs <- pr.Packet:
-			default:
-			}
-			return true, nil
-		}},
-	})
 	cp := &paho.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30,
 		Properties: &paho.ConnectProperties{RequestProblemInfo: true}}
 	if user != "" {
 		cp.Username, cp.UsernameFlag = user, true
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	defer cancel()
-	ca, err := c.cli.Connect(ctx, cp)
-	if err != nil {
-		_ = conn.Close()
-		return nil, ca, err
-	}
-	t.Cleanup(func() {
-		_ = c.cli.Disconnect(&paho.Disconnect{})
+	c := &v5{name: clientID, msgs: make(chan *paho.Publish, 256)}
+	cli, ca, err := mqtttest.ConnectPaho(t, addr, cp, func(p *paho.Publish) {
+		c.got.Add(1)
 		select {
-		case <-c.cli.Done():
-		case <-time.After(waitTimeout):
+		case c.msgs <- p:
+		default:
 		}
 	})
+	if err != nil {
+		return nil, ca, err
+	}
+	c.cli = cli
 	return c, ca, nil
 }
 

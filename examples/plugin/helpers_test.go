@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,11 +186,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // refused connection.
 func dialV5(t *testing.T, addr, clientID, user, password string) (*paho.Client, *paho.Connack, error) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn})
 	cp := &paho.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30,
 		Properties: &paho.ConnectProperties{RequestProblemInfo: true}}
 	if user != "" {
@@ -200,21 +194,7 @@ func dialV5(t *testing.T, addr, clientID, user, password string) (*paho.Client, 
 	if password != "" {
 		cp.Password, cp.PasswordFlag = []byte(password), true
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	defer cancel()
-	ca, err := c.Connect(ctx, cp)
-	if err != nil {
-		_ = conn.Close()
-		return nil, ca, err
-	}
-	t.Cleanup(func() {
-		_ = c.Disconnect(&paho.Disconnect{})
-		select {
-		case <-c.Done():
-		case <-time.After(waitTimeout):
-		}
-	})
-	return c, ca, nil
+	return mqtttest.ConnectPaho(t, addr, cp, nil)
 }
 
 // connectV5 is dialV5 for a client that must be accepted.

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -83,38 +82,18 @@ type v5 struct {
 // error.
 func dialV5(t *testing.T, addr, clientID, user, password string) (*v5, *paho.Connack, error) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &v5{msgs: make(chan *paho.Publish, 64)}
-	c.cli = paho.NewClient(paho.ClientConfig{
-		Conn: conn,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.msgs <- pr.Packet
-			return true, nil
-		}},
-	})
 	cp := &paho.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30,
 		Properties: &paho.ConnectProperties{RequestProblemInfo: true}}
 	if user != "" {
 		cp.Username, cp.UsernameFlag = user, true
 		cp.Password, cp.PasswordFlag = []byte(password), true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	ca, err := c.cli.Connect(ctx, cp)
+	c := &v5{msgs: make(chan *paho.Publish, 64)}
+	cli, ca, err := mqtttest.ConnectPaho(t, addr, cp, func(p *paho.Publish) { c.msgs <- p })
 	if err != nil {
-		_ = conn.Close()
 		return nil, ca, err
 	}
-	t.Cleanup(func() {
-		_ = c.cli.Disconnect(&paho.Disconnect{})
-		select {
-		case <-c.cli.Done():
-		case <-time.After(waitTimeout):
-		}
-	})
+	c.cli = cli
 	return c, ca, nil
 }
 
