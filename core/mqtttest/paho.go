@@ -2,6 +2,7 @@ package mqtttest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -9,19 +10,19 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 )
 
-// pahoTimeout bounds ConnectPaho's dial, CONNECT and end.
+// pahoTimeout bounds DialPaho's dial and CONNECT, and ClosePaho's wait.
 const pahoTimeout = 10 * time.Second
 
-// ConnectPaho dials addr and connects a paho.golang (MQTT 5) client with
-// cp; onMsg, when not nil, is called with each PUBLISH the client
-// receives, which is acknowledged once onMsg returns. A connected client
-// sends DISCONNECT when the test ends, and its goroutines are waited for;
-// a refused one is closed, and the CONNACK is returned with the error.
-func ConnectPaho(tb testing.TB, addr string, cp *paho.Connect, onMsg func(*paho.Publish)) (*paho.Client, *paho.Connack, error) {
-	tb.Helper()
+// DialPaho dials addr and connects a paho.golang (MQTT 5) client with cp;
+// onMsg, when not nil, is called with each PUBLISH the client receives,
+// which is acknowledged once onMsg returns. It returns the client and its
+// connection (to drop it without a DISCONNECT), or the error: a refused
+// CONNECT closes the connection and returns the CONNACK too; a failed
+// dial returns no connection. Ending the client is the caller's.
+func DialPaho(addr string, cp *paho.Connect, onMsg func(*paho.Publish)) (*paho.Client, net.Conn, *paho.Connack, error) {
 	conn, err := net.DialTimeout("tcp", addr, pahoTimeout)
 	if err != nil {
-		tb.Fatalf("dial %s: %v", addr, err)
+		return nil, nil, nil, err
 	}
 	cfg := paho.ClientConfig{Conn: conn}
 	if onMsg != nil {
@@ -35,14 +36,38 @@ func ConnectPaho(tb testing.TB, addr string, cp *paho.Connect, onMsg func(*paho.
 	ca, err := c.Connect(ctx, cp)
 	if err != nil {
 		_ = conn.Close()
+		return nil, conn, ca, fmt.Errorf("connect %s: %w", cp.ClientID, err)
+	}
+	return c, conn, ca, nil
+}
+
+// ConnectPaho is DialPaho for a test: a failed dial fails tb, and a
+// connected client sends DISCONNECT when the test ends, its goroutines
+// waited for. A refused CONNECT returns the CONNACK with the error.
+func ConnectPaho(tb testing.TB, addr string, cp *paho.Connect, onMsg func(*paho.Publish)) (*paho.Client, *paho.Connack, error) {
+	tb.Helper()
+	c, conn, ca, err := DialPaho(addr, cp, onMsg)
+	switch {
+	case conn == nil:
+		tb.Fatalf("dial %s: %v", addr, err)
+	case err != nil:
 		return nil, ca, err
 	}
-	tb.Cleanup(func() {
-		_ = c.Disconnect(&paho.Disconnect{})
-		select {
-		case <-c.Done():
-		case <-time.After(pahoTimeout):
-		}
-	})
+	tb.Cleanup(func() { ClosePaho(c, nil) })
 	return c, ca, nil
+}
+
+// ClosePaho ends c: with DISCONNECT, or by closing conn when it is not
+// nil (no DISCONNECT: the broker sees the connection drop). It returns
+// once the client has stopped, or after a while.
+func ClosePaho(c *paho.Client, conn net.Conn) {
+	if conn != nil {
+		_ = conn.Close()
+	} else {
+		_ = c.Disconnect(&paho.Disconnect{})
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(pahoTimeout):
+	}
 }

@@ -329,27 +329,14 @@ func (l *seqLog) duplicates() []string {
 	return out
 }
 
-// dialV5 connects an MQTT 5 client; onMsg, when set, gets every PUBLISH.
+// dialV5 is mqtttest.DialPaho to the broker, with the CONNACK of a
+// refusal in the error.
 func (s *soak) dialV5(cp *paho.Connect, onMsg func(*paho.Publish)) (*paho.Client, net.Conn, *paho.Connack, error) {
-	conn, err := net.DialTimeout("tcp", s.addr, waitTimeout)
-	if err != nil {
-		return nil, nil, nil, err
+	c, conn, ca, err := mqtttest.DialPaho(s.addr, cp, onMsg)
+	if err != nil && ca != nil {
+		err = fmt.Errorf("%w (CONNACK %+v)", err, ca)
 	}
-	cfg := paho.ClientConfig{Conn: conn}
-	if onMsg != nil {
-		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
-			func(pr paho.PublishReceived) (bool, error) { onMsg(pr.Packet); return true, nil },
-		}
-	}
-	c := paho.NewClient(cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	ca, err := c.Connect(ctx, cp)
-	if err != nil {
-		_ = conn.Close()
-		return nil, nil, ca, fmt.Errorf("connect %s: %w (CONNACK %+v)", cp.ClientID, err, ca)
-	}
-	return c, conn, ca, nil
+	return c, conn, ca, err
 }
 
 // subscribeV5 subscribes c to filter at qos.
@@ -361,20 +348,6 @@ func subscribeV5(c *paho.Client, filter string, qos byte) error {
 		return fmt.Errorf("subscribe %s: %v (SUBACK %+v)", filter, err, sa)
 	}
 	return nil
-}
-
-// closeV5 ends c's connection: with DISCONNECT when clean, else by
-// closing the socket. It returns once the client has stopped.
-func closeV5(c *paho.Client, conn net.Conn, clean bool) {
-	if clean {
-		_ = c.Disconnect(&paho.Disconnect{})
-	} else {
-		_ = conn.Close()
-	}
-	select {
-	case <-c.Done():
-	case <-time.After(waitTimeout):
-	}
 }
 
 // durableV5 is an MQTT 5 subscriber to soak/q1/# at QoS 1 with a
@@ -405,10 +378,13 @@ func (s *soak) durableV5(id string, log *seqLog, subscribed func()) func() {
 			log.sessions.Add(1)
 		}
 		if last {
-			return func() { closeV5(c, conn, true) }
+			return func() { mqtttest.ClosePaho(c, nil) }
 		}
 		s.pause(between(200*time.Millisecond, time.Second))
-		closeV5(c, conn, rand.N(2) == 0)
+		if rand.N(2) == 0 {
+			conn = nil // with DISCONNECT, this time
+		}
+		mqtttest.ClosePaho(c, conn)
 		s.pause(between(50*time.Millisecond, 300*time.Millisecond))
 	}
 }
@@ -468,12 +444,12 @@ func (s *soak) durableV311(id string, log *seqLog, subscribed func()) func() {
 // s.acked the messages acknowledged (PUBACK, or PUBCOMP at QoS 2), until
 // the load ends.
 func (s *soak) publishV5(name, topic string, qos byte) {
-	c, conn, _, err := s.dialV5(&paho.Connect{ClientID: name, CleanStart: true, KeepAlive: 30}, nil)
+	c, _, _, err := s.dialV5(&paho.Connect{ClientID: name, CleanStart: true, KeepAlive: 30}, nil)
 	if err != nil {
 		s.fail("%s: %v", name, err)
 		return
 	}
-	defer closeV5(c, conn, true)
+	defer mqtttest.ClosePaho(c, nil)
 	for n := 1; s.pause(2 * time.Millisecond); n++ {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		r, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Payload: []byte(name + "/" + strconv.Itoa(n))})
@@ -509,7 +485,7 @@ func (s *soak) publishV311(name string) {
 // q2Subscriber subscribes to soak/q2 at QoS 2 for the whole test and
 // records what it receives in s.q2; the function returned disconnects it.
 func (s *soak) q2Subscriber() func() {
-	c, conn, _, err := s.dialV5(&paho.Connect{ClientID: "q2-sub", CleanStart: true, KeepAlive: 30},
+	c, _, _, err := s.dialV5(&paho.Connect{ClientID: "q2-sub", CleanStart: true, KeepAlive: 30},
 		func(p *paho.Publish) { s.q2.add(s.t, p.Payload) })
 	if err == nil {
 		err = subscribeV5(c, "soak/q2", 2)
@@ -517,7 +493,7 @@ func (s *soak) q2Subscriber() func() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return func() { closeV5(c, conn, true) }
+	return func() { mqtttest.ClosePaho(c, nil) }
 }
 
 // topicLog records the topics of the messages a subscriber received.
@@ -536,7 +512,7 @@ func (l *topicLog) topics() []string {
 // willWatcher subscribes to soak/will/# for the whole test.
 func (s *soak) willWatcher() *topicLog {
 	l := &topicLog{}
-	c, conn, _, err := s.dialV5(&paho.Connect{ClientID: "will-watcher", CleanStart: true, KeepAlive: 30}, func(p *paho.Publish) {
+	c, _, _, err := s.dialV5(&paho.Connect{ClientID: "will-watcher", CleanStart: true, KeepAlive: 30}, func(p *paho.Publish) {
 		l.mu.Lock()
 		l.seen = append(l.seen, p.Topic)
 		l.mu.Unlock()
@@ -547,7 +523,7 @@ func (s *soak) willWatcher() *topicLog {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	l.stop = func() { closeV5(c, conn, true) }
+	l.stop = func() { mqtttest.ClosePaho(c, nil) }
 	return l
 }
 
@@ -577,10 +553,10 @@ func (s *soak) churn() (abrupt, clean []string) {
 		}
 		if i%2 == 0 {
 			abrupt = append(abrupt, id)
-			closeV5(c, conn, false)
+			mqtttest.ClosePaho(c, conn)
 		} else {
 			clean = append(clean, id)
-			closeV5(c, conn, true)
+			mqtttest.ClosePaho(c, nil)
 		}
 		s.pause(5 * time.Millisecond)
 	}
@@ -592,12 +568,12 @@ func (s *soak) churn() (abrupt, clean []string) {
 // retained messages there must be: topic → payload.
 func (s *soak) retainer() map[string]string {
 	want := map[string]string{}
-	c, conn, _, err := s.dialV5(&paho.Connect{ClientID: "retainer", CleanStart: true, KeepAlive: 30}, nil)
+	c, _, _, err := s.dialV5(&paho.Connect{ClientID: "retainer", CleanStart: true, KeepAlive: 30}, nil)
 	if err != nil {
 		s.fail("retainer: %v", err)
 		return want
 	}
-	defer closeV5(c, conn, true)
+	defer mqtttest.ClosePaho(c, nil)
 	for n := 1; s.pause(3 * time.Millisecond); n++ {
 		topic := "soak/r/" + strconv.Itoa(rand.N(50))
 		payload := strconv.Itoa(n)
@@ -625,7 +601,7 @@ func (s *soak) retainer() map[string]string {
 func (s *soak) checkRetained(want map[string]string) {
 	var mu sync.Mutex
 	got := map[string]string{}
-	c, conn, _, err := s.dialV5(&paho.Connect{ClientID: "retained-check", CleanStart: true, KeepAlive: 30}, func(p *paho.Publish) {
+	c, _, _, err := s.dialV5(&paho.Connect{ClientID: "retained-check", CleanStart: true, KeepAlive: 30}, func(p *paho.Publish) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !p.Retain {
@@ -639,7 +615,7 @@ func (s *soak) checkRetained(want map[string]string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	defer closeV5(c, conn, true)
+	defer mqtttest.ClosePaho(c, nil)
 	if err := subscribeV5(c, "soak/r/#", 1); err != nil {
 		s.t.Fatal(err)
 	}
