@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // HookModule is a kind of hook the config file can name: the built-in
@@ -90,4 +91,18 @@ func HookModules() []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// DefaultWithin checks one value of a hook's config and fills in its
+// default: zero becomes def, and a value outside 0..max is an error
+// naming key. With cmp.Or, a module checks several at once and reports
+// the first that is wrong.
+func DefaultWithin[T int | time.Duration](v *T, def, max T, key string) error {
+	switch {
+	case *v < 0 || *v > max:
+		return fmt.Errorf("%s: %v is outside %v..%v", key, *v, T(0), max)
+	case *v == 0:
+		*v = def
+	}
+	return nil
 }

@@ -105,14 +105,14 @@ func (c *Config) fill() error {
 		}
 	}
 	err := cmp.Or( // the first error
-		orDefault(&c.Timeout, 50*time.Millisecond, time.Minute, "timeout"),
-		orDefault(&c.BatchDelay, 2*time.Millisecond, time.Second, "batch_delay"),
-		orDefault(&c.HealthInterval, 5*time.Second, time.Hour, "health_interval"),
-		orDefault(&c.StartTimeout, 10*time.Second, 10*time.Minute, "start_timeout"),
-		orDefault(&c.QueueSize, 65536, 1<<24, "queue_size"),
-		orDefault(&c.BatchSize, 2048, 65536, "batch_size"),
-		orDefault(&c.MaxRestarts, 5, 1000, "max_restarts"),
-		orDefault(&c.Procs, 1, 1024, "procs"),
+		core.DefaultWithin(&c.Timeout, 50*time.Millisecond, time.Minute, "timeout"),
+		core.DefaultWithin(&c.BatchDelay, 2*time.Millisecond, time.Second, "batch_delay"),
+		core.DefaultWithin(&c.HealthInterval, 5*time.Second, time.Hour, "health_interval"),
+		core.DefaultWithin(&c.StartTimeout, 10*time.Second, 10*time.Minute, "start_timeout"),
+		core.DefaultWithin(&c.QueueSize, 65536, 1<<24, "queue_size"),
+		core.DefaultWithin(&c.BatchSize, 2048, 65536, "batch_size"),
+		core.DefaultWithin(&c.MaxRestarts, 5, 1000, "max_restarts"),
+		core.DefaultWithin(&c.Procs, 1, 1024, "procs"),
 	)
 	if err != nil {
 		return err
@@ -151,16 +151,4 @@ func (c *Config) policyVerdict() core.Verdict {
 		return core.Pass
 	}
 	return core.Refuse(packets.ImplementationSpecificError, "plugin unavailable")
-}
-
-// orDefault sets *v to def when it is zero, after checking it is within
-// 0..max; key names it in the error.
-func orDefault[T int | time.Duration](v *T, def, max T, key string) error {
-	switch {
-	case *v < 0 || *v > max:
-		return fmt.Errorf("%s: %v is outside 0..%v", key, *v, max)
-	case *v == 0:
-		*v = def
-	}
-	return nil
 }

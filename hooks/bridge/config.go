@@ -6,6 +6,7 @@
 package bridge
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/core/topics"
 )
@@ -188,23 +190,16 @@ func (b *BridgeConfig) check(host string) error {
 	if b.TLS != nil && (b.TLS.Cert == "") != (b.TLS.Key == "") {
 		return errors.New("tls: cert and key go together")
 	}
-	durations := []struct {
-		d        *time.Duration
-		def, max time.Duration
-		key      string
-	}{
-		{&b.KeepAlive, 60 * time.Second, 65535 * time.Second, "keepalive"},
-		{&b.BackoffMin, time.Second, time.Hour, "backoff_min"},
-		{&b.BackoffMax, 2 * time.Minute, 24 * time.Hour, "backoff_max"},
-		{&b.ConnectTimeout, 10 * time.Second, 10 * time.Minute, "connect_timeout"},
-	}
-	for _, d := range durations {
-		switch {
-		case *d.d < 0 || *d.d > d.max:
-			return fmt.Errorf("%s: %s is outside 0s..%s", d.key, *d.d, d.max)
-		case *d.d == 0:
-			*d.d = d.def
-		}
+	err := cmp.Or( // the first error
+		core.DefaultWithin(&b.KeepAlive, 60*time.Second, 65535*time.Second, "keepalive"),
+		core.DefaultWithin(&b.BackoffMin, time.Second, time.Hour, "backoff_min"),
+		core.DefaultWithin(&b.BackoffMax, 2*time.Minute, 24*time.Hour, "backoff_max"),
+		core.DefaultWithin(&b.ConnectTimeout, 10*time.Second, 10*time.Minute, "connect_timeout"),
+		core.DefaultWithin(&b.QueueSize, 100000, 1<<24, "queue_size"),
+		core.DefaultWithin(&b.Inflight, 64, 65535, "inflight"),
+	)
+	if err != nil {
+		return err
 	}
 	if b.BackoffMax < b.BackoffMin {
 		return fmt.Errorf("backoff_max: %s is below backoff_min %s", b.BackoffMax, b.BackoffMin)
@@ -214,18 +209,6 @@ func (b *BridgeConfig) check(host string) error {
 		return fmt.Errorf("session_expiry: %s is outside 0s..%s", b.SessionExpiry, time.Duration(0xFFFFFFFF)*time.Second)
 	case b.SessionExpiry == 0 && !b.CleanStart:
 		b.SessionExpiry = time.Hour
-	}
-	for _, n := range []struct {
-		v        *int
-		def, max int
-		key      string
-	}{{&b.QueueSize, 100000, 1 << 24, "queue_size"}, {&b.Inflight, 64, 65535, "inflight"}} {
-		switch {
-		case *n.v < 0 || *n.v > n.max:
-			return fmt.Errorf("%s: %d is outside 0..%d", n.key, *n.v, n.max)
-		case *n.v == 0:
-			*n.v = n.def
-		}
 	}
 	if b.Notifications == nil {
 		on := true

@@ -1,12 +1,15 @@
 package js
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/vanemq/vanemq/core"
 )
 
 // ID is the hook's ID.
@@ -72,23 +75,13 @@ func (c *Config) fill() error {
 	if c.Dir != "" && !filepath.IsAbs(c.Script) {
 		c.Script = filepath.Join(c.Dir, c.Script)
 	}
-	switch {
-	case c.Timeout < 0 || c.Timeout > maxTimeout:
-		return fmt.Errorf("timeout: %s is outside 0..%s", c.Timeout, maxTimeout)
-	case c.Timeout == 0:
-		c.Timeout = 10 * time.Millisecond
-	}
-	switch {
-	case c.Wait < 0 || c.Wait > maxTimeout:
-		return fmt.Errorf("wait: %s is outside 0..%s", c.Wait, maxTimeout)
-	case c.Wait == 0:
-		c.Wait = time.Second
-	}
-	switch {
-	case c.Pool < 0 || c.Pool > 1024:
-		return fmt.Errorf("pool: %d is outside 0..1024", c.Pool)
-	case c.Pool == 0:
-		c.Pool = runtime.GOMAXPROCS(0)
+	err := cmp.Or( // the first error
+		core.DefaultWithin(&c.Timeout, 10*time.Millisecond, maxTimeout, "timeout"),
+		core.DefaultWithin(&c.Wait, time.Second, maxTimeout, "wait"),
+		core.DefaultWithin(&c.Pool, runtime.GOMAXPROCS(0), 1024, "pool"),
+	)
+	if err != nil {
+		return err
 	}
 	switch c.OnFailure {
 	case "":
