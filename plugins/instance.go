@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -70,7 +71,7 @@ func (h *Hook) launch() (*instance, error) {
 		return nil, err
 	}
 	cmd := exec.Command(h.cfg.Path, h.cfg.Args...)
-	cmd.Env = h.cfg.environ(os.Environ())
+	cmd.Env = append(h.cfg.environ(os.Environ()), wire.BrokerPIDEnv+"="+strconv.Itoa(os.Getpid()))
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		Plugins:          plugin.PluginSet{wire.Name: &wire.GRPCPlugin{}},

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +26,7 @@ import (
 	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/listeners/tcp"
+	"github.com/vanemq/vanemq/plugins/wire"
 )
 
 const waitTimeout = 10 * time.Second
@@ -406,40 +408,70 @@ func TestRestartedPluginNewEvents(t *testing.T) {
 }
 
 // A plugin outlives no broker: when the process that started it dies
-// (here a shell killed with SIGKILL), the plugin exits by itself.
+// (here a shell killed with SIGKILL, standing for a broker killed with
+// SIGKILL), the plugin exits by itself. The broker passes its PID in the
+// plugin's environment (wire.BrokerPIDEnv), so the plugin also sees a
+// broker that died before the plugin's runtime started, whose orphan is
+// re-parented before it can read its parent.
 func TestPluginExitsWithBroker(t *testing.T) {
 	bin := testPlugin(t)
-	pidFile := filepath.Join(t.TempDir(), "pid")
-	// The shell starts the plugin in the background (it waits for a
-	// handshake it never gets), writes its PID and then waits: it stands
-	// for a broker.
-	sh := exec.Command("sh", "-c", `VANEMQ_PLUGIN=hook-v1-6f1d2c8e PLUGIN_PROTOCOL_VERSIONS=1 PLUGIN_MIN_PORT=0 PLUGIN_MAX_PORT=0 "$0" >/dev/null 2>&1 & echo $! > "$1"; wait`, bin, pidFile)
-	if err := sh.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sh.Process.Kill(); _ = sh.Wait() })
-	var pid int
-	deadline := time.Now().Add(waitTimeout)
-	for pid == 0 {
-		if b, err := os.ReadFile(pidFile); err == nil {
-			fmt.Sscan(strings.TrimSpace(string(b)), &pid)
+	handshake := []string{"VANEMQ_PLUGIN=hook-v1-6f1d2c8e", "PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_MIN_PORT=0", "PLUGIN_MAX_PORT=0"}
+	t.Run("broker dies while the plugin runs", func(t *testing.T) {
+		dir := t.TempDir()
+		pidFile, out := filepath.Join(dir, "pid"), filepath.Join(dir, "stdout")
+		// The shell starts the plugin in the background (it prints
+		// go-plugin's handshake line, then waits for a broker that never
+		// connects), writes its PID and then waits.
+		sh := exec.Command("sh", "-c", `VANEMQ_BROKER_PID=$$ "$0" >"$2" 2>/dev/null & echo $! > "$1"; wait`, bin, pidFile, out)
+		sh.Env = append(os.Environ(), handshake...)
+		if err := sh.Start(); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the plugin did not start")
+		t.Cleanup(func() { _ = sh.Process.Kill(); _ = sh.Wait() })
+		var pid int
+		mqtttest.Eventually(t, waitTimeout, "the shell has started the plugin", func() bool {
+			b, err := os.ReadFile(pidFile)
+			if err == nil {
+				_, _ = fmt.Sscan(strings.TrimSpace(string(b)), &pid)
+			}
+			return pid != 0
+		})
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+		mqtttest.Eventually(t, waitTimeout, "the plugin is serving (its handshake line printed)", func() bool {
+			b, _ := os.ReadFile(out)
+			return bytes.Contains(b, []byte("|grpc"))
+		})
+		if err := sh.Process.Kill(); err != nil { // the "broker" dies
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond) // polling, bounded
-	}
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-	if err := sh.Process.Kill(); err != nil { // the "broker" dies
-		t.Fatal(err)
-	}
-	_ = sh.Wait()
-	for alive(pid) {
-		if time.Now().After(deadline.Add(5 * time.Second)) {
-			t.Fatal("the plugin still runs after its broker died")
+		_ = sh.Wait()
+		mqtttest.Eventually(t, waitTimeout, "the plugin has exited after its broker died", func() bool { return !alive(pid) })
+	})
+	t.Run("broker gone before the plugin starts", func(t *testing.T) {
+		// A process that has exited stands for the broker; the plugin's
+		// parent is this test, so the plugin must see that its broker is
+		// not its parent at once, before any handshake.
+		gone := exec.Command("true")
+		if err := gone.Run(); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond) // polling, bounded
-	}
+		p := exec.Command(bin)
+		p.Env = append(os.Environ(), append(handshake, wire.BrokerPIDEnv+"="+strconv.Itoa(gone.Process.Pid))...)
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Process.Kill() })
+		done := make(chan error, 1)
+		go func() { done <- p.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("the plugin exited with %v, want 0", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("the plugin still runs, though the broker that started it was gone before it started")
+		}
+	})
 }
 
 // alive reports whether a process runs: it exists and is not a zombie

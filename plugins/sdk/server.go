@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,23 +27,42 @@ import (
 // does not return. Run by hand (not by the broker), the binary prints a
 // notice and exits.
 func Serve(p Plugin) {
-	go exitWithBroker(os.Getppid(), time.Second)
+	go watchBroker(brokerPID(os.Getenv(wire.BrokerPIDEnv), os.Getppid()), os.Getppid, time.Second, func() {
+		Logger().Warn("the broker that started this plugin is gone; exiting")
+		os.Exit(0)
+	})
 	plugin.Serve(serveConfig(p))
 }
 
-// exitWithBroker ends the plugin when the broker that started it is gone
-// (the plugin was re-parented): a broker killed with SIGKILL cannot stop
-// its plugins, which would otherwise run on.
-func exitWithBroker(ppid int, every time.Duration) {
-	if ppid <= 1 {
-		return // started by init or by hand: nothing to watch
+// brokerPID is the process ID of the broker that started the plugin: the
+// one it passed in its environment (wire.BrokerPIDEnv), or, from a broker
+// that passes none, the parent's at the time of the call (ppid). It is 0
+// when there is no broker to watch.
+func brokerPID(env string, ppid int) int {
+	if pid, err := strconv.Atoi(env); err == nil && pid > 1 {
+		return pid
 	}
-	for range time.Tick(every) {
-		if os.Getppid() != ppid {
-			Logger().Warn("the broker that started this plugin is gone; exiting")
-			os.Exit(0)
-		}
+	if ppid > 1 {
+		return ppid
 	}
+	return 0 // started by init or by hand: nothing to watch
+}
+
+// watchBroker calls gone once the plugin's parent (as getppid reads it)
+// is no longer the broker pid: a broker killed with SIGKILL cannot stop
+// its plugins, which would otherwise run on, re-parented. It checks at
+// once, so a plugin whose broker died before it started goes too, then
+// every period. With pid 0 it returns at once.
+func watchBroker(pid int, getppid func() int, every time.Duration, gone func()) {
+	if pid == 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for getppid() == pid {
+		<-t.C
+	}
+	gone()
 }
 
 // serveConfig is go-plugin's configuration for p.

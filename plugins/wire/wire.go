@@ -37,6 +37,12 @@ const MaxMessageSize = 512 << 20
 // once for each of gRPC's default 32 KiB.
 const IOBufferSize = 512 << 10
 
+// BrokerPIDEnv names the environment variable in which the broker passes
+// its process ID to a plugin it starts. The plugin compares it with its
+// parent's: when they differ, even before the plugin's runtime has
+// started, the broker is gone and the plugin exits.
+const BrokerPIDEnv = "VANEMQ_BROKER_PID"
+
 // Name is the plugin's name in go-plugin's plugin set.
 const Name = "hook"
 
