@@ -62,10 +62,14 @@ type client struct {
 	cr      *connReader
 	r       *packets.Reader
 	aliasIn map[uint16]string // inbound topic aliases, reader-owned
+	// aliasInBytes is the length of aliasIn's topics, reader-owned.
+	aliasInBytes int
 
-	// Outbound topic aliases, owned by whichever writer goroutine runs.
-	aliasOut  map[string]uint16
-	nextAlias uint16
+	// Outbound topic aliases, owned by whichever writer goroutine runs,
+	// and the length of their topics.
+	aliasOut      map[string]uint16
+	aliasOutBytes int
+	nextAlias     uint16
 
 	outMu      sync.Mutex
 	out        []outItem
@@ -150,7 +154,9 @@ func newClient(s *Server, nc net.Conn, listener string) *client {
 		c.internalPolicy = ic.InternalPolicy()
 	}
 	c.cr = newConnReader(nc, &s.readBufs)
-	c.r = packets.NewReader(c.cr, s.opts.MaxPacketSize)
+	// Until CONNECT is answered, at most a CONNECT's size (connect.go
+	// raises it to the maximum packet size).
+	c.r = packets.NewReader(c.cr, min(s.opts.MaxConnectSize, s.opts.MaxPacketSize))
 	return c
 }
 
@@ -391,6 +397,13 @@ func (c *client) handleDisconnect(p *packets.Packet) error {
 func (c *client) connectReadFailed(p *packets.Packet, err error) {
 	var perr *packets.Error
 	switch {
+	case errors.As(err, &perr) && perr.Code == packets.PacketTooLarge:
+		c.logger().Warn("bad CONNECT: larger than the broker reads before CONNECT is answered",
+			"cause", err, "limit", "max_connect_size", "max_connect_size", min(c.srv.opts.MaxConnectSize, c.srv.opts.MaxPacketSize))
+		if p.Type == packets.Connect && p.ProtocolVersion == packets.Version5 {
+			c.version = packets.Version5
+			c.sendConnack(perr.Code, false, nil, true)
+		}
 	case errors.As(err, &perr):
 		c.logger().Warn("bad CONNECT", "cause", err)
 		if p.Type == packets.Connect && perr.Code == packets.UnsupportedProtocolVersion {

@@ -90,6 +90,9 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 		if err := topics.ValidateTopicName(cf.Will.Topic); err != nil {
 			return refuse(packets.TopicNameInvalid, "will topic: "+err.Error())
 		}
+		if err := topics.CheckLevels(cf.Will.Topic, s.opts.MaxTopicLevels, false); err != nil {
+			return refuse(packets.TopicNameInvalid, "will topic: "+err.Error())
+		}
 		if cf.Will.Retain && s.opts.DisableRetain {
 			return refuse(packets.RetainNotSupported, "will retain requested but retain is not available")
 		}

@@ -221,3 +221,6 @@ func (cr *connReader) wait() error {
 
 // buffered is the number of bytes read but not yet consumed.
 func (cr *connReader) buffered() int { return cr.w - cr.r }
+
+// Buffered is buffered, for packets.Reader (as *bufio.Reader has it).
+func (cr *connReader) Buffered() int { return cr.buffered() }

@@ -47,8 +47,8 @@ func TestE2EV5ConnackProperties(t *testing.T) {
 				if got := recvMax(p); got != 1024 {
 					t.Errorf("Receive Maximum = %d, want 1024", got)
 				}
-				if p.TopicAliasMaximum == nil || *p.TopicAliasMaximum != 65535 {
-					t.Errorf("Topic Alias Maximum = %s, want 65535", optU16(p.TopicAliasMaximum))
+				if p.TopicAliasMaximum == nil || *p.TopicAliasMaximum != 32 {
+					t.Errorf("Topic Alias Maximum = %s, want 32", optU16(p.TopicAliasMaximum))
 				}
 				if !p.RetainAvailable || !p.WildcardSubAvailable || !p.SubIDAvailable || !p.SharedSubAvailable {
 					t.Errorf("features announced unavailable: retain=%v wildcard=%v subid=%v shared=%v",

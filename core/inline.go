@@ -60,6 +60,9 @@ func (s *Server) Publish(m InlineMessage) error {
 	if err := topics.ValidateTopicName(m.Topic); err != nil {
 		return fmt.Errorf("core: inline publish: %w", err)
 	}
+	if err := topics.CheckLevels(m.Topic, s.opts.MaxTopicLevels, false); err != nil {
+		return fmt.Errorf("core: inline publish: %w", err)
+	}
 	if m.QoS > 2 {
 		return fmt.Errorf("core: inline publish: QoS %d is not 0, 1 or 2", m.QoS)
 	}
@@ -86,6 +89,9 @@ func (s *Server) Subscribe(filter string, handler func(InlineMessage)) (func(), 
 		return nil, fmt.Errorf("core: inline subscribe: %w", err)
 	}
 	if err := topics.ValidateFilter(inner); err != nil {
+		return nil, fmt.Errorf("core: inline subscribe: %w", err)
+	}
+	if err := topics.CheckLevels(inner, s.opts.MaxTopicLevels, true); err != nil {
 		return nil, fmt.Errorf("core: inline subscribe: %w", err)
 	}
 	id := "\x00inline/" + strconv.FormatUint(s.inline.next.Add(1), 10)

@@ -26,7 +26,9 @@ type Options struct {
 	QueueQoS0 bool
 	// TopicAliasMaximum is the number of topic aliases a client may use
 	// towards the broker, and the most the broker assigns towards a client.
-	// Default 65535 (a zero field takes the default); DisableTopicAliases
+	// Default 32 (a zero field takes the default): enough for a device's
+	// every topic, while an alias table's memory stays small (Mosquitto
+	// announces 10, HiveMQ 5); DisableTopicAliases
 	// turns aliases off, which is what topic_alias_maximum: 0 in the config
 	// file maps to.
 	TopicAliasMaximum uint16
@@ -47,6 +49,21 @@ type Options struct {
 	SysInterval time.Duration
 	// MaxClientIDLen is the longest client identifier accepted. Default 65535.
 	MaxClientIDLen int
+	// MaxConnectSize is the largest packet, in bytes, accepted before the
+	// broker has answered CONNECT: the CONNECT itself (with its will) and
+	// any AUTH exchange. It is capped at MaxPacketSize. A client that is
+	// not yet authenticated can then make the broker read no more than
+	// this. Default 65536.
+	MaxConnectSize uint32
+	// MaxTopicLevels is the most levels (parts between '/') a topic name or
+	// topic filter may have; deeper ones are refused with Topic Name
+	// invalid (0x90) or Topic Filter invalid (0x8F). Default 128, as EMQX.
+	MaxTopicLevels int
+	// TopicAliasBytes bounds the bytes of topic names one connection's
+	// topic aliases hold, inbound and outbound each. A client that sets
+	// aliases beyond it is disconnected with Quota exceeded (0x97); an
+	// outbound topic beyond it is sent in full. Default 65536.
+	TopicAliasBytes int
 	// OutboundQueue is the per-client bound of packets waiting for the
 	// writer. Default 1024.
 	OutboundQueue int
@@ -94,7 +111,7 @@ func (o *Options) fill() {
 		o.MaxQueuedMessages = 1000
 	}
 	if o.TopicAliasMaximum == 0 {
-		o.TopicAliasMaximum = 65535
+		o.TopicAliasMaximum = 32
 	}
 	if o.SessionExpiryMax == 0 {
 		o.SessionExpiryMax = 86400
@@ -107,6 +124,15 @@ func (o *Options) fill() {
 	}
 	if o.MaxClientIDLen == 0 {
 		o.MaxClientIDLen = 65535
+	}
+	if o.MaxConnectSize == 0 {
+		o.MaxConnectSize = 64 << 10
+	}
+	if o.MaxTopicLevels == 0 {
+		o.MaxTopicLevels = 128
+	}
+	if o.TopicAliasBytes == 0 {
+		o.TopicAliasBytes = 64 << 10
 	}
 	if o.OutboundQueue == 0 {
 		o.OutboundQueue = 1024

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
@@ -21,6 +22,11 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 	}
 	if p.Retain && s.opts.DisableRetain {
 		return packets.Errorf(packets.RetainNotSupported, "PUBLISH with retain set, but retain is not available")
+	}
+	if err := topics.CheckLevels(p.Topic, s.opts.MaxTopicLevels, false); err != nil {
+		// Valid MQTT, not accepted here: 0x90 in the acknowledgement.
+		s.denyPublish(c, p, packets.TopicNameInvalid, err.Error())
+		return nil
 	}
 	c.recv[p.QoS]++
 	c.recvBytes[p.QoS] += int64(len(p.Payload))
@@ -144,6 +150,9 @@ func (s *Server) modifyPublish(ctx context.Context, c *client, m *Message) (pack
 	if err := topics.ValidateTopicName(m.Topic); err != nil {
 		return packets.ImplementationSpecificError, "a publish hook set an invalid topic: " + err.Error()
 	}
+	if err := topics.CheckLevels(m.Topic, s.opts.MaxTopicLevels, false); err != nil {
+		return packets.ImplementationSpecificError, "a publish hook set a topic too deep: " + err.Error()
+	}
 	if m.QoS > 2 {
 		return packets.ImplementationSpecificError, "a publish hook set QoS above 2"
 	}
@@ -185,10 +194,19 @@ func (c *client) resolveAlias(p *packets.Packet) error {
 		p.Topic = t
 		return nil
 	}
+	old, ok := c.aliasIn[a]
+	if ok && old == p.Topic {
+		return nil // set again to what it was
+	}
+	// The table keeps a copy: p.Topic points into the packet's body, which
+	// holds its payload.
+	if c.aliasInBytes += len(p.Topic) - len(old); c.aliasInBytes > c.srv.opts.TopicAliasBytes {
+		return packets.Errorf(packets.QuotaExceeded, "topic aliases would hold more than topic_alias_bytes (%d bytes of topic names)", c.srv.opts.TopicAliasBytes)
+	}
 	if c.aliasIn == nil {
 		c.aliasIn = make(map[uint16]string)
 	}
-	c.aliasIn[a] = p.Topic
+	c.aliasIn[a] = strings.Clone(p.Topic)
 	return nil
 }
 

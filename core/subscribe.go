@@ -116,6 +116,10 @@ func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.S
 	if err := topics.ValidateFilter(inner); err != nil {
 		return packets.TopicFilterInvalid, topics.Subscription{}
 	}
+	if err := topics.CheckLevels(inner, s.opts.MaxTopicLevels, true); err != nil {
+		c.logger().Warn("subscription refused", "reason", packets.TopicFilterInvalid.String(), "cause", err, "levels_limit", s.opts.MaxTopicLevels)
+		return packets.TopicFilterInvalid, topics.Subscription{}
+	}
 	if s.opts.DisableWildcardSubs && strings.ContainsAny(inner, "+#") {
 		return packets.WildcardSubscriptionsNotSupported, topics.Subscription{}
 	}

@@ -325,7 +325,8 @@ func (w *writer) fillPublish(it *outItem, now time.Time, withView bool) {
 }
 
 // applyAlias assigns or reuses an outbound topic alias: the first
-// aliasOutMax distinct topics get one; later topics go in full.
+// aliasOutMax distinct topics get one, as long as their names fit in
+// topic_alias_bytes; later topics go in full.
 func (w *writer) applyAlias(p *packets.Packet) {
 	c := w.c
 	if a, ok := c.aliasOut[p.Topic]; ok {
@@ -334,14 +335,16 @@ func (w *writer) applyAlias(p *packets.Packet) {
 		p.Properties.Set(packets.PropTopicAlias)
 		return
 	}
-	if c.nextAlias >= c.aliasOutMax {
+	if c.nextAlias >= c.aliasOutMax || c.aliasOutBytes+len(p.Topic) > c.srv.opts.TopicAliasBytes {
 		return
 	}
 	if c.aliasOut == nil {
 		c.aliasOut = make(map[string]uint16)
 	}
 	c.nextAlias++
-	c.aliasOut[p.Topic] = c.nextAlias
+	c.aliasOutBytes += len(p.Topic)
+	// A copy: p.Topic is the message's, whose allocation holds its payload.
+	c.aliasOut[strings.Clone(p.Topic)] = c.nextAlias
 	p.Properties.TopicAlias = c.nextAlias
 	p.Properties.Set(packets.PropTopicAlias)
 }

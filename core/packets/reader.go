@@ -23,9 +23,11 @@ type Source interface {
 //
 // A decoded PUBLISH owns exactly one allocation, a copy of the packet body:
 // its Topic, Payload and string and binary properties point into it. Other
-// packets are decoded from the Source's buffer (or, when they do not
-// fit in it, from a body allocated for that packet alone) and never share
-// memory with the Reader, so every decoded packet outlives the next call to
+// packets are decoded from the Source's buffer (or, when they do not fit in
+// it, from a body read for that packet alone) and copy each string and
+// byte field they keep, so that a long-lived field (a client identifier, a
+// topic filter) does not keep a large body alive. No decoded packet shares
+// memory with the Reader, so every one outlives the next call to
 // ReadPacket.
 type Reader struct {
 	br      Source
@@ -65,7 +67,12 @@ func (r *Reader) SetMaxSize(n uint32) { r.maxSize = n }
 // io.EOF after the first byte of a packet becomes io.ErrUnexpectedEOF. Any
 // violation of the protocol is an *Error carrying the reason code to answer
 // with; a packet larger than the maximum size is rejected with code
-// PacketTooLarge before its body is read.
+// PacketTooLarge before its body is read (a CONNECT's p.ProtocolVersion is
+// then the level it announces, if the bytes after its fixed header show it).
+//
+// A body is read as it arrives: one larger than a few KiB grows as its
+// bytes come in, so a client that declares a large packet and sends little
+// of it makes the Reader hold about what it sent.
 func (r *Reader) ReadPacket(p *Packet) error {
 	p.Reset()
 	first, err := r.br.ReadByte()
@@ -81,18 +88,22 @@ func (r *Reader) ReadPacket(p *Packet) error {
 		return err
 	}
 	if err := checkSize(n, rem, r.maxSize); err != nil {
+		if p.Type == Connect {
+			p.ProtocolVersion = r.peekConnectVersion()
+		}
 		return err
 	}
 	size := int(rem)
 	switch {
 	case p.Type == Publish || size > r.br.Size():
-		// The packet gets a body of its own, which the decoded packet may
-		// point into.
-		body := make([]byte, size)
-		if _, err := io.ReadFull(r.br, body); err != nil {
-			return unexpected(err)
+		// The packet gets a body of its own. A decoded PUBLISH points into
+		// it; any other packet copies what it keeps, so that a filter or a
+		// client identifier does not keep a large body alive.
+		body, err := readBody(r.br, size)
+		if err != nil {
+			return err
 		}
-		return decodePacket(p, first, body, r.version, true)
+		return decodePacket(p, first, body, r.version, p.Type == Publish)
 	case size == 0:
 		return decodePacket(p, first, nil, r.version, false)
 	default:
@@ -105,6 +116,64 @@ func (r *Reader) ReadPacket(p *Packet) error {
 		_, _ = r.br.Discard(size) // cannot fail: Peek returned size bytes
 		return err
 	}
+}
+
+// bodyChunk is how much of a body is allocated before its bytes arrive. A
+// larger body grows, doubling, as its bytes come in: a client that
+// declares a large packet and sends nothing more makes the broker hold
+// bodyChunk bytes, not the size it declared. It is the connection
+// reader's buffer size: each read of a growing body asks for at least that
+// much, which the reader serves straight from the connection, without
+// reading ahead into the next packet.
+const bodyChunk = 4096
+
+// readBody reads a body of size bytes from src. Up to bodyChunk bytes it
+// is allocated at once; a larger one grows as its bytes arrive, and ends
+// with a capacity of exactly size.
+func readBody(src io.Reader, size int) ([]byte, error) {
+	if size <= bodyChunk {
+		body := make([]byte, size)
+		if _, err := io.ReadFull(src, body); err != nil {
+			return nil, unexpected(err)
+		}
+		return body, nil
+	}
+	body := make([]byte, 0, bodyChunk)
+	for len(body) < size {
+		if cap(body)-len(body) < bodyChunk && cap(body) < size {
+			n := min(size, max(2*cap(body), len(body)+bodyChunk))
+			if size-n < bodyChunk {
+				n = size // no short read at the end, which the Source would serve through its buffer, reading ahead
+			}
+			grown := make([]byte, len(body), n)
+			copy(grown, body)
+			body = grown
+		}
+		n, err := src.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if err != nil && len(body) < size {
+			return nil, unexpected(err)
+		}
+	}
+	return body, nil
+}
+
+// peekConnectVersion returns the protocol level of a CONNECT refused for
+// its size, so that an MQTT 5 client can be told why (CONNACK 0x95): it
+// peeks at the protocol name and level, which follow the fixed header,
+// when they have arrived with it (a Source with a Buffered method, as
+// *bufio.Reader, tells). It returns 0 when they have not, or are not
+// MQTT's.
+func (r *Reader) peekConnectVersion() byte {
+	const n = 7 // 00 04 'M' 'Q' 'T' 'T' level
+	if bs, ok := r.br.(interface{ Buffered() int }); !ok || bs.Buffered() < n {
+		return 0 // not arrived: do not wait for a body that is refused
+	}
+	b, err := r.br.Peek(n)
+	if err != nil || string(b[:6]) != "\x00\x04MQTT" {
+		return 0
+	}
+	return b[6] &^ bridgeBit
 }
 
 // readRemaining reads the remaining length, a variable byte integer of at

@@ -43,6 +43,27 @@ func ValidateTopicName(name string) error {
 	return nil
 }
 
+// CheckLevels reports whether the topic name or filter s (for a shared
+// subscription, its inner filter) has at most max levels, the parts
+// between '/' (an empty string has one). Deeper topics are valid MQTT that
+// a broker may refuse: each level costs a node of the subscription trie or
+// a step of every match. The error wraps ErrInvalidTopicName, or
+// ErrInvalidFilter when filter is set. It reads s only when it is long
+// enough to be too deep.
+func CheckLevels(s string, max int, filter bool) error {
+	if len(s) < max {
+		return nil // at most len(s)+1 levels
+	}
+	if n := strings.Count(s, "/") + 1; n > max {
+		kind := ErrInvalidTopicName
+		if filter {
+			kind = ErrInvalidFilter
+		}
+		return fmt.Errorf("%w: %d levels, more than max_topic_levels (%d)", kind, n, max)
+	}
+	return nil
+}
+
 // ValidateFilter checks a topic filter as carried in a SUBSCRIBE or
 // UNSUBSCRIBE (for a shared subscription, the part after $share/{group}/;
 // see ParseShared). It must be at least one byte long [MQTT-4.7.3-1], '#'

@@ -151,3 +151,31 @@ func TestIsSysTopic(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckLevels(t *testing.T) {
+	deep := strings.Repeat("/", 128) // 129 empty levels
+	for _, tc := range []struct {
+		name   string
+		s      string
+		max    int
+		filter bool
+		want   error
+	}{
+		{"one level", "a", 1, false, nil},
+		{"empty string has one level", "", 1, false, nil},
+		{"two levels over one", "a/b", 1, false, ErrInvalidTopicName},
+		{"filter over the limit", "a/+/#", 2, true, ErrInvalidFilter},
+		{"exactly the limit", "a/b/c", 3, false, nil},
+		{"empty levels count", "//", 2, false, ErrInvalidTopicName},
+		{"128 levels at 128", strings.Repeat("a/", 127) + "a", 128, false, nil},
+		{"129 empty levels at 128", deep, 128, false, ErrInvalidTopicName},
+		{"short string is never read as deep", "a/b", 100, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckLevels(tc.s, tc.max, tc.filter)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Errorf("CheckLevels(%.20q, %d) = %v, want %v", tc.s, tc.max, err, tc.want)
+			}
+		})
+	}
+}

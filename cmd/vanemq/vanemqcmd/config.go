@@ -561,6 +561,21 @@ func (d *decoder) mqtt(key string, n *yaml.Node, o *core.Options) {
 				o.MaxClientIDLen = int(x)
 			}
 		},
+		"max_connect_size": func(k string, v *yaml.Node) {
+			if x, ok := d.integer(k, v, minPacketSize, maxPacketSize); ok {
+				o.MaxConnectSize = uint32(x)
+			}
+		},
+		"max_topic_levels": func(k string, v *yaml.Node) {
+			if x, ok := d.integer(k, v, 1, math.MaxUint16); ok {
+				o.MaxTopicLevels = int(x)
+			}
+		},
+		"topic_alias_bytes": func(k string, v *yaml.Node) {
+			if x, ok := d.integer(k, v, 1, math.MaxInt32); ok {
+				o.TopicAliasBytes = int(x)
+			}
+		},
 		"outbound_queue": func(k string, v *yaml.Node) {
 			if x, ok := d.integer(k, v, 1, math.MaxInt32); ok {
 				o.OutboundQueue = int(x)

@@ -44,6 +44,9 @@ mqtt:
   connect_timeout: 5s
   sys_interval: 1m
   max_client_id_len: 128
+  max_connect_size: 4096
+  max_topic_levels: 16
+  topic_alias_bytes: 1000
   outbound_queue: 70
   retain_available: false
   wildcard_subscription_available: false
@@ -116,6 +119,9 @@ func TestParseConfig(t *testing.T) {
 				ConnectTimeout:      5 * time.Second,
 				SysInterval:         time.Minute,
 				MaxClientIDLen:      128,
+				MaxConnectSize:      4096,
+				MaxTopicLevels:      16,
+				TopicAliasBytes:     1000,
 				OutboundQueue:       70,
 				DisableRetain:       true,
 				DisableWildcardSubs: true,
@@ -332,6 +338,12 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{"t.yaml:2: mqtt.session_expiry_max: must be between 1 and 4294967295, got 0"}},
 		{"max_client_id_len too small", "mqtt:\n  max_client_id_len: 22\n",
 			[]string{"t.yaml:2: mqtt.max_client_id_len: must be between 23 and 65535, got 22"}},
+		{"max_connect_size too small", "mqtt:\n  max_connect_size: 15\n",
+			[]string{"t.yaml:2: mqtt.max_connect_size: must be between 16 and 268435460, got 15"}},
+		{"max_topic_levels zero", "mqtt:\n  max_topic_levels: 0\n",
+			[]string{"t.yaml:2: mqtt.max_topic_levels: must be between 1 and 65535, got 0"}},
+		{"topic_alias_bytes zero", "mqtt:\n  topic_alias_bytes: 0\n",
+			[]string{"t.yaml:2: mqtt.topic_alias_bytes: must be between 1 and 2147483647, got 0"}},
 		{"topic_alias_maximum negative", "mqtt:\n  topic_alias_maximum: -1\n",
 			[]string{"t.yaml:2: mqtt.topic_alias_maximum: must be between 0 and 65535, got -1"}},
 		{"negative duration", "mqtt:\n  sys_interval: -1s\n", []string{"t.yaml:2: mqtt.sys_interval: must not be negative, got -1s"}},
