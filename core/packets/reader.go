@@ -128,8 +128,9 @@ func (r *Reader) ReadPacket(p *Packet) error {
 const bodyChunk = 4096
 
 // readBody reads a body of size bytes from src. Up to bodyChunk bytes it
-// is allocated at once; a larger one grows as its bytes arrive, and ends
-// with a capacity of exactly size.
+// is allocated at once; a larger one grows as its bytes arrive, never
+// holding more than twice what has arrived and 2*bodyChunk, and ends with
+// a capacity of exactly size.
 func readBody(src io.Reader, size int) ([]byte, error) {
 	if size <= bodyChunk {
 		body := make([]byte, size)

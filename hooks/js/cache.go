@@ -1,6 +1,7 @@
 package js
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,11 @@ func (c *decisionCache) put(cl *core.ClientInfo, k cacheKey, v core.Verdict, qos
 	cc := cv.(*connCache)
 	cc.mu.Lock()
 	_, had := cc.m[k]
+	if !had {
+		// A copy: the topic may point into the PUBLISH that carried it,
+		// payload and all.
+		k.topic = strings.Clone(k.topic)
+	}
 	cc.m[k] = cached{verdict: v, qos: qos, expires: c.clock.Load() + int64(c.ttl)}
 	cc.mu.Unlock()
 	if !had && c.entries.Add(1) > c.size {
