@@ -184,6 +184,11 @@ func (cr *connReader) Peek(n int) ([]byte, error) {
 	if n > readBufSize {
 		return nil, errors.New("connreader: peek larger than the buffer")
 	}
+	if cr.r == cr.w {
+		// Drained: start again at the front, so a short Peek of an idle
+		// connection waits in the small array, not in a pooled buffer.
+		cr.r, cr.w = 0, 0
+	}
 	if n > len(cr.buf)-cr.r {
 		cr.grow()
 		if n > len(cr.buf)-cr.r {

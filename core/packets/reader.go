@@ -127,11 +127,20 @@ func (r *Reader) ReadPacket(p *Packet) error {
 // reading ahead into the next packet.
 const bodyChunk = 4096
 
+// bodySource is what readBody reads from: a Source's Read and Peek.
+type bodySource interface {
+	io.Reader
+	Peek(n int) ([]byte, error)
+}
+
 // readBody reads a body of size bytes from src. Up to bodyChunk bytes it
 // is allocated at once; a larger one grows as its bytes arrive, never
 // holding more than twice what has arrived and 2*bodyChunk, and ends with
-// a capacity of exactly size.
-func readBody(src io.Reader, size int) ([]byte, error) {
+// a capacity of exactly size. Before each allocation it waits for a byte
+// (Peek(1), which a Source serves without a buffer of its own while it is
+// idle), so that a client that declared a large packet and went silent
+// makes the broker hold nothing for it yet.
+func readBody(src bodySource, size int) ([]byte, error) {
 	if size <= bodyChunk {
 		body := make([]byte, size)
 		if _, err := io.ReadFull(src, body); err != nil {
@@ -139,9 +148,15 @@ func readBody(src io.Reader, size int) ([]byte, error) {
 		}
 		return body, nil
 	}
+	if _, err := src.Peek(1); err != nil {
+		return nil, unexpected(err)
+	}
 	body := make([]byte, 0, bodyChunk)
 	for len(body) < size {
 		if cap(body)-len(body) < bodyChunk && cap(body) < size {
+			if _, err := src.Peek(1); err != nil {
+				return nil, unexpected(err)
+			}
 			n := min(size, max(2*cap(body), len(body)+bodyChunk))
 			if size-n < bodyChunk {
 				n = size // no short read at the end, which the Source would serve through its buffer, reading ahead

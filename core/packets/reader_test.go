@@ -28,7 +28,7 @@ func (d *dripSource) Read(p []byte) (int, error) {
 // recordingReader reports, before each Read, the body bytes read so far
 // and the room offered.
 type recordingReader struct {
-	r      io.Reader
+	r      *bufio.Reader
 	read   int
 	onRead func(read, room int)
 }
@@ -40,6 +40,8 @@ func (r *recordingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+func (r *recordingReader) Peek(n int) ([]byte, error) { return r.r.Peek(n) }
+
 // A body larger than a few KiB is allocated as its bytes arrive: a client
 // that declares a 1 MiB PUBLISH and sends little of it makes the Reader
 // hold about what it sent (at most twice, and 2*bodyChunk), not what it
@@ -49,7 +51,7 @@ func TestReadBodyGrowsAsBytesArrive(t *testing.T) {
 	for _, step := range []int{1, 100, 4096, 5000, 1 << 16} {
 		body := bytes.Repeat([]byte{'x'}, size)
 		var first int
-		src := &recordingReader{r: &dripSource{data: body, step: step}, onRead: func(read, room int) {
+		src := &recordingReader{r: bufio.NewReaderSize(&dripSource{data: body, step: step}, 16), onRead: func(read, room int) {
 			if read == 0 {
 				first = room
 			}
@@ -67,6 +69,13 @@ func TestReadBodyGrowsAsBytesArrive(t *testing.T) {
 		if first > bodyChunk {
 			t.Errorf("step %d: %d bytes allocated before any arrived, want at most %d", step, first, bodyChunk)
 		}
+	}
+	// Nothing is allocated for a body none of whose bytes has come.
+	src := &recordingReader{r: bufio.NewReaderSize(&dripSource{}, 16), onRead: func(read, room int) {
+		t.Fatalf("a Read into %d bytes of body, though no byte of it arrived", room)
+	}}
+	if _, err := readBody(src, size); err != io.ErrUnexpectedEOF {
+		t.Fatalf("no body: %v, want io.ErrUnexpectedEOF", err)
 	}
 }
 
