@@ -76,6 +76,9 @@ type client struct {
 	outFinal   bool          // a final packet is queued; accept nothing more
 	writing    bool          // a writer goroutine is running
 	writerDone bool          // the connection is closed for writing
+	// finalWritten is set once a final packet (the broker's DISCONNECT or
+	// refusing CONNACK) has been written: finish then lingers.
+	finalWritten bool
 	closing    bool          // finish has begun: no new writer starts
 	writerExit chan struct{} // closed when the running writer exits, for finish
 	// startPending is set while some reader has deferred starting this
@@ -494,7 +497,9 @@ func (c *client) wakeReader() {
 
 // finish ends the connection: a running writer drains what is queued
 // (bounded by a write deadline), the socket closes, and the session is
-// detached.
+// detached. When the broker's last packet said why it closes, the socket
+// is half-closed instead, and closed after a lingering close (linger),
+// once the session is detached: the session moves on at once.
 func (c *client) finish() {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
 	c.outMu.Lock()
@@ -523,8 +528,13 @@ func (c *client) finish() {
 		c.putBatch(c.out)
 		c.out = nil
 	}
+	// After the broker's own last packet, the client gets a FIN now, and
+	// its socket is drained once the session is detached (linger).
+	lingers := c.finalWritten && !c.srv.closing.Load() && closeWrite(c.conn)
 	c.outMu.Unlock()
-	_ = c.conn.Close()
+	if !lingers {
+		_ = c.conn.Close()
+	}
 	c.cancel()
 	c.cr.release()
 	c.srv.detach(c)
@@ -532,6 +542,10 @@ func (c *client) finish() {
 		c.flushStore()
 	}
 	c.srv.disconnectedEvent(c)
+	if lingers {
+		c.linger()
+		_ = c.conn.Close()
+	}
 }
 
 // logger returns a logger naming the connection: remote address, listener

@@ -155,6 +155,7 @@ func (c *client) writeLoop() {
 			c.outMu.Lock()
 			c.outFinal = true
 			c.writerDone = true
+			c.finalWritten = final && err == nil
 			c.outMu.Unlock()
 			c.wakeReader()
 		}
