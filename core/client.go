@@ -76,11 +76,11 @@ type client struct {
 	outFinal   bool          // a final packet is queued; accept nothing more
 	writing    bool          // a writer goroutine is running
 	writerDone bool          // the connection is closed for writing
+	closing    bool          // finish has begun: no new writer starts
+	writerExit chan struct{} // closed when the running writer exits, for finish
 	// finalWritten is set once a final packet (the broker's DISCONNECT or
 	// refusing CONNACK) has been written: finish then lingers.
 	finalWritten bool
-	closing    bool          // finish has begun: no new writer starts
-	writerExit chan struct{} // closed when the running writer exits, for finish
 	// startPending is set while some reader has deferred starting this
 	// client's writer to the end of its batch (see pushLocked).
 	startPending bool
