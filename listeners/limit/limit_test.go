@@ -289,3 +289,22 @@ func TestSourceKey(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRateKey measures what the rate limit costs each accepted
+// connection: the source key of its address and a token from its bucket
+// (over many sources, as a busy listener sees them).
+func BenchmarkRateKey(b *testing.B) {
+	addrs := make([]net.Addr, 1024)
+	for i := range addrs {
+		if i%2 == 0 {
+			addrs[i] = &net.TCPAddr{IP: net.IPv4(10, 0, byte(i>>8), byte(i)), Port: 40000 + i}
+		} else {
+			addrs[i] = &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("2001:db8:0:%x::1", i)), Port: 40000 + i}
+		}
+	}
+	bk := newBuckets(1e9, 1<<30, time.Now)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		bk.allow(sourceKey(addrs[i%len(addrs)]))
+	}
+}
