@@ -1,6 +1,8 @@
 // Package limit puts per-listener connection limits on a stream listener:
 // a cap on the connections open at once, and a rate of new connections per
-// source IP (a token bucket per address). A connection over a limit is
+// source IP (a token bucket per source, keyed by core/sourceip: an IPv4
+// address counts alone, an IPv6 address with the rest of its /64, which a
+// single host usually holds whole). A connection over a limit is
 // accepted and closed at once, with a Warn log line naming its remote
 // address and the limit; Accept then goes on to the next connection, so
 // the caller never sees it.
@@ -18,8 +20,11 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/vanemq/vanemq/core/sourceip"
 )
 
 // Options sets the limits of Wrap. The zero value sets none.
@@ -28,7 +33,8 @@ type Options struct {
 	// once; 0 means unlimited. A connection counts until it is closed.
 	MaxConnections int
 	// RatePerIP is the number of new connections per second each source
-	// IP may open, on average; 0 means unlimited.
+	// IP may open, on average; 0 means unlimited. IPv6 sources are counted
+	// by their /64 network (see core/sourceip).
 	RatePerIP float64
 	// Burst is how many connections a source IP may open at once before
 	// RatePerIP paces it (the token bucket's size). 0 or less means
@@ -87,11 +93,13 @@ func (l *listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.rate != nil && !l.rate.allow(sourceKey(c.RemoteAddr())) {
-			l.log.Warn("closing connection: connection rate per source IP exceeded",
-				"remote", remote(c), "rate", l.rate.rate, "burst", int(l.rate.burst))
-			_ = c.Close()
-			continue
+		if l.rate != nil {
+			if k := sourceKey(c.RemoteAddr()); !l.rate.allow(k) {
+				l.log.Warn("closing connection: connection rate per source IP exceeded",
+					"remote", remote(c), "source", k.String(), "rate", l.rate.rate, "burst", int(l.rate.burst))
+				_ = c.Close()
+				continue
+			}
 		}
 		if l.max <= 0 {
 			return c, nil
@@ -133,19 +141,33 @@ func remote(c net.Conn) string {
 	return ""
 }
 
-// sourceKey is the rate limit's key for a remote address: its IP for TCP
-// (so every port of a host shares a bucket), the address string otherwise.
-func sourceKey(a net.Addr) string {
+// key is a rate limit bucket's key: the sourceip key of an address that
+// holds an IP, else the address string (a Unix socket peer's name).
+type key struct {
+	ip   netip.Prefix
+	name string
+}
+
+// String returns the key as the log shows it: "2001:db8::/64", "10.0.0.1/32".
+func (k key) String() string {
+	if k.ip.IsValid() {
+		return k.ip.String()
+	}
+	return k.name
+}
+
+// sourceKey is the rate limit's key for a remote address: its
+// sourceip.OfAddr key when it holds an IP (so every port of a host, and
+// every address of an IPv6 /64, share a bucket), the address string
+// otherwise.
+func sourceKey(a net.Addr) key {
+	if p, ok := sourceip.OfAddr(a); ok {
+		return key{ip: p}
+	}
 	if a == nil {
-		return ""
+		return key{}
 	}
-	if t, ok := a.(*net.TCPAddr); ok {
-		return t.IP.String()
-	}
-	if host, _, err := net.SplitHostPort(a.String()); err == nil {
-		return host
-	}
-	return a.String()
+	return key{name: a.String()}
 }
 
 // conn is a connection that holds a slot of MaxConnections until closed.
@@ -176,7 +198,7 @@ type buckets struct {
 	full        time.Duration // time an empty bucket takes to refill
 
 	mu        sync.Mutex
-	m         map[string]*bucket
+	m         map[key]*bucket
 	lastSweep time.Time
 }
 
@@ -189,14 +211,14 @@ type bucket struct {
 // newBuckets returns token buckets of burst tokens, refilled at rate
 // tokens per second, on the clock now.
 func newBuckets(rate float64, burst int, now func() time.Time) *buckets {
-	b := &buckets{rate: rate, burst: float64(burst), now: now, m: make(map[string]*bucket)}
+	b := &buckets{rate: rate, burst: float64(burst), now: now, m: make(map[key]*bucket)}
 	b.full = time.Duration(b.burst / rate * float64(time.Second))
 	b.lastSweep = now()
 	return b
 }
 
 // allow spends a token of key's bucket; it reports false when it is empty.
-func (b *buckets) allow(key string) bool {
+func (b *buckets) allow(k key) bool {
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -208,10 +230,10 @@ func (b *buckets) allow(key string) bool {
 		}
 		b.lastSweep = now
 	}
-	bk, ok := b.m[key]
+	bk, ok := b.m[k]
 	if !ok {
 		bk = &bucket{tokens: b.burst, last: now}
-		b.m[key] = bk
+		b.m[k] = bk
 	}
 	if b.refill(bk, now) < 1 {
 		return false

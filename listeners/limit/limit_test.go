@@ -217,7 +217,7 @@ func TestBuckets(t *testing.T) {
 			b := newBuckets(tt.rate, tt.burst, clk.now)
 			for i, s := range tt.steps {
 				clk.t = clk.t.Add(s.advance)
-				if got := b.allow(s.key); got != s.want {
+				if got := b.allow(key{name: s.key}); got != s.want {
 					t.Fatalf("step %d (%s after %v): allow = %v, want %v", i, s.key, s.advance, got, s.want)
 				}
 			}
@@ -229,25 +229,82 @@ func TestBucketsPrune(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	b := newBuckets(10, 5, clk.now) // refills in 500ms
 	for i := range 1000 {
-		b.allow(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+		b.allow(key{name: fmt.Sprintf("10.0.%d.%d", i/256, i%256)})
 	}
 	if n := b.len(); n != 1000 {
 		t.Fatalf("buckets = %d, want 1000", n)
 	}
 	// A bucket still refilling is kept; full ones are dropped.
 	clk.t = clk.t.Add(450 * time.Millisecond)
+	busy := key{name: "busy"}
 	for range 5 {
-		b.allow("busy")
+		b.allow(busy)
 	}
 	clk.t = clk.t.Add(100 * time.Millisecond)
-	if b.allow("new") != true {
+	if b.allow(key{name: "new"}) != true {
 		t.Fatal("new key refused")
 	}
 	if n := b.len(); n != 2 {
 		t.Fatalf("buckets after the sweep = %d, want 2 (busy and new)", n)
 	}
 	// busy spent its 5 tokens 100ms ago and has earned 1 since, not 5.
-	if !b.allow("busy") || b.allow("busy") {
+	if !b.allow(busy) || b.allow(busy) {
 		t.Error("busy bucket was not kept as it was by the sweep")
+	}
+}
+
+// TestSourceKey checks which remote addresses share a rate bucket: the
+// ports of one host, the addresses of one IPv6 /64, and an IPv4 address
+// whether or not a dual-stack socket maps it into IPv6. Real sockets give
+// only loopback addresses, so the addresses here are built by hand; the
+// tcp package's TestLimitsSeeProxyAddress checks the same through a
+// listener, with IPv6 sources from PROXY headers.
+func TestSourceKey(t *testing.T) {
+	tcp := func(ip string, port int) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: port} }
+	tests := []struct {
+		name string
+		a, b net.Addr
+		same bool
+		log  string // the key of a, as the log shows it
+	}{
+		{"ports of one IPv4 host", tcp("192.0.2.1", 1000), tcp("192.0.2.1", 2000), true, "192.0.2.1/32"},
+		{"two IPv4 hosts", tcp("192.0.2.1", 1000), tcp("192.0.2.2", 1000), false, "192.0.2.1/32"},
+		{"one IPv6 /64", tcp("2001:db8:1:2::1", 1000), tcp("2001:db8:1:2:ffff:ffff:ffff:ffff", 1000), true, "2001:db8:1:2::/64"},
+		{"two IPv6 /64s", tcp("2001:db8:1:2::1", 1000), tcp("2001:db8:1:3::1", 1000), false, "2001:db8:1:2::/64"},
+		{"IPv4-mapped is IPv4", tcp("::ffff:192.0.2.1", 1000), tcp("192.0.2.1", 1000), true, "192.0.2.1/32"},
+		{"IPv4-mapped apart from the rest of ::ffff:0:0/96", tcp("::ffff:192.0.2.1", 1000), tcp("::ffff:192.0.2.2", 1000), false, "192.0.2.1/32"},
+		{"zone dropped", &net.TCPAddr{IP: net.ParseIP("fe80::1"), Zone: "eth0"}, tcp("fe80::2", 1), true, "fe80::/64"},
+		{"unix peers by name", &net.UnixAddr{Name: "@a", Net: "unix"}, &net.UnixAddr{Name: "@a", Net: "unix"}, true, "@a"},
+		{"unix peers apart", &net.UnixAddr{Name: "@a", Net: "unix"}, &net.UnixAddr{Name: "@b", Net: "unix"}, false, "@a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ka, kb := sourceKey(tt.a), sourceKey(tt.b)
+			if got := ka == kb; got != tt.same {
+				t.Errorf("sourceKey(%v) = %v, sourceKey(%v) = %v; same = %v, want %v", tt.a, ka, tt.b, kb, got, tt.same)
+			}
+			if got := ka.String(); got != tt.log {
+				t.Errorf("sourceKey(%v).String() = %q, want %q", tt.a, got, tt.log)
+			}
+		})
+	}
+}
+
+// BenchmarkRateKey measures what the rate limit costs each accepted
+// connection: the source key of its address and a token from its bucket
+// (over many sources, as a busy listener sees them).
+func BenchmarkRateKey(b *testing.B) {
+	addrs := make([]net.Addr, 1024)
+	for i := range addrs {
+		if i%2 == 0 {
+			addrs[i] = &net.TCPAddr{IP: net.IPv4(10, 0, byte(i>>8), byte(i)), Port: 40000 + i}
+		} else {
+			addrs[i] = &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("2001:db8:0:%x::1", i)), Port: 40000 + i}
+		}
+	}
+	bk := newBuckets(1e9, 1<<30, time.Now)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		bk.allow(sourceKey(addrs[i%len(addrs)]))
 	}
 }

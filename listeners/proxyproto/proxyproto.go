@@ -1,14 +1,22 @@
 // Package proxyproto makes a stream listener require the PROXY protocol
 // (HAProxy's v1 text and v2 binary headers, as sent by HAProxy, AWS NLB and
-// other load balancers), so the client address behind the proxy reaches the
-// server's logs and hooks. It wraps github.com/pires/go-proxyproto.
+// other load balancers) from a list of trusted proxies, so the client
+// address behind the proxy reaches the server's logs, hooks and per-IP
+// limits. It wraps github.com/pires/go-proxyproto, whose
+// TrustProxyHeaderFromRanges policy decides each connection.
 //
-// Every connection must open with a PROXY header (the library's REQUIRE
-// policy): one without a header, with a malformed header, or that sends
-// none within the header timeout is closed and logged at Warn level with
-// the connection's real remote address and the cause. A LOCAL command (v2)
-// or an UNKNOWN family (v1), which load balancers use for health checks,
-// is accepted and keeps the real remote address.
+// Only connections from a trusted network (Options.Trusted) are read: a
+// connection from any other address is closed at once, whether it would
+// have sent a header or not, and logged at Warn level with its address and
+// the cause. A peer that can reach the port directly therefore can neither
+// pick its source address with a header of its own nor bypass the proxy.
+//
+// Every connection from a trusted proxy must open with a PROXY header (the
+// library's REQUIRE policy): one without a header, with a malformed header,
+// or that sends none within the header timeout is closed and logged at
+// Warn level with the connection's real remote address and the cause. A
+// LOCAL command (v2) or an UNKNOWN family (v1), which load balancers use
+// for health checks, is accepted and keeps the real remote address.
 //
 // The header is read before the connection is handed out, because the
 // server takes the client's address from RemoteAddr as soon as it gets the
@@ -24,6 +32,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -40,6 +49,28 @@ const DefaultHeaderTimeout = 10 * time.Second
 // complete PROXY header within the header timeout.
 var ErrHeaderTimeout = errors.New("proxyproto: no PROXY header within the header timeout")
 
+// ErrNoTrusted is returned by Wrap when Options.Trusted is empty: a
+// listener that requires the PROXY protocol and trusts no proxy would
+// refuse every connection.
+var ErrNoTrusted = errors.New("proxyproto: no trusted proxy networks given")
+
+// Options configures Wrap.
+type Options struct {
+	// Trusted lists the networks of the proxies that may connect and send
+	// PROXY headers (see ParseTrusted for single addresses); at least one
+	// is required. A connection from any other address is closed at once
+	// and logged. An IPv4 network also matches IPv4 peers of a dual-stack
+	// socket (::ffff:a.b.c.d). To trust every peer, as when a firewall
+	// lets only the proxies reach the port, list 0.0.0.0/0 and ::/0.
+	Trusted []netip.Prefix
+	// HeaderTimeout bounds the wait for a trusted connection's header; 0
+	// or less means DefaultHeaderTimeout.
+	HeaderTimeout time.Duration
+	// Logger receives a Warn line for each connection closed, naming its
+	// remote address and the cause; nil means slog.Default().
+	Logger *slog.Logger
+}
+
 // result is what the accept goroutine and the header goroutines hand to
 // Accept: a connection whose header was read, or an Accept error.
 type result struct {
@@ -52,6 +83,7 @@ type listener struct {
 	ln      net.Listener
 	log     *slog.Logger
 	timeout time.Duration
+	policy  pp.ConnPolicyFunc // REQUIRE for trusted peers, an error for others
 
 	results   chan result
 	done      chan struct{}
@@ -64,30 +96,49 @@ type listener struct {
 }
 
 // Wrap returns a listener that accepts from ln and hands out only
-// connections that opened with a valid PROXY header (v1 or v2); their
-// RemoteAddr and LocalAddr are the addresses the header carries. Other
-// connections are closed and logged on logger (slog.Default() when nil) at
-// Warn level, naming the remote address and the cause. headerTimeout bounds
-// the wait for the header; 0 or less means DefaultHeaderTimeout.
+// connections from opts.Trusted that opened with a valid PROXY header (v1
+// or v2); their RemoteAddr and LocalAddr are the addresses the header
+// carries. Other connections are closed and logged on opts.Logger at Warn
+// level, naming the remote address and the cause: at once for a peer that
+// is not trusted, after reading for one that sent no valid header. It
+// returns ErrNoTrusted when opts.Trusted is empty, and an error naming the
+// entry when one is not a valid prefix.
 //
 // Accept errors of ln are returned by the wrapper's Accept unchanged (so a
 // caller's handling of temporary errors still applies). Close closes ln and
 // every connection whose header is still being read.
-func Wrap(ln net.Listener, logger *slog.Logger, headerTimeout time.Duration) net.Listener {
+func Wrap(ln net.Listener, opts Options) (net.Listener, error) {
+	if len(opts.Trusted) == 0 {
+		return nil, ErrNoTrusted
+	}
+	ranges := make([]string, len(opts.Trusted))
+	for i, p := range opts.Trusted {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("proxyproto: trusted network %d is not a valid prefix", i)
+		}
+		ranges[i] = p.String()
+	}
+	policy, err := pp.TrustProxyHeaderFromRanges(ranges)
+	if err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if headerTimeout <= 0 {
-		headerTimeout = DefaultHeaderTimeout
+	timeout := opts.HeaderTimeout
+	if timeout <= 0 {
+		timeout = DefaultHeaderTimeout
 	}
 	return &listener{
 		ln:      ln,
 		log:     logger,
-		timeout: headerTimeout,
+		timeout: timeout,
+		policy:  policy,
 		results: make(chan result),
 		done:    make(chan struct{}),
 		pending: make(map[net.Conn]struct{}),
-	}
+	}, nil
 }
 
 // Accept returns the next connection whose PROXY header has been read, or
@@ -124,10 +175,11 @@ func (l *listener) Close() error {
 // Addr returns the wrapped listener's address.
 func (l *listener) Addr() net.Addr { return l.ln.Addr() }
 
-// acceptLoop accepts from the wrapped listener and starts a header reader
-// for each connection. An Accept error is handed to Accept; the loop stops
-// after one that is not temporary. Handing errors over one at a time lets
-// the caller's backoff pace the retries.
+// acceptLoop accepts from the wrapped listener, closes the connections of
+// untrusted peers and starts a header reader for each other one. An Accept
+// error is handed to Accept; the loop stops after one that is not
+// temporary. Handing errors over one at a time lets the caller's backoff
+// pace the retries.
 func (l *listener) acceptLoop() {
 	for {
 		c, err := l.ln.Accept()
@@ -142,11 +194,20 @@ func (l *listener) acceptLoop() {
 			}
 			continue
 		}
+		policy, err := l.policy(pp.ConnPolicyOptions{Upstream: c.RemoteAddr(), Downstream: c.LocalAddr()})
+		if err != nil {
+			// Refused before reading: an untrusted peer holds no header
+			// reader, and its header (if any) is never parsed.
+			l.log.Warn("closing connection: PROXY protocol source not trusted",
+				"remote", c.RemoteAddr().String(), "cause", err)
+			_ = c.Close()
+			continue
+		}
 		if !l.track(c) {
 			_ = c.Close()
 			return
 		}
-		go l.readHeader(c)
+		go l.readHeader(c, policy)
 	}
 }
 
@@ -172,11 +233,12 @@ func (l *listener) untrack(c net.Conn) bool {
 	return true
 }
 
-// readHeader reads c's PROXY header and hands the connection to Accept, or
-// closes it with a log line.
-func (l *listener) readHeader(c net.Conn) {
+// readHeader reads c's PROXY header under policy (the library's REQUIRE
+// for a trusted peer) and hands the connection to Accept, or closes it
+// with a log line.
+func (l *listener) readHeader(c net.Conn, policy pp.Policy) {
 	start := time.Now()
-	pc := pp.NewConn(c, pp.WithPolicy(pp.REQUIRE), pp.SetReadHeaderTimeout(l.timeout))
+	pc := pp.NewConn(c, pp.WithPolicy(policy), pp.SetReadHeaderTimeout(l.timeout))
 	// A zero-length Read makes the library read and check the header (it
 	// does so on the first Read) and consumes nothing after it.
 	_, err := pc.Read(nil)

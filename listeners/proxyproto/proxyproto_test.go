@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -48,10 +49,13 @@ func (h *remoteHook) Authenticate(_ context.Context, cl *core.ClientInfo, _ *cor
 	return core.Pass
 }
 
-// startBroker starts a broker with a tcp listener that requires PROXY
-// headers, logging them to logs; it returns the listener's address and the
-// recording hook.
-func startBroker(t *testing.T, logs io.Writer) (string, *remoteHook) {
+// loopback trusts the address the tests' clients dial from by default.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+
+// startBroker starts a broker with a tcp listener on address that requires
+// PROXY headers from trusted, logging refusals to logs; it returns the
+// listener's address and the recording hook.
+func startBroker(t *testing.T, logs io.Writer, address string, trusted []netip.Prefix) (string, *remoteHook) {
 	t.Helper()
 	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: discard})
 	if err != nil {
@@ -61,7 +65,7 @@ func startBroker(t *testing.T, logs io.Writer) (string, *remoteHook) {
 	if err := srv.AddHook(h, 0); err != nil {
 		t.Fatalf("AddHook: %v", err)
 	}
-	l := tcp.New("proxied", "127.0.0.1:0").WithProxyProtocol(slog.New(slog.NewTextHandler(logs, nil)))
+	l := tcp.New("proxied", address).WithProxyProtocol(trusted, slog.New(slog.NewTextHandler(logs, nil)))
 	return mqtttest.Serve(t, srv, l), h
 }
 
@@ -115,7 +119,7 @@ func dial(t *testing.T, addr string) net.Conn {
 // sends nothing at all stalls nobody.
 func TestBroker(t *testing.T) {
 	var logs logBuffer
-	addr, hook := startBroker(t, &logs)
+	addr, hook := startBroker(t, &logs, "127.0.0.1:0", loopback)
 
 	// Held open, silent, for the whole test: its header read must not keep
 	// the others from being accepted.
@@ -232,7 +236,11 @@ func TestWrap(t *testing.T) {
 	}
 	var logs logBuffer
 	const headerTimeout = 200 * time.Millisecond
-	ln := proxyproto.Wrap(raw, slog.New(slog.NewTextHandler(&logs, nil)), headerTimeout)
+	ln, err := proxyproto.Wrap(raw, proxyproto.Options{Trusted: loopback,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), HeaderTimeout: headerTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if ln.Addr().String() != raw.Addr().String() {
 		t.Errorf("Addr %s, want %s", ln.Addr(), raw.Addr())
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/listeners/limit"
+	"github.com/vanemq/vanemq/listeners/proxyproto"
 )
 
 // connectV3 connects a paho.mqtt.golang client over tcp://.
@@ -127,24 +129,29 @@ func TestLimitsThroughBroker(t *testing.T) {
 }
 
 // TestLimitsSeeProxyAddress checks the limits apply to the client address
-// of the PROXY header, not the proxy's.
+// of the PROXY header, not the proxy's, and count IPv6 clients by their
+// /64: a host holds a whole /64, so fresh addresses of it share a bucket.
 func TestLimitsSeeProxyAddress(t *testing.T) {
 	logs := &logBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
-	l := New("pp", "127.0.0.1:0").WithProxyProtocol(logger).
+	l := New("pp", "127.0.0.1:0").WithProxyProtocol([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, logger).
 		WithLimits(limit.Options{RatePerIP: 0.001, Burst: 1}, logger)
 	if err := l.Listen(); err != nil {
 		t.Fatal(err)
 	}
 	conns, _ := startServe(t, l)
 	tests := []struct {
-		src  string
-		port int
-		ok   bool
+		header string
+		remote string
+		source string // the bucket named in the log; "" means handed out
 	}{
-		{"10.0.0.1", 1001, true},
-		{"10.0.0.2", 1002, true},  // another client behind the same proxy
-		{"10.0.0.1", 1003, false}, // the first client again, over its rate
+		{"PROXY TCP4 10.0.0.1 127.0.0.1 1001 1883", "10.0.0.1:1001", ""},
+		{"PROXY TCP4 10.0.0.2 127.0.0.1 1002 1883", "10.0.0.2:1002", ""},                // another client behind the same proxy
+		{"PROXY TCP4 10.0.0.1 127.0.0.1 1003 1883", "10.0.0.1:1003", "10.0.0.1/32"},     // the first client again, over its rate
+		{"PROXY TCP6 2001:db8::1 ::1 1004 1883", "[2001:db8::1]:1004", ""},              // an IPv6 host
+		{"PROXY TCP6 2001:db8::2 ::1 1005 1883", "[2001:db8::2]:1005", "2001:db8::/64"}, // the same /64: the same bucket
+		{"PROXY TCP6 2001:db8:0:0:ffff:ffff:ffff:ffff ::1 1006 1883", "[2001:db8::ffff:ffff:ffff:ffff]:1006", "2001:db8::/64"},
+		{"PROXY TCP6 2001:db8:0:1::1 ::1 1007 1883", "[2001:db8:0:1::1]:1007", ""}, // the next /64: another host
 	}
 	for _, tt := range tests {
 		c, err := net.Dial("tcp", l.Address())
@@ -152,26 +159,36 @@ func TestLimitsSeeProxyAddress(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		fmt.Fprintf(c, "PROXY TCP4 %s 127.0.0.1 %d 1883\r\n", tt.src, tt.port)
-		remote := fmt.Sprintf("%s:%d", tt.src, tt.port)
-		if tt.ok {
+		fmt.Fprintf(c, "%s\r\n", tt.header)
+		if tt.source == "" {
 			select {
 			case s := <-conns:
-				if got := s.RemoteAddr().String(); got != remote {
-					t.Errorf("remote = %s, want %s", got, remote)
+				if got := s.RemoteAddr().String(); got != tt.remote {
+					t.Errorf("remote = %s, want %s", got, tt.remote)
 				}
 				s.Close()
 			case <-time.After(waitTimeout):
-				t.Fatalf("%s: not handed out", remote)
+				t.Fatalf("%s: not handed out", tt.remote)
 			}
 			continue
 		}
 		_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
 		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-			t.Fatalf("%s: read = %v, want EOF", remote, err)
+			t.Fatalf("%s: read = %v, want EOF", tt.remote, err)
 		}
-		if out := logs.String(); !strings.Contains(out, "remote="+remote) {
-			t.Errorf("log does not name %s:\n%s", remote, out)
+		if out := logs.String(); !strings.Contains(out, "remote="+tt.remote+" source="+tt.source+" ") {
+			t.Errorf("log does not name %s and its bucket %s:\n%s", tt.remote, tt.source, out)
 		}
+	}
+}
+
+// TestProxyProtocolNeedsTrusted checks that Listen refuses the PROXY
+// protocol without trusted networks, rather than serving a listener that
+// refuses every connection (or, as it once did, trusts every peer).
+func TestProxyProtocolNeedsTrusted(t *testing.T) {
+	l := New("pp", "127.0.0.1:0").WithProxyProtocol(nil, nil)
+	if err := l.Listen(); !errors.Is(err, proxyproto.ErrNoTrusted) || !strings.Contains(err.Error(), "127.0.0.1:0") {
+		l.Close()
+		t.Fatalf("Listen: %v, want ErrNoTrusted naming the address", err)
 	}
 }

@@ -10,8 +10,10 @@ package tcp
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/vanemq/vanemq/listeners/accept"
@@ -24,12 +26,13 @@ import (
 type Listener struct {
 	id       string
 	address  string
-	tls      *tls.Config   // nil for plain TCP; see NewTLS
-	proxy    bool          // require a PROXY header; see WithProxyProtocol
-	certUser bool          // client certificate's CN is the username; see WithCertUsername
-	log      *slog.Logger  // for refused PROXY headers
-	limits   limit.Options // see WithLimits
-	limLog   *slog.Logger  // for connections refused by the limits
+	tls      *tls.Config    // nil for plain TCP; see NewTLS
+	proxy    bool           // require a PROXY header; see WithProxyProtocol
+	trusted  []netip.Prefix // the proxies that may send one
+	certUser bool           // client certificate's CN is the username; see WithCertUsername
+	log      *slog.Logger   // for refused PROXY headers
+	limits   limit.Options  // see WithLimits
+	limLog   *slog.Logger   // for connections refused by the limits
 
 	mu sync.Mutex // guards the options set by the With methods
 
@@ -43,20 +46,22 @@ func New(id, address string) *Listener {
 }
 
 // WithProxyProtocol makes the listener require a PROXY protocol header (v1
-// or v2, see the proxyproto package) at the start of every connection, so
-// RemoteAddr of the connections handed to Serve's handle is the client's
-// address as the proxy saw it. A connection without a valid header is
-// closed and logged on logger (slog.Default() when nil) with its remote
-// address and the cause; reading headers never stalls Accept. With NewTLS
-// the header comes first, before the TLS handshake, as proxies send it. It
-// must be called before Listen, and returns l.
-func (l *Listener) WithProxyProtocol(logger *slog.Logger) *Listener {
+// or v2, see the proxyproto package) at the start of every connection from
+// the trusted networks, so RemoteAddr of the connections handed to Serve's
+// handle is the client's address as the proxy saw it. A connection from
+// any other address is closed at once, header or not; one from a trusted
+// proxy without a valid header is closed too. Each is logged on logger
+// (slog.Default() when nil) with its remote address and the cause; reading
+// headers never stalls Accept. Listen fails when trusted is empty. With
+// NewTLS the header comes first, before the TLS handshake, as proxies send
+// it. It must be called before Listen, and returns l.
+func (l *Listener) WithProxyProtocol(trusted []netip.Prefix, logger *slog.Logger) *Listener {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if logger == nil {
 		logger = slog.Default()
 	}
-	l.proxy, l.log = true, logger.With("listener", l.id)
+	l.proxy, l.trusted, l.log = true, append([]netip.Prefix(nil), trusted...), logger.With("listener", l.id)
 	return l
 }
 
@@ -106,7 +111,12 @@ func (l *Listener) Listen() error {
 			return nil, err
 		}
 		if l.proxy {
-			ln = proxyproto.Wrap(ln, l.log, 0)
+			pln, err := proxyproto.Wrap(ln, proxyproto.Options{Trusted: l.trusted, Logger: l.log})
+			if err != nil {
+				_ = ln.Close()
+				return nil, fmt.Errorf("listen tcp %s: %w", l.address, err)
+			}
+			ln = pln
 		}
 		// Outside proxyproto, to see the client's address; inside TLS, so
 		// refused connections cost no handshake.

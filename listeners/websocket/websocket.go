@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -79,12 +80,18 @@ type Options struct {
 	// connection refused for a missing or invalid PROXY header), naming the
 	// remote address and the cause. Default: slog.Default().
 	Logger *slog.Logger
-	// ProxyProtocol makes every connection open with a PROXY protocol
-	// header (v1 or v2, see the proxyproto package), before the TLS
-	// handshake and the HTTP upgrade request; the client address it carries
-	// becomes the connection's remote address. A connection without a
-	// valid header is closed and logged on Logger.
+	// ProxyProtocol makes every connection from ProxyTrusted open with a
+	// PROXY protocol header (v1 or v2, see the proxyproto package), before
+	// the TLS handshake and the HTTP upgrade request; the client address it
+	// carries becomes the connection's remote address. A connection from
+	// any other address is closed at once, header or not, and one from a
+	// trusted proxy without a valid header is closed too; each is logged on
+	// Logger.
 	ProxyProtocol bool
+	// ProxyTrusted lists the networks of the proxies that may send PROXY
+	// headers (see proxyproto.Options.Trusted). With ProxyProtocol it must
+	// not be empty, or Listen fails.
+	ProxyTrusted []netip.Prefix
 	// Limits caps the connections open at once and the rate of new
 	// connections per source IP (see the limit package); a connection over
 	// a limit is closed before the TLS handshake and the HTTP request, and
@@ -123,6 +130,7 @@ func New(id, address string, opts Options) *Listener {
 		log = slog.Default()
 	}
 	opts.AllowedOrigins = append([]string(nil), opts.AllowedOrigins...)
+	opts.ProxyTrusted = append([]netip.Prefix(nil), opts.ProxyTrusted...)
 	return &Listener{id: id, address: address, opts: opts, log: log.With("listener", id)}
 }
 
@@ -153,7 +161,12 @@ func (l *Listener) Listen() error {
 		return err
 	}
 	if l.opts.ProxyProtocol {
-		ln = proxyproto.Wrap(ln, l.log, 0)
+		pln, err := proxyproto.Wrap(ln, proxyproto.Options{Trusted: l.opts.ProxyTrusted, Logger: l.log})
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen tcp %s: %w", l.address, err)
+		}
+		ln = pln
 	}
 	// Outside proxyproto, to see the client's address.
 	ln = limit.Wrap(ln, l.opts.Limits, l.log)

@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,7 @@ import (
 	"github.com/vanemq/vanemq/core/logtest"
 	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/listeners/limit"
+	"github.com/vanemq/vanemq/listeners/proxyproto"
 	"github.com/vanemq/vanemq/listeners/websocket"
 )
 
@@ -660,8 +662,9 @@ func (h *remoteHook) Authenticate(_ context.Context, cl *core.ClientInfo, _ *cor
 }
 
 // TestProxyProtocol sends a PROXY header before the HTTP upgrade: the
-// address it carries reaches the hooks, and a connection without one is
-// closed with a log line naming its address.
+// address it carries reaches the hooks, and a connection without one, or
+// from a peer not in ProxyTrusted, is closed with a log line naming its
+// address and the cause.
 func TestProxyProtocol(t *testing.T) {
 	var logs logBuffer
 	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: discard})
@@ -672,7 +675,8 @@ func TestProxyProtocol(t *testing.T) {
 	if err := srv.AddHook(hook, 0); err != nil {
 		t.Fatalf("AddHook: %v", err)
 	}
-	l := websocket.New("ws", "127.0.0.1:0", websocket.Options{ProxyProtocol: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	l := websocket.New("ws", "127.0.0.1:0", websocket.Options{ProxyProtocol: true,
+		ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err := srv.AddListener(l); err != nil {
 		t.Fatalf("AddListener: %v", err)
 	}
@@ -692,20 +696,28 @@ func TestProxyProtocol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v1 := []byte("PROXY TCP4 203.0.113.7 127.0.0.1 40000 8083\r\n")
 	for _, tc := range []struct {
 		name       string
+		from       string // the client's address; "" is 127.0.0.1, the trusted one
 		header     []byte
 		wantRemote string // "" means refused
+		wantCause  string // in the refusal's log line
 	}{
-		{name: "v1", header: []byte("PROXY TCP4 203.0.113.7 127.0.0.1 40000 8083\r\n"), wantRemote: "203.0.113.7:40000"},
+		{name: "v1", header: v1, wantRemote: "203.0.113.7:40000"},
 		{name: "v2", header: v2b, wantRemote: "198.51.100.9:41000"},
-		{name: "no header"},
+		{name: "no header", wantCause: "missing or invalid PROXY protocol header"},
+		{name: "untrusted", from: "127.0.0.2", header: v1, wantCause: "127.0.0.2 is not a trusted PROXY sender"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var local string
+			nd := &net.Dialer{}
+			if tc.from != "" {
+				nd.LocalAddr = &net.TCPAddr{IP: net.ParseIP(tc.from)}
+			}
 			d := gws.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: waitTimeout,
 				NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-					nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+					nc, err := nd.DialContext(ctx, network, addr)
 					if err != nil {
 						return nil, err
 					}
@@ -722,8 +734,8 @@ func TestProxyProtocol(t *testing.T) {
 					ws.Close()
 					t.Fatal("upgrade without a PROXY header succeeded")
 				}
-				if l := logs.String(); !strings.Contains(l, "PROXY protocol header") || !strings.Contains(l, "remote="+local) {
-					t.Errorf("log %q does not name the refusal and %s", l, local)
+				if l := logs.String(); !strings.Contains(l, tc.wantCause) || !strings.Contains(l, "remote="+local) {
+					t.Errorf("log %q does not name the refusal (%s) and %s", l, tc.wantCause, local)
 				}
 				return
 			}
@@ -747,6 +759,17 @@ func TestProxyProtocol(t *testing.T) {
 				t.Errorf("hook saw remote %q, want %q", got, tc.wantRemote)
 			}
 		})
+	}
+}
+
+// TestProxyProtocolNeedsTrusted checks that Listen refuses ProxyProtocol
+// without ProxyTrusted, rather than serving a listener that refuses every
+// connection (or, as it once did, trusts every peer's header).
+func TestProxyProtocolNeedsTrusted(t *testing.T) {
+	l := websocket.New("ws", "127.0.0.1:0", websocket.Options{ProxyProtocol: true, Logger: discard})
+	if err := l.Listen(); !errors.Is(err, proxyproto.ErrNoTrusted) {
+		l.Close()
+		t.Fatalf("Listen: %v, want ErrNoTrusted", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -63,6 +64,10 @@ type listenerConfig struct {
 	TLS            *tlsConfig  // tcp, websocket: serve TLS (tls, wss)
 	ProxyProtocol  bool        // tcp, websocket: require a PROXY protocol header
 	Token          string      // http: bearer token of the JSON API; empty disables it
+
+	// ProxyTrusted (tcp, websocket) lists the networks of the proxies
+	// that may send PROXY headers; required with ProxyProtocol.
+	ProxyTrusted []netip.Prefix
 
 	MaxConnections  int     // tcp, websocket, unix: connections open at once; 0 = unlimited
 	ConnectionRate  float64 // tcp, websocket: new connections per second per source IP; 0 = unlimited
@@ -382,6 +387,7 @@ func (d *decoder) listeners(key string, n *yaml.Node) []listenerConfig {
 		if v := extras["connection_burst"]; v != nil && extras["connection_rate"] == nil {
 			d.errorf(v, path+".connection_burst", "needs connection_rate, the rate it bursts above")
 		}
+		d.checkProxyTrusted(path, lc, extras)
 		if set[1] != nil {
 			for _, key := range slices.Sorted(maps.Keys(extras)) {
 				if v := extras[key]; !slices.Contains(listenerKeys(lc.Type), key) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -187,6 +188,22 @@ func TestParseConfig(t *testing.T) {
 				{ID: "c", Type: "unix", Address: "/tmp/v.sock"},
 			}
 		})},
+		{"proxy protocol", `listeners:
+  - id: a
+    type: tcp
+    address: ":1"
+    proxy_protocol: true
+    proxy_protocol_trusted: ["10.0.0.0/8", "192.0.2.7", "::1", "2001:db8::/32"]
+  - {id: b, type: websocket, address: ":2", proxy_protocol: true, proxy_protocol_trusted: ["0.0.0.0/0", "::/0"]}
+`, with(func(c *config) {
+			c.Listeners = []listenerConfig{
+				{ID: "a", Type: "tcp", Address: ":1", ProxyProtocol: true, ProxyTrusted: []netip.Prefix{
+					netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+					netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("2001:db8::/32")}},
+				{ID: "b", Type: "websocket", Address: ":2", ProxyProtocol: true, ProxyTrusted: []netip.Prefix{
+					netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}},
+			}
+		})},
 		{"log levels", "log:\n  level: warn\n", with(func(c *config) { c.Log.Level = slog.LevelWarn })},
 		{"log level error", "log:\n  level: error\n", with(func(c *config) { c.Log.Level = slog.LevelError })},
 		{"allow_anonymous true", "allow_anonymous: true\n", with(func(c *config) { c.Options.AllowAnonymous = true })},
@@ -259,6 +276,43 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`t.yaml:2: listeners[0].tls: not used by listeners of type "http"`}},
 		{"proxy_protocol not a boolean", "listeners:\n  - {id: a, type: tcp, address: \":1\", proxy_protocol: \"yes\"}\n",
 			[]string{`t.yaml:2: listeners[0].proxy_protocol: cannot use "yes" as a boolean (want true or false)`}},
+		{"proxy_protocol without trusted proxies", "listeners:\n  - id: a\n    type: tcp\n    address: \":1\"\n    proxy_protocol: true\n",
+			[]string{`t.yaml:5: listeners[0].proxy_protocol: needs proxy_protocol_trusted, the networks of the proxies that may send PROXY headers (e.g. ["10.0.0.0/8"]; ["0.0.0.0/0", "::/0"] trusts every peer)`}},
+		{"websocket proxy_protocol without trusted proxies", "listeners:\n  - {id: a, type: websocket, address: \":1\", proxy_protocol: true}\n",
+			[]string{`t.yaml:2: listeners[0].proxy_protocol: needs proxy_protocol_trusted, the networks of the proxies that may send PROXY headers (e.g. ["10.0.0.0/8"]; ["0.0.0.0/0", "::/0"] trusts every peer)`}},
+		{"trusted proxies without proxy_protocol", "listeners:\n  - id: a\n    type: tcp\n    address: \":1\"\n    proxy_protocol_trusted: [10.0.0.0/8]\n",
+			[]string{`t.yaml:5: listeners[0].proxy_protocol_trusted: needs proxy_protocol: true`}},
+		{"trusted proxies with proxy_protocol false", "listeners:\n  - {id: a, type: tcp, address: \":1\", proxy_protocol: false, proxy_protocol_trusted: [\"::1\"]}\n",
+			[]string{`t.yaml:2: listeners[0].proxy_protocol_trusted: needs proxy_protocol: true`}},
+		{"trusted proxies empty", "listeners:\n  - {id: a, type: tcp, address: \":1\", proxy_protocol: true, proxy_protocol_trusted: []}\n",
+			[]string{`t.yaml:2: listeners[0].proxy_protocol_trusted: must list at least one network or address of a proxy, e.g. ["10.0.0.0/8"]`}},
+		{"trusted proxies a string", "listeners:\n  - {id: a, type: tcp, address: \":1\", proxy_protocol: true, proxy_protocol_trusted: 10.0.0.0/8}\n",
+			[]string{`t.yaml:2: listeners[0].proxy_protocol_trusted: cannot use "10.0.0.0/8" as a list of networks; write ["10.0.0.0/8"]`}},
+		{"trusted proxies a mapping", "listeners:\n  - {id: a, type: tcp, address: \":1\", proxy_protocol: true, proxy_protocol_trusted: {a: 1}}\n",
+			[]string{`t.yaml:2: listeners[0].proxy_protocol_trusted: cannot use a mapping as a list of networks`}},
+		{"trusted proxies bad entries", `listeners:
+  - id: a
+    type: tcp
+    address: ":1"
+    proxy_protocol: true
+    proxy_protocol_trusted:
+      - 10.0.0.0/8
+      - 10.0.0.7/8
+      - lb.example.com
+      - "fe80::1%eth0"
+      - ::ffff:10.0.0.0/104
+      - 10.0.0.0/33
+      - 7
+`, []string{
+			`t.yaml:8: listeners[0].proxy_protocol_trusted[1]: "10.0.0.7/8" has host bits set; write the network 10.0.0.0/8 or the address 10.0.0.7`,
+			`t.yaml:9: listeners[0].proxy_protocol_trusted[2]: "lb.example.com" is neither an IP address nor a network in CIDR form (e.g. 10.0.0.0/8)`,
+			`t.yaml:10: listeners[0].proxy_protocol_trusted[3]: "fe80::1%eth0" has a zone; write the address without %eth0`,
+			`t.yaml:11: listeners[0].proxy_protocol_trusted[4]: "::ffff:10.0.0.0/104" is an IPv4-mapped IPv6 address; write the IPv4 form (10.0.0.0/8)`,
+			`t.yaml:12: listeners[0].proxy_protocol_trusted[5]: "10.0.0.0/33" is not a network in CIDR form (e.g. 10.0.0.0/8)`,
+			`t.yaml:13: listeners[0].proxy_protocol_trusted[6]: cannot use 7 as a string`,
+		}},
+		{"trusted proxies on a unix listener", "listeners:\n  - {id: a, type: unix, address: /tmp/v.sock, proxy_protocol_trusted: [\"::1\"]}\n",
+			[]string{`t.yaml:2: listeners[0].proxy_protocol_trusted: not used by listeners of type "unix"`}},
 		{"max_connections negative", "listeners:\n  - {id: a, type: tcp, address: \":1\", max_connections: -1}\n",
 			[]string{"t.yaml:2: listeners[0].max_connections: must be between 0 and 2147483647, got -1"}},
 		{"max_connections not an integer", "listeners:\n  - {id: a, type: unix, address: /tmp/v.sock, max_connections: lots}\n",
@@ -550,7 +604,7 @@ func TestEveryKeyDocumented(t *testing.T) {
 	for _, k := range []string{"hooks[].id", "hooks[].priority", "hooks[].config",
 		"listeners[].tls.cert", "listeners[].tls.key", "listeners[].tls.client_ca",
 		"listeners[].tls.require_client_cert", "listeners[].tls.min_version", "listeners[].tls.identity_as_username",
-		"listeners[].allowed_origins", "listeners[].mode", "listeners[].proxy_protocol",
+		"listeners[].allowed_origins", "listeners[].mode", "listeners[].proxy_protocol", "listeners[].proxy_protocol_trusted",
 		"listeners[].token", "listeners[].max_connections", "listeners[].connection_rate",
 		"listeners[].connection_burst",
 		// Storage keys of other types than default.yaml's, and tuning.

@@ -3,9 +3,12 @@ package vanemqcmd
 import (
 	"math"
 	"os"
+	"slices"
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vanemq/vanemq/listeners/proxyproto"
 )
 
 // tlsConfig is a listener's tls block.
@@ -21,8 +24,9 @@ type tlsConfig struct {
 
 // listenerExtras decodes the keys a listener type adds to id, type and
 // address: path and allowed_origins (websocket), mode (unix), token (http),
-// proxy_protocol, the tls block, connection_rate and connection_burst (tcp,
-// websocket), and max_connections (tcp, websocket, unix). set records which
+// proxy_protocol, proxy_protocol_trusted, the tls block, connection_rate and
+// connection_burst (tcp, websocket), and max_connections (tcp, websocket,
+// unix). set records which
 // keys were present, so the loader can refuse keys the type does not take.
 func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) map[string]func(string, *yaml.Node) {
 	return map[string]func(string, *yaml.Node){
@@ -67,6 +71,33 @@ func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) 
 		"proxy_protocol": func(k string, v *yaml.Node) {
 			if b, ok := d.boolean(k, v); ok {
 				lc.ProxyProtocol, set["proxy_protocol"] = b, v
+			}
+		},
+		"proxy_protocol_trusted": func(k string, v *yaml.Node) {
+			set["proxy_protocol_trusted"] = v // present, even when wrong: see checkProxyTrusted
+			switch {
+			case v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str":
+				d.errorf(v, k, "cannot use %s as a list of networks; write [%s]", describe(v), describe(v))
+				return
+			case v.Kind != yaml.SequenceNode:
+				d.errorf(v, k, "cannot use %s as a list of networks", describe(v))
+				return
+			case len(v.Content) == 0:
+				d.errorf(v, k, `must list at least one network or address of a proxy, e.g. ["10.0.0.0/8"]`)
+				return
+			}
+			for i, n := range v.Content {
+				ik := k + "[" + strconv.Itoa(i) + "]"
+				s, ok := d.str(ik, n)
+				if !ok {
+					continue
+				}
+				p, err := proxyproto.ParseTrusted(s)
+				if err != nil {
+					d.errorf(n, ik, "%v", err)
+					continue
+				}
+				lc.ProxyTrusted = append(lc.ProxyTrusted, p)
 			}
 		},
 		"max_connections": func(k string, v *yaml.Node) {
@@ -125,13 +156,32 @@ func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) 
 	}
 }
 
+// checkProxyTrusted checks that proxy_protocol and proxy_protocol_trusted
+// come together, on listener types that take them: the PROXY protocol
+// without a list of trusted proxies would let any peer choose its address
+// (or, trusting none, refuse every connection), and a list without the
+// protocol does nothing.
+func (d *decoder) checkProxyTrusted(path string, lc listenerConfig, extras map[string]*yaml.Node) {
+	if !slices.Contains(listenerKeys(lc.Type), "proxy_protocol_trusted") {
+		return // "not used by listeners of type" says enough
+	}
+	on, trusted := extras["proxy_protocol"], extras["proxy_protocol_trusted"]
+	switch {
+	case lc.ProxyProtocol && trusted == nil:
+		d.errorf(on, path+".proxy_protocol", `needs proxy_protocol_trusted, the networks of the proxies that may send PROXY headers `+
+			`(e.g. ["10.0.0.0/8"]; ["0.0.0.0/0", "::/0"] trusts every peer)`)
+	case !lc.ProxyProtocol && trusted != nil:
+		d.errorf(trusted, path+".proxy_protocol_trusted", "needs proxy_protocol: true")
+	}
+}
+
 // listenerKeys lists the optional keys a listener type takes.
 func listenerKeys(typ string) []string {
 	switch typ {
 	case "tcp":
-		return []string{"tls", "proxy_protocol", "max_connections", "connection_rate", "connection_burst"}
+		return []string{"tls", "proxy_protocol", "proxy_protocol_trusted", "max_connections", "connection_rate", "connection_burst"}
 	case "websocket":
-		return []string{"tls", "path", "allowed_origins", "proxy_protocol",
+		return []string{"tls", "path", "allowed_origins", "proxy_protocol", "proxy_protocol_trusted",
 			"max_connections", "connection_rate", "connection_burst"}
 	case "unix":
 		return []string{"mode", "max_connections"}

@@ -47,7 +47,7 @@ func listenerTypes() map[string]func(listenerConfig, *listenerEnv) (core.Listene
 				}
 			}
 			if c.ProxyProtocol {
-				l.WithProxyProtocol(env.logger)
+				l.WithProxyProtocol(c.ProxyTrusted, env.logger)
 			}
 			return l.WithLimits(c.limits(), env.logger), nil
 		},
@@ -56,7 +56,7 @@ func listenerTypes() map[string]func(listenerConfig, *listenerEnv) (core.Listene
 				return nil, fmt.Errorf("listener %s: tls.identity_as_username is supported on tcp listeners only", c.ID)
 			}
 			opts := websocket.Options{Path: c.Path, AllowedOrigins: c.AllowedOrigins, Logger: env.logger,
-				ProxyProtocol: c.ProxyProtocol, Limits: c.limits(),
+				ProxyProtocol: c.ProxyProtocol, ProxyTrusted: c.ProxyTrusted, Limits: c.limits(),
 				// A message larger than the largest packet cannot be valid:
 				// close with 1009 before buffering it.
 				MaxMessageSize: int64(env.srv.Options().MaxPacketSize)}
