@@ -127,19 +127,31 @@ func (r *Reader) ReadPacket(p *Packet) error {
 // reading ahead into the next packet.
 const bodyChunk = 4096
 
+// growFactor is how much a growing body grows at each step.
+const growFactor = 2
+
 // bodySource is what readBody reads from: a Source's Read and Peek.
 type bodySource interface {
 	io.Reader
 	Peek(n int) ([]byte, error)
 }
 
+// arrivedSource is a Source that tells how many bytes have arrived and can
+// be read without waiting: what it has buffered and what waits in the
+// socket (the broker's connection reader asks the kernel).
+type arrivedSource interface {
+	Arrived() int
+}
+
 // readBody reads a body of size bytes from src. Up to bodyChunk bytes it
-// is allocated at once; a larger one grows as its bytes arrive, never
-// holding more than twice what has arrived and 2*bodyChunk, and ends with
-// a capacity of exactly size. Before each allocation it waits for a byte
-// (Peek(1), which a Source serves without a buffer of its own while it is
-// idle), so that a client that declared a large packet and went silent
-// makes the broker hold nothing for it yet.
+// is allocated at once. A larger one grows as its bytes arrive, to hold
+// at once what has arrived (when src tells, see arrivedSource), else
+// doubling: it never holds more than growFactor times what has arrived,
+// and 2*bodyChunk, and ends with a capacity of exactly size. When no byte
+// is waiting it waits for one before it allocates (Peek(1), which a Source
+// serves without a buffer of its own while it is idle), so that a client
+// that declared a large packet and went silent makes the broker hold
+// nothing for it yet.
 func readBody(src bodySource, size int) ([]byte, error) {
 	if size <= bodyChunk {
 		body := make([]byte, size)
@@ -148,16 +160,27 @@ func readBody(src bodySource, size int) ([]byte, error) {
 		}
 		return body, nil
 	}
-	if _, err := src.Peek(1); err != nil {
-		return nil, unexpected(err)
+	as, tells := src.(arrivedSource)
+	drained := true // for a Source that does not tell: the last read came up short
+	if bs, ok := src.(interface{ Buffered() int }); ok && bs.Buffered() > 0 {
+		drained = false
 	}
-	body := make([]byte, 0, bodyChunk)
+	var body []byte
 	for len(body) < size {
-		if cap(body)-len(body) < bodyChunk && cap(body) < size {
-			if _, err := src.Peek(1); err != nil {
-				return nil, unexpected(err)
+		if room := cap(body) - len(body); room < bodyChunk && cap(body) < size {
+			ready := 0
+			if tells {
+				ready = as.Arrived()
 			}
-			n := min(size, max(2*cap(body), len(body)+bodyChunk))
+			if (tells && ready == 0) || (!tells && drained) {
+				if _, err := src.Peek(1); err != nil {
+					return nil, unexpected(err)
+				}
+				if tells {
+					ready = as.Arrived()
+				}
+			}
+			n := min(size, max(growFactor*cap(body), len(body)+bodyChunk, len(body)+ready))
 			if size-n < bodyChunk {
 				n = size // no short read at the end, which the Source would serve through its buffer, reading ahead
 			}
@@ -165,11 +188,13 @@ func readBody(src bodySource, size int) ([]byte, error) {
 			copy(grown, body)
 			body = grown
 		}
+		room := cap(body) - len(body)
 		n, err := src.Read(body[len(body):cap(body)])
 		body = body[:len(body)+n]
 		if err != nil && len(body) < size {
 			return nil, unexpected(err)
 		}
+		drained = n < room
 	}
 	return body, nil
 }

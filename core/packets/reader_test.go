@@ -55,7 +55,7 @@ func TestReadBodyGrowsAsBytesArrive(t *testing.T) {
 			if read == 0 {
 				first = room
 			}
-			if limit := 2*read + 2*bodyChunk; read+room > limit {
+			if limit := growFactor*read + 2*bodyChunk; read+room > limit {
 				t.Fatalf("step %d: holding %d bytes after %d arrived (limit %d)", step, read+room, read, limit)
 			}
 		}}
@@ -76,6 +76,47 @@ func TestReadBodyGrowsAsBytesArrive(t *testing.T) {
 	}}
 	if _, err := readBody(src, size); err != io.ErrUnexpectedEOF {
 		t.Fatalf("no body: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+// arrivedReader is a recordingReader that tells how much has arrived, as
+// the broker's connection reader does.
+type arrivedReader struct {
+	*recordingReader
+	arrived func() int
+}
+
+func (a arrivedReader) Arrived() int { return a.arrived() }
+
+// A body whose bytes have all arrived is allocated once, at its size; one
+// of which a part has arrived, at that part.
+func TestReadBodySizedByArrived(t *testing.T) {
+	const size = 1 << 20
+	for _, tc := range []struct {
+		name    string
+		arrived int
+		want    int // the first allocation
+	}{
+		{"all arrived", size, size},
+		{"a third arrived", size / 3, size / 3},
+		{"less than a chunk", 100, bodyChunk},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := bytes.Repeat([]byte{'y'}, size)
+			var first int
+			rec := &recordingReader{r: bufio.NewReaderSize(&dripSource{data: data, step: 1 << 16}, 16), onRead: func(read, room int) {
+				if read == 0 {
+					first = room
+				}
+			}}
+			got, err := readBody(arrivedReader{rec, func() int { return max(0, tc.arrived-rec.read) }}, size)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("body of %d bytes, %v", len(got), err)
+			}
+			if first != tc.want {
+				t.Errorf("first allocation %d bytes, want %d", first, tc.want)
+			}
+		})
 	}
 }
 
