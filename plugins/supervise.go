@@ -176,14 +176,15 @@ func (h *Hook) restart(why error, req *restartReq, inRow *int) *instance {
 		h.restarts.Add(1)
 		h.setState("plugin %s is starting (restart %d in a row) after: %v", h.name, *inRow, why)
 		inst, err := h.start()
-		req.reply(err)
-		req = nil
 		if err != nil {
+			req.reply(err)
+			req = nil
 			why, failedStart = err, true
 			continue
 		}
 		h.cur.Store(inst)
 		h.state.Store(nil)
+		req.reply(nil) // once decisions reach the new process
 		h.logger().Info("plugin restarted", "attempt", *inRow)
 		return inst
 	}
