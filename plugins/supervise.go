@@ -81,7 +81,7 @@ func (h *Hook) supervise(inst *instance) {
 	defer func() { signal.Stop(h.hup) }()
 	inRow := 0 // restarts in a row, without a healthy minute between
 	for {
-		why, req := h.watch(inst, &inRow)
+		req, why := h.watch(inst, &inRow)
 		if why == nil { // the hook closes
 			h.setState("plugin %s is stopped", h.name)
 			h.cur.Store(nil)
@@ -105,9 +105,9 @@ func (h *Hook) supervise(inst *instance) {
 
 // watch returns why the running plugin must be restarted: it exited, its
 // observer stream failed, it did not answer a health check, or Restart
-// asked (with the request); nil when the hook closes. A health check that
+// asked (with its request); no error when the hook closes. A health check that
 // passes after healthyRun of running resets inRow.
-func (h *Hook) watch(inst *instance, inRow *int) (error, *restartReq) {
+func (h *Hook) watch(inst *instance, inRow *int) (*restartReq, error) {
 	poll := time.NewTicker(100 * time.Millisecond)
 	defer poll.Stop()
 	started := time.Now()
@@ -117,14 +117,14 @@ func (h *Hook) watch(inst *instance, inRow *int) (error, *restartReq) {
 		case <-h.stop:
 			return nil, nil
 		case err := <-inst.failed:
-			return err, nil
+			return nil, err
 		case req := <-h.kick:
-			return errRestartRequested, &req
+			return &req, errRestartRequested
 		case <-h.hup:
 			h.logger().Debug("SIGHUP: the plugin is serving; nothing to restart")
 		case now := <-poll.C:
 			if inst.client.Exited() {
-				return errors.New("the plugin process exited"), nil
+				return nil, errors.New("the plugin process exited")
 			}
 			if now.Sub(lastHealth) < h.cfg.HealthInterval {
 				continue
@@ -134,7 +134,7 @@ func (h *Hook) watch(inst *instance, inRow *int) (error, *restartReq) {
 			_, err := inst.rpc.Plugin.Health(ctx, &pluginv1.HealthRequest{})
 			cancel()
 			if err != nil {
-				return fmt.Errorf("health check: %w", err), nil
+				return nil, fmt.Errorf("health check: %w", err)
 			}
 			if now.Sub(started) > healthyRun {
 				*inRow = 0
