@@ -18,6 +18,11 @@ import (
 // binary takes a fraction of a second, many on a loaded machine.
 const restartTimeout = 30 * time.Second
 
+// decisionTimeout is the plugins' decision timeout here: the default 50ms
+// is short for a plugin's first calls on a loaded machine, and the
+// timeout is not what these tests are about.
+const decisionTimeout = 5 * time.Second
+
 // pid is the running plugin's process ID.
 func (b *broker) pid(t *testing.T) int {
 	t.Helper()
@@ -51,7 +56,7 @@ func touch(t *testing.T, path string) {
 // itself.
 func TestPluginBacksOffAndComesBack(t *testing.T) {
 	fail := filepath.Join(t.TempDir(), "fail")
-	b := startBroker(t, Config{MaxRestarts: 2, RestartDelay: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+	b := startBroker(t, Config{Timeout: decisionTimeout, MaxRestarts: 2, RestartDelay: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		Config: map[string]any{"mode": "acl", "fail_while": fail}})
 	pub := dial(t, b.addr, "pub")
 	if code := pub.publish(t, "deny/1", ""); code != 0x87 {
@@ -101,7 +106,7 @@ func TestPluginBacksOffAndComesBack(t *testing.T) {
 // SIGHUP then starts it at once, back-off or not, and Health is nil again;
 // a SIGHUP while it serves restarts nothing.
 func TestPluginRestartOnSIGHUP(t *testing.T) {
-	b := startBroker(t, Config{RestartDelay: time.Hour, MaxBackoff: time.Hour, Config: map[string]any{"mode": "acl"}})
+	b := startBroker(t, Config{Timeout: decisionTimeout, RestartDelay: time.Hour, MaxBackoff: time.Hour, Config: map[string]any{"mode": "acl"}})
 	pub := dial(t, b.addr, "pub")
 	first := b.pid(t)
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
@@ -155,7 +160,7 @@ func TestPluginRestartOnSIGHUP(t *testing.T) {
 // hooks and a stopped one.
 func TestPluginRestart(t *testing.T) {
 	fail := filepath.Join(t.TempDir(), "fail")
-	b := startBroker(t, Config{RestartDelay: time.Hour, MaxBackoff: time.Hour, Config: map[string]any{"mode": "acl", "fail_while": fail}})
+	b := startBroker(t, Config{Timeout: decisionTimeout, RestartDelay: time.Hour, MaxBackoff: time.Hour, Config: map[string]any{"mode": "acl", "fail_while": fail}})
 	pub := dial(t, b.addr, "pub")
 	ctx, cancel := context.WithTimeout(context.Background(), restartTimeout)
 	defer cancel()

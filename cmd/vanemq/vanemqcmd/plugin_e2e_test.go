@@ -35,6 +35,7 @@ hooks:
     priority: 80
     config:
       path: %s
+      timeout: 5s # not the default 50ms: a loaded machine may be slower
       restart_delay: 1h
       max_backoff: 1h
       config: {mode: exit-after, exit_after: 1}
