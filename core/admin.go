@@ -43,7 +43,8 @@ func (s *Server) Disconnect(clientID string, code packets.ReasonCode, reason str
 }
 
 // HealthChecker is implemented by hooks that can be unhealthy while the
-// broker runs (a plugin that is down): Health returns why, or nil.
+// broker runs (a plugin that is down or restarting): Health returns why,
+// or nil.
 type HealthChecker interface {
 	Health() error
 }

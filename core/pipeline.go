@@ -96,6 +96,8 @@ type HookStatus struct {
 	// Unhealthy says why a hook that reports its health (HealthChecker)
 	// is not healthy; "" when it is, or does not report.
 	Unhealthy string
+	// Restarts counts the restarts of a hook that restarts (Restarter).
+	Restarts int64
 }
 
 // AddHook adds h to the pipeline with the given priority (higher runs
@@ -198,6 +200,9 @@ func (s *Server) Hooks() []HookStatus {
 			if err := hc.Health(); err != nil {
 				out[i].Unhealthy = err.Error()
 			}
+		}
+		if r, ok := e.hook.(Restarter); ok {
+			out[i].Restarts = r.Restarts()
 		}
 	}
 	return out

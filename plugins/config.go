@@ -62,8 +62,18 @@ type Config struct {
 	// 5s); a plugin that does not answer within Timeout×10 is restarted.
 	HealthInterval time.Duration `yaml:"health_interval"`
 	// MaxRestarts is how many restarts in a row (without a healthy
-	// minute between) are tried before the plugin stays down (default 5).
+	// minute between) the plugin may need before it counts as down
+	// (default 5): the restarts go on, but each is then logged as an
+	// error, and Health says it is down rather than restarting.
 	MaxRestarts int `yaml:"max_restarts"`
+	// RestartDelay is the wait before the first restart in a row
+	// (default 100ms); each further one waits twice as long as the one
+	// before, up to MaxBackoff, with up to half as much again at random.
+	RestartDelay time.Duration `yaml:"restart_delay"`
+	// MaxBackoff caps the wait between restarts (default 5m): a plugin
+	// that keeps failing is tried again at least this often, for ever,
+	// and SIGHUP or Restart tries it at once.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
 	// StartTimeout bounds starting the binary and its handshake
 	// (default 10s).
 	StartTimeout time.Duration `yaml:"start_timeout"`
@@ -112,10 +122,15 @@ func (c *Config) fill() error {
 		core.DefaultWithin(&c.QueueSize, 65536, 1<<24, "queue_size"),
 		core.DefaultWithin(&c.BatchSize, 2048, 65536, "batch_size"),
 		core.DefaultWithin(&c.MaxRestarts, 5, 1000, "max_restarts"),
+		core.DefaultWithin(&c.RestartDelay, 100*time.Millisecond, time.Hour, "restart_delay"),
+		core.DefaultWithin(&c.MaxBackoff, 5*time.Minute, time.Hour, "max_backoff"),
 		core.DefaultWithin(&c.Procs, 1, 1024, "procs"),
 	)
 	if err != nil {
 		return err
+	}
+	if c.RestartDelay > c.MaxBackoff {
+		return fmt.Errorf("restart_delay: %s is more than max_backoff (%s)", c.RestartDelay, c.MaxBackoff)
 	}
 	switch c.OnFailure {
 	case "":
@@ -143,6 +158,16 @@ func (c *Config) environ(base []string) []string {
 		env = append(env, k+"="+c.Env[k])
 	}
 	return env
+}
+
+// backoff is the wait before the nth restart in a row (n from 1):
+// RestartDelay doubled n-1 times, at most MaxBackoff, before jitter.
+func (c *Config) backoff(n int) time.Duration {
+	d := c.RestartDelay
+	for i := 1; i < n && d < c.MaxBackoff; i++ { // at most ~36 doublings from 1ns to an hour
+		d *= 2
+	}
+	return min(d, c.MaxBackoff)
 }
 
 // policyVerdict is what a failed decision becomes.

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
+	"os"
+	"os/signal"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vanemq/vanemq/core"
@@ -21,7 +23,8 @@ import (
 // binary described, called over gRPC. Decisions are synchronous, bounded
 // by the timeout, and follow the failure policy when the plugin cannot
 // answer; observed events go through a bounded queue to one stream. A
-// supervisor restarts the plugin when it exits or stops answering.
+// supervisor restarts the plugin when it exits or stops answering, with a
+// back-off, for as long as the hook runs (see supervise.go).
 type Hook struct {
 	core.HookBase
 	cfg Config
@@ -33,9 +36,11 @@ type Hook struct {
 	// itself anew.
 	disp atomic.Pointer[dispatch]
 
-	plog  atomic.Pointer[slog.Logger] // the logger named after the plugin
-	cur   atomic.Pointer[instance]    // nil while the plugin is down
-	down  atomic.Pointer[string]      // set when it stays down
+	plog atomic.Pointer[slog.Logger] // the logger named after the plugin
+	cur  atomic.Pointer[instance]    // nil while the plugin is not serving
+	// state says why the plugin is not serving (restarting, down,
+	// stopped); nil while it serves.
+	state atomic.Pointer[string]
 	queue *eventQueue
 
 	dropped  atomic.Uint64 // events dropped since the last batch
@@ -46,6 +51,8 @@ type Hook struct {
 	logged   atomic.Int64
 	muted    atomic.Int64
 
+	kick      chan restartReq // Restart's requests to the supervisor
+	hup       chan os.Signal  // SIGHUP: start a plugin that is not serving at once
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
@@ -99,7 +106,7 @@ func New(cfg Config, srv *core.Server) (*Hook, error) {
 		return nil, fmt.Errorf("%s: %w", ID, err)
 	}
 	h := &Hook{cfg: cfg, log: cfg.Logger, srv: srv, queue: newEventQueue(cfg.QueueSize, cfg.BatchSize),
-		stop: make(chan struct{}), stopped: make(chan struct{})}
+		kick: make(chan restartReq), hup: make(chan os.Signal, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	h.plog.Store(h.log)
 	inst, err := h.launch()
 	if err != nil {
@@ -112,6 +119,7 @@ func New(cfg Config, srv *core.Server) (*Hook, error) {
 	h.cur.Store(inst)
 	h.plog.Store(h.log.With("plugin", h.name))
 	h.logger().Info("plugin started", "path", cfg.Path, "events", h.describeEvents())
+	signal.Notify(h.hup, syscall.SIGHUP)
 	go h.supervise(inst)
 	return h, nil
 }
@@ -204,13 +212,18 @@ func (h *Hook) Topics() []string { return h.disp.Load().allTopic }
 // (core.FailureCounter).
 func (h *Hook) Failures() int64 { return h.failures.Load() + int64(h.lost.Load()) }
 
-// Health reports a plugin that stays down (core.HealthChecker).
+// Health reports a plugin that is not serving: restarting, down after
+// max_restarts restarts in a row, or stopped (core.HealthChecker).
 func (h *Hook) Health() error {
-	if why := h.down.Load(); why != nil {
+	if why := h.state.Load(); why != nil {
 		return errors.New(*why)
 	}
 	return nil
 }
+
+// Restarts counts the restarts tried, whether they succeeded or not
+// (core.Restarter).
+func (h *Hook) Restarts() int64 { return h.restarts.Load() }
 
 // Stats are the plugin's counters.
 type Stats struct {
@@ -448,102 +461,4 @@ func sessionChange(c core.SessionChange) string {
 		return "taken_over"
 	}
 	return "expired"
-}
-
-// supervise watches the running plugin: it restarts it when it exits,
-// fails its observer stream or stops answering health checks, with
-// exponential backoff; after MaxRestarts failed starts in a row it stays
-// down (Health says so).
-func (h *Hook) supervise(inst *instance) {
-	defer close(h.stopped)
-	poll := time.NewTicker(100 * time.Millisecond)
-	defer poll.Stop()
-	lastHealth := time.Now()
-	healthy := time.Now()
-	consecutive := 0
-	for {
-		var why error
-		select {
-		case <-h.stop:
-			if inst != nil {
-				h.cur.Store(nil)
-				inst.close()
-			}
-			return
-		case err := <-inst.failed:
-			why = err
-		case now := <-poll.C:
-			if inst.client.Exited() {
-				why = errors.New("the plugin process exited")
-				break
-			}
-			if now.Sub(lastHealth) < h.cfg.HealthInterval {
-				continue
-			}
-			lastHealth = now
-			ctx, cancel := context.WithTimeout(context.Background(), max(10*h.cfg.Timeout, time.Second))
-			_, err := inst.rpc.Plugin.Health(ctx, &pluginv1.HealthRequest{})
-			cancel()
-			if err == nil {
-				if now.Sub(healthy) > time.Minute {
-					consecutive = 0
-				}
-				continue
-			}
-			why = fmt.Errorf("health check: %w", err)
-		}
-		h.cur.Store(nil)
-		inst.close()
-		h.logger().Warn("plugin failed; restarting it, decisions follow the failure policy meanwhile", "cause", why, "policy", h.cfg.OnFailure)
-		inst = h.restart(&consecutive)
-		if inst == nil {
-			<-h.stop
-			return
-		}
-		healthy, lastHealth = time.Now(), time.Now()
-	}
-}
-
-// restart starts the plugin again with exponential backoff and jitter; it
-// returns nil when it gives up (or the hook closes).
-func (h *Hook) restart(consecutive *int) *instance {
-	backoff := 100 * time.Millisecond
-	for {
-		*consecutive++
-		if *consecutive > h.cfg.MaxRestarts {
-			why := fmt.Sprintf("plugin %s is down: %d restarts failed in a row", h.name, h.cfg.MaxRestarts)
-			h.down.Store(&why)
-			h.logger().Error("plugin stays down: decisions follow the failure policy until the broker is restarted", "restarts", h.cfg.MaxRestarts)
-			return nil
-		}
-		wait := backoff + time.Duration(rand.Int64N(int64(backoff/2)+1))
-		select {
-		case <-h.stop:
-			return nil
-		case <-time.After(wait):
-		}
-		backoff = min(2*backoff, 30*time.Second)
-		h.restarts.Add(1)
-		inst, err := h.launch()
-		if err != nil {
-			h.logger().Warn("plugin restart failed", "attempt", *consecutive, "cause", err)
-			continue
-		}
-		if disp, err := describe(inst.desc); err != nil {
-			h.logger().Warn("restarted plugin describes itself wrongly; not used", "cause", err)
-			inst.close()
-			continue
-		} else if old := h.disp.Load(); !disp.same(old) {
-			h.disp.Store(disp)
-			if h.srv != nil {
-				if err := h.srv.RefreshHook(h.cfg.Name); err != nil {
-					h.logger().Warn("restarted plugin's new events could not be registered", "cause", err)
-				}
-			}
-			h.logger().Info("restarted plugin describes other events; the broker follows", "events", h.describeEvents())
-		}
-		h.cur.Store(inst)
-		h.logger().Info("plugin restarted", "attempt", *consecutive)
-		return inst
-	}
 }

@@ -308,27 +308,6 @@ func TestPluginKilledAndRestarted(t *testing.T) {
 	}
 }
 
-// A plugin that keeps dying stays down after max_restarts: Health (and
-// so /readyz) says so, decisions follow the policy.
-func TestPluginStaysDown(t *testing.T) {
-	b := startBroker(t, Config{MaxRestarts: 2, Config: map[string]any{"mode": "exit-after", "exit_after": 1}})
-	pub := dial(t, b.addr, "pub")
-	deadline := time.Now().Add(30 * time.Second)
-	for b.srv.Health() == nil {
-		pub.publish(t, "x", "") // each start dies on its first decision
-		if time.Now().After(deadline) {
-			t.Fatalf("the plugin never stayed down:\n%s", b.logs)
-		}
-		time.Sleep(20 * time.Millisecond) // polling, bounded
-	}
-	if err := b.srv.Health(); !strings.Contains(err.Error(), "is down") {
-		t.Errorf("Health: %v", err)
-	}
-	if code := pub.publish(t, "x", ""); code != 0x83 {
-		t.Errorf("PUBACK %#x while down, want 0x83", code)
-	}
-}
-
 // Stopping a plugin first sends it every event still queued, and waits
 // until it has taken them: a clean stop loses no observed event.
 func TestCloseDrainsEvents(t *testing.T) {

@@ -13,14 +13,17 @@
 //     format, from a registry of the listener's own (see Collector), with
 //     the Go runtime and process collectors.
 //   - GET /api/v1/clients, /api/v1/clients/{id}, /api/v1/subscriptions,
-//     /api/v1/stats and /api/v1/bridges are a read-only JSON API,
-//     protected by a bearer token (Options.Token). Without a token the
+//     /api/v1/stats and /api/v1/bridges are a JSON API, protected by a
+//     bearer token (Options.Token), with one action: POST
+//     /api/v1/hooks/{id}/restart restarts a hook that runs a process of
+//     its own (core.Restarter: a plugin) at once. Without a token the
 //     API is disabled: every /api/ path answers 404. A request with a
 //     missing or wrong token gets 401 with "WWW-Authenticate: Bearer" and
 //     a log line naming its remote address.
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -48,6 +51,9 @@ const (
 	writeTimeout      = 30 * time.Second
 	idleTimeout       = 60 * time.Second
 	maxHeaderBytes    = 16 << 10
+	// restartWait bounds how long POST /api/v1/hooks/{id}/restart waits
+	// for the hook to serve again, within writeTimeout.
+	restartWait = 20 * time.Second
 )
 
 // Options configures a Listener.
@@ -211,9 +217,46 @@ func (l *Listener) Handler() http.Handler {
 			}
 			writeJSON(w, http.StatusOK, bridges)
 		})
+		api.HandleFunc("POST /api/v1/hooks/{id}/restart", l.restartHook)
 		mux.Handle("/api/", l.authorize(api))
 	}
 	return mux
+}
+
+// restartBody is the JSON body of a successful restart.
+type restartBody struct {
+	ID        string `json:"id"`
+	Restarted bool   `json:"restarted"`
+}
+
+// restartHook answers POST /api/v1/hooks/{id}/restart: 200 once the hook
+// serves again, 404 for an unknown hook, 409 for one that cannot restart,
+// 502 when its start failed (it goes on restarting with its back-off),
+// 504 when it is still starting after restartWait.
+func (l *Listener) restartHook(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ctx, cancel := context.WithTimeout(r.Context(), restartWait)
+	defer cancel()
+	err := l.srv.RestartHook(ctx, id)
+	code := http.StatusOK
+	switch {
+	case err == nil:
+		l.log.Info("hook restarted on request", "hook", id, "remote", r.RemoteAddr)
+		writeJSON(w, code, restartBody{ID: id, Restarted: true})
+		return
+	case errors.Is(err, core.ErrNoHook):
+		code = http.StatusNotFound
+		err = errors.New("unknown hook")
+	case errors.Is(err, core.ErrNotRestartable):
+		code = http.StatusConflict
+		err = fmt.Errorf("hook %s cannot be restarted: it runs no process of its own", id)
+	case ctx.Err() != nil:
+		code = http.StatusGatewayTimeout
+	default:
+		code = http.StatusBadGateway
+	}
+	l.log.Warn("hook restart on request failed", "hook", id, "remote", r.RemoteAddr, "status", code, "cause", err)
+	writeJSON(w, code, errorBody{Error: err.Error()})
 }
 
 // authorize passes requests with the right bearer token to next and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -363,7 +364,7 @@ func TestAPI(t *testing.T) {
 		t.Error("the log contains the token")
 	}
 
-	// The API is read-only.
+	// The reading endpoints take no POST.
 	req, _ = http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/api/v1/clients", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	if resp, err := http.DefaultClient.Do(req); err != nil {
@@ -467,7 +468,7 @@ func (h sickHook) Health() error {
 }
 
 // /readyz answers 503 naming a hook that reports itself unhealthy (a
-// plugin that stays down), and 200 again once it is well; /healthz stays
+// plugin that is restarting or down), and 200 again once it is well; /healthz stays
 // 200 throughout.
 func TestReadyzHookHealth(t *testing.T) {
 	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: slog.New(slog.DiscardHandler)})
@@ -534,5 +535,139 @@ func TestAPIBridges(t *testing.T) {
 		case withBridges && (len(got) != 1 || got[0].Name != "cloud" || !got[0].Connected || got[0].Queued != 3 || got[0].Sent != 10):
 			t.Errorf("bridges: %s", body)
 		}
+	}
+}
+
+// restartableHook runs something of its own (core.Restarter), as a plugin
+// does: Restart fails while broken is set.
+type restartableHook struct {
+	core.HookBase
+	broken   *atomic.Bool
+	restarts *atomic.Int64
+}
+
+func (restartableHook) ID() string            { return "test.restartable" }
+func (restartableHook) Events() core.EventSet { return 0 }
+func (h restartableHook) Restart(context.Context) error {
+	h.restarts.Add(1)
+	if h.broken.Load() {
+		return errors.New("the process cannot start")
+	}
+	return nil
+}
+func (h restartableHook) Restarts() int64 { return h.restarts.Load() }
+
+// post sends a POST to url with an optional bearer token.
+func post(t *testing.T, url, token string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: waitTimeout}).Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("POST %s: read body: %v", url, err)
+	}
+	return resp, body
+}
+
+// POST /api/v1/hooks/{id}/restart restarts a hook that can restart (200),
+// says why its start failed (502), and answers 404 for an unknown hook and
+// 409 with a JSON error for one that cannot restart; it needs the token,
+// and its restarts show in vanemq_hook_restarts_total and the stats.
+func TestAPIRestartHook(t *testing.T) {
+	const token = "s3cret-token"
+	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := &atomic.Bool{}
+	restarts := &atomic.Int64{}
+	for _, h := range []core.Hook{restartableHook{broken: broken, restarts: restarts}, countingHook{}} {
+		if err := srv.AddHook(h, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &logtest.Buffer{}
+	al := New("admin", "127.0.0.1:0", srv, Options{Token: token, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err := srv.AddListener(al); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	base := "http://" + al.Address() + "/api/v1/hooks/"
+
+	cases := []struct {
+		name, id, token string
+		broken          bool
+		status          int
+		body            string
+	}{
+		{"restarted", "test.restartable", token, false, http.StatusOK, `{"id":"test.restartable","restarted":true}`},
+		{"start failed", "test.restartable", token, true, http.StatusBadGateway, `{"error":"hook test.restartable: restart: the process cannot start"}`},
+		{"unknown hook", "nope", token, false, http.StatusNotFound, `{"error":"unknown hook"}`},
+		{"cannot restart", "test.counter", token, false, http.StatusConflict,
+			`{"error":"hook test.counter cannot be restarted: it runs no process of its own"}`},
+		{"no token", "test.restartable", "", false, http.StatusUnauthorized, `{"error":"missing bearer token"}`},
+		{"wrong token", "test.restartable", "x", false, http.StatusUnauthorized, `{"error":"invalid bearer token"}`},
+	}
+	for _, tc := range cases {
+		broken.Store(tc.broken)
+		resp, body := post(t, base+tc.id+"/restart", tc.token)
+		var got, want any
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Errorf("%s: body %q is not JSON: %v", tc.name, body, err)
+			continue
+		}
+		_ = json.Unmarshal([]byte(tc.body), &want)
+		if resp.StatusCode != tc.status || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %s %s, want %d %s", tc.name, resp.Status, body, tc.status, tc.body)
+		}
+	}
+	if n := restarts.Load(); n != 2 {
+		t.Errorf("%d restarts, want 2 (the refused requests restart nothing)", n)
+	}
+	if resp, _ := get(t, base+"test.restartable/restart", token); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET of the restart action: %s, want 405", resp.Status)
+	}
+	for _, want := range []string{`msg="hook restarted on request" listener=admin hook=test.restartable remote=127.0.0.1:`,
+		`msg="hook restart on request failed" listener=admin hook=test.restartable remote=127.0.0.1:`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks %q:\n%s", want, logs)
+		}
+	}
+
+	fams := scrape(t, "http://"+al.Address())
+	if v, ok := value(fams, "vanemq_hook_restarts_total", "hook", "test.restartable"); !ok || v != 2 {
+		t.Errorf("vanemq_hook_restarts_total = %v, %v; want 2", v, ok)
+	}
+	if v, ok := value(fams, "vanemq_hook_restarts_total", "hook", "test.counter"); !ok || v != 0 {
+		t.Errorf("vanemq_hook_restarts_total{hook=test.counter} = %v, %v; want 0", v, ok)
+	}
+	_, body := get(t, "http://"+al.Address()+"/api/v1/stats", token)
+	var st Stats
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Hooks) != 2 || st.Hooks[0].ID != "test.counter" || !st.Hooks[0].Up || st.Hooks[1].Restarts != 2 {
+		t.Errorf("stats hooks = %+v", st.Hooks)
+	}
+}
+
+// Without a token the restart action does not exist either.
+func TestAPIRestartHookDisabled(t *testing.T) {
+	_, base, _ := broker(t, "", true)
+	if resp, body := post(t, base+"/api/v1/hooks/test.counter/restart", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("restart with the API off: %s %s, want 404", resp.Status, body)
 	}
 }

@@ -19,7 +19,7 @@ type Collector struct {
 	dropped, inflight, queued, retained, subs      *prometheus.Desc
 	protocolErrors                                 *prometheus.Desc
 	hookCalls, hookFailures, hookSeconds, hookLost *prometheus.Desc
-	hookUp                                         *prometheus.Desc
+	hookUp, hookRestarts                           *prometheus.Desc
 	bridgeUp, bridgeQueued, bridgeSent, bridgeDrop *prometheus.Desc
 	listenerOpen, listenerAccepted                 *prometheus.Desc
 	payloadIn, payloadOut                          *prometheus.Desc
@@ -47,7 +47,8 @@ func NewCollector(srv *core.Server) *Collector {
 		protocolErrors: d("protocol_errors_total", "Connections closed for a protocol error."),
 		hookCalls:      d("hook_calls_total", "Calls made to a hook, by hook ID.", "hook"),
 		hookFailures:   d("hook_failures_total", "Failures of a hook (panics recovered, and failures the hook counts itself, like a script's or a plugin's failed calls), by hook ID.", "hook"),
-		hookUp:         d("hook_up", "1 while a hook is healthy, 0 while it reports itself down (a plugin that stays down), by hook ID.", "hook"),
+		hookUp:         d("hook_up", "1 while a hook is healthy, 0 while it reports itself not up (a plugin restarting, or down after its restarts), by hook ID.", "hook"),
+		hookRestarts:   d("hook_restarts_total", "Restarts tried of what a hook runs (a plugin's process), successful or not, by hook ID.", "hook"),
 		hookSeconds:    d("hook_seconds_total", "Time spent in a hook's calls, in seconds, by hook ID.", "hook"),
 		hookLost:       d("hook_events_lost_total", "OnDropped/OnAcked notifications lost to a full queue."),
 		payloadIn:      d("payload_bytes_received_total", "Application payload bytes received, by QoS.", "qos"),
@@ -67,7 +68,7 @@ func NewCollector(srv *core.Server) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.sessions, c.connections, c.messagesIn, c.messagesOut,
 		c.bytesIn, c.bytesOut, c.dropped, c.inflight, c.queued, c.retained, c.subs, c.protocolErrors,
-		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost, c.hookUp,
+		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost, c.hookUp, c.hookRestarts,
 		c.bridgeUp, c.bridgeQueued, c.bridgeSent, c.bridgeDrop, c.listenerOpen, c.listenerAccepted, c.payloadIn, c.payloadOut} {
 		ch <- d
 	}
@@ -115,6 +116,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			up = 0
 		}
 		gauge(c.hookUp, up, h.ID)
+		counter(c.hookRestarts, float64(h.Restarts), h.ID)
 	}
 	counter(c.hookLost, float64(st.HookEventsLost))
 	for _, b := range c.srv.Bridges() {
@@ -162,6 +164,11 @@ type HookStats struct {
 	Calls    int64   `json:"calls"`
 	Failures int64   `json:"failures"`
 	Seconds  float64 `json:"seconds"`
+	// Up is false while the hook reports itself unhealthy, Unhealthy
+	// saying why; Restarts counts the restarts of a plugin's process.
+	Up        bool   `json:"up"`
+	Unhealthy string `json:"unhealthy,omitempty"`
+	Restarts  int64  `json:"restarts"`
 }
 
 // StatsOf snapshots srv's counters for the JSON API.
@@ -184,7 +191,7 @@ func StatsOf(srv *core.Server) Stats {
 	}
 	for _, h := range srv.Hooks() {
 		out.Hooks = append(out.Hooks, HookStats{ID: h.ID, Priority: h.Priority, Calls: h.Calls,
-			Failures: h.Failures, Seconds: h.Time.Seconds()})
+			Failures: h.Failures, Seconds: h.Time.Seconds(), Up: h.Unhealthy == "", Unhealthy: h.Unhealthy, Restarts: h.Restarts})
 	}
 	return out
 }

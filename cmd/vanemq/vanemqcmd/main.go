@@ -17,7 +17,8 @@
 // "server shutting down", waiting up to ten seconds for connections to
 // close and then closing the store; a second signal during that time stops
 // the process at once. SIGHUP never stops it: hooks such as
-// auth.file reload their files on it.
+// auth.file reload their files on it, and a plugin that is down or waiting
+// for its restart is started at once.
 //
 // Exit status: 0 after a clean shutdown, 1 when the broker cannot start (the
 // error is printed on standard error) or its shutdown fails, 2 for bad
@@ -61,8 +62,9 @@ func Main() int {
 		<-ctx.Done()
 		stop()
 	}()
-	// SIGHUP asks hooks to reload their files (auth.file listens for it);
-	// it must never end the broker, so it is caught here too and dropped.
+	// SIGHUP asks hooks to reload their files (auth.file listens for it)
+	// and the plugin hook to start a plugin that is not serving; it must
+	// never end the broker, so it is caught here too and dropped.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {

@@ -34,6 +34,9 @@ type config struct {
 	// name, e.g. "subscribed") to Observe: a restarted plugin can describe
 	// itself anew.
 	ObserveFrom string `json:"observe_from"`
+	// FailWhile, when the file exists, makes Init fail: a plugin that
+	// cannot start until the test removes it.
+	FailWhile string `json:"fail_while"`
 }
 
 type testPlugin struct {
@@ -50,6 +53,11 @@ func (p *testPlugin) Init(_ context.Context, req sdk.InitRequest) (sdk.Descripti
 		return sdk.Description{}, err
 	}
 	p.host = req.Host
+	if p.cfg.FailWhile != "" {
+		if _, err := os.Stat(p.cfg.FailWhile); err == nil {
+			return sdk.Description{}, fmt.Errorf("%s exists: the test plugin cannot start", p.cfg.FailWhile)
+		}
+	}
 	d := sdk.Description{Name: "testplugin"}
 	if !p.cfg.ObserveOnly {
 		d.Handlers = []sdk.Handler{
