@@ -88,6 +88,11 @@ func startBroker(t *testing.T, cfg Config) *broker {
 		cfg.Path = testPlugin(t)
 	}
 	cfg.Logger = log
+	if cfg.Timeout == 0 {
+		// A loaded machine can take longer than the 50ms default for a
+		// decision; the tests that test the timeout set their own.
+		cfg.Timeout = 5 * time.Second
+	}
 	h, err := New(cfg, srv)
 	if err != nil {
 		t.Fatalf("New: %v\n%s", err, logs)
