@@ -79,12 +79,15 @@ func (r *Retained[V]) sizeOf(topic string, v V) int64 {
 // the topic had no value before. topic should be a valid topic name.
 func (r *Retained[V]) Set(topic string, v V) (isNew bool) {
 	e := &rentry[V]{topic: topic, v: v}
-
 	size := r.sizeOf(topic, v)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.setLocked(e, size)
+	n, rest := r.root.find(topic)
+	if rest >= 0 {
+		n = n.grow(topic, rest)
+	}
+	return r.store(n, e, size)
 }
 
 // SetWithin stores v for topic like Set, unless that would take the index
@@ -99,63 +102,88 @@ func (r *Retained[V]) SetWithin(topic string, v V, maxLen int, maxBytes int64) (
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-
-	var old int64
-	cur := r.lookup(topic)
-	if cur == nil && maxLen > 0 && r.n.Load() >= int64(maxLen) {
-		return false, ErrRetainedCount
+	n, rest := r.root.find(topic)
+	var cur *rentry[V]
+	if rest < 0 {
+		cur = n.entry.Load()
 	}
+	var old int64
 	if cur != nil {
 		old = r.sizeOf(cur.topic, cur.v)
+	} else if maxLen > 0 && r.n.Load() >= int64(maxLen) {
+		return false, ErrRetainedCount
 	}
 	if maxBytes > 0 && size > old && r.bytes.Load()-old+size > maxBytes {
 		return false, ErrRetainedBytes
 	}
-	return r.setLocked(e, size), nil
+	if rest >= 0 {
+		n = n.grow(topic, rest)
+	}
+	n.entry.Store(e)
+	if size != old {
+		r.bytes.Add(size - old)
+	}
+	if cur == nil {
+		r.n.Add(1)
+	}
+	return cur == nil, nil
+}
+
+// store puts e, of the given size, in n, topic's node; the caller holds mu.
+func (r *Retained[V]) store(n *rnode[V], e *rentry[V], size int64) (isNew bool) {
+	if old := n.entry.Swap(e); old != nil {
+		if r.size != nil {
+			r.bytes.Add(size - r.size(old.topic, old.v))
+		}
+		return false
+	}
+	if r.size != nil {
+		r.bytes.Add(size)
+	}
+	r.n.Add(1)
+	return true
+}
+
+// find walks topic's path from n as far as it exists: it returns topic's
+// own node and -1, or the deepest node on the path and the start of the
+// first level below it that does not exist.
+func (n *rnode[V]) find(topic string) (*rnode[V], int) {
+	for start := 0; ; {
+		end := levelEnd(topic, start)
+		c := n.kids.get(topic[start:end])
+		if c == nil {
+			return n, start
+		}
+		n = c
+		if end == len(topic) {
+			return n, -1
+		}
+		start = end + 1
+	}
+}
+
+// grow creates the levels of topic from start below n, the deepest node of
+// its path that exists (find), and returns topic's node. The caller holds
+// the writer lock.
+func (n *rnode[V]) grow(topic string, start int) *rnode[V] {
+	for {
+		end := levelEnd(topic, start)
+		c := new(rnode[V])
+		n.kids.add(topic[start:end], c)
+		n = c
+		if end == len(topic) {
+			return n
+		}
+		start = end + 1
+	}
 }
 
 // lookup returns the entry for topic, nil when there is none.
 func (r *Retained[V]) lookup(topic string) *rentry[V] {
-	n := &r.root
-	for start := 0; ; {
-		end := levelEnd(topic, start)
-		if n = n.kids.get(topic[start:end]); n == nil {
-			return nil
-		}
-		if end == len(topic) {
-			break
-		}
-		start = end + 1
+	if n, rest := r.root.find(topic); rest < 0 {
+		return n.entry.Load()
 	}
-	return n.entry.Load()
-}
-
-// setLocked stores e, of the given size, creating the nodes on its path;
-// the caller holds mu.
-func (r *Retained[V]) setLocked(e *rentry[V], size int64) (isNew bool) {
-	topic := e.topic
-	n := &r.root
-	for start := 0; ; {
-		end := levelEnd(topic, start)
-		level := topic[start:end]
-		c := n.kids.get(level)
-		if c == nil {
-			c = new(rnode[V])
-			n.kids.add(level, c)
-		}
-		n = c
-		if end == len(topic) {
-			break
-		}
-		start = end + 1
-	}
-	r.bytes.Add(size)
-	if old := n.entry.Swap(e); old != nil {
-		r.bytes.Add(-r.sizeOf(old.topic, old.v))
-		return false
-	}
-	r.n.Add(1)
-	return true
+	return nil
 }
 
 // Delete removes the value for topic and reports whether there was one.
@@ -200,7 +228,9 @@ func (r *Retained[V]) DeleteFunc(topic string, match func(V) bool) bool {
 	}
 	n.entry.Store(nil)
 	r.n.Add(-1)
-	r.bytes.Add(-r.sizeOf(e.topic, e.v))
+	if r.size != nil {
+		r.bytes.Add(-r.size(e.topic, e.v))
+	}
 	for i := len(path) - 1; i >= 0 && n.entry.Load() == nil && n.kids.empty(); i-- {
 		path[i].parent.kids.remove(path[i].level)
 		n = path[i].parent
