@@ -148,10 +148,13 @@ func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.S
 	if code != packets.Success {
 		return code, topics.Subscription{}
 	}
+	// The subscription outlives its SUBSCRIBE: it keeps copies of its
+	// strings, not views into the packet, which would hold the whole body
+	// (its other filters, its user properties) for as long as it lasts.
 	sub := topics.Subscription{
 		ClientID:          c.id,
-		Filter:            inner,
-		Group:             group,
+		Filter:            strings.Clone(inner),
+		Group:             strings.Clone(group),
 		QoS:               granted,
 		NoLocal:           req.NoLocal,
 		RetainAsPublished: req.RetainAsPublished,
