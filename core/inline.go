@@ -55,7 +55,9 @@ func call(h func(InlineMessage), m InlineMessage) {
 }
 
 // Publish publishes m from inside the process, as the broker itself: it is
-// routed, retained and delivered exactly like a client's PUBLISH.
+// routed, retained and delivered exactly like a client's PUBLISH. A
+// retained message the retained store has no room for is refused, neither
+// retained nor delivered, with an error wrapping ErrRetainedFull.
 func (s *Server) Publish(m InlineMessage) error {
 	if err := topics.ValidateTopicName(m.Topic); err != nil {
 		return fmt.Errorf("core: inline publish: %w", err)
@@ -71,7 +73,9 @@ func (s *Server) Publish(m InlineMessage) error {
 	}
 	msg := buildMessage(m.Topic, m.Payload, m.QoS, m.Retain, "", &m.Properties, time.Now())
 	s.stats.messagesIn.Add(1)
-	s.route(msg, nil)
+	if _, err := s.route(msg, nil); err != nil {
+		return fmt.Errorf("core: inline publish to %q: %w", m.Topic, err)
+	}
 	return nil
 }
 

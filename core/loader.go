@@ -129,6 +129,11 @@ type restorer struct {
 	maxSeq   uint64
 	deletes  []StoreOp
 	expired  int
+	// overSubs counts the sessions restored with more subscriptions than
+	// Options.MaxSubscriptions; mostSubs is the largest, with mostN.
+	overSubs int
+	mostSubs string
+	mostN    int
 }
 
 // load restores state from the Loader hooks.
@@ -145,6 +150,7 @@ func (s *Server) load(ctx context.Context) error {
 		}
 	}
 	s.storeSeq.Store(max(s.storeSeq.Load(), r.maxSeq))
+	r.warnOverLimits()
 	if len(r.deletes) > 0 && s.store != nil {
 		done := make(chan error, 1)
 		s.store.Apply(r.deletes, func(err error) { done <- err })
@@ -324,6 +330,7 @@ func (r *restorer) restoreSession(st *StoredSession, l Loader) (bool, error) {
 	for _, sub := range sess.subs {
 		s.subs.Subscribe(sub)
 	}
+	r.countSubscriptions(sess)
 	s.sessions[st.ClientID] = sess
 	s.live.Store(st.ClientID, sess)
 	sess.mu.Lock()

@@ -67,6 +67,25 @@ type Options struct {
 	// OutboundQueue is the per-client bound of packets waiting for the
 	// writer. Default 1024.
 	OutboundQueue int
+	// MaxSubscriptions is the most subscriptions one session may hold,
+	// shared ones included. A SUBSCRIBE entry for one more filter is
+	// refused with Quota exceeded (0x97; 0x80 for MQTT 3.x), the others in
+	// the packet are still granted; subscribing again to a filter the
+	// session holds does not count twice. A session restored from a store
+	// with more keeps them, but may add none. Default 10000; negative: no
+	// limit.
+	MaxSubscriptions int
+	// MaxRetainedMessages and MaxRetainedBytes bound the broker's retained
+	// messages, all clients together: how many, and their size (the bytes
+	// of topic, payload and the properties kept with them). A retained
+	// PUBLISH that would take the store over either is refused whole: not
+	// retained, not delivered, answered with Quota exceeded (0x97) to an
+	// MQTT 5 client at QoS 1 or 2. Replacing a message counts by the
+	// difference in size, clearing one is always allowed, and messages
+	// restored from a store are kept even over the bounds. Defaults
+	// 1000000 and 1 GiB; negative: no limit.
+	MaxRetainedMessages int
+	MaxRetainedBytes    int64
 	// DisableRetain, DisableWildcardSubs, DisableSubIDs and
 	// DisableSharedSubs turn optional features off (all are on by default);
 	// v5 clients are told in CONNACK, and requests that use them are refused
@@ -136,6 +155,15 @@ func (o *Options) fill() {
 	}
 	if o.OutboundQueue == 0 {
 		o.OutboundQueue = 1024
+	}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = 10000
+	}
+	if o.MaxRetainedMessages == 0 {
+		o.MaxRetainedMessages = 1000000
+	}
+	if o.MaxRetainedBytes == 0 {
+		o.MaxRetainedBytes = 1 << 30
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

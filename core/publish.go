@@ -95,14 +95,23 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 			return nil
 		}
 		m = buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, c.id, &hm.Properties, now)
-		defer s.hooks.notify(EventPublished, hm.Topic, func(h Hook) { h.OnPublished(ctx, &c.info, hm) })
+		defer func() {
+			if m != nil {
+				s.hooks.notify(EventPublished, hm.Topic, func(h Hook) { h.OnPublished(ctx, &c.info, hm) })
+			}
+		}()
 	} else {
 		m = newMessage(p, c.id, now)
 		if c.mount != "" {
 			m.topic = c.mount + m.topic
 		}
 	}
-	n := s.route(m, c)
+	n, err := s.route(m, c)
+	if err != nil {
+		m = nil // not published: the Published hooks are not told
+		s.refusePublish(c, p, packets.QuotaExceeded, err.Error())
+		return nil
+	}
 	code := packets.Success
 	if n == 0 && c.version == packets.Version5 {
 		code = packets.NoMatchingSubscribers
@@ -116,12 +125,18 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 	return nil
 }
 
-// denyPublish answers a refused PUBLISH: QoS 1/2 get the reason code
-// (v5; 3.x gets a plain acknowledgement), QoS 0 is dropped silently.
+// denyPublish logs and answers a PUBLISH a hook refused (refusePublish).
 func (s *Server) denyPublish(c *client, p *packets.Packet, code packets.ReasonCode, why string) {
 	if c.logs(slog.LevelInfo) {
 		c.logger().Info("publish denied", "topic", p.Topic, "reason", code.String(), "cause", why)
 	}
+	s.refusePublish(c, p, code, why)
+}
+
+// refusePublish answers a refused PUBLISH: QoS 1/2 get the reason code
+// (v5; 3.x gets a plain acknowledgement [MQTT-3.3.5-2]), QoS 0 is dropped
+// silently.
+func (s *Server) refusePublish(c *client, p *packets.Packet, code packets.ReasonCode, why string) {
 	switch p.QoS {
 	case 1:
 		c.ack(ackWithReason(packets.Puback, p.PacketID, code, why, c.version))
@@ -211,18 +226,16 @@ func (c *client) resolveAlias(p *packets.Packet) error {
 }
 
 // route stores or clears a retained message and fans the message out. It
-// returns the number of deliveries.
-func (s *Server) route(m *message, from *client) int {
+// returns the number of deliveries. A retained message the retained store
+// has no room for (retain) is refused whole, neither stored nor delivered,
+// so that live and later subscribers never see different values: route
+// then returns an error wrapping ErrRetainedFull, which a client is
+// answered as Quota exceeded.
+func (s *Server) route(m *message, from *client) (int, error) {
 	if m.retain {
-		if len(m.payload) == 0 {
-			// A zero-byte retained message clears the topic and is not
-			// stored [MQTT-3.3.1-6/7].
-			s.retained.Delete(m.topic)
-		} else {
-			s.retained.Set(m.topic, m)
+		if err := s.retain(m, from, true); err != nil {
+			return 0, err
 		}
-		s.persistRetained(m, from)
-		s.retainedEvent(m)
 	}
-	return s.fanout(m, from)
+	return s.fanout(m, from), nil
 }

@@ -27,6 +27,8 @@ type Server struct {
 	retained *topics.Retained[*message]
 	stats    stats
 	started  time.Time
+	// refusals throttles the logging of refusals by limit (limits.go).
+	refusals [numLimits]refusalLog
 
 	// sessMu guards sessions. Lock order: sessMu, then session.mu, then
 	// client.outMu (see LOCKS.md).
@@ -81,7 +83,7 @@ func New(opts Options) (*Server, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		subs:     topics.NewTrie(),
-		retained: topics.NewRetained[*message](),
+		retained: topics.NewSizedRetained(retainedSize),
 		sessions: make(map[string]*session),
 		conns:    make(map[*client]struct{}),
 		scratch:  newScratchPool(),

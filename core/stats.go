@@ -19,6 +19,7 @@ type stats struct {
 	hookEventsLost atomic.Int64 // notifications lost to a full queue
 	storeFailures  atomic.Int64 // client batches the store failed to write
 	droppedBy      [numDropReasons]atomic.Int64
+	refusedBy      [numLimits]atomic.Int64 // requests refused by a limit
 	messagesInQoS  [3]atomic.Int64
 	messagesOutQoS [3]atomic.Int64
 	payloadInQoS   [3]atomic.Int64
@@ -37,7 +38,10 @@ type Stats struct {
 	Dropped          int64 // messages dropped (queue full, expired, too large)
 	Subscriptions    int64
 	Retained         int64
-	ProtocolErrors   int64
+	// RetainedBytes is the size of the retained messages, as
+	// Options.MaxRetainedBytes counts it.
+	RetainedBytes  int64
+	ProtocolErrors int64
 	// HookEventsLost counts OnDropped/OnAcked notifications lost because
 	// the notifier's queue was full (see docs/hooks.md).
 	HookEventsLost int64
@@ -46,6 +50,9 @@ type Stats struct {
 	StoreFailures int64
 	// DroppedBy counts dropped messages by reason (index: DropReason).
 	DroppedBy [numDropReasons]int64
+	// RefusedBy counts the subscriptions and retained messages refused
+	// by a limit (index: Limit).
+	RefusedBy [numLimits]int64
 	// MessagesInByQoS and MessagesOutByQoS split MessagesIn and
 	// MessagesOut by QoS (index: QoS).
 	MessagesInByQoS  [3]int64
@@ -67,12 +74,16 @@ func (s *Server) Stats() Stats {
 		Dropped:        s.stats.dropped.Load(),
 		Subscriptions:  int64(s.subs.Count()),
 		Retained:       int64(s.retained.Len()),
+		RetainedBytes:  s.retained.Bytes(),
 		ProtocolErrors: s.stats.protocolErrors.Load(),
 		HookEventsLost: s.stats.hookEventsLost.Load(),
 		StoreFailures:  s.stats.storeFailures.Load(),
 	}
 	for i := range st.DroppedBy {
 		st.DroppedBy[i] = s.stats.droppedBy[i].Load()
+	}
+	for i := range st.RefusedBy {
+		st.RefusedBy[i] = s.stats.refusedBy[i].Load()
 	}
 	for q := range 3 {
 		st.MessagesInByQoS[q] = s.stats.messagesInQoS[q].Load()

@@ -66,6 +66,13 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		}
 		k := subKey{group: sub.Group, filter: sub.Filter}
 		_, existed := sess.subs[k]
+		if !existed && !s.roomForSubscription(sess, c, p.Subscriptions[i].Filter) {
+			codes[i] = packets.QuotaExceeded
+			if !v5 {
+				codes[i] = packets.V3SubackFailure
+			}
+			continue
+		}
 		isNew[i] = !existed
 		if sess.subs == nil {
 			sess.subs = make(map[subKey]topics.Subscription)
@@ -90,6 +97,21 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		s.sendRetainedLocked(sess, c, sub)
 	}
 	return nil
+}
+
+// roomForSubscription reports whether sess may hold one more subscription
+// (Options.MaxSubscriptions), and counts and logs the refusal of filter
+// when it may not. A SUBSCRIBE entry beyond the limit is refused on its
+// own, with Quota exceeded (0x97; 0x80 for 3.x) [MQTT-3.9.3-1..2]. The
+// caller holds sess.mu.
+func (s *Server) roomForSubscription(sess *session, c *client, filter string) bool {
+	limit := s.opts.MaxSubscriptions
+	if limit < 0 || len(sess.subs) < limit {
+		return true
+	}
+	s.refused(LimitSubscriptions, c, c.id, "subscription refused: the session holds the most subscriptions allowed",
+		"filter", filter, "subscriptions", len(sess.subs), LimitSubscriptions.String(), limit)
+	return false
 }
 
 // checkSubscription validates and authorizes one requested filter and
@@ -130,10 +152,13 @@ func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.S
 	if code != packets.Success {
 		return code, topics.Subscription{}
 	}
+	// The subscription outlives its SUBSCRIBE: it keeps copies of its
+	// strings, not views into the packet, which would hold the whole body
+	// (its other filters, its user properties) for as long as it lasts.
 	sub := topics.Subscription{
 		ClientID:          c.id,
-		Filter:            inner,
-		Group:             group,
+		Filter:            strings.Clone(inner),
+		Group:             strings.Clone(group),
 		QoS:               granted,
 		NoLocal:           req.NoLocal,
 		RetainAsPublished: req.RetainAsPublished,

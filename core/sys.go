@@ -30,7 +30,8 @@ func (s *Server) publishSys() {
 	up := int64(time.Since(s.started).Seconds())
 	pub := func(topic, value string) {
 		m := &message{topic: topic, payload: []byte(value), retain: true}
-		s.route(m, nil)
+		_ = s.retain(m, nil, false) // never refused: unbounded
+		s.fanout(m, nil)
 	}
 	itoa := func(v int64) string { return strconv.FormatInt(v, 10) }
 	pub("$SYS/broker/version", "vanemq "+s.opts.Version)

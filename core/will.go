@@ -70,7 +70,9 @@ func (s *Server) publishWill(w *willMsg) {
 	if m = s.willHook(w, m); m == nil {
 		return
 	}
-	s.stats.willsSent.Add(1)
 	s.log.Debug("publishing will", "client", w.origin, "topic", m.topic)
-	s.route(m, nil)
+	if _, err := s.route(m, nil); err != nil {
+		return // a retained will the store has no room for: counted and logged
+	}
+	s.stats.willsSent.Add(1)
 }

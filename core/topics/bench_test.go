@@ -193,3 +193,35 @@ func BenchmarkRetainedMatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRetainedSet replaces values of 1000 topics: Set on an index
+// that counts no bytes, as the broker's was, against SetWithin on one that
+// counts them and checks both bounds.
+func BenchmarkRetainedSet(b *testing.B) {
+	topics := make([]string, 1000)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("bench/%d/state", i)
+	}
+	size := func(topic string, v []byte) int64 { return int64(len(topic) + len(v)) }
+	payload := make([]byte, 64)
+	b.Run("Set", func(b *testing.B) {
+		r := NewRetained[[]byte]()
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			r.Set(topics[i%len(topics)], payload)
+			i++
+		}
+	})
+	b.Run("SetWithin", func(b *testing.B) {
+		r := NewSizedRetained(size)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := r.SetWithin(topics[i%len(topics)], payload, 1<<20, 1<<30); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}

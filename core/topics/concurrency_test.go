@@ -203,3 +203,49 @@ func TestRetainedConcurrent(t *testing.T) {
 		t.Errorf("%d retained nodes left, want 5", n)
 	}
 }
+
+// TestRetainedSetWithinConcurrent has writers set, replace and delete
+// values of varying sizes on shared topics through SetWithin: the bounds
+// hold throughout, and Len and Bytes end equal to what Range counts.
+func TestRetainedSetWithinConcurrent(t *testing.T) {
+	size := func(topic string, v int) int64 { return int64(len(topic) + v) }
+	r := NewSizedRetained(size)
+	const maxLen, maxBytes = 20, 400
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Go(func() {
+			rnd := rand.New(rand.NewPCG(uint64(w), 7))
+			for range 5000 {
+				topic := fmt.Sprintf("t/%d", rnd.IntN(40))
+				if rnd.IntN(3) == 0 {
+					r.Delete(topic)
+					continue
+				}
+				if _, err := r.SetWithin(topic, rnd.IntN(40), maxLen, maxBytes); err != nil && err != ErrRetainedCount && err != ErrRetainedBytes {
+					errs <- err
+					return
+				}
+				if n, b := r.Len(), r.Bytes(); n > maxLen || b > maxBytes {
+					errs <- fmt.Errorf("Len %d, Bytes %d: over the bounds %d, %d", n, b, maxLen, maxBytes)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var n int
+	var bytes int64
+	r.Range(func(topic string, v int) bool {
+		n++
+		bytes += size(topic, v)
+		return true
+	})
+	if r.Len() != n || r.Bytes() != bytes {
+		t.Errorf("Len %d, Bytes %d; Range counts %d values of %d bytes", r.Len(), r.Bytes(), n, bytes)
+	}
+}

@@ -197,3 +197,75 @@ func TestRetainedDeleteFunc(t *testing.T) {
 		})
 	}
 }
+
+// SetWithin refuses only growth past a bound: a new topic beyond maxLen, or
+// more bytes than maxBytes; a replacement counts by the difference in size,
+// a no larger replacement always passes, and every writer keeps Bytes.
+func TestRetainedSetWithin(t *testing.T) {
+	r := NewSizedRetained(func(topic string, v string) int64 { return int64(len(topic) + len(v)) })
+	const maxLen, maxBytes = 3, 20
+	steps := []struct {
+		op, topic, value string
+		err              error
+		len              int
+		bytes            int64
+	}{
+		{"set", "a", "1234", nil, 1, 5},
+		{"set", "b", "1234", nil, 2, 10},
+		{"set", "a", "12345678", nil, 2, 14},            // replace: +4 bytes, same count
+		{"set", "c", "123456", ErrRetainedBytes, 2, 14}, // 14+7 > 20
+		{"set", "c", "12345", nil, 3, 20},               // exactly at the bytes bound
+		{"set", "d", "", ErrRetainedCount, 3, 20},       // a fourth topic
+		{"set", "a", "123456789", ErrRetainedBytes, 3, 20},
+		{"set", "a", "1234567", nil, 3, 19}, // shrinking passes
+		{"set", "a", "12345678", nil, 3, 20},
+		{"delete", "b", "", nil, 2, 15},
+		{"set", "d", "", nil, 3, 16},
+		{"restore", "e", "0123456789", nil, 4, 27}, // Set ignores the bounds
+		{"set", "f", "", ErrRetainedCount, 4, 27},
+		{"set", "a", "1", nil, 4, 20},               // over both, a smaller replacement passes
+		{"set", "a", "12", ErrRetainedBytes, 4, 20}, // …a larger one does not
+		{"deletefunc", "e", "", nil, 3, 9},
+	}
+	for i, st := range steps {
+		var err error
+		switch st.op {
+		case "set":
+			_, err = r.SetWithin(st.topic, st.value, maxLen, maxBytes)
+		case "restore":
+			r.Set(st.topic, st.value)
+		case "delete":
+			r.Delete(st.topic)
+		case "deletefunc":
+			r.DeleteFunc(st.topic, func(string) bool { return true })
+		}
+		if err != st.err {
+			t.Errorf("step %d: %s %q=%q: error %v, want %v", i, st.op, st.topic, st.value, err, st.err)
+		}
+		if r.Len() != st.len || r.Bytes() != st.bytes {
+			t.Errorf("step %d: %s %q=%q: Len %d, Bytes %d, want %d, %d", i, st.op, st.topic, st.value, r.Len(), r.Bytes(), st.len, st.bytes)
+		}
+	}
+	if v, _ := r.Get("a"); v != "1" {
+		t.Errorf("Get(a) = %q after the refused replacement, want the stored %q", v, "1")
+	}
+	if _, ok := r.Get("f"); ok {
+		t.Error("a refused topic was stored")
+	}
+	if _, err := NewRetained[string]().SetWithin("x", "y", 0, 0); err != nil {
+		t.Errorf("SetWithin with no bounds: %v", err)
+	}
+}
+
+// A refused SetWithin leaves no node behind: Match finds nothing under it
+// and a later delete of a sibling prunes the path.
+func TestRetainedSetWithinLeavesNoNodes(t *testing.T) {
+	r := NewSizedRetained(func(string, int) int64 { return 1 })
+	r.Set("a", 1)
+	if _, err := r.SetWithin("x/y/z", 2, 1, 0); err != ErrRetainedCount {
+		t.Fatalf("SetWithin past the count: %v, want ErrRetainedCount", err)
+	}
+	if r.root.kids.get("x") != nil {
+		t.Error("a refused SetWithin created nodes for its topic")
+	}
+}

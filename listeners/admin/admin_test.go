@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -47,7 +48,16 @@ func (countingHook) Bridges() []core.BridgeStatus {
 // loopback and returns the MQTT address, the admin base URL and its log.
 func broker(t *testing.T, token string, hook bool) (mqttAddr, base string, logs *logtest.Buffer) {
 	t.Helper()
-	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1})
+	_, mqttAddr, base, logs = brokerWith(t, core.Options{}, token, hook)
+	return mqttAddr, base, logs
+}
+
+// brokerWith is broker with opts (zero fields default), and returns the
+// server too.
+func brokerWith(t *testing.T, opts core.Options, token string, hook bool) (srv *core.Server, mqttAddr, base string, logs *logtest.Buffer) {
+	t.Helper()
+	opts.AllowAnonymous, opts.SysInterval = true, -1
+	srv, err := core.New(opts)
 	if err != nil {
 		t.Fatalf("core.New: %v", err)
 	}
@@ -77,7 +87,7 @@ func broker(t *testing.T, token string, hook bool) (mqttAddr, base string, logs 
 	if al.Protocol() != "http" {
 		t.Errorf("Protocol() = %q, want http", al.Protocol())
 	}
-	return tl.Address(), "http://" + al.Address(), logs
+	return srv, tl.Address(), "http://" + al.Address(), logs
 }
 
 // get fetches url with an optional bearer token.
@@ -669,5 +679,62 @@ func TestAPIRestartHookDisabled(t *testing.T) {
 	_, base, _ := broker(t, "", true)
 	if resp, body := post(t, base+"/api/v1/hooks/test.counter/restart", ""); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("restart with the API off: %s %s, want 404", resp.Status, body)
+	}
+}
+
+// The refusals by a limit (mqtt.max_subscriptions, max_retained_messages,
+// max_retained_bytes) are counted by limit, and the retained store's size
+// is shown, in /metrics and GET /api/v1/stats.
+func TestMetricsLimits(t *testing.T) {
+	const token = "limits-token"
+	srv, addr, base, _ := brokerWith(t, core.Options{MaxSubscriptions: 1, MaxRetainedMessages: 1}, token, false)
+	client(t, addr, "limits-client") // holds a/#, its one subscription
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("limits-client2"))
+	if tok := c.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	tok := c.SubscribeMultiple(map[string]byte{"one": 0, "two": 0}, nil)
+	if !tok.WaitTimeout(waitTimeout) {
+		t.Fatal("SUBSCRIBE: no SUBACK")
+	}
+	if res := tok.(*mqtt.SubscribeToken).Result(); res["one"]+res["two"] != 0x80 {
+		t.Fatalf("two filters with room for one: SUBACK %v, want one granted and one 0x80", res)
+	}
+	if err := srv.Publish(core.InlineMessage{Topic: "kept", Payload: []byte("12345"), Retain: true}); err != nil {
+		t.Fatalf("first retained message: %v", err)
+	}
+	if err := srv.Publish(core.InlineMessage{Topic: "refused", Payload: []byte("x"), Retain: true}); !errors.Is(err, core.ErrRetainedFull) {
+		t.Fatalf("second retained message: %v, want ErrRetainedFull", err)
+	}
+
+	fams := scrape(t, base)
+	for _, m := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"vanemq_limit_refusals_total", []string{"limit", "max_subscriptions"}, 1},
+		{"vanemq_limit_refusals_total", []string{"limit", "max_retained_messages"}, 1},
+		{"vanemq_limit_refusals_total", []string{"limit", "max_retained_bytes"}, 0},
+		{"vanemq_retained_messages", nil, 1},
+		{"vanemq_retained_bytes", nil, float64(len("kept") + len("12345"))},
+	} {
+		if v, ok := value(fams, m.name, m.labels...); !ok || v != m.want {
+			t.Errorf("%s%v = %v (present %v), want %v", m.name, m.labels, v, ok, m.want)
+		}
+	}
+	if f := fams["vanemq_limit_refusals_total"]; f.GetType() != dto.MetricType_COUNTER {
+		t.Errorf("vanemq_limit_refusals_total has type %v, want counter", f.GetType())
+	}
+
+	_, body := get(t, base+"/api/v1/stats", token)
+	var st Stats
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatalf("decode stats: %v\n%s", err, body)
+	}
+	want := map[string]int64{"max_subscriptions": 1, "max_retained_messages": 1, "max_retained_bytes": 0}
+	if !maps.Equal(st.RefusedBy, want) || st.RetainedBytes != 9 {
+		t.Errorf("stats: refused_by_limit %v, retained_bytes %d; want %v and 9\n%s", st.RefusedBy, st.RetainedBytes, want, body)
 	}
 }

@@ -23,6 +23,7 @@ type Collector struct {
 	bridgeUp, bridgeQueued, bridgeSent, bridgeDrop *prometheus.Desc
 	listenerOpen, listenerAccepted                 *prometheus.Desc
 	payloadIn, payloadOut                          *prometheus.Desc
+	retainedBytes, refused                         *prometheus.Desc
 }
 
 // NewCollector returns a collector of srv's metrics, all named vanemq_*.
@@ -43,6 +44,8 @@ func NewCollector(srv *core.Server) *Collector {
 		inflight:       d("inflight_messages", "QoS 1 and 2 messages sent and not yet acknowledged, over every session."),
 		queued:         d("queued_messages", "Messages waiting to be sent, over every session."),
 		retained:       d("retained_messages", "Retained messages stored."),
+		retainedBytes:  d("retained_bytes", "Size of the retained messages: the bytes of their topics, payloads and properties, as mqtt.max_retained_bytes counts them."),
+		refused:        d("limit_refusals_total", "Subscriptions and retained messages refused for a limit, by limit (its mqtt config key).", "limit"),
 		subs:           d("subscriptions", "Subscriptions, over every session."),
 		protocolErrors: d("protocol_errors_total", "Connections closed for a protocol error."),
 		hookCalls:      d("hook_calls_total", "Calls made to a hook, by hook ID.", "hook"),
@@ -69,7 +72,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.sessions, c.connections, c.messagesIn, c.messagesOut,
 		c.bytesIn, c.bytesOut, c.dropped, c.inflight, c.queued, c.retained, c.subs, c.protocolErrors,
 		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost, c.hookUp, c.hookRestarts,
-		c.bridgeUp, c.bridgeQueued, c.bridgeSent, c.bridgeDrop, c.listenerOpen, c.listenerAccepted, c.payloadIn, c.payloadOut} {
+		c.bridgeUp, c.bridgeQueued, c.bridgeSent, c.bridgeDrop, c.listenerOpen, c.listenerAccepted, c.payloadIn, c.payloadOut,
+		c.retainedBytes, c.refused} {
 		ch <- d
 	}
 }
@@ -105,6 +109,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.inflight, float64(inflight))
 	gauge(c.queued, float64(queued))
 	gauge(c.retained, float64(st.Retained))
+	gauge(c.retainedBytes, float64(st.RetainedBytes))
+	for _, l := range core.Limits() {
+		counter(c.refused, float64(st.RefusedBy[l]), l.String())
+	}
 	gauge(c.subs, float64(st.Subscriptions))
 	counter(c.protocolErrors, float64(st.ProtocolErrors))
 	for _, h := range c.srv.Hooks() {
@@ -152,6 +160,8 @@ type Stats struct {
 	DroppedBy        map[string]int64 `json:"messages_dropped_by_reason"`
 	Subscriptions    int64            `json:"subscriptions"`
 	Retained         int64            `json:"retained_messages"`
+	RetainedBytes    int64            `json:"retained_bytes"`
+	RefusedBy        map[string]int64 `json:"refused_by_limit"`
 	ProtocolErrors   int64            `json:"protocol_errors"`
 	HookEventsLost   int64            `json:"hook_events_lost"`
 	Hooks            []HookStats      `json:"hooks"`
@@ -177,10 +187,10 @@ func StatsOf(srv *core.Server) Stats {
 	out := Stats{
 		ClientsConnected: st.ClientsConnected, Sessions: st.Sessions, Connections: st.Connections,
 		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut,
-		Dropped: st.Dropped, Subscriptions: st.Subscriptions, Retained: st.Retained,
+		Dropped: st.Dropped, Subscriptions: st.Subscriptions, Retained: st.Retained, RetainedBytes: st.RetainedBytes,
 		ProtocolErrors: st.ProtocolErrors, HookEventsLost: st.HookEventsLost,
 		MessagesInByQoS: map[string]int64{}, MessagesOutByQoS: map[string]int64{}, DroppedBy: map[string]int64{},
-		Hooks: []HookStats{},
+		RefusedBy: map[string]int64{}, Hooks: []HookStats{},
 	}
 	for q := range 3 {
 		out.MessagesInByQoS[strconv.Itoa(q)] = st.MessagesInByQoS[q]
@@ -188,6 +198,9 @@ func StatsOf(srv *core.Server) Stats {
 	}
 	for _, r := range core.DropReasons() {
 		out.DroppedBy[r.String()] = st.DroppedBy[r]
+	}
+	for _, l := range core.Limits() {
+		out.RefusedBy[l.String()] = st.RefusedBy[l]
 	}
 	for _, h := range srv.Hooks() {
 		out.Hooks = append(out.Hooks, HookStats{ID: h.ID, Priority: h.Priority, Calls: h.Calls,

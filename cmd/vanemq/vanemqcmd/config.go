@@ -587,6 +587,21 @@ func (d *decoder) mqtt(key string, n *yaml.Node, o *core.Options) {
 				o.OutboundQueue = int(x)
 			}
 		},
+		"max_subscriptions": func(k string, v *yaml.Node) {
+			if x, ok := d.integer(k, v, 0, math.MaxInt32); ok {
+				o.MaxSubscriptions = int(noLimit(x))
+			}
+		},
+		"max_retained_messages": func(k string, v *yaml.Node) {
+			if x, ok := d.integer(k, v, 0, math.MaxInt32); ok {
+				o.MaxRetainedMessages = int(noLimit(x))
+			}
+		},
+		"max_retained_bytes": func(k string, v *yaml.Node) {
+			if x, ok := d.integer(k, v, 0, math.MaxInt64); ok {
+				o.MaxRetainedBytes = noLimit(x)
+			}
+		},
 		"retain_available": func(k string, v *yaml.Node) {
 			if b, ok := d.boolean(k, v); ok {
 				o.DisableRetain = !b
@@ -640,6 +655,16 @@ func (d *decoder) log(key string, n *yaml.Node, lc *logConfig) {
 			lc.Format = s
 		},
 	})
+}
+
+// noLimit maps a limit of 0 in a config file, meaning none, to the
+// negative value core.Options takes for it (a zero field there is the
+// default).
+func noLimit(x int64) int64 {
+	if x == 0 {
+		return -1
+	}
+	return x
 }
 
 // integer decodes an integer scalar in [lo, hi].

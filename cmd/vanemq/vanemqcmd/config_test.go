@@ -49,6 +49,9 @@ mqtt:
   max_topic_levels: 16
   topic_alias_bytes: 1000
   outbound_queue: 70
+  max_subscriptions: 80
+  max_retained_messages: 90
+  max_retained_bytes: 100
   retain_available: false
   wildcard_subscription_available: false
   subscription_identifier_available: false
@@ -124,6 +127,9 @@ func TestParseConfig(t *testing.T) {
 				MaxTopicLevels:      16,
 				TopicAliasBytes:     1000,
 				OutboundQueue:       70,
+				MaxSubscriptions:    80,
+				MaxRetainedMessages: 90,
+				MaxRetainedBytes:    100,
 				DisableRetain:       true,
 				DisableWildcardSubs: true,
 				DisableSubIDs:       true,
@@ -160,6 +166,17 @@ func TestParseConfig(t *testing.T) {
 			c.Options.ReceiveMaximum = 65535
 			c.Options.MaxClientIDLen = 23
 			c.Options.SessionExpiryMax = 4294967295
+		})},
+		{"subscription and retained limits off", "mqtt:\n  max_subscriptions: 0\n  max_retained_messages: 0\n  max_retained_bytes: 0\n",
+			with(func(c *config) {
+				c.Options.MaxSubscriptions, c.Options.MaxRetainedMessages, c.Options.MaxRetainedBytes = -1, -1, -1
+			})},
+		{"subscription and retained limits at their bounds", `mqtt:
+  max_subscriptions: 2147483647
+  max_retained_messages: 1
+  max_retained_bytes: 9223372036854775807
+`, with(func(c *config) {
+			c.Options.MaxSubscriptions, c.Options.MaxRetainedMessages, c.Options.MaxRetainedBytes = 2147483647, 1, 9223372036854775807
 		})},
 		{"hex integer", "mqtt:\n  max_packet_size: 0x10000\n", with(func(c *config) { c.Options.MaxPacketSize = 65536 })},
 		{"listeners only", "listeners:\n  - {id: a, type: tcp, address: \":1883\"}\n", with(func(c *config) {
@@ -398,6 +415,16 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{"t.yaml:2: mqtt.max_topic_levels: must be between 1 and 65535, got 0"}},
 		{"topic_alias_bytes zero", "mqtt:\n  topic_alias_bytes: 0\n",
 			[]string{"t.yaml:2: mqtt.topic_alias_bytes: must be between 1 and 2147483647, got 0"}},
+		{"max_subscriptions negative", "mqtt:\n  max_subscriptions: -1\n",
+			[]string{"t.yaml:2: mqtt.max_subscriptions: must be between 0 and 2147483647, got -1"}},
+		{"max_subscriptions too big", "mqtt:\n  max_subscriptions: 2147483648\n",
+			[]string{"t.yaml:2: mqtt.max_subscriptions: must be between 0 and 2147483647, got 2147483648"}},
+		{"max_retained_messages negative", "mqtt:\n  max_retained_messages: -5\n",
+			[]string{"t.yaml:2: mqtt.max_retained_messages: must be between 0 and 2147483647, got -5"}},
+		{"max_retained_bytes too big", "mqtt:\n  max_retained_bytes: 9223372036854775808\n",
+			[]string{"t.yaml:2: mqtt.max_retained_bytes: must be between 0 and 9223372036854775807, got 9223372036854775808"}},
+		{"max_retained_bytes as a size", "mqtt:\n  max_retained_bytes: 1GiB\n",
+			[]string{`t.yaml:2: mqtt.max_retained_bytes: cannot use "1GiB" as an integer`}},
 		{"topic_alias_maximum negative", "mqtt:\n  topic_alias_maximum: -1\n",
 			[]string{"t.yaml:2: mqtt.topic_alias_maximum: must be between 0 and 65535, got -1"}},
 		{"negative duration", "mqtt:\n  sys_interval: -1s\n", []string{"t.yaml:2: mqtt.sys_interval: must not be negative, got -1s"}},
