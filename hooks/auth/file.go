@@ -26,11 +26,13 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/core/sourceip"
 	"github.com/vanemq/vanemq/hooks/filewatch"
 )
 
@@ -45,6 +47,13 @@ func init() {
 type fileConfig struct {
 	Users string `yaml:"users"`
 	ACL   string `yaml:"acl"`
+	// The bounds of password checks (GuardOptions).
+	VerifyConcurrency int           `yaml:"verify_concurrency"`
+	VerifyQueue       int           `yaml:"verify_queue"`
+	CacheSize         int           `yaml:"cache_size"`
+	CacheTTL          time.Duration `yaml:"cache_ttl"`
+	MaxFailures       int           `yaml:"max_failures"`
+	FailureWindow     time.Duration `yaml:"failure_window"`
 }
 
 // newFileModule makes an auth.file hook from its config block; relative
@@ -71,6 +80,8 @@ func newFileModule(cfg core.HookConfig) (core.Hook, error) {
 		ACL:    resolve(c.ACL),
 		Logger: cfg.Logger,
 		Watch:  true,
+		Guard: GuardOptions{Concurrency: c.VerifyConcurrency, Queue: c.VerifyQueue, CacheSize: c.CacheSize,
+			CacheTTL: c.CacheTTL, MaxFailures: c.MaxFailures, FailureWindow: c.FailureWindow},
 	})
 }
 
@@ -93,6 +104,9 @@ type FileOptions struct {
 	// FileErrors). It runs on the watcher's goroutine (or Reload's
 	// caller's) and must not call Close.
 	OnReload func(error)
+	// Guard bounds the password checks, so that a storm of wrong
+	// passwords cannot starve other clients (see GuardOptions).
+	Guard GuardOptions
 }
 
 // File is the auth.file hook: user names and bcrypt password hashes from a
@@ -114,6 +128,12 @@ type File struct {
 	state    atomic.Pointer[fileState]
 	reloadMu sync.Mutex // serialises reloads
 
+	// The storm defences (guard.go) and what they did.
+	pool     *verifyPool
+	limits   *failureLimits // nil without a limit
+	throttle logThrottle
+	stats    guardCounters
+
 	watch     *filewatch.Watcher // nil without Watch
 	closeOnce sync.Once
 	closeErr  error
@@ -128,6 +148,9 @@ type fileState struct {
 	// refusal takes as long whether the user exists or not.
 	dummy     []byte
 	dummyCost int
+	// cache holds the passwords verified against these users; nil when
+	// caching is off. A reload starts a new one.
+	cache *verifiedCache
 }
 
 // NewFile loads the files and returns the hook, watching them when
@@ -137,7 +160,13 @@ func NewFile(opts FileOptions) (*File, error) {
 	if opts.Users == "" {
 		return nil, errors.New("auth.file: no users file")
 	}
-	f := &File{opts: opts, log: opts.Logger, compare: bcrypt.CompareHashAndPassword}
+	if err := opts.Guard.fill(); err != nil {
+		return nil, fmt.Errorf("%s: config: %w", FileID, err)
+	}
+	f := &File{opts: opts, log: opts.Logger, compare: bcrypt.CompareHashAndPassword,
+		pool:     newVerifyPool(opts.Guard.Concurrency, opts.Guard.Queue),
+		limits:   newFailureLimits(opts.Guard.MaxFailures, opts.Guard.FailureWindow),
+		throttle: logThrottle{every: time.Second}}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -198,6 +227,7 @@ func (f *File) load(prev *fileState) (*fileState, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	st.cache = newVerifiedCache(f.opts.Guard.CacheSize, f.opts.Guard.CacheTTL)
 	if prev != nil && prev.dummyCost == st.users.cost {
 		st.dummy, st.dummyCost = prev.dummy, prev.dummyCost
 		return st, nil
@@ -272,7 +302,14 @@ func badCredentials() core.Verdict {
 // password is allowed; an unknown user or a wrong password is refused with
 // Bad User Name or Password (CONNACK 0x86 in MQTT 5, 0x04 in 3.1.1).
 // Passwords are never logged.
-func (f *File) Authenticate(_ context.Context, cl *core.ClientInfo, cred *core.Credentials) core.Verdict {
+//
+// A password verified before (within cache_ttl, since the last reload) is
+// allowed without bcrypt. A login from a source, or for a user name, with
+// too many recent failures is refused without a check, with Connection
+// rate exceeded (0x9F); one that finds every check slot taken and the
+// queue full, with Server busy (0x89); 3.1.1 clients get 0x03 Server
+// unavailable for both (see guard.go).
+func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core.Credentials) core.Verdict {
 	if cred.Username == "" {
 		return core.Pass
 	}
@@ -284,18 +321,84 @@ func (f *File) Authenticate(_ context.Context, cl *core.ClientInfo, cred *core.C
 		return badCredentials()
 	}
 	hash, known := st.users.hashes[cred.Username]
-	if !known {
+	now := time.Now()
+	var entry [32]byte
+	if known && st.cache != nil {
+		entry = st.cache.entry(cred.Username, cred.Password, hash)
+		if st.cache.has(entry, now) {
+			f.stats.cached.Add(1)
+			return core.Permit
+		}
+	}
+	src, hasSrc := sourceip.OfString(cl.Remote)
+	if f.limits != nil {
+		if why := f.limits.refused(src, hasSrc, cred.Username, now); why != "" {
+			f.stats.limited.Add(1)
+			warnThrottled(f.log, &f.throttle, "auth.file: login refused without checking its password: "+why,
+				"client", cl.ID, "username", cred.Username, "remote", cl.Remote, "max_failures", f.opts.Guard.MaxFailures,
+				"failure_window", f.opts.Guard.FailureWindow)
+			return core.Refuse(packets.ConnectionRateExceeded, why+"; try again later")
+		}
+	}
+	if err := f.pool.acquire(ctx); err != nil {
+		f.stats.busy.Add(1)
+		warnThrottled(f.log, &f.throttle, "auth.file: login refused: the password checks are all busy",
+			"client", cl.ID, "username", cred.Username, "remote", cl.Remote, "cause", err,
+			"verify_concurrency", f.opts.Guard.Concurrency, "verify_queue", f.opts.Guard.Queue)
+		return core.Refuse(packets.ServerBusy, "too many logins at once; try again later")
+	}
+	f.stats.checks.Add(1)
+	var err error
+	if known {
+		err = f.compare(hash, cred.Password)
+	} else {
 		// As slow as a wrong password, so that timing does not tell
 		// which user names exist.
 		_ = f.compare(st.dummy, cred.Password)
-		f.log.Debug("auth.file: refused: unknown user", "client", cl.ID, "username", cred.Username)
+	}
+	f.pool.release()
+	if !known || err != nil {
+		if f.limits != nil {
+			f.limits.failed(src, hasSrc, cred.Username, time.Now())
+		}
+		cause := "wrong password"
+		if !known {
+			cause = "unknown user"
+		}
+		f.log.Debug("auth.file: refused: "+cause, "client", cl.ID, "username", cred.Username)
 		return badCredentials()
 	}
-	if err := f.compare(hash, cred.Password); err != nil {
-		f.log.Debug("auth.file: refused: wrong password", "client", cl.ID, "username", cred.Username)
-		return badCredentials()
+	if st.cache != nil {
+		st.cache.add(entry, time.Now())
 	}
 	return core.Permit
+}
+
+// guardCounters count what the storm defences did.
+type guardCounters struct {
+	checks  atomic.Int64 // passwords checked with bcrypt
+	cached  atomic.Int64 // logins allowed by the cache, without bcrypt
+	limited atomic.Int64 // logins refused for too many failures
+	busy    atomic.Int64 // logins refused for a full queue
+}
+
+// GuardStats is what the password checks' defences did since the hook
+// was made.
+type GuardStats struct {
+	// Checks counts the passwords checked with bcrypt.
+	Checks int64
+	// Cached counts the logins allowed from the cache, without bcrypt.
+	Cached int64
+	// Limited counts the logins refused for too many failed ones.
+	Limited int64
+	// Busy counts the logins refused because the checks' queue was full.
+	Busy int64
+}
+
+// GuardStats returns the counts of the storm defences.
+func (f *File) GuardStats() GuardStats {
+	return GuardStats{Checks: f.stats.checks.Load(), Cached: f.stats.cached.Load(),
+		Limited: f.stats.limited.Load(), Busy: f.stats.busy.Load()}
 }
 
 // AuthorizePublish implements core.Hook: the first ACL rule for

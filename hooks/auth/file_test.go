@@ -193,6 +193,9 @@ func TestModules(t *testing.T) {
 		{FileID, "users: missing.yaml\n", false, "missing.yaml: cannot read the users file"},
 		{FileID, "users: bad.yaml\n", false, "bad.yaml:2: users[0].password: not a bcrypt hash"},
 		{FileID, "users: users.yaml\nacl: users.yaml\n", false, `users.yaml:1: users: unknown key (the only key is "rules")`},
+		{FileID, "users: users.yaml\nverify_concurrency: 2\nverify_queue: 8\ncache_size: -1\ncache_ttl: 1m\nmax_failures: 5\nfailure_window: 30s\n", false, ""},
+		{FileID, "users: users.yaml\nverify_queue: -1\n", false, "auth.file: config: verify_queue: -1 is outside 0..65536"},
+		{FileID, "users: users.yaml\nfailure_window: 48h\n", false, "auth.file: config: failure_window: 48h0m0s is outside 0s..24h0m0s"},
 		{AllowID, "", false, ""},
 		{AllowID, "anything: 1\n", false, "field anything not found"},
 	}
