@@ -54,6 +54,7 @@ type fileConfig struct {
 	CacheTTL          time.Duration `yaml:"cache_ttl"`
 	MaxFailures       int           `yaml:"max_failures"`
 	FailureWindow     time.Duration `yaml:"failure_window"`
+	FailureDelay      time.Duration `yaml:"failure_delay"`
 }
 
 // newFileModule makes an auth.file hook from its config block; relative
@@ -81,7 +82,7 @@ func newFileModule(cfg core.HookConfig) (core.Hook, error) {
 		Logger: cfg.Logger,
 		Watch:  true,
 		Guard: GuardOptions{Concurrency: c.VerifyConcurrency, Queue: c.VerifyQueue, CacheSize: c.CacheSize,
-			CacheTTL: c.CacheTTL, MaxFailures: c.MaxFailures, FailureWindow: c.FailureWindow},
+			CacheTTL: c.CacheTTL, MaxFailures: c.MaxFailures, FailureWindow: c.FailureWindow, FailureDelay: c.FailureDelay},
 	})
 }
 
@@ -124,6 +125,9 @@ type File struct {
 	// compare checks a password against a hash:
 	// bcrypt.CompareHashAndPassword, or a recorder in tests.
 	compare func(hash, password []byte) error
+	// refusalDelay waits before a refusal is answered: delay, or a
+	// recorder in tests.
+	refusalDelay func(context.Context, time.Duration)
 
 	state    atomic.Pointer[fileState]
 	reloadMu sync.Mutex // serialises reloads
@@ -163,7 +167,7 @@ func NewFile(opts FileOptions) (*File, error) {
 	if err := opts.Guard.fill(); err != nil {
 		return nil, fmt.Errorf("%s: config: %w", FileID, err)
 	}
-	f := &File{opts: opts, log: opts.Logger, compare: bcrypt.CompareHashAndPassword,
+	f := &File{opts: opts, log: opts.Logger, compare: bcrypt.CompareHashAndPassword, refusalDelay: delay,
 		pool:     newVerifyPool(opts.Guard.Concurrency, opts.Guard.Queue),
 		limits:   newFailureLimits(opts.Guard.MaxFailures, opts.Guard.FailureWindow),
 		throttle: logThrottle{every: time.Second}}
@@ -308,7 +312,8 @@ func badCredentials() core.Verdict {
 // too many recent failures is refused without a check, with Connection
 // rate exceeded (0x9F); one that finds every check slot taken and the
 // queue full, with Server busy (0x89); 3.1.1 clients get 0x03 Server
-// unavailable for both (see guard.go).
+// unavailable for both (see guard.go). Every refusal is answered after
+// failure_delay.
 func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core.Credentials) core.Verdict {
 	if cred.Username == "" {
 		return core.Pass
@@ -337,6 +342,7 @@ func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core
 			warnThrottled(f.log, &f.throttle, "auth.file: login refused without checking its password: "+why,
 				"client", cl.ID, "username", cred.Username, "remote", cl.Remote, "max_failures", f.opts.Guard.MaxFailures,
 				"failure_window", f.opts.Guard.FailureWindow)
+			f.refusalDelay(ctx, f.opts.Guard.FailureDelay)
 			return core.Refuse(packets.ConnectionRateExceeded, why+"; try again later")
 		}
 	}
@@ -345,6 +351,7 @@ func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core
 		warnThrottled(f.log, &f.throttle, "auth.file: login refused: the password checks are all busy",
 			"client", cl.ID, "username", cred.Username, "remote", cl.Remote, "cause", err,
 			"verify_concurrency", f.opts.Guard.Concurrency, "verify_queue", f.opts.Guard.Queue)
+		f.refusalDelay(ctx, f.opts.Guard.FailureDelay)
 		return core.Refuse(packets.ServerBusy, "too many logins at once; try again later")
 	}
 	f.stats.checks.Add(1)
@@ -366,6 +373,7 @@ func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core
 			cause = "unknown user"
 		}
 		f.log.Debug("auth.file: refused: "+cause, "client", cl.ID, "username", cred.Username)
+		f.refusalDelay(ctx, f.opts.Guard.FailureDelay)
 		return badCredentials()
 	}
 	if st.cache != nil {

@@ -21,7 +21,7 @@ func newTestFile(t *testing.T, acl string, watch bool, onReload func(error)) (*F
 	dir := t.TempDir()
 	users := writeFile(t, dir, "users.yaml", "users:\n  - {username: alice, password: '"+hashOf(t, "secret")+
 		"'}\n  - {username: bob, password: '"+hashOf(t, "builder")+"'}\n")
-	opts := FileOptions{Users: users, Watch: watch, OnReload: onReload}
+	opts := FileOptions{Users: users, Watch: watch, OnReload: onReload, Guard: GuardOptions{FailureDelay: -1}}
 	if acl != "" {
 		opts.ACL = writeFile(t, dir, "acl.yaml", acl)
 	}

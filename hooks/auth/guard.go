@@ -31,6 +31,9 @@ import (
 //     (verifyPool); beyond that a login is refused at once with Server
 //     busy (0x89; 3.1.1: server unavailable) rather than queued without
 //     bound.
+//   - Every refusal is answered after a delay (FailureDelay): a client
+//     that tries again as soon as it is refused, as a storm's do, then
+//     makes the broker refuse it a few times a second, not thousands.
 
 // GuardOptions bounds the password checks of an auth.file hook. The zero
 // value of a field takes the default beside it; a negative CacheSize or
@@ -57,6 +60,9 @@ type GuardOptions struct {
 	// FailureWindow is the window of MaxFailures: a source regains one
 	// attempt every FailureWindow/MaxFailures. Default 1m.
 	FailureWindow time.Duration
+	// FailureDelay is how long a refused login waits for its CONNACK
+	// (while its connection lasts). Default 1s; negative: none.
+	FailureDelay time.Duration
 }
 
 // The bounds of the guard's options, checked by fill.
@@ -67,6 +73,7 @@ const (
 	maxCacheTTL    = 24 * time.Hour
 	maxFailures    = 1 << 20
 	maxWindow      = 24 * time.Hour
+	maxDelay       = time.Minute
 	// maxSources bounds the failure records kept, for sources and user
 	// names each: an attacker with many addresses cannot grow them
 	// without bound.
@@ -75,12 +82,15 @@ const (
 
 // fill checks o and fills in defaults.
 func (o *GuardOptions) fill() error {
-	cacheOff, limitOff := o.CacheSize < 0, o.MaxFailures < 0
+	cacheOff, limitOff, delayOff := o.CacheSize < 0, o.MaxFailures < 0, o.FailureDelay < 0
 	if cacheOff {
 		o.CacheSize = 0
 	}
 	if limitOff {
 		o.MaxFailures = 0
+	}
+	if delayOff {
+		o.FailureDelay = 0
 	}
 	err := errors.Join(
 		core.DefaultWithin(&o.Concurrency, max(1, runtime.GOMAXPROCS(0)/2), maxConcurrency, "verify_concurrency"),
@@ -89,7 +99,11 @@ func (o *GuardOptions) fill() error {
 		core.DefaultWithin(&o.CacheTTL, 15*time.Minute, maxCacheTTL, "cache_ttl"),
 		core.DefaultWithin(&o.MaxFailures, 10, maxFailures, "max_failures"),
 		core.DefaultWithin(&o.FailureWindow, time.Minute, maxWindow, "failure_window"),
+		core.DefaultWithin(&o.FailureDelay, time.Second, maxDelay, "failure_delay"),
 	)
+	if delayOff {
+		o.FailureDelay = -1
+	}
 	if cacheOff {
 		o.CacheSize = -1
 	}
@@ -97,6 +111,19 @@ func (o *GuardOptions) fill() error {
 		o.MaxFailures = -1
 	}
 	return err
+}
+
+// delay waits d (if above 0) or until ctx ends: a refused login's answer.
+func delay(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // errBusy is a login refused because the checks' queue is full.

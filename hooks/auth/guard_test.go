@@ -21,6 +21,9 @@ func newGuardedFile(t *testing.T, g GuardOptions) (*File, *atomic.Int64) {
 	dir := t.TempDir()
 	users := writeFile(t, dir, "users.yaml", "users:\n  - {username: alice, password: '"+hashOf(t, "secret")+
 		"'}\n  - {username: bob, password: '"+hashOf(t, "builder")+"'}\n")
+	if g.FailureDelay == 0 {
+		g.FailureDelay = -1 // TestRefusalDelay tests it
+	}
 	f, err := NewFile(FileOptions{Users: users, Guard: g})
 	if err != nil {
 		t.Fatalf("NewFile: %v", err)
@@ -228,3 +231,28 @@ func TestVerifyPoolWaitEndsWithConnection(t *testing.T) {
 }
 
 func netipPrefix(remote string) (netip.Prefix, bool) { return sourceip.OfString(remote) }
+
+// Every refusal is answered after failure_delay, so a client retrying at
+// once is refused a few times a second; an allowed login is not delayed.
+func TestRefusalDelay(t *testing.T) {
+	f, _ := newGuardedFile(t, GuardOptions{FailureDelay: 3 * time.Second, MaxFailures: 1, Concurrency: 1, Queue: 0})
+	var delays []time.Duration
+	f.refusalDelay = func(_ context.Context, d time.Duration) { delays = append(delays, d) }
+	login(f, "192.0.2.1:1", "alice", "secret")
+	login(f, "192.0.2.1:1", "alice", "wrong")  // checked: bad credentials
+	login(f, "192.0.2.1:1", "alice", "wrong2") // limited
+	login(f, "192.0.2.2:1", "mallory", "x")    // unknown user
+	if len(delays) != 3 || delays[0] != 3*time.Second {
+		t.Fatalf("delays %v, want 3s for each of the 3 refusals and none for the login allowed", delays)
+	}
+	// The real delay ends with the connection.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan struct{})
+	go func() { delay(ctx, time.Hour); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delay outlived its connection")
+	}
+}
