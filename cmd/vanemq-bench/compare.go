@@ -268,6 +268,10 @@ func describeRecord(r runRecord) string {
 	switch {
 	case res.Scenario == "conns":
 		return fmt.Sprintf("%s %s connects/s, %s bytes/conn", head, fmtNum(res.ConnectPerS), fmtNum(res.BytesPerConn))
+	case res.Scenario == "silent":
+		return fmt.Sprintf("%s %s bytes/conn (%s from the start), %s closed by the broker, healthy client served %d of %d, connect max %s",
+			head, fmtNum(res.BytesPerConn), fmtNum(res.BytesPerConnFromStart), thousands(int64(res.ClosedByBroker)),
+			res.HealthyAttempts-res.HealthyFailed, res.HealthyAttempts, fmtUS(res.HealthyMaxUS))
 	case res.Scenario == "latency":
 		return fmt.Sprintf("%s p50 %s µs, p99 %s µs, p99.9 %s µs, loss %s", head,
 			fmtNum(res.P50us), fmtNum(res.P99us), fmtNum(res.P999us), fmtPct(res.LossPct))
@@ -355,12 +359,18 @@ func (o *compareOptions) runTool(ctx context.Context, sc scenarioSpec, addr stri
 	return res, nil
 }
 
-// checkResult rejects a result that is not for scenario sc, or a message
+// checkResult rejects a result that is not for scenario sc, a message
 // scenario's result without a single message published inside the window,
-// which measures nothing.
+// which measures nothing, or a silent one without a healthy attempt.
 func checkResult(sc scenarioSpec, res benchResult) error {
 	if res.Scenario != sc.Kind {
 		return fmt.Errorf("result is for scenario %q, want %q", res.Scenario, sc.Kind)
+	}
+	if sc.Kind == "silent" {
+		if res.HealthyAttempts == 0 {
+			return errors.New("no healthy client attempt in the result")
+		}
+		return nil
 	}
 	if sc.Kind != "conns" && res.Expected == 0 {
 		return fmt.Errorf("no message was published inside the measurement window (sent %d): the broker took none", res.Sent)
@@ -403,6 +413,12 @@ type benchResult struct {
 	ConnectPerS             float64 `json:"connect_per_s"`
 	BrokerRSSBytes          float64 `json:"broker_rss_bytes"`
 	BytesPerConn            float64 `json:"bytes_per_conn"`
+	BytesPerConnFromStart   float64 `json:"bytes_per_conn_from_start"`
+	ClosedByBroker          float64 `json:"closed_by_broker"`
+	HealthyAttempts         int     `json:"healthy_attempts"`
+	HealthyFailed           int     `json:"healthy_failed"`
+	HealthyP50us            float64 `json:"healthy_connect_p50_us"`
+	HealthyMaxUS            float64 `json:"healthy_connect_max_us"`
 	Label                   string  `json:"label"`
 }
 

@@ -103,10 +103,13 @@ func main() {
 	label := flag.String("label", "", "")
 	asJSON := flag.Bool("json", false, "")
 	flag.String("transport", "", "")
+	silentConnect := flag.Bool("silent-connect", false, "")
+	send := flag.String("send", "10faff3f", "")
 	for _, n := range []string{"mqtt", "qos", "size", "publishers", "subscribers", "pairs", "conns", "rate", "inflight"} {
 		flag.Int(n, 0, "")
 	}
 	flag.Duration("duration", 0, "")
+	flag.Duration("hold", 0, "")
 	flag.Duration("warmup", 0, "")
 	flag.Parse()
 	if !*asJSON || flag.NArg() > 0 {
@@ -148,6 +151,13 @@ func main() {
 		res["p50_us"], res["p99_us"], res["p999_us"] = p99/2, p99, p99*2
 	case "conns":
 		res["connect_per_s"], res["bytes_per_conn"] = connect, 5000
+	case "silent":
+		perConn := map[string]float64{"vanemq": 3000, "mochi": 1048576, "mosquitto": 4700}[*label]
+		if *silentConnect && *send == "30faff3f" {
+			perConn *= 2
+		}
+		res["bytes_per_conn"], res["bytes_per_conn_from_start"] = perConn, perConn
+		res["healthy_attempts"], res["healthy_connect_p50_us"], res["healthy_connect_max_us"] = 15, 300, 900
 	}
 	json.NewEncoder(os.Stdout).Encode(res)
 }
@@ -242,6 +252,38 @@ func TestCompareExec(t *testing.T) {
 			t.Errorf("stdout is not the report's tables:\n%s", stdout.String())
 		}
 		if !strings.Contains(stderr.String(), "[18/18] conns-10000 round 2 vanemq: 20,000 connects/s") {
+			t.Errorf("progress lacks the last run:\n%s", stderr.String())
+		}
+		if t.Failed() {
+			t.Logf("report:\n%s\nstderr:\n%s", md, stderr.String())
+		}
+	})
+
+	t.Run("silent", func(t *testing.T) {
+		t.Setenv("FAKE_TOOL_LOG", "")
+		t.Setenv("FAKE_TOOL_FAIL", "")
+		out := filepath.Join(dir, "silent.md")
+		o := newOpts(t, out, "-quick", "-run", `^silent`)
+		var stdout, stderr bytes.Buffer
+		if err := o.run(t.Context(), &stdout, &stderr); err != nil {
+			t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+		}
+		md, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range []string{
+			`\| silent-2000 +\| 3 waves × 2000 connections sending a CONNECT header declaring 1 MiB, then nothing +\| ` +
+				"`-scenario silent -transport tcp -mqtt 4 -qos 0 -conns 2000 -hold 1s -duration 2s -warmup 400ms`",
+			`\| silent-publish-2000 +\| vanemq +\| +6,000 \| +6,000 \|`,
+			`\| silent bytes/conn ≤ 8192, healthy client served +\| silent-2000 +\| PASS +\| 3,000 B \(3,000 B from the start\); healthy client served 15 of 15, connect max 900µs \(mosquitto 4,700 B\)`,
+			`\| silent bytes/conn ≤ 8192, healthy client served +\| silent-publish-2000 +\| PASS +\| 6,000 B`,
+		} {
+			if !regexp.MustCompile(re).Match(md) {
+				t.Errorf("report lacks a line matching %s", re)
+			}
+		}
+		if !strings.Contains(stderr.String(), "[6/6] silent-publish-2000 round 1 mosquitto: 9,400 bytes/conn (9,400 from the start), 0 closed by the broker, healthy client served 15 of 15, connect max 900µs") {
 			t.Errorf("progress lacks the last run:\n%s", stderr.String())
 		}
 		if t.Failed() {

@@ -11,7 +11,7 @@ import (
 // scenario with its parameters.
 type scenarioSpec struct {
 	ID          string // unique, such as "fanin-q0-64"
-	Kind        string // the tool's -scenario: fanin, fanout, pairs, latency or conns
+	Kind        string // the tool's -scenario: fanin, fanout, pairs, latency, conns or silent
 	Title       string // for people, such as "fan-in 8→1, QoS 0, 64 B"
 	MQTT        int    // 4 for 3.1.1, 5 for 5.0
 	QoS         int
@@ -21,10 +21,22 @@ type scenarioSpec struct {
 	Pairs       int
 	Conns       int
 	Rate        int // messages per second per publisher; 0 for as fast as possible
+	// SilentConnect, Send and Hold are the silent scenario's
+	// -silent-connect, -send and -hold; an empty Send and a zero Hold leave
+	// the tool's defaults.
+	SilentConnect bool
+	Send          string
+	Hold          time.Duration
 }
 
+// silentHold is how long the silent rows hold each wave: long enough for the
+// healthy client's 5 attempts and for the broker to have read what the
+// connections sent, short enough that the rows add minutes, not more.
+const silentHold = time.Second
+
 // scenarioMatrix is the comparison matrix: the issue's targets, all over
-// MQTT 3.1.1 so that every peer takes part, plus one MQTT 5 row.
+// MQTT 3.1.1 so that every peer takes part, plus one MQTT 5 row, and the
+// silent connections of issue 15 (before and after CONNECT).
 func scenarioMatrix() []scenarioSpec {
 	fanin := func(qos, size, mqtt int) scenarioSpec {
 		id := fmt.Sprintf("fanin-q%d-%d", qos, size)
@@ -56,6 +68,10 @@ func scenarioMatrix() []scenarioSpec {
 		latency(0),
 		latency(1),
 		{ID: "conns-10000", Kind: "conns", Title: "10000 idle connections", MQTT: 4, Conns: 10000},
+		{ID: "silent-2000", Kind: "silent", MQTT: 4, Conns: 2000, Hold: silentHold,
+			Title: "3 waves × 2000 connections sending a CONNECT header declaring 1 MiB, then nothing"},
+		{ID: "silent-publish-2000", Kind: "silent", MQTT: 4, Conns: 2000, SilentConnect: true, Send: "30faff3f", Hold: silentHold,
+			Title: "3 waves × 2000 connections: CONNECT, then a PUBLISH header declaring 1 MiB, then nothing"},
 	}
 }
 
@@ -99,5 +115,14 @@ func (s scenarioSpec) toolArgs(duration, warmup time.Duration) []string {
 	add("-pairs", s.Pairs)
 	add("-conns", s.Conns)
 	add("-rate", s.Rate)
+	if s.SilentConnect {
+		args = append(args, "-silent-connect")
+	}
+	if s.Send != "" {
+		args = append(args, "-send", s.Send)
+	}
+	if s.Hold > 0 {
+		args = append(args, "-hold", s.Hold.String())
+	}
 	return append(args, "-duration", duration.String(), "-warmup", warmup.String())
 }

@@ -389,7 +389,7 @@ func TestScenarioMatrix(t *testing.T) {
 	if v5 != 1 {
 		t.Errorf("%d MQTT 5 rows, want 1", v5)
 	}
-	if want := map[string]int{"fanin": 5, "fanout": 1, "pairs": 2, "latency": 2, "conns": 1}; !mapsEqual(kinds, want) {
+	if want := map[string]int{"fanin": 5, "fanout": 1, "pairs": 2, "latency": 2, "conns": 1, "silent": 2}; !mapsEqual(kinds, want) {
 		t.Errorf("kinds = %v, want %v", kinds, want)
 	}
 	byID := map[string]scenarioSpec{}
@@ -403,6 +403,9 @@ func TestScenarioMatrix(t *testing.T) {
 		"latency-q0-64":  "-scenario latency -transport tcp -mqtt 4 -qos 0 -size 64 -publishers 1 -subscribers 1 -rate 10000 -duration 10s -warmup 2s",
 		"conns-10000":    "-scenario conns -transport tcp -mqtt 4 -qos 0 -conns 10000 -duration 10s -warmup 2s",
 		"fanin-q1-64-v5": "-scenario fanin -transport tcp -mqtt 5 -qos 1 -size 64 -publishers 8 -subscribers 1 -duration 10s -warmup 2s",
+		"silent-2000":    "-scenario silent -transport tcp -mqtt 4 -qos 0 -conns 2000 -hold 1s -duration 10s -warmup 2s",
+		"silent-publish-2000": "-scenario silent -transport tcp -mqtt 4 -qos 0 -conns 2000 -silent-connect -send 30faff3f " +
+			"-hold 1s -duration 10s -warmup 2s",
 	} {
 		s, ok := byID[id]
 		if !ok {

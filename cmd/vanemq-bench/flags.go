@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ const (
 	scenarioPairs   = "pairs"
 	scenarioLatency = "latency"
 	scenarioConns   = "conns"
+	scenarioSilent  = "silent"
 )
 
 // Transport names, as given to -transport.
@@ -40,10 +42,20 @@ const (
 	maxPayload = 64 << 20
 	// maxClients bounds -publishers, -subscribers, -pairs and -conns.
 	maxClients = 1_000_000
+	// defaultSilentConns is -conns of the silent scenario when the flag is
+	// not given: the count of issue 15's measurement.
+	defaultSilentConns = 2000
+	// defaultSend is -send: a CONNECT's fixed header declaring a remaining
+	// length of 1,048,570 bytes (just under 1 MiB).
+	defaultSend = "10faff3f"
+	// maxSend bounds the bytes of -send.
+	maxSend = 64 << 10
+	// maxWaves bounds -waves.
+	maxWaves = 1000
 )
 
 // benchUsage is printed before the flag list for -h and for bad usage.
-const benchUsage = `Usage: vanemq-bench -scenario fanin|fanout|pairs|latency|conns [flags]
+const benchUsage = `Usage: vanemq-bench -scenario fanin|fanout|pairs|latency|conns|silent [flags]
        vanemq-bench compare [flags]   (vanemq-bench compare -h for its flags)
 
 A load generator for MQTT brokers. Scenarios:
@@ -54,6 +66,12 @@ A load generator for MQTT brokers. Scenarios:
            reports p50/p99/p99.9 latency
   conns    opens -conns C idle connections with -dialers concurrent dialers;
            reports connects/s and broker memory per connection
+  silent   -waves W waves of -conns C connections (2000 unless given) that
+           each send -send HEX (a CONNECT declaring 1 MiB by default) and
+           then nothing; with -silent-connect each first completes CONNECT.
+           Holds each wave for -hold, reports the broker's memory per
+           connection per wave and the worst, connections the broker
+           closed, and the connect latency of a healthy client meanwhile
 
 Message scenarios measure for -duration after every SUBACK and -warmup, then
 drain up to -drain for late deliveries. Every payload starts with an 8-byte
@@ -89,6 +107,11 @@ type benchConfig struct {
 	Drain       time.Duration // longest wait for late deliveries
 	Hold        time.Duration // conns: how long the connections stay open
 	Dialers     int           // concurrent connection set-ups
+	Waves       int           // silent: waves of connections
+	Send        string        // silent: hex of the bytes each connection sends
+	// SilentConnect makes each silent connection complete CONNECT before
+	// it sends Send.
+	SilentConnect bool
 }
 
 // rate returns the total message rate the scenario runs at: -rate, or for
@@ -112,7 +135,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		fs.PrintDefaults()
 	}
 	var mqtt, qos uint
-	fs.StringVar(&c.Scenario, "scenario", "", "`name` of the scenario: fanin, fanout, pairs, latency or conns (required)")
+	fs.StringVar(&c.Scenario, "scenario", "", "`name` of the scenario: fanin, fanout, pairs, latency, conns or silent (required)")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:1883", "broker `host:port`")
 	fs.StringVar(&c.Transport, "transport", transportTCP, "`transport`: tcp, tls, ws or wss")
 	fs.StringVar(&c.WSPath, "ws-path", "/mqtt", "HTTP `path` of the WebSocket endpoint (ws, wss)")
@@ -123,7 +146,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.IntVar(&c.Publishers, "publishers", 8, "`number` of publishers (fanin)")
 	fs.IntVar(&c.Subscribers, "subscribers", 50, "`number` of subscribers (fanout)")
 	fs.IntVar(&c.Pairs, "pairs", 100, "`number` of publisher/subscriber pairs (pairs)")
-	fs.IntVar(&c.Conns, "conns", 10000, "`number` of idle connections (conns)")
+	fs.IntVar(&c.Conns, "conns", 10000, fmt.Sprintf("`number` of idle connections (conns), of connections per wave (silent: %d unless given)", defaultSilentConns))
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measurement `window`")
 	fs.DurationVar(&c.Warmup, "warmup", time.Second, "unmeasured `time` of load before the window")
 	fs.IntVar(&c.Rate, "rate", 0, fmt.Sprintf("total `msgs/s` over all publishers; 0 means %d for latency and as fast as possible elsewhere", defaultLatencyRate))
@@ -132,10 +155,18 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.StringVar(&c.Label, "label", "", "free `text` copied into the report")
 	fs.BoolVar(&c.JSON, "json", false, "print the result as one JSON object")
 	fs.DurationVar(&c.Drain, "drain", 2*time.Second, "longest `time` to wait for late deliveries after the window")
-	fs.DurationVar(&c.Hold, "hold", 2*time.Second, "`time` the connections stay open after connecting (conns)")
+	fs.DurationVar(&c.Hold, "hold", 2*time.Second, "`time` the connections stay open after connecting (conns, silent: per wave)")
 	fs.IntVar(&c.Dialers, "dialers", 64, "concurrent connection set-ups (`number`)")
+	fs.IntVar(&c.Waves, "waves", 3, "`number` of waves of connections, each closed before the next (silent)")
+	fs.StringVar(&c.Send, "send", defaultSend, "`hex` of the bytes each connection sends before going silent (silent); the default is a CONNECT declaring 1 MiB")
+	fs.BoolVar(&c.SilentConnect, "silent-connect", false, "complete an MQTT CONNECT on each connection before sending -send, e.g. 30faff3f, a PUBLISH declaring 1 MiB (silent)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	conns := false
+	fs.Visit(func(f *flag.Flag) { conns = conns || f.Name == "conns" })
+	if c.Scenario == scenarioSilent && !conns {
+		c.Conns = defaultSilentConns
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
@@ -153,7 +184,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 func (c *benchConfig) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	scenarios := []string{scenarioFanin, scenarioFanout, scenarioPairs, scenarioLatency, scenarioConns}
+	scenarios := []string{scenarioFanin, scenarioFanout, scenarioPairs, scenarioLatency, scenarioConns, scenarioSilent}
 	switch {
 	case c.Scenario == "":
 		bad("-scenario is required (%s)", strings.Join(scenarios, ", "))
@@ -192,6 +223,16 @@ func (c *benchConfig) validate() error {
 		count("pairs", c.Pairs)
 	case scenarioConns:
 		count("conns", c.Conns)
+	case scenarioSilent:
+		count("conns", c.Conns)
+		if c.Waves < 1 || c.Waves > maxWaves {
+			bad("-waves %d is outside 1..%d", c.Waves, maxWaves)
+		}
+		if b, err := hex.DecodeString(c.Send); err != nil {
+			bad("-send %q is not hex: %v", c.Send, err)
+		} else if len(b) > maxSend {
+			bad("-send has %d bytes, more than %d", len(b), maxSend)
+		}
 	}
 	if c.Duration <= 0 {
 		bad("-duration %s must be positive", c.Duration)

@@ -18,7 +18,7 @@ func TestParseBenchFlags(t *testing.T) {
 	want := benchConfig{
 		Scenario: "fanin", Addr: "127.0.0.1:1883", Transport: "tcp", WSPath: "/mqtt", MQTT: 4, QoS: 0, Size: 64,
 		Publishers: 8, Subscribers: 50, Pairs: 100, Conns: 10000, Duration: 10 * time.Second, Warmup: time.Second,
-		Inflight: 100, Drain: 2 * time.Second, Hold: 2 * time.Second, Dialers: 64,
+		Inflight: 100, Drain: 2 * time.Second, Hold: 2 * time.Second, Dialers: 64, Waves: 3, Send: "10faff3f",
 	}
 	if cfg != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -40,6 +40,18 @@ func TestParseBenchFlags(t *testing.T) {
 		t.Errorf("latency rate %d, want %d", cfg.rate(), defaultLatencyRate)
 	}
 
+	// The silent scenario's -conns defaults to 2000; given, it is kept.
+	for args, conns := range map[string]int{"-scenario silent": 2000, "-scenario silent -conns 10000": 10000, "-scenario conns": 10000} {
+		cfg, err := parseBenchFlags(strings.Fields(args), &bytes.Buffer{})
+		if err != nil || cfg.Conns != conns {
+			t.Errorf("%q: -conns %d (%v), want %d", args, cfg.Conns, err, conns)
+		}
+	}
+	cfg, err = parseBenchFlags([]string{"-scenario", "silent", "-waves", "1", "-send", "", "-silent-connect", "-hold", "0s"}, &bytes.Buffer{})
+	if err != nil || cfg.Waves != 1 || cfg.Send != "" || !cfg.SilentConnect || cfg.Hold != 0 {
+		t.Errorf("silent flags: %+v, %v", cfg, err)
+	}
+
 	bad := []struct {
 		args string
 		want string
@@ -54,6 +66,10 @@ func TestParseBenchFlags(t *testing.T) {
 		{"-scenario fanout -subscribers -1", "-subscribers -1"},
 		{"-scenario pairs -pairs 0", "-pairs 0"},
 		{"-scenario conns -conns 0", "-conns 0"},
+		{"-scenario silent -conns 0", "-conns 0"},
+		{"-scenario silent -waves 0", "-waves 0 is outside 1..1000"},
+		{"-scenario silent -send 10fz", `-send "10fz" is not hex`},
+		{"-scenario silent -send 10f", `-send "10f" is not hex`},
 		{"-scenario fanin -duration 0s", "-duration 0s must be positive"},
 		{"-scenario fanin -warmup -1s", "-warmup -1s"},
 		{"-scenario fanin -rate -5", "-rate -5"},

@@ -1,11 +1,11 @@
 // Command vanemq-bench is vanemq's load generator: a lean MQTT 3.1.1 and 5
 // client, built on vanemq's own codec (core/packets), that drives a broker
-// with one of five scenarios and reports throughput, loss, latency, and the
+// with one of six scenarios and reports throughput, loss, latency, and the
 // broker's CPU time and memory read from /proc.
 //
 // Usage:
 //
-//	vanemq-bench -scenario fanin|fanout|pairs|latency|conns [flags]
+//	vanemq-bench -scenario fanin|fanout|pairs|latency|conns|silent [flags]
 //	vanemq-bench compare [flags]
 //
 // The scenarios:
@@ -22,6 +22,30 @@
 //     reports the connect rate and the broker's memory per connection
 //     ((VmRSS after - VmRSS before) / C); holds them for -hold, then closes
 //     them.
+//   - silent: the memory a client can make the broker hold for what it
+//     sent (issue 15). -waves W waves (3 by default), each of -conns C
+//     connections (2000 unless given, -dialers at a time) that send the
+//     bytes of -send HEX and then nothing. The default, 10faff3f, is a
+//     CONNECT's fixed header declaring 1,048,570 bytes; with
+//     -silent-connect each connection first completes an MQTT CONNECT
+//     (-mqtt, a client identifier of its own) and then sends -send, such as
+//     30faff3f, a PUBLISH declaring as much. A wave is held for -hold while
+//     the broker's VmRSS is read every 50 ms; its memory per connection is
+//     (the highest reading - VmRSS before the wave) / C, and also over
+//     VmRSS before the first wave, so that memory kept from wave to wave
+//     counts. Meanwhile a healthy client connects 5 times, spread over the
+//     hold, and round-trips a PINGREQ; its connect latency (dial to
+//     CONNACK, p50 and max) and failed attempts are reported, and a failed
+//     attempt is a result, not a failure of the run. Connections the broker
+//     closes (as vanemq does with a CONNECT larger than max_connect_size)
+//     are counted. Each wave is closed, without DISCONNECT, 1 s before the
+//     next; the report gives each wave's figures and the worst.
+//
+// Issue 15's measurement of silent connections, before and after CONNECT,
+// against a running vanemq:
+//
+//	vanemq-bench -scenario silent -conns 2000 -waves 3 -broker-pid $(pidof vanemq)
+//	vanemq-bench -scenario silent -conns 2000 -waves 3 -silent-connect -send 30faff3f -broker-pid $(pidof vanemq)
 //
 // A message scenario connects and subscribes every subscriber, connects
 // every publisher, loads the broker for -warmup, measures for -duration,
@@ -40,7 +64,8 @@
 // worth of packets with one write of acknowledgements.
 //
 // With -broker-pid the broker's CPU time (utime + stime of /proc/PID/stat)
-// is measured over the window (conns: while connecting), and its VmRSS is
+// is measured over the window (conns: while connecting; silent: the whole
+// run), and its VmRSS is
 // read from /proc/PID/status. The report gives deliveries per broker
 // CPU-second and the generator's own share of the CPU time. -json prints
 // one JSON object instead of the text report.

@@ -7,8 +7,8 @@ import (
 
 // runResult is the outcome of one run. The JSON fields are what -json
 // prints (and what `vanemq-bench compare` reads); the others only feed the
-// text report. Figures a scenario does not produce are 0, and so are the
-// broker's without -broker-pid.
+// text report. Figures a scenario does not produce are 0 (wave_results is
+// left out), and so are the broker's without -broker-pid.
 type runResult struct {
 	Scenario    string  `json:"scenario"`
 	Transport   string  `json:"transport"`
@@ -19,7 +19,7 @@ type runResult struct {
 	Subscribers int     `json:"subscribers"`
 	Pairs       int     `json:"pairs"`
 	Conns       int     `json:"conns"`
-	DurationS   float64 `json:"duration_s"` // the measurement window; conns: the connecting time
+	DurationS   float64 `json:"duration_s"` // the measurement window; conns: the connecting time; silent: the whole run
 
 	Sent           int64   `json:"sent"`             // messages sent inside the window
 	Expected       int64   `json:"expected"`         // sent × deliveries per message
@@ -38,25 +38,39 @@ type runResult struct {
 	P999us float64 `json:"p999_us"`
 
 	ConnectPerS    float64 `json:"connect_per_s"`
-	BrokerRSSBytes int64   `json:"broker_rss_bytes"`
-	BytesPerConn   int64   `json:"bytes_per_conn"`
+	BrokerRSSBytes int64   `json:"broker_rss_bytes"` // silent: the highest of the waves' peaks
+	BytesPerConn   int64   `json:"bytes_per_conn"`   // silent: the worst wave's
+
+	// The silent scenario: its settings, the worst and the totals of its
+	// waves, and each wave's figures.
+	Waves                 int          `json:"waves"`
+	Send                  string       `json:"send"` // hex
+	SilentConnect         bool         `json:"silent_connect"`
+	BytesPerConnFromStart int64        `json:"bytes_per_conn_from_start"` // the worst wave's
+	ClosedByBroker        int          `json:"closed_by_broker"`          // over all waves
+	HealthyAttempts       int          `json:"healthy_attempts"`
+	HealthyFailed         int          `json:"healthy_failed"`
+	HealthyP50us          float64      `json:"healthy_connect_p50_us"` // over every served attempt
+	HealthyMaxUS          float64      `json:"healthy_connect_max_us"`
+	WaveResults           []waveResult `json:"wave_results,omitempty"`
 
 	Label string `json:"label"`
 
-	brokerPID int
-	warmup    time.Duration
-	drained   time.Duration // time spent draining after the window
-	hold      time.Duration // conns: time the connections stayed open
-	fan       int64         // deliveries per message
-	arrived   int64         // deliveries that arrived inside the window
-	latN      uint64        // latency samples
-	meanUS    float64
-	maxUS     float64
-	rate      int // total msgs/s; 0: as fast as possible
-	inflight  int
-	brokerCPU time.Duration
-	benchCPU  time.Duration
-	rssBefore int64 // conns: broker VmRSS before connecting
+	brokerPID  int
+	warmup     time.Duration
+	drained    time.Duration // time spent draining after the window
+	hold       time.Duration // conns: time the connections stayed open
+	fan        int64         // deliveries per message
+	arrived    int64         // deliveries that arrived inside the window
+	latN       uint64        // latency samples
+	meanUS     float64
+	maxUS      float64
+	rate       int // total msgs/s; 0: as fast as possible
+	inflight   int
+	brokerCPU  time.Duration
+	benchCPU   time.Duration
+	rssBefore  int64  // conns: broker VmRSS before connecting; silent: before the first wave
+	healthyErr string // silent: the first failed healthy attempt's error
 }
 
 // newRunResult returns a result with the run's settings filled in.

@@ -75,6 +75,42 @@ func (p *procProbe) brokerRSS() (int64, error) {
 	return readProc(p.pid, "status", "broker memory", parseVmRSS)
 }
 
+// watchRSS reads the broker's VmRSS every rssInterval until the returned
+// stop is called, which reads it once more and returns the highest
+// reading, or the first error.
+func (p *procProbe) watchRSS() (stop func() (int64, error)) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	var peak int64
+	var err error
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(rssInterval)
+		defer t.Stop()
+		for {
+			rss, rerr := p.brokerRSS()
+			if rerr != nil {
+				err = rerr
+				return
+			}
+			peak = max(peak, rss)
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (int64, error) {
+		close(done)
+		<-finished
+		if err != nil {
+			return peak, err
+		}
+		rss, err := p.brokerRSS()
+		return max(peak, rss), err
+	}
+}
+
 // readProc reads /proc/PID/name and parses it; errors say what was being
 // read. Without a PID (0) it returns the zero value.
 func readProc[T any](pid int, name, what string, parse func(string) (T, error)) (T, error) {

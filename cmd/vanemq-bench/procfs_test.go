@@ -88,3 +88,24 @@ func TestProcProbeSelf(t *testing.T) {
 		t.Errorf("without a pid: brokerRSS %d, %v; want 0, nil", rss, err)
 	}
 }
+
+// TestWatchRSS checks the VmRSS watch of a hold: the highest reading of a
+// live process, zero without a PID, and the error of a process that is
+// gone.
+func TestWatchRSS(t *testing.T) {
+	self := &procProbe{pid: os.Getpid(), ticks: defaultClockTicks}
+	now, err := self.brokerRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak, err := self.watchRSS()()
+	if err != nil || peak <= 0 || peak < now/2 {
+		t.Errorf("own peak %d (%v), want near %d", peak, err, now)
+	}
+	if peak, err := (&procProbe{}).watchRSS()(); peak != 0 || err != nil {
+		t.Errorf("without a PID: %d, %v; want 0, nil", peak, err)
+	}
+	if _, err := (&procProbe{pid: 2147483647}).watchRSS()(); err == nil || !strings.Contains(err.Error(), "broker memory") {
+		t.Errorf("gone: %v, want a broker memory error", err)
+	}
+}

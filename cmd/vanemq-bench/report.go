@@ -28,10 +28,13 @@ func writeText(w io.Writer, r *runResult) error {
 	if r.Label != "" {
 		line("label", "%s", r.Label)
 	}
-	if r.Scenario == scenarioConns {
+	switch r.Scenario {
+	case scenarioConns:
 		line("connected", "%s connections in %.3f s: %s connects/s", thousands(int64(r.Conns)), r.DurationS, thousands(int64(r.ConnectPerS)))
 		line("held", "%s, then closed", r.hold)
-	} else {
+	case scenarioSilent:
+		writeSilentText(line, r)
+	default:
 		line("window", "%.3f s after %s of warm-up; drained %.3f s", r.DurationS, r.warmup, r.drained.Seconds())
 		line("sent", "%s messages", thousands(r.Sent))
 		line("expected", "%s deliveries (%d per message)", thousands(r.Expected), r.fan)
@@ -43,22 +46,27 @@ func writeText(w io.Writer, r *runResult) error {
 		}
 	}
 	span := "the window"
-	if r.Scenario == scenarioConns {
+	switch r.Scenario {
+	case scenarioConns:
 		span = "connecting"
+	case scenarioSilent:
+		span = fmt.Sprintf("the run (%.3f s)", r.DurationS)
 	}
 	if r.brokerPID == 0 {
 		line("broker", "not measured (no -broker-pid)")
 		line("generator", "%.3f s CPU during %s", r.BenchCPUS, span)
 	} else {
 		perCPU := ""
-		if r.Scenario != scenarioConns {
+		if r.Scenario != scenarioConns && r.Scenario != scenarioSilent {
 			perCPU = fmt.Sprintf(": %s deliveries per CPU-second", thousands(int64(r.DeliveriesPerBrokerCPUS)))
 		}
 		line("broker", "pid %d, %.3f s CPU during %s%s", r.brokerPID, r.BrokerCPUS, span, perCPU)
-		if r.Scenario == scenarioConns {
+		switch r.Scenario {
+		case scenarioConns:
 			line("memory", "VmRSS %s before, %s after: %s bytes per connection",
 				mib(r.rssBefore), mib(r.BrokerRSSBytes), thousands(r.BytesPerConn))
-		} else {
+		case scenarioSilent: // in the waves' lines
+		default:
 			line("memory", "VmRSS %s at the end", mib(r.BrokerRSSBytes))
 		}
 		line("generator", "%.3f s CPU, %.1f %% of generator + broker CPU", r.BenchCPUS, 100*r.BenchCPUShare)
@@ -74,8 +82,11 @@ func describeSetup(r *runResult) string {
 		version = "MQTT 5"
 	}
 	s := fmt.Sprintf("%s, %s", r.Transport, version)
-	if r.Scenario == scenarioConns {
+	switch r.Scenario {
+	case scenarioConns:
 		return s
+	case scenarioSilent:
+		return s + ", " + describeSilent(r)
 	}
 	s += fmt.Sprintf(", QoS %d, %d-byte payloads, ", r.QoS, r.Size)
 	switch r.Scenario {

@@ -16,7 +16,9 @@ func TestWriteJSONFields(t *testing.T) {
 	want := []string{"scenario", "transport", "mqtt", "qos", "size", "publishers", "subscribers", "pairs", "conns",
 		"duration_s", "sent", "expected", "received", "loss_pct", "deliveries_per_s", "broker_cpu_s",
 		"deliveries_per_broker_cpu_s", "bench_cpu_s", "bench_cpu_share", "p50_us", "p99_us", "p999_us",
-		"connect_per_s", "broker_rss_bytes", "bytes_per_conn", "label"}
+		"connect_per_s", "broker_rss_bytes", "bytes_per_conn", "label",
+		"waves", "send", "silent_connect", "bytes_per_conn_from_start", "closed_by_broker",
+		"healthy_attempts", "healthy_failed", "healthy_connect_p50_us", "healthy_connect_max_us"}
 	var buf bytes.Buffer
 	if err := writeJSON(&buf, &runResult{Scenario: "fanin", Label: "l"}); err != nil {
 		t.Fatal(err)
@@ -60,10 +62,33 @@ func TestWriteText(t *testing.T) {
 		arrived: 1234000, Label: "run 1"}
 	conns := runResult{Scenario: "conns", Transport: "ws", MQTT: 5, Conns: 10000, DurationS: 0.5, ConnectPerS: 20000,
 		rssBefore: 10 << 20, BrokerRSSBytes: 50 << 20, BytesPerConn: 4194, hold: 2 * time.Second}
+	silent := runResult{Scenario: "silent", Transport: "tcp", MQTT: 4, Conns: 2000, Waves: 2, Send: "30faff3f", SilentConnect: true,
+		DurationS: 7.5, brokerPID: 77, BrokerCPUS: 0.25, BenchCPUS: 0.25, BenchCPUShare: 0.5, hold: 2 * time.Second,
+		BrokerRSSBytes: 30 << 20, BytesPerConn: 3000, BytesPerConnFromStart: 3500, ClosedByBroker: 1,
+		HealthyAttempts: 10, HealthyFailed: 1, HealthyP50us: 412.3, HealthyMaxUS: 12034.5, healthyErr: "wave 2: healthy client 9: timeout",
+		WaveResults: []waveResult{
+			{Wave: 1, Conns: 2000, OpenS: 0.25, RSSBeforeBytes: 20 << 20, RSSPeakBytes: 25 << 20, BytesPerConn: 2621, BytesPerConnFromStart: 2621,
+				HealthyAttempts: 5, HealthyP50us: 400, HealthyMaxUS: 500},
+			{Wave: 2, Conns: 2000, OpenS: 0.5, ClosedByBroker: 1, RSSBeforeBytes: 24 << 20, RSSPeakBytes: 30 << 20, BytesPerConn: 3000,
+				BytesPerConnFromStart: 3500, HealthyAttempts: 5, HealthyFailed: 1, HealthyP50us: 420, HealthyMaxUS: 12034.5,
+				HealthyError: "healthy client 9: timeout"},
+		}}
 	cases := []struct {
 		r    runResult
 		want []string
 	}{
+		{silent, []string{
+			"vanemq-bench silent: tcp, MQTT 3.1.1, 2 waves × 2,000 connections, each completing CONNECT, then sending 30faff3f (4 bytes) and nothing more\n",
+			"  wave 1      2,000 opened in 0.250 s, held 2s; 0 closed by the broker before the end of the hold\n" +
+				"              VmRSS 20.0 MiB before, peak 25.0 MiB: 2,621 bytes per connection (2,621 over the first wave's start)\n" +
+				"              healthy client served 5 of 5 times: connect p50 400µs, max 500µs\n",
+			"  wave 2      2,000 opened in 0.500 s, held 2s; 1 closed by the broker",
+			"healthy client served 4 of 5 times: connect p50 420µs, max 12.035ms; FAILED 1, first: healthy client 9: timeout\n",
+			"  worst       3,000 bytes per connection (wave 2), 3,500 over the first wave's start (wave 2); VmRSS peak 30.0 MiB\n",
+			"  healthy     client served 9 of 10 times: connect p50 412µs, max 12.035ms; FAILED 1, first: wave 2: healthy client 9: timeout\n",
+			"  closed      1 connection closed by the broker over 2 waves\n",
+			"  broker      pid 77, 0.250 s CPU during the run (7.500 s)\n",
+		}},
 		{msgs, []string{"vanemq-bench fanin: tcp, MQTT 3.1.1, QoS 1, 64-byte payloads, 8 publishers → 1 subscriber, flat out, inflight 100",
 			"label       run 1", "1,234,567 messages", "loss 0.046 %", "246,800 deliveries/s", "p50 100.0 µs, p99 200.0 µs, p99.9 300.0 µs",
 			"pid 77, 4.500 s CPU during the window: 274,222 deliveries per CPU-second", "VmRSS 30.0 MiB", "10.0 % of generator + broker CPU"}},

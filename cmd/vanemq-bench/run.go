@@ -25,7 +25,8 @@ type benchEnv struct {
 }
 
 // clientID returns the client identifier of the index-th client of a role
-// ('p' publisher, 's' subscriber, 'c' idle connection): short enough for
+// ('p' publisher, 's' subscriber, 'c' idle connection, 'q' silent
+// connection, 'h' healthy client): short enough for
 // brokers that keep to the 23 bytes MQTT 3.1.1 guarantees.
 func (e *benchEnv) clientID(role byte, index int) string {
 	return e.idPrefix + string(role) + strconv.Itoa(index)
@@ -43,9 +44,12 @@ func runBench(ctx context.Context, cfg benchConfig) (runResult, error) {
 		return runResult{}, fmt.Errorf("-broker-pid %d: %w", cfg.BrokerPID, err)
 	}
 	var res runResult
-	if cfg.Scenario == scenarioConns {
+	switch cfg.Scenario {
+	case scenarioConns:
 		res, err = runConns(ctx, env)
-	} else {
+	case scenarioSilent:
+		res, err = runSilent(ctx, env)
+	default:
 		res, err = runMessages(ctx, env)
 	}
 	if err != nil {

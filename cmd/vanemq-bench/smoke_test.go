@@ -125,6 +125,73 @@ func TestBenchSmoke(t *testing.T) {
 				t.Errorf("broker_rss_bytes %d, bytes_per_conn %d", res.BrokerRSSBytes, res.BytesPerConn)
 			}
 		})
+		// vanemq closes a connection whose CONNECT declares more than
+		// max_connect_size (64 KiB) at once, and keeps one that declared a
+		// 1 MiB PUBLISH after CONNECT.
+		for _, sc := range []struct {
+			name     string
+			args     []string
+			closeAll bool
+		}{
+			{"silent", nil, true},
+			{"silent-connect", []string{"-silent-connect", "-send", "30faff3f"}, false},
+		} {
+			t.Run(sc.name+"/mqtt"+mqtt, func(t *testing.T) {
+				t.Parallel()
+				addr := benchTestBroker(t)
+				res := runBenchJSON(t, slices.Concat([]string{"-scenario", "silent", "-conns", "50", "-waves", "2", "-hold", "1s",
+					"-addr", addr, "-mqtt", mqtt, "-broker-pid", pid}, sc.args)...)
+				closed := 0
+				if sc.closeAll {
+					closed = 50
+				}
+				checkSilentResult(t, res, 50, 2, closed)
+			})
+		}
+	}
+}
+
+// checkSilentResult checks the figures of a silent result of waves waves of
+// conns connections, closed of each closed by the broker.
+func checkSilentResult(t *testing.T, res runResult, conns, waves, closed int) {
+	t.Helper()
+	if res.Scenario != "silent" || res.Conns != conns || res.Waves != waves || len(res.WaveResults) != waves {
+		t.Fatalf("scenario %q, %d conns, %d waves, %d wave results; want silent, %d, %d, %d",
+			res.Scenario, res.Conns, res.Waves, len(res.WaveResults), conns, waves, waves)
+	}
+	if res.HealthyAttempts != waves*healthyAttempts || res.HealthyFailed != 0 {
+		t.Errorf("healthy client served %d of %d attempts, want all %d", res.HealthyAttempts-res.HealthyFailed,
+			res.HealthyAttempts, waves*healthyAttempts)
+	}
+	if !(0 < res.HealthyP50us && res.HealthyP50us <= res.HealthyMaxUS) {
+		t.Errorf("healthy connect p50 %v µs, max %v µs: want 0 < p50 <= max", res.HealthyP50us, res.HealthyMaxUS)
+	}
+	if res.ClosedByBroker != waves*closed {
+		t.Errorf("closed_by_broker %d, want %d", res.ClosedByBroker, waves*closed)
+	}
+	if res.BrokerRSSBytes <= 0 || res.BytesPerConn < 0 || res.BytesPerConnFromStart < 0 || res.DurationS <= 0 || res.BrokerCPUS <= 0 {
+		t.Errorf("broker_rss_bytes %d, bytes_per_conn %d, from start %d, duration %v s, broker CPU %v s",
+			res.BrokerRSSBytes, res.BytesPerConn, res.BytesPerConnFromStart, res.DurationS, res.BrokerCPUS)
+	}
+	worst, worstStart := int64(0), int64(0)
+	for i, w := range res.WaveResults {
+		if w.Wave != i+1 || w.Conns != conns || w.ClosedByBroker != closed || w.OpenS <= 0 {
+			t.Errorf("wave %d: %+v; want wave %d, %d conns, %d closed, open_s > 0", i+1, w, i+1, conns, closed)
+		}
+		if w.RSSBeforeBytes <= 0 || w.RSSPeakBytes <= 0 || w.HealthyAttempts != healthyAttempts || w.HealthyFailed != 0 ||
+			w.HealthyError != "" || w.HealthyP50us <= 0 || w.HealthyMaxUS < w.HealthyP50us {
+			t.Errorf("wave %d: %+v", i+1, w)
+		}
+		if want := max(0, w.RSSPeakBytes-w.RSSBeforeBytes) / int64(conns); w.BytesPerConn != want {
+			t.Errorf("wave %d: bytes_per_conn %d, want (%d - %d) / %d = %d", i+1, w.BytesPerConn, w.RSSPeakBytes, w.RSSBeforeBytes, conns, want)
+		}
+		if want := max(0, w.RSSPeakBytes-res.WaveResults[0].RSSBeforeBytes) / int64(conns); w.BytesPerConnFromStart != want {
+			t.Errorf("wave %d: bytes_per_conn_from_start %d, want %d", i+1, w.BytesPerConnFromStart, want)
+		}
+		worst, worstStart = max(worst, w.BytesPerConn), max(worstStart, w.BytesPerConnFromStart)
+	}
+	if res.BytesPerConn != worst || res.BytesPerConnFromStart != worstStart {
+		t.Errorf("bytes_per_conn %d, from start %d: want the worst wave's, %d and %d", res.BytesPerConn, res.BytesPerConnFromStart, worst, worstStart)
 	}
 }
 
