@@ -172,3 +172,25 @@ func TestTopicAliasBytes(t *testing.T) {
 	}
 	c.expectClosed(biIO)
 }
+
+// A connected client's identifier and user name are copies, not views of
+// its CONNECT: a CONNECT larger than the reader's buffer (a large user
+// property, or password) does not stay alive as long as the connection.
+// Without the copy, 100 such clients kept 6 MB alive.
+func TestClientInfoKeepsNoConnect(t *testing.T) {
+	b := startBroker(t, core.Options{})
+	pad := strings.Repeat("u", 60_000)
+	before := liveHeap()
+	for i := range 100 {
+		id := "pinned-" + strings.Repeat("x", i%10) + string(rune('a'+i%26)) + strings.Repeat("y", i/26)
+		c := biDial(t, b.Addr, id)
+		c.mustWrite(biConnectRaw("MQTT", 5, 0x02|0x80, 0, biProps(biPropUser("pad", pad)), biStr(id), biStr("user-"+id)))
+		c.setVersion(packets.Version5)
+		if p := c.expect(biIO, packets.Connack); p.ReasonCode != packets.Success {
+			t.Fatalf("%s: %s", id, biDescribe(p))
+		}
+	}
+	if grown := liveHeap() - before; grown > 3<<20 {
+		t.Fatalf("the live heap grew by %d MiB for 100 connected clients whose CONNECTs carried 60 KB each: their client identifiers keep their CONNECTs", grown>>20)
+	}
+}
