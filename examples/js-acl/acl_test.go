@@ -47,6 +47,9 @@ func startBroker(t *testing.T) *broker {
 	}
 	hc := cfg.hook
 	hc.Dir = b.dir // as the vanemq binary does: paths relative to the config file
+	// The rules are under test, not the shipped 10ms per call, which a
+	// loaded machine running the race detector can exceed.
+	hc.Timeout = 2 * time.Second
 	hc.Logger = logger.With("hook", js.ID)
 	h, err := js.New(hc, srv)
 	if err != nil {
