@@ -22,8 +22,13 @@ import (
 var errWire = errors.New("malformed event batch")
 
 const (
-	// maxClients bounds the decoder's cache of clients.
-	maxClients = 4096
+	// maxClients and maxClientBytes bound the decoder's cache of clients,
+	// which outlives batches: in clients, and in the bytes they keep
+	// (clientSize). A client ID and a username may each be 64 KiB long,
+	// and a batch 512 MiB: the count alone would let clients that connect
+	// with long names make every observer keep gigabytes.
+	maxClients     = 4096
+	maxClientBytes = 4 << 20
 	// eventBlock is the most events allocated together.
 	eventBlock = 64
 )
@@ -31,8 +36,9 @@ const (
 // batchDecoder decodes event batches. It keeps the clients it has seen,
 // so an Event's Client may be shared with other events.
 type batchDecoder struct {
-	clients map[string]*Client
-	block   []eventAndMessage // allocated, not yet handed out
+	clients     map[string]*Client
+	clientBytes int               // the clientSize of those in clients
+	block       []eventAndMessage // allocated, not yet handed out
 }
 
 // eventAndMessage is an event with room for its message and the message's
@@ -135,7 +141,7 @@ func countEvents(b []byte) (int, error) {
 }
 
 // str is b as a string, without a copy: b is the decoder's copy of a
-// batch, never written.
+// batch, or a client's key in its cache, never written.
 func str(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
@@ -183,13 +189,15 @@ func (d *batchDecoder) event(b []byte, em *eventAndMessage) error {
 }
 
 // client decodes a Client, or returns the one decoded from the same bytes
-// before. Its strings are its own: the cache does not keep batches.
+// before. It is decoded from a copy of b, its key in the cache, and its
+// strings point into that copy: the cache does not keep batches.
 func (d *batchDecoder) client(b []byte) (*Client, error) {
 	if c, ok := d.clients[string(b)]; ok {
 		return c, nil
 	}
+	key := string(b)
 	c := &Client{}
-	r := fieldReader{b: b}
+	r := fieldReader{b: unsafe.Slice(unsafe.StringData(key), len(key))}
 	for r.next() {
 		switch {
 		case r.is(5, protowire.VarintType):
@@ -199,28 +207,40 @@ func (d *batchDecoder) client(b []byte) (*Client, error) {
 		case r.typ == protowire.BytesType:
 			switch r.num {
 			case 1:
-				c.ID = string(r.bytes)
+				c.ID = str(r.bytes)
 			case 2:
-				c.Username = string(r.bytes)
+				c.Username = str(r.bytes)
 			case 3:
-				c.Remote = string(r.bytes)
+				c.Remote = str(r.bytes)
 			case 4:
-				c.Listener = string(r.bytes)
+				c.Listener = str(r.bytes)
 			case 7:
-				c.CertCommonName = string(r.bytes)
+				c.CertCommonName = str(r.bytes)
 			case 8:
-				c.CertDNSNames = append(c.CertDNSNames, string(r.bytes))
+				c.CertDNSNames = append(c.CertDNSNames, str(r.bytes))
 			}
 		}
 	}
 	if r.err != nil {
 		return nil, r.err
 	}
-	if d.clients == nil || len(d.clients) >= maxClients {
-		d.clients = make(map[string]*Client)
+	size := clientSize(key, c)
+	if size > maxClientBytes {
+		return c, nil // not kept: it would be the whole cache
 	}
-	d.clients[string(b)] = c
+	if d.clients == nil || len(d.clients) >= maxClients || d.clientBytes+size > maxClientBytes {
+		d.clients = make(map[string]*Client)
+		d.clientBytes = 0
+	}
+	d.clients[key] = c
+	d.clientBytes += size
 	return c, nil
+}
+
+// clientSize is what the cache keeps for c, decoded from key: the key,
+// which c's strings point into, c and its names.
+func clientSize(key string, c *Client) int {
+	return len(key) + int(unsafe.Sizeof(*c)) + cap(c.CertDNSNames)*int(unsafe.Sizeof(""))
 }
 
 // decodeMessage decodes em's Message. An origin equal to the event's
