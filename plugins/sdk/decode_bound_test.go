@@ -35,8 +35,8 @@ func repeatTo(n int, unit func(i int) []byte) []byte {
 // hostileBatches are batches of up to n bytes that make the decoder do
 // the most for their size: the least bytes per event, client (new or
 // seen), user property or name, or the most nesting (groups, skipped:
-// the broker never sends them). They are fuzz seeds in
-// testdata/fuzz/FuzzBatchDecoder, named for them (seed-* at ~10 KB).
+// the broker never sends them). They are fuzz seeds, in
+// testdata/fuzz/FuzzBatchDecoder/seed-*.
 func hostileBatches(n int) map[string][]byte {
 	// Groups of field 1 nested 100 deep.
 	nested := append(bytes.Repeat([]byte{0x0b}, 100), bytes.Repeat([]byte{0x0c}, 100)...)
