@@ -137,6 +137,7 @@ type File struct {
 	limits   *failureLimits // nil without a limit
 	throttle logThrottle
 	stats    guardCounters
+	delayed  delayed
 
 	watch     *filewatch.Watcher // nil without Watch
 	closeOnce sync.Once
@@ -167,10 +168,11 @@ func NewFile(opts FileOptions) (*File, error) {
 	if err := opts.Guard.fill(); err != nil {
 		return nil, fmt.Errorf("%s: config: %w", FileID, err)
 	}
-	f := &File{opts: opts, log: opts.Logger, compare: bcrypt.CompareHashAndPassword, refusalDelay: delay,
+	f := &File{opts: opts, log: opts.Logger, compare: bcrypt.CompareHashAndPassword,
 		pool:     newVerifyPool(opts.Guard.Concurrency, opts.Guard.Queue),
 		limits:   newFailureLimits(opts.Guard.MaxFailures, opts.Guard.FailureWindow),
 		throttle: logThrottle{every: time.Second}}
+	f.refusalDelay = f.delayed.delay
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -327,6 +329,20 @@ func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core
 	}
 	hash, known := st.users.hashes[cred.Username]
 	now := time.Now()
+	src, hasSrc := sourceip.OfString(cl.Remote)
+	limited := func(why string) core.Verdict {
+		f.stats.limited.Add(1)
+		warnThrottled(f.log, &f.throttle, "auth.file: login refused without checking its password: "+why,
+			"client", cl.ID, "username", cred.Username, "remote", cl.Remote, "max_failures", f.opts.Guard.MaxFailures,
+			"failure_window", f.opts.Guard.FailureWindow)
+		f.refusalDelay(ctx, f.opts.Guard.FailureDelay)
+		return core.Refuse(packets.ConnectionRateExceeded, why+"; try again later")
+	}
+	// A source over its limit first, before the cache: otherwise the cache
+	// would answer its guesses of a cached password at network speed.
+	if f.limits != nil && f.limits.sourceRefused(src, hasSrc, now) {
+		return limited("too many failed logins from this address")
+	}
 	var entry [32]byte
 	if known && st.cache != nil {
 		entry = st.cache.entry(cred.Username, cred.Password, hash)
@@ -335,15 +351,9 @@ func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core
 			return core.Permit
 		}
 	}
-	src, hasSrc := sourceip.OfString(cl.Remote)
 	if f.limits != nil {
 		if why := f.limits.refused(src, hasSrc, cred.Username, now); why != "" {
-			f.stats.limited.Add(1)
-			warnThrottled(f.log, &f.throttle, "auth.file: login refused without checking its password: "+why,
-				"client", cl.ID, "username", cred.Username, "remote", cl.Remote, "max_failures", f.opts.Guard.MaxFailures,
-				"failure_window", f.opts.Guard.FailureWindow)
-			f.refusalDelay(ctx, f.opts.Guard.FailureDelay)
-			return core.Refuse(packets.ConnectionRateExceeded, why+"; try again later")
+			return limited(why)
 		}
 	}
 	if err := f.pool.acquire(ctx); err != nil {

@@ -26,7 +26,10 @@ import (
 //     connecting again costs no bcrypt.
 //   - A source (an IP address; an IPv6 /64) or a user name with too many
 //     failed logins in a while is refused without a check (failureLimits),
-//     with Connection rate exceeded (0x9F; 3.1.1: server unavailable).
+//     with Connection rate exceeded (0x9F; 3.1.1: server unavailable). A
+//     source is checked before the cache, so that the cache cannot answer
+//     a limited source's guesses; a user name after it, so that a user
+//     whose name is attacked gets in with a password verified before.
 //   - At most a few checks run at once, and a few more wait
 //     (verifyPool); beyond that a login is refused at once with Server
 //     busy (0x89; 3.1.1: server unavailable) rather than queued without
@@ -113,11 +116,25 @@ func (o *GuardOptions) fill() error {
 	return err
 }
 
-// delay waits d (if above 0) or until ctx ends: a refused login's answer.
-func delay(ctx context.Context, d time.Duration) {
+// maxDelayed bounds the refusals waiting out their delay at once: beyond
+// it a refusal is answered at once, so that the connections a storm keeps
+// open in delays are bounded too.
+const maxDelayed = 1000
+
+// delayed counts the refusals waiting out their delay.
+type delayed struct{ n atomic.Int64 }
+
+// delay waits d (if above 0, and fewer than maxDelayed wait) or until ctx
+// ends: a refused login's answer.
+func (w *delayed) delay(ctx context.Context, d time.Duration) {
 	if d <= 0 {
 		return
 	}
+	if w.n.Add(1) > maxDelayed {
+		w.n.Add(-1)
+		return
+	}
+	defer w.n.Add(-1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -277,6 +294,16 @@ func (l *failureLimits) refused(src netip.Prefix, hasSrc bool, username string, 
 		return "too many failed logins for this user name"
 	}
 	return ""
+}
+
+// sourceRefused reports whether src has no attempt left.
+func (l *failureLimits) sourceRefused(src netip.Prefix, hasSrc bool, now time.Time) bool {
+	if !hasSrc {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.left(l.src[src], now) < 1
 }
 
 // failed records a failed login.

@@ -144,6 +144,11 @@ func TestFailureLimits(t *testing.T) {
 	if v := login(f, "203.0.113.7:1", "alice", "secret"); v != core.Permit {
 		t.Fatalf("the cached password from a new source: %+v", v)
 	}
+	// A limited source is refused before the cache: it cannot test
+	// guesses of a cached password without a limit.
+	if v := login(f, "192.0.2.1:4002", "alice", "secret"); v.Code != rateRefusal {
+		t.Fatalf("alice's cached password from the limited source: %+v, want 0x9F", v)
+	}
 	// IPv6: one /64 is one source.
 	for i := range 3 {
 		login(f, "[2001:db8:0:1::"+string(rune('a'+i))+"]:1", "nobody", "x")
@@ -155,8 +160,8 @@ func TestFailureLimits(t *testing.T) {
 	if v := login(f, "[2001:db8:0:2::1]:1", "bob", "wrong"); v != badCredentials() {
 		t.Fatalf("another /64: %+v, want checked (and refused)", v)
 	}
-	if st := f.GuardStats(); st.Limited != 3 {
-		t.Errorf("stats %+v, want 3 limited", st)
+	if st := f.GuardStats(); st.Limited != 4 {
+		t.Errorf("stats %+v, want 4 limited", st)
 	}
 }
 
@@ -249,10 +254,21 @@ func TestRefusalDelay(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	done := make(chan struct{})
-	go func() { delay(ctx, time.Hour); close(done) }()
+	var w delayed
+	go func() { w.delay(ctx, time.Hour); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the delay outlived its connection")
+	}
+	// With maxDelayed refusals waiting, another is answered at once.
+	var full delayed
+	full.n.Store(maxDelayed)
+	done = make(chan struct{})
+	go func() { full.delay(context.Background(), time.Hour); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a refusal waited though maxDelayed were waiting")
 	}
 }
