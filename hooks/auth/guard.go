@@ -85,35 +85,25 @@ const (
 
 // fill checks o and fills in defaults.
 func (o *GuardOptions) fill() error {
-	cacheOff, limitOff, delayOff := o.CacheSize < 0, o.MaxFailures < 0, o.FailureDelay < 0
-	if cacheOff {
-		o.CacheSize = 0
-	}
-	if limitOff {
-		o.MaxFailures = 0
-	}
-	if delayOff {
-		o.FailureDelay = 0
-	}
-	err := errors.Join(
+	return errors.Join(
 		core.DefaultWithin(&o.Concurrency, max(1, runtime.GOMAXPROCS(0)/2), maxConcurrency, "verify_concurrency"),
 		core.DefaultWithin(&o.Queue, 32, maxQueue, "verify_queue"),
-		core.DefaultWithin(&o.CacheSize, 10_000, maxCacheSize, "cache_size"),
+		defaultOrOff(&o.CacheSize, 10_000, maxCacheSize, "cache_size"),
 		core.DefaultWithin(&o.CacheTTL, 15*time.Minute, maxCacheTTL, "cache_ttl"),
-		core.DefaultWithin(&o.MaxFailures, 10, maxFailures, "max_failures"),
+		defaultOrOff(&o.MaxFailures, 10, maxFailures, "max_failures"),
 		core.DefaultWithin(&o.FailureWindow, time.Minute, maxWindow, "failure_window"),
-		core.DefaultWithin(&o.FailureDelay, time.Second, maxDelay, "failure_delay"),
+		defaultOrOff(&o.FailureDelay, time.Second, maxDelay, "failure_delay"),
 	)
-	if delayOff {
-		o.FailureDelay = -1
+}
+
+// defaultOrOff is core.DefaultWithin for a value that a negative turns
+// off: a negative becomes -1, and is not an error.
+func defaultOrOff[T int | time.Duration](v *T, def, max T, key string) error {
+	if *v < 0 {
+		*v = -1
+		return nil
 	}
-	if cacheOff {
-		o.CacheSize = -1
-	}
-	if limitOff {
-		o.MaxFailures = -1
-	}
-	return err
+	return core.DefaultWithin(v, def, max, key)
 }
 
 // maxDelayed bounds the refusals waiting out their delay at once: beyond

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -270,5 +271,25 @@ func TestRefusalDelay(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a refusal waited though maxDelayed were waiting")
+	}
+}
+
+// Zero takes a default; a negative turns the cache, the failure limit and
+// the delay off (as -1); out of range is an error naming the key.
+func TestGuardOptionsFill(t *testing.T) {
+	o := GuardOptions{CacheSize: -7, MaxFailures: -1, FailureDelay: -time.Second}
+	if err := o.fill(); err != nil {
+		t.Fatal(err)
+	}
+	if o.CacheSize != -1 || o.MaxFailures != -1 || o.FailureDelay != -1 || o.Queue != 32 || o.FailureWindow != time.Minute {
+		t.Fatalf("filled %+v", o)
+	}
+	var d GuardOptions
+	if err := d.fill(); err != nil || d.CacheSize != 10_000 || d.MaxFailures != 10 || d.FailureDelay != time.Second {
+		t.Fatalf("defaults %+v, %v", d, err)
+	}
+	bad := GuardOptions{Queue: maxQueue + 1}
+	if err := bad.fill(); err == nil || !strings.Contains(err.Error(), "verify_queue") {
+		t.Fatalf("queue over the bound: %v", err)
 	}
 }
