@@ -20,9 +20,9 @@ func (s *Server) authenticate(ctx context.Context, c *client, p *packets.Packet,
 		return packets.Success, ""
 	}
 	cl := &c.info
-	v := Pass
+	v := Next
 	if enhanced {
-		v = Permit
+		v = Allow
 	} else if s.hooks.has(EventAuthenticate) {
 		cf := &p.Connect
 		cred := Credentials{
@@ -37,16 +37,16 @@ func (s *Server) authenticate(ctx context.Context, c *client, p *packets.Packet,
 		v = s.hooks.decide(EventAuthenticate, "", func(h Hook) Verdict { return h.Authenticate(ctx, cl, &cred) })
 	}
 	switch v.Decision {
-	case Deny:
+	case DecisionDeny:
 		return v.Code, orReason(v.Reason, "authentication refused")
-	case Next:
+	case DecisionNext:
 		if !s.opts.AllowAnonymous {
 			return packets.NotAuthorized, "no hook authenticated the client and allow_anonymous is false"
 		}
 	}
 	if s.hooks.has(EventConnect) {
 		v = s.hooks.decide(EventConnect, "", func(h Hook) Verdict { return h.Connect(ctx, cl, policy) })
-		if v.Decision == Deny {
+		if v.Decision == DecisionDeny {
 			return v.Code, orReason(v.Reason, "connection refused by a hook")
 		}
 	}
@@ -59,7 +59,7 @@ func (s *Server) authorizePublish(ctx context.Context, c *client, m *Message) (p
 		return packets.Success, ""
 	}
 	v := s.hooks.decide(EventAuthorizePublish, m.Topic, func(h Hook) Verdict { return h.AuthorizePublish(ctx, &c.info, m) })
-	if v.Decision == Deny {
+	if v.Decision == DecisionDeny {
 		return v.Code, orReason(v.Reason, "not authorized to publish to "+m.Topic)
 	}
 	return packets.Success, ""
@@ -73,7 +73,7 @@ func (s *Server) authorizeSubscribe(ctx context.Context, c *client, filter strin
 	}
 	granted := qos
 	v := s.hooks.decide(EventAuthorizeSubscribe, "", func(h Hook) Verdict { return h.AuthorizeSubscribe(ctx, &c.info, filter, &granted) })
-	if v.Decision == Deny {
+	if v.Decision == DecisionDeny {
 		return v.Code, 0, orReason(v.Reason, "not authorized to subscribe to "+filter)
 	}
 	return packets.Success, min(granted, qos), ""

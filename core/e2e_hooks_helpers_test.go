@@ -114,11 +114,11 @@ func (h *credHook) Authenticate(_ context.Context, _ *core.ClientInfo, c *core.C
 	pw, ok := h.users[c.Username]
 	switch {
 	case !c.UsernameSet || !ok:
-		return core.Pass
+		return core.Next
 	case c.PasswordSet && string(c.Password) == pw:
-		return core.Permit
+		return core.Allow
 	}
-	return core.Refuse(packets.BadUsernameOrPassword, "bad password for "+c.Username)
+	return core.Deny(packets.BadUsernameOrPassword, "bad password for "+c.Username)
 }
 
 // passHook handles the given events and always says Next.
@@ -159,7 +159,7 @@ func (h *policyHook) Connect(_ context.Context, cl *core.ClientInfo, p *core.Cli
 	if h.queued > 0 {
 		p.MaxQueuedMessages = h.queued
 	}
-	return core.Pass
+	return core.Next
 }
 
 // aclHook refuses publishing under denyPub and subscribing to filters
@@ -179,21 +179,21 @@ func (*aclHook) Events() core.EventSet {
 
 func (h *aclHook) AuthorizePublish(_ context.Context, _ *core.ClientInfo, m *core.Message) core.Verdict {
 	if h.denyPub != "" && strings.HasPrefix(m.Topic, h.denyPub) {
-		return core.Refuse(packets.NotAuthorized, "may not publish to "+m.Topic)
+		return core.Deny(packets.NotAuthorized, "may not publish to "+m.Topic)
 	}
-	return core.Pass
+	return core.Next
 }
 
 func (h *aclHook) AuthorizeSubscribe(_ context.Context, _ *core.ClientInfo, filter string, qos *byte) core.Verdict {
 	switch {
 	case h.denySub != "" && strings.HasPrefix(filter, h.denySub):
-		return core.Refuse(packets.NotAuthorized, "may not subscribe to "+filter)
+		return core.Deny(packets.NotAuthorized, "may not subscribe to "+filter)
 	case h.lowSub != "" && strings.HasPrefix(filter, h.lowSub):
 		*qos = 0
 	case h.raiseTo != 0:
 		*qos = h.raiseTo
 	}
-	return core.Pass
+	return core.Next
 }
 
 // rewriteHook is a Publish modifier: messages under from/ move to to/
@@ -217,9 +217,9 @@ func (h *rewriteHook) Publish(_ context.Context, _ *core.ClientInfo, m *core.Mes
 	case strings.HasPrefix(m.Topic, "invalid/"):
 		m.Topic = "bad/#"
 	case strings.HasPrefix(m.Topic, "drop/"):
-		return core.Refuse(h.code, "dropped by test.rewrite")
+		return core.Deny(h.code, "dropped by test.rewrite")
 	}
-	return core.Pass
+	return core.Next
 }
 
 // deliverHook is a Deliver modifier: it refuses every delivery under
@@ -235,11 +235,11 @@ func (*deliverHook) Events() core.EventSet { return core.Events(core.EventDelive
 func (h *deliverHook) Deliver(_ context.Context, sub string, m *core.Message) core.Verdict {
 	switch {
 	case strings.HasPrefix(sub, h.blocked) && strings.HasPrefix(m.Topic, "data/"):
-		return core.Refuse(packets.NotAuthorized, "")
+		return core.Deny(packets.NotAuthorized, "")
 	case strings.HasPrefix(m.Topic, "tag/"):
 		m.Payload = append([]byte(sub+":"), m.Payload...)
 	}
-	return core.Pass
+	return core.Next
 }
 
 // willHook is a Will modifier: wills on will/suppress are suppressed,
@@ -258,12 +258,12 @@ func (h *willHook) Will(_ context.Context, cl *core.ClientInfo, m *core.Message)
 	}
 	switch m.Topic {
 	case "will/suppress":
-		return core.Refuse(0, "suppressed by test.will")
+		return core.Deny(0, "suppressed by test.will")
 	case "will/rewrite":
 		m.Topic = "will/rewritten"
 		m.Payload = []byte("rewritten by hook: " + string(m.Payload))
 	}
-	return core.Pass
+	return core.Next
 }
 
 // panicHook panics in the events it lists.
@@ -367,11 +367,11 @@ func (r *recorder) OnRetained(_ context.Context, m *core.Message) {
 }
 func (r *recorder) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
 	r.put(msgEvent("authorize_publish", cl.ID, m))
-	return core.Pass
+	return core.Next
 }
 func (r *recorder) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter string, qos *byte) core.Verdict {
 	r.put(hkEvent{Kind: "authorize_subscribe", Client: cl.ID, Topic: filter, QoS: *qos})
-	return core.Pass
+	return core.Next
 }
 func (r *recorder) OnStarted(context.Context) { r.put(hkEvent{Kind: "started"}) }
 func (r *recorder) OnStopped(context.Context) { r.put(hkEvent{Kind: "stopped"}) }
@@ -604,22 +604,22 @@ func (h *challengeHook) EnhancedAuth(_ context.Context, _ *core.ClientInfo, st *
 	defer h.mu.Unlock()
 	h.steps = append(h.steps, fmt.Sprintf("%s reauth=%v %s", st.Method, st.Reauth, st.Data))
 	if st.Method != challengeMethod {
-		return core.Pass
+		return core.Next
 	}
 	switch {
 	case st.Reauth && !h.refuse && string(st.Data) == "reauth-token":
 		st.Response = []byte("reauth-ok")
-		return core.Permit
+		return core.Allow
 	case string(st.Data) == "hello":
 		h.n++
 		st.Continue = true
 		st.Response = fmt.Appendf(nil, "nonce-%d", h.n)
-		return core.Pass
+		return core.Next
 	case !h.refuse && string(st.Data) == fmt.Sprintf("response-%d", h.n):
 		st.Response = []byte("welcome")
-		return core.Permit
+		return core.Allow
 	}
-	return core.Refuse(packets.NotAuthorized, "wrong response")
+	return core.Deny(packets.NotAuthorized, "wrong response")
 }
 
 func (h *challengeHook) calls() []string {
@@ -636,9 +636,9 @@ func (*banHook) ID() string            { return "test.ban" }
 func (*banHook) Events() core.EventSet { return core.Events(core.EventConnect) }
 func (*banHook) Connect(_ context.Context, cl *core.ClientInfo, _ *core.ClientPolicy) core.Verdict {
 	if strings.HasPrefix(cl.ID, "banned") {
-		return core.Refuse(packets.Banned, "banned by test.ban")
+		return core.Deny(packets.Banned, "banned by test.ban")
 	}
-	return core.Pass
+	return core.Next
 }
 
 // codeHook denies with a fixed reason code: Authenticate for client IDs
@@ -655,21 +655,21 @@ func (*codeHook) Events() core.EventSet {
 }
 func (h *codeHook) Authenticate(_ context.Context, cl *core.ClientInfo, _ *core.Credentials) core.Verdict {
 	if strings.HasPrefix(cl.ID, "deny") {
-		return core.Refuse(h.code, "refused with a fixed code")
+		return core.Deny(h.code, "refused with a fixed code")
 	}
-	return core.Pass
+	return core.Next
 }
 func (h *codeHook) AuthorizePublish(_ context.Context, _ *core.ClientInfo, m *core.Message) core.Verdict {
 	if strings.HasPrefix(m.Topic, "deny/") {
-		return core.Refuse(h.code, "refused with a fixed code")
+		return core.Deny(h.code, "refused with a fixed code")
 	}
-	return core.Pass
+	return core.Next
 }
 func (h *codeHook) AuthorizeSubscribe(_ context.Context, _ *core.ClientInfo, f string, _ *byte) core.Verdict {
 	if strings.HasPrefix(f, "deny/") {
-		return core.Refuse(h.code, "refused with a fixed code")
+		return core.Deny(h.code, "refused with a fixed code")
 	}
-	return core.Pass
+	return core.Next
 }
 
 // ctxHook keeps the context of every AuthorizePublish call, by client.
@@ -688,7 +688,7 @@ func (h *ctxHook) AuthorizePublish(ctx context.Context, cl *core.ClientInfo, _ *
 		h.ctxs = make(map[string]context.Context)
 	}
 	h.ctxs[cl.ID] = ctx
-	return core.Pass
+	return core.Next
 }
 
 func (h *ctxHook) ctx(id string) context.Context {

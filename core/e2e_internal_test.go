@@ -97,7 +97,7 @@ type denyAuthHook struct{ core.HookBase }
 func (denyAuthHook) ID() string            { return "test.deny" }
 func (denyAuthHook) Events() core.EventSet { return core.Events(core.EventAuthenticate) }
 func (denyAuthHook) Authenticate(context.Context, *core.ClientInfo, *core.Credentials) core.Verdict {
-	return core.Refuse(packets.NotAuthorized, "nobody")
+	return core.Deny(packets.NotAuthorized, "nobody")
 }
 
 // An internal connection (core.InternalConn, served by ServeConn) is the

@@ -20,9 +20,9 @@ func (c *client) enhancedAuth(ctx context.Context, method string, data []byte) (
 	for range maxAuthRounds {
 		v := c.authStep(ctx, &step)
 		switch {
-		case v.Decision == Allow:
+		case v.Decision == DecisionAllow:
 			return step.Response, packets.Success, ""
-		case v.Decision == Deny:
+		case v.Decision == DecisionDeny:
 			return nil, v.Code, orReason(v.Reason, "authentication refused")
 		case !step.Continue:
 			return nil, packets.BadAuthenticationMethod, "no hook accepts authentication method " + method
@@ -80,11 +80,11 @@ func (c *client) handleAuth(ctx context.Context, p *packets.Packet) error {
 	step.Data = p.Properties.AuthData
 	v := c.authStep(ctx, step)
 	switch {
-	case v.Decision == Allow:
+	case v.Decision == DecisionAllow:
 		c.reauth = nil
 		c.sendAuth(packets.Success, c.authMethod, step.Response)
 		return nil
-	case v.Decision == Deny:
+	case v.Decision == DecisionDeny:
 		return packets.Errorf(v.Code, "%s", orReason(v.Reason, "re-authentication refused"))
 	case !step.Continue:
 		return packets.Errorf(packets.NotAuthorized, "re-authentication: no hook accepted method %s", c.authMethod)

@@ -154,12 +154,12 @@ type Decision uint8
 
 // The three outcomes.
 const (
-	// Next: no opinion; the next hook decides.
-	Next Decision = iota
-	// Allow: allowed; no later hook is asked.
-	Allow
-	// Deny: refused with a reason code; no later hook is asked.
-	Deny
+	// DecisionNext: no opinion; the next hook decides.
+	DecisionNext Decision = iota
+	// DecisionAllow: allowed; no later hook is asked.
+	DecisionAllow
+	// DecisionDeny: refused with a reason code; no later hook is asked.
+	DecisionDeny
 )
 
 // Verdict is what a decision or modifier returns.
@@ -174,15 +174,15 @@ type Verdict struct {
 
 // Verdicts to return.
 var (
-	// Pass is the Next verdict.
-	Pass = Verdict{Decision: Next}
-	// Permit is the Allow verdict.
-	Permit = Verdict{Decision: Allow}
+	// Next is the Next verdict.
+	Next = Verdict{Decision: DecisionNext}
+	// Allow is the Allow verdict.
+	Allow = Verdict{Decision: DecisionAllow}
 )
 
-// Refuse returns a Deny verdict with a reason code and reason string.
-func Refuse(code packets.ReasonCode, reason string) Verdict {
-	return Verdict{Decision: Deny, Code: code, Reason: reason}
+// Deny returns a Deny verdict with a reason code and reason string.
+func Deny(code packets.ReasonCode, reason string) Verdict {
+	return Verdict{Decision: DecisionDeny, Code: code, Reason: reason}
 }
 
 // ClientInfo describes a connection to hooks. Hooks must not change it.
@@ -269,28 +269,28 @@ type HookBase struct{}
 func (HookBase) Topics() []string { return nil }
 
 // EnhancedAuth implements Hook.
-func (HookBase) EnhancedAuth(context.Context, *ClientInfo, *AuthStep) Verdict { return Pass }
+func (HookBase) EnhancedAuth(context.Context, *ClientInfo, *AuthStep) Verdict { return Next }
 
 // Authenticate implements Hook.
-func (HookBase) Authenticate(context.Context, *ClientInfo, *Credentials) Verdict { return Pass }
+func (HookBase) Authenticate(context.Context, *ClientInfo, *Credentials) Verdict { return Next }
 
 // AuthorizePublish implements Hook.
-func (HookBase) AuthorizePublish(context.Context, *ClientInfo, *Message) Verdict { return Pass }
+func (HookBase) AuthorizePublish(context.Context, *ClientInfo, *Message) Verdict { return Next }
 
 // AuthorizeSubscribe implements Hook.
-func (HookBase) AuthorizeSubscribe(context.Context, *ClientInfo, string, *byte) Verdict { return Pass }
+func (HookBase) AuthorizeSubscribe(context.Context, *ClientInfo, string, *byte) Verdict { return Next }
 
 // Connect implements Hook.
-func (HookBase) Connect(context.Context, *ClientInfo, *ClientPolicy) Verdict { return Pass }
+func (HookBase) Connect(context.Context, *ClientInfo, *ClientPolicy) Verdict { return Next }
 
 // Publish implements Hook.
-func (HookBase) Publish(context.Context, *ClientInfo, *Message) Verdict { return Pass }
+func (HookBase) Publish(context.Context, *ClientInfo, *Message) Verdict { return Next }
 
 // Deliver implements Hook.
-func (HookBase) Deliver(context.Context, string, *Message) Verdict { return Pass }
+func (HookBase) Deliver(context.Context, string, *Message) Verdict { return Next }
 
 // Will implements Hook.
-func (HookBase) Will(context.Context, *ClientInfo, *Message) Verdict { return Pass }
+func (HookBase) Will(context.Context, *ClientInfo, *Message) Verdict { return Next }
 
 // OnSession implements Hook.
 func (HookBase) OnSession(context.Context, *ClientInfo, SessionChange) {}

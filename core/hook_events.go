@@ -128,7 +128,7 @@ func (s *Server) willAuthorized(w *willMsg, m *message) bool {
 	}
 	hm := m.hookMessage()
 	v := s.hooks.decide(EventAuthorizePublish, hm.Topic, func(h Hook) Verdict { return h.AuthorizePublish(s.background(), w.info, hm) })
-	if v.Decision == Deny {
+	if v.Decision == DecisionDeny {
 		s.log.Info("will not published: its client may not publish to its topic", "client", w.origin, "topic", m.topic, "reason", v.Code.String())
 		return false
 	}
@@ -143,7 +143,7 @@ func (s *Server) willHook(w *willMsg, m *message) *message {
 	}
 	hm := m.hookMessage()
 	v := s.hooks.decide(EventWill, hm.Topic, func(h Hook) Verdict { return h.Will(s.background(), w.info, hm) })
-	if v.Decision == Deny {
+	if v.Decision == DecisionDeny {
 		s.log.Info("will suppressed by a hook", "client", w.origin, "topic", m.topic, "reason", v.Reason)
 		return nil
 	}
@@ -155,7 +155,7 @@ func (s *Server) willHook(w *willMsg, m *message) *message {
 func (s *Server) deliverHook(clientID string, m *message) *message {
 	hm := m.hookMessage()
 	v := s.hooks.decide(EventDeliver, hm.Topic, func(h Hook) Verdict { return h.Deliver(s.background(), clientID, hm) })
-	if v.Decision == Deny {
+	if v.Decision == DecisionDeny {
 		return nil
 	}
 	return buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, m.origin, &hm.Properties, time.Now())

@@ -247,7 +247,7 @@ func (p *pipeline) failed(e *hookEntry, ev Event, r any) {
 }
 
 // decide runs a decision or modifier chain: the first Allow or Deny ends
-// it; Pass when every hook says Next. topic limits the chain to hooks
+// it; Next when every hook has no opinion. topic limits the chain to hooks
 // whose filters match it ("" for events without a topic). A panicking hook
 // denies (fail closed).
 func (p *pipeline) decide(ev Event, topic string, call func(Hook) Verdict) Verdict {
@@ -256,15 +256,15 @@ func (p *pipeline) decide(ev Event, topic string, call func(Hook) Verdict) Verdi
 			continue
 		}
 		v := p.safeDecide(e, ev, call)
-		if v.Decision == Next {
+		if v.Decision == DecisionNext {
 			continue
 		}
-		if v.Decision == Deny && v.Code < 0x80 {
+		if v.Decision == DecisionDeny && v.Code < 0x80 {
 			v.Code = packets.NotAuthorized
 		}
 		return v
 	}
-	return Pass
+	return Next
 }
 
 func (p *pipeline) safeDecide(e *hookEntry, ev Event, call func(Hook) Verdict) (v Verdict) {
@@ -272,7 +272,7 @@ func (p *pipeline) safeDecide(e *hookEntry, ev Event, call func(Hook) Verdict) (
 	defer func() {
 		if r := recover(); r != nil {
 			p.failed(e, ev, r)
-			v = Refuse(packets.ImplementationSpecificError, "hook "+e.id+" failed")
+			v = Deny(packets.ImplementationSpecificError, "hook "+e.id+" failed")
 		}
 	}()
 	return call(e.hook)

@@ -27,7 +27,7 @@ type benchPublishHook struct{ HookBase }
 func (*benchPublishHook) ID() string       { return "bench.publish" }
 func (*benchPublishHook) Events() EventSet { return Events(EventPublish) }
 func (*benchPublishHook) Publish(context.Context, *ClientInfo, *Message) Verdict {
-	return Pass
+	return Next
 }
 
 // benchAuthorizeHook allows every publish.
@@ -36,7 +36,7 @@ type benchAuthorizeHook struct{ HookBase }
 func (*benchAuthorizeHook) ID() string       { return "bench.authorize" }
 func (*benchAuthorizeHook) Events() EventSet { return Events(EventAuthorizePublish) }
 func (*benchAuthorizeHook) AuthorizePublish(context.Context, *ClientInfo, *Message) Verdict {
-	return Permit
+	return Allow
 }
 
 // benchPublishedHook is told of every message, and does nothing.

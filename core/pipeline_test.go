@@ -320,8 +320,8 @@ func TestPipelinePerEventLists(t *testing.T) {
 	// called for publish events, a publish-only hook never for sessions.
 	s := newPipeServer(t)
 	var log []string
-	_ = s.AddHook(&pipeHook{id: "sess", events: Events(EventSession), verdict: Permit, log: &log}, 0)
-	_ = s.AddHook(&pipeHook{id: "pub", events: Events(EventPublish), verdict: Pass, log: &log}, 0)
+	_ = s.AddHook(&pipeHook{id: "sess", events: Events(EventSession), verdict: Allow, log: &log}, 0)
+	_ = s.AddHook(&pipeHook{id: "pub", events: Events(EventPublish), verdict: Next, log: &log}, 0)
 	runNotify(s, EventSession, "")
 	runDecide(s, EventPublish, "x")
 	runDecide(s, EventAuthorizePublish, "x")
@@ -419,21 +419,21 @@ func TestPipelineTopicFilters(t *testing.T) {
 // asked; Next passes on; all-Next is Pass; a Deny without a code is
 // Not Authorized (hook.go, Verdict.Code: "NotAuthorized when zero").
 func TestPipelineVerdictChain(t *testing.T) {
-	deny := func(code packets.ReasonCode, reason string) Verdict { return Refuse(code, reason) }
+	deny := func(code packets.ReasonCode, reason string) Verdict { return Deny(code, reason) }
 	cases := []struct {
 		name     string
 		verdicts []Verdict // in call order (priorities descending)
 		want     Verdict
 		called   int // how many hooks were asked
 	}{
-		{"no hooks: Pass", nil, Pass, 0},
-		{"all Next: Pass", []Verdict{Pass, Pass, Pass}, Pass, 3},
-		{"first Allow wins", []Verdict{Permit, deny(packets.Banned, "x")}, Permit, 1},
-		{"first Deny wins", []Verdict{deny(packets.Banned, "banned"), Permit}, deny(packets.Banned, "banned"), 1},
-		{"Next passes to Allow", []Verdict{Pass, Pass, Permit, Pass}, Permit, 3},
-		{"Next passes to Deny", []Verdict{Pass, deny(packets.BadUsernameOrPassword, "bad"), Permit}, deny(packets.BadUsernameOrPassword, "bad"), 2},
-		{"Deny code 0 becomes Not Authorized", []Verdict{{Decision: Deny}}, Verdict{Decision: Deny, Code: packets.NotAuthorized}, 1},
-		{"Deny keeps its reason string", []Verdict{{Decision: Deny, Reason: "why"}}, Verdict{Decision: Deny, Code: packets.NotAuthorized, Reason: "why"}, 1},
+		{"no hooks: Pass", nil, Next, 0},
+		{"all Next: Pass", []Verdict{Next, Next, Next}, Next, 3},
+		{"first Allow wins", []Verdict{Allow, deny(packets.Banned, "x")}, Allow, 1},
+		{"first Deny wins", []Verdict{deny(packets.Banned, "banned"), Allow}, deny(packets.Banned, "banned"), 1},
+		{"Next passes to Allow", []Verdict{Next, Next, Allow, Next}, Allow, 3},
+		{"Next passes to Deny", []Verdict{Next, deny(packets.BadUsernameOrPassword, "bad"), Allow}, deny(packets.BadUsernameOrPassword, "bad"), 2},
+		{"Deny code 0 becomes Not Authorized", []Verdict{{Decision: DecisionDeny}}, Verdict{Decision: DecisionDeny, Code: packets.NotAuthorized}, 1},
+		{"Deny keeps its reason string", []Verdict{{Decision: DecisionDeny, Reason: "why"}}, Verdict{Decision: DecisionDeny, Code: packets.NotAuthorized, Reason: "why"}, 1},
 		{"Deny keeps an error code", []Verdict{deny(packets.QuotaExceeded, "")}, deny(packets.QuotaExceeded, ""), 1},
 	}
 	for _, tc := range cases {
@@ -481,9 +481,9 @@ func TestPipelinePanicIsolation(t *testing.T) {
 			s := newPipeServer(t)
 			var log []string
 			hooks := []*pipeHook{
-				{id: "a", events: Events(tc.ev), verdict: Pass, log: &log},
-				{id: "b-panics", events: Events(tc.ev), verdict: Permit, panics: true, log: &log},
-				{id: "c", events: Events(tc.ev), verdict: Permit, log: &log},
+				{id: "a", events: Events(tc.ev), verdict: Next, log: &log},
+				{id: "b-panics", events: Events(tc.ev), verdict: Allow, panics: true, log: &log},
+				{id: "c", events: Events(tc.ev), verdict: Allow, log: &log},
 			}
 			for i, h := range hooks {
 				if err := s.AddHook(h, 10-i); err != nil {
@@ -496,7 +496,7 @@ func TestPipelinePanicIsolation(t *testing.T) {
 					runNotify(s, tc.ev, "t")
 				} else {
 					v := runDecide(s, tc.ev, "t")
-					if v.Decision != Deny || v.Code != packets.ImplementationSpecificError {
+					if v.Decision != DecisionDeny || v.Code != packets.ImplementationSpecificError {
 						t.Errorf("round %d: verdict %+v, want Deny with Implementation Specific Error (0x83)", round, v)
 					}
 					if !strings.Contains(v.Reason, "b-panics") {

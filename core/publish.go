@@ -159,7 +159,7 @@ func (s *Server) modifyPublish(ctx context.Context, c *client, m *Message) (pack
 		return packets.Success, ""
 	}
 	v := s.hooks.decide(EventPublish, m.Topic, func(h Hook) Verdict { return h.Publish(ctx, &c.info, m) })
-	if v.Decision == Deny {
+	if v.Decision == DecisionDeny {
 		return v.Code, orReason(v.Reason, "dropped by a publish hook")
 	}
 	if err := topics.ValidateTopicName(m.Topic); err != nil {

@@ -37,7 +37,7 @@ func BenchmarkDecisionLatency(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		if v := h.AuthorizePublish(context.Background(), cl, m); v != core.Permit {
+		if v := h.AuthorizePublish(context.Background(), cl, m); v != core.Allow {
 			b.Fatalf("%+v", v)
 		}
 		lat = append(lat, time.Since(start))

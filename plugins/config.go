@@ -173,7 +173,7 @@ func (c *Config) backoff(n int) time.Duration {
 // policyVerdict is what a failed decision becomes.
 func (c *Config) policyVerdict() core.Verdict {
 	if c.OnFailure == FailNext {
-		return core.Pass
+		return core.Next
 	}
-	return core.Refuse(packets.ImplementationSpecificError, "plugin unavailable")
+	return core.Deny(packets.ImplementationSpecificError, "plugin unavailable")
 }

@@ -88,9 +88,9 @@ func codeOf(c uint32) packets.ReasonCode {
 func verdictOf(v *pluginv1.Verdict) (core.Verdict, bool) {
 	switch v.GetDecision() {
 	case pluginv1.Decision_DECISION_NEXT:
-		return core.Pass, true
+		return core.Next, true
 	case pluginv1.Decision_DECISION_ALLOW:
-		return core.Permit, true
+		return core.Allow, true
 	case pluginv1.Decision_DECISION_DENY:
 		code := v.GetCode()
 		if code == 0 {
@@ -99,7 +99,7 @@ func verdictOf(v *pluginv1.Verdict) (core.Verdict, bool) {
 		if code < 0x80 || code > 0xFF {
 			return core.Verdict{}, false
 		}
-		return core.Refuse(packets.ReasonCode(code), v.GetReason()), true
+		return core.Deny(packets.ReasonCode(code), v.GetReason()), true
 	}
 	return core.Verdict{}, false
 }

@@ -326,7 +326,7 @@ func (h *Hook) Authenticate(_ context.Context, cl *core.ClientInfo, cred *core.C
 // AuthorizePublish implements core.Hook.
 func (h *Hook) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
 	if !h.wants(core.EventAuthorizePublish, m.Topic) {
-		return core.Pass
+		return core.Next
 	}
 	return h.decide(core.EventAuthorizePublish, cl.ID, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
 		return verdict(c.AuthorizePublish(ctx, &pluginv1.MessageRequest{Client: clientProto(cl), Message: messageProto(m)}))
@@ -364,7 +364,7 @@ func (h *Hook) Connect(_ context.Context, cl *core.ClientInfo, _ *core.ClientPol
 // Publish implements core.Hook: the plugin may change or drop the message.
 func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
 	if !h.wants(core.EventPublish, m.Topic) {
-		return core.Pass
+		return core.Next
 	}
 	return h.decide(core.EventPublish, cl.ID, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
 		r, err := c.Publish(ctx, &pluginv1.MessageRequest{Client: clientProto(cl), Message: messageProto(m)})
@@ -372,7 +372,7 @@ func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) 
 			return core.Verdict{}, err
 		}
 		v, err := verdict(r.GetVerdict(), nil)
-		if err != nil || v.Decision == core.Deny {
+		if err != nil || v.Decision == core.DecisionDeny {
 			return v, err
 		}
 		if nm := r.GetMessage(); nm != nil {
@@ -382,7 +382,7 @@ func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) 
 			m.Topic, m.Payload, m.QoS, m.Retain = nm.GetTopic(), nm.GetPayload(), byte(nm.GetQos()), nm.GetRetain()
 			m.Properties = propertiesOf(nm.GetProperties())
 		}
-		return core.Pass, nil
+		return core.Next, nil
 	})
 }
 

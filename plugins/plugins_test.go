@@ -484,7 +484,7 @@ func TestLargeAndReusedMessages(t *testing.T) {
 	t.Cleanup(func() { _ = h.Close() })
 	cl := &core.ClientInfo{ID: "c1"}
 	big := &core.Message{Topic: "ok/big", Payload: bytes.Repeat([]byte("b"), 5<<20)}
-	if v := h.AuthorizePublish(context.Background(), cl, big); v != core.Permit {
+	if v := h.AuthorizePublish(context.Background(), cl, big); v != core.Allow {
 		t.Fatalf("5 MiB payload: %+v, want Permit", v)
 	}
 	h.OnPublished(context.Background(), cl, big)

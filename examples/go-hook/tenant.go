@@ -80,14 +80,14 @@ func (*Tenant) Events() core.EventSet {
 // has checked the password) and sets the client's mountpoint. A username
 // with a topic separator or wildcard could reach into another tenant's
 // space ("alice/x" would see alice's "x/…"), so it is refused. It returns
-// Pass, not Permit: having set the policy it has no opinion on the
+// Next, not Allow: having set the policy it has no opinion on the
 // connection, and later Connect hooks still run.
 func (t *Tenant) Connect(_ context.Context, cl *core.ClientInfo, policy *core.ClientPolicy) core.Verdict {
 	if cl.Username == "" || strings.ContainsAny(cl.Username, "/+#") {
-		return core.Refuse(packets.NotAuthorized, "a tenant needs a username without '/', '+' or '#'")
+		return core.Deny(packets.NotAuthorized, "a tenant needs a username without '/', '+' or '#'")
 	}
 	policy.Mountpoint = t.prefix + cl.Username + "/"
-	return core.Pass
+	return core.Next
 }
 
 // Publish implements core.Hook: it refuses a payload over the limit with
@@ -96,8 +96,8 @@ func (t *Tenant) Connect(_ context.Context, cl *core.ClientInfo, policy *core.Cl
 // reason code. m.Topic is the broker-side topic, mountpoint included.
 func (t *Tenant) Publish(_ context.Context, _ *core.ClientInfo, m *core.Message) core.Verdict {
 	if t.maxPayload > 0 && len(m.Payload) > t.maxPayload {
-		return core.Refuse(packets.QuotaExceeded,
+		return core.Deny(packets.QuotaExceeded,
 			fmt.Sprintf("payload of %d bytes is over the limit of %d", len(m.Payload), t.maxPayload))
 	}
-	return core.Pass
+	return core.Next
 }

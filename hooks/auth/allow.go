@@ -47,5 +47,5 @@ func (*Allow) Events() core.EventSet { return core.Events(core.EventAuthenticate
 
 // Authenticate implements core.Hook: every client is allowed.
 func (*Allow) Authenticate(context.Context, *core.ClientInfo, *core.Credentials) core.Verdict {
-	return core.Permit
+	return core.Allow
 }

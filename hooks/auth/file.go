@@ -300,11 +300,11 @@ func (f *File) OnStopped(context.Context) {
 // badCredentials is the verdict for an unknown user or a wrong password;
 // the two are not told apart to the client.
 func badCredentials() core.Verdict {
-	return core.Refuse(packets.BadUsernameOrPassword, "bad user name or password")
+	return core.Deny(packets.BadUsernameOrPassword, "bad user name or password")
 }
 
 // Authenticate implements core.Hook. A client without a user name is left
-// to other hooks and allow_anonymous (Pass); a known user with the right
+// to other hooks and allow_anonymous (Next); a known user with the right
 // password is allowed; an unknown user or a wrong password is refused with
 // Bad User Name or Password (CONNACK 0x86 in MQTT 5, 0x04 in 3.1.1).
 // Passwords are never logged.
@@ -318,7 +318,7 @@ func badCredentials() core.Verdict {
 // failure_delay.
 func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core.Credentials) core.Verdict {
 	if cred.Username == "" {
-		return core.Pass
+		return core.Next
 	}
 	st := f.state.Load()
 	if len(cred.Password) > MaxPasswordLen {
@@ -336,7 +336,7 @@ func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core
 			"client", cl.ID, "username", cred.Username, "remote", cl.Remote, "max_failures", f.opts.Guard.MaxFailures,
 			"failure_window", f.opts.Guard.FailureWindow)
 		f.refusalDelay(ctx, f.opts.Guard.FailureDelay)
-		return core.Refuse(packets.ConnectionRateExceeded, why+"; try again later")
+		return core.Deny(packets.ConnectionRateExceeded, why+"; try again later")
 	}
 	// A source over its limit first, before the cache: otherwise the cache
 	// would answer its guesses of a cached password at network speed.
@@ -348,7 +348,7 @@ func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core
 		entry = st.cache.entry(cred.Username, cred.Password, hash)
 		if st.cache.has(entry, now) {
 			f.stats.cached.Add(1)
-			return core.Permit
+			return core.Allow
 		}
 	}
 	if f.limits != nil {
@@ -362,7 +362,7 @@ func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core
 			"client", cl.ID, "username", cred.Username, "remote", cl.Remote, "cause", err,
 			"verify_concurrency", f.opts.Guard.Concurrency, "verify_queue", f.opts.Guard.Queue)
 		f.refusalDelay(ctx, f.opts.Guard.FailureDelay)
-		return core.Refuse(packets.ServerBusy, "too many logins at once; try again later")
+		return core.Deny(packets.ServerBusy, "too many logins at once; try again later")
 	}
 	f.stats.checks.Add(1)
 	var err error
@@ -389,7 +389,7 @@ func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core
 	if st.cache != nil {
 		st.cache.add(entry, time.Now())
 	}
-	return core.Permit
+	return core.Allow
 }
 
 // guardCounters count what the storm defences did.
@@ -426,14 +426,14 @@ func (f *File) GuardStats() GuardStats {
 func (f *File) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
 	acl := f.state.Load().acl
 	if acl == nil {
-		return core.Pass
+		return core.Next
 	}
 	allow, i := acl.CanPublish(cl.Username, cl.ID, m.Topic)
 	if allow {
-		return core.Permit
+		return core.Allow
 	}
 	f.log.Debug("auth.file: publish denied", "client", cl.ID, "username", cl.Username, "topic", m.Topic, "rule", acl.describe(i))
-	return core.Refuse(packets.NotAuthorized, "not authorized to publish to "+m.Topic)
+	return core.Deny(packets.NotAuthorized, "not authorized to publish to "+m.Topic)
 }
 
 // AuthorizeSubscribe implements core.Hook: see ACL.CanSubscribe. A denied
@@ -442,12 +442,12 @@ func (f *File) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.
 func (f *File) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter string, _ *byte) core.Verdict {
 	acl := f.state.Load().acl
 	if acl == nil {
-		return core.Pass
+		return core.Next
 	}
 	allow, i := acl.CanSubscribe(cl.Username, cl.ID, filter)
 	if allow {
-		return core.Permit
+		return core.Allow
 	}
 	f.log.Debug("auth.file: subscribe denied", "client", cl.ID, "username", cl.Username, "filter", filter, "rule", acl.describe(i))
-	return core.Refuse(packets.NotAuthorized, "not authorized to subscribe to "+filter)
+	return core.Deny(packets.NotAuthorized, "not authorized to subscribe to "+filter)
 }

@@ -49,7 +49,7 @@ func TestAuthenticate(t *testing.T) {
 		wantCompared []byte // nil: no comparison
 	}{
 		{"right password", core.Credentials{Username: "alice", UsernameSet: true, Password: []byte("secret"), PasswordSet: true},
-			core.Permit, st.users.hashes["alice"]},
+			core.Allow, st.users.hashes["alice"]},
 		{"wrong password", core.Credentials{Username: "alice", UsernameSet: true, Password: []byte("builder"), PasswordSet: true},
 			badCredentials(), st.users.hashes["alice"]},
 		{"no password", core.Credentials{Username: "bob", UsernameSet: true},
@@ -57,7 +57,7 @@ func TestAuthenticate(t *testing.T) {
 		{"unknown user: checked against the dummy hash", core.Credentials{Username: "mallory", UsernameSet: true, Password: []byte("secret"), PasswordSet: true},
 			badCredentials(), st.dummy},
 		{"no user name: left to allow_anonymous", core.Credentials{Password: []byte("secret"), PasswordSet: true},
-			core.Pass, nil},
+			core.Next, nil},
 		{"password longer than bcrypt takes", core.Credentials{Username: "alice", UsernameSet: true, Password: []byte("secret" + strings.Repeat("x", 70)), PasswordSet: true},
 			badCredentials(), nil},
 	}
@@ -69,7 +69,7 @@ func TestAuthenticate(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("Authenticate = %+v, want %+v", got, tc.want)
 			}
-			if tc.want.Decision == core.Deny && got.Code != packets.BadUsernameOrPassword {
+			if tc.want.Decision == core.DecisionDeny && got.Code != packets.BadUsernameOrPassword {
 				t.Errorf("code = %v, want Bad User Name or Password", got.Code)
 			}
 			switch {
@@ -100,18 +100,18 @@ func TestAuthorize(t *testing.T) {
 	cl := &core.ClientInfo{ID: "c1", Username: "alice"}
 	ctx := context.Background()
 	qos := byte(1)
-	if v := f.AuthorizeSubscribe(ctx, cl, "users/alice/#", &qos); v != core.Permit || qos != 1 {
+	if v := f.AuthorizeSubscribe(ctx, cl, "users/alice/#", &qos); v != core.Allow || qos != 1 {
 		t.Errorf("subscribe users/alice/# = %+v (qos %d), want Permit, QoS kept", v, qos)
 	}
 	v := f.AuthorizeSubscribe(ctx, cl, "users/bob/#", &qos)
-	if v.Decision != core.Deny || v.Code != packets.NotAuthorized {
+	if v.Decision != core.DecisionDeny || v.Code != packets.NotAuthorized {
 		t.Errorf("subscribe users/bob/# = %+v, want Deny Not Authorized", v)
 	}
-	if v := f.AuthorizePublish(ctx, cl, &core.Message{Topic: "users/alice/x"}); v != core.Permit {
+	if v := f.AuthorizePublish(ctx, cl, &core.Message{Topic: "users/alice/x"}); v != core.Allow {
 		t.Errorf("publish users/alice/x = %+v, want Permit", v)
 	}
 	v = f.AuthorizePublish(ctx, cl, &core.Message{Topic: "users/bob/x"})
-	if v.Decision != core.Deny || v.Code != packets.NotAuthorized {
+	if v.Decision != core.DecisionDeny || v.Code != packets.NotAuthorized {
 		t.Errorf("publish users/bob/x = %+v, want Deny Not Authorized", v)
 	}
 }
@@ -154,10 +154,10 @@ func TestEvents(t *testing.T) {
 		})
 	}
 	cl := &core.ClientInfo{ID: "x"}
-	if v := NewAllow().Authenticate(context.Background(), cl, &core.Credentials{Username: "anyone"}); v != core.Permit {
+	if v := NewAllow().Authenticate(context.Background(), cl, &core.Credentials{Username: "anyone"}); v != core.Allow {
 		t.Errorf("auth.allow Authenticate = %+v, want Permit", v)
 	}
-	if v := without.AuthorizePublish(context.Background(), cl, &core.Message{Topic: "a"}); v != core.Pass {
+	if v := without.AuthorizePublish(context.Background(), cl, &core.Message{Topic: "a"}); v != core.Next {
 		t.Errorf("AuthorizePublish without an ACL = %+v, want Pass", v)
 	}
 }

@@ -54,7 +54,7 @@ var rateRefusal = packets.ConnectionRateExceeded
 func TestVerifiedCache(t *testing.T) {
 	f, checks := newGuardedFile(t, GuardOptions{})
 	for i := range 3 {
-		if v := login(f, "192.0.2.1:5000", "alice", "secret"); v != core.Permit {
+		if v := login(f, "192.0.2.1:5000", "alice", "secret"); v != core.Allow {
 			t.Fatalf("login %d: %+v", i, v)
 		}
 	}
@@ -73,7 +73,7 @@ func TestVerifiedCache(t *testing.T) {
 	if err := f.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if v := login(f, "192.0.2.1:5000", "alice", "secret"); v != core.Permit {
+	if v := login(f, "192.0.2.1:5000", "alice", "secret"); v != core.Allow {
 		t.Fatalf("after reload: %+v", v)
 	}
 	if n := checks.Load(); n != 4 {
@@ -114,7 +114,7 @@ func TestVerifiedCacheRevealsNoPassword(t *testing.T) {
 // password verified before.
 func TestFailureLimits(t *testing.T) {
 	f, checks := newGuardedFile(t, GuardOptions{MaxFailures: 3, FailureWindow: time.Hour})
-	if v := login(f, "198.51.100.9:1", "alice", "secret"); v != core.Permit { // cached before the attack
+	if v := login(f, "198.51.100.9:1", "alice", "secret"); v != core.Allow { // cached before the attack
 		t.Fatal(v)
 	}
 	for i := range 3 {
@@ -124,13 +124,13 @@ func TestFailureLimits(t *testing.T) {
 	}
 	before := checks.Load()
 	v := login(f, "192.0.2.1:4001", "bob", "builder")
-	if v.Code != rateRefusal || v.Decision != core.Deny {
+	if v.Code != rateRefusal || v.Decision != core.DecisionDeny {
 		t.Fatalf("a fourth login from the source, with bob's right password: %+v, want refused with 0x9F", v)
 	}
 	if checks.Load() != before {
 		t.Fatal("the refused login was checked with bcrypt")
 	}
-	if v := login(f, "203.0.113.5:1", "bob", "builder"); v != core.Permit {
+	if v := login(f, "203.0.113.5:1", "bob", "builder"); v != core.Allow {
 		t.Fatalf("another source: %+v, want allowed", v)
 	}
 	// alice's name has had 3 failures: from a source that has failed it
@@ -142,7 +142,7 @@ func TestFailureLimits(t *testing.T) {
 	if v := login(f, "203.0.113.6:2", "alice", "guess2"); v.Code != rateRefusal {
 		t.Fatalf("a failed source, for the attacked name: %+v, want 0x9F", v)
 	}
-	if v := login(f, "203.0.113.7:1", "alice", "secret"); v != core.Permit {
+	if v := login(f, "203.0.113.7:1", "alice", "secret"); v != core.Allow {
 		t.Fatalf("the cached password from a new source: %+v", v)
 	}
 	// A limited source is refused before the cache: it cannot test
@@ -204,14 +204,14 @@ func TestVerifyPoolFailsFast(t *testing.T) {
 	<-entered // one checks
 	mqtttest.Eventually(t, 10*time.Second, "the second login waits for a check", func() bool { return f.pool.waiting.Load() == 1 })
 	v := login(f, "192.0.2.2:1", "bob", "builder")
-	if v.Code != packets.ServerBusy || v.Decision != core.Deny {
+	if v.Code != packets.ServerBusy || v.Decision != core.DecisionDeny {
 		t.Fatalf("a third login with one check running and one waiting: %+v, want refused with 0x89", v)
 	}
 	close(gate)
 	wg.Wait()
 	close(results)
 	for v := range results {
-		if v != core.Permit {
+		if v != core.Allow {
 			t.Errorf("a login that ran or waited: %+v, want allowed", v)
 		}
 	}

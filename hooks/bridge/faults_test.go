@@ -24,9 +24,9 @@ func (passwordHook) ID() string            { return "test.password" }
 func (passwordHook) Events() core.EventSet { return core.Events(core.EventAuthenticate) }
 func (passwordHook) Authenticate(_ context.Context, _ *core.ClientInfo, c *core.Credentials) core.Verdict {
 	if c.Username == "edge" && string(c.Password) == "right" {
-		return core.Permit
+		return core.Allow
 	}
-	return core.Refuse(packets.BadUsernameOrPassword, "")
+	return core.Deny(packets.BadUsernameOrPassword, "")
 }
 
 // tlsBroker starts a broker with a TLS listener of pki's server

@@ -18,7 +18,7 @@ func TestCacheKeepsTopicCopy(t *testing.T) {
 	body := []byte("a/topic" + strings.Repeat("p", 1<<20)) // topic, then a 1 MiB payload
 	topic := unsafe.String(&body[0], len("a/topic"))
 	cl := &core.ClientInfo{ID: "c"}
-	if !c.put(cl, cacheKey{action: actionPublish, topic: topic}, core.Permit, 0) {
+	if !c.put(cl, cacheKey{action: actionPublish, topic: topic}, core.Allow, 0) {
 		t.Fatal("cache full")
 	}
 	v, _ := c.conns.Load(cl)
@@ -30,7 +30,7 @@ func TestCacheKeepsTopicCopy(t *testing.T) {
 			t.Fatalf("cached topic %q", k.topic)
 		}
 	}
-	if vd, _, ok := c.get(cl, cacheKey{action: actionPublish, topic: "a/topic"}); !ok || vd != core.Permit {
+	if vd, _, ok := c.get(cl, cacheKey{action: actionPublish, topic: "a/topic"}); !ok || vd != core.Allow {
 		t.Fatalf("get: %+v %v", vd, ok)
 	}
 }

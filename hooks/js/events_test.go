@@ -33,36 +33,36 @@ function onPublish(client, msg) {
 	if (msg.topic === "props") return msg.properties.contentType === "text/plain" && msg.properties.userProperties[0].value === "v" ? undefined : false;
 }`, Config{})
 	ctx := context.Background()
-	if got := h.Authenticate(ctx, alice, &core.Credentials{Username: "alice", UsernameSet: true, Password: []byte("secret"), PasswordSet: true}); got != core.Permit {
+	if got := h.Authenticate(ctx, alice, &core.Credentials{Username: "alice", UsernameSet: true, Password: []byte("secret"), PasswordSet: true}); got != core.Allow {
 		t.Errorf("authenticate alice: %+v", got)
 	}
-	if got := h.Authenticate(ctx, alice, &core.Credentials{Username: "mallory"}); got != core.Refuse(packets.BadUsernameOrPassword, "bad user name or password") {
+	if got := h.Authenticate(ctx, alice, &core.Credentials{Username: "mallory"}); got != core.Deny(packets.BadUsernameOrPassword, "bad user name or password") {
 		t.Errorf("authenticate mallory: %+v", got)
 	}
-	if got := h.Authenticate(ctx, alice, &core.Credentials{Username: "bob"}); got != core.Pass {
+	if got := h.Authenticate(ctx, alice, &core.Credentials{Username: "bob"}); got != core.Next {
 		t.Errorf("authenticate bob: %+v, want no opinion", got)
 	}
 	qos := byte(2)
-	if got := h.AuthorizeSubscribe(ctx, alice, "low/#", &qos); got != core.Permit || qos != 0 {
+	if got := h.AuthorizeSubscribe(ctx, alice, "low/#", &qos); got != core.Allow || qos != 0 {
 		t.Errorf("subscribe low/#: %+v QoS %d, want allowed at 0", got, qos)
 	}
 	qos = 1
-	if got := h.AuthorizeSubscribe(ctx, alice, "$SYS/#", &qos); got.Decision != core.Deny {
+	if got := h.AuthorizeSubscribe(ctx, alice, "$SYS/#", &qos); got.Decision != core.DecisionDeny {
 		t.Errorf("subscribe $SYS/#: %+v", got)
 	}
-	if got := h.Connect(ctx, &core.ClientInfo{ID: "banned-1"}, &core.ClientPolicy{}); got.Decision != core.Deny {
+	if got := h.Connect(ctx, &core.ClientInfo{ID: "banned-1"}, &core.ClientPolicy{}); got.Decision != core.DecisionDeny {
 		t.Errorf("onConnect banned: %+v", got)
 	}
-	if got := h.Connect(ctx, alice, &core.ClientPolicy{}); got != core.Pass {
+	if got := h.Connect(ctx, alice, &core.ClientPolicy{}); got != core.Next {
 		t.Errorf("onConnect alice: %+v", got)
 	}
 
 	m := msg("rename", "hello")
-	if got := h.Publish(ctx, alice, m); got != core.Pass || m.Topic != "renamed/alice" || string(m.Payload) != "HELLO" || m.QoS != 0 || !m.Retain {
+	if got := h.Publish(ctx, alice, m); got != core.Next || m.Topic != "renamed/alice" || string(m.Payload) != "HELLO" || m.QoS != 0 || !m.Retain {
 		t.Errorf("onPublish rename: %+v %+v", got, m)
 	}
 	m = msg("drop", "x")
-	if got := h.Publish(ctx, alice, m); got.Decision != core.Deny || got.Code != packets.ImplementationSpecificError {
+	if got := h.Publish(ctx, alice, m); got.Decision != core.DecisionDeny || got.Code != packets.ImplementationSpecificError {
 		t.Errorf("onPublish drop: %+v", got)
 	}
 	m = msg("mutate", "x")
@@ -76,7 +76,7 @@ function onPublish(client, msg) {
 	m.Properties.ContentType = "text/plain"
 	m.Properties.Set(packets.PropContentType)
 	m.Properties.UserProperties = []packets.UserProperty{{Key: "k", Value: "v"}}
-	if got := h.Publish(ctx, alice, m); got != core.Pass {
+	if got := h.Publish(ctx, alice, m); got != core.Next {
 		t.Errorf("onPublish props: %+v", got)
 	}
 }
@@ -113,7 +113,7 @@ function authorizePublish(c, m) {
 	try { config.vars.admins.push("me"); return false; } catch (e) {}
 	return config.vars.admins[1] === "root" && config.vars.limits.max === 3 && config.timeout === "1s" && config.script === "test.js";
 }`, Config{Vars: map[string]any{"admins": []any{"ops", "root"}, "limits": map[string]any{"max": 3}}})
-	if got := h.AuthorizePublish(context.Background(), alice, msg("sensors/1", "")); got != core.Permit {
+	if got := h.AuthorizePublish(context.Background(), alice, msg("sensors/1", "")); got != core.Allow {
 		t.Errorf("config read: %+v", got)
 	}
 	if ts := h.Topics(); len(ts) != 2 || ts[0] != "sensors/#" || ts[1] != "cmd/+" {
@@ -135,14 +135,14 @@ function onConnect(c) { return {allow: true, reason: String(n)}; }`, Config{Cach
 	}
 	again := *alice // the same client connected again
 	h.AuthorizePublish(ctx, &again, msg("yes", ""))
-	if got := h.Connect(ctx, alice, nil); got.Reason != "" && got != core.Permit {
+	if got := h.Connect(ctx, alice, nil); got.Reason != "" && got != core.Allow {
 		t.Fatalf("%+v", got)
 	}
 	calls := scriptCounter(t, h)
 	if calls != 3 {
 		t.Errorf("the script ran %d times for 11 decisions on 3 keys, want 3", calls)
 	}
-	if got := h.AuthorizePublish(ctx, alice, msg("no", "")); got.Decision != core.Deny {
+	if got := h.AuthorizePublish(ctx, alice, msg("no", "")); got.Decision != core.DecisionDeny {
 		t.Errorf("cached refusal: %+v", got)
 	}
 	// A connection's decisions go with it.

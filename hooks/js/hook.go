@@ -205,7 +205,7 @@ func (h *Hook) run(f fn, do func(v *vm) (core.Verdict, error)) (core.Verdict, bo
 	for {
 		p := h.cur.Load()
 		if !p.prog.has[f] {
-			return core.Pass, false, nil // a reload removed the function
+			return core.Next, false, nil // a reload removed the function
 		}
 		if !p.enter() {
 			if h.closed.Load() {
@@ -238,9 +238,9 @@ func (h *Hook) failed(f fn, client, detail string, err error) core.Verdict {
 		h.muted.Add(1)
 	}
 	if h.cfg.OnFailure == FailNext {
-		return core.Pass
+		return core.Next
 	}
-	return core.Refuse(packets.ImplementationSpecificError, "js hook failed")
+	return core.Deny(packets.ImplementationSpecificError, "js hook failed")
 }
 
 // decide runs a decision function and applies the failure policy.
@@ -254,7 +254,7 @@ func (h *Hook) decide(f fn, client, detail string, do func(v *vm) (core.Verdict,
 
 // notify runs a notification function; a failure is only logged.
 func (h *Hook) notify(f fn, client, detail string, do func(v *vm) error) {
-	_, _, err := h.run(f, func(v *vm) (core.Verdict, error) { return core.Pass, do(v) })
+	_, _, err := h.run(f, func(v *vm) (core.Verdict, error) { return core.Next, do(v) })
 	if err != nil {
 		_ = h.failed(f, client, detail, err)
 	}
@@ -406,7 +406,7 @@ func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) 
 	if err != nil {
 		return h.failed(fnOnPublish, cl.ID, m.Topic, err)
 	}
-	if vd.Decision == core.Next {
+	if vd.Decision == core.DecisionNext {
 		*m = changed
 	}
 	return vd

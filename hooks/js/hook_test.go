@@ -73,17 +73,17 @@ function authorizePublish(client, msg) {
 		topic string
 		want  core.Verdict
 	}{
-		{"allow", core.Permit},
-		{"deny", core.Refuse(packets.NotAuthorized, "")},
-		{"next", core.Pass},
-		{"null", core.Pass},
-		{"other", core.Pass},
-		{"obj-allow", core.Permit},
-		{"obj-deny", core.Refuse(0x97, "quota")},
-		{"obj-deny-default", core.Refuse(packets.NotAuthorized, "no")},
-		{"fields", core.Permit},
-		{"match", core.Permit},
-		{"bytes", core.Permit},
+		{"allow", core.Allow},
+		{"deny", core.Deny(packets.NotAuthorized, "")},
+		{"next", core.Next},
+		{"null", core.Next},
+		{"other", core.Next},
+		{"obj-allow", core.Allow},
+		{"obj-deny", core.Deny(0x97, "quota")},
+		{"obj-deny-default", core.Deny(packets.NotAuthorized, "no")},
+		{"fields", core.Allow},
+		{"match", core.Allow},
+		{"bytes", core.Allow},
 	}
 	for _, tc := range tests {
 		if got := h.AuthorizePublish(context.Background(), alice, msg(tc.topic, "hi")); got != tc.want {
@@ -123,7 +123,7 @@ function authorizePublish(client, msg) {
 	case "ok": return true;
 	}
 }`, Config{Timeout: 50 * time.Millisecond})
-	fail := core.Refuse(packets.ImplementationSpecificError, "js hook failed")
+	fail := core.Deny(packets.ImplementationSpecificError, "js hook failed")
 	for _, topic := range []string{"loop", "throw", "repeat", "fill", "pad", "number", "string", "array", "badcode", "typo", "noallow", "recurse", "from", "buffer", "typed"} {
 		h.logged.Store(0) // log every failure here
 		start := time.Now()
@@ -133,7 +133,7 @@ function authorizePublish(client, msg) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("%s took %s", topic, d)
 		}
-		if got := h.AuthorizePublish(context.Background(), alice, msg("ok", "")); got != core.Permit {
+		if got := h.AuthorizePublish(context.Background(), alice, msg("ok", "")); got != core.Allow {
 			t.Fatalf("after %s the hook no longer works: %+v", topic, got)
 		}
 	}
@@ -156,7 +156,7 @@ function authorizePublish(client, msg) {
 // With on_failure next, a failed decision is no opinion.
 func TestFailNext(t *testing.T) {
 	h, _ := newHook(t, `function authorizePublish() { throw 1; }`, Config{OnFailure: FailNext})
-	if got := h.AuthorizePublish(context.Background(), alice, msg("t", "")); got != core.Pass {
+	if got := h.AuthorizePublish(context.Background(), alice, msg("t", "")); got != core.Next {
 		t.Errorf("%+v, want Pass", got)
 	}
 }
@@ -201,7 +201,7 @@ func TestCallAfterClose(t *testing.T) {
 	go func() { done <- h.AuthorizePublish(context.Background(), alice, msg("t", "")) }()
 	select {
 	case v := <-done:
-		if v.Decision != core.Deny {
+		if v.Decision != core.DecisionDeny {
 			t.Errorf("after Close: %+v, want the failure verdict", v)
 		}
 	case <-time.After(10 * time.Second):
@@ -219,7 +219,7 @@ function authorizePublish(c, m) {
 	return kept.topic === undefined && kept.payload === undefined;
 }`, Config{Pool: 1})
 	h.AuthorizePublish(context.Background(), alice, msg("first", "a"))
-	if got := h.AuthorizePublish(context.Background(), alice, msg("second", "b")); got != core.Permit {
+	if got := h.AuthorizePublish(context.Background(), alice, msg("second", "b")); got != core.Allow {
 		t.Errorf("a kept message object still reads its old message: %+v", got)
 	}
 }
@@ -232,7 +232,7 @@ function onPublish(c, m) {
 	return {payload: all.subarray(1, 2)};
 }`, Config{})
 	m := msg("t", "x")
-	if v := h.Publish(context.Background(), alice, m); v != core.Pass || len(m.Payload) != 2 {
+	if v := h.Publish(context.Background(), alice, m); v != core.Next || len(m.Payload) != 2 {
 		t.Errorf("%+v payload %x, want the view's 2 bytes", v, m.Payload)
 	}
 }
@@ -245,7 +245,7 @@ func TestSIGHUPWithoutWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for h.AuthorizePublish(context.Background(), alice, msg("x", "")) != core.Permit {
+	for h.AuthorizePublish(context.Background(), alice, msg("x", "")) != core.Allow {
 		if time.Now().After(deadline) {
 			t.Fatal("SIGHUP did not reload the script")
 		}

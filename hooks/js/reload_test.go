@@ -53,7 +53,7 @@ func TestReloadUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				if h.AuthorizePublish(context.Background(), alice, msg("a", "")) != core.Permit {
+				if h.AuthorizePublish(context.Background(), alice, msg("a", "")) != core.Allow {
 					wrong.Add(1)
 				}
 				calls.Add(1)
@@ -79,7 +79,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatal("no call ran")
 	}
 	// The last script (v1) is in force.
-	if got := h.AuthorizePublish(context.Background(), alice, msg("b", "")); got.Decision != core.Deny {
+	if got := h.AuthorizePublish(context.Background(), alice, msg("b", "")); got.Decision != core.DecisionDeny {
 		t.Errorf("after the last reload: %+v, want v1's refusal", got)
 	}
 }
@@ -96,7 +96,7 @@ func TestReloadErrorKeepsOld(t *testing.T) {
 	if !strings.Contains(logs.String(), "previous script stays in force") {
 		t.Errorf("log:\n%s", logs)
 	}
-	if got := h.AuthorizePublish(context.Background(), alice, msg("x", "")); got != core.Permit {
+	if got := h.AuthorizePublish(context.Background(), alice, msg("x", "")); got != core.Allow {
 		t.Errorf("after a failed reload: %+v, want the old script's answer", got)
 	}
 }
@@ -107,7 +107,7 @@ func TestReloadOnFileChange(t *testing.T) {
 	h, _ := newHook(t, `function authorizePublish() { return false; }`, Config{Watch: &yes})
 	writeScript(t, h.cfg.Script, `function authorizePublish() { return true; }`)
 	deadline := time.Now().Add(10 * time.Second)
-	for h.AuthorizePublish(context.Background(), alice, msg("x", "")) != core.Permit {
+	for h.AuthorizePublish(context.Background(), alice, msg("x", "")) != core.Allow {
 		if time.Now().After(deadline) {
 			t.Fatal("the changed script was not loaded within 10s")
 		}
@@ -169,7 +169,7 @@ function authorizePublish(c, m) {
 		}()
 	}
 	wg.Wait()
-	if results[0] != core.Permit || results[1] != core.Permit {
+	if results[0] != core.Allow || results[1] != core.Allow {
 		t.Fatalf("two 100ms calls on one runtime with a 400ms timeout: %+v", results)
 	}
 	// While the one runtime is held for 390ms, a call that may wait only
@@ -183,10 +183,10 @@ function authorizePublish(c, m) {
 			t.Fatal("the first call never took the runtime")
 		}
 	}
-	if got := h2.AuthorizePublish(context.Background(), alice, msg("t", "0")); got.Decision != core.Deny {
+	if got := h2.AuthorizePublish(context.Background(), alice, msg("t", "0")); got.Decision != core.DecisionDeny {
 		t.Errorf("call with no free runtime: %+v, want the failure verdict", got)
 	}
-	if got := <-done; got != core.Permit {
+	if got := <-done; got != core.Allow {
 		t.Errorf("the call holding the runtime: %+v", got)
 	}
 	if !strings.Contains(logs2.String(), "no free runtime within the wait") {
@@ -220,7 +220,7 @@ func TestPublishHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Close() })
-	if v := h.Connect(context.Background(), alice, nil); v != core.Pass {
+	if v := h.Connect(context.Background(), alice, nil); v != core.Next {
 		t.Fatalf("onConnect: %+v", v)
 	}
 	select {

@@ -26,15 +26,15 @@ import (
 // lowered by the return value's qos.
 func verdictOf(res goja.Value, qos *byte) (core.Verdict, error) {
 	if res == nil || goja.IsUndefined(res) || goja.IsNull(res) {
-		return core.Pass, nil
+		return core.Next, nil
 	}
 	o, isObj := res.(*goja.Object)
 	if !isObj {
 		if b, ok := res.Export().(bool); ok {
 			if b {
-				return core.Permit, nil
+				return core.Allow, nil
 			}
-			return core.Refuse(packets.NotAuthorized, ""), nil
+			return core.Deny(packets.NotAuthorized, ""), nil
 		}
 		return core.Verdict{}, fmt.Errorf("returned %s %s; want true, false, undefined or {allow, reason, code}", typeName(res), res.String())
 	}
@@ -64,7 +64,7 @@ func verdictOf(res goja.Value, qos *byte) (core.Verdict, error) {
 			}
 			*qos = min(*qos, byte(n))
 		}
-		return core.Permit, nil
+		return core.Allow, nil
 	}
 	code := packets.NotAuthorized
 	if c := o.Get("code"); c != nil && !goja.IsUndefined(c) {
@@ -74,7 +74,7 @@ func verdictOf(res goja.Value, qos *byte) (core.Verdict, error) {
 		}
 		code = packets.ReasonCode(n)
 	}
-	return core.Refuse(code, reason), nil
+	return core.Deny(code, reason), nil
 }
 
 // valueBool reads a boolean.
@@ -105,15 +105,15 @@ func onlyKeys(o *goja.Object, allowed ...string) error {
 //	{topic, payload, qos, retain}  the message, changed in those fields
 func (v *vm) applyPublish(res goja.Value, m *core.Message) (core.Verdict, error) {
 	if res == nil || goja.IsUndefined(res) || goja.IsNull(res) {
-		return core.Pass, nil
+		return core.Next, nil
 	}
 	o, isObj := res.(*goja.Object)
 	if !isObj {
 		if b, ok := res.Export().(bool); ok {
 			if b {
-				return core.Pass, nil
+				return core.Next, nil
 			}
-			return core.Refuse(packets.ImplementationSpecificError, "dropped by "+filepath.Base(v.prog.path)), nil
+			return core.Deny(packets.ImplementationSpecificError, "dropped by "+filepath.Base(v.prog.path)), nil
 		}
 		return core.Verdict{}, fmt.Errorf("returned %s %s; want undefined, true, false or a message", typeName(res), res.String())
 	}
@@ -122,8 +122,8 @@ func (v *vm) applyPublish(res goja.Value, m *core.Message) (core.Verdict, error)
 		if err != nil {
 			return core.Verdict{}, err
 		}
-		if vd.Decision == core.Allow {
-			vd = core.Pass // allow: true changes nothing here
+		if vd.Decision == core.DecisionAllow {
+			vd = core.Next // allow: true changes nothing here
 		}
 		return vd, nil
 	}
@@ -154,5 +154,5 @@ func (v *vm) applyPublish(res goja.Value, m *core.Message) (core.Verdict, error)
 		}
 		m.Retain = b
 	}
-	return core.Pass, nil
+	return core.Next, nil
 }

@@ -35,7 +35,7 @@ func (countingHook) Events() core.EventSet {
 	return core.Events(core.EventPublish)
 }
 func (countingHook) Publish(context.Context, *core.ClientInfo, *core.Message) core.Verdict {
-	return core.Pass
+	return core.Next
 }
 
 // Bridges implements core.BridgeReporter, as the bridge hook does, for

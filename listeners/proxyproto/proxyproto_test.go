@@ -46,7 +46,7 @@ func (h *remoteHook) Authenticate(_ context.Context, cl *core.ClientInfo, _ *cor
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.remotes[cl.ID] = cl.Remote
-	return core.Pass
+	return core.Next
 }
 
 // loopback trusts the address the tests' clients dial from by default.

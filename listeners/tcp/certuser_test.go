@@ -22,7 +22,7 @@ func (h *userHook) ID() string            { return "test.user" }
 func (h *userHook) Events() core.EventSet { return core.Events(core.EventConnect) }
 func (h *userHook) Connect(_ context.Context, cl *core.ClientInfo, _ *core.ClientPolicy) core.Verdict {
 	h.names <- cl.Username
-	return core.Pass
+	return core.Next
 }
 
 // With WithCertUsername, a client with a verified certificate connects to a

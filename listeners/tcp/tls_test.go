@@ -66,7 +66,7 @@ func (h *certHook) Authenticate(_ context.Context, cl *core.ClientInfo, _ *core.
 		}
 	}
 	h.cns <- cn
-	return core.Pass
+	return core.Next
 }
 
 // tlsBroker is a broker with one TLS listener on loopback.

@@ -658,7 +658,7 @@ func (h *remoteHook) Authenticate(_ context.Context, cl *core.ClientInfo, _ *cor
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.remotes[cl.ID] = cl.Remote
-	return core.Pass
+	return core.Next
 }
 
 // TestProxyProtocol sends a PROXY header before the HTTP upgrade: the

@@ -747,9 +747,9 @@ func (h *testHook) Topics() []string { return h.topics }
 
 func (h *testHook) Authenticate(_ context.Context, _ *core.ClientInfo, cred *core.Credentials) core.Verdict {
 	if slices.Contains(h.cfg.Users, cred.Username) {
-		return core.Permit
+		return core.Allow
 	}
-	return core.Pass
+	return core.Next
 }
 
 // buildFrom parses yaml as t.yaml in dir and builds its hooks.

@@ -217,7 +217,7 @@ func (h *gateHook) Publish(ctx context.Context, _ *core.ClientInfo, _ *core.Mess
 	case <-h.open:
 	case <-ctx.Done():
 	}
-	return core.Pass
+	return core.Next
 }
 
 // denyHook refuses every PUBLISH to deny/# with Not authorized.
@@ -227,7 +227,7 @@ func (denyHook) ID() string            { return "test.deny" }
 func (denyHook) Events() core.EventSet { return core.Events(core.EventAuthorizePublish) }
 func (denyHook) Topics() []string      { return []string{"deny/#"} }
 func (denyHook) AuthorizePublish(context.Context, *core.ClientInfo, *core.Message) core.Verdict {
-	return core.Refuse(packets.NotAuthorized, "denied by test")
+	return core.Deny(packets.NotAuthorized, "denied by test")
 }
 
 // fakeServer is the server side of one connection, scripted by a test: for
