@@ -42,13 +42,6 @@ func (s *Server) Disconnect(clientID string, code packets.ReasonCode, reason str
 	return nil
 }
 
-// HealthChecker is implemented by hooks that can be unhealthy while the
-// broker runs (a plugin that is down or restarting): Health returns why,
-// or nil.
-type HealthChecker interface {
-	Health() error
-}
-
 // Health reports the hooks that are not healthy, joined; nil when all are
 // (the admin listener's /readyz answers 503 with it).
 func (s *Server) Health() error {
@@ -79,12 +72,6 @@ type BridgeStatus struct {
 	Received uint64 `json:"received"`
 	// Dropped counts outgoing messages dropped for a full queue.
 	Dropped uint64 `json:"dropped"`
-}
-
-// BridgeReporter is implemented by hooks that run bridges (hooks/bridge):
-// their bridges show in Server.Bridges, $SYS and the metrics.
-type BridgeReporter interface {
-	Bridges() []BridgeStatus
 }
 
 // Bridges describes the bridges of every hook that runs some, by name.

@@ -34,7 +34,7 @@ func (s *Server) authenticate(ctx context.Context, c *client, p *packets.Packet,
 			AuthData:     p.Properties.AuthData,
 			UserProperty: p.Properties.UserProperties,
 		}
-		v = s.hooks.decide(EventAuthenticate, "", func(h Hook) Verdict { return h.Authenticate(ctx, cl, &cred) })
+		v = s.hooks.decide(EventAuthenticate, "", func(h *handlers) Verdict { return h.authenticate.Authenticate(ctx, cl, &cred) })
 	}
 	switch v.Decision {
 	case DecisionDeny:
@@ -45,7 +45,7 @@ func (s *Server) authenticate(ctx context.Context, c *client, p *packets.Packet,
 		}
 	}
 	if s.hooks.has(EventConnect) {
-		v = s.hooks.decide(EventConnect, "", func(h Hook) Verdict { return h.Connect(ctx, cl, policy) })
+		v = s.hooks.decide(EventConnect, "", func(h *handlers) Verdict { return h.connect.Connect(ctx, cl, policy) })
 		if v.Decision == DecisionDeny {
 			return v.Code, orReason(v.Reason, "connection refused by a hook")
 		}
@@ -58,7 +58,7 @@ func (s *Server) authorizePublish(ctx context.Context, c *client, m *Message) (p
 	if !s.hooks.has(EventAuthorizePublish) || c.internal {
 		return packets.Success, ""
 	}
-	v := s.hooks.decide(EventAuthorizePublish, m.Topic, func(h Hook) Verdict { return h.AuthorizePublish(ctx, &c.info, m) })
+	v := s.hooks.decide(EventAuthorizePublish, m.Topic, func(h *handlers) Verdict { return h.authorizePublish.AuthorizePublish(ctx, &c.info, m) })
 	if v.Decision == DecisionDeny {
 		return v.Code, orReason(v.Reason, "not authorized to publish to "+m.Topic)
 	}
@@ -72,7 +72,9 @@ func (s *Server) authorizeSubscribe(ctx context.Context, c *client, filter strin
 		return packets.Success, qos, ""
 	}
 	granted := qos
-	v := s.hooks.decide(EventAuthorizeSubscribe, "", func(h Hook) Verdict { return h.AuthorizeSubscribe(ctx, &c.info, filter, &granted) })
+	v := s.hooks.decide(EventAuthorizeSubscribe, "", func(h *handlers) Verdict {
+		return h.authorizeSubscribe.AuthorizeSubscribe(ctx, &c.info, filter, &granted)
+	})
 	if v.Decision == DecisionDeny {
 		return v.Code, 0, orReason(v.Reason, "not authorized to subscribe to "+filter)
 	}

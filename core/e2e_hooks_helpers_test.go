@@ -104,7 +104,6 @@ func withHooks(hs ...core.Hook) hkOpts {
 // right password is allowed, a known user with a wrong one is refused with
 // Bad User Name or Password, an unknown user gets Next.
 type credHook struct {
-	core.HookBase
 	users map[string]string
 }
 
@@ -123,7 +122,6 @@ func (h *credHook) Authenticate(_ context.Context, _ *core.ClientInfo, c *core.C
 
 // passHook handles the given events and always says Next.
 type passHook struct {
-	core.HookBase
 	id     string
 	events core.EventSet
 }
@@ -131,11 +129,34 @@ type passHook struct {
 func (h *passHook) ID() string            { return h.id }
 func (h *passHook) Events() core.EventSet { return h.events }
 
+func (h *passHook) Authenticate(context.Context, *core.ClientInfo, *core.Credentials) core.Verdict {
+	return core.Next
+}
+
+func (h *passHook) AuthorizePublish(context.Context, *core.ClientInfo, *core.Message) core.Verdict {
+	return core.Next
+}
+
+func (h *passHook) AuthorizeSubscribe(context.Context, *core.ClientInfo, string, *byte) core.Verdict {
+	return core.Next
+}
+
+func (h *passHook) Connect(context.Context, *core.ClientInfo, *core.ClientPolicy) core.Verdict {
+	return core.Next
+}
+
+func (h *passHook) Publish(context.Context, *core.ClientInfo, *core.Message) core.Verdict {
+	return core.Next
+}
+
+func (h *passHook) Deliver(context.Context, string, *core.Message) core.Verdict { return core.Next }
+
+func (h *passHook) OnPublished(context.Context, *core.ClientInfo, *core.Message) {}
+
 // policyHook sets a Connect policy per client: clients whose ID starts
 // with a key of mounts get that mountpoint; maxPacket, when set, applies
 // to every client.
 type policyHook struct {
-	core.HookBase
 	mounts    map[string]string // client ID prefix -> mountpoint
 	maxPacket uint32
 	inflight  uint16
@@ -165,7 +186,6 @@ func (h *policyHook) Connect(_ context.Context, cl *core.ClientInfo, p *core.Cli
 // aclHook refuses publishing under denyPub and subscribing to filters
 // under denySub, and lowers the granted QoS of filters under lowSub to 0.
 type aclHook struct {
-	core.HookBase
 	denyPub string // topic prefix
 	denySub string // filter prefix
 	lowSub  string // filter prefix
@@ -200,7 +220,6 @@ func (h *aclHook) AuthorizeSubscribe(_ context.Context, _ *core.ClientInfo, filt
 // with their payload upper-cased and a user property added; messages
 // under drop/ are refused with code.
 type rewriteHook struct {
-	core.HookBase
 	code packets.ReasonCode
 }
 
@@ -226,7 +245,6 @@ func (h *rewriteHook) Publish(_ context.Context, _ *core.ClientInfo, m *core.Mes
 // data/ to subscribers whose ID starts with blocked, and tags the payload of every delivery
 // under tag/ with the subscriber's ID.
 type deliverHook struct {
-	core.HookBase
 	blocked string
 }
 
@@ -245,7 +263,6 @@ func (h *deliverHook) Deliver(_ context.Context, sub string, m *core.Message) co
 // willHook is a Will modifier: wills on will/suppress are suppressed,
 // wills on will/rewrite go to will/rewritten with a new payload.
 type willHook struct {
-	core.HookBase
 	seen chan string // the will topics it was asked about, with the client ID
 }
 
@@ -268,7 +285,6 @@ func (h *willHook) Will(_ context.Context, cl *core.ClientInfo, m *core.Message)
 
 // panicHook panics in the events it lists.
 type panicHook struct {
-	core.HookBase
 	id     string
 	events core.EventSet
 }
@@ -310,7 +326,6 @@ func (e hkEvent) String() string {
 // recorder records every notification into a channel. Tests read it with
 // expect, which skips unrelated events, so no test sleeps.
 type recorder struct {
-	core.HookBase
 	id     string
 	events core.EventSet
 	topics []string
@@ -588,7 +603,6 @@ func (c *authClient) auth(code packets.ReasonCode, method string, data []byte) {
 // the data "reauth-token" (server data "reauth-ok"). Other methods get
 // Next.
 type challengeHook struct {
-	core.HookBase
 	mu     sync.Mutex
 	n      int
 	steps  []string // "method reauth data" per call
@@ -630,7 +644,7 @@ func (h *challengeHook) calls() []string {
 
 // banHook is a Connect decision: client IDs starting with "banned" are
 // refused with Banned; the others get Next.
-type banHook struct{ core.HookBase }
+type banHook struct{}
 
 func (*banHook) ID() string            { return "test.ban" }
 func (*banHook) Events() core.EventSet { return core.Events(core.EventConnect) }
@@ -645,7 +659,6 @@ func (*banHook) Connect(_ context.Context, cl *core.ClientInfo, _ *core.ClientPo
 // starting with "deny", AuthorizePublish and AuthorizeSubscribe for topics
 // and filters under deny/.
 type codeHook struct {
-	core.HookBase
 	code packets.ReasonCode
 }
 
@@ -674,7 +687,6 @@ func (h *codeHook) AuthorizeSubscribe(_ context.Context, _ *core.ClientInfo, f s
 
 // ctxHook keeps the context of every AuthorizePublish call, by client.
 type ctxHook struct {
-	core.HookBase
 	mu   sync.Mutex
 	ctxs map[string]context.Context
 }
@@ -701,7 +713,6 @@ func (h *ctxHook) ctx(id string) context.Context {
 // persisting the change remotely might, and records when it starts and
 // ends, and when OnStopped comes.
 type slowExpiryHook struct {
-	core.HookBase
 	ch chan string
 }
 

@@ -1167,7 +1167,10 @@ func TestE2EHookAddRemoveWhilePublishing(t *testing.T) {
 			}
 			id := fmt.Sprintf("toggle.%d", i%3)
 			if !tb.RemoveHook(id) {
-				_ = tb.AddHook(&passHook{id: id, events: core.Events(core.EventPublish, core.EventAuthorizePublish, core.EventPublished, core.EventDeliver)}, i%5)
+				if err := tb.AddHook(&passHook{id: id, events: core.Events(core.EventPublish, core.EventAuthorizePublish, core.EventPublished, core.EventDeliver)}, i%5); err != nil {
+					t.Error(err)
+					return
+				}
 			}
 			_ = tb.Hooks()
 		}

@@ -92,7 +92,7 @@ func (c *pipeClient) connect(id string, expiry uint32) *packets.Packet {
 }
 
 // denyAuthHook refuses every client's authentication.
-type denyAuthHook struct{ core.HookBase }
+type denyAuthHook struct{}
 
 func (denyAuthHook) ID() string            { return "test.deny" }
 func (denyAuthHook) Events() core.EventSet { return core.Events(core.EventAuthenticate) }

@@ -14,7 +14,6 @@ import (
 // storeHook is a storage hook's loading side: it hands the server the
 // state a store would have saved.
 type storeHook struct {
-	core.HookBase
 	retained []core.StoredMessage
 	sessions []core.StoredSession
 	err      error

@@ -79,7 +79,7 @@ func TestE2EStatus(t *testing.T) {
 }
 
 // sessionCounter is a hook that only listens to session changes.
-type sessionCounter struct{ core.HookBase }
+type sessionCounter struct{}
 
 func (*sessionCounter) ID() string                                                            { return "test.sessions" }
 func (*sessionCounter) Events() core.EventSet                                                 { return core.Events(core.EventSession) }

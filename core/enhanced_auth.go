@@ -44,7 +44,7 @@ func (c *client) enhancedAuth(ctx context.Context, method string, data []byte) (
 // authStep runs one round of the EnhancedAuth hooks.
 func (c *client) authStep(ctx context.Context, step *AuthStep) Verdict {
 	step.Continue, step.Response = false, nil
-	return c.srv.hooks.decide(EventEnhancedAuth, "", func(h Hook) Verdict { return h.EnhancedAuth(ctx, &c.info, step) })
+	return c.srv.hooks.decide(EventEnhancedAuth, "", func(h *handlers) Verdict { return h.enhancedAuth.EnhancedAuth(ctx, &c.info, step) })
 }
 
 // sendAuth queues an AUTH packet.

@@ -53,7 +53,7 @@ func (s *Server) droppedEvent(clientID string, m *message, why string) {
 	ctx := s.background()
 	s.notifyLater(func() {
 		hm := m.hookMessage()
-		s.hooks.notify(EventDropped, hm.Topic, func(h Hook) { h.OnDropped(ctx, clientID, hm, why) })
+		s.hooks.notify(EventDropped, hm.Topic, func(h *handlers) { h.dropped.OnDropped(ctx, clientID, hm, why) })
 	})
 }
 
@@ -65,7 +65,7 @@ func (s *Server) ackedEvent(clientID string, m *message) {
 	ctx := s.background()
 	s.notifyLater(func() {
 		hm := m.hookMessage()
-		s.hooks.notify(EventAcked, hm.Topic, func(h Hook) { h.OnAcked(ctx, clientID, hm) })
+		s.hooks.notify(EventAcked, hm.Topic, func(h *handlers) { h.acked.OnAcked(ctx, clientID, hm) })
 	})
 }
 
@@ -76,7 +76,7 @@ func (s *Server) retainedEvent(m *message) {
 		return
 	}
 	hm := m.hookMessage()
-	s.hooks.notify(EventRetained, hm.Topic, func(h Hook) { h.OnRetained(s.background(), hm) })
+	s.hooks.notify(EventRetained, hm.Topic, func(h *handlers) { h.retained.OnRetained(s.background(), hm) })
 }
 
 // sessionEvent tells the hooks of a session change.
@@ -84,7 +84,7 @@ func (s *Server) sessionEvent(cl *ClientInfo, change SessionChange) {
 	if !s.hooks.has(EventSession) {
 		return
 	}
-	s.hooks.notify(EventSession, "", func(h Hook) { h.OnSession(s.background(), cl, change) })
+	s.hooks.notify(EventSession, "", func(h *handlers) { h.session.OnSession(s.background(), cl, change) })
 }
 
 // disconnectedEvent tells the hooks a connected client's connection ended:
@@ -112,7 +112,7 @@ func (s *Server) disconnectedEvent(c *client) {
 			}
 		}
 	}
-	s.hooks.notify(EventDisconnected, "", func(h Hook) { h.OnDisconnected(s.background(), &c.info, reason, err) })
+	s.hooks.notify(EventDisconnected, "", func(h *handlers) { h.disconnected.OnDisconnected(s.background(), &c.info, reason, err) })
 }
 
 // errConnectionLost is the cause told to hooks when a connection ended
@@ -127,7 +127,7 @@ func (s *Server) willAuthorized(w *willMsg, m *message) bool {
 		return true
 	}
 	hm := m.hookMessage()
-	v := s.hooks.decide(EventAuthorizePublish, hm.Topic, func(h Hook) Verdict { return h.AuthorizePublish(s.background(), w.info, hm) })
+	v := s.hooks.decide(EventAuthorizePublish, hm.Topic, func(h *handlers) Verdict { return h.authorizePublish.AuthorizePublish(s.background(), w.info, hm) })
 	if v.Decision == DecisionDeny {
 		s.log.Info("will not published: its client may not publish to its topic", "client", w.origin, "topic", m.topic, "reason", v.Code.String())
 		return false
@@ -142,7 +142,7 @@ func (s *Server) willHook(w *willMsg, m *message) *message {
 		return m
 	}
 	hm := m.hookMessage()
-	v := s.hooks.decide(EventWill, hm.Topic, func(h Hook) Verdict { return h.Will(s.background(), w.info, hm) })
+	v := s.hooks.decide(EventWill, hm.Topic, func(h *handlers) Verdict { return h.will.Will(s.background(), w.info, hm) })
 	if v.Decision == DecisionDeny {
 		s.log.Info("will suppressed by a hook", "client", w.origin, "topic", m.topic, "reason", v.Reason)
 		return nil
@@ -154,7 +154,7 @@ func (s *Server) willHook(w *willMsg, m *message) *message {
 // message to deliver (possibly rewritten), or nil when a hook denied it.
 func (s *Server) deliverHook(clientID string, m *message) *message {
 	hm := m.hookMessage()
-	v := s.hooks.decide(EventDeliver, hm.Topic, func(h Hook) Verdict { return h.Deliver(s.background(), clientID, hm) })
+	v := s.hooks.decide(EventDeliver, hm.Topic, func(h *handlers) Verdict { return h.deliver.Deliver(s.background(), clientID, hm) })
 	if v.Decision == DecisionDeny {
 		return nil
 	}

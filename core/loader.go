@@ -10,19 +10,6 @@ import (
 	"github.com/vanemq/vanemq/core/topics"
 )
 
-// Loader is implemented by storage hooks. At Start, before any listener
-// accepts a connection, the server restores the retained messages and the
-// sessions of every hook that implements it, in pipeline order; an error
-// fails Start. Messages and sessions that expired while the broker was
-// down are dropped during the restore (and, for a Store, deleted from it),
-// never delivered.
-type Loader interface {
-	// LoadRetained returns the retained messages to restore.
-	LoadRetained(ctx context.Context) ([]StoredMessage, error)
-	// LoadSessions returns the sessions to restore, all offline.
-	LoadSessions(ctx context.Context) ([]StoredSession, error)
-}
-
 // StoredSession is a session as a storage hook saved it.
 type StoredSession struct {
 	ClientID string

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"slices"
@@ -19,6 +20,7 @@ import (
 // hookEntry is one hook in the pipeline.
 type hookEntry struct {
 	hook     Hook
+	h        *handlers // the hook's event methods
 	id       string
 	priority int
 	events   EventSet
@@ -76,14 +78,6 @@ type pipeline struct {
 	lists   atomic.Pointer[eventLists]
 }
 
-// FailureCounter is implemented by hooks that fail in ways of their own
-// without panicking (a script that throws or times out, a plugin that is
-// down): their count is added to HookStatus.Failures, and so to the
-// hook failure metric.
-type FailureCounter interface {
-	Failures() int64
-}
-
 // HookStatus describes one hook of a running server.
 type HookStatus struct {
 	ID       string
@@ -108,11 +102,13 @@ func (s *Server) AddHook(h Hook, priority int) error {
 	if id == "" {
 		return fmt.Errorf("core: hook %T has an empty ID", h)
 	}
-	filters := h.Topics()
-	for _, f := range filters {
-		if err := topics.ValidateFilter(f); err != nil {
-			return fmt.Errorf("core: hook %s: topic filter %q: %w", id, f, err)
-		}
+	hs, events, err := hookEvents(h)
+	if err != nil {
+		return fmt.Errorf("core: hook %s (%T): %w", id, h, err)
+	}
+	filters, err := hookTopics(h)
+	if err != nil {
+		return fmt.Errorf("core: hook %s: %w", id, err)
 	}
 	p := &s.hooks
 	p.mu.Lock()
@@ -123,7 +119,7 @@ func (s *Server) AddHook(h Hook, priority int) error {
 		}
 	}
 	p.entries = append(p.entries, &hookEntry{
-		hook: h, id: id, priority: priority, events: h.Events(), filters: slices.Clone(filters),
+		hook: h, h: hs, id: id, priority: priority, events: events, filters: filters,
 	})
 	slices.SortStableFunc(p.entries, func(a, b *hookEntry) int {
 		if c := cmp.Compare(b.priority, a.priority); c != 0 {
@@ -151,6 +147,30 @@ func (s *Server) RemoveHook(id string) bool {
 	return false
 }
 
+// EventsOf returns the events the pipeline would call h for, as AddHook
+// works them out (see Hook), or why AddHook would refuse it: a test of a
+// hook can check that it handles what it should.
+func EventsOf(h Hook) (EventSet, error) {
+	_, ev, err := hookEvents(h)
+	return ev, err
+}
+
+// hookTopics returns a copy of the topic filters of a TopicFilter, checked;
+// nil for every topic.
+func hookTopics(h Hook) ([]string, error) {
+	tf, ok := h.(TopicFilter)
+	if !ok {
+		return nil, nil
+	}
+	filters := tf.Topics()
+	for _, f := range filters {
+		if err := topics.ValidateFilter(f); err != nil {
+			return nil, fmt.Errorf("topic filter %q: %w", f, err)
+		}
+	}
+	return slices.Clone(filters), nil
+}
+
 // RefreshHook reads again the Events and Topics of the hook with the given
 // ID, for a hook whose events changed (a reloaded script that handles
 // other events), and switches the pipeline to them at once: every event is
@@ -165,15 +185,17 @@ func (s *Server) RefreshHook(id string) error {
 		if e.id != id {
 			continue
 		}
-		filters := e.hook.Topics()
-		for _, f := range filters {
-			if err := topics.ValidateFilter(f); err != nil {
-				return fmt.Errorf("core: hook %s: topic filter %q: %w", id, f, err)
-			}
+		hs, events, err := hookEvents(e.hook)
+		if err != nil {
+			return fmt.Errorf("core: hook %s (%T): %w", id, e.hook, err)
+		}
+		filters, err := hookTopics(e.hook)
+		if err != nil {
+			return fmt.Errorf("core: hook %s: %w", id, err)
 		}
 		// A new entry, so that calls under way on the old lists keep a
 		// consistent view; the counters carry over.
-		ne := &hookEntry{hook: e.hook, id: e.id, priority: e.priority, events: e.hook.Events(), filters: slices.Clone(filters)}
+		ne := &hookEntry{hook: e.hook, h: hs, id: e.id, priority: e.priority, events: events, filters: filters}
 		ne.failures.Store(e.failures.Load())
 		ne.calls.Store(e.calls.Load())
 		ne.nanos.Store(e.nanos.Load())
@@ -250,7 +272,7 @@ func (p *pipeline) failed(e *hookEntry, ev Event, r any) {
 // it; Next when every hook has no opinion. topic limits the chain to hooks
 // whose filters match it ("" for events without a topic). A panicking hook
 // denies (fail closed).
-func (p *pipeline) decide(ev Event, topic string, call func(Hook) Verdict) Verdict {
+func (p *pipeline) decide(ev Event, topic string, call func(*handlers) Verdict) Verdict {
 	for _, e := range p.list(ev) {
 		if topic != "" && !e.wants(topic) {
 			continue
@@ -267,7 +289,7 @@ func (p *pipeline) decide(ev Event, topic string, call func(Hook) Verdict) Verdi
 	return Next
 }
 
-func (p *pipeline) safeDecide(e *hookEntry, ev Event, call func(Hook) Verdict) (v Verdict) {
+func (p *pipeline) safeDecide(e *hookEntry, ev Event, call func(*handlers) Verdict) (v Verdict) {
 	defer e.end(e.begin())
 	defer func() {
 		if r := recover(); r != nil {
@@ -275,11 +297,11 @@ func (p *pipeline) safeDecide(e *hookEntry, ev Event, call func(Hook) Verdict) (
 			v = Deny(packets.ImplementationSpecificError, "hook "+e.id+" failed")
 		}
 	}()
-	return call(e.hook)
+	return call(e.h)
 }
 
 // notify tells every hook handling ev; panics are recovered and ignored.
-func (p *pipeline) notify(ev Event, topic string, call func(Hook)) {
+func (p *pipeline) notify(ev Event, topic string, call func(*handlers)) {
 	for _, e := range p.list(ev) {
 		if topic != "" && !e.wants(topic) {
 			continue
@@ -288,14 +310,37 @@ func (p *pipeline) notify(ev Event, topic string, call func(Hook)) {
 	}
 }
 
-func (p *pipeline) safeNotify(e *hookEntry, ev Event, call func(Hook)) {
+func (p *pipeline) safeNotify(e *hookEntry, ev Event, call func(*handlers)) {
 	defer e.end(e.begin())
 	defer func() {
 		if r := recover(); r != nil {
 			p.failed(e, ev, r)
 		}
 	}()
-	call(e.hook)
+	call(e.h)
+}
+
+// closeHooks closes, in call order, the hooks that implement io.Closer:
+// the server's last call to its hooks, after OnStopped. A panic or an
+// error is logged and counted as the hook's failure.
+func (p *pipeline) closeHooks() {
+	for _, e := range p.snapshot() {
+		c, ok := e.hook.(io.Closer)
+		if !ok {
+			continue
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					p.failed(e, EventStopped, r)
+				}
+			}()
+			if err := c.Close(); err != nil {
+				e.failures.Add(1)
+				p.log.Warn("hook failed to close", "hook", e.id, "cause", err)
+			}
+		}()
+	}
 }
 
 // background is the context of events that belong to no connection.

@@ -14,7 +14,6 @@ import (
 // benchSessionHook handles only OnSession, an event unrelated to
 // publishing: it must cost a publish nothing.
 type benchSessionHook struct {
-	HookBase
 	id string
 }
 
@@ -22,7 +21,7 @@ func (h *benchSessionHook) ID() string       { return h.id }
 func (h *benchSessionHook) Events() EventSet { return Events(EventSession) }
 
 // benchPublishHook is a Publish modifier that lets every message pass.
-type benchPublishHook struct{ HookBase }
+type benchPublishHook struct{}
 
 func (*benchPublishHook) ID() string       { return "bench.publish" }
 func (*benchPublishHook) Events() EventSet { return Events(EventPublish) }
@@ -31,7 +30,7 @@ func (*benchPublishHook) Publish(context.Context, *ClientInfo, *Message) Verdict
 }
 
 // benchAuthorizeHook allows every publish.
-type benchAuthorizeHook struct{ HookBase }
+type benchAuthorizeHook struct{}
 
 func (*benchAuthorizeHook) ID() string       { return "bench.authorize" }
 func (*benchAuthorizeHook) Events() EventSet { return Events(EventAuthorizePublish) }
@@ -40,7 +39,7 @@ func (*benchAuthorizeHook) AuthorizePublish(context.Context, *ClientInfo, *Messa
 }
 
 // benchPublishedHook is told of every message, and does nothing.
-type benchPublishedHook struct{ HookBase }
+type benchPublishedHook struct{}
 
 func (*benchPublishedHook) ID() string                                         { return "bench.published" }
 func (*benchPublishedHook) Events() EventSet                                   { return Events(EventPublished) }

@@ -25,7 +25,6 @@ import (
 // a shared log as "id:event[:topic]", answers decisions with verdict, and
 // panics when asked to.
 type pipeHook struct {
-	HookBase
 	id      string
 	events  EventSet
 	topics  []string
@@ -74,6 +73,59 @@ func (h *pipeHook) OnPublished(_ context.Context, _ *ClientInfo, m *Message) {
 	h.record(EventPublished, m.Topic)
 }
 
+// The rest of the events, so that a pipeHook can list any of them.
+var _ DynamicHook = (*pipeHook)(nil)
+
+func (h *pipeHook) EnhancedAuth(context.Context, *ClientInfo, *AuthStep) Verdict {
+	h.record(EventEnhancedAuth, "")
+	return h.verdict
+}
+
+func (h *pipeHook) AuthorizeSubscribe(context.Context, *ClientInfo, string, *byte) Verdict {
+	h.record(EventAuthorizeSubscribe, "")
+	return h.verdict
+}
+
+func (h *pipeHook) Connect(context.Context, *ClientInfo, *ClientPolicy) Verdict {
+	h.record(EventConnect, "")
+	return h.verdict
+}
+
+func (h *pipeHook) Deliver(_ context.Context, _ string, m *Message) Verdict {
+	h.record(EventDeliver, m.Topic)
+	return h.verdict
+}
+
+func (h *pipeHook) Will(_ context.Context, _ *ClientInfo, m *Message) Verdict {
+	h.record(EventWill, m.Topic)
+	return h.verdict
+}
+
+func (h *pipeHook) OnDisconnected(context.Context, *ClientInfo, packets.ReasonCode, error) {
+	h.record(EventDisconnected, "")
+}
+
+func (h *pipeHook) OnSubscribed(context.Context, *ClientInfo, string, byte) {
+	h.record(EventSubscribed, "")
+}
+
+func (h *pipeHook) OnUnsubscribed(context.Context, *ClientInfo, string) {
+	h.record(EventUnsubscribed, "")
+}
+
+func (h *pipeHook) OnDropped(_ context.Context, _ string, m *Message, _ string) {
+	h.record(EventDropped, m.Topic)
+}
+
+func (h *pipeHook) OnAcked(_ context.Context, _ string, m *Message) {
+	h.record(EventAcked, m.Topic)
+}
+
+func (h *pipeHook) OnRetained(_ context.Context, m *Message) { h.record(EventRetained, m.Topic) }
+func (h *pipeHook) OnStarted(context.Context)                { h.record(EventStarted, "") }
+func (h *pipeHook) OnStopped(context.Context)                { h.record(EventStopped, "") }
+func (h *pipeHook) OnSysTick(context.Context, Stats)         { h.record(EventSysTick, "") }
+
 // newPipeServer returns a server (not started) for driving the pipeline.
 func newPipeServer(t *testing.T) *Server {
 	t.Helper()
@@ -89,14 +141,14 @@ func newPipeServer(t *testing.T) *Server {
 func runDecide(s *Server, ev Event, topic string) Verdict {
 	cl := &ClientInfo{ID: "c"}
 	m := &Message{Topic: topic}
-	return s.hooks.decide(ev, topic, func(h Hook) Verdict {
+	return s.hooks.decide(ev, topic, func(h *handlers) Verdict {
 		switch ev {
 		case EventAuthenticate:
-			return h.Authenticate(context.Background(), cl, &Credentials{})
+			return h.authenticate.Authenticate(context.Background(), cl, &Credentials{})
 		case EventAuthorizePublish:
-			return h.AuthorizePublish(context.Background(), cl, m)
+			return h.authorizePublish.AuthorizePublish(context.Background(), cl, m)
 		case EventPublish:
-			return h.Publish(context.Background(), cl, m)
+			return h.publish.Publish(context.Background(), cl, m)
 		}
 		panic("runDecide: unsupported event " + ev.String())
 	})
@@ -106,12 +158,12 @@ func runDecide(s *Server, ev Event, topic string) Verdict {
 func runNotify(s *Server, ev Event, topic string) {
 	cl := &ClientInfo{ID: "c"}
 	m := &Message{Topic: topic}
-	s.hooks.notify(ev, topic, func(h Hook) {
+	s.hooks.notify(ev, topic, func(h *handlers) {
 		switch ev {
 		case EventSession:
-			h.OnSession(context.Background(), cl, SessionCreated)
+			h.session.OnSession(context.Background(), cl, SessionCreated)
 		case EventPublished:
-			h.OnPublished(context.Background(), cl, m)
+			h.published.OnPublished(context.Background(), cl, m)
 		default:
 			panic("runNotify: unsupported event " + ev.String())
 		}

@@ -68,7 +68,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 			}
 			hm := &c.hookMsg
 			*hm = Message{Topic: m.topic, Payload: m.payload, QoS: m.qos, Retain: m.retain, Properties: p.Properties, Origin: c.id, Received: now}
-			s.hooks.notify(EventPublished, hm.Topic, func(h Hook) { h.OnPublished(ctx, &c.info, hm) })
+			s.hooks.notify(EventPublished, hm.Topic, func(h *handlers) { h.published.OnPublished(ctx, &c.info, hm) })
 			*hm = Message{}
 		}()
 	}
@@ -97,7 +97,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		m = buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, c.id, &hm.Properties, now)
 		defer func() {
 			if m != nil {
-				s.hooks.notify(EventPublished, hm.Topic, func(h Hook) { h.OnPublished(ctx, &c.info, hm) })
+				s.hooks.notify(EventPublished, hm.Topic, func(h *handlers) { h.published.OnPublished(ctx, &c.info, hm) })
 			}
 		}()
 	} else {
@@ -158,7 +158,7 @@ func (s *Server) modifyPublish(ctx context.Context, c *client, m *Message) (pack
 	if !s.hooks.has(EventPublish) {
 		return packets.Success, ""
 	}
-	v := s.hooks.decide(EventPublish, m.Topic, func(h Hook) Verdict { return h.Publish(ctx, &c.info, m) })
+	v := s.hooks.decide(EventPublish, m.Topic, func(h *handlers) Verdict { return h.publish.Publish(ctx, &c.info, m) })
 	if v.Decision == DecisionDeny {
 		return v.Code, orReason(v.Reason, "dropped by a publish hook")
 	}

@@ -136,7 +136,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.wg.Add(1)
 	go s.notifier()
-	s.hooks.notify(EventStarted, "", func(h Hook) { h.OnStarted(ctx) })
+	s.hooks.notify(EventStarted, "", func(h *handlers) { h.started.OnStarted(ctx) })
 	s.lnMu.Lock()
 	ls := append([]Listener(nil), s.listeners...)
 	s.lnMu.Unlock()
@@ -213,7 +213,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.timers.close()
 		s.stopSessionTimers()
 		s.storeBarrier()
-		s.hooks.notify(EventStopped, "", func(h Hook) { h.OnStopped(context.WithoutCancel(s.ctx)) })
+		s.hooks.notify(EventStopped, "", func(h *handlers) { h.stopped.OnStopped(context.WithoutCancel(s.ctx)) })
+		s.hooks.closeHooks()
 		close(done)
 	}()
 	select {

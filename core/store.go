@@ -4,34 +4,6 @@ import (
 	"time"
 )
 
-// Store is implemented by a storage hook that keeps the broker's state
-// across restarts: persistent sessions (those with a session expiry), their
-// subscriptions, the messages queued for or in flight to them, the inbound
-// QoS 2 identifiers awaiting PUBREL, and the retained messages. At Start the
-// server restores that state through the Loader methods, before any
-// listener accepts a connection; while it runs it tells the store of every
-// change through Apply.
-//
-// A server uses at most one Store: Start fails when two hooks are one. Sessions with
-// expiry 0, and QoS 0 messages sent straight to connected clients, are
-// never stored: they end with their connection anyway.
-type Store interface {
-	Loader
-	// Durable reports whether Apply's done waits until the operations are
-	// on stable storage (durability: sync). When it does, the server sends
-	// CONNACK, PUBACK, PUBREC, PUBCOMP, SUBACK and UNSUBACK for a change
-	// only after the change is durable; when it does not, acknowledgements
-	// go out at once and a crash may lose the last changes.
-	Durable() bool
-	// Apply records ops, in order, after the ops of every earlier call.
-	// It must not keep ops, or anything it points to, after it returns.
-	// done, when not nil, is called exactly once, on any goroutine, when
-	// the ops are stored (err nil) or could not be (the store's error);
-	// calls to done come in the order of the Apply calls. done must not be
-	// called from inside Apply.
-	Apply(ops []StoreOp, done func(err error))
-}
-
 // StoreOpKind says what a StoreOp changes.
 type StoreOpKind uint8
 

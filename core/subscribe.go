@@ -48,7 +48,7 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 			for i := range p.Subscriptions {
 				if !codes[i].IsError() {
 					full := fullFilter(subs[i])
-					s.hooks.notify(EventSubscribed, "", func(h Hook) { h.OnSubscribed(ctx, &c.info, full, byte(codes[i])) })
+					s.hooks.notify(EventSubscribed, "", func(h *handlers) { h.subscribed.OnSubscribed(ctx, &c.info, full, byte(codes[i])) })
 				}
 			}
 		}()
@@ -228,7 +228,7 @@ func (s *Server) handleUnsubscribe(ctx context.Context, c *client, p *packets.Pa
 			continue
 		}
 		full := fullFilter(topics.Subscription{Group: group, Filter: inner})
-		s.hooks.notify(EventUnsubscribed, "", func(h Hook) { h.OnUnsubscribed(ctx, &c.info, full) })
+		s.hooks.notify(EventUnsubscribed, "", func(h *handlers) { h.unsubscribed.OnUnsubscribed(ctx, &c.info, full) })
 	}
 	c.ack(outControl{pkt: &packets.Packet{Type: packets.Unsuback, PacketID: p.PacketID, ReasonCodes: codes}})
 	return nil

@@ -59,5 +59,5 @@ func (s *Server) publishSys() {
 		pub("$SYS/broker/bridges/"+b.Name+"/received", itoa(int64(b.Received)))
 		pub("$SYS/broker/bridges/"+b.Name+"/dropped", itoa(int64(b.Dropped)))
 	}
-	s.hooks.notify(EventSysTick, "", func(h Hook) { h.OnSysTick(s.background(), st) })
+	s.hooks.notify(EventSysTick, "", func(h *handlers) { h.sysTick.OnSysTick(s.background(), st) })
 }

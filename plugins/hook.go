@@ -26,7 +26,6 @@ import (
 // supervisor restarts the plugin when it exits or stops answering, with a
 // back-off, for as long as the hook runs (see supervise.go).
 type Hook struct {
-	core.HookBase
 	cfg Config
 	log *slog.Logger
 	srv *core.Server
@@ -203,7 +202,7 @@ func (h *Hook) logger() *slog.Logger { return h.plog.Load() }
 func (h *Hook) ID() string { return h.cfg.Name }
 
 // Events implements core.Hook: what the plugin described, and Stopped.
-func (h *Hook) Events() core.EventSet { return h.disp.Load().events | core.Events(core.EventStopped) }
+func (h *Hook) Events() core.EventSet { return h.disp.Load().events }
 
 // Topics implements core.Hook.
 func (h *Hook) Topics() []string { return h.disp.Load().allTopic }
@@ -248,9 +247,6 @@ func (h *Hook) Close() error {
 	})
 	return nil
 }
-
-// OnStopped implements core.Hook: the plugin stops with the server.
-func (h *Hook) OnStopped(context.Context) { _ = h.Close() }
 
 // wants reports whether the plugin handles ev for topic.
 func (h *Hook) wants(ev core.Event, topic string) bool {

@@ -51,10 +51,17 @@ func newTenantModule(hc core.HookConfig) (core.Hook, error) {
 // routes "tenants/alice/x", so tenants never see each other's messages.
 // It also refuses payloads larger than a limit.
 type Tenant struct {
-	core.HookBase // no-op handlers for the events it does not handle
-	prefix        string
-	maxPayload    int
+	prefix     string
+	maxPayload int
 }
+
+// The events Tenant handles: the pipeline finds them by these interfaces,
+// and the guards make a misspelt method a build error.
+var (
+	_ core.Hook        = (*Tenant)(nil)
+	_ core.ConnectHook = (*Tenant)(nil)
+	_ core.PublishHook = (*Tenant)(nil)
+)
 
 // NewTenant returns a tenant.prefix hook; maxPayload 0 means no limit.
 func NewTenant(prefix string, maxPayload int) (*Tenant, error) {
@@ -70,13 +77,7 @@ func NewTenant(prefix string, maxPayload int) (*Tenant, error) {
 // ID implements core.Hook.
 func (*Tenant) ID() string { return TenantID }
 
-// Events implements core.Hook: the pipeline calls the hook for these
-// events only.
-func (*Tenant) Events() core.EventSet {
-	return core.Events(core.EventConnect, core.EventPublish)
-}
-
-// Connect implements core.Hook. It runs after authentication (auth.file
+// Connect implements core.ConnectHook. It runs after authentication (auth.file
 // has checked the password) and sets the client's mountpoint. A username
 // with a topic separator or wildcard could reach into another tenant's
 // space ("alice/x" would see alice's "x/…"), so it is refused. It returns
@@ -90,7 +91,7 @@ func (t *Tenant) Connect(_ context.Context, cl *core.ClientInfo, policy *core.Cl
 	return core.Next
 }
 
-// Publish implements core.Hook: it refuses a payload over the limit with
+// Publish implements core.PublishHook: it refuses a payload over the limit with
 // Quota Exceeded (0x97), which a QoS 1 or 2 publisher sees in its
 // PUBACK/PUBREC (MQTT 5). Packet Too Large (0x95) is not a valid PUBACK
 // reason code. m.Topic is the broker-side topic, mountpoint included.

@@ -20,9 +20,12 @@ func init() {
 // refused) and is placed below hooks that should have the first say.
 // It does not authorize publishes or subscriptions: without an ACL hook
 // they are allowed anyway.
-type Allow struct {
-	core.HookBase
-}
+type Allow struct{}
+
+var (
+	_ core.Hook             = (*Allow)(nil)
+	_ core.AuthenticateHook = (*Allow)(nil)
+)
 
 // NewAllow returns an auth.allow hook.
 func NewAllow() *Allow { return &Allow{} }
@@ -42,10 +45,7 @@ func newAllowModule(cfg core.HookConfig) (core.Hook, error) {
 // ID implements core.Hook.
 func (*Allow) ID() string { return AllowID }
 
-// Events implements core.Hook: Authenticate only.
-func (*Allow) Events() core.EventSet { return core.Events(core.EventAuthenticate) }
-
-// Authenticate implements core.Hook: every client is allowed.
+// Authenticate implements core.AuthenticateHook: every client is allowed.
 func (*Allow) Authenticate(context.Context, *core.ClientInfo, *core.Credentials) core.Verdict {
 	return core.Allow
 }

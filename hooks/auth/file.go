@@ -21,6 +21,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -117,8 +118,6 @@ type FileOptions struct {
 // with problems leaves the previous contents in force and is reported
 // through the logger. Decisions take no lock.
 type File struct {
-	core.HookBase
-
 	opts   FileOptions
 	log    *slog.Logger
 	events core.EventSet
@@ -143,6 +142,17 @@ type File struct {
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// What the hook implements; Events says which of its event methods the
+// config enables.
+var (
+	_ core.Hook                   = (*File)(nil)
+	_ core.EventLister            = (*File)(nil)
+	_ core.AuthenticateHook       = (*File)(nil)
+	_ core.AuthorizePublishHook   = (*File)(nil)
+	_ core.AuthorizeSubscribeHook = (*File)(nil)
+	_ io.Closer                   = (*File)(nil)
+)
 
 // fileState is one loaded generation of the files.
 type fileState struct {
@@ -177,9 +187,6 @@ func NewFile(opts FileOptions) (*File, error) {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	ev := []core.Event{core.EventAuthenticate}
-	if opts.Watch {
-		ev = append(ev, core.EventStopped) // to stop watching
-	}
 	if opts.ACL != "" {
 		ev = append(ev, core.EventAuthorizePublish, core.EventAuthorizeSubscribe)
 	}
@@ -202,9 +209,9 @@ func NewFile(opts FileOptions) (*File, error) {
 // ID implements core.Hook.
 func (f *File) ID() string { return FileID }
 
-// Events implements core.Hook: Authenticate; with an ACL file,
-// AuthorizePublish and AuthorizeSubscribe; with Watch, Stopped, to stop
-// watching.
+// Events implements core.EventLister: Authenticate, and with an ACL file
+// AuthorizePublish and AuthorizeSubscribe (without one, the hook is not
+// called for them, which costs nothing).
 func (f *File) Events() core.EventSet { return f.events }
 
 // Users returns the users in force.
@@ -278,8 +285,9 @@ func (f *File) reload(trigger string) error {
 	return err
 }
 
-// Close stops watching the files and SIGHUP. It is safe to call more than
-// once; the hook goes on deciding with the contents last loaded.
+// Close stops watching the files and SIGHUP; the server calls it after
+// OnStopped. It is safe to call more than once; the hook goes on deciding
+// with the contents last loaded.
 func (f *File) Close() error {
 	f.closeOnce.Do(func() {
 		if f.watch != nil {
@@ -287,14 +295,6 @@ func (f *File) Close() error {
 		}
 	})
 	return f.closeErr
-}
-
-// OnStopped implements core.Hook: the server has stopped, so the hook
-// stops watching.
-func (f *File) OnStopped(context.Context) {
-	if err := f.Close(); err != nil {
-		f.log.Warn("auth.file: stop watching", "err", err)
-	}
 }
 
 // badCredentials is the verdict for an unknown user or a wrong password;

@@ -203,15 +203,18 @@ func TestReloadMethod(t *testing.T) {
 	}
 }
 
-// Close stops the watcher; it is idempotent, and OnStopped closes too.
+// Close stops the watcher, and is idempotent (TestStopsWithServer: the
+// server closes the hook when it stops).
 func TestClose(t *testing.T) {
 	f, _ := newTestFile(t, "", true, nil)
 	w := f.watch
-	f.OnStopped(t.Context())
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-w.Stopped():
 	default:
-		t.Fatal("the watcher still runs after OnStopped")
+		t.Fatal("the watcher still runs after Close")
 	}
 	if err := f.Close(); err != nil {
 		t.Errorf("second Close: %v", err)

@@ -18,7 +18,7 @@ import (
 )
 
 // passwordHook lets in only user "edge" with password "right".
-type passwordHook struct{ core.HookBase }
+type passwordHook struct{}
 
 func (passwordHook) ID() string            { return "test.password" }
 func (passwordHook) Events() core.EventSet { return core.Events(core.EventAuthenticate) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -29,7 +30,6 @@ func newModule(hc core.HookConfig) (core.Hook, error) {
 // Hook runs the bridges of one config block: each starts with the
 // server and stops with it.
 type Hook struct {
-	core.HookBase
 	id      string
 	log     *slog.Logger
 	bridges []*bridge
@@ -70,11 +70,17 @@ func New(id string, cfg Config, srv *core.Server, log *slog.Logger) (*Hook, erro
 // ID implements core.Hook.
 func (h *Hook) ID() string { return h.id }
 
-// Events implements core.Hook: the bridges start and stop with the
-// server; their traffic goes through their own connections.
-func (h *Hook) Events() core.EventSet { return core.Events(core.EventStarted, core.EventStopped) }
+// What the hook implements: the bridges start with the server and are
+// closed by it after OnStopped; their traffic goes through their own
+// connections, not through the pipeline.
+var (
+	_ core.Hook           = (*Hook)(nil)
+	_ core.StartedHook    = (*Hook)(nil)
+	_ core.BridgeReporter = (*Hook)(nil)
+	_ io.Closer           = (*Hook)(nil)
+)
 
-// OnStarted implements core.Hook: the bridges connect.
+// OnStarted implements core.StartedHook: the bridges connect.
 func (h *Hook) OnStarted(context.Context) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -89,9 +95,6 @@ func (h *Hook) OnStarted(context.Context) {
 		br.start(ctx)
 	}
 }
-
-// OnStopped implements core.Hook.
-func (h *Hook) OnStopped(context.Context) { _ = h.Close() }
 
 // stopTimeout bounds waiting for the bridges to stop.
 const stopTimeout = 5 * time.Second

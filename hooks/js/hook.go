@@ -24,7 +24,6 @@ import (
 // Hook is the js hook: it calls the functions a script defines, from a
 // pool of runtimes, and reloads the script on SIGHUP and when it changes.
 type Hook struct {
-	core.HookBase
 	cfg   Config
 	lim   vmLimits
 	log   *slog.Logger
@@ -158,8 +157,8 @@ func (h *Hook) remember(c *decisionCache, cl *core.ClientInfo, k cacheKey, vd co
 	}
 }
 
-// Close stops watching and the runtimes' watchdog. It may be called more
-// than once.
+// Close stops watching and the runtimes' watchdog; the server calls it
+// after OnStopped. It may be called more than once.
 func (h *Hook) Close() error {
 	if h.closed.Swap(true) {
 		return nil
@@ -180,7 +179,7 @@ func (h *Hook) ID() string { return h.cfg.Name }
 // Events implements core.Hook: the events of the functions the script
 // defines.
 func (h *Hook) Events() core.EventSet {
-	ev := h.cur.Load().prog.events | core.Events(core.EventStopped)
+	ev := h.cur.Load().prog.events
 	if h.cfg.CacheTTL > 0 {
 		ev |= core.Events(core.EventDisconnected) // to forget the connection's decisions
 	}
@@ -192,9 +191,6 @@ func (h *Hook) Topics() []string { return h.cur.Load().prog.topics }
 
 // Failures counts failed script calls since the hook started.
 func (h *Hook) Failures() int64 { return h.failures.Load() }
-
-// OnStopped implements core.Hook: the hook closes with the server.
-func (h *Hook) OnStopped(context.Context) { _ = h.Close() }
 
 // errHookClosed is what calls fail with after Close.
 var errHookClosed = errors.New("the js hook is closed")

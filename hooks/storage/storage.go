@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -65,7 +66,6 @@ type Config struct {
 
 // Store is the storage hook. Its methods are safe for concurrent use.
 type Store struct {
-	core.HookBase
 	cfg  Config
 	eng  engine
 	comm *committer
@@ -181,9 +181,13 @@ func checkSchema(ctx context.Context, eng engine) error {
 // ID implements core.Hook.
 func (*Store) ID() string { return ID }
 
-// Events implements core.Hook: the store handles no pipeline event; the
-// server tells it of changes through Apply.
-func (*Store) Events() core.EventSet { return 0 }
+// What the store implements: it handles no pipeline event; the server
+// tells it of changes through Apply, and closes it after OnStopped.
+var (
+	_ core.Hook  = (*Store)(nil)
+	_ core.Store = (*Store)(nil)
+	_ io.Closer  = (*Store)(nil)
+)
 
 // Where names the store: pebble's directory or the Redis address.
 func (st *Store) Where() string { return st.eng.where() }

@@ -28,7 +28,7 @@ import (
 const waitTimeout = 10 * time.Second
 
 // countingHook counts publishes, so that hook metrics have values.
-type countingHook struct{ core.HookBase }
+type countingHook struct{}
 
 func (countingHook) ID() string { return "test.counter" }
 func (countingHook) Events() core.EventSet {
@@ -464,7 +464,6 @@ func TestLifecycle(t *testing.T) {
 
 // sickHook is a hook that reports itself unhealthy while sick is set.
 type sickHook struct {
-	core.HookBase
 	sick *atomic.Bool
 }
 
@@ -551,7 +550,6 @@ func TestAPIBridges(t *testing.T) {
 // restartableHook runs something of its own (core.Restarter), as a plugin
 // does: Restart fails while broken is set.
 type restartableHook struct {
-	core.HookBase
 	broken   *atomic.Bool
 	restarts *atomic.Int64
 }

@@ -34,7 +34,6 @@ type logBuffer = logtest.Buffer
 
 // remoteHook records the ClientInfo.Remote each client authenticated with.
 type remoteHook struct {
-	core.HookBase
 	mu      sync.Mutex
 	remotes map[string]string // client ID → remote
 }

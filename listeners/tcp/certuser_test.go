@@ -14,7 +14,6 @@ import (
 
 // userHook records the username the Connect decision sees and says Next.
 type userHook struct {
-	core.HookBase
 	names chan string
 }
 

@@ -51,7 +51,6 @@ func waitLog(t *testing.T, b *logBuffer, want ...string) {
 // certHook records the client certificate Common Name (or "" without one)
 // that Authenticate sees.
 type certHook struct {
-	core.HookBase
 	cns chan string
 }
 

@@ -647,7 +647,6 @@ func TestListener(t *testing.T) {
 
 // remoteHook records the ClientInfo.Remote each client authenticated with.
 type remoteHook struct {
-	core.HookBase
 	mu      sync.Mutex
 	remotes map[string]string // client ID → remote
 }

@@ -720,7 +720,6 @@ type testHookConfig struct {
 // testHook is the hook the test modules make: it authenticates the users
 // of its config and says Next for everyone else.
 type testHook struct {
-	core.HookBase
 	id     string
 	topics []string
 	cfg    testHookConfig

@@ -205,7 +205,6 @@ func TestRunStorageClosedOnStartupFailure(t *testing.T) {
 // slowLoader is a storage hook whose restore waits for release, or fails
 // with fail.
 type slowLoader struct {
-	core.HookBase
 	loading chan struct{} // closed when LoadRetained is called
 	release chan struct{}
 	fail    error

@@ -185,7 +185,6 @@ func publish(t *testing.T, c *mqttc.Client, m mqttc.Message) result {
 // gateHook holds every PUBLISH to gate/# in the broker's Publish hook
 // until open is closed, so the broker's acknowledgements wait too.
 type gateHook struct {
-	core.HookBase
 	open    chan struct{}
 	once    sync.Once
 	entered chan struct{}
@@ -221,7 +220,7 @@ func (h *gateHook) Publish(ctx context.Context, _ *core.ClientInfo, _ *core.Mess
 }
 
 // denyHook refuses every PUBLISH to deny/# with Not authorized.
-type denyHook struct{ core.HookBase }
+type denyHook struct{}
 
 func (denyHook) ID() string            { return "test.deny" }
 func (denyHook) Events() core.EventSet { return core.Events(core.EventAuthorizePublish) }
@@ -379,7 +378,6 @@ type disconnection struct {
 // eventsHook tells the test when the broker is done with a connection:
 // everything the client sent before its DISCONNECT has been handled.
 type eventsHook struct {
-	core.HookBase
 	ch chan disconnection
 }
 

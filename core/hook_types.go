@@ -1,0 +1,120 @@
+package core
+
+import (
+	"crypto/tls"
+	"time"
+
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// Decision is the outcome of a hook's decision.
+type Decision uint8
+
+// The three outcomes.
+const (
+	// DecisionNext: no opinion; the next hook decides.
+	DecisionNext Decision = iota
+	// DecisionAllow: allowed; no later hook is asked.
+	DecisionAllow
+	// DecisionDeny: refused with a reason code; no later hook is asked.
+	DecisionDeny
+)
+
+// Verdict is what a decision or modifier returns.
+type Verdict struct {
+	Decision Decision
+	// Code is the MQTT reason code of a Deny (NotAuthorized when zero).
+	Code packets.ReasonCode
+	// Reason is the reason string sent to v5 clients that asked for
+	// problem information, and logged.
+	Reason string
+}
+
+// Verdicts to return.
+var (
+	// Next is the Next verdict.
+	Next = Verdict{Decision: DecisionNext}
+	// Allow is the Allow verdict.
+	Allow = Verdict{Decision: DecisionAllow}
+)
+
+// Deny returns a Deny verdict with a reason code and reason string.
+func Deny(code packets.ReasonCode, reason string) Verdict {
+	return Verdict{Decision: DecisionDeny, Code: code, Reason: reason}
+}
+
+// ClientInfo describes a connection to hooks. Hooks must not change it.
+type ClientInfo struct {
+	ID              string
+	Username        string
+	Remote          string // remote address
+	Listener        string // listener ID
+	ProtocolVersion byte
+	CleanStart      bool
+	// TLS is the TLS state of the connection, with the verified peer
+	// certificates under mTLS; nil for plain connections.
+	TLS *tls.ConnectionState
+}
+
+// Credentials are what a CONNECT offers for authentication.
+type Credentials struct {
+	Username     string
+	UsernameSet  bool
+	Password     []byte
+	PasswordSet  bool
+	AuthMethod   string // MQTT 5 enhanced authentication method, if any
+	AuthData     []byte
+	UserProperty []packets.UserProperty
+}
+
+// AuthStep is one step of an MQTT 5 enhanced authentication exchange.
+type AuthStep struct {
+	Method string // the Authentication Method, fixed for the exchange
+	Data   []byte // the client's Authentication Data for this step
+	// Reauth is set when a connected client re-authenticates.
+	Reauth bool
+	// Continue and Response are set by the hook to ask for another round:
+	// the server sends AUTH 0x18 with Response as Authentication Data.
+	Continue bool
+	Response []byte
+}
+
+// ClientPolicy is per-client policy a Connect hook may set; zero fields
+// keep the server's options.
+type ClientPolicy struct {
+	MaxQueuedMessages int
+	MaxInflight       uint16
+	MaxPacketSize     uint32
+	// Mountpoint prefixes every topic the client publishes or subscribes
+	// to, and is removed from topics delivered to it: "tenant-a/".
+	Mountpoint string
+	// SessionExpiryMax, when set, replaces Options.SessionExpiryMax as the
+	// longest session expiry interval the client may have, in seconds.
+	SessionExpiryMax uint32
+}
+
+// Message is an application message as hooks and the inline client see it.
+type Message struct {
+	Topic      string
+	Payload    []byte
+	QoS        byte
+	Retain     bool
+	Properties packets.Properties
+	// Origin is the publishing client's ID, "" for the broker itself.
+	Origin string
+	// Received is when the broker read the PUBLISH, for the events of its
+	// publication (AuthorizePublish, Publish, OnPublished); it is zero
+	// for the rest, whose messages were queued or stored before.
+	Received time.Time
+}
+
+// SessionChange says what happened to a session.
+type SessionChange uint8
+
+// Session changes.
+const (
+	SessionCreated SessionChange = iota
+	SessionResumed
+	SessionTakenOver
+	SessionExpired
+)
