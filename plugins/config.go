@@ -18,20 +18,10 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core"
-	"github.com/vanemq/vanemq/core/packets"
 )
 
 // ID is the hook's ID.
 const ID = "plugin"
-
-// The failure policies.
-const (
-	// FailDeny refuses a decision the plugin could not make (timeout,
-	// error, plugin down): fail closed.
-	FailDeny = "deny"
-	// FailNext leaves it to the next hook.
-	FailNext = "next"
-)
 
 // Config configures a plugin.
 type Config struct {
@@ -45,7 +35,7 @@ type Config struct {
 	// Timeout bounds each decision call (default 50ms).
 	Timeout time.Duration `yaml:"timeout"`
 	// OnFailure is what a failed decision becomes: deny (default) or next.
-	OnFailure string `yaml:"on_failure"`
+	OnFailure core.FailurePolicy `yaml:"on_failure"`
 	// Config is the plugin's own config block, passed to it as JSON.
 	Config any `yaml:"config"`
 	// QueueSize bounds the observer events waiting to be sent (default
@@ -132,12 +122,8 @@ func (c *Config) fill() error {
 	if c.RestartDelay > c.MaxBackoff {
 		return fmt.Errorf("restart_delay: %s is more than max_backoff (%s)", c.RestartDelay, c.MaxBackoff)
 	}
-	switch c.OnFailure {
-	case "":
-		c.OnFailure = FailDeny
-	case FailDeny, FailNext:
-	default:
-		return fmt.Errorf("on_failure: %q is not deny or next", c.OnFailure)
+	if err := c.OnFailure.Fill(); err != nil {
+		return err
 	}
 	for k := range c.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -172,8 +158,5 @@ func (c *Config) backoff(n int) time.Duration {
 
 // policyVerdict is what a failed decision becomes.
 func (c *Config) policyVerdict() core.Verdict {
-	if c.OnFailure == FailNext {
-		return core.Next
-	}
-	return core.Deny(packets.ImplementationSpecificError, "plugin unavailable")
+	return c.OnFailure.Verdict("plugin unavailable")
 }

@@ -108,8 +108,8 @@ func TestShippedConfig(t *testing.T) {
 	if s.auth.cfg.Timeout < time.Second {
 		t.Errorf("auth timeout %s: want at least 1s, several bcrypt checks' time", s.auth.cfg.Timeout)
 	}
-	if s.auth.cfg.OnFailure != plugins.FailDeny {
-		t.Errorf("auth on_failure %q: want %q, failing closed", s.auth.cfg.OnFailure, plugins.FailDeny)
+	if s.auth.cfg.OnFailure != core.FailDeny {
+		t.Errorf("auth on_failure %q: want %q, failing closed", s.auth.cfg.OnFailure, core.FailDeny)
 	}
 	// The plugins' paths are relative to vanemq.yaml's directory and name
 	// the README's build outputs, bin/vanemq-auth and bin/vanemq-audit.

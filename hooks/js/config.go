@@ -15,16 +15,6 @@ import (
 // ID is the hook's ID.
 const ID = "js"
 
-// The failure policies.
-const (
-	// FailDeny refuses a decision whose script call failed (timeout,
-	// exception, bad return value): fail closed.
-	FailDeny = "deny"
-	// FailNext leaves a failed decision to the next hook, as if the
-	// script had returned undefined.
-	FailNext = "next"
-)
-
 // Config configures a JavaScript hook.
 type Config struct {
 	// Script is the script file; relative to Dir.
@@ -39,7 +29,7 @@ type Config struct {
 	// GOMAXPROCS).
 	Pool int `yaml:"pool"`
 	// OnFailure is what a failed decision becomes: deny (default) or next.
-	OnFailure string `yaml:"on_failure"`
+	OnFailure core.FailurePolicy `yaml:"on_failure"`
 	// CacheTTL, when above 0, caches each decision of authorizePublish
 	// and authorizeSubscribe per client, action and topic for this long.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
@@ -83,12 +73,8 @@ func (c *Config) fill() error {
 	if err != nil {
 		return err
 	}
-	switch c.OnFailure {
-	case "":
-		c.OnFailure = FailDeny
-	case FailDeny, FailNext:
-	default:
-		return fmt.Errorf("on_failure: %q is not deny or next", c.OnFailure)
+	if err := c.OnFailure.Fill(); err != nil {
+		return err
 	}
 	if c.CacheTTL < 0 {
 		return fmt.Errorf("cache_ttl: %s is negative", c.CacheTTL)

@@ -90,7 +90,7 @@ func (c *Config) scriptConfig() map[string]any {
 	}
 	return map[string]any{
 		"script": filepath.Base(c.Script), "timeout": c.Timeout.String(), "wait": c.Wait.String(), "pool": c.Pool,
-		"on_failure": c.OnFailure, "cache_ttl": c.CacheTTL.String(), "vars": vars,
+		"on_failure": string(c.OnFailure), "cache_ttl": c.CacheTTL.String(), "vars": vars,
 	}
 }
 
@@ -233,10 +233,7 @@ func (h *Hook) failed(f fn, client, detail string, err error) core.Verdict {
 	} else {
 		h.muted.Add(1)
 	}
-	if h.cfg.OnFailure == FailNext {
-		return core.Next
-	}
-	return core.Deny(packets.ImplementationSpecificError, "js hook failed")
+	return h.cfg.OnFailure.Verdict("js hook failed")
 }
 
 // decide runs a decision function and applies the failure policy.

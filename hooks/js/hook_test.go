@@ -155,7 +155,7 @@ function authorizePublish(client, msg) {
 
 // With on_failure next, a failed decision is no opinion.
 func TestFailNext(t *testing.T) {
-	h, _ := newHook(t, `function authorizePublish() { throw 1; }`, Config{OnFailure: FailNext})
+	h, _ := newHook(t, `function authorizePublish() { throw 1; }`, Config{OnFailure: core.FailNext})
 	if got := h.AuthorizePublish(context.Background(), alice, msg("t", "")); got != core.Next {
 		t.Errorf("%+v, want Pass", got)
 	}
