@@ -3,7 +3,7 @@ package core_test
 // Helpers of the hook pipeline's end-to-end tests (e2e_hooks_test.go): a
 // broker whose hooks are added before Start and whose anonymous policy the
 // test chooses (startBroker always allows anonymous clients), small hooks
-// that embed core.HookBase, a recorder of notifications that tests wait
+// implementing the event interfaces they handle, a recorder of notifications that tests wait
 // on, and a raw MQTT 5 client that speaks AUTH with core/packets.
 
 import (

@@ -64,6 +64,24 @@ func RegisterHookModule(m HookModule) {
 	moduleRegistry.m[m.ID] = m
 }
 
+// Module returns the hook module id whose New decodes the hook's config
+// block into a C, starting from def (keys the block does not set keep
+// def's values), and calls build with it: the one way the built-in modules
+// (auth, js, plugin, bridge) are made, and the easiest for a custom one.
+// A decode error, which names the file, line and key, is returned wrapped
+// with the module's ID.
+func Module[C any](id string, def C, build func(hc HookConfig, c C) (Hook, error)) HookModule {
+	return HookModule{ID: id, New: func(hc HookConfig) (Hook, error) {
+		c := def
+		if hc.Decode != nil {
+			if err := hc.Decode(&c); err != nil {
+				return nil, fmt.Errorf("%s: %w", id, err)
+			}
+		}
+		return build(hc, c)
+	}}
+}
+
 // HookModuleOf is the module part of a hook ID: "plugin" for
 // "plugin:audit", the ID itself when it names no instance.
 func HookModuleOf(id string) string {

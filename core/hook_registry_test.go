@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -39,4 +40,40 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// Module decodes a hook's block over its defaults, and names the module
+// in a decode error.
+func TestModule(t *testing.T) {
+	type cfg struct{ A, B int }
+	var got cfg
+	m := Module("test.module", cfg{A: 1, B: 2}, func(_ HookConfig, c cfg) (Hook, error) {
+		got = c
+		return okHook{}, nil
+	})
+	tests := []struct {
+		name   string
+		decode func(v any) error
+		want   cfg
+		err    string
+	}{
+		{"no block keeps the defaults", nil, cfg{1, 2}, ""},
+		{"a key overrides its default only", func(v any) error { v.(*cfg).B = 5; return nil }, cfg{1, 5}, ""},
+		{"a decode error names the module", func(any) error { return errors.New("config (line 3): bad key") }, cfg{}, "test.module: config (line 3): bad key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got = cfg{}
+			h, err := m.New(HookConfig{ID: "test.module", Decode: tc.decode})
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err || h != nil {
+					t.Fatalf("New = %v, %v; want the error %q", h, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("New: %v; build got %+v, want %+v", err, got, tc.want)
+			}
+		})
+	}
 }

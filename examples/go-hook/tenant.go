@@ -15,9 +15,11 @@ import (
 const TenantID = "tenant.prefix"
 
 // init registers the module, so that a config file linked into this binary
-// can name it, like the built-in auth.file.
+// can name it, like the built-in auth.file. core.Module decodes the hook's
+// config block into a tenantConfig, starting from these defaults, which
+// the keys the block does not set keep.
 func init() {
-	core.RegisterHookModule(core.HookModule{ID: TenantID, New: newTenantModule})
+	core.RegisterHookModule(core.Module(TenantID, tenantConfig{Prefix: "tenants/", MaxPayload: 1024}, newTenantModule))
 }
 
 // tenantConfig is tenant.prefix's config block.
@@ -30,13 +32,8 @@ type tenantConfig struct {
 	MaxPayload int `yaml:"max_payload"`
 }
 
-// newTenantModule makes the hook from its config block. Defaults are set
-// before Decode, which leaves the keys the block does not set alone.
-func newTenantModule(hc core.HookConfig) (core.Hook, error) {
-	c := tenantConfig{Prefix: "tenants/", MaxPayload: 1024}
-	if err := hc.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s: %w", TenantID, err)
-	}
+// newTenantModule makes the hook from its decoded config block.
+func newTenantModule(hc core.HookConfig, c tenantConfig) (core.Hook, error) {
 	t, err := NewTenant(c.Prefix, c.MaxPayload)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/vanemq/vanemq/core"
 )
@@ -11,7 +10,10 @@ import (
 const AllowID = "auth.allow"
 
 func init() {
-	core.RegisterHookModule(core.HookModule{ID: AllowID, New: newAllowModule})
+	// The config block, if any, must be empty.
+	core.RegisterHookModule(core.Module(AllowID, struct{}{}, func(core.HookConfig, struct{}) (core.Hook, error) {
+		return NewAllow(), nil
+	}))
 }
 
 // Allow is the auth.allow hook: it authenticates every client, whatever
@@ -29,18 +31,6 @@ var (
 
 // NewAllow returns an auth.allow hook.
 func NewAllow() *Allow { return &Allow{} }
-
-// newAllowModule makes the hook from its config block, which must be
-// empty.
-func newAllowModule(cfg core.HookConfig) (core.Hook, error) {
-	if cfg.Decode != nil {
-		var none struct{}
-		if err := cfg.Decode(&none); err != nil {
-			return nil, fmt.Errorf("%s: config: %w", AllowID, err)
-		}
-	}
-	return NewAllow(), nil
-}
 
 // ID implements core.Hook.
 func (*Allow) ID() string { return AllowID }

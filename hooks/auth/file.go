@@ -41,7 +41,7 @@ import (
 const FileID = "auth.file"
 
 func init() {
-	core.RegisterHookModule(core.HookModule{ID: FileID, New: newFileModule})
+	core.RegisterHookModule(core.Module(FileID, fileConfig{}, newFileModule))
 }
 
 // fileConfig is auth.file's config block.
@@ -61,13 +61,7 @@ type fileConfig struct {
 // newFileModule makes an auth.file hook from its config block; relative
 // paths are taken from the config file's directory. The hook reloads on
 // SIGHUP and on file changes.
-func newFileModule(cfg core.HookConfig) (core.Hook, error) {
-	var c fileConfig
-	if cfg.Decode != nil {
-		if err := cfg.Decode(&c); err != nil {
-			return nil, fmt.Errorf("%s: config: %w", FileID, err)
-		}
-	}
+func newFileModule(cfg core.HookConfig, c fileConfig) (core.Hook, error) {
 	if c.Users == "" {
 		return nil, fmt.Errorf("%s: config: users: missing key: the users file is required, e.g. {users: users.yaml}", FileID)
 	}

@@ -13,18 +13,9 @@ import (
 )
 
 func init() {
-	core.RegisterHookModule(core.HookModule{ID: ID, New: newModule})
-}
-
-// newModule builds the bridges of a config block.
-func newModule(hc core.HookConfig) (core.Hook, error) {
-	var c Config
-	if hc.Decode != nil {
-		if err := hc.Decode(&c); err != nil {
-			return nil, fmt.Errorf("%s: config: %w", ID, err)
-		}
-	}
-	return New(hc.ID, c, hc.Server, hc.Logger)
+	core.RegisterHookModule(core.Module(ID, Config{}, func(hc core.HookConfig, c Config) (core.Hook, error) {
+		return New(hc.ID, c, hc.Server, hc.Logger)
+	}))
 }
 
 // Hook runs the bridges of one config block: each starts with the
