@@ -645,6 +645,57 @@ func TestListener(t *testing.T) {
 	}
 }
 
+// TestServeWaitsForHandle checks the accept.Lifecycle rules the listener
+// follows: Serve returns only once a handle call running at Close has
+// returned (the HTTP server's own Close does not wait for its handlers),
+// so a broker that waits for Serve is never handed a connection after;
+// and errors name the listener as the stream listeners' do.
+func TestServeWaitsForHandle(t *testing.T) {
+	l := websocket.New("test", "127.0.0.1:0", websocket.Options{Logger: discard})
+	if err := l.Serve(func(net.Conn) {}); err == nil || err.Error() != `ws listener "test": serve called before listen` {
+		t.Errorf("Serve before Listen = %v", err)
+	}
+	if err := l.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan net.Conn, 1), make(chan struct{})
+	served := make(chan error, 1)
+	go func() {
+		served <- l.Serve(func(c net.Conn) {
+			entered <- c
+			<-release
+		})
+	}()
+	dialWS(t, "ws://"+l.Address()+"/mqtt", nil, 0)
+	select {
+	case c := <-entered:
+		defer c.Close()
+	case <-time.After(waitTimeout):
+		t.Fatal("no connection handed over")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Without the wait Serve returns at once, well within this window.
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned (%v) while handle was running", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Serve did not return once handle had")
+	}
+	if err := l.Listen(); err == nil || err.Error() != `ws listener "test": listen: use of closed network connection` {
+		t.Errorf("Listen after Close = %v", err)
+	}
+}
+
 // remoteHook records the ClientInfo.Remote each client authenticated with.
 type remoteHook struct {
 	mu      sync.Mutex
