@@ -39,10 +39,16 @@ func (s *Lifecycle) StartHTTP(hs *http.Server) error {
 // is run.
 func (s *Lifecycle) ServeHTTP(hs *http.Server) error {
 	s.mu.Lock()
-	switch {
-	case s.closed && s.hs == nil:
+	if s.closed {
+		// Still wait for a server StartHTTP started to finish.
+		stopped := s.stopped
 		s.mu.Unlock()
+		if stopped != nil {
+			<-stopped
+		}
 		return nil
+	}
+	switch {
 	case s.ln == nil:
 		s.mu.Unlock()
 		return s.errorf("serve called before listen")

@@ -108,6 +108,9 @@ func TestLifecycleRules(t *testing.T) {
 			case <-time.After(waitTimeout):
 				t.Fatal("serve did not return after Close")
 			}
+			if err := m.serve(s); err != nil {
+				t.Errorf("serve after serving and Close = %v, want nil", err)
+			}
 			return lost
 		}, `ws listener "x": already serving`},
 	}

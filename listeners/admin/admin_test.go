@@ -565,6 +565,79 @@ func (h restartableHook) Restart(context.Context) error {
 }
 func (h restartableHook) Restarts() int64 { return h.restarts.Load() }
 
+// slowRestartHook is a restartableHook whose Restart runs until released,
+// whatever its context says: a plugin slow to come back.
+type slowRestartHook struct {
+	restartableHook
+	entered, release chan struct{}
+}
+
+func (slowRestartHook) ID() string { return "test.slow" }
+func (h slowRestartHook) Restart(context.Context) error {
+	close(h.entered)
+	<-h.release
+	return nil
+}
+
+// TestServeWaitsForRequests checks the accept.Lifecycle rule the listener
+// follows: Serve returns only once the requests in progress at Close have
+// been answered (the HTTP server's own Close does not wait for its
+// handlers), so nothing of the listener runs once the broker, which waits
+// for Serve, has stopped.
+func TestServeWaitsForRequests(t *testing.T) {
+	const token = "slow-token"
+	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := slowRestartHook{restartableHook{broken: &atomic.Bool{}, restarts: &atomic.Int64{}}, make(chan struct{}), make(chan struct{})}
+	if err := srv.AddHook(h, 0); err != nil {
+		t.Fatal(err)
+	}
+	l := New("admin", "127.0.0.1:0", srv, Options{Token: token, Logger: slog.New(slog.DiscardHandler)})
+	if err := l.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(nil) }()
+	go func() {
+		req, err := http.NewRequest(http.MethodPost, "http://"+l.Address()+"/api/v1/hooks/test.slow/restart", nil)
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-h.entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("the restart request never reached the hook")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Without the wait Serve returns at once, well within this window.
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned (%v) while a request was in progress", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(h.release)
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Serve did not return once the request had been answered")
+	}
+	if err := l.Serve(nil); err != nil {
+		t.Errorf("Serve after Close = %v, want nil", err)
+	}
+}
+
 // post sends a POST to url with an optional bearer token.
 func post(t *testing.T, url, token string) (*http.Response, []byte) {
 	t.Helper()
