@@ -725,21 +725,8 @@ func TestProxyProtocol(t *testing.T) {
 	if err := srv.AddHook(hook, 0); err != nil {
 		t.Fatalf("AddHook: %v", err)
 	}
-	l := websocket.New("ws", "127.0.0.1:0", websocket.Options{ProxyProtocol: true,
-		ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err := srv.AddListener(l); err != nil {
-		t.Fatalf("AddListener: %v", err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
+	addr := mqtttest.Serve(t, srv, websocket.New("ws", "127.0.0.1:0", websocket.Options{ProxyProtocol: true,
+		ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
 	v2 := pp.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.ParseIP("198.51.100.9"), Port: 41000},
 		&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 8083})
 	v2b, err := v2.Format()
@@ -778,7 +765,7 @@ func TestProxyProtocol(t *testing.T) {
 					}
 					return nc, nil
 				}}
-			ws, resp, err := d.Dial("ws://"+l.Address()+"/mqtt", nil)
+			ws, resp, err := d.Dial("ws://"+addr+"/mqtt", nil)
 			if tc.wantRemote == "" {
 				if err == nil {
 					ws.Close()
