@@ -23,6 +23,7 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
@@ -68,20 +69,14 @@ func hookBroker(t testing.TB, cfg hkOpts) *testBroker {
 		}
 	}
 	l := tcp.New("tcp", "127.0.0.1:0")
+	if !cfg.manualShutdown {
+		return &testBroker{Server: srv, Addr: mqtttest.Serve(t, srv, l)}
+	}
 	if err := srv.AddListener(l); err != nil {
 		t.Fatalf("AddListener: %v", err)
 	}
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
-	}
-	if !cfg.manualShutdown {
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Errorf("Shutdown: %v", err)
-			}
-		})
 	}
 	return &testBroker{Server: srv, Addr: l.Address()}
 }

@@ -2,16 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"slices"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
@@ -36,20 +35,7 @@ func startBenchBroker(t *testing.T, l core.Listener) string {
 	if err != nil {
 		t.Fatalf("core.New: %v", err)
 	}
-	if err := srv.AddListener(l); err != nil {
-		t.Fatalf("AddListener: %v", err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return l.Address()
+	return mqtttest.Serve(t, srv, l)
 }
 
 // runBenchJSON runs the command line args through runCLI, as main does,

@@ -8,6 +8,8 @@ import (
 	"net/url"
 
 	"github.com/gorilla/websocket"
+
+	mqttws "github.com/vanemq/vanemq/listeners/websocket"
 )
 
 // wsBufferSize is the default WebSocket read and write buffer size. A
@@ -83,7 +85,9 @@ func (d *dialer) dial(ctx context.Context, wsBuf int) (net.Conn, error) {
 			ws.Close()
 			return nil, fmt.Errorf("websocket %s: the server chose subprotocol %q, not \"mqtt\"", d.wsURL, p)
 		}
-		return newWSConn(ws), nil
+		// The broker's own adapter, which serves either side: reads
+		// stream binary messages, each Write is one.
+		return mqttws.NewConn(ws), nil
 	default:
 		return d.net.DialContext(ctx, "tcp", d.addr)
 	}

@@ -9,12 +9,16 @@ import (
 	"github.com/vanemq/vanemq/core"
 )
 
-// Serve adds l to srv, starts srv and shuts it down when the test ends;
-// it returns l's address. The test fails if srv does not start or stop.
-func Serve(tb testing.TB, srv *core.Server, l core.Listener) string {
+// Serve adds l (and more, after it) to srv, starts srv and shuts it down
+// when the test ends; it returns l's address (the others' are their
+// Address()). The test fails if a listener cannot listen, or srv does not
+// start or stop.
+func Serve(tb testing.TB, srv *core.Server, l core.Listener, more ...core.Listener) string {
 	tb.Helper()
-	if err := srv.AddListener(l); err != nil {
-		tb.Fatalf("AddListener: %v", err)
+	for _, l := range append([]core.Listener{l}, more...) {
+		if err := srv.AddListener(l); err != nil {
+			tb.Fatalf("AddListener: %v", err)
+		}
 	}
 	if err := srv.Start(context.Background()); err != nil {
 		tb.Fatalf("Start: %v", err)

@@ -4,15 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 )
 
-// Lifecycle is the state a stream listener (tcp, unix) goes through: bound
-// once, served once, closed once. It gives every such listener the same
-// rules: Bind after Close fails, Serve before Bind fails, Serve twice
-// fails, Serve after Close returns nil at once, and Close is idempotent.
-// It is safe for concurrent use. Kind and ID name the listener in errors
-// ("tcp listener \"mqtt\": …").
+// Lifecycle is the state a listener goes through: bound once, served once,
+// closed once. It gives every listener the same rules: Bind after Close
+// fails, Serve before Bind fails, Serve twice fails, Serve after Close
+// returns nil, and Close is idempotent. A stream listener (tcp, unix)
+// serves with Serve, which runs Loop; one that speaks HTTP (websocket,
+// admin) with ServeHTTP, which runs an http.Server under the same rules.
+// Either way Serve returns only once no handler runs any more, and no
+// handler starts after it has returned, so the server that calls Serve
+// can wait for it. It is safe for concurrent use. Kind and ID name the
+// listener in errors ("tcp listener \"mqtt\": …").
 type Lifecycle struct {
 	Kind, ID string
 
@@ -21,6 +26,13 @@ type Lifecycle struct {
 	serving bool
 	closed  bool
 	done    chan struct{} // closed by Close
+
+	// The HTTP server StartHTTP or ServeHTTP runs; see http.go.
+	hs       *http.Server
+	stopped  chan struct{}  // closed once hs has stopped and its handlers have returned
+	hsErr    error          // why hs stopped, set before stopped is closed
+	handlers sync.WaitGroup // hs's handlers running
+	draining bool           // hs has stopped: no handler may start
 }
 
 func (s *Lifecycle) errorf(format string, args ...any) error {
@@ -76,7 +88,7 @@ func (s *Lifecycle) Serve(handle func(net.Conn)) error {
 	case s.ln == nil:
 		s.mu.Unlock()
 		return s.errorf("serve called before listen")
-	case s.serving:
+	case s.serving || s.hs != nil:
 		s.mu.Unlock()
 		return s.errorf("already serving")
 	}
@@ -90,8 +102,19 @@ func (s *Lifecycle) Serve(handle func(net.Conn)) error {
 	return nil
 }
 
-// Close stops accepting and makes Serve return; connections already handed
-// over stay open. Calling it again does nothing.
+// Serving reports whether Serve or ServeHTTP has been called, past its
+// checks, and Close has not.
+func (s *Lifecycle) Serving() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.serving && !s.closed
+}
+
+// Close stops accepting and makes Serve return (once the handlers running
+// have returned: Close itself does not wait for them, so a handler may
+// call it). Connections already handed over stay open; the HTTP server's
+// own connections (requests in progress, idle keep-alive ones) are
+// closed. Calling it again does nothing.
 func (s *Lifecycle) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -100,10 +123,16 @@ func (s *Lifecycle) Close() error {
 	}
 	s.closed = true
 	close(s.doneLocked())
-	if s.ln == nil {
-		return nil
+	var err error
+	switch {
+	case s.hs != nil:
+		// Closes ln too, also when hs.Serve has not started yet (it
+		// then returns at once and closes ln itself).
+		err = s.hs.Close()
+	case s.ln != nil:
+		err = s.ln.Close()
 	}
-	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return s.errorf("close: %w", err)
 	}
 	return nil

@@ -33,8 +33,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +40,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/listeners/accept"
 )
 
 // Timeouts of the HTTP server.
@@ -77,17 +76,9 @@ type Listener struct {
 	token   [sha256.Size]byte // digest of Options.Token
 	api     bool              // Options.Token is set
 	reg     *prometheus.Registry
-	ready   atomic.Bool
 
-	mu      sync.Mutex
-	ln      net.Listener
-	hs      *http.Server
-	serving bool
-	closed  bool
-	// stopped is closed, with err set, when the HTTP server, started by
-	// Listen, stops.
-	stopped chan struct{}
-	err     error
+	hs   *http.Server     // started by Listen
+	life accept.Lifecycle // bind, serve, close
 }
 
 // New returns a listener named id that will bind address ("host:port"; an
@@ -99,10 +90,20 @@ func New(id, address string, srv *core.Server, opts Options) *Listener {
 		log = slog.Default()
 	}
 	l := &Listener{id: id, address: address, srv: srv, log: log.With("listener", id),
-		token: sha256.Sum256([]byte(opts.Token)), api: opts.Token != ""}
+		token: sha256.Sum256([]byte(opts.Token)), api: opts.Token != "",
+		life: accept.Lifecycle{Kind: "http", ID: id}}
 	l.reg = prometheus.NewRegistry()
 	l.reg.MustRegister(NewCollector(srv), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	l.hs = &http.Server{
+		Handler:           l.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelWarn),
+	}
 	return l
 }
 
@@ -118,49 +119,17 @@ func (l *Listener) Protocol() string { return "http" }
 // once, and not after Close. A failure to bind is returned as the
 // *net.OpError from the net package.
 func (l *Listener) Listen() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case l.closed:
-		return fmt.Errorf("http listener %q: listen: %w", l.id, net.ErrClosed)
-	case l.ln != nil:
-		return fmt.Errorf("http listener %q: already listening on %s", l.id, l.ln.Addr())
-	}
-	ln, err := net.Listen("tcp", l.address)
-	if err != nil {
+	if err := l.life.Bind(func() (net.Listener, error) { return net.Listen("tcp", l.address) }); err != nil {
 		return err
 	}
-	l.ln = ln
-	l.hs = &http.Server{
-		Handler:           l.Handler(),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelWarn),
-	}
-	l.stopped = make(chan struct{})
-	go func(hs *http.Server, stopped chan struct{}) {
-		err := hs.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		l.mu.Lock()
-		l.err = err
-		l.mu.Unlock()
-		close(stopped)
-	}(l.hs, l.stopped)
-	return nil
+	return l.life.StartHTTP(l.hs)
 }
 
 // Address returns the bound address after Listen (with the real port when
 // the configured port was 0), and the configured address before.
 func (l *Listener) Address() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ln != nil {
-		return l.ln.Addr().String()
+	if a := l.life.Addr(); a != nil {
+		return a.String()
 	}
 	return l.address
 }
@@ -173,7 +142,7 @@ func (l *Listener) Handler() http.Handler {
 		writeText(w, http.StatusOK, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !l.ready.Load() {
+		if !l.life.Serving() {
 			writeText(w, http.StatusServiceUnavailable, "not ready")
 			return
 		}
@@ -289,58 +258,20 @@ func (l *Listener) authorize(next http.Handler) http.Handler {
 // Serve marks the broker ready (/readyz answers 200) and returns when the
 // HTTP server Listen started stops: nil after Close (also if it was closed
 // before Serve was called), an error if Listen has not succeeded, Serve is
-// already running, or the HTTP server fails. handle is not used: the admin
-// listener hands no connections to the broker.
+// already running, or Accept fails for good (temporary Accept errors are
+// retried with a bounded backoff, see the accept package). It returns only
+// once every request in progress has been answered. handle is not used:
+// the admin listener hands no connections to the broker.
 func (l *Listener) Serve(func(net.Conn)) error {
-	l.mu.Lock()
-	switch {
-	case l.closed:
-		l.mu.Unlock()
-		return nil
-	case l.ln == nil:
-		l.mu.Unlock()
-		return fmt.Errorf("http listener %q: serve called before listen", l.id)
-	case l.serving:
-		l.mu.Unlock()
-		return fmt.Errorf("http listener %q: already serving", l.id)
-	}
-	l.serving = true
-	stopped := l.stopped
-	// The server calls Serve after restoring its storage: ready.
-	l.ready.Store(true)
-	l.mu.Unlock()
-
-	<-stopped
-	l.mu.Lock()
-	err := l.err
-	l.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("http listener %q: %w", l.id, err)
-	}
-	return nil
+	// The server calls Serve after restoring its storage: ready from now
+	// on, until Close.
+	return l.life.ServeHTTP(l.hs)
 }
 
 // Close stops serving and makes Serve return; /readyz answers 503 from
 // then on to requests still in flight. Calling Close again does nothing.
 func (l *Listener) Close() error {
-	l.ready.Store(false)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return nil
-	}
-	l.closed = true
-	var err error
-	switch {
-	case l.hs != nil:
-		err = l.hs.Close()
-	case l.ln != nil:
-		err = l.ln.Close()
-	}
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("http listener %q: close: %w", l.id, err)
-	}
-	return nil
+	return l.life.Close()
 }
 
 // errorBody is the JSON body of an API error.

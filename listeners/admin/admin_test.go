@@ -22,6 +22,7 @@ import (
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/logtest"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
@@ -67,27 +68,12 @@ func brokerWith(t *testing.T, opts core.Options, token string, hook bool) (srv *
 		}
 	}
 	logs = &logtest.Buffer{}
-	tl := tcp.New("tcp", "127.0.0.1:0")
 	al := New("admin", "127.0.0.1:0", srv, Options{Token: token, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	for _, l := range []core.Listener{tl, al} {
-		if err := srv.AddListener(l); err != nil {
-			t.Fatalf("AddListener %s: %v", l.ID(), err)
-		}
-	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
+	mqttAddr = mqtttest.Serve(t, srv, tcp.New("tcp", "127.0.0.1:0"), al)
 	if al.Protocol() != "http" {
 		t.Errorf("Protocol() = %q, want http", al.Protocol())
 	}
-	return srv, tl.Address(), "http://" + al.Address(), logs
+	return srv, mqttAddr, "http://" + al.Address(), logs
 }
 
 // get fetches url with an optional bearer token.
@@ -488,15 +474,7 @@ func TestReadyzHookHealth(t *testing.T) {
 	if err := srv.AddHook(sickHook{sick: sick}, 0); err != nil {
 		t.Fatal(err)
 	}
-	al := New("admin", "127.0.0.1:0", srv, Options{})
-	if err := srv.AddListener(al); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	base := "http://" + al.Address()
+	base := "http://" + mqtttest.Serve(t, srv, New("admin", "127.0.0.1:0", srv, Options{}))
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		resp, _ := get(t, base+"/readyz", "")
@@ -565,6 +543,79 @@ func (h restartableHook) Restart(context.Context) error {
 }
 func (h restartableHook) Restarts() int64 { return h.restarts.Load() }
 
+// slowRestartHook is a restartableHook whose Restart runs until released,
+// whatever its context says: a plugin slow to come back.
+type slowRestartHook struct {
+	restartableHook
+	entered, release chan struct{}
+}
+
+func (slowRestartHook) ID() string { return "test.slow" }
+func (h slowRestartHook) Restart(context.Context) error {
+	close(h.entered)
+	<-h.release
+	return nil
+}
+
+// TestServeWaitsForRequests checks the accept.Lifecycle rule the listener
+// follows: Serve returns only once the requests in progress at Close have
+// been answered (the HTTP server's own Close does not wait for its
+// handlers), so nothing of the listener runs once the broker, which waits
+// for Serve, has stopped.
+func TestServeWaitsForRequests(t *testing.T) {
+	const token = "slow-token"
+	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := slowRestartHook{restartableHook{broken: &atomic.Bool{}, restarts: &atomic.Int64{}}, make(chan struct{}), make(chan struct{})}
+	if err := srv.AddHook(h, 0); err != nil {
+		t.Fatal(err)
+	}
+	l := New("admin", "127.0.0.1:0", srv, Options{Token: token, Logger: slog.New(slog.DiscardHandler)})
+	if err := l.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(nil) }()
+	go func() {
+		req, err := http.NewRequest(http.MethodPost, "http://"+l.Address()+"/api/v1/hooks/test.slow/restart", nil)
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-h.entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("the restart request never reached the hook")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Without the wait Serve returns at once, well within this window.
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned (%v) while a request was in progress", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(h.release)
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Serve did not return once the request had been answered")
+	}
+	if err := l.Serve(nil); err != nil {
+		t.Errorf("Serve after Close = %v, want nil", err)
+	}
+}
+
 // post sends a POST to url with an optional bearer token.
 func post(t *testing.T, url, token string) (*http.Response, []byte) {
 	t.Helper()
@@ -605,15 +656,8 @@ func TestAPIRestartHook(t *testing.T) {
 		}
 	}
 	logs := &logtest.Buffer{}
-	al := New("admin", "127.0.0.1:0", srv, Options{Token: token, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err := srv.AddListener(al); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	base := "http://" + al.Address() + "/api/v1/hooks/"
+	adminAddr := mqtttest.Serve(t, srv, New("admin", "127.0.0.1:0", srv, Options{Token: token, Logger: slog.New(slog.NewTextHandler(logs, nil))}))
+	base := "http://" + adminAddr + "/api/v1/hooks/"
 
 	cases := []struct {
 		name, id, token string
@@ -655,14 +699,14 @@ func TestAPIRestartHook(t *testing.T) {
 		}
 	}
 
-	fams := scrape(t, "http://"+al.Address())
+	fams := scrape(t, "http://"+adminAddr)
 	if v, ok := value(fams, "vanemq_hook_restarts_total", "hook", "test.restartable"); !ok || v != 2 {
 		t.Errorf("vanemq_hook_restarts_total = %v, %v; want 2", v, ok)
 	}
 	if v, ok := value(fams, "vanemq_hook_restarts_total", "hook", "test.counter"); !ok || v != 0 {
 		t.Errorf("vanemq_hook_restarts_total{hook=test.counter} = %v, %v; want 0", v, ok)
 	}
-	_, body := get(t, "http://"+al.Address()+"/api/v1/stats", token)
+	_, body := get(t, "http://"+adminAddr+"/api/v1/stats", token)
 	var st Stats
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatal(err)

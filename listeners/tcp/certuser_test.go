@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/listeners/tlsfiles"
 	"github.com/vanemq/vanemq/listeners/tlsfiles/tlstest"
 )
@@ -41,20 +42,9 @@ func TestCertUsername(t *testing.T) {
 	if err := srv.AddHook(hook, 0); err != nil {
 		t.Fatal(err)
 	}
-	l := NewTLS("tls", "127.0.0.1:0", cfg.TLSConfig()).WithCertUsername()
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	addr := mqtttest.Serve(t, srv, NewTLS("tls", "127.0.0.1:0", cfg.TLSConfig()).WithCertUsername())
 
-	c, err := dialV3(t, l.Address(), pki.ClientConfig(true), "cert-client")
+	c, err := dialV3(t, addr, pki.ClientConfig(true), "cert-client")
 	if err != nil {
 		t.Fatalf("a client with a verified certificate was refused although its identity is its certificate: %v", err)
 	}

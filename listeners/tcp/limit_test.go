@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/listeners/limit"
 	"github.com/vanemq/vanemq/listeners/proxyproto"
 )
@@ -60,24 +60,13 @@ func TestLimitsThroughBroker(t *testing.T) {
 			if err != nil {
 				t.Fatalf("core.New: %v", err)
 			}
-			l := New("limited", "127.0.0.1:0").WithLimits(tt.opts, logger)
-			if err := srv.AddListener(l); err != nil {
-				t.Fatalf("AddListener: %v", err)
-			}
-			if err := srv.Start(context.Background()); err != nil {
-				t.Fatalf("Start: %v", err)
-			}
+			// Registered first, so it runs after the shutdown.
 			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				if err := srv.Shutdown(ctx); err != nil {
-					t.Errorf("Shutdown: %v", err)
-				}
 				if t.Failed() {
 					t.Logf("log:\n%s", logs)
 				}
 			})
-			addr := l.Address()
+			addr := mqtttest.Serve(t, srv, New("limited", "127.0.0.1:0").WithLimits(tt.opts, logger))
 
 			var clients []mqtt.Client
 			for i := range tt.connect {

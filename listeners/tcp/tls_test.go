@@ -19,6 +19,7 @@ import (
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/logtest"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/listeners/tlsfiles"
 	"github.com/vanemq/vanemq/listeners/tlsfiles/tlstest"
 )
@@ -97,24 +98,14 @@ func startTLSBroker(t *testing.T, files tlsfiles.Files) *tlsBroker {
 	if err := srv.AddHook(hook, 0); err != nil {
 		t.Fatalf("AddHook: %v", err)
 	}
-	l := NewTLS("tls", "127.0.0.1:0", cfg.TLSConfig())
-	if err := srv.AddListener(l); err != nil {
-		t.Fatalf("AddListener: %v", err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	// Registered first, so it runs after the shutdown.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
 		if t.Failed() {
 			t.Logf("broker log:\n%s", logs)
 		}
 	})
-	return &tlsBroker{addr: l.Address(), files: cfg, logs: logs, hook: hook}
+	addr := mqtttest.Serve(t, srv, NewTLS("tls", "127.0.0.1:0", cfg.TLSConfig()))
+	return &tlsBroker{addr: addr, files: cfg, logs: logs, hook: hook}
 }
 
 // client is an MQTT client connected to a test broker.

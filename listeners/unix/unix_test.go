@@ -1,7 +1,6 @@
 package unix
 
 import (
-	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -16,6 +15,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 )
 
 var _ core.Listener = (*Listener)(nil)
@@ -44,23 +44,13 @@ func TestRoundTripPaho(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := New("unix", path, 0o600)
-	if err := srv.AddListener(l); err != nil {
-		t.Fatalf("AddListener: %v", err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	// Registered first, so it runs after the shutdown.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
 		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("socket file after Shutdown: %v, want it removed", err)
 		}
 	})
+	mqtttest.Serve(t, srv, New("unix", path, 0o600))
 
 	opts := mqtt.NewClientOptions().
 		AddBroker("unix://" + path).

@@ -18,7 +18,6 @@ package websocket
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,11 +25,11 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	gws "github.com/gorilla/websocket"
 
+	"github.com/vanemq/vanemq/listeners/accept"
 	"github.com/vanemq/vanemq/listeners/limit"
 	"github.com/vanemq/vanemq/listeners/proxyproto"
 )
@@ -108,11 +107,7 @@ type Listener struct {
 	opts    Options
 	log     *slog.Logger
 
-	mu      sync.Mutex
-	ln      net.Listener
-	srv     *http.Server
-	serving bool
-	closed  bool
+	life accept.Lifecycle // bind, serve, close
 }
 
 // New returns a listener named id that will bind address ("host:port"; an
@@ -131,7 +126,9 @@ func New(id, address string, opts Options) *Listener {
 	}
 	opts.AllowedOrigins = append([]string(nil), opts.AllowedOrigins...)
 	opts.ProxyTrusted = append([]netip.Prefix(nil), opts.ProxyTrusted...)
-	return &Listener{id: id, address: address, opts: opts, log: log.With("listener", id)}
+	l := &Listener{id: id, address: address, opts: opts, log: log.With("listener", id)}
+	l.life = accept.Lifecycle{Kind: l.Protocol(), ID: id}
+	return l
 }
 
 // ID returns the listener's name, as given to New.
@@ -148,72 +145,53 @@ func (l *Listener) Protocol() string {
 // Listen binds the address. It may be called once, and not after Close. A
 // failure to bind is returned as the *net.OpError from the net package.
 func (l *Listener) Listen() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case l.closed:
-		return fmt.Errorf("%s listener %q: listen: %w", l.Protocol(), l.id, net.ErrClosed)
-	case l.ln != nil:
-		return fmt.Errorf("%s listener %q: already listening on %s", l.Protocol(), l.id, l.ln.Addr())
-	}
-	ln, err := net.Listen("tcp", l.address)
-	if err != nil {
-		return err
-	}
-	if l.opts.ProxyProtocol {
-		pln, err := proxyproto.Wrap(ln, proxyproto.Options{Trusted: l.opts.ProxyTrusted, Logger: l.log})
+	return l.life.Bind(func() (net.Listener, error) {
+		ln, err := net.Listen("tcp", l.address)
 		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("listen tcp %s: %w", l.address, err)
+			return nil, err
 		}
-		ln = pln
-	}
-	// Outside proxyproto, to see the client's address.
-	ln = limit.Wrap(ln, l.opts.Limits, l.log)
-	if l.opts.TLS != nil {
-		cfg := l.opts.TLS.Clone()
-		if len(cfg.NextProtos) == 0 {
-			cfg.NextProtos = []string{"http/1.1"}
+		if l.opts.ProxyProtocol {
+			pln, err := proxyproto.Wrap(ln, proxyproto.Options{Trusted: l.opts.ProxyTrusted, Logger: l.log})
+			if err != nil {
+				_ = ln.Close()
+				return nil, fmt.Errorf("listen tcp %s: %w", l.address, err)
+			}
+			ln = pln
 		}
-		ln = tls.NewListener(ln, cfg)
-	}
-	l.ln = ln
-	return nil
+		// Outside proxyproto, to see the client's address.
+		ln = limit.Wrap(ln, l.opts.Limits, l.log)
+		if l.opts.TLS != nil {
+			cfg := l.opts.TLS.Clone()
+			if len(cfg.NextProtos) == 0 {
+				cfg.NextProtos = []string{"http/1.1"}
+			}
+			ln = tls.NewListener(ln, cfg)
+		}
+		return ln, nil
+	})
 }
 
 // Address returns the bound address after Listen (with the real port when
 // the configured port was 0), and the configured address before.
 func (l *Listener) Address() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ln != nil {
-		return l.ln.Addr().String()
+	if a := l.life.Addr(); a != nil {
+		return a.String()
 	}
 	return l.address
 }
 
 // Serve runs the HTTP server until Close and calls handle, on the request's
-// goroutine, for each upgraded connection. It returns nil once the listener
-// is closed (also if it was closed before Serve was called), and an error if
-// Listen has not succeeded, Serve is already running, or the HTTP server
-// fails.
+// goroutine, for each upgraded connection. Temporary Accept errors are
+// retried with a bounded backoff (see the accept package). Serve returns
+// nil once the listener is closed (also if it was closed before Serve was
+// called), and an error if Listen has not succeeded, Serve is already
+// running, or Accept fails for good. It returns only once every handshake
+// in progress has ended and every handle call has returned: no connection
+// is handed over after it.
 func (l *Listener) Serve(handle func(net.Conn)) error {
-	l.mu.Lock()
-	switch {
-	case l.closed:
-		l.mu.Unlock()
-		return nil
-	case l.ln == nil:
-		l.mu.Unlock()
-		return fmt.Errorf("%s listener %q: serve called before listen", l.Protocol(), l.id)
-	case l.serving:
-		l.mu.Unlock()
-		return fmt.Errorf("%s listener %q: already serving", l.Protocol(), l.id)
-	}
-	l.serving = true
 	mux := http.NewServeMux()
 	mux.Handle(l.opts.Path, &handler{l: l, handle: handle})
-	l.srv = &http.Server{
+	return l.life.ServeHTTP(&http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: handshakeTimeout,
 		// Only HTTP/1.1 can be upgraded: never negotiate h2.
@@ -221,39 +199,14 @@ func (l *Listener) Serve(handle func(net.Conn)) error {
 		// TLS handshake failures and malformed requests, with the remote
 		// address.
 		ErrorLog: slog.NewLogLogger(l.log.Handler(), slog.LevelWarn),
-	}
-	srv, ln := l.srv, l.ln
-	l.mu.Unlock()
-
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("%s listener %q: %w", l.Protocol(), l.id, err)
-	}
-	return nil
+	})
 }
 
 // Close stops accepting, ends handshakes in progress and makes Serve
 // return. Connections already handed to the server stay open. Calling Close
 // again does nothing.
 func (l *Listener) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return nil
-	}
-	l.closed = true
-	var err error
-	switch {
-	case l.srv != nil:
-		// Closes the listener and the connections the HTTP server still
-		// owns; hijacked (upgraded) connections are not among them.
-		err = l.srv.Close()
-	case l.ln != nil:
-		err = l.ln.Close()
-	}
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("%s listener %q: close: %w", l.Protocol(), l.id, err)
-	}
-	return nil
+	return l.life.Close()
 }
 
 // handler upgrades requests on the listener's path.

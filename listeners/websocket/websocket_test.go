@@ -645,6 +645,57 @@ func TestListener(t *testing.T) {
 	}
 }
 
+// TestServeWaitsForHandle checks the accept.Lifecycle rules the listener
+// follows: Serve returns only once a handle call running at Close has
+// returned (the HTTP server's own Close does not wait for its handlers),
+// so a broker that waits for Serve is never handed a connection after;
+// and errors name the listener as the stream listeners' do.
+func TestServeWaitsForHandle(t *testing.T) {
+	l := websocket.New("test", "127.0.0.1:0", websocket.Options{Logger: discard})
+	if err := l.Serve(func(net.Conn) {}); err == nil || err.Error() != `ws listener "test": serve called before listen` {
+		t.Errorf("Serve before Listen = %v", err)
+	}
+	if err := l.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan net.Conn, 1), make(chan struct{})
+	served := make(chan error, 1)
+	go func() {
+		served <- l.Serve(func(c net.Conn) {
+			entered <- c
+			<-release
+		})
+	}()
+	dialWS(t, "ws://"+l.Address()+"/mqtt", nil, 0)
+	select {
+	case c := <-entered:
+		defer c.Close()
+	case <-time.After(waitTimeout):
+		t.Fatal("no connection handed over")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Without the wait Serve returns at once, well within this window.
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned (%v) while handle was running", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Serve did not return once handle had")
+	}
+	if err := l.Listen(); err == nil || err.Error() != `ws listener "test": listen: use of closed network connection` {
+		t.Errorf("Listen after Close = %v", err)
+	}
+}
+
 // remoteHook records the ClientInfo.Remote each client authenticated with.
 type remoteHook struct {
 	mu      sync.Mutex
@@ -674,21 +725,8 @@ func TestProxyProtocol(t *testing.T) {
 	if err := srv.AddHook(hook, 0); err != nil {
 		t.Fatalf("AddHook: %v", err)
 	}
-	l := websocket.New("ws", "127.0.0.1:0", websocket.Options{ProxyProtocol: true,
-		ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err := srv.AddListener(l); err != nil {
-		t.Fatalf("AddListener: %v", err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
+	addr := mqtttest.Serve(t, srv, websocket.New("ws", "127.0.0.1:0", websocket.Options{ProxyProtocol: true,
+		ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
 	v2 := pp.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.ParseIP("198.51.100.9"), Port: 41000},
 		&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 8083})
 	v2b, err := v2.Format()
@@ -727,7 +765,7 @@ func TestProxyProtocol(t *testing.T) {
 					}
 					return nc, nil
 				}}
-			ws, resp, err := d.Dial("ws://"+l.Address()+"/mqtt", nil)
+			ws, resp, err := d.Dial("ws://"+addr+"/mqtt", nil)
 			if tc.wantRemote == "" {
 				if err == nil {
 					ws.Close()
