@@ -40,9 +40,11 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 
 	// Subscribing, the SUBACK and the retained messages happen under the
 	// session lock, so no message published after the SUBACK can overtake
-	// the retained ones. With a durable store the SUBACK waits until the
-	// subscription is stored, and the retained messages may go first, as
-	// MQTT permits (v5 section 3.8.4, 3.1.1 section 3.8.4).
+	// the retained ones (the lock is released while hook code runs for
+	// them, but what is delivered meanwhile waits: sendRetainedLocked).
+	// With a durable store the SUBACK waits until the subscription is
+	// stored, and the retained messages may go first, as MQTT permits (v5
+	// section 3.8.4, 3.1.1 section 3.8.4).
 	if s.hooks.has(EventSubscribed) {
 		defer func() {
 			for i := range p.Subscriptions {
@@ -84,6 +86,7 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		}
 	}
 	c.ack(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}})
+	var rs retainedSend
 	for i, sub := range subs {
 		// Shared subscriptions get no retained messages (v5 section 4.8.2); retain
 		// handling 1 sends them only for a new subscription, 2 never
@@ -94,8 +97,9 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		if sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]) {
 			continue
 		}
-		s.sendRetainedLocked(sess, c, sub)
+		s.matchRetained(&rs, sub)
 	}
+	s.sendRetainedLocked(sess, c, &rs)
 	return nil
 }
 
@@ -168,10 +172,24 @@ func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.S
 	return packets.ReasonCode(granted), sub
 }
 
-// sendRetainedLocked queues the retained messages matching a new
-// subscription, with the retain flag set [MQTT-3.3.1-8], through the
-// session's bounded queue. The caller holds sess.mu.
-func (s *Server) sendRetainedLocked(sess *session, c *client, sub topics.Subscription) {
+// retainedSend is the retained messages a SUBSCRIBE sends: matched under
+// the session lock, after the subscriptions are in the trie, so that a
+// retained message is either matched or published to the subscription.
+type retainedSend struct {
+	ds      []delivery      // in match order; msg nil once a Deliver hook denied it
+	expired []retainedEntry // found expired, to clear
+}
+
+// retainedEntry is a retained message and its topic.
+type retainedEntry struct {
+	topic string
+	m     *message
+}
+
+// matchRetained adds the retained messages matching a new subscription
+// to rs, with the retain flag set [MQTT-3.3.1-8]. It takes no lock and
+// calls no hook.
+func (s *Server) matchRetained(rs *retainedSend, sub topics.Subscription) {
 	var ids []uint32
 	if sub.Identifier != 0 {
 		ids = []uint32{sub.Identifier}
@@ -179,24 +197,63 @@ func (s *Server) sendRetainedLocked(sess *session, c *client, sub topics.Subscri
 	now := time.Now()
 	s.retained.Match(sub.Filter, func(topic string, m *message) bool {
 		if m.expired(now) {
-			s.dropExpiredRetained(topic, m)
+			rs.expired = append(rs.expired, retainedEntry{topic: topic, m: m})
 			return true
 		}
-		if s.hooks.has(EventDeliver) {
-			// Deliver hooks run under the session lock here, so that the
-			// retained messages keep their place after the SUBACK.
-			if m = s.deliverHook(c.id, m); m == nil {
-				return true
-			}
-		}
-		d := delivery{msg: m, qos: min(m.qos, sub.QoS), retain: true, subIDs: ids}
-		if c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {
-			sess.dropLocked(d, DropTooLarge)
-			return true
-		}
-		sess.offerLocked(d, true, c)
+		rs.ds = append(rs.ds, delivery{msg: m, qos: min(m.qos, sub.QoS), retain: true, subIDs: ids})
 		return true
 	})
+}
+
+// sendRetainedLocked queues the retained messages of rs through the
+// session's bounded queue, and clears the expired ones. The caller holds
+// sess.mu, which is released meanwhile when there is hook code to run
+// (Deliver hooks; clearing a message tells the Retained hooks and the
+// store): hook code runs under no session lock (LOCKS.md), so a hook may
+// publish to this client, or disconnect it. Deliveries to the session
+// meanwhile wait (session.retaining) and follow the retained messages, as
+// they would have had the lock been held; the retained messages' store
+// sequence numbers are taken first, so that a restart restores them in
+// that order too. The retained messages go to the session even if another
+// connection took it over meanwhile, as they would have had it taken the
+// session a moment later.
+func (s *Server) sendRetainedLocked(sess *session, c *client, rs *retainedSend) {
+	if len(rs.ds) == 0 && len(rs.expired) == 0 {
+		return
+	}
+	hooked := s.hooks.has(EventDeliver)
+	if hooked || len(rs.expired) > 0 {
+		if sess.stored {
+			for i := range rs.ds {
+				rs.ds[i].seq = s.nextStoreSeq()
+			}
+		}
+		sess.retaining++
+		sess.mu.Unlock()
+		for _, e := range rs.expired {
+			s.dropExpiredRetained(e.topic, e.m)
+		}
+		if hooked {
+			for i := range rs.ds {
+				rs.ds[i].msg = s.deliverHook(c.id, rs.ds[i].msg)
+			}
+		}
+		sess.mu.Lock()
+		defer sess.endRetainingLocked(c)
+	}
+	for _, d := range rs.ds {
+		if d.msg == nil {
+			continue // denied by a Deliver hook
+		}
+		if !sess.stored {
+			d.seq = 0
+		}
+		if c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {
+			sess.dropLocked(d, DropTooLarge)
+			continue
+		}
+		sess.offerNowLocked(d, true, c)
+	}
 }
 
 // handleUnsubscribe removes filters and answers UNSUBACK, with
