@@ -1,11 +1,19 @@
 package core_test
 
-// Tests of core/LOCKS.md: hook code runs under no session lock, so a hook
-// may call back into the server (Publish, Subscribe, Disconnect) from the
-// events raised while a SUBSCRIBE's retained messages are sent.
+// Tests of core/LOCKS.md: it names every mutex of the broker's packages,
+// and hook code runs under no session lock, so a hook may call back into
+// the server (Publish, Subscribe, Disconnect) from the events raised while
+// a SUBSCRIBE's retained messages are sent. locks_stress_test.go runs
+// every order it lists at once.
 
 import (
 	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -134,4 +142,86 @@ func TestLocksHookCallsBackDuringRetained(t *testing.T) {
 			}
 		})
 	}
+}
+
+// LOCKS.md names every mutex of core and core/topics, as `Type.field`
+// (`topics.Type.field` in core/topics; the variable's name for a
+// variable that embeds one), so that a lock added without its place in
+// the order fails here.
+func TestLocksDocListsEveryMutex(t *testing.T) {
+	doc, err := os.ReadFile("LOCKS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for dir, prefix := range map[string]string{".": "", "topics": "topics."} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range files {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.SkipObjectResolution)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range mutexesOf(f) {
+				found++
+				if !strings.Contains(string(doc), "`"+prefix+m) {
+					t.Errorf("%s: mutex %s%s is not in LOCKS.md: give it its place in the lock order", name, prefix, m)
+				}
+			}
+		}
+	}
+	if found < 10 {
+		t.Errorf("found %d mutexes in core and core/topics, want at least 10: is the test reading the right files?", found)
+	}
+}
+
+// mutexesOf returns the sync.Mutex and sync.RWMutex fields of f's struct
+// types as Type.field, and the variables of an anonymous struct embedding
+// one by name.
+func mutexesOf(f *ast.File) []string {
+	var out []string
+	isMutex := func(e ast.Expr) bool {
+		sel, ok := e.(*ast.SelectorExpr)
+		if !ok {
+			return false
+		}
+		pkg, ok := sel.X.(*ast.Ident)
+		return ok && pkg.Name == "sync" && (sel.Sel.Name == "Mutex" || sel.Sel.Name == "RWMutex")
+	}
+	fields := func(owner string, st *ast.StructType) {
+		for _, fl := range st.Fields.List {
+			if !isMutex(fl.Type) {
+				continue
+			}
+			if len(fl.Names) == 0 {
+				out = append(out, owner)
+			}
+			for _, n := range fl.Names {
+				out = append(out, owner+"."+n.Name)
+			}
+		}
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.TypeSpec:
+			if st, ok := n.Type.(*ast.StructType); ok {
+				fields(n.Name.Name, st)
+			}
+		case *ast.ValueSpec:
+			for i, v := range n.Values {
+				if cl, ok := v.(*ast.CompositeLit); ok && i < len(n.Names) {
+					if st, ok := cl.Type.(*ast.StructType); ok {
+						fields(n.Names[i].Name, st)
+					}
+				}
+			}
+		}
+		return true
+	})
+	return out
 }
