@@ -86,7 +86,7 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		}
 	}
 	c.ack(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}})
-	var rs retainedSend
+	rs := retainedSend{hooked: s.hooks.has(EventDeliver)}
 	for i, sub := range subs {
 		// Shared subscriptions get no retained messages (v5 section 4.8.2); retain
 		// handling 1 sends them only for a new subscription, 2 never
@@ -97,7 +97,7 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		if sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]) {
 			continue
 		}
-		s.matchRetained(&rs, sub)
+		s.matchRetainedLocked(&rs, sess, c, sub)
 	}
 	s.sendRetainedLocked(sess, c, &rs)
 	return nil
@@ -172,11 +172,14 @@ func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.S
 	return packets.ReasonCode(granted), sub
 }
 
-// retainedSend is the retained messages a SUBSCRIBE sends: matched under
-// the session lock, after the subscriptions are in the trie, so that a
-// retained message is either matched or published to the subscription.
+// retainedSend is what remains to do of the retained messages a
+// SUBSCRIBE sends once they are matched: what needs hook code, to run
+// with the session lock released (sendRetainedLocked).
 type retainedSend struct {
-	ds      []delivery      // in match order; msg nil once a Deliver hook denied it
+	// hooked is set when Deliver hooks run: the deliveries are then
+	// collected in ds (msg nil once a hook denied one), in match order.
+	hooked  bool
+	ds      []delivery
 	expired []retainedEntry // found expired, to clear
 }
 
@@ -186,10 +189,13 @@ type retainedEntry struct {
 	m     *message
 }
 
-// matchRetained adds the retained messages matching a new subscription
-// to rs, with the retain flag set [MQTT-3.3.1-8]. It takes no lock and
-// calls no hook.
-func (s *Server) matchRetained(rs *retainedSend, sub topics.Subscription) {
+// matchRetainedLocked finds the retained messages matching a new
+// subscription, with the retain flag set [MQTT-3.3.1-8]: it queues them
+// at once, or adds them to rs when Deliver hooks must see them first. The
+// caller holds sess.mu, and has put the subscription in the trie, so that
+// a retained message published meanwhile is either matched here or
+// delivered live.
+func (s *Server) matchRetainedLocked(rs *retainedSend, sess *session, c *client, sub topics.Subscription) {
 	var ids []uint32
 	if sub.Identifier != 0 {
 		ids = []uint32{sub.Identifier}
@@ -200,19 +206,37 @@ func (s *Server) matchRetained(rs *retainedSend, sub topics.Subscription) {
 			rs.expired = append(rs.expired, retainedEntry{topic: topic, m: m})
 			return true
 		}
-		rs.ds = append(rs.ds, delivery{msg: m, qos: min(m.qos, sub.QoS), retain: true, subIDs: ids})
+		d := delivery{msg: m, qos: min(m.qos, sub.QoS), retain: true, subIDs: ids}
+		if rs.hooked {
+			rs.ds = append(rs.ds, d)
+		} else {
+			s.offerRetainedLocked(sess, c, d)
+		}
 		return true
 	})
 }
 
-// sendRetainedLocked queues the retained messages of rs through the
-// session's bounded queue, and clears the expired ones. The caller holds
-// sess.mu, which is released meanwhile when there is hook code to run
-// (Deliver hooks; clearing a message tells the Retained hooks and the
-// store): hook code runs under no session lock (LOCKS.md), so a hook may
-// publish to this client, or disconnect it. Deliveries to the session
-// meanwhile wait (session.retaining) and follow the retained messages, as
-// they would have had the lock been held; the retained messages' store
+// offerRetainedLocked queues one retained message through the session's
+// bounded queue, unless it is too large for c.
+func (s *Server) offerRetainedLocked(sess *session, c *client, d delivery) {
+	if !sess.stored {
+		d.seq = 0
+	}
+	if c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {
+		sess.dropLocked(d, DropTooLarge)
+		return
+	}
+	sess.offerNowLocked(d, true, c)
+}
+
+// sendRetainedLocked runs the hook code the retained messages of a
+// SUBSCRIBE need, with sess.mu, which the caller holds, released meanwhile
+// (hook code runs under no session lock: LOCKS.md), so that a hook may
+// publish to this client, or disconnect it. Expired messages are cleared,
+// which tells the Retained hooks and the store. The Deliver hooks see the
+// collected deliveries, which are then queued: deliveries to the session
+// meanwhile wait (session.retaining) and follow them, as they would have
+// had the lock been held throughout, and the retained messages' store
 // sequence numbers are taken first, so that a restart restores them in
 // that order too. The retained messages go to the session even if another
 // connection took it over meanwhile, as they would have had it taken the
@@ -221,38 +245,27 @@ func (s *Server) sendRetainedLocked(sess *session, c *client, rs *retainedSend) 
 	if len(rs.ds) == 0 && len(rs.expired) == 0 {
 		return
 	}
-	hooked := s.hooks.has(EventDeliver)
-	if hooked || len(rs.expired) > 0 {
+	if len(rs.ds) > 0 {
 		if sess.stored {
 			for i := range rs.ds {
 				rs.ds[i].seq = s.nextStoreSeq()
 			}
 		}
 		sess.retaining++
-		sess.mu.Unlock()
-		for _, e := range rs.expired {
-			s.dropExpiredRetained(e.topic, e.m)
-		}
-		if hooked {
-			for i := range rs.ds {
-				rs.ds[i].msg = s.deliverHook(c.id, rs.ds[i].msg)
-			}
-		}
-		sess.mu.Lock()
-		defer sess.endRetainingLocked(c)
+		defer sess.endRetainingLocked(c) // once they are queued, under sess.mu
 	}
+	sess.mu.Unlock()
+	for _, e := range rs.expired {
+		s.dropExpiredRetained(e.topic, e.m)
+	}
+	for i := range rs.ds {
+		rs.ds[i].msg = s.deliverHook(c.id, rs.ds[i].msg)
+	}
+	sess.mu.Lock()
 	for _, d := range rs.ds {
-		if d.msg == nil {
-			continue // denied by a Deliver hook
+		if d.msg != nil { // nil: denied by a Deliver hook
+			s.offerRetainedLocked(sess, c, d)
 		}
-		if !sess.stored {
-			d.seq = 0
-		}
-		if c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {
-			sess.dropLocked(d, DropTooLarge)
-			continue
-		}
-		sess.offerNowLocked(d, true, c)
 	}
 }
 
