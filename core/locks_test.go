@@ -11,9 +11,12 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +24,10 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/hooks/storage"
+	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
 // callbackHook calls back into its server, once, from the Deliver of the
@@ -224,4 +230,120 @@ func mutexesOf(f *ast.File) []string {
 		return true
 	})
 	return out
+}
+
+// A delivery held while a SUBSCRIBE's retained messages go through the
+// Deliver hooks (the hook's own Publish here) is stored behind them: after
+// a restart, the persistent session's queue still has the retained
+// messages first. The retained messages' store sequence numbers are taken
+// before the lock is released; were they taken when the messages are
+// queued, after the held delivery was stored, the restored queue would put
+// the hook's message between them.
+func TestLocksHeldDeliveryStoredInOrder(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	h := &callbackHook{events: core.Events(core.EventDeliver), called: make(chan struct{}),
+		call: func(srv *core.Server, _ string) {
+			if err := srv.Publish(core.InlineMessage{Topic: "cb/echo", QoS: 1, Payload: []byte("from the hook")}); err != nil {
+				panic(err)
+			}
+		}}
+	addr, stop := storedBroker(t, dir, h)
+	pub := connectV5(t, addr, v5Connect("cb-pub"))
+	pub.pubRetained("cb/retained", "kept")
+	pub.pubRetained("cb/retained2", "kept too")
+
+	// Receive Maximum 1: one retained message goes in flight, the other
+	// and the hook's wait in the session's queue, unacknowledged.
+	cp := &packets.Packet{}
+	cp.Connect.ClientID, cp.Connect.CleanStart, cp.Connect.KeepAlive = "cb-held", true, 60
+	cp.Properties.SessionExpiry, cp.Properties.ReceiveMaximum = 60, 1
+	cp.Properties.Set(packets.PropSessionExpiry)
+	cp.Properties.Set(packets.PropReceiveMaximum)
+	sub := mqtttest.DialConnect(t, addr, cp)
+	sub.Send(&packets.Packet{Type: packets.Subscribe, PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "cb/#", QoS: 1}}})
+	sub.Flush()
+	var first string
+	for suback := false; !suback || first == ""; {
+		p := sub.Read(waitTimeout)
+		switch {
+		case p == nil:
+			t.Fatal("no SUBACK and PUBLISH after SUBSCRIBE")
+		case p.Type == packets.Suback:
+			suback = true
+		case p.Type == packets.Publish:
+			first = p.Topic
+		}
+	}
+	waitFor(t, h.called, waitTimeout, "the hook's Publish")
+	stop()
+
+	addr, _ = storedBroker(t, dir, nil)
+	cp.Connect.CleanStart = false
+	cp.Properties.ReceiveMaximum = 100
+	back := mqtttest.DialConnect(t, addr, cp)
+	var got []string
+	for len(got) < 3 {
+		p := back.Read(waitTimeout)
+		if p == nil {
+			t.Fatalf("after the restart the session sent %v, want 3 PUBLISH", got)
+		}
+		if p.Type == packets.Publish {
+			got = append(got, p.Topic)
+		}
+	}
+	second := "cb/retained2"
+	if first == second {
+		second = "cb/retained"
+	}
+	if want := []string{first, second, "cb/echo"}; !slices.Equal(got, want) {
+		t.Errorf("after the restart the session sent %v, want %v: the retained messages, then what the hook published", got, want)
+	}
+}
+
+// storedBroker starts a broker on a pebble store in dir, with h (when not
+// nil) as a hook, and returns its address and a function that stops it
+// and closes the store (also run when the test ends).
+func storedBroker(t *testing.T, dir string, h *callbackHook) (string, func()) {
+	t.Helper()
+	st, err := storage.Open(context.Background(), storage.Config{Path: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := core.New(core.Options{Logger: slog.New(slog.DiscardHandler), SysInterval: -1, AllowAnonymous: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := []core.Hook{st}
+	if h != nil {
+		h.srv = srv
+		hooks = append(hooks, h)
+	}
+	for _, hk := range hooks {
+		if err := srv.AddHook(hk, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := tcp.New("tcp", "127.0.0.1:0")
+	if err := srv.AddListener(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if err := st.Close(); err != nil {
+				t.Errorf("closing the store: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return l.Address(), stop
 }
