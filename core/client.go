@@ -519,19 +519,22 @@ func (c *client) finish() {
 	}
 	c.outFinal = true
 	c.writerDone = true
-	for _, it := range c.out {
-		if it.publish {
-			it.d.msg.release()
-		}
-	}
-	if c.out != nil {
-		c.putBatch(c.out)
-		c.out = nil
-	}
+	unsent := c.out
+	c.out = nil
 	// After the broker's own last packet, the client gets a FIN now, and
 	// its socket is drained once the session is detached (linger).
 	lingers := c.finalWritten && !c.srv.closing.Load() && closeWrite(c.conn)
 	c.outMu.Unlock()
+	// What was never written lets go of its messages, outside outMu, which
+	// is a leaf (release takes the message's viewMu).
+	for _, it := range unsent {
+		if it.publish {
+			it.d.msg.release()
+		}
+	}
+	if unsent != nil {
+		c.putBatch(unsent)
+	}
 	if !lingers {
 		_ = c.conn.Close()
 	}

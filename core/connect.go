@@ -425,6 +425,9 @@ func (s *Server) expireSession(sess *session, gen uint64) {
 	}
 	w := sess.takeWillLocked()
 	sess.stopTimersLocked()
+	// The store is told now, under both locks: a client reconnecting with
+	// this ID waits for sessMu, so its new session's record is stored
+	// after this one's removal, never before it (LOCKS.md).
 	s.discardLocked(sess, nil)
 	s.removeSessionLocked(sess)
 	sess.mu.Unlock()

@@ -96,6 +96,13 @@ type Store interface {
 	// the ops are stored (err nil) or could not be (the store's error);
 	// calls to done come in the order of the Apply calls. done must not be
 	// called from inside Apply.
+	//
+	// The server may call Apply holding its session locks, which is what
+	// keeps one session's changes in order across goroutines (an expiring
+	// session's removal and a reconnecting client's new session, say; see
+	// core/LOCKS.md). So Apply must not call into the Server, nor wait for
+	// anything that does: it queues the ops for writing, under locks of
+	// its own that it takes last, and returns.
 	Apply(ops []StoreOp, done func(err error))
 }
 

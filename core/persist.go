@@ -134,6 +134,11 @@ func (s *session) unstoreLocked(by *client) {
 		s.unstoreDeliveryLocked(d, by)
 		d.seq, d.stored = 0, false
 	})
+	for i := range s.held {
+		d := &s.held[i].d
+		s.unstoreDeliveryLocked(d, by)
+		d.seq, d.stored = 0, false
+	}
 	s.srv.persist(by, StoreOp{Kind: OpSessionDelete, ClientID: s.id})
 }
 

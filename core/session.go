@@ -78,6 +78,21 @@ type session struct {
 	// stored is set while the session has a record in the server's
 	// Store: its changes are then recorded there (persist.go).
 	stored bool
+
+	// retaining counts the SUBSCRIBEs sending this session retained
+	// messages with mu released, so that hook code does not run under it
+	// (sendRetainedLocked). While it is not 0, deliveries offered to the
+	// session wait in held, and follow the retained messages in: a message
+	// published after the SUBACK never overtakes them.
+	retaining int
+	held      []heldDelivery
+}
+
+// heldDelivery is a delivery offered while retained messages were being
+// sent (session.retaining), with offerLocked's persistent.
+type heldDelivery struct {
+	d          delivery
+	persistent bool
 }
 
 // subKey identifies a subscription within a session.
@@ -119,7 +134,18 @@ func (s *session) allocIDLocked() uint16 {
 // offerLocked hands a delivery to the session: straight to the live
 // connection when it can take it, otherwise into the bounded queue. It
 // reports whether the delivery was accepted (false: dropped and counted).
+// While retained messages are being sent it holds the delivery instead
+// (holdLocked).
 func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
+	if s.retaining > 0 {
+		return s.holdLocked(d, persistent, by)
+	}
+	return s.offerNowLocked(d, persistent, by)
+}
+
+// offerNowLocked is offerLocked without holding: for the retained
+// messages themselves, and the held deliveries that follow them.
+func (s *session) offerNowLocked(d delivery, persistent bool, by *client) bool {
 	srv := s.srv
 	if d.qos == 0 {
 		if s.conn != nil {
@@ -134,10 +160,11 @@ func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
 		}
 	}
 	if s.pending.len() >= s.maxQueued {
+		s.unstoreDeliveryLocked(&d, by) // one held (holdLocked) is stored
 		s.dropLocked(d, DropSessionQueueFull)
 		return false
 	}
-	if s.stored {
+	if s.stored && d.seq == 0 {
 		d.seq = srv.nextStoreSeq()
 	}
 	s.pending.push(d)
@@ -153,6 +180,39 @@ func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
 		}
 	}
 	return true
+}
+
+// holdLocked keeps a delivery offered while retained messages are being
+// sent, to offer it once they are in (endRetainingLocked). Held deliveries
+// count against the session's queue bound. One of QoS 1 or 2 to a stored
+// session is stored now, as queued, so that the publisher's
+// acknowledgement still waits until it is stored (flushStore).
+func (s *session) holdLocked(d delivery, persistent bool, by *client) bool {
+	if len(s.held)+s.pending.len() >= s.maxQueued {
+		s.dropLocked(d, DropSessionQueueFull)
+		return false
+	}
+	if s.stored && d.qos > 0 {
+		d.seq = s.srv.nextStoreSeq()
+		s.storeQueuedLocked(&d, by)
+	}
+	s.held = append(s.held, heldDelivery{d: d, persistent: persistent})
+	return true
+}
+
+// endRetainingLocked ends one sending of retained messages (see
+// session.retaining); the last one offers the held deliveries, in the
+// order they came.
+func (s *session) endRetainingLocked(by *client) {
+	s.retaining--
+	if s.retaining > 0 {
+		return
+	}
+	held := s.held
+	s.held = nil
+	for _, h := range held {
+		s.offerNowLocked(h.d, h.persistent, by)
+	}
 }
 
 // pumpLocked moves queued messages into flight while the connection's send

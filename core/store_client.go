@@ -118,15 +118,19 @@ func (c *client) flushConnect() {
 			c.srv.stats.storeFailures.Add(1)
 			c.logger().Error("storing the session failed; closing connection without CONNACK", "cause", err)
 			c.outMu.Lock()
-			for i, it := range c.out {
+			unsent := c.out
+			c.out = nil
+			c.outFinal = true
+			c.outMu.Unlock()
+			// Released outside outMu, a leaf (release takes viewMu).
+			for _, it := range unsent {
 				if it.publish {
 					it.d.msg.release()
 				}
-				c.out[i] = outItem{}
 			}
-			c.out = c.out[:0]
-			c.outFinal = true
-			c.outMu.Unlock()
+			if unsent != nil {
+				c.putBatch(unsent)
+			}
 			c.wakeReader()
 		}
 		c.releaseOutput()

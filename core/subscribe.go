@@ -40,9 +40,11 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 
 	// Subscribing, the SUBACK and the retained messages happen under the
 	// session lock, so no message published after the SUBACK can overtake
-	// the retained ones. With a durable store the SUBACK waits until the
-	// subscription is stored, and the retained messages may go first, as
-	// MQTT permits (v5 section 3.8.4, 3.1.1 section 3.8.4).
+	// the retained ones (the lock is released while hook code runs for
+	// them, but what is delivered meanwhile waits: sendRetainedLocked).
+	// With a durable store the SUBACK waits until the subscription is
+	// stored, and the retained messages may go first, as MQTT permits (v5
+	// section 3.8.4, 3.1.1 section 3.8.4).
 	if s.hooks.has(EventSubscribed) {
 		defer func() {
 			for i := range p.Subscriptions {
@@ -84,6 +86,7 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		}
 	}
 	c.ack(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}})
+	rs := retainedSend{hooked: s.hooks.has(EventDeliver)}
 	for i, sub := range subs {
 		// Shared subscriptions get no retained messages (v5 section 4.8.2); retain
 		// handling 1 sends them only for a new subscription, 2 never
@@ -94,8 +97,9 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		if sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]) {
 			continue
 		}
-		s.sendRetainedLocked(sess, c, sub)
+		s.matchRetainedLocked(&rs, sess, c, sub)
 	}
+	s.sendRetainedLocked(sess, c, &rs)
 	return nil
 }
 
@@ -168,10 +172,30 @@ func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.S
 	return packets.ReasonCode(granted), sub
 }
 
-// sendRetainedLocked queues the retained messages matching a new
-// subscription, with the retain flag set [MQTT-3.3.1-8], through the
-// session's bounded queue. The caller holds sess.mu.
-func (s *Server) sendRetainedLocked(sess *session, c *client, sub topics.Subscription) {
+// retainedSend is what remains to do of the retained messages a
+// SUBSCRIBE sends once they are matched: what needs hook code, to run
+// with the session lock released (sendRetainedLocked).
+type retainedSend struct {
+	// hooked is set when Deliver hooks run: the deliveries are then
+	// collected in ds (msg nil once a hook denied one), in match order.
+	hooked  bool
+	ds      []delivery
+	expired []retainedEntry // found expired, to clear
+}
+
+// retainedEntry is a retained message and its topic.
+type retainedEntry struct {
+	topic string
+	m     *message
+}
+
+// matchRetainedLocked finds the retained messages matching a new
+// subscription, with the retain flag set [MQTT-3.3.1-8]: it queues them
+// at once, or adds them to rs when Deliver hooks must see them first. The
+// caller holds sess.mu, and has put the subscription in the trie, so that
+// a retained message published meanwhile is either matched here or
+// delivered live.
+func (s *Server) matchRetainedLocked(rs *retainedSend, sess *session, c *client, sub topics.Subscription) {
 	var ids []uint32
 	if sub.Identifier != 0 {
 		ids = []uint32{sub.Identifier}
@@ -179,24 +203,70 @@ func (s *Server) sendRetainedLocked(sess *session, c *client, sub topics.Subscri
 	now := time.Now()
 	s.retained.Match(sub.Filter, func(topic string, m *message) bool {
 		if m.expired(now) {
-			s.dropExpiredRetained(topic, m)
+			rs.expired = append(rs.expired, retainedEntry{topic: topic, m: m})
 			return true
-		}
-		if s.hooks.has(EventDeliver) {
-			// Deliver hooks run under the session lock here, so that the
-			// retained messages keep their place after the SUBACK.
-			if m = s.deliverHook(c.id, m); m == nil {
-				return true
-			}
 		}
 		d := delivery{msg: m, qos: min(m.qos, sub.QoS), retain: true, subIDs: ids}
-		if c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {
-			sess.dropLocked(d, DropTooLarge)
-			return true
+		if rs.hooked {
+			rs.ds = append(rs.ds, d)
+		} else {
+			s.offerRetainedLocked(sess, c, d)
 		}
-		sess.offerLocked(d, true, c)
 		return true
 	})
+}
+
+// offerRetainedLocked queues one retained message through the session's
+// bounded queue, unless it is too large for c.
+func (s *Server) offerRetainedLocked(sess *session, c *client, d delivery) {
+	if !sess.stored {
+		d.seq = 0
+	}
+	if c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {
+		sess.dropLocked(d, DropTooLarge)
+		return
+	}
+	sess.offerNowLocked(d, true, c)
+}
+
+// sendRetainedLocked runs the hook code the retained messages of a
+// SUBSCRIBE need, with sess.mu, which the caller holds, released meanwhile
+// (hook code runs under no session lock: LOCKS.md), so that a hook may
+// publish to this client, or disconnect it. Expired messages are cleared,
+// which tells the Retained hooks and the store. The Deliver hooks see the
+// collected deliveries, which are then queued: deliveries to the session
+// meanwhile wait (session.retaining) and follow them, as they would have
+// had the lock been held throughout, and the retained messages' store
+// sequence numbers are taken first, so that a restart restores them in
+// that order too. The retained messages go to the session even if another
+// connection took it over meanwhile, as they would have had it taken the
+// session a moment later.
+func (s *Server) sendRetainedLocked(sess *session, c *client, rs *retainedSend) {
+	if len(rs.ds) == 0 && len(rs.expired) == 0 {
+		return
+	}
+	if len(rs.ds) > 0 {
+		if sess.stored {
+			for i := range rs.ds {
+				rs.ds[i].seq = s.nextStoreSeq()
+			}
+		}
+		sess.retaining++
+		defer sess.endRetainingLocked(c) // once they are queued, under sess.mu
+	}
+	sess.mu.Unlock()
+	for _, e := range rs.expired {
+		s.dropExpiredRetained(e.topic, e.m)
+	}
+	for i := range rs.ds {
+		rs.ds[i].msg = s.deliverHook(c.id, rs.ds[i].msg)
+	}
+	sess.mu.Lock()
+	for _, d := range rs.ds {
+		if d.msg != nil { // nil: denied by a Deliver hook
+			s.offerRetainedLocked(sess, c, d)
+		}
+	}
 }
 
 // handleUnsubscribe removes filters and answers UNSUBACK, with
