@@ -208,11 +208,12 @@ func (s *Server) RefreshHook(id string) error {
 
 // Hooks describes the pipeline's hooks in call order.
 func (s *Server) Hooks() []HookStatus {
-	p := &s.hooks
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]HookStatus, len(p.entries))
-	for i, e := range p.entries {
+	// The hooks' own methods (Failures, Health, Restarts) run on a
+	// snapshot, not under pipeline.mu: hook code runs under no lock of the
+	// server's (LOCKS.md).
+	entries := s.hooks.snapshot()
+	out := make([]HookStatus, len(entries))
+	for i, e := range entries {
 		out[i] = HookStatus{ID: e.id, Priority: e.priority, Events: e.events, Topics: slices.Clone(e.filters),
 			Failures: e.failures.Load(), Calls: e.calls.Load(), Time: time.Duration(e.nanos.Load())}
 		if fc, ok := e.hook.(FailureCounter); ok {
