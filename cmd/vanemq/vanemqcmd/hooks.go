@@ -41,8 +41,8 @@ type builtHook struct {
 // the error then joins one *configError per problem, naming the file, the
 // line and the hook's key. The returned function closes the hooks that
 // hold resources (io.Closer, such as auth.file's watcher), for when the
-// server fails to start; once it has started, hooks stop with it
-// (OnStopped).
+// server fails to start; once it has started, the server closes them
+// after OnStopped.
 func addHooks(srv *core.Server, cfg *config, logger *slog.Logger) (closeHooks func(), err error) {
 	built, err := buildHooks(srv, cfg, logger)
 	if err != nil {
