@@ -90,23 +90,12 @@ type client struct {
 
 	pacingState
 
-	// Received packets, and PUBLISH packets and payload bytes by QoS,
-	// counted by the reader and added to the server's shared counters
-	// once per batch (countReceived). Reader-owned.
-	packets         int64
-	recv, recvBytes [3]int64
-
-	// pendingWriters are the clients whose writers this client's reader
-	// starts when its current batch is done. Reader-owned.
-	pendingWriters []*client
-
-	// storeOps are the store changes of the reader's current batch, and
-	// heldAcks the acknowledgements waiting for them (store_client.go).
-	// Reader-owned. commits counts batches handed to a durable store whose
-	// done has not run.
-	storeOps []StoreOp
-	heldAcks []outControl
-	commits  atomic.Int32
+	// batch is what the reader gathers while it handles a batch of
+	// packets, and does at its end (batch.go). Reader-owned.
+	batch readBatch
+	// commits counts batches handed to a durable store whose done has not
+	// run.
+	commits atomic.Int32
 
 	// closeReason is the v5 reason the broker closed the connection with,
 	// or Success for a normal DISCONNECT from the client.
@@ -203,7 +192,7 @@ func (c *client) connectPhase(ctx context.Context) bool {
 	if c.srv.store != nil {
 		c.flushConnect()
 	}
-	c.startWriters()
+	c.batch.startWriters()
 	return true
 }
 
@@ -223,11 +212,11 @@ func (c *client) serve(ctx context.Context) {
 		if c.srv.store != nil {
 			c.flushStore()
 		}
-		c.startWriters()
+		c.batch.startWriters()
 		if !ok {
 			return
 		}
-		c.pace()
+		c.batch.pace()
 		// Let the writers this batch fed run before reading more: a reader
 		// with a full socket never blocks, and would otherwise hold the
 		// CPU for a whole scheduler slice while subscriber queues overflow.
@@ -244,7 +233,7 @@ func (c *client) readArrived(ctx context.Context) bool {
 			c.readFailed(err)
 			return false
 		}
-		c.packets++
+		c.batch.packets++
 		if err := c.handle(ctx, &pkt); err != nil {
 			if !errors.Is(err, errClientDisconnect) {
 				c.protocolError(err)
@@ -294,7 +283,7 @@ func (c *client) handle(ctx context.Context, p *packets.Packet) error {
 	case packets.Unsubscribe:
 		return c.srv.handleUnsubscribe(ctx, c, p)
 	case packets.Pingreq:
-		c.enqueueControl(outControl{kind: packets.Pingresp}, c)
+		c.enqueueControl(outControl{kind: packets.Pingresp}, &c.batch)
 	case packets.Disconnect:
 		return c.handleDisconnect(p)
 	case packets.Connect:
@@ -316,7 +305,7 @@ func (c *client) handleAck(id uint16, qos byte) {
 		ok = false
 	}
 	if ok {
-		s.ackLocked(id, c)
+		s.ackLocked(id, &c.batch)
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -333,7 +322,7 @@ func (c *client) handlePubrec(p *packets.Packet) {
 	s.mu.Lock()
 	m, ok := s.inflight[p.PacketID]
 	if ok && p.ReasonCode.IsError() {
-		s.ackLocked(p.PacketID, c)
+		s.ackLocked(p.PacketID, &c.batch)
 		s.mu.Unlock()
 		return
 	}
@@ -341,7 +330,7 @@ func (c *client) handlePubrec(p *packets.Packet) {
 		m.pubrec = true
 		s.inflight[p.PacketID] = m
 		if m.stored {
-			c.srv.persist(c, s.deliveryOp(OpQueueUpdate, &m.delivery, m.id, true))
+			c.srv.persist(&c.batch, s.deliveryOp(OpQueueUpdate, &m.delivery, m.id, true))
 		}
 	}
 	s.mu.Unlock()
@@ -349,7 +338,7 @@ func (c *client) handlePubrec(p *packets.Packet) {
 	if !ok {
 		code = packets.PacketIdentifierNotFound
 	}
-	c.enqueueControl(outControl{kind: packets.Pubrel, id: p.PacketID, code: code}, c)
+	c.enqueueControl(outControl{kind: packets.Pubrel, id: p.PacketID, code: code}, &c.batch)
 }
 
 // handlePubrel releases an inbound QoS 2 message: the message was
@@ -360,7 +349,7 @@ func (c *client) handlePubrel(id uint16) {
 	_, ok := s.inQoS2[id]
 	delete(s.inQoS2, id)
 	if ok && s.stored {
-		c.srv.persist(c, StoreOp{Kind: OpInboundDelete, ClientID: s.id, PacketID: id})
+		c.srv.persist(&c.batch, StoreOp{Kind: OpInboundDelete, ClientID: s.id, PacketID: id})
 	}
 	s.mu.Unlock()
 	code := packets.Success
@@ -564,22 +553,4 @@ func isTimeout(err error) bool {
 // logs reports whether the server logs at level.
 func (c *client) logs(level slog.Level) bool {
 	return c.srv.log.Enabled(context.Background(), level)
-}
-
-// countReceived adds the last batch's counts to the server's counters.
-func (c *client) countReceived() {
-	st := &c.srv.stats
-	if c.packets != 0 {
-		st.packetsIn.Add(c.packets)
-		c.packets = 0
-	}
-	for q := range 3 {
-		if c.recv[q] != 0 {
-			st.messagesIn.Add(c.recv[q])
-			st.messagesInQoS[q].Add(c.recv[q])
-			st.payloadInQoS[q].Add(c.recvBytes[q])
-			st.bytesIn.Add(c.recvBytes[q])
-			c.recv[q], c.recvBytes[q] = 0, 0
-		}
-	}
 }

@@ -273,7 +273,7 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 		}
 		sess.stopTimersLocked()
 		if clean {
-			s.discardLocked(sess, c)
+			s.discardLocked(sess, &c.batch)
 		}
 		sess.mu.Unlock()
 		if clean {
@@ -299,17 +299,17 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 	c.connected = true
 	if s.store != nil {
 		if expiry > 0 {
-			sess.persistAllLocked(c)
+			sess.persistAllLocked(&c.batch)
 		} else {
-			sess.unstoreLocked(c)
+			sess.unstoreLocked(&c.batch)
 		}
-		if s.storeDurable && len(c.storeOps) > 0 {
+		if s.storeDurable && len(c.batch.storeOps) > 0 {
 			c.holdOutput() // until flushConnect has it stored
 		}
 	}
 	c.sendConnack(packets.Success, present, ack, false)
 	sess.resendLocked()
-	sess.pumpLocked(c)
+	sess.pumpLocked(&c.batch)
 	sess.mu.Unlock()
 	s.sessMu.Unlock()
 
@@ -364,12 +364,12 @@ func (s *Server) detach(c *client) {
 		w = &willMsg{will: c.will, origin: c.id, info: &c.info}
 	}
 	if sess.expiry == 0 {
-		s.discardLocked(sess, c)
+		s.discardLocked(sess, &c.batch)
 		s.removeSessionLocked(sess)
 		now = w
 	} else {
 		if sess.stored {
-			s.persist(c, sess.sessionOp(time.Now()))
+			s.persist(&c.batch, sess.sessionOp(time.Now()))
 		}
 		gen := sess.gen
 		if w != nil {
@@ -396,10 +396,10 @@ func (s *Server) detach(c *client) {
 }
 
 // discardLocked drops a session's subscriptions from the trie and its
-// queued state, and its record in the store (by as in persist). Callers
+// queued state, and its record in the store (rb as in persist). Callers
 // hold sessMu and sess.mu.
-func (s *Server) discardLocked(sess *session, by *client) {
-	sess.unstoreLocked(by)
+func (s *Server) discardLocked(sess *session, rb *readBatch) {
+	sess.unstoreLocked(rb)
 	for k := range sess.subs {
 		s.subs.Unsubscribe(sess.id, k.group, k.filter)
 	}

@@ -134,7 +134,7 @@ func benchPublishHooks(b *testing.B, version byte, nsubs int, hooks []Hook) {
 		if err := srv.handlePublish(ctx, pc, &decoded); err != nil {
 			b.Fatal(err)
 		}
-		pc.startWriters()
+		pc.batch.startWriters()
 		n++
 		if n%256 == 0 {
 			for i, s := range subs {

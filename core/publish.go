@@ -28,8 +28,8 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		s.denyPublish(c, p, packets.TopicNameInvalid, err.Error())
 		return nil
 	}
-	c.recv[p.QoS]++
-	c.recvBytes[p.QoS] += int64(len(p.Payload))
+	c.batch.recv[p.QoS]++
+	c.batch.recvBytes[p.QoS] += int64(len(p.Payload))
 	sess := c.sess
 	if p.QoS == 2 {
 		sess.mu.Lock()
@@ -51,7 +51,7 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 		}
 		sess.inQoS2[p.PacketID] = struct{}{}
 		if sess.stored {
-			s.persist(c, StoreOp{Kind: OpInboundPut, ClientID: sess.id, PacketID: p.PacketID})
+			s.persist(&c.batch, StoreOp{Kind: OpInboundPut, ClientID: sess.id, PacketID: p.PacketID})
 		}
 		sess.mu.Unlock()
 	}
@@ -145,7 +145,7 @@ func (s *Server) refusePublish(c *client, p *packets.Packet, code packets.Reason
 		sess.mu.Lock()
 		delete(sess.inQoS2, p.PacketID)
 		if sess.stored {
-			s.persist(c, StoreOp{Kind: OpInboundDelete, ClientID: sess.id, PacketID: p.PacketID})
+			s.persist(&c.batch, StoreOp{Kind: OpInboundDelete, ClientID: sess.id, PacketID: p.PacketID})
 		}
 		sess.mu.Unlock()
 		c.ack(ackWithReason(packets.Pubrec, p.PacketID, code, why, c.version))

@@ -119,11 +119,12 @@ func (s *session) allocIDLocked() uint16 {
 // offerLocked hands a delivery to the session: straight to the live
 // connection when it can take it, otherwise into the bounded queue. It
 // reports whether the delivery was accepted (false: dropped and counted).
-func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
+// rb is the batch of the reader routing it (nil: none).
+func (s *session) offerLocked(d delivery, persistent bool, rb *readBatch) bool {
 	srv := s.srv
 	if d.qos == 0 {
 		if s.conn != nil {
-			if s.conn.enqueuePublish(d, 0, false, by) {
+			if s.conn.enqueuePublish(d, 0, false, rb) {
 				return true
 			}
 			s.dropLocked(d, DropOutboundQueueFull)
@@ -142,14 +143,14 @@ func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
 	}
 	s.pending.push(d)
 	if s.conn != nil && s.pending.len() >= s.maxQueued/2 {
-		by.noteBacklog(s.conn)
+		rb.noteBacklog(s.conn)
 	}
-	s.pumpLocked(by)
+	s.pumpLocked(rb)
 	if d.seq != 0 && s.pending.len() > 0 {
 		// Still waiting: stored as queued. (Had it gone into flight,
 		// pumpLocked would have stored it with its packet identifier.)
 		if t := s.pending.tail(); t.seq == d.seq {
-			s.storeQueuedLocked(t, by)
+			s.storeQueuedLocked(t, rb)
 		}
 	}
 	return true
@@ -157,7 +158,7 @@ func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
 
 // pumpLocked moves queued messages into flight while the connection's send
 // quota allows, dropping any that expired while they waited.
-func (s *session) pumpLocked(by *client) {
+func (s *session) pumpLocked(rb *readBatch) {
 	c := s.conn
 	if c == nil {
 		return
@@ -167,14 +168,14 @@ func (s *session) pumpLocked(by *client) {
 		d := s.pending.peek()
 		if d.msg.expired(now) {
 			s.pending.pop()
-			s.unstoreDeliveryLocked(&d, by)
+			s.unstoreDeliveryLocked(&d, rb)
 			s.dropLocked(d, DropExpired)
 			continue
 		}
 		if d.qos == 0 {
 			s.pending.pop()
-			s.unstoreDeliveryLocked(&d, by)
-			if !c.enqueuePublish(d, 0, false, by) {
+			s.unstoreDeliveryLocked(&d, rb)
+			if !c.enqueuePublish(d, 0, false, rb) {
 				s.dropLocked(d, DropOutboundQueueFull)
 			}
 			continue
@@ -190,9 +191,9 @@ func (s *session) pumpLocked(by *client) {
 		if s.inflight == nil {
 			s.inflight = make(map[uint16]inflightMsg)
 		}
-		s.storeInflightLocked(&d, id, by)
+		s.storeInflightLocked(&d, id, rb)
 		s.inflight[id] = inflightMsg{delivery: d, id: id}
-		c.enqueuePublish(d, id, false, by)
+		c.enqueuePublish(d, id, false, rb)
 	}
 }
 
@@ -222,15 +223,15 @@ func (s *session) resendLocked() {
 
 // ackLocked completes an outbound QoS 1 (PUBACK) or QoS 2 (PUBCOMP) flow
 // and fills the freed slot from the queue. It reports whether id was known.
-func (s *session) ackLocked(id uint16, by *client) bool {
+func (s *session) ackLocked(id uint16, rb *readBatch) bool {
 	m, ok := s.inflight[id]
 	if !ok {
 		return false
 	}
 	delete(s.inflight, id)
-	s.unstoreDeliveryLocked(&m.delivery, by)
+	s.unstoreDeliveryLocked(&m.delivery, rb)
 	s.srv.ackedEvent(s.id, m.msg)
-	s.pumpLocked(by)
+	s.pumpLocked(rb)
 	if c := s.conn; c != nil {
 		c.outMu.Lock()
 		c.signalSpaceLocked()

@@ -80,7 +80,7 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		sess.subs[k] = sub
 		s.subs.Subscribe(sub)
 		if sess.stored {
-			s.persist(c, StoreOp{Kind: OpSubscriptionPut, ClientID: sess.id, Subscription: storedSubscription(sub)})
+			s.persist(&c.batch, StoreOp{Kind: OpSubscriptionPut, ClientID: sess.id, Subscription: storedSubscription(sub)})
 		}
 	}
 	c.ack(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}})
@@ -194,7 +194,7 @@ func (s *Server) sendRetainedLocked(sess *session, c *client, sub topics.Subscri
 			sess.dropLocked(d, DropTooLarge)
 			return true
 		}
-		sess.offerLocked(d, true, c)
+		sess.offerLocked(d, true, &c.batch)
 		return true
 	})
 }
@@ -218,7 +218,7 @@ func (s *Server) handleUnsubscribe(ctx context.Context, c *client, p *packets.Pa
 			delete(sess.subs, k)
 			s.subs.Unsubscribe(c.id, group, inner)
 			if sess.stored {
-				s.persist(c, StoreOp{Kind: OpSubscriptionDelete, ClientID: sess.id,
+				s.persist(&c.batch, StoreOp{Kind: OpSubscriptionDelete, ClientID: sess.id,
 					Subscription: StoredSubscription{Filter: fullFilter(topics.Subscription{Group: group, Filter: inner})}})
 			}
 		}

@@ -17,8 +17,9 @@ const writeBatch = 64 << 10
 // enqueuePublish queues a PUBLISH for the writer. QoS 0 deliveries are
 // refused when the queue is at its bound (the caller drops and counts them);
 // QoS 1/2 deliveries are already bounded by the inflight window and are
-// always accepted while the connection lives.
-func (c *client) enqueuePublish(d delivery, id uint16, dup bool, by *client) bool {
+// always accepted while the connection lives. rb is the batch of the
+// reader routing the message (nil: none; see pushLocked).
+func (c *client) enqueuePublish(d delivery, id uint16, dup bool, rb *readBatch) bool {
 	c.outMu.Lock()
 	if c.outFinal || (d.qos == 0 && len(c.out) >= c.srv.opts.OutboundQueue) {
 		c.outMu.Unlock()
@@ -26,15 +27,15 @@ func (c *client) enqueuePublish(d delivery, id uint16, dup bool, by *client) boo
 	}
 	d.msg.hold()
 	if d.qos == 0 && len(c.out) >= c.srv.opts.OutboundQueue/2 {
-		by.noteBacklog(c)
+		rb.noteBacklog(c)
 	}
-	c.pushLocked(outItem{d: d, id: id, dup: dup, publish: true}, by)
+	c.pushLocked(outItem{d: d, id: id, dup: dup, publish: true}, rb)
 	return true
 }
 
 // enqueueControl queues a control packet. Once a final packet is queued
-// nothing else is accepted.
-func (c *client) enqueueControl(ctl outControl, by *client) {
+// nothing else is accepted. rb as in pushLocked.
+func (c *client) enqueueControl(ctl outControl, rb *readBatch) {
 	c.outMu.Lock()
 	if c.outFinal {
 		c.outMu.Unlock()
@@ -43,9 +44,9 @@ func (c *client) enqueueControl(ctl outControl, by *client) {
 	overflow := !ctl.final && len(c.out) >= c.outLimit()
 	if ctl.final {
 		c.outFinal = true
-		by = nil // a final packet goes out at once
+		rb = nil // a final packet goes out at once
 	}
-	c.pushLocked(outItem{ctl: ctl}, by)
+	c.pushLocked(outItem{ctl: ctl}, rb)
 	if overflow {
 		// The client sends but does not read: its acknowledgements pile up.
 		c.logger().Warn("client is not reading its acknowledgements; closing connection", "limit", c.outLimit())
@@ -54,12 +55,11 @@ func (c *client) enqueueControl(ctl outControl, by *client) {
 }
 
 // pushLocked appends an item, arranges for the writer to run, and unlocks
-// outMu. When by is a client whose reader is routing a batch of packets,
-// starting the writer waits until that batch is done (by.startWriters), so
-// one writer run carries every packet the batch produced, not one each.
-// With by nil (the broker's own publishes, connecting, closing) the writer
-// starts now.
-func (c *client) pushLocked(it outItem, by *client) {
+// outMu. When rb is the batch of a reader routing packets, starting the
+// writer waits until that batch is done (rb.startWriters), so one writer
+// run carries every packet the batch produced, not one each. With rb nil
+// (the broker's own publishes, connecting, closing) the writer starts now.
+func (c *client) pushLocked(it outItem, rb *readBatch) {
 	if c.out == nil {
 		c.out = (*c.srv.batches.Get().(*[]outItem))[:0]
 	}
@@ -67,39 +67,17 @@ func (c *client) pushLocked(it outItem, by *client) {
 	start := false
 	if !c.writing && !c.writerDone && !c.closing && !c.outHeld {
 		switch {
-		case by == nil:
+		case rb == nil:
 			c.writing = true
 			start = true
 		case !c.startPending:
 			c.startPending = true
-			by.pendingWriters = append(by.pendingWriters, c)
+			rb.writers = append(rb.writers, c)
 		}
 	}
 	c.outMu.Unlock()
 	if start {
 		go c.writeLoop()
-	}
-}
-
-// startWriters starts the writers that this client's reader deferred
-// while routing its last batch. Only the reader's goroutine calls it.
-func (c *client) startWriters() {
-	for i, t := range c.pendingWriters {
-		t.outMu.Lock()
-		start := t.startPending && !t.writing && !t.writerDone && !t.closing && !t.outHeld && len(t.out) > 0
-		t.startPending = false
-		if start {
-			t.writing = true
-		}
-		t.outMu.Unlock()
-		if start {
-			go t.writeLoop()
-		}
-		c.pendingWriters[i] = nil
-	}
-	c.pendingWriters = c.pendingWriters[:0]
-	if cap(c.pendingWriters) > 1024 {
-		c.pendingWriters = nil
 	}
 }
 
