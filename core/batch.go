@@ -54,7 +54,7 @@ func (c *client) readerBatch() *readBatch {
 func (rb *readBatch) startWriters() {
 	for i, t := range rb.writers {
 		t.outMu.Lock()
-		start := t.startPending && !t.writing && !t.writerDone && !t.closing && !t.outHeld && len(t.out) > 0
+		start := t.startPending && t.canStartLocked() && len(t.out) > 0
 		t.startPending = false
 		if start {
 			t.writing = true

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,22 +70,9 @@ type client struct {
 	aliasOutBytes int
 	nextAlias     uint16
 
-	outMu      sync.Mutex
-	out        []outItem
-	outFinal   bool          // a final packet is queued; accept nothing more
-	writing    bool          // a writer goroutine is running
-	writerDone bool          // the connection is closed for writing
-	closing    bool          // finish has begun: no new writer starts
-	writerExit chan struct{} // closed when the running writer exits, for finish
-	// finalWritten is set once a final packet (the broker's DISCONNECT or
-	// refusing CONNACK) has been written: finish then lingers.
-	finalWritten bool
-	// startPending is set while some reader has deferred starting this
-	// client's writer to the end of its batch (see pushLocked).
-	startPending bool
-	// outHeld keeps the writer from starting while a CONNACK waits for
-	// the store (see holdOutput).
-	outHeld bool
+	// outQueue is the outbound queue and its writer's state, under outMu
+	// (writer.go).
+	outQueue
 
 	pacingState
 

@@ -83,7 +83,7 @@ func (c *client) holdOutput() {
 func (c *client) releaseOutput() {
 	c.outMu.Lock()
 	c.outHeld = false
-	start := len(c.out) > 0 && !c.writing && !c.writerDone && !c.closing
+	start := len(c.out) > 0 && c.canStartLocked()
 	if start {
 		c.writing = true
 	}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -13,6 +14,59 @@ import (
 
 // writeBatch is how many bytes the writer gathers before a write syscall.
 const writeBatch = 64 << 10
+
+// outQueue is a connection's outbound queue and the state of its writer,
+// all under outMu; it is embedded in client. A connection has at most one
+// writer goroutine (writeLoop) at a time, started when work is queued and
+// gone when the queue is empty, so an idle connection has none.
+//
+// The writer's state is the flags below, in these states:
+//
+//   - idle (no flag set): no writer runs and out is empty. A push starts a
+//     writer now (running), or, when the pusher is a reader routing a
+//     batch, at the end of the batch (scheduled).
+//   - scheduled (startPending): a reader's batch holds the client in its
+//     writers and starts the writer from startWriters (running; idle if
+//     the queue was drained meanwhile). A push by nobody's batch may start
+//     the writer first: startPending and writing then overlap until
+//     startWriters clears startPending.
+//   - held (outHeld): the CONNACK waits for the store (holdOutput); pushes
+//     queue but start nothing until releaseOutput (running or idle).
+//   - running (writing): the writer takes the whole queue at a time, and
+//     exits (idle) when it finds the queue empty.
+//   - closing (closing): finish has begun. No new writer starts; finish
+//     waits for a running one (writerExit) or drains the queue itself.
+//   - done (writerDone, with outFinal): a final packet was written, a write
+//     failed, or finish ran. Terminal: nothing more is written.
+//
+// A writer may start only from idle, scheduled or held (canStartLocked).
+// Independently of the writer, the queue takes packets until outFinal is
+// set (a final packet is queued, or done), and accepts nothing after.
+type outQueue struct {
+	outMu      sync.Mutex
+	out        []outItem
+	outFinal   bool          // a final packet is queued; accept nothing more
+	writing    bool          // a writer goroutine is running
+	writerDone bool          // the connection is closed for writing
+	closing    bool          // finish has begun: no new writer starts
+	writerExit chan struct{} // closed when the running writer exits, for finish
+	// finalWritten is set once a final packet (the broker's DISCONNECT or
+	// refusing CONNACK) has been written: finish then lingers.
+	finalWritten bool
+	// startPending is set while some reader has deferred starting this
+	// client's writer to the end of its batch (see pushLocked).
+	startPending bool
+	// outHeld keeps the writer from starting while a CONNACK waits for
+	// the store (see holdOutput).
+	outHeld bool
+}
+
+// canStartLocked reports whether a writer may start now: none runs, the
+// CONNACK is not held, and the connection is not closing or closed for
+// writing. The caller holds outMu.
+func (q *outQueue) canStartLocked() bool {
+	return !q.writing && !q.outHeld && !q.closing && !q.writerDone
+}
 
 // enqueuePublish queues a PUBLISH for the writer. QoS 0 deliveries are
 // refused when the queue is at its bound (the caller drops and counts them);
@@ -65,7 +119,7 @@ func (c *client) pushLocked(it outItem, rb *readBatch) {
 	}
 	c.out = append(c.out, it)
 	start := false
-	if !c.writing && !c.writerDone && !c.closing && !c.outHeld {
+	if c.canStartLocked() {
 		switch {
 		case rb == nil:
 			c.writing = true
