@@ -15,8 +15,10 @@ import (
 )
 
 // client is one network connection: its reader runs the protocol, its
-// writer drains the outbound queue. Fields above outMu are set while
-// connecting and then only read.
+// writer drains the outbound queue. Its fields are grouped by who owns
+// them: the fields here are set by newClient, connState while connecting,
+// readerState by the reader, outAliases by the running writer, outQueue
+// and pacingState under outMu; the atomics at the end are shared.
 type client struct {
 	srv      *Server
 	conn     net.Conn
@@ -26,49 +28,10 @@ type client struct {
 	// with the policy they carry.
 	internal       bool
 	internalPolicy ClientPolicy
-	// expiryMax caps the session expiry interval (the server's, or the
-	// client's policy's).
-	expiryMax uint32
-	// bridge is a 3.x client that set the bridge bit of its protocol
-	// level (packets.ConnectFields.Bridge): its subscriptions are no-local
-	// and retain-as-published.
-	bridge bool
 
-	id         string
-	version    byte
-	sess       *session
-	connected  bool // CONNACK with success sent
-	cleanStart bool
-	keepAlive  uint16
-
-	sendMax        uint16 // outbound QoS 1/2 window: min(client Receive Maximum, MaxInflight)
-	maxOutPacket   uint32 // client's Maximum Packet Size, 0 = protocol maximum
-	aliasOutMax    uint16 // outbound topic aliases the client accepts
-	reqProblemInfo bool
-	will           *packets.Will
-	connectExpiry  uint32 // session expiry the CONNECT asked for (v5)
-	info           ClientInfo
-	maxQueued      int    // the session queue bound (Options or a Connect hook's policy)
-	mount          string // topic prefix set by a Connect hook's policy
-	authMethod     string // v5 enhanced authentication method, "" if none
-	reauth         *AuthStep
-
-	// hookMsg is the message authorization hooks are shown when no hook
-	// rewrites messages; reader-owned, valid during the hook call.
-	hookMsg Message
-
-	cancel  context.CancelFunc // ends the connection's context
-	cr      *connReader
-	r       *packets.Reader
-	aliasIn map[uint16]string // inbound topic aliases, reader-owned
-	// aliasInBytes is the length of aliasIn's topics, reader-owned.
-	aliasInBytes int
-
-	// Outbound topic aliases, owned by whichever writer goroutine runs,
-	// and the length of their topics.
-	aliasOut      map[string]uint16
-	aliasOutBytes int
-	nextAlias     uint16
+	connState
+	readerState
+	outAliases
 
 	// outQueue is the outbound queue and its writer's state, under outMu
 	// (writer.go).
@@ -76,25 +39,81 @@ type client struct {
 
 	pacingState
 
-	// batch is what the reader gathers while it handles a batch of
-	// packets, and does at its end (batch.go). Reader-owned.
-	batch readBatch
 	// commits counts batches handed to a durable store whose done has not
 	// run.
 	commits atomic.Int32
-
 	// closeReason is the v5 reason the broker closed the connection with,
 	// or Success for a normal DISCONNECT from the client.
 	closeReason atomic.Uint32
-	// disconnected is set when the client sent DISCONNECT, with its reason
-	// code in clientReason; lostErr is why the connection was lost when
-	// it ended without one. Reader-owned.
-	disconnected bool
-	clientReason packets.ReasonCode
-	lostErr      error
 	// stopping is set when the connection is being closed from outside the
 	// reader; the reader's deadlines then stay in the past.
 	stopping atomic.Bool
+}
+
+// connState is what connecting settles (connect.go: Server.connect and
+// attach, on the reader's goroutine, before anything else can reach the
+// client): it is only read afterwards, but for will, which changes under
+// the session's lock.
+type connState struct {
+	id         string
+	version    byte
+	sess       *session
+	connected  bool // CONNACK with success sent
+	cleanStart bool
+	keepAlive  uint16
+	// bridge is a 3.x client that set the bridge bit of its protocol
+	// level (packets.ConnectFields.Bridge): its subscriptions are no-local
+	// and retain-as-published.
+	bridge bool
+
+	sendMax        uint16 // outbound QoS 1/2 window: min(client Receive Maximum, MaxInflight)
+	maxOutPacket   uint32 // client's Maximum Packet Size, 0 = protocol maximum
+	aliasOutMax    uint16 // outbound topic aliases the client accepts
+	reqProblemInfo bool
+	will           *packets.Will
+	connectExpiry  uint32 // session expiry the CONNECT asked for (v5)
+	// expiryMax caps the session expiry interval (the server's, or the
+	// client's policy's).
+	expiryMax  uint32
+	info       ClientInfo
+	maxQueued  int    // the session queue bound (Options or a Connect hook's policy)
+	mount      string // topic prefix set by a Connect hook's policy
+	authMethod string // v5 enhanced authentication method, "" if none
+}
+
+// readerState is owned by the connection's reader goroutine (run, then
+// serve, then finish).
+type readerState struct {
+	cancel context.CancelFunc // ends the connection's context
+	cr     *connReader
+	r      *packets.Reader
+	// batch is what the reader gathers while it handles a batch of
+	// packets, and does at its end (batch.go).
+	batch readBatch
+
+	aliasIn map[uint16]string // inbound topic aliases
+	// aliasInBytes is the length of aliasIn's topics.
+	aliasInBytes int
+	// hookMsg is the message authorization hooks are shown when no hook
+	// rewrites messages; valid during the hook call.
+	hookMsg Message
+	// reauth is the v5 re-authentication in progress, if any.
+	reauth *AuthStep
+
+	// disconnected is set when the client sent DISCONNECT, with its reason
+	// code in clientReason; lostErr is why the connection was lost when
+	// it ended without one.
+	disconnected bool
+	clientReason packets.ReasonCode
+	lostErr      error
+}
+
+// outAliases are the outbound topic aliases, owned by whichever writer
+// goroutine runs, and the length of their topics.
+type outAliases struct {
+	aliasOut      map[string]uint16
+	aliasOutBytes int
+	nextAlias     uint16
 }
 
 // outItem is a packet waiting for the writer: a PUBLISH delivery or a

@@ -121,7 +121,8 @@ func benchPublishHooks(b *testing.B, version byte, nsubs int, hooks []Hook) {
 	}
 	// The publisher: connected as far as handlePublish needs (QoS 0 uses
 	// neither its session nor its outbound queue).
-	pc := &client{srv: srv, id: "pub", version: version, connected: true}
+	pc := &client{srv: srv}
+	pc.id, pc.version, pc.connected = "pub", version, true
 	pc.info = ClientInfo{ID: "pub", ProtocolVersion: version}
 	pc.sess = newSession(srv, "pub")
 	ctx := context.Background()
