@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,8 +15,10 @@ import (
 )
 
 // client is one network connection: its reader runs the protocol, its
-// writer drains the outbound queue. Fields above outMu are set while
-// connecting and then only read.
+// writer drains the outbound queue. Its fields are grouped by who owns
+// them: the fields here are set by newClient, connState while connecting,
+// readerState by the reader, outAliases by the running writer, outQueue
+// and pacingState under outMu; the atomics at the end are shared.
 type client struct {
 	srv      *Server
 	conn     net.Conn
@@ -27,20 +28,43 @@ type client struct {
 	// with the policy they carry.
 	internal       bool
 	internalPolicy ClientPolicy
-	// expiryMax caps the session expiry interval (the server's, or the
-	// client's policy's).
-	expiryMax uint32
-	// bridge is a 3.x client that set the bridge bit of its protocol
-	// level (packets.ConnectFields.Bridge): its subscriptions are no-local
-	// and retain-as-published.
-	bridge bool
 
+	connState
+	readerState
+	outAliases
+
+	// outQueue is the outbound queue and its writer's state, under outMu
+	// (writer.go).
+	outQueue
+
+	pacingState
+
+	// commits counts batches handed to a durable store whose done has not
+	// run.
+	commits atomic.Int32
+	// closeReason is the v5 reason the broker closed the connection with,
+	// or Success for a normal DISCONNECT from the client.
+	closeReason atomic.Uint32
+	// stopping is set when the connection is being closed from outside the
+	// reader; the reader's deadlines then stay in the past.
+	stopping atomic.Bool
+}
+
+// connState is what connecting settles (connect.go: Server.connect and
+// attach, on the reader's goroutine, before anything else can reach the
+// client): it is only read afterwards, but for will, which changes under
+// the session's lock.
+type connState struct {
 	id         string
 	version    byte
 	sess       *session
 	connected  bool // CONNACK with success sent
 	cleanStart bool
 	keepAlive  uint16
+	// bridge is a 3.x client that set the bridge bit of its protocol
+	// level (packets.ConnectFields.Bridge): its subscriptions are no-local
+	// and retain-as-published.
+	bridge bool
 
 	sendMax        uint16 // outbound QoS 1/2 window: min(client Receive Maximum, MaxInflight)
 	maxOutPacket   uint32 // client's Maximum Packet Size, 0 = protocol maximum
@@ -48,78 +72,48 @@ type client struct {
 	reqProblemInfo bool
 	will           *packets.Will
 	connectExpiry  uint32 // session expiry the CONNECT asked for (v5)
-	info           ClientInfo
-	maxQueued      int    // the session queue bound (Options or a Connect hook's policy)
-	mount          string // topic prefix set by a Connect hook's policy
-	authMethod     string // v5 enhanced authentication method, "" if none
-	reauth         *AuthStep
+	// expiryMax caps the session expiry interval (the server's, or the
+	// client's policy's).
+	expiryMax  uint32
+	info       ClientInfo
+	maxQueued  int    // the session queue bound (Options or a Connect hook's policy)
+	mount      string // topic prefix set by a Connect hook's policy
+	authMethod string // v5 enhanced authentication method, "" if none
+}
 
-	// hookMsg is the message authorization hooks are shown when no hook
-	// rewrites messages; reader-owned, valid during the hook call.
-	hookMsg Message
+// readerState is owned by the connection's reader goroutine (run, then
+// serve, then finish).
+type readerState struct {
+	cancel context.CancelFunc // ends the connection's context
+	cr     *connReader
+	r      *packets.Reader
+	// batch is what the reader gathers while it handles a batch of
+	// packets, and does at its end (batch.go).
+	batch readBatch
 
-	cancel  context.CancelFunc // ends the connection's context
-	cr      *connReader
-	r       *packets.Reader
-	aliasIn map[uint16]string // inbound topic aliases, reader-owned
-	// aliasInBytes is the length of aliasIn's topics, reader-owned.
+	aliasIn map[uint16]string // inbound topic aliases
+	// aliasInBytes is the length of aliasIn's topics.
 	aliasInBytes int
+	// hookMsg is the message authorization hooks are shown when no hook
+	// rewrites messages; valid during the hook call.
+	hookMsg Message
+	// reauth is the v5 re-authentication in progress, if any.
+	reauth *AuthStep
 
-	// Outbound topic aliases, owned by whichever writer goroutine runs,
-	// and the length of their topics.
-	aliasOut      map[string]uint16
-	aliasOutBytes int
-	nextAlias     uint16
-
-	outMu      sync.Mutex
-	out        []outItem
-	outFinal   bool          // a final packet is queued; accept nothing more
-	writing    bool          // a writer goroutine is running
-	writerDone bool          // the connection is closed for writing
-	closing    bool          // finish has begun: no new writer starts
-	writerExit chan struct{} // closed when the running writer exits, for finish
-	// finalWritten is set once a final packet (the broker's DISCONNECT or
-	// refusing CONNACK) has been written: finish then lingers.
-	finalWritten bool
-	// startPending is set while some reader has deferred starting this
-	// client's writer to the end of its batch (see pushLocked).
-	startPending bool
-	// outHeld keeps the writer from starting while a CONNACK waits for
-	// the store (see holdOutput).
-	outHeld bool
-
-	pacingState
-
-	// Received packets, and PUBLISH packets and payload bytes by QoS,
-	// counted by the reader and added to the server's shared counters
-	// once per batch (countReceived). Reader-owned.
-	packets         int64
-	recv, recvBytes [3]int64
-
-	// pendingWriters are the clients whose writers this client's reader
-	// starts when its current batch is done. Reader-owned.
-	pendingWriters []*client
-
-	// storeOps are the store changes of the reader's current batch, and
-	// heldAcks the acknowledgements waiting for them (store_client.go).
-	// Reader-owned. commits counts batches handed to a durable store whose
-	// done has not run.
-	storeOps []StoreOp
-	heldAcks []outControl
-	commits  atomic.Int32
-
-	// closeReason is the v5 reason the broker closed the connection with,
-	// or Success for a normal DISCONNECT from the client.
-	closeReason atomic.Uint32
 	// disconnected is set when the client sent DISCONNECT, with its reason
 	// code in clientReason; lostErr is why the connection was lost when
-	// it ended without one. Reader-owned.
+	// it ended without one.
 	disconnected bool
 	clientReason packets.ReasonCode
 	lostErr      error
-	// stopping is set when the connection is being closed from outside the
-	// reader; the reader's deadlines then stay in the past.
-	stopping atomic.Bool
+}
+
+// outAliases are the outbound topic aliases, owned by whichever writer
+// goroutine runs, and the length of their topics.
+type outAliases struct {
+	aliasOut      map[string]uint16
+	aliasOutBytes int
+	nextAlias     uint16
 }
 
 // outItem is a packet waiting for the writer: a PUBLISH delivery or a
@@ -203,7 +197,7 @@ func (c *client) connectPhase(ctx context.Context) bool {
 	if c.srv.store != nil {
 		c.flushConnect()
 	}
-	c.startWriters()
+	c.batch.startWriters()
 	return true
 }
 
@@ -223,11 +217,11 @@ func (c *client) serve(ctx context.Context) {
 		if c.srv.store != nil {
 			c.flushStore()
 		}
-		c.startWriters()
+		c.batch.startWriters()
 		if !ok {
 			return
 		}
-		c.pace()
+		c.batch.pace()
 		// Let the writers this batch fed run before reading more: a reader
 		// with a full socket never blocks, and would otherwise hold the
 		// CPU for a whole scheduler slice while subscriber queues overflow.
@@ -244,7 +238,7 @@ func (c *client) readArrived(ctx context.Context) bool {
 			c.readFailed(err)
 			return false
 		}
-		c.packets++
+		c.batch.packets++
 		if err := c.handle(ctx, &pkt); err != nil {
 			if !errors.Is(err, errClientDisconnect) {
 				c.protocolError(err)
@@ -294,7 +288,7 @@ func (c *client) handle(ctx context.Context, p *packets.Packet) error {
 	case packets.Unsubscribe:
 		return c.srv.handleUnsubscribe(ctx, c, p)
 	case packets.Pingreq:
-		c.enqueueControl(outControl{kind: packets.Pingresp}, c)
+		c.enqueueControl(outControl{kind: packets.Pingresp}, &c.batch)
 	case packets.Disconnect:
 		return c.handleDisconnect(p)
 	case packets.Connect:
@@ -316,7 +310,7 @@ func (c *client) handleAck(id uint16, qos byte) {
 		ok = false
 	}
 	if ok {
-		s.ackLocked(id, c)
+		s.ackLocked(id, &c.batch)
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -333,7 +327,7 @@ func (c *client) handlePubrec(p *packets.Packet) {
 	s.mu.Lock()
 	m, ok := s.inflight[p.PacketID]
 	if ok && p.ReasonCode.IsError() {
-		s.ackLocked(p.PacketID, c)
+		s.ackLocked(p.PacketID, &c.batch)
 		s.mu.Unlock()
 		return
 	}
@@ -341,7 +335,7 @@ func (c *client) handlePubrec(p *packets.Packet) {
 		m.pubrec = true
 		s.inflight[p.PacketID] = m
 		if m.stored {
-			c.srv.persist(c, s.deliveryOp(OpQueueUpdate, &m.delivery, m.id, true))
+			c.srv.persist(&c.batch, s.deliveryOp(OpQueueUpdate, &m.delivery, m.id, true))
 		}
 	}
 	s.mu.Unlock()
@@ -349,7 +343,7 @@ func (c *client) handlePubrec(p *packets.Packet) {
 	if !ok {
 		code = packets.PacketIdentifierNotFound
 	}
-	c.enqueueControl(outControl{kind: packets.Pubrel, id: p.PacketID, code: code}, c)
+	c.enqueueControl(outControl{kind: packets.Pubrel, id: p.PacketID, code: code}, &c.batch)
 }
 
 // handlePubrel releases an inbound QoS 2 message: the message was
@@ -360,7 +354,7 @@ func (c *client) handlePubrel(id uint16) {
 	_, ok := s.inQoS2[id]
 	delete(s.inQoS2, id)
 	if ok && s.stored {
-		c.srv.persist(c, StoreOp{Kind: OpInboundDelete, ClientID: s.id, PacketID: id})
+		c.srv.persist(&c.batch, StoreOp{Kind: OpInboundDelete, ClientID: s.id, PacketID: id})
 	}
 	s.mu.Unlock()
 	code := packets.Success
@@ -567,22 +561,4 @@ func isTimeout(err error) bool {
 // logs reports whether the server logs at level.
 func (c *client) logs(level slog.Level) bool {
 	return c.srv.log.Enabled(context.Background(), level)
-}
-
-// countReceived adds the last batch's counts to the server's counters.
-func (c *client) countReceived() {
-	st := &c.srv.stats
-	if c.packets != 0 {
-		st.packetsIn.Add(c.packets)
-		c.packets = 0
-	}
-	for q := range 3 {
-		if c.recv[q] != 0 {
-			st.messagesIn.Add(c.recv[q])
-			st.messagesInQoS[q].Add(c.recv[q])
-			st.payloadInQoS[q].Add(c.recvBytes[q])
-			st.bytesIn.Add(c.recvBytes[q])
-			c.recv[q], c.recvBytes[q] = 0, 0
-		}
-	}
 }

@@ -18,53 +18,118 @@ import (
 // connected; on false a refusing CONNACK (if any) is queued as final.
 func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool {
 	cf := &p.Connect
-	props := &p.Properties
+	c.takeConnect(p)
+	var (
+		ack    packets.Properties // the CONNACK's (v5)
+		policy ClientPolicy       // set by the Connect hooks
+	)
+	id, assigned, code, why := s.admit(ctx, c, p, &ack, &policy)
+	if code != packets.Success {
+		return s.refuseConnect(c, cf.ClientID, code, why)
+	}
+	maxIn, expiry := c.applyPolicy(&policy, p)
+	if c.version == packets.Version5 {
+		s.connackProperties(c, &p.Properties, &ack, id, assigned, expiry, maxIn)
+	}
+	c.r.SetMaxSize(maxIn)
+	s.attach(c, id, cf.CleanStart, expiry, &ack)
+	c.logConnected(cf)
+	return true
+}
+
+// takeConnect records what the CONNECT fixes for the connection's life:
+// protocol version, keep alive, clean start, bridge bit.
+func (c *client) takeConnect(p *packets.Packet) {
 	c.version = p.ProtocolVersion
 	c.r.SetVersion(c.version)
-	c.keepAlive = cf.KeepAlive
-	c.cleanStart = cf.CleanStart
-	c.bridge = cf.Bridge
-	v5 := c.version == packets.Version5
+	c.keepAlive = p.Connect.KeepAlive
+	c.cleanStart = p.Connect.CleanStart
+	c.bridge = p.Connect.Bridge
+}
 
-	refuse := func(code packets.ReasonCode, why string) bool {
-		if c.id == "" {
-			c.id = cf.ClientID // the logger names the client as it asked to be called
-		}
-		c.logger().Warn("connection refused", "reason", code.String(), "cause", why)
-		s.stats.refused.Add(1)
-		var props *packets.Properties
-		if why != "" {
-			props = &packets.Properties{ReasonString: why}
-			props.Set(packets.PropReasonString)
-		}
-		c.sendConnack(code, false, props, true)
-		return false
+// admit runs, in order, the steps of connecting that may refuse the
+// client: its identifier, its certificate identity, its will, the limits it
+// announced (which shape the refusing CONNACK too), enhanced
+// authentication, and authentication, which fills policy. It returns the
+// identifier the client gets and whether the broker assigned it, or the
+// reason code and cause of the refusal.
+func (s *Server) admit(ctx context.Context, c *client, p *packets.Packet, ack *packets.Properties, policy *ClientPolicy) (string, bool, packets.ReasonCode, string) {
+	cf := &p.Connect
+	id, assigned, code, why := s.clientID(c, cf)
+	if code != packets.Success {
+		return "", false, code, why
 	}
+	certAuth, code, why := c.identify(id, cf)
+	if code != packets.Success {
+		return id, assigned, code, why
+	}
+	if code, why = s.checkWill(c, cf); code != packets.Success {
+		return id, assigned, code, why
+	}
+	c.takeClientLimits(&p.Properties)
+	if code, why = s.connectEnhancedAuth(ctx, c, &p.Properties, ack); code != packets.Success {
+		return id, assigned, code, why
+	}
+	code, why = s.authenticate(ctx, c, p, c.authMethod != "" || certAuth, policy)
+	return id, assigned, code, why
+}
 
-	id := cf.ClientID
-	assigned := false
+// refuseConnect logs and counts a refused CONNECT and queues the refusing
+// CONNACK as the connection's last packet, with why as its reason string.
+// asked is the identifier the client asked for, which names it in the log
+// when it was refused before it got one. It returns false, for connect.
+func (s *Server) refuseConnect(c *client, asked string, code packets.ReasonCode, why string) bool {
+	if c.id == "" {
+		c.id = asked // the logger names the client as it asked to be called
+	}
+	c.logger().Warn("connection refused", "reason", code.String(), "cause", why)
+	s.stats.refused.Add(1)
+	var props *packets.Properties
+	if why != "" {
+		props = &packets.Properties{ReasonString: why}
+		props.Set(packets.PropReasonString)
+	}
+	c.sendConnack(code, false, props, true)
+	return false
+}
+
+// clientID returns the client identifier the connection gets: the one it
+// asked for, or for an empty one, where the protocol allows it, a fresh one
+// (assigned). An empty identifier where it is not allowed, one longer than
+// max_client_id_len, and one in (or, for the broker's own connections, out
+// of) the InternalIDPrefix space are refused.
+func (s *Server) clientID(c *client, cf *packets.ConnectFields) (id string, assigned bool, code packets.ReasonCode, why string) {
+	id = cf.ClientID
 	if id == "" {
 		switch {
-		case v5:
+		case c.version == packets.Version5:
 			assigned = true
 		case c.version == packets.Version311 && cf.CleanStart:
 			assigned = true
 		case c.version == packets.Version311:
-			return refuse(packets.ClientIdentifierNotValid, "empty client identifier with clean session 0 [MQTT-3.1.3-8]")
+			return "", false, packets.ClientIdentifierNotValid, "empty client identifier with clean session 0 [MQTT-3.1.3-8]"
 		default:
-			return refuse(packets.ClientIdentifierNotValid, "MQTT 3.1 requires a client identifier")
+			return "", false, packets.ClientIdentifierNotValid, "MQTT 3.1 requires a client identifier"
 		}
 		id = s.assignClientID()
 	}
 	if len(id) > s.opts.MaxClientIDLen {
-		return refuse(packets.ClientIdentifierNotValid, "client identifier longer than max_client_id_len")
+		return "", false, packets.ClientIdentifierNotValid, "client identifier longer than max_client_id_len"
 	}
 	switch reserved := strings.HasPrefix(id, InternalIDPrefix); {
 	case reserved && !c.internal:
-		return refuse(packets.ClientIdentifierNotValid, "client identifiers beginning with "+InternalIDPrefix+" are the broker's own (bridges)")
+		return "", false, packets.ClientIdentifierNotValid, "client identifiers beginning with " + InternalIDPrefix + " are the broker's own (bridges)"
 	case !reserved && c.internal:
-		return refuse(packets.ClientIdentifierNotValid, "an internal connection's client identifier must begin with "+InternalIDPrefix)
+		return "", false, packets.ClientIdentifierNotValid, "an internal connection's client identifier must begin with " + InternalIDPrefix
 	}
+	return id, assigned, packets.Success, ""
+}
+
+// identify names the connection: its client identifier and the ClientInfo
+// hooks see. On a listener that takes the user name from a verified client
+// certificate (CertIdentity) that name replaces any the client sent, and
+// certAuth is set; without a certificate the client is refused.
+func (c *client) identify(id string, cf *packets.ConnectFields) (certAuth bool, code packets.ReasonCode, why string) {
 	c.id = id
 	c.info = ClientInfo{
 		ID:              id,
@@ -75,142 +140,169 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 		CleanStart:      cf.CleanStart,
 		TLS:             tlsState(c.conn),
 	}
-
-	certAuth := false
-	if ci, ok := c.conn.(CertIdentity); ok {
-		name, ok := ci.CertIdentity()
-		if !ok {
-			return refuse(packets.NotAuthorized, "this listener takes the username from a verified client certificate, and there is none")
-		}
-		cf.Username, cf.UsernameFlag = name, true
-		c.info.Username = name
-		certAuth = true
+	ci, ok := c.conn.(CertIdentity)
+	if !ok {
+		return false, packets.Success, ""
 	}
-	if cf.WillFlag {
-		if err := topics.ValidateTopicName(cf.Will.Topic); err != nil {
-			return refuse(packets.TopicNameInvalid, "will topic: "+err.Error())
-		}
-		if err := topics.CheckLevels(cf.Will.Topic, s.opts.MaxTopicLevels, false); err != nil {
-			return refuse(packets.TopicNameInvalid, "will topic: "+err.Error())
-		}
-		if cf.Will.Retain && s.opts.DisableRetain {
-			return refuse(packets.RetainNotSupported, "will retain requested but retain is not available")
-		}
-		w := cf.Will
-		c.will = &w
+	name, ok := ci.CertIdentity()
+	if !ok {
+		return false, packets.NotAuthorized, "this listener takes the username from a verified client certificate, and there is none"
 	}
+	cf.Username, cf.UsernameFlag = name, true
+	c.info.Username = name
+	return true, packets.Success, ""
+}
 
-	// Flow control and limits the client announced.
-	c.sendMax = s.opts.MaxInflight
+// checkWill validates the CONNECT's will, if any, and keeps it (c.will).
+func (s *Server) checkWill(c *client, cf *packets.ConnectFields) (packets.ReasonCode, string) {
+	if !cf.WillFlag {
+		return packets.Success, ""
+	}
+	if err := topics.ValidateTopicName(cf.Will.Topic); err != nil {
+		return packets.TopicNameInvalid, "will topic: " + err.Error()
+	}
+	if err := topics.CheckLevels(cf.Will.Topic, s.opts.MaxTopicLevels, false); err != nil {
+		return packets.TopicNameInvalid, "will topic: " + err.Error()
+	}
+	if cf.Will.Retain && s.opts.DisableRetain {
+		return packets.RetainNotSupported, "will retain requested but retain is not available"
+	}
+	w := cf.Will
+	c.will = &w
+	return packets.Success, ""
+}
+
+// takeClientLimits applies the flow control and limits the client
+// announced (v5): its Receive Maximum, Maximum Packet Size and Topic Alias
+// Maximum, whether it wants problem information, and its session expiry.
+func (c *client) takeClientLimits(props *packets.Properties) {
+	o := &c.srv.opts
+	c.sendMax = o.MaxInflight
 	c.reqProblemInfo = true
-	var expiry uint32
-	if v5 {
-		if props.Has(packets.PropReceiveMaximum) {
-			c.sendMax = min(props.ReceiveMaximum, s.opts.MaxInflight)
-		}
-		if props.Has(packets.PropMaximumPacketSize) {
-			c.maxOutPacket = props.MaximumPacketSize
-		}
-		if !s.opts.DisableTopicAliases {
-			c.aliasOutMax = min(props.TopicAliasMaximum, s.opts.TopicAliasMaximum)
-		}
-		if props.Has(packets.PropRequestProblemInfo) {
-			c.reqProblemInfo = props.RequestProblemInfo == 1
-		}
-		c.connectExpiry = props.SessionExpiry
+	if c.version != packets.Version5 {
+		return
 	}
+	if props.Has(packets.PropReceiveMaximum) {
+		c.sendMax = min(props.ReceiveMaximum, o.MaxInflight)
+	}
+	if props.Has(packets.PropMaximumPacketSize) {
+		c.maxOutPacket = props.MaximumPacketSize
+	}
+	if !o.DisableTopicAliases {
+		c.aliasOutMax = min(props.TopicAliasMaximum, o.TopicAliasMaximum)
+	}
+	if props.Has(packets.PropRequestProblemInfo) {
+		c.reqProblemInfo = props.RequestProblemInfo == 1
+	}
+	c.connectExpiry = props.SessionExpiry
+}
 
-	var ack packets.Properties
-	if v5 && props.Has(packets.PropAuthMethod) {
-		if !s.hooks.has(EventEnhancedAuth) {
-			return refuse(packets.BadAuthenticationMethod, "no hook handles authentication method "+props.AuthMethod)
-		}
-		resp, code, why := c.enhancedAuth(ctx, props.AuthMethod, props.AuthData)
-		if code != packets.Success {
-			return refuse(code, why)
-		}
-		c.authMethod = props.AuthMethod
-		ack.AuthMethod = props.AuthMethod
-		ack.Set(packets.PropAuthMethod)
-		if resp != nil {
-			ack.AuthData = resp
-			ack.Set(packets.PropAuthData)
-		}
+// connectEnhancedAuth runs v5 enhanced authentication when the CONNECT
+// names a method (enhanced_auth.go), and puts the method and the hooks'
+// last response in the CONNACK's properties.
+func (s *Server) connectEnhancedAuth(ctx context.Context, c *client, props, ack *packets.Properties) (packets.ReasonCode, string) {
+	if c.version != packets.Version5 || !props.Has(packets.PropAuthMethod) {
+		return packets.Success, ""
 	}
-	var policy ClientPolicy
-	if code, why := s.authenticate(ctx, c, p, c.authMethod != "" || certAuth, &policy); code != packets.Success {
-		return refuse(code, why)
+	if !s.hooks.has(EventEnhancedAuth) {
+		return packets.BadAuthenticationMethod, "no hook handles authentication method " + props.AuthMethod
 	}
-	maxIn := s.opts.MaxPacketSize
+	resp, code, why := c.enhancedAuth(ctx, props.AuthMethod, props.AuthData)
+	if code != packets.Success {
+		return code, why
+	}
+	c.authMethod = props.AuthMethod
+	ack.AuthMethod = props.AuthMethod
+	ack.Set(packets.PropAuthMethod)
+	if resp != nil {
+		ack.AuthData = resp
+		ack.Set(packets.PropAuthData)
+	}
+	return packets.Success, ""
+}
+
+// applyPolicy sets the connection's limits from the broker's options and
+// the Connect hooks' policy (packet size, inflight window, queue bound,
+// mountpoint, session expiry maximum). It returns the largest packet the
+// client may send and the session expiry it gets.
+func (c *client) applyPolicy(policy *ClientPolicy, p *packets.Packet) (maxIn, expiry uint32) {
+	o := &c.srv.opts
+	maxIn = o.MaxPacketSize
 	if policy.MaxPacketSize > 0 {
 		maxIn = min(maxIn, policy.MaxPacketSize)
 	}
 	if policy.MaxInflight > 0 {
 		c.sendMax = min(c.sendMax, policy.MaxInflight)
 	}
-	c.maxQueued = s.opts.MaxQueuedMessages
+	c.maxQueued = o.MaxQueuedMessages
 	if policy.MaxQueuedMessages > 0 {
 		c.maxQueued = policy.MaxQueuedMessages
 	}
 	c.mount = policy.Mountpoint
-	expiryMax := s.opts.SessionExpiryMax
+	c.expiryMax = o.SessionExpiryMax
 	if policy.SessionExpiryMax > 0 {
-		expiryMax = policy.SessionExpiryMax
+		c.expiryMax = policy.SessionExpiryMax
 	}
-	c.expiryMax = expiryMax
 	switch {
-	case v5:
-		expiry = min(props.SessionExpiry, expiryMax)
-	case !cf.CleanStart:
-		expiry = expiryMax
+	case c.version == packets.Version5:
+		expiry = min(p.Properties.SessionExpiry, c.expiryMax)
+	case !p.Connect.CleanStart:
+		expiry = c.expiryMax
 	}
 	if c.will != nil && c.mount != "" {
 		c.will.Topic = c.mount + c.will.Topic
 	}
+	return maxIn, expiry
+}
 
-	if v5 {
-		if assigned {
-			ack.AssignedClientID = id
-			ack.Set(packets.PropAssignedClientID)
-		}
-		if expiry != props.SessionExpiry {
-			ack.SessionExpiry = expiry
-			ack.Set(packets.PropSessionExpiry)
-		}
-		if s.opts.ReceiveMaximum != 65535 {
-			ack.ReceiveMaximum = s.opts.ReceiveMaximum
-			ack.Set(packets.PropReceiveMaximum)
-		}
-		ack.MaximumPacketSize = maxIn
-		ack.Set(packets.PropMaximumPacketSize)
-		if !s.opts.DisableTopicAliases {
-			ack.TopicAliasMaximum = s.opts.TopicAliasMaximum
-			ack.Set(packets.PropTopicAliasMaximum)
-		}
-		setAvailability(&ack, packets.PropRetainAvailable, &ack.RetainAvailable, s.opts.DisableRetain)
-		setAvailability(&ack, packets.PropWildcardSubAvailable, &ack.WildcardSubAvailable, s.opts.DisableWildcardSubs)
-		setAvailability(&ack, packets.PropSubscriptionIDAvailable, &ack.SubscriptionIDAvailable, s.opts.DisableSubIDs)
-		setAvailability(&ack, packets.PropSharedSubAvailable, &ack.SharedSubAvailable, s.opts.DisableSharedSubs)
-		if s.opts.ServerKeepAlive != 0 {
-			c.keepAlive = s.opts.ServerKeepAlive
-			ack.ServerKeepAlive = s.opts.ServerKeepAlive
-			ack.Set(packets.PropServerKeepAlive)
-		}
-		if props.Has(packets.PropRequestResponseInfo) && props.RequestResponseInfo == 1 {
-			ack.ResponseInfo = "responses/" + id
-			ack.Set(packets.PropResponseInfo)
-		}
+// connackProperties fills a v5 CONNACK's properties: what the broker
+// assigned or changed (identifier, session expiry, keep alive), its limits
+// and the features it lacks, and response information when asked for.
+func (s *Server) connackProperties(c *client, props, ack *packets.Properties, id string, assigned bool, expiry, maxIn uint32) {
+	o := &s.opts
+	if assigned {
+		ack.AssignedClientID = id
+		ack.Set(packets.PropAssignedClientID)
 	}
-	c.r.SetMaxSize(maxIn)
-	s.attach(c, id, cf.CleanStart, expiry, &ack)
-	if c.logs(slog.LevelInfo) {
-		attrs := []any{"version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive}
-		if cf.Bridge {
-			attrs = append(attrs, "bridge", true)
-		}
-		c.logger().Info("client connected", attrs...)
+	if expiry != props.SessionExpiry {
+		ack.SessionExpiry = expiry
+		ack.Set(packets.PropSessionExpiry)
 	}
-	return true
+	if o.ReceiveMaximum != 65535 {
+		ack.ReceiveMaximum = o.ReceiveMaximum
+		ack.Set(packets.PropReceiveMaximum)
+	}
+	ack.MaximumPacketSize = maxIn
+	ack.Set(packets.PropMaximumPacketSize)
+	if !o.DisableTopicAliases {
+		ack.TopicAliasMaximum = o.TopicAliasMaximum
+		ack.Set(packets.PropTopicAliasMaximum)
+	}
+	setAvailability(ack, packets.PropRetainAvailable, &ack.RetainAvailable, o.DisableRetain)
+	setAvailability(ack, packets.PropWildcardSubAvailable, &ack.WildcardSubAvailable, o.DisableWildcardSubs)
+	setAvailability(ack, packets.PropSubscriptionIDAvailable, &ack.SubscriptionIDAvailable, o.DisableSubIDs)
+	setAvailability(ack, packets.PropSharedSubAvailable, &ack.SharedSubAvailable, o.DisableSharedSubs)
+	if o.ServerKeepAlive != 0 {
+		c.keepAlive = o.ServerKeepAlive
+		ack.ServerKeepAlive = o.ServerKeepAlive
+		ack.Set(packets.PropServerKeepAlive)
+	}
+	if props.Has(packets.PropRequestResponseInfo) && props.RequestResponseInfo == 1 {
+		ack.ResponseInfo = "responses/" + id
+		ack.Set(packets.PropResponseInfo)
+	}
+}
+
+// logConnected logs the new connection.
+func (c *client) logConnected(cf *packets.ConnectFields) {
+	if !c.logs(slog.LevelInfo) {
+		return
+	}
+	attrs := []any{"version", c.version, "clean_start", cf.CleanStart, "keepalive", c.keepAlive}
+	if cf.Bridge {
+		attrs = append(attrs, "bridge", true)
+	}
+	c.logger().Info("client connected", attrs...)
 }
 
 // setAvailability announces a feature as unavailable (0) in CONNACK; an
@@ -273,7 +365,7 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 		}
 		sess.stopTimersLocked()
 		if clean {
-			s.discardLocked(sess, c)
+			s.discardLocked(sess, &c.batch)
 		}
 		sess.mu.Unlock()
 		if clean {
@@ -299,17 +391,17 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 	c.connected = true
 	if s.store != nil {
 		if expiry > 0 {
-			sess.persistAllLocked(c)
+			sess.persistAllLocked(&c.batch)
 		} else {
-			sess.unstoreLocked(c)
+			sess.unstoreLocked(&c.batch)
 		}
-		if s.storeDurable && len(c.storeOps) > 0 {
+		if s.storeDurable && len(c.batch.storeOps) > 0 {
 			c.holdOutput() // until flushConnect has it stored
 		}
 	}
 	c.sendConnack(packets.Success, present, ack, false)
 	sess.resendLocked()
-	sess.pumpLocked(c)
+	sess.pumpLocked(&c.batch)
 	sess.mu.Unlock()
 	s.sessMu.Unlock()
 
@@ -364,12 +456,12 @@ func (s *Server) detach(c *client) {
 		w = &willMsg{will: c.will, origin: c.id, info: &c.info}
 	}
 	if sess.expiry == 0 {
-		s.discardLocked(sess, c)
+		s.discardLocked(sess, &c.batch)
 		s.removeSessionLocked(sess)
 		now = w
 	} else {
 		if sess.stored {
-			s.persist(c, sess.sessionOp(time.Now()))
+			s.persist(&c.batch, sess.sessionOp(time.Now()))
 		}
 		gen := sess.gen
 		if w != nil {
@@ -396,10 +488,10 @@ func (s *Server) detach(c *client) {
 }
 
 // discardLocked drops a session's subscriptions from the trie and its
-// queued state, and its record in the store (by as in persist). Callers
+// queued state, and its record in the store (rb as in persist). Callers
 // hold sessMu and sess.mu.
-func (s *Server) discardLocked(sess *session, by *client) {
-	sess.unstoreLocked(by)
+func (s *Server) discardLocked(sess *session, rb *readBatch) {
+	sess.unstoreLocked(rb)
 	for k := range sess.subs {
 		s.subs.Unsubscribe(sess.id, k.group, k.filter)
 	}

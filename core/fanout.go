@@ -32,7 +32,9 @@ func newScratchPool() *sync.Pool {
 
 // fanout delivers m to every matching subscription: each client once for
 // its ordinary subscriptions, plus one member of each matching share group.
-// It returns the number of deliveries.
+// It returns the number of deliveries. from is the publishing client (nil
+// for the broker's own publishes), whose reader's batch the deliveries go
+// through.
 func (s *Server) fanout(m *message, from *client) int {
 	sc := s.scratch.Get().(*fanoutScratch)
 	defer func() {
@@ -48,6 +50,7 @@ func (s *Server) fanout(m *message, from *client) int {
 	if from != nil {
 		fromID = from.id
 	}
+	rb := from.readerBatch()
 	for _, sub := range sc.matches.Subs {
 		if sub.NoLocal && sub.ClientID == fromID {
 			continue // [MQTT-3.8.3-3]
@@ -69,7 +72,7 @@ func (s *Server) fanout(m *message, from *client) int {
 	n := 0
 	for i := range sc.views {
 		v := &sc.views[i]
-		if s.deliver(v.clientID, from, delivery{
+		if s.deliver(v.clientID, rb, delivery{
 			msg:    m,
 			qos:    min(m.qos, v.qos),
 			retain: m.retain && v.rap,
@@ -90,7 +93,7 @@ func (s *Server) fanout(m *message, from *client) int {
 		if sub.Identifier != 0 {
 			ids = []uint32{sub.Identifier}
 		}
-		if s.deliver(sub.ClientID, from, delivery{
+		if s.deliver(sub.ClientID, rb, delivery{
 			msg:    m,
 			qos:    min(m.qos, sub.QoS),
 			retain: m.retain && sub.RetainAsPublished,
@@ -120,9 +123,9 @@ func (s *Server) isOnline(sub *topics.Subscription) bool {
 }
 
 // deliver hands one delivery to a client's session or inline handler. It
-// reports whether the delivery was accepted. by is the client whose reader
-// is routing (nil for the broker's own publishes); see pushLocked.
-func (s *Server) deliver(clientID string, by *client, d delivery) bool {
+// reports whether the delivery was accepted. rb is the batch of the reader
+// routing (nil for the broker's own publishes); see readBatch.
+func (s *Server) deliver(clientID string, rb *readBatch, d delivery) bool {
 	if isInlineID(clientID) {
 		return s.inline.deliver(clientID, d)
 	}
@@ -143,7 +146,7 @@ func (s *Server) deliver(clientID string, by *client, d delivery) bool {
 		sess.dropLocked(d, DropTooLarge)
 		return false
 	}
-	return sess.offerLocked(d, sess.expiry > 0, by)
+	return sess.offerLocked(d, sess.expiry > 0, rb)
 }
 
 // publishSize is the encoded size of a delivery before any topic alias.

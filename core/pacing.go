@@ -24,29 +24,30 @@ const (
 	stallAfter = 100 * time.Millisecond
 )
 
-// noteBacklog records that target's queue is filling; called by whoever
-// queued for it, with by the publishing reader (nil: nobody to pace).
-func (by *client) noteBacklog(target *client) {
-	if by == nil || by == target {
+// noteBacklog records in the publishing reader's batch that target's queue
+// is filling; called by whoever queued for it (rb nil: nobody to pace). A
+// reader never waits for its own client's writer.
+func (rb *readBatch) noteBacklog(target *client) {
+	if rb == nil || rb == &target.batch {
 		return
 	}
-	for _, t := range by.paceFor {
+	for _, t := range rb.paceFor {
 		if t == target {
 			return
 		}
 	}
-	by.paceFor = append(by.paceFor, target)
+	rb.paceFor = append(rb.paceFor, target)
 }
 
 // pace waits, bounded in total by maxPace, until every subscriber noted in
-// the last batch has drained below a quarter of its queue or is stalled. Only the
-// client's reader calls it, after startWriters.
-func (c *client) pace() {
-	if len(c.paceFor) == 0 {
+// the batch has drained below a quarter of its queue or is stalled. Only
+// the reader's goroutine calls it, after startWriters.
+func (rb *readBatch) pace() {
+	if len(rb.paceFor) == 0 {
 		return
 	}
 	deadline := time.Now().Add(maxPace)
-	for i, t := range c.paceFor {
+	for i, t := range rb.paceFor {
 		for {
 			ch := t.spaceSignal()
 			if ch == nil {
@@ -56,22 +57,22 @@ func (c *client) pace() {
 			if left <= 0 {
 				break
 			}
-			if c.paceTimer == nil {
-				c.paceTimer = time.NewTimer(left)
+			if rb.paceTimer == nil {
+				rb.paceTimer = time.NewTimer(left)
 			} else {
-				c.paceTimer.Reset(left)
+				rb.paceTimer.Reset(left)
 			}
 			select {
 			case <-ch:
-				c.paceTimer.Stop()
+				rb.paceTimer.Stop()
 				continue
-			case <-c.paceTimer.C:
+			case <-rb.paceTimer.C:
 			}
 			break
 		}
-		c.paceFor[i] = nil
+		rb.paceFor[i] = nil
 	}
-	c.paceFor = c.paceFor[:0]
+	rb.paceFor = rb.paceFor[:0]
 }
 
 // spaceSignal returns nil when the client's queues have room (below a quarter)
@@ -105,12 +106,9 @@ func (c *client) signalSpaceLocked() {
 	}
 }
 
-// pacingState is the per-client part of pacing, embedded in client.
+// pacingState is the subscriber's part of pacing, embedded in client (the
+// publisher's part is in its readBatch).
 type pacingState struct {
-	// paceFor are the subscribers this client's reader waits for after
-	// its batch. Reader-owned.
-	paceFor   []*client
-	paceTimer *time.Timer
 	// space is closed (under outMu) when the writer takes a batch or an
 	// acknowledgement frees the inflight window.
 	space chan struct{}

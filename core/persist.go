@@ -8,7 +8,7 @@ import (
 )
 
 // This file turns session state changes into StoreOps. A change made by a
-// client's reader goes into that client's batch (client.storeOps), which
+// client's reader goes into the reader's batch (readBatch.storeOps), which
 // the reader hands to the store at the end of the batch, holding the
 // batch's acknowledgements until it is durable (see flushStore); a change
 // made elsewhere (timers, the broker's own publishes, closing connections)
@@ -31,11 +31,11 @@ func (s *Server) messageID(m *message) uint64 {
 	return m.storeID.Load()
 }
 
-// persist hands op to the store: into by's batch when by's reader is
-// making the change, otherwise at once.
-func (s *Server) persist(by *client, op StoreOp) {
-	if by != nil {
-		by.storeOps = append(by.storeOps, op)
+// persist hands op to the store: into rb, the batch of the reader making
+// the change, or at once when rb is nil.
+func (s *Server) persist(rb *readBatch, op StoreOp) {
+	if rb != nil {
+		rb.storeOps = append(rb.storeOps, op)
 		return
 	}
 	s.store.Apply([]StoreOp{op}, nil)
@@ -55,16 +55,16 @@ func (s *session) deliveryOp(kind StoreOpKind, d *delivery, id uint16, pubrec bo
 }
 
 // storeQueuedLocked records a delivery that stays in the pending queue.
-func (s *session) storeQueuedLocked(d *delivery, by *client) {
+func (s *session) storeQueuedLocked(d *delivery, rb *readBatch) {
 	if d.seq == 0 || d.stored {
 		return
 	}
 	d.stored = true
-	s.srv.persist(by, s.deliveryOp(OpQueueAdd, d, 0, false))
+	s.srv.persist(rb, s.deliveryOp(OpQueueAdd, d, 0, false))
 }
 
 // storeInflightLocked records a delivery that went into flight as id.
-func (s *session) storeInflightLocked(d *delivery, id uint16, by *client) {
+func (s *session) storeInflightLocked(d *delivery, id uint16, rb *readBatch) {
 	if d.seq == 0 {
 		return
 	}
@@ -73,15 +73,15 @@ func (s *session) storeInflightLocked(d *delivery, id uint16, by *client) {
 		kind = OpQueueAdd
 		d.stored = true
 	}
-	s.srv.persist(by, s.deliveryOp(kind, d, id, false))
+	s.srv.persist(rb, s.deliveryOp(kind, d, id, false))
 }
 
 // unstoreDeliveryLocked records that a delivery left the session.
-func (s *session) unstoreDeliveryLocked(d *delivery, by *client) {
+func (s *session) unstoreDeliveryLocked(d *delivery, rb *readBatch) {
 	if d.seq == 0 || !d.stored {
 		return
 	}
-	s.srv.persist(by, s.deliveryOp(OpQueueDelete, d, 0, false))
+	s.srv.persist(rb, s.deliveryOp(OpQueueDelete, d, 0, false))
 }
 
 // sessionOp describes the session record.
@@ -91,28 +91,28 @@ func (s *session) sessionOp(disconnected time.Time) StoreOp {
 
 // persistAllLocked writes a session that was not stored, with everything
 // it holds, and marks it stored; a stored one has its record updated.
-func (s *session) persistAllLocked(by *client) {
+func (s *session) persistAllLocked(rb *readBatch) {
 	srv := s.srv
-	srv.persist(by, s.sessionOp(time.Time{}))
+	srv.persist(rb, s.sessionOp(time.Time{}))
 	if s.stored {
 		return
 	}
 	s.stored = true
 	for _, sub := range s.subs {
-		srv.persist(by, StoreOp{Kind: OpSubscriptionPut, ClientID: s.id, Subscription: storedSubscription(sub)})
+		srv.persist(rb, StoreOp{Kind: OpSubscriptionPut, ClientID: s.id, Subscription: storedSubscription(sub)})
 	}
 	for id := range s.inQoS2 {
-		srv.persist(by, StoreOp{Kind: OpInboundPut, ClientID: s.id, PacketID: id})
+		srv.persist(rb, StoreOp{Kind: OpInboundPut, ClientID: s.id, PacketID: id})
 	}
 	for id, m := range s.inflight {
 		m.seq = srv.nextStoreSeq()
 		m.stored = true
-		srv.persist(by, s.deliveryOp(OpQueueAdd, &m.delivery, id, m.pubrec))
+		srv.persist(rb, s.deliveryOp(OpQueueAdd, &m.delivery, id, m.pubrec))
 		s.inflight[id] = m
 	}
 	s.pending.each(func(d *delivery) {
 		d.seq = srv.nextStoreSeq()
-		s.storeQueuedLocked(d, by)
+		s.storeQueuedLocked(d, rb)
 	})
 }
 
@@ -120,26 +120,26 @@ func (s *session) persistAllLocked(by *client) {
 // delivery (so that message references are counted down), then the
 // session and everything else it owns. The session stays in memory,
 // unstored.
-func (s *session) unstoreLocked(by *client) {
+func (s *session) unstoreLocked(rb *readBatch) {
 	if !s.stored {
 		return
 	}
 	s.stored = false
 	for id, m := range s.inflight {
-		s.unstoreDeliveryLocked(&m.delivery, by)
+		s.unstoreDeliveryLocked(&m.delivery, rb)
 		m.seq, m.stored = 0, false
 		s.inflight[id] = m
 	}
 	s.pending.each(func(d *delivery) {
-		s.unstoreDeliveryLocked(d, by)
+		s.unstoreDeliveryLocked(d, rb)
 		d.seq, d.stored = 0, false
 	})
 	for i := range s.held {
 		d := &s.held[i].d
-		s.unstoreDeliveryLocked(d, by)
+		s.unstoreDeliveryLocked(d, rb)
 		d.seq, d.stored = 0, false
 	}
-	s.srv.persist(by, StoreOp{Kind: OpSessionDelete, ClientID: s.id})
+	s.srv.persist(rb, StoreOp{Kind: OpSessionDelete, ClientID: s.id})
 }
 
 // storedSubscription is a subscription as the store keeps it: the filter
@@ -154,13 +154,13 @@ func storedSubscription(sub topics.Subscription) StoredSubscription {
 
 // persistRetained records a retained message set or cleared by a publish.
 // $SYS topics are the broker's own live state and are not stored.
-func (s *Server) persistRetained(m *message, by *client) {
+func (s *Server) persistRetained(m *message, rb *readBatch) {
 	if s.store == nil || strings.HasPrefix(m.topic, "$SYS/") {
 		return
 	}
 	if len(m.payload) == 0 {
-		s.persist(by, StoreOp{Kind: OpRetainedDelete, Topic: m.topic})
+		s.persist(rb, StoreOp{Kind: OpRetainedDelete, Topic: m.topic})
 		return
 	}
-	s.persist(by, StoreOp{Kind: OpRetainedPut, MessageID: s.messageID(m), msg: m})
+	s.persist(rb, StoreOp{Kind: OpRetainedPut, MessageID: s.messageID(m), msg: m})
 }

@@ -120,7 +120,8 @@ func benchPublishHooks(b *testing.B, version byte, nsubs int, hooks []Hook) {
 	}
 	// The publisher: connected as far as handlePublish needs (QoS 0 uses
 	// neither its session nor its outbound queue).
-	pc := &client{srv: srv, id: "pub", version: version, connected: true}
+	pc := &client{srv: srv}
+	pc.id, pc.version, pc.connected = "pub", version, true
 	pc.info = ClientInfo{ID: "pub", ProtocolVersion: version}
 	pc.sess = newSession(srv, "pub")
 	ctx := context.Background()
@@ -133,7 +134,7 @@ func benchPublishHooks(b *testing.B, version byte, nsubs int, hooks []Hook) {
 		if err := srv.handlePublish(ctx, pc, &decoded); err != nil {
 			b.Fatal(err)
 		}
-		pc.startWriters()
+		pc.batch.startWriters()
 		n++
 		if n%256 == 0 {
 			for i, s := range subs {

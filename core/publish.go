@@ -12,69 +12,97 @@ import (
 
 // handlePublish takes an inbound PUBLISH: topic alias resolution, the QoS 2
 // duplicate check and Receive Maximum, authorization, routing, and the
-// acknowledgement.
+// acknowledgement. It runs on the client's reader; what routing does for
+// the subscribers goes through the reader's batch (readBatch).
 func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet) error {
-	if len(p.Properties.SubscriptionIDs) > 0 {
-		return packets.Errorf(packets.ProtocolError, "PUBLISH from a client carries a Subscription Identifier [MQTT-3.3.4-6]")
-	}
-	if err := c.resolveAlias(p); err != nil {
+	if ok, err := s.checkPublish(c, p); !ok {
 		return err
 	}
+	c.batch.recv[p.QoS]++
+	c.batch.recvBytes[p.QoS] += int64(len(p.Payload))
+	if p.QoS == 2 {
+		if ok, err := s.receiveQoS2(c, p); !ok {
+			return err
+		}
+	}
+	now := time.Now()
+	var (
+		m  *message
+		hm *Message // the message the Publish hooks rewrote, if any
+	)
+	if s.hooks.has(EventPublish) {
+		m, hm = s.modifiedMessage(ctx, c, p, now)
+	} else {
+		m = s.authorizedMessage(ctx, c, p, now)
+	}
+	if m == nil {
+		return nil // denied, and answered
+	}
+	if s.routePublish(c, p, m) {
+		s.published(ctx, c, p, m, hm, now)
+	}
+	return nil
+}
+
+// checkPublish validates a PUBLISH and resolves its topic alias. A protocol
+// error is returned, and ends the connection; a topic deeper than
+// max_topic_levels, valid MQTT the broker does not take, is answered
+// (Topic Name invalid, 0x90, in the acknowledgement). It reports whether
+// the PUBLISH goes on.
+func (s *Server) checkPublish(c *client, p *packets.Packet) (bool, error) {
+	if len(p.Properties.SubscriptionIDs) > 0 {
+		return false, packets.Errorf(packets.ProtocolError, "PUBLISH from a client carries a Subscription Identifier [MQTT-3.3.4-6]")
+	}
+	if err := c.resolveAlias(p); err != nil {
+		return false, err
+	}
 	if p.Retain && s.opts.DisableRetain {
-		return packets.Errorf(packets.RetainNotSupported, "PUBLISH with retain set, but retain is not available")
+		return false, packets.Errorf(packets.RetainNotSupported, "PUBLISH with retain set, but retain is not available")
 	}
 	if err := topics.CheckLevels(p.Topic, s.opts.MaxTopicLevels, false); err != nil {
-		// Valid MQTT, not accepted here: 0x90 in the acknowledgement.
 		s.denyPublish(c, p, packets.TopicNameInvalid, err.Error())
-		return nil
+		return false, nil
 	}
-	c.recv[p.QoS]++
-	c.recvBytes[p.QoS] += int64(len(p.Payload))
-	sess := c.sess
-	if p.QoS == 2 {
-		sess.mu.Lock()
-		if _, dup := sess.inQoS2[p.PacketID]; dup {
-			// Already delivered; a resend only gets its PUBREC again [MQTT-4.3.3-10].
-			sess.mu.Unlock()
-			c.ack(outControl{kind: packets.Pubrec, id: p.PacketID})
-			return nil
-		}
-		// Receive Maximum is MQTT 5's flow control, which a 3.x client
-		// knows nothing of: its QoS 2 flows are bounded by the 65535
-		// packet identifiers alone.
-		if c.version == packets.Version5 && len(sess.inQoS2) >= int(s.opts.ReceiveMaximum) {
-			sess.mu.Unlock()
-			return packets.Errorf(packets.ReceiveMaximumExceeded, "more than %d unacknowledged QoS 2 PUBLISH packets [MQTT-3.3.4-7]", s.opts.ReceiveMaximum)
-		}
-		if sess.inQoS2 == nil {
-			sess.inQoS2 = make(map[uint16]struct{})
-		}
-		sess.inQoS2[p.PacketID] = struct{}{}
-		if sess.stored {
-			s.persist(c, StoreOp{Kind: OpInboundPut, ClientID: sess.id, PacketID: p.PacketID})
-		}
-		sess.mu.Unlock()
-	}
+	return true, nil
+}
 
-	var m *message
-	now := time.Now()
-	modify := s.hooks.has(EventPublish)
-	if !modify && s.hooks.has(EventPublished) {
-		// Only told: the hooks see the reader's scratch message too, once
-		// the message is routed (after the acknowledgement is queued).
-		defer func() {
-			if m == nil {
-				return // refused
-			}
-			hm := &c.hookMsg
-			*hm = Message{Topic: m.topic, Payload: m.payload, QoS: m.qos, Retain: m.retain, Properties: p.Properties, Origin: c.id, Received: now}
-			s.hooks.notify(EventPublished, hm.Topic, func(h *handlers) { h.published.OnPublished(ctx, &c.info, hm) })
-			*hm = Message{}
-		}()
+// receiveQoS2 records an inbound QoS 2 PUBLISH's packet identifier until
+// its PUBREL (session.inQoS2, and the store). A resend of one already
+// delivered only gets its PUBREC again [MQTT-4.3.3-10], and one beyond the
+// Receive Maximum is a protocol error (v5). It reports whether the
+// PUBLISH goes on.
+func (s *Server) receiveQoS2(c *client, p *packets.Packet) (bool, error) {
+	sess := c.sess
+	sess.mu.Lock()
+	if _, dup := sess.inQoS2[p.PacketID]; dup {
+		sess.mu.Unlock()
+		c.ack(outControl{kind: packets.Pubrec, id: p.PacketID})
+		return false, nil
 	}
-	if !modify && s.hooks.has(EventAuthorizePublish) {
-		// Only authorization: the hooks see the reader's scratch message,
-		// valid during their call, and nothing is copied for them.
+	// Receive Maximum is MQTT 5's flow control, which a 3.x client
+	// knows nothing of: its QoS 2 flows are bounded by the 65535
+	// packet identifiers alone.
+	if c.version == packets.Version5 && len(sess.inQoS2) >= int(s.opts.ReceiveMaximum) {
+		sess.mu.Unlock()
+		return false, packets.Errorf(packets.ReceiveMaximumExceeded, "more than %d unacknowledged QoS 2 PUBLISH packets [MQTT-3.3.4-7]", s.opts.ReceiveMaximum)
+	}
+	if sess.inQoS2 == nil {
+		sess.inQoS2 = make(map[uint16]struct{})
+	}
+	sess.inQoS2[p.PacketID] = struct{}{}
+	if sess.stored {
+		s.persist(&c.batch, StoreOp{Kind: OpInboundPut, ClientID: sess.id, PacketID: p.PacketID})
+	}
+	sess.mu.Unlock()
+	return true, nil
+}
+
+// authorizedMessage builds the message of a PUBLISH when no hook rewrites
+// messages, once the AuthorizePublish hooks, if any, allow it; they see the
+// reader's scratch message, valid during their call, and nothing is copied
+// for them. It returns nil for a denied PUBLISH, which it answers.
+func (s *Server) authorizedMessage(ctx context.Context, c *client, p *packets.Packet, now time.Time) *message {
+	if s.hooks.has(EventAuthorizePublish) {
 		hm := &c.hookMsg
 		*hm = Message{Topic: c.mount + p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Properties: p.Properties, Origin: c.id, Received: now}
 		code, why := s.authorizePublish(ctx, c, hm)
@@ -84,33 +112,39 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 			return nil
 		}
 	}
-	if modify {
-		hm := &Message{Topic: c.mount + p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Properties: p.Properties, Origin: c.id, Received: now}
-		code, why := s.authorizePublish(ctx, c, hm)
-		if code == packets.Success {
-			code, why = s.modifyPublish(ctx, c, hm)
-		}
-		if code != packets.Success {
-			s.denyPublish(c, p, code, why)
-			return nil
-		}
-		m = buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, c.id, &hm.Properties, now)
-		defer func() {
-			if m != nil {
-				s.hooks.notify(EventPublished, hm.Topic, func(h *handlers) { h.published.OnPublished(ctx, &c.info, hm) })
-			}
-		}()
-	} else {
-		m = newMessage(p, c.id, now)
-		if c.mount != "" {
-			m.topic = c.mount + m.topic
-		}
+	m := newMessage(p, c.id, now)
+	if c.mount != "" {
+		m.topic = c.mount + m.topic
 	}
+	return m
+}
+
+// modifiedMessage builds the message of a PUBLISH from what the
+// AuthorizePublish and Publish hooks made of it, and returns it with the
+// hooks' Message, which the Published hooks are shown. It returns nil for
+// a denied PUBLISH, which it answers.
+func (s *Server) modifiedMessage(ctx context.Context, c *client, p *packets.Packet, now time.Time) (*message, *Message) {
+	hm := &Message{Topic: c.mount + p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Properties: p.Properties, Origin: c.id, Received: now}
+	code, why := s.authorizePublish(ctx, c, hm)
+	if code == packets.Success {
+		code, why = s.modifyPublish(ctx, c, hm)
+	}
+	if code != packets.Success {
+		s.denyPublish(c, p, code, why)
+		return nil, nil
+	}
+	return buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, c.id, &hm.Properties, now), hm
+}
+
+// routePublish routes m and acknowledges its PUBLISH: Success, or in v5 No
+// matching subscribers when nobody took it. A retained message the
+// retained store has no room for is refused with Quota exceeded. It
+// reports whether m was published.
+func (s *Server) routePublish(c *client, p *packets.Packet, m *message) bool {
 	n, err := s.route(m, c)
 	if err != nil {
-		m = nil // not published: the Published hooks are not told
 		s.refusePublish(c, p, packets.QuotaExceeded, err.Error())
-		return nil
+		return false
 	}
 	code := packets.Success
 	if n == 0 && c.version == packets.Version5 {
@@ -122,7 +156,24 @@ func (s *Server) handlePublish(ctx context.Context, c *client, p *packets.Packet
 	case 2:
 		c.ack(outControl{kind: packets.Pubrec, id: p.PacketID, code: code})
 	}
-	return nil
+	return true
+}
+
+// published tells the Published hooks of a routed message, after its
+// acknowledgement is queued: hm is the Message the Publish hooks rewrote;
+// without one they see the reader's scratch message, filled from m.
+func (s *Server) published(ctx context.Context, c *client, p *packets.Packet, m *message, hm *Message, now time.Time) {
+	if hm != nil {
+		s.hooks.notify(EventPublished, hm.Topic, func(h *handlers) { h.published.OnPublished(ctx, &c.info, hm) })
+		return
+	}
+	if !s.hooks.has(EventPublished) {
+		return
+	}
+	sm := &c.hookMsg
+	*sm = Message{Topic: m.topic, Payload: m.payload, QoS: m.qos, Retain: m.retain, Properties: p.Properties, Origin: c.id, Received: now}
+	s.hooks.notify(EventPublished, sm.Topic, func(h *handlers) { h.published.OnPublished(ctx, &c.info, sm) })
+	*sm = Message{}
 }
 
 // denyPublish logs and answers a PUBLISH a hook refused (refusePublish).
@@ -145,7 +196,7 @@ func (s *Server) refusePublish(c *client, p *packets.Packet, code packets.Reason
 		sess.mu.Lock()
 		delete(sess.inQoS2, p.PacketID)
 		if sess.stored {
-			s.persist(c, StoreOp{Kind: OpInboundDelete, ClientID: sess.id, PacketID: p.PacketID})
+			s.persist(&c.batch, StoreOp{Kind: OpInboundDelete, ClientID: sess.id, PacketID: p.PacketID})
 		}
 		sess.mu.Unlock()
 		c.ack(ackWithReason(packets.Pubrec, p.PacketID, code, why, c.version))

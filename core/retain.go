@@ -57,7 +57,7 @@ func (s *Server) retain(m *message, from *client, bounded bool) error {
 			return s.retainRefused(m, from, err)
 		}
 	}
-	s.persistRetained(m, from)
+	s.persistRetained(m, from.readerBatch())
 	s.retainedEvent(m)
 	return nil
 }

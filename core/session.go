@@ -136,20 +136,20 @@ func (s *session) allocIDLocked() uint16 {
 // reports whether the delivery was accepted (false: dropped and counted).
 // While retained messages are being sent it holds the delivery instead
 // (holdLocked).
-func (s *session) offerLocked(d delivery, persistent bool, by *client) bool {
+func (s *session) offerLocked(d delivery, persistent bool, rb *readBatch) bool {
 	if s.retaining > 0 {
-		return s.holdLocked(d, persistent, by)
+		return s.holdLocked(d, persistent, rb)
 	}
-	return s.offerNowLocked(d, persistent, by)
+	return s.offerNowLocked(d, persistent, rb)
 }
 
 // offerNowLocked is offerLocked without holding: for the retained
 // messages themselves, and the held deliveries that follow them.
-func (s *session) offerNowLocked(d delivery, persistent bool, by *client) bool {
+func (s *session) offerNowLocked(d delivery, persistent bool, rb *readBatch) bool {
 	srv := s.srv
 	if d.qos == 0 {
 		if s.conn != nil {
-			if s.conn.enqueuePublish(d, 0, false, by) {
+			if s.conn.enqueuePublish(d, 0, false, rb) {
 				return true
 			}
 			s.dropLocked(d, DropOutboundQueueFull)
@@ -160,7 +160,7 @@ func (s *session) offerNowLocked(d delivery, persistent bool, by *client) bool {
 		}
 	}
 	if s.pending.len() >= s.maxQueued {
-		s.unstoreDeliveryLocked(&d, by) // one held (holdLocked) is stored
+		s.unstoreDeliveryLocked(&d, rb) // one held (holdLocked) is stored
 		s.dropLocked(d, DropSessionQueueFull)
 		return false
 	}
@@ -169,14 +169,14 @@ func (s *session) offerNowLocked(d delivery, persistent bool, by *client) bool {
 	}
 	s.pending.push(d)
 	if s.conn != nil && s.pending.len() >= s.maxQueued/2 {
-		by.noteBacklog(s.conn)
+		rb.noteBacklog(s.conn)
 	}
-	s.pumpLocked(by)
+	s.pumpLocked(rb)
 	if d.seq != 0 && s.pending.len() > 0 {
 		// Still waiting: stored as queued. (Had it gone into flight,
 		// pumpLocked would have stored it with its packet identifier.)
 		if t := s.pending.tail(); t.seq == d.seq {
-			s.storeQueuedLocked(t, by)
+			s.storeQueuedLocked(t, rb)
 		}
 	}
 	return true
@@ -187,14 +187,14 @@ func (s *session) offerNowLocked(d delivery, persistent bool, by *client) bool {
 // count against the session's queue bound. One of QoS 1 or 2 to a stored
 // session is stored now, as queued, so that the publisher's
 // acknowledgement still waits until it is stored (flushStore).
-func (s *session) holdLocked(d delivery, persistent bool, by *client) bool {
+func (s *session) holdLocked(d delivery, persistent bool, rb *readBatch) bool {
 	if len(s.held)+s.pending.len() >= s.maxQueued {
 		s.dropLocked(d, DropSessionQueueFull)
 		return false
 	}
 	if s.stored && d.qos > 0 {
 		d.seq = s.srv.nextStoreSeq()
-		s.storeQueuedLocked(&d, by)
+		s.storeQueuedLocked(&d, rb)
 	}
 	s.held = append(s.held, heldDelivery{d: d, persistent: persistent})
 	return true
@@ -203,7 +203,7 @@ func (s *session) holdLocked(d delivery, persistent bool, by *client) bool {
 // endRetainingLocked ends one sending of retained messages (see
 // session.retaining); the last one offers the held deliveries, in the
 // order they came.
-func (s *session) endRetainingLocked(by *client) {
+func (s *session) endRetainingLocked(rb *readBatch) {
 	s.retaining--
 	if s.retaining > 0 {
 		return
@@ -211,13 +211,13 @@ func (s *session) endRetainingLocked(by *client) {
 	held := s.held
 	s.held = nil
 	for _, h := range held {
-		s.offerNowLocked(h.d, h.persistent, by)
+		s.offerNowLocked(h.d, h.persistent, rb)
 	}
 }
 
 // pumpLocked moves queued messages into flight while the connection's send
 // quota allows, dropping any that expired while they waited.
-func (s *session) pumpLocked(by *client) {
+func (s *session) pumpLocked(rb *readBatch) {
 	c := s.conn
 	if c == nil {
 		return
@@ -227,14 +227,14 @@ func (s *session) pumpLocked(by *client) {
 		d := s.pending.peek()
 		if d.msg.expired(now) {
 			s.pending.pop()
-			s.unstoreDeliveryLocked(&d, by)
+			s.unstoreDeliveryLocked(&d, rb)
 			s.dropLocked(d, DropExpired)
 			continue
 		}
 		if d.qos == 0 {
 			s.pending.pop()
-			s.unstoreDeliveryLocked(&d, by)
-			if !c.enqueuePublish(d, 0, false, by) {
+			s.unstoreDeliveryLocked(&d, rb)
+			if !c.enqueuePublish(d, 0, false, rb) {
 				s.dropLocked(d, DropOutboundQueueFull)
 			}
 			continue
@@ -250,9 +250,9 @@ func (s *session) pumpLocked(by *client) {
 		if s.inflight == nil {
 			s.inflight = make(map[uint16]inflightMsg)
 		}
-		s.storeInflightLocked(&d, id, by)
+		s.storeInflightLocked(&d, id, rb)
 		s.inflight[id] = inflightMsg{delivery: d, id: id}
-		c.enqueuePublish(d, id, false, by)
+		c.enqueuePublish(d, id, false, rb)
 	}
 }
 
@@ -282,15 +282,15 @@ func (s *session) resendLocked() {
 
 // ackLocked completes an outbound QoS 1 (PUBACK) or QoS 2 (PUBCOMP) flow
 // and fills the freed slot from the queue. It reports whether id was known.
-func (s *session) ackLocked(id uint16, by *client) bool {
+func (s *session) ackLocked(id uint16, rb *readBatch) bool {
 	m, ok := s.inflight[id]
 	if !ok {
 		return false
 	}
 	delete(s.inflight, id)
-	s.unstoreDeliveryLocked(&m.delivery, by)
+	s.unstoreDeliveryLocked(&m.delivery, rb)
 	s.srv.ackedEvent(s.id, m.msg)
-	s.pumpLocked(by)
+	s.pumpLocked(rb)
 	if c := s.conn; c != nil {
 		c.outMu.Lock()
 		c.signalSpaceLocked()

@@ -11,11 +11,12 @@ import (
 // is on disk, and acknowledgements keep the order of the packets they
 // answer [MQTT-4.6.0-2/3/4].
 func (c *client) ack(ctl outControl) {
-	if c.srv.storeDurable && (len(c.storeOps) > 0 || c.commits.Load() > 0) {
-		c.heldAcks = append(c.heldAcks, ctl)
+	rb := &c.batch
+	if c.srv.storeDurable && (len(rb.storeOps) > 0 || c.commits.Load() > 0) {
+		rb.heldAcks = append(rb.heldAcks, ctl)
 		return
 	}
-	c.enqueueControl(ctl, c)
+	c.enqueueControl(ctl, rb)
 }
 
 // flushStore hands the batch's store changes to the store, with the
@@ -23,29 +24,21 @@ func (c *client) ack(ctl outControl) {
 // each batch, before it starts the writers the batch fed, so that a
 // delivery's record is submitted before its subscriber can acknowledge it.
 func (c *client) flushStore() {
-	if len(c.storeOps) == 0 && len(c.heldAcks) == 0 {
+	rb := &c.batch
+	if len(rb.storeOps) == 0 && len(rb.heldAcks) == 0 {
 		return
 	}
 	st := c.srv.store
 	if !c.srv.storeDurable {
-		st.Apply(c.storeOps, nil)
-		c.resetStoreOps()
+		st.Apply(rb.storeOps, nil)
+		rb.resetStoreOps()
 		return
 	}
-	acks := c.heldAcks
-	c.heldAcks = nil
+	acks := rb.heldAcks
+	rb.heldAcks = nil
 	c.commits.Add(1)
-	st.Apply(c.storeOps, func(err error) { c.committed(acks, err) })
-	c.resetStoreOps()
-}
-
-// resetStoreOps empties the batch, letting go of the messages it held.
-func (c *client) resetStoreOps() {
-	clear(c.storeOps)
-	c.storeOps = c.storeOps[:0]
-	if cap(c.storeOps) > 1024 {
-		c.storeOps = nil
-	}
+	st.Apply(rb.storeOps, func(err error) { c.committed(acks, err) })
+	rb.resetStoreOps()
 }
 
 // committed runs when a batch is stored, or failed to be: the held
@@ -90,7 +83,7 @@ func (c *client) holdOutput() {
 func (c *client) releaseOutput() {
 	c.outMu.Lock()
 	c.outHeld = false
-	start := len(c.out) > 0 && !c.writing && !c.writerDone && !c.closing
+	start := len(c.out) > 0 && c.canStartLocked()
 	if start {
 		c.writing = true
 	}
@@ -104,16 +97,17 @@ func (c *client) releaseOutput() {
 // CONNACK (held by attach) goes out once that is on disk; when storing
 // fails the connection is closed without it.
 func (c *client) flushConnect() {
-	if len(c.storeOps) == 0 {
+	rb := &c.batch
+	if len(rb.storeOps) == 0 {
 		return
 	}
 	if !c.srv.storeDurable {
-		c.srv.store.Apply(c.storeOps, nil)
-		c.resetStoreOps()
+		c.srv.store.Apply(rb.storeOps, nil)
+		rb.resetStoreOps()
 		return
 	}
 	c.commits.Add(1)
-	c.srv.store.Apply(c.storeOps, func(err error) {
+	c.srv.store.Apply(rb.storeOps, func(err error) {
 		if err != nil {
 			c.srv.stats.storeFailures.Add(1)
 			c.logger().Error("storing the session failed; closing connection without CONNACK", "cause", err)
@@ -136,5 +130,5 @@ func (c *client) flushConnect() {
 		c.releaseOutput()
 		c.commits.Add(-1)
 	})
-	c.resetStoreOps()
+	rb.resetStoreOps()
 }

@@ -82,7 +82,7 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		sess.subs[k] = sub
 		s.subs.Subscribe(sub)
 		if sess.stored {
-			s.persist(c, StoreOp{Kind: OpSubscriptionPut, ClientID: sess.id, Subscription: storedSubscription(sub)})
+			s.persist(&c.batch, StoreOp{Kind: OpSubscriptionPut, ClientID: sess.id, Subscription: storedSubscription(sub)})
 		}
 	}
 	c.ack(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}})
@@ -226,7 +226,7 @@ func (s *Server) offerRetainedLocked(sess *session, c *client, d delivery) {
 		sess.dropLocked(d, DropTooLarge)
 		return
 	}
-	sess.offerNowLocked(d, true, c)
+	sess.offerNowLocked(d, true, &c.batch)
 }
 
 // sendRetainedLocked runs the hook code the retained messages of a
@@ -252,7 +252,7 @@ func (s *Server) sendRetainedLocked(sess *session, c *client, rs *retainedSend) 
 			}
 		}
 		sess.retaining++
-		defer sess.endRetainingLocked(c) // once they are queued, under sess.mu
+		defer sess.endRetainingLocked(&c.batch) // once they are queued, under sess.mu
 	}
 	sess.mu.Unlock()
 	for _, e := range rs.expired {
@@ -288,7 +288,7 @@ func (s *Server) handleUnsubscribe(ctx context.Context, c *client, p *packets.Pa
 			delete(sess.subs, k)
 			s.subs.Unsubscribe(c.id, group, inner)
 			if sess.stored {
-				s.persist(c, StoreOp{Kind: OpSubscriptionDelete, ClientID: sess.id,
+				s.persist(&c.batch, StoreOp{Kind: OpSubscriptionDelete, ClientID: sess.id,
 					Subscription: StoredSubscription{Filter: fullFilter(topics.Subscription{Group: group, Filter: inner})}})
 			}
 		}

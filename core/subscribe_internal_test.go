@@ -39,7 +39,8 @@ func TestSubscriptionCopiesItsStrings(t *testing.T) {
 	if err := r.ReadPacket(&p); err != nil {
 		t.Fatal(err)
 	}
-	c := &client{srv: srv, id: "copier", version: packets.Version5}
+	c := &client{srv: srv}
+	c.id, c.version = "copier", packets.Version5
 	for _, req := range p.Subscriptions {
 		code, sub := srv.checkSubscription(context.Background(), c, req, 0)
 		if code.IsError() {

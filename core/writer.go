@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -14,11 +15,65 @@ import (
 // writeBatch is how many bytes the writer gathers before a write syscall.
 const writeBatch = 64 << 10
 
+// outQueue is a connection's outbound queue and the state of its writer,
+// all under outMu; it is embedded in client. A connection has at most one
+// writer goroutine (writeLoop) at a time, started when work is queued and
+// gone when the queue is empty, so an idle connection has none.
+//
+// The writer's state is the flags below, in these states:
+//
+//   - idle (no flag set): no writer runs and out is empty. A push starts a
+//     writer now (running), or, when the pusher is a reader routing a
+//     batch, at the end of the batch (scheduled).
+//   - scheduled (startPending): a reader's batch holds the client in its
+//     writers and starts the writer from startWriters (running; idle if
+//     the queue was drained meanwhile). A push by nobody's batch may start
+//     the writer first: startPending and writing then overlap until
+//     startWriters clears startPending.
+//   - held (outHeld): the CONNACK waits for the store (holdOutput); pushes
+//     queue but start nothing until releaseOutput (running or idle).
+//   - running (writing): the writer takes the whole queue at a time, and
+//     exits (idle) when it finds the queue empty.
+//   - closing (closing): finish has begun. No new writer starts; finish
+//     waits for a running one (writerExit) or drains the queue itself.
+//   - done (writerDone, with outFinal): a final packet was written, a write
+//     failed, or finish ran. Terminal: nothing more is written.
+//
+// A writer may start only from idle, scheduled or held (canStartLocked).
+// Independently of the writer, the queue takes packets until outFinal is
+// set (a final packet is queued, or done), and accepts nothing after.
+type outQueue struct {
+	outMu      sync.Mutex
+	out        []outItem
+	outFinal   bool          // a final packet is queued; accept nothing more
+	writing    bool          // a writer goroutine is running
+	writerDone bool          // the connection is closed for writing
+	closing    bool          // finish has begun: no new writer starts
+	writerExit chan struct{} // closed when the running writer exits, for finish
+	// finalWritten is set once a final packet (the broker's DISCONNECT or
+	// refusing CONNACK) has been written: finish then lingers.
+	finalWritten bool
+	// startPending is set while some reader has deferred starting this
+	// client's writer to the end of its batch (see pushLocked).
+	startPending bool
+	// outHeld keeps the writer from starting while a CONNACK waits for
+	// the store (see holdOutput).
+	outHeld bool
+}
+
+// canStartLocked reports whether a writer may start now: none runs, the
+// CONNACK is not held, and the connection is not closing or closed for
+// writing. The caller holds outMu.
+func (q *outQueue) canStartLocked() bool {
+	return !q.writing && !q.outHeld && !q.closing && !q.writerDone
+}
+
 // enqueuePublish queues a PUBLISH for the writer. QoS 0 deliveries are
 // refused when the queue is at its bound (the caller drops and counts them);
 // QoS 1/2 deliveries are already bounded by the inflight window and are
-// always accepted while the connection lives.
-func (c *client) enqueuePublish(d delivery, id uint16, dup bool, by *client) bool {
+// always accepted while the connection lives. rb is the batch of the
+// reader routing the message (nil: none; see pushLocked).
+func (c *client) enqueuePublish(d delivery, id uint16, dup bool, rb *readBatch) bool {
 	c.outMu.Lock()
 	if c.outFinal || (d.qos == 0 && len(c.out) >= c.srv.opts.OutboundQueue) {
 		c.outMu.Unlock()
@@ -26,15 +81,15 @@ func (c *client) enqueuePublish(d delivery, id uint16, dup bool, by *client) boo
 	}
 	d.msg.hold()
 	if d.qos == 0 && len(c.out) >= c.srv.opts.OutboundQueue/2 {
-		by.noteBacklog(c)
+		rb.noteBacklog(c)
 	}
-	c.pushLocked(outItem{d: d, id: id, dup: dup, publish: true}, by)
+	c.pushLocked(outItem{d: d, id: id, dup: dup, publish: true}, rb)
 	return true
 }
 
 // enqueueControl queues a control packet. Once a final packet is queued
-// nothing else is accepted.
-func (c *client) enqueueControl(ctl outControl, by *client) {
+// nothing else is accepted. rb as in pushLocked.
+func (c *client) enqueueControl(ctl outControl, rb *readBatch) {
 	c.outMu.Lock()
 	if c.outFinal {
 		c.outMu.Unlock()
@@ -43,9 +98,9 @@ func (c *client) enqueueControl(ctl outControl, by *client) {
 	overflow := !ctl.final && len(c.out) >= c.outLimit()
 	if ctl.final {
 		c.outFinal = true
-		by = nil // a final packet goes out at once
+		rb = nil // a final packet goes out at once
 	}
-	c.pushLocked(outItem{ctl: ctl}, by)
+	c.pushLocked(outItem{ctl: ctl}, rb)
 	if overflow {
 		// The client sends but does not read: its acknowledgements pile up.
 		c.logger().Warn("client is not reading its acknowledgements; closing connection", "limit", c.outLimit())
@@ -54,52 +109,29 @@ func (c *client) enqueueControl(ctl outControl, by *client) {
 }
 
 // pushLocked appends an item, arranges for the writer to run, and unlocks
-// outMu. When by is a client whose reader is routing a batch of packets,
-// starting the writer waits until that batch is done (by.startWriters), so
-// one writer run carries every packet the batch produced, not one each.
-// With by nil (the broker's own publishes, connecting, closing) the writer
-// starts now.
-func (c *client) pushLocked(it outItem, by *client) {
+// outMu. When rb is the batch of a reader routing packets, starting the
+// writer waits until that batch is done (rb.startWriters), so one writer
+// run carries every packet the batch produced, not one each. With rb nil
+// (the broker's own publishes, connecting, closing) the writer starts now.
+func (c *client) pushLocked(it outItem, rb *readBatch) {
 	if c.out == nil {
 		c.out = (*c.srv.batches.Get().(*[]outItem))[:0]
 	}
 	c.out = append(c.out, it)
 	start := false
-	if !c.writing && !c.writerDone && !c.closing && !c.outHeld {
+	if c.canStartLocked() {
 		switch {
-		case by == nil:
+		case rb == nil:
 			c.writing = true
 			start = true
 		case !c.startPending:
 			c.startPending = true
-			by.pendingWriters = append(by.pendingWriters, c)
+			rb.writers = append(rb.writers, c)
 		}
 	}
 	c.outMu.Unlock()
 	if start {
 		go c.writeLoop()
-	}
-}
-
-// startWriters starts the writers that this client's reader deferred
-// while routing its last batch. Only the reader's goroutine calls it.
-func (c *client) startWriters() {
-	for i, t := range c.pendingWriters {
-		t.outMu.Lock()
-		start := t.startPending && !t.writing && !t.writerDone && !t.closing && !t.outHeld && len(t.out) > 0
-		t.startPending = false
-		if start {
-			t.writing = true
-		}
-		t.outMu.Unlock()
-		if start {
-			go t.writeLoop()
-		}
-		c.pendingWriters[i] = nil
-	}
-	c.pendingWriters = c.pendingWriters[:0]
-	if cap(c.pendingWriters) > 1024 {
-		c.pendingWriters = nil
 	}
 }
 
