@@ -48,6 +48,11 @@ type client struct {
 	// stopping is set when the connection is being closed from outside the
 	// reader; the reader's deadlines then stay in the past.
 	stopping atomic.Bool
+	// v5Connected is set once a v5 client's CONNACK with success is
+	// queued: closeWith may then queue a DISCONNECT. It is what another
+	// goroutine (a takeover, Shutdown) reads instead of version and
+	// connected, which the reader writes while it connects.
+	v5Connected atomic.Bool
 }
 
 // connState is what connecting settles (connect.go: Server.connect and
@@ -465,7 +470,7 @@ func (c *client) protocolError(err error) {
 // the connection's last packet and waits, bounded, for it to be written.
 func (c *client) closeWith(code packets.ReasonCode, reason string) {
 	c.closeReason.Store(uint32(code))
-	if c.version != packets.Version5 || !c.connected {
+	if !c.v5Connected.Load() {
 		return
 	}
 	d := &packets.Packet{Type: packets.Disconnect, ProtocolVersion: packets.Version5, ReasonCode: code}

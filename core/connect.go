@@ -389,6 +389,7 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 	sess.maxQueued = c.maxQueued
 	c.sess = sess
 	c.connected = true
+	c.v5Connected.Store(c.version == packets.Version5)
 	if s.store != nil {
 		if expiry > 0 {
 			sess.persistAllLocked(&c.batch)
