@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dop251/goja"
@@ -95,12 +96,20 @@ func valueBool(v goja.Value) (bool, bool) {
 // onlyKeys refuses an object with keys other than the allowed ones, so a
 // misspelt field is an error instead of being ignored.
 func onlyKeys(o *goja.Object, allowed ...string) error {
-	for _, k := range o.Keys() {
-		if !slices.Contains(allowed, k) {
-			return fmt.Errorf("returned an object with an unknown field %q (known: %v)", k, allowed)
-		}
+	if k, ok := unknownKey(o, allowed); ok {
+		return fmt.Errorf("returned an object with an unknown field %q (known: %v)", k, allowed)
 	}
 	return nil
+}
+
+// unknownKey returns a key of o that is not among the allowed ones.
+func unknownKey(o *goja.Object, allowed []string) (string, bool) {
+	for _, k := range o.Keys() {
+		if !slices.Contains(allowed, k) {
+			return k, true
+		}
+	}
+	return "", false
 }
 
 // applyMessage reads a modifier's return value (publish, deliver, will):
@@ -237,8 +246,9 @@ func (v *vm) applyProperties(val goja.Value, p *packets.Properties) error {
 	if !ok || o.ClassName() == "Array" {
 		return fmt.Errorf("a %s, want an object", typeName(val))
 	}
-	if err := onlyKeys(o, "payloadFormat", "messageExpiry", "contentType", "responseTopic", "correlationData", "userProperties"); err != nil {
-		return err
+	known := []string{"payloadFormat", "messageExpiry", "contentType", "responseTopic", "correlationData", "userProperties"}
+	if k, ok := unknownKey(o, known); ok {
+		return fmt.Errorf("an unknown field %q (known: %v)", k, known)
 	}
 	field := func(key string) (goja.Value, bool, bool) { // value, given, null
 		f := o.Get(key)
@@ -312,12 +322,38 @@ func (v *vm) applyProperties(val goja.Value, p *packets.Properties) error {
 		if null {
 			p.UserProperties = nil
 		} else {
-			var ups []packets.UserProperty
-			if err := v.rt.ExportTo(f, &ups); err != nil || f.(*goja.Object).ClassName() != "Array" {
-				return fmt.Errorf("userProperties: want an array of {key, value} strings")
+			ups, err := userPropertiesOf(f)
+			if err != nil {
+				return fmt.Errorf("userProperties: %w", err)
 			}
 			p.UserProperties = ups
 		}
 	}
 	return nil
+}
+
+// userPropertiesOf reads an array of {key, value} strings.
+func userPropertiesOf(val goja.Value) ([]packets.UserProperty, error) {
+	a, ok := val.(*goja.Object)
+	if !ok || a.ClassName() != "Array" {
+		return nil, fmt.Errorf("a %s, want an array of {key, value} strings", typeName(val))
+	}
+	n := a.Get("length").ToInteger()
+	if n > maxLen {
+		return nil, fmt.Errorf("%d of them, more than %d", n, maxLen)
+	}
+	ups := make([]packets.UserProperty, n)
+	for i := range ups {
+		e, ok := a.Get(strconv.Itoa(i)).(*goja.Object)
+		if !ok {
+			return nil, fmt.Errorf("[%d] is not an object, want {key, value} strings", i)
+		}
+		k, kok := e.Get("key").Export().(string)
+		v, vok := e.Get("value").Export().(string)
+		if !kok || !vok {
+			return nil, fmt.Errorf("[%d]: want {key, value} strings", i)
+		}
+		ups[i] = packets.UserProperty{Key: k, Value: v}
+	}
+	return ups, nil
 }
