@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/packets"
@@ -213,8 +214,8 @@ func TestNotificationArguments(t *testing.T) {
 	h, logs := newHook(t, `
 function onSession(c, change) { log.info("session", c.clientId, change); }
 function onUnsubscribed(c, s) { log.info("unsubscribed", c.clientId, s.filter); }
-function onPublished(c, m) { log.info("published", c.clientId, m.topic, m.payload); }
-function onAcked(id, m) { log.info("acked", id, m.topic); }
+function onPublished(c, m) { log.info("published", c.clientId, m.topic, m.payload, m.received); }
+function onAcked(id, m) { log.info("acked", id, m.topic, m.received); }
 function onRetained(m) { log.info("retained", m.topic, m.payload.length); }
 function onStarted() { log.info("started", arguments.length); }
 function onStopped() { log.info("stopped", arguments.length); }
@@ -225,7 +226,9 @@ function onSysTick(st) { log.info("tick", st.clientsConnected, st.messagesIn, st
 		h.OnSession(ctx, alice, c)
 	}
 	h.OnUnsubscribed(ctx, alice, "a/#")
-	h.OnPublished(ctx, alice, msg("t/1", "p"))
+	pm := msg("t/1", "p")
+	pm.Received = time.UnixMilli(1700000000123)
+	h.OnPublished(ctx, alice, pm)
 	h.OnAcked(ctx, "dev-3", msg("t/2", ""))
 	h.OnRetained(ctx, msg("t/3", ""))
 	h.OnStarted(ctx)
@@ -237,7 +240,7 @@ function onSysTick(st) { log.info("tick", st.clientsConnected, st.messagesIn, st
 	out := logs.String()
 	for _, want := range []string{
 		`"session dev-1 created"`, `"session dev-1 resumed"`, `"session dev-1 takenOver"`, `"session dev-1 expired"`,
-		`"unsubscribed dev-1 a/#"`, `"published dev-1 t/1 p"`, `"acked dev-3 t/2"`, `"retained t/3 0"`,
+		`"unsubscribed dev-1 a/#"`, `"published dev-1 t/1 p 1700000000123"`, `"acked dev-3 t/2 undefined"`, `"retained t/3 0"`,
 		`"started 0"`, `"stopped 0"`, `"tick 3 40 7 2 1,2,3 true"`,
 	} {
 		if !strings.Contains(out, "msg="+want) {

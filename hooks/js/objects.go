@@ -214,7 +214,9 @@ func (o *subscriptionObject) Keys() []string      { return subscriptionKeys }
 //	topic, payload (the payload as a UTF-8 string), payloadBytes (an
 //	ArrayBuffer copy), qos, retain, origin (the publisher's client ID),
 //	properties ({payloadFormat, messageExpiry, contentType, responseTopic,
-//	correlationData, userProperties: [{key, value}]})
+//	correlationData, userProperties: [{key, value}]}), received (when the
+//	broker read it, in milliseconds since 1970, for the events of its
+//	publication; undefined for the others)
 type messageObject struct {
 	readOnly
 	rt      *goja.Runtime
@@ -222,7 +224,7 @@ type messageObject struct {
 	payload goja.Value // the string, made on first read
 }
 
-var messageKeys = []string{"topic", "payload", "payloadBytes", "qos", "retain", "origin", "properties"}
+var messageKeys = []string{"topic", "payload", "payloadBytes", "qos", "retain", "origin", "properties", "received"}
 
 func (o *messageObject) Get(key string) goja.Value {
 	m := o.m
@@ -247,6 +249,11 @@ func (o *messageObject) Get(key string) goja.Value {
 		return o.rt.ToValue(m.Origin)
 	case "properties":
 		return propertiesValue(o.rt, &m.Properties)
+	case "received":
+		if m.Received.IsZero() {
+			return goja.Undefined()
+		}
+		return o.rt.ToValue(m.Received.UnixMilli())
 	}
 	return nil
 }
