@@ -140,6 +140,8 @@ func TestModifiers(t *testing.T) {
 function deliver(subscriber, msg) {
 	if (subscriber === "muted") return false;
 	if (subscriber === "quiet") return {allow: false, reason: "quiet"};
+	if (subscriber === "wild") return {topic: "a/+"};
+	if (subscriber === "number") return {topic: 7};
 	return {topic: "for/" + subscriber + "/" + msg.topic, payload: msg.payload + "!", qos: 0};
 }
 function will(client, msg) {
@@ -166,6 +168,19 @@ function publish(client, msg) {
 	}
 	if got := h.Deliver(ctx, "quiet", msg("a", "")); got != core.Deny(packets.NotAuthorized, "quiet") {
 		t.Errorf("deliver refusal: %+v", got)
+	}
+	for sub, cause := range map[string]string{
+		"wild":   `deliver returned topic "a/+": invalid topic name: wildcard '+' at byte 2`,
+		"number": "deliver returned topic int64 7; want a string",
+	} {
+		h.logged.Store(0)
+		m := msg("a", "")
+		if got := h.Deliver(ctx, sub, m); got.Decision != core.DecisionDeny || m.Topic != "a" {
+			t.Errorf("deliver to %s: %+v %+v, want the failure's drop", sub, got, m)
+		}
+		if !logHas(logs, cause) {
+			t.Errorf("deliver to %s: the log lacks %q:\n%s", sub, cause, logs)
+		}
 	}
 	m = msg("will/x", "gone")
 	if got := h.Will(ctx, alice, m); got != core.Next || m.Topic != "wills/dev-1" || !m.Retain ||
@@ -194,7 +209,7 @@ function publish(client, msg) {
 	}
 	for topic, cause := range map[string]string{
 		"bad-format": "publish returned properties: payloadFormat 2; want 0 (bytes) or 1 (UTF-8)",
-		"bad-topic":  `publish returned properties: responseTopic "a/#" is not a topic name`,
+		"bad-topic":  `publish returned properties: responseTopic "a/#": invalid topic name: wildcard '#' at byte 2`,
 		"bad-field":  `unknown field "contenttype"`,
 		"bad-ups":    "publish returned properties: userProperties: a string, want an array of {key, value} strings",
 	} {

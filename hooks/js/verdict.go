@@ -5,12 +5,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/dop251/goja"
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/core/topics"
 )
 
 // A decision function returns
@@ -147,7 +147,14 @@ func (v *vm) applyMessage(res goja.Value, m *core.Message) (core.Verdict, error)
 		return core.Verdict{}, err
 	}
 	if t := o.Get("topic"); t != nil && !goja.IsUndefined(t) {
-		m.Topic = t.String()
+		topic, ok := t.Export().(string)
+		if !ok {
+			return core.Verdict{}, fmt.Errorf("returned topic %s %s; want a string", typeName(t), t.String())
+		}
+		if err := topics.ValidateTopicName(topic); err != nil {
+			return core.Verdict{}, fmt.Errorf("returned topic %q: %w", topic, err)
+		}
+		m.Topic = topic
 	}
 	if p := o.Get("payload"); p != nil && !goja.IsUndefined(p) {
 		b, err := v.payloadOf(p)
@@ -299,8 +306,10 @@ func (v *vm) applyProperties(val goja.Value, p *packets.Properties) error {
 		if !ok {
 			return fmt.Errorf("%s: a %s, want a string", sp.key, typeName(f))
 		}
-		if sp.id == packets.PropResponseTopic && (s == "" || strings.ContainsAny(s, "+#\x00")) {
-			return fmt.Errorf("responseTopic %q is not a topic name", s)
+		if sp.id == packets.PropResponseTopic {
+			if err := topics.ValidateTopicName(s); err != nil {
+				return fmt.Errorf("responseTopic %q: %w", s, err)
+			}
 		}
 		*sp.dst = s
 		p.Set(sp.id)
