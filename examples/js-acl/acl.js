@@ -1,7 +1,7 @@
 // acl.js: the access rules of the js-acl example, for vanemq's js hook.
 //
 // The hook calls the functions of this file by name, for every client
-// (onConnect), every PUBLISH (authorizePublish) and every filter of every
+// (connect), every PUBLISH (authorizePublish) and every filter of every
 // SUBSCRIBE (authorizeSubscribe). Each returns
 //
 //   true                              allowed
@@ -59,10 +59,12 @@ var SHARED = [];
 
 // ---- Rules ------------------------------------------------------------------
 
-// onConnect runs once per connection, after authentication. It refuses the
+// connect runs once per connection, after authentication. It refuses the
 // names the rules below cannot handle safely, and returns undefined (no
-// opinion) for the others, so that the hooks after this one still run.
-function onConnect(client) {
+// opinion) for the others, so that the hooks after this one still run. (Its
+// second argument, the client's policy, which it could set, is not needed
+// here.)
+function connect(client) {
 	var user = client.username;
 	if (user === "") {
 		return refuse(client, "connect", "", "a username is required", 0x86); // Bad User Name or Password

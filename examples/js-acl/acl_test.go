@@ -184,9 +184,12 @@ func TestRules(t *testing.T) {
 	if n := b.hook.Failures(); n != 0 {
 		t.Errorf("the hook failed %d times", n)
 	}
+	if strings.Contains(b.logs.String(), "under its old name") {
+		t.Errorf("acl.js uses an old function name:\n%s", b.logs)
+	}
 }
 
-// TestConnectRules checks onConnect: a username is required, it must not
+// TestConnectRules checks connect: a username is required, it must not
 // hold wildcards, and a device's client ID is its username.
 func TestConnectRules(t *testing.T) {
 	b := startBroker(t)

@@ -77,7 +77,7 @@ func TestBinary(t *testing.T) {
 		}
 		return addr != ""
 	})
-	if !within(logs.String(), `msg="script loaded" hook=js`, `functions="[authorizePublish authorizeSubscribe onConnect]"`) {
+	if !within(logs.String(), `msg="script loaded" hook=js`, `functions="[authorizePublish authorizeSubscribe connect]"`) {
 		t.Errorf("the log does not show the script loaded with its three functions")
 	}
 

@@ -10,8 +10,8 @@ import (
 	"github.com/vanemq/vanemq/core/packets"
 )
 
-// authenticate, authorizeSubscribe (which may lower the QoS), onConnect
-// and onPublish (which may change or drop a message) map onto the hook
+// authenticate, authorizeSubscribe (which may lower the QoS), connect
+// and publish (which may change or drop a message) map onto the hook
 // contract; the objects passed in cannot be changed by the script.
 func TestEventFunctions(t *testing.T) {
 	h, logs := newHook(t, `
@@ -25,8 +25,8 @@ function authorizeSubscribe(client, sub) {
 	if (sub.filter === "$SYS/#") return false;
 	return true;
 }
-function onConnect(client) { return client.clientId.indexOf("banned") === 0 ? false : undefined; }
-function onPublish(client, msg) {
+function connect(client) { return client.clientId.indexOf("banned") === 0 ? false : undefined; }
+function publish(client, msg) {
 	if (msg.topic === "drop") return false;
 	if (msg.topic === "rename") return {topic: "renamed/" + client.username, payload: msg.payload.toUpperCase(), qos: 0, retain: true};
 	if (msg.topic === "mutate") { msg.topic = "hacked"; return; }
@@ -51,19 +51,19 @@ function onPublish(client, msg) {
 		t.Errorf("subscribe $SYS/#: %+v", got)
 	}
 	if got := h.Connect(ctx, &core.ClientInfo{ID: "banned-1"}, &core.ClientPolicy{}); got.Decision != core.DecisionDeny {
-		t.Errorf("onConnect banned: %+v", got)
+		t.Errorf("connect banned: %+v", got)
 	}
 	if got := h.Connect(ctx, alice, &core.ClientPolicy{}); got != core.Next {
-		t.Errorf("onConnect alice: %+v", got)
+		t.Errorf("connect alice: %+v", got)
 	}
 
 	m := msg("rename", "hello")
 	if got := h.Publish(ctx, alice, m); got != core.Next || m.Topic != "renamed/alice" || string(m.Payload) != "HELLO" || m.QoS != 0 || !m.Retain {
-		t.Errorf("onPublish rename: %+v %+v", got, m)
+		t.Errorf("publish rename: %+v %+v", got, m)
 	}
 	m = msg("drop", "x")
 	if got := h.Publish(ctx, alice, m); got.Decision != core.DecisionDeny || got.Code != packets.ImplementationSpecificError {
-		t.Errorf("onPublish drop: %+v", got)
+		t.Errorf("publish drop: %+v", got)
 	}
 	m = msg("mutate", "x")
 	if got := h.Publish(ctx, alice, m); m.Topic != "mutate" {
@@ -77,16 +77,16 @@ function onPublish(client, msg) {
 	m.Properties.Set(packets.PropContentType)
 	m.Properties.UserProperties = []packets.UserProperty{{Key: "k", Value: "v"}}
 	if got := h.Publish(ctx, alice, m); got != core.Next {
-		t.Errorf("onPublish props: %+v", got)
+		t.Errorf("publish props: %+v", got)
 	}
 }
 
 // Notifications run the script; a failure is logged, nothing else.
 func TestNotifications(t *testing.T) {
 	h, logs := newHook(t, `
-function onDisconnect(client, r) { log.info("bye", client.clientId, r.code, r.reason, r.error); }
+function onDisconnected(client, r) { log.info("bye", client.clientId, r.code, r.reason, r.error); }
 function onSubscribed(client, s) { log.warn("sub", s.filter, s.qos); }
-function onMessageDropped(id, msg, why) { throw new Error("dropped " + id + " " + msg.topic + " " + why); }
+function onDropped(id, msg, why) { throw new Error("dropped " + id + " " + msg.topic + " " + why); }
 `, Config{})
 	ctx := context.Background()
 	h.OnDisconnected(ctx, alice, packets.KeepAliveTimeout, errors.New("idle"))
@@ -127,7 +127,7 @@ func TestDecisionCache(t *testing.T) {
 	h, _ := newHook(t, `
 var n = 0;
 function authorizePublish(c, m) { n++; return m.topic !== "no"; }
-function onConnect(c) { return {allow: true, reason: String(n)}; }`, Config{CacheTTL: 1e12, Pool: 1})
+function connect(c) { return {allow: true, reason: String(n)}; }`, Config{CacheTTL: 1e12, Pool: 1})
 	ctx := context.Background()
 	for range 5 {
 		h.AuthorizePublish(ctx, alice, msg("yes", ""))

@@ -4,9 +4,9 @@
 package js
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -14,10 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dop251/goja"
-
 	"github.com/vanemq/vanemq/core"
-	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/hooks/filewatch"
 )
 
@@ -40,6 +37,15 @@ type Hook struct {
 	logged   atomic.Int64 // unix nanos of the last failure logged
 	muted    atomic.Int64 // failures not logged since
 }
+
+// The hook handles every event a script can define a function for, and
+// says which it handles now (Events, Topics); the server closes it after
+// OnStopped.
+var (
+	_ core.DynamicHook    = (*Hook)(nil)
+	_ core.FailureCounter = (*Hook)(nil)
+	_ io.Closer           = (*Hook)(nil)
+)
 
 // The runtime limits.
 const (
@@ -99,7 +105,7 @@ func (p *program) functions() []string {
 	var out []string
 	for f := range numFns {
 		if p.has[f] {
-			out = append(out, fnNames[f])
+			out = append(out, fnSpecs[f].name)
 		}
 	}
 	return out
@@ -176,8 +182,10 @@ func (h *Hook) Close() error {
 // ID implements core.Hook: "js", or "js:NAME".
 func (h *Hook) ID() string { return h.cfg.Name }
 
-// Events implements core.Hook: the events of the functions the script
-// defines.
+// Events implements core.EventLister: the events of the functions the
+// script defines, and, with the decision cache on, disconnected, at which
+// the cache forgets the connection's decisions (without an onDisconnected
+// function in the script, that call runs no script).
 func (h *Hook) Events() core.EventSet {
 	ev := h.cur.Load().prog.events
 	if h.cfg.CacheTTL > 0 {
@@ -186,7 +194,7 @@ func (h *Hook) Events() core.EventSet {
 	return ev
 }
 
-// Topics implements core.Hook: the script's topics, or every topic.
+// Topics implements core.TopicFilter: the script's topics, or every topic.
 func (h *Hook) Topics() []string { return h.cur.Load().prog.topics }
 
 // Failures counts failed script calls since the hook started.
@@ -228,7 +236,7 @@ func (h *Hook) failed(f fn, client, detail string, err error) core.Verdict {
 	now := time.Now().UnixNano()
 	last := h.logged.Load()
 	if now-last >= int64(time.Second) && h.logged.CompareAndSwap(last, now) {
-		h.log.Error("script call failed", "script", h.cfg.Script, "function", fnNames[f], "client", client,
+		h.log.Error("script call failed", "script", h.cfg.Script, "function", fnSpecs[f].name, "client", client,
 			"detail", detail, "cause", describe(err), "policy", h.cfg.OnFailure, "unlogged_failures", h.muted.Swap(0))
 	} else {
 		h.muted.Add(1)
@@ -255,186 +263,5 @@ func (h *Hook) notify(f fn, client, detail string, do func(v *vm) error) {
 
 // callErr wraps a bad return value with the function's name.
 func callErr(f fn, err error) error {
-	return fmt.Errorf("%s %w", fnNames[f], err)
-}
-
-// maxClients bounds a runtime's cache of client objects.
-const maxClients = 4096
-
-// client returns the script object of a client, made on its first call
-// on this runtime.
-func (v *vm) client(cl *core.ClientInfo) goja.Value {
-	if o, ok := v.clients[cl]; ok {
-		return o
-	}
-	if v.clients == nil || len(v.clients) >= maxClients {
-		v.clients = make(map[*core.ClientInfo]*goja.Object)
-	}
-	o := v.rt.NewDynamicObject(&clientObject{rt: v.rt, cl: cl})
-	v.clients[cl] = o
-	return o
-}
-
-// message returns the script object of m and a function that detaches it
-// from m once the call is over: m may be the reader's scratch message,
-// and a script that kept the object must not see it change.
-func (v *vm) message(m *core.Message) (goja.Value, func()) {
-	o := &messageObject{rt: v.rt, m: m}
-	return v.rt.NewDynamicObject(o), func() { o.m = nil }
-}
-
-// Authenticate implements core.Hook: authenticate(client, credentials).
-func (h *Hook) Authenticate(_ context.Context, cl *core.ClientInfo, cred *core.Credentials) core.Verdict {
-	return h.decide(fnAuthenticate, cl.ID, "", func(v *vm) (core.Verdict, error) {
-		res, err := v.call(fnAuthenticate, v.client(cl), v.rt.NewDynamicObject(&credentialsObject{rt: v.rt, c: cred}))
-		if err != nil {
-			return core.Verdict{}, err
-		}
-		vd, err := verdictOf(res, nil)
-		if err != nil {
-			return vd, callErr(fnAuthenticate, err)
-		}
-		return vd, nil
-	})
-}
-
-// AuthorizePublish implements core.Hook: authorizePublish(client, msg).
-func (h *Hook) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
-	c := h.cache.Load()
-	key := cacheKey{action: actionPublish, topic: m.Topic}
-	if c != nil {
-		if vd, _, ok := c.get(cl, key); ok {
-			return vd
-		}
-	}
-	vd, called, err := h.run(fnAuthorizePublish, func(v *vm) (core.Verdict, error) {
-		mo, done := v.message(m)
-		res, err := v.call(fnAuthorizePublish, v.client(cl), mo)
-		done()
-		if err != nil {
-			return core.Verdict{}, err
-		}
-		vd, err := verdictOf(res, nil)
-		if err != nil {
-			return vd, callErr(fnAuthorizePublish, err)
-		}
-		return vd, nil
-	})
-	if err != nil {
-		return h.failed(fnAuthorizePublish, cl.ID, m.Topic, err)
-	}
-	if c != nil && called {
-		h.remember(c, cl, key, vd, 0)
-	}
-	return vd
-}
-
-// AuthorizeSubscribe implements core.Hook: authorizeSubscribe(client,
-// {filter, qos}); the return value may lower the QoS.
-func (h *Hook) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter string, qos *byte) core.Verdict {
-	c := h.cache.Load()
-	key := cacheKey{action: actionSubscribe + *qos, topic: filter}
-	if c != nil {
-		if vd, q, ok := c.get(cl, key); ok {
-			*qos = q
-			return vd
-		}
-	}
-	granted := *qos
-	vd, called, err := h.run(fnAuthorizeSubscribe, func(v *vm) (core.Verdict, error) {
-		sub := v.rt.NewDynamicObject(&subscriptionObject{rt: v.rt, filter: filter, qos: *qos})
-		res, err := v.call(fnAuthorizeSubscribe, v.client(cl), sub)
-		if err != nil {
-			return core.Verdict{}, err
-		}
-		vd, err := verdictOf(res, &granted)
-		if err != nil {
-			return vd, callErr(fnAuthorizeSubscribe, err)
-		}
-		return vd, nil
-	})
-	if err != nil {
-		return h.failed(fnAuthorizeSubscribe, cl.ID, filter, err)
-	}
-	*qos = granted
-	if c != nil && called {
-		h.remember(c, cl, key, vd, granted)
-	}
-	return vd
-}
-
-// Connect implements core.Hook: onConnect(client), a decision.
-func (h *Hook) Connect(_ context.Context, cl *core.ClientInfo, _ *core.ClientPolicy) core.Verdict {
-	return h.decide(fnOnConnect, cl.ID, "", func(v *vm) (core.Verdict, error) {
-		res, err := v.call(fnOnConnect, v.client(cl))
-		if err != nil {
-			return core.Verdict{}, err
-		}
-		vd, err := verdictOf(res, nil)
-		if err != nil {
-			return vd, callErr(fnOnConnect, err)
-		}
-		return vd, nil
-	})
-}
-
-// Publish implements core.Hook: onPublish(client, msg) may change the
-// message or drop it. A failed call drops it (on_failure deny) or leaves
-// it unchanged (next).
-func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
-	changed := *m
-	vd, _, err := h.run(fnOnPublish, func(v *vm) (core.Verdict, error) {
-		mo, done := v.message(m)
-		res, err := v.call(fnOnPublish, v.client(cl), mo)
-		done()
-		if err != nil {
-			return core.Verdict{}, err
-		}
-		vd, err := v.applyPublish(res, &changed)
-		if err != nil {
-			return vd, callErr(fnOnPublish, err)
-		}
-		return vd, nil
-	})
-	if err != nil {
-		return h.failed(fnOnPublish, cl.ID, m.Topic, err)
-	}
-	if vd.Decision == core.DecisionNext {
-		*m = changed
-	}
-	return vd
-}
-
-// OnDisconnected implements core.Hook: onDisconnect(client, {code,
-// reason, error}).
-func (h *Hook) OnDisconnected(_ context.Context, cl *core.ClientInfo, reason packets.ReasonCode, cause error) {
-	if c := h.cache.Load(); c != nil {
-		c.forget(cl)
-	}
-	h.notify(fnOnDisconnect, cl.ID, "", func(v *vm) error {
-		r := map[string]any{"code": int(reason), "reason": reason.String()}
-		if cause != nil {
-			r["error"] = cause.Error()
-		}
-		_, err := v.call(fnOnDisconnect, v.client(cl), freezeValue(v.rt, r))
-		return err
-	})
-}
-
-// OnSubscribed implements core.Hook: onSubscribed(client, {filter, qos}).
-func (h *Hook) OnSubscribed(_ context.Context, cl *core.ClientInfo, filter string, qos byte) {
-	h.notify(fnOnSubscribed, cl.ID, filter, func(v *vm) error {
-		_, err := v.call(fnOnSubscribed, v.client(cl), freezeValue(v.rt, map[string]any{"filter": filter, "qos": int(qos)}))
-		return err
-	})
-}
-
-// OnDropped implements core.Hook: onMessageDropped(clientId, msg, why).
-func (h *Hook) OnDropped(_ context.Context, clientID string, m *core.Message, why string) {
-	h.notify(fnOnMessageDropped, clientID, m.Topic, func(v *vm) error {
-		mo, done := v.message(m)
-		_, err := v.call(fnOnMessageDropped, v.rt.ToValue(clientID), mo, v.rt.ToValue(why))
-		done()
-		return err
-	})
+	return fmt.Errorf("%s %w", fnSpecs[f].name, err)
 }

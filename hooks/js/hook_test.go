@@ -227,7 +227,7 @@ function authorizePublish(c, m) {
 // A typed array view gives the bytes of the view, not of its buffer.
 func TestTypedArrayPayload(t *testing.T) {
 	h, _ := newHook(t, `
-function onPublish(c, m) {
+function publish(c, m) {
 	var all = new Uint16Array([0x4142, 0x4344, 0x4546, 0x4748]);
 	return {payload: all.subarray(1, 2)};
 }`, Config{})

@@ -11,6 +11,31 @@ import (
 // values (goja dynamic objects): a property is converted only when the
 // script reads it, and writes are refused (a TypeError in strict mode).
 
+// maxClients bounds a runtime's cache of client objects.
+const maxClients = 4096
+
+// client returns the script object of a client, made on its first call
+// on this runtime.
+func (v *vm) client(cl *core.ClientInfo) goja.Value {
+	if o, ok := v.clients[cl]; ok {
+		return o
+	}
+	if v.clients == nil || len(v.clients) >= maxClients {
+		v.clients = make(map[*core.ClientInfo]*goja.Object)
+	}
+	o := v.rt.NewDynamicObject(&clientObject{rt: v.rt, cl: cl})
+	v.clients[cl] = o
+	return o
+}
+
+// message returns the script object of m and a function that detaches it
+// from m once the call is over: m may be the reader's scratch message,
+// and a script that kept the object must not see it change.
+func (v *vm) message(m *core.Message) (goja.Value, func()) {
+	o := &messageObject{rt: v.rt, m: m}
+	return v.rt.NewDynamicObject(o), func() { o.m = nil }
+}
+
 // readOnly refuses writes and deletes.
 type readOnly struct{}
 
@@ -72,14 +97,17 @@ func (o *clientObject) Keys() []string      { return clientKeys }
 
 // credentialsObject is authenticate's second argument:
 //
-//	username, password (string), hasUsername, hasPassword, authMethod
+//	username, password (string), passwordBytes (an ArrayBuffer copy),
+//	hasUsername, hasPassword, authMethod, authData (string), authDataBytes,
+//	userProperties ([{key, value}])
 type credentialsObject struct {
 	readOnly
 	rt *goja.Runtime
 	c  *core.Credentials
 }
 
-var credentialKeys = []string{"username", "password", "hasUsername", "hasPassword", "authMethod"}
+var credentialKeys = []string{"username", "password", "passwordBytes", "hasUsername", "hasPassword",
+	"authMethod", "authData", "authDataBytes", "userProperties"}
 
 func (o *credentialsObject) Get(key string) goja.Value {
 	switch key {
@@ -91,11 +119,68 @@ func (o *credentialsObject) Get(key string) goja.Value {
 		return o.rt.ToValue(o.c.UsernameSet)
 	case "hasPassword":
 		return o.rt.ToValue(o.c.PasswordSet)
+	case "passwordBytes":
+		return bytesValue(o.rt, o.c.Password)
 	case "authMethod":
 		return o.rt.ToValue(o.c.AuthMethod)
+	case "authData":
+		return o.rt.ToValue(string(o.c.AuthData))
+	case "authDataBytes":
+		return bytesValue(o.rt, o.c.AuthData)
+	case "userProperties":
+		return userPropertiesValue(o.rt, o.c.UserProperty)
 	}
 	return nil
 }
+
+// bytesValue is an ArrayBuffer holding a copy of b.
+func bytesValue(rt *goja.Runtime, b []byte) goja.Value {
+	return rt.ToValue(rt.NewArrayBuffer(append([]byte(nil), b...)))
+}
+
+// userPropertiesValue is a frozen array of {key, value}.
+func userPropertiesValue(rt *goja.Runtime, ups []packets.UserProperty) goja.Value {
+	return freezeValue(rt, userPropertiesList(ups))
+}
+
+func userPropertiesList(ups []packets.UserProperty) []any {
+	out := make([]any, len(ups))
+	for i, u := range ups {
+		out[i] = map[string]any{"key": u.Key, "value": u.Value}
+	}
+	return out
+}
+
+// authStepObject is enhancedAuth's second argument, one step of an MQTT 5
+// enhanced authentication:
+//
+//	method (the Authentication Method), data (this step's Authentication
+//	Data as a UTF-8 string), dataBytes (an ArrayBuffer copy), reauth (a
+//	connected client re-authenticating)
+type authStepObject struct {
+	readOnly
+	rt *goja.Runtime
+	s  *core.AuthStep
+}
+
+var authStepKeys = []string{"method", "data", "dataBytes", "reauth"}
+
+func (o *authStepObject) Get(key string) goja.Value {
+	switch key {
+	case "method":
+		return o.rt.ToValue(o.s.Method)
+	case "data":
+		return o.rt.ToValue(string(o.s.Data))
+	case "dataBytes":
+		return bytesValue(o.rt, o.s.Data)
+	case "reauth":
+		return o.rt.ToValue(o.s.Reauth)
+	}
+	return nil
+}
+
+func (o *authStepObject) Has(key string) bool { return o.Get(key) != nil }
+func (o *authStepObject) Keys() []string      { return authStepKeys }
 
 func (o *credentialsObject) Has(key string) bool { return o.Get(key) != nil }
 func (o *credentialsObject) Keys() []string      { return credentialKeys }
@@ -129,7 +214,9 @@ func (o *subscriptionObject) Keys() []string      { return subscriptionKeys }
 //	topic, payload (the payload as a UTF-8 string), payloadBytes (an
 //	ArrayBuffer copy), qos, retain, origin (the publisher's client ID),
 //	properties ({payloadFormat, messageExpiry, contentType, responseTopic,
-//	correlationData, userProperties: [{key, value}]})
+//	correlationData, userProperties: [{key, value}]}), received (when the
+//	broker read it, in milliseconds since 1970, for the events of its
+//	publication; undefined for the others)
 type messageObject struct {
 	readOnly
 	rt      *goja.Runtime
@@ -137,7 +224,7 @@ type messageObject struct {
 	payload goja.Value // the string, made on first read
 }
 
-var messageKeys = []string{"topic", "payload", "payloadBytes", "qos", "retain", "origin", "properties"}
+var messageKeys = []string{"topic", "payload", "payloadBytes", "qos", "retain", "origin", "properties", "received"}
 
 func (o *messageObject) Get(key string) goja.Value {
 	m := o.m
@@ -153,7 +240,7 @@ func (o *messageObject) Get(key string) goja.Value {
 		}
 		return o.payload
 	case "payloadBytes":
-		return o.rt.ToValue(o.rt.NewArrayBuffer(append([]byte(nil), m.Payload...)))
+		return bytesValue(o.rt, m.Payload)
 	case "qos":
 		return o.rt.ToValue(m.QoS)
 	case "retain":
@@ -162,6 +249,11 @@ func (o *messageObject) Get(key string) goja.Value {
 		return o.rt.ToValue(m.Origin)
 	case "properties":
 		return propertiesValue(o.rt, &m.Properties)
+	case "received":
+		if m.Received.IsZero() {
+			return goja.Undefined()
+		}
+		return o.rt.ToValue(m.Received.UnixMilli())
 	}
 	return nil
 }
@@ -188,12 +280,33 @@ func propertiesValue(rt *goja.Runtime, p *packets.Properties) goja.Value {
 	if p.Has(packets.PropCorrelationData) {
 		out["correlationData"] = string(p.CorrelationData)
 	}
-	ups := make([]any, len(p.UserProperties))
-	for i, u := range p.UserProperties {
-		ups[i] = map[string]any{"key": u.Key, "value": u.Value}
-	}
-	out["userProperties"] = ups
+	out["userProperties"] = userPropertiesList(p.UserProperties)
 	return freezeValue(rt, out)
+}
+
+// statsMap is onSysTick's argument: the broker's counters, named as
+// core.Stats names them in camelCase; droppedBy and refusedBy are keyed
+// by the reasons' and limits' names, as the metrics label them.
+func statsMap(st *core.Stats) map[string]any {
+	droppedBy := map[string]any{}
+	for i, n := range st.DroppedBy {
+		droppedBy[core.DropReason(i).String()] = n
+	}
+	refusedBy := map[string]any{}
+	for i, n := range st.RefusedBy {
+		refusedBy[core.Limit(i).String()] = n
+	}
+	byQoS := func(a [3]int64) []any { return []any{a[0], a[1], a[2]} }
+	return map[string]any{
+		"clientsConnected": st.ClientsConnected, "sessions": st.Sessions, "connections": st.Connections,
+		"messagesIn": st.MessagesIn, "messagesOut": st.MessagesOut, "bytesIn": st.BytesIn, "bytesOut": st.BytesOut,
+		"dropped": st.Dropped, "subscriptions": st.Subscriptions, "retained": st.Retained,
+		"retainedBytes": st.RetainedBytes, "protocolErrors": st.ProtocolErrors,
+		"hookEventsLost": st.HookEventsLost, "storeFailures": st.StoreFailures,
+		"droppedBy": droppedBy, "refusedBy": refusedBy,
+		"messagesInByQoS": byQoS(st.MessagesInByQoS), "messagesOutByQoS": byQoS(st.MessagesOutByQoS),
+		"payloadBytesInByQoS": byQoS(st.PayloadBytesInByQoS), "payloadBytesOutByQoS": byQoS(st.PayloadBytesOutByQoS),
+	}
 }
 
 // freezeValue converts v (maps, slices, strings, numbers, booleans) into

@@ -198,7 +198,8 @@ function authorizePublish(c, m) {
 	}
 }
 
-// publish() publishes through the server, as the broker.
+// mqtt.publish publishes through the server, as the broker; publish is
+// its old name, for scripts without a publish function of their own.
 func TestPublishHelper(t *testing.T) {
 	srv, err := core.New(core.Options{Logger: slog.New(slog.DiscardHandler), SysInterval: -1})
 	if err != nil {
@@ -208,28 +209,35 @@ func TestPublishHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	got := make(chan core.InlineMessage, 1)
+	got := make(chan core.InlineMessage, 2)
 	if _, err := srv.Subscribe("joined/#", func(m core.InlineMessage) { got <- m }); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "hello.js")
-	writeScript(t, path, `function onConnect(c) { publish("joined/" + c.clientId, "hello " + c.username, {qos: 1, retain: true}); }`)
-	no := false
-	h, err := New(Config{Script: path, Watch: &no}, srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	if v := h.Connect(context.Background(), alice, nil); v != core.Next {
-		t.Fatalf("onConnect: %+v", v)
-	}
-	select {
-	case m := <-got:
-		if m.Topic != "joined/dev-1" || string(m.Payload) != "hello alice" || m.QoS != 1 {
-			t.Errorf("published %+v", m)
+	for _, tc := range []struct{ name, script string }{
+		{"publish", `function connect(c) { publish("joined/" + c.clientId, "hello " + c.username, {qos: 1, retain: true}); }`},
+		{"mqtt.publish", `
+function connect(c) { mqtt.publish("joined/" + c.clientId, "hello " + c.username, {qos: 1, retain: true}); }
+function publish(c, m) { return {topic: "renamed"}; }`},
+	} {
+		path := filepath.Join(t.TempDir(), "hello.js")
+		writeScript(t, path, tc.script)
+		no := false
+		h, err := New(Config{Script: path, Watch: &no}, srv)
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("publish() did not publish")
+		t.Cleanup(func() { _ = h.Close() })
+		if v := h.Connect(context.Background(), alice, nil); v != core.Next {
+			t.Fatalf("%s: connect: %+v", tc.name, v)
+		}
+		select {
+		case m := <-got:
+			if m.Topic != "joined/dev-1" || string(m.Payload) != "hello alice" || m.QoS != 1 {
+				t.Errorf("%s: published %+v", tc.name, m)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not publish", tc.name)
+		}
 	}
 }
 

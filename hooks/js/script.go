@@ -3,6 +3,7 @@ package js
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/dop251/goja"
@@ -11,41 +12,98 @@ import (
 	"github.com/vanemq/vanemq/core/topics"
 )
 
-// fn is one of the functions a script may define.
+// fn is one of the functions a script may define: one per core event, in
+// the order of core's events.
 type fn uint8
 
-// The script functions, each handling one pipeline event.
+// The script functions, each handling the core event of its name.
 const (
 	fnAuthenticate fn = iota
+	fnEnhancedAuth
 	fnAuthorizePublish
 	fnAuthorizeSubscribe
-	fnOnConnect
-	fnOnPublish
-	fnOnDisconnect
-	fnOnSubscribed
-	fnOnMessageDropped
+	fnConnect
+	fnPublish
+	fnDeliver
+	fnWill
+	fnSession
+	fnDisconnected
+	fnSubscribed
+	fnUnsubscribed
+	fnPublished
+	fnDropped
+	fnAcked
+	fnRetained
+	fnStarted
+	fnStopped
+	fnSysTick
 	numFns
 )
 
-// fnNames are the functions' names in a script, and fnEvents the events
-// they handle.
-var (
-	fnNames = [numFns]string{
-		"authenticate", "authorizePublish", "authorizeSubscribe", "onConnect",
-		"onPublish", "onDisconnect", "onSubscribed", "onMessageDropped",
+// fnSpec is a script function: its name, the core event it handles, and
+// the old name a script may still use for it (deprecated).
+type fnSpec struct {
+	name  string
+	event core.Event
+	old   string
+}
+
+// fnSpecs are the script functions. A function is named as its event
+// is, in camelCase; notifications, and only they, begin with "on", as
+// the Go methods do.
+var fnSpecs = [numFns]fnSpec{
+	fnAuthenticate:       {"authenticate", core.EventAuthenticate, ""},
+	fnEnhancedAuth:       {"enhancedAuth", core.EventEnhancedAuth, ""},
+	fnAuthorizePublish:   {"authorizePublish", core.EventAuthorizePublish, ""},
+	fnAuthorizeSubscribe: {"authorizeSubscribe", core.EventAuthorizeSubscribe, ""},
+	fnConnect:            {"connect", core.EventConnect, "onConnect"},
+	fnPublish:            {"publish", core.EventPublish, "onPublish"},
+	fnDeliver:            {"deliver", core.EventDeliver, ""},
+	fnWill:               {"will", core.EventWill, ""},
+	fnSession:            {"onSession", core.EventSession, ""},
+	fnDisconnected:       {"onDisconnected", core.EventDisconnected, "onDisconnect"},
+	fnSubscribed:         {"onSubscribed", core.EventSubscribed, ""},
+	fnUnsubscribed:       {"onUnsubscribed", core.EventUnsubscribed, ""},
+	fnPublished:          {"onPublished", core.EventPublished, ""},
+	fnDropped:            {"onDropped", core.EventDropped, "onMessageDropped"},
+	fnAcked:              {"onAcked", core.EventAcked, ""},
+	fnRetained:           {"onRetained", core.EventRetained, ""},
+	fnStarted:            {"onStarted", core.EventStarted, ""},
+	fnStopped:            {"onStopped", core.EventStopped, ""},
+	fnSysTick:            {"onSysTick", core.EventSysTick, ""},
+}
+
+// Function returns the name of the script function that handles e, such
+// as "authorizePublish" for core.EventAuthorizePublish or "onSysTick" for
+// core.EventSysTick, or "" for an unknown event. Every core event has
+// one; docs/javascript.md lists them with their arguments.
+func Function(e core.Event) string {
+	for _, s := range fnSpecs {
+		if s.event == e {
+			return s.name
+		}
 	}
-	fnEvents = [numFns]core.Event{
-		core.EventAuthenticate, core.EventAuthorizePublish, core.EventAuthorizeSubscribe, core.EventConnect,
-		core.EventPublish, core.EventDisconnected, core.EventSubscribed, core.EventDropped,
+	return ""
+}
+
+// fnNames lists the functions' names, for messages.
+func fnNames() []string {
+	out := make([]string, numFns)
+	for f, s := range fnSpecs {
+		out[f] = s.name
 	}
-)
+	return out
+}
 
 // program is a compiled script and what it declares: the functions it
 // defines and the topic filters its message events are for.
 type program struct {
-	path   string
-	prog   *goja.Program
-	has    [numFns]bool
+	path string
+	prog *goja.Program
+	has  [numFns]bool
+	// names are the names the script defines its functions under: the
+	// function's, or its old one.
+	names  [numFns]string
 	events core.EventSet
 	topics []string // nil: every topic
 }
@@ -71,14 +129,12 @@ func compile(path string, limits vmLimits) (*program, *vm, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	for f := range numFns {
-		if probe.fns[f] != nil {
-			p.has[f] = true
-			p.events |= core.Events(fnEvents[f])
-		}
+	if err := p.findFunctions(probe, limits.log); err != nil {
+		return nil, nil, err
 	}
+	probe.bind()
 	if p.events == 0 {
-		return nil, nil, fmt.Errorf("%s defines none of the hook functions (%v)", path, fnNames)
+		return nil, nil, fmt.Errorf("%s defines none of the hook functions (%v)", path, fnNames())
 	}
 	ts, err := probe.declaredTopics()
 	if err != nil {
@@ -91,6 +147,30 @@ func compile(path string, limits vmLimits) (*program, *vm, error) {
 	}
 	p.topics = ts
 	return p, probe, nil
+}
+
+// findFunctions records the functions the script defines, as the probe
+// runtime found them. An old name works as the new one, with a warning
+// naming the new; defining both is an error.
+func (p *program) findFunctions(probe *vm, log *slog.Logger) error {
+	for f, s := range fnSpecs {
+		now := probe.defines(s.name)
+		old := s.old != "" && probe.defines(s.old)
+		switch {
+		case now && old:
+			return fmt.Errorf("%s defines both %s and %s, the old name of %s: keep %s only", p.path, s.name, s.old, s.name, s.name)
+		case old:
+			log.Warn("script function under its old name; rename it", "script", p.path, "function", s.old, "new_name", s.name)
+			p.names[f] = s.old
+		case now:
+			p.names[f] = s.name
+		default:
+			continue
+		}
+		p.has[f] = true
+		p.events |= core.Events(s.event)
+	}
+	return nil
 }
 
 // declaredTopics reads the script's global topics: an array of topic

@@ -51,6 +51,10 @@ type vm struct {
 	fns  [numFns]goja.Callable
 	lim  *vmLimits
 
+	// publishFn is the publish helper, the global publish until the
+	// script defines a publish function of its own, and mqtt.publish.
+	publishFn *goja.Object
+
 	// clients keeps the client objects of recent callers, so that a
 	// client's object and its strings are made once, not per call; it is
 	// emptied when it reaches maxClients. A ClientInfo does not change
@@ -116,16 +120,36 @@ func newVM(p *program, lim vmLimits) (*vm, error) {
 	if err != nil {
 		return nil, fmt.Errorf("running %s: %s", p.path, describe(err))
 	}
-	for f := range numFns {
-		if c, ok := goja.AssertFunction(rt.Get(fnNames[f])); ok {
-			v.fns[f] = c
-		}
-	}
+	v.bind()
 	return v, nil
 }
 
-// setGlobals installs what scripts may use: mqtt.match, log, config and
-// publish.
+// bind finds the script's functions under the names the program
+// recorded (none yet in the probe runtime that records them).
+func (v *vm) bind() {
+	for f, name := range v.prog.names {
+		if name == "" {
+			continue
+		}
+		if c, ok := goja.AssertFunction(v.rt.Get(name)); ok {
+			v.fns[f] = c
+		}
+	}
+}
+
+// defines reports whether the script defines a global function name:
+// publish is the broker's helper until the script defines its own.
+func (v *vm) defines(name string) bool {
+	val := v.rt.Get(name)
+	if _, ok := goja.AssertFunction(val); !ok {
+		return false
+	}
+	return !val.SameAs(v.publishFn)
+}
+
+// setGlobals installs what scripts may use: mqtt.match, mqtt.publish,
+// log, config, and publish (mqtt.publish's old name, which a script's own
+// publish function replaces).
 func (v *vm) setGlobals() error {
 	rt := v.rt
 	mqtt := rt.NewObject()
@@ -133,6 +157,8 @@ func (v *vm) setGlobals() error {
 	_ = mqtt.Set("match", func(call goja.FunctionCall) goja.Value {
 		return rt.ToValue(topics.MatchFilter(call.Argument(0).String(), call.Argument(1).String()))
 	})
+	v.publishFn = rt.ToValue(v.publish).ToObject(rt)
+	_ = mqtt.Set("publish", v.publishFn)
 	logObj := rt.NewObject()
 	for _, lv := range []struct {
 		name  string
@@ -152,7 +178,7 @@ func (v *vm) setGlobals() error {
 	if err := rt.Set("config", freezeValue(rt, v.lim.config)); err != nil {
 		return err
 	}
-	if err := rt.Set("publish", v.publish); err != nil {
+	if err := rt.Set("publish", v.publishFn); err != nil {
 		return err
 	}
 	// Nothing a script is handed may be changed by it.
