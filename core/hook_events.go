@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/core/topics"
 )
 
 // hookMessage is the hooks' view of a stored message. It is a copy: a
@@ -147,6 +148,10 @@ func (s *Server) willHook(w *willMsg, m *message) *message {
 		s.log.Info("will suppressed by a hook", "client", w.origin, "topic", m.topic, "reason", v.Reason)
 		return nil
 	}
+	if problem := s.checkRewrite(hm); problem != "" {
+		s.badRewrite(EventWill, w.origin, m.topic, problem)
+		return nil
+	}
 	return buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, w.origin, &hm.Properties, time.Now())
 }
 
@@ -158,5 +163,41 @@ func (s *Server) deliverHook(clientID string, m *message) *message {
 	if v.Decision == DecisionDeny {
 		return nil
 	}
+	if problem := s.checkRewrite(hm); problem != "" {
+		s.badRewrite(EventDeliver, clientID, m.topic, problem)
+		return nil
+	}
 	return buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, m.origin, &hm.Properties, time.Now())
+}
+
+// checkRewrite says what is wrong with a message a modifier hook (Publish,
+// Deliver, Will) may have rewritten, "" when nothing: its topic must be a
+// topic name within the level limit, and its QoS at most 2.
+func (s *Server) checkRewrite(m *Message) string {
+	if err := topics.ValidateTopicName(m.Topic); err != nil {
+		return "an invalid topic: " + err.Error()
+	}
+	if err := topics.CheckLevels(m.Topic, s.opts.MaxTopicLevels, false); err != nil {
+		return "a topic too deep: " + err.Error()
+	}
+	if m.QoS > 2 {
+		return "QoS above 2"
+	}
+	return ""
+}
+
+// badRewrite logs a message a Deliver or Will hook rewrote into one the
+// broker cannot send, which is dropped: at warn level at most once in
+// refusalWarnEvery, with the count since, else at debug level.
+func (s *Server) badRewrite(ev Event, client, topic, problem string) {
+	r := &s.rewrites
+	since := r.since.Add(1)
+	now := time.Now().UnixNano()
+	next := r.next.Load()
+	if now >= next && r.next.CompareAndSwap(next, now+int64(refusalWarnEvery)) {
+		r.since.Store(0)
+		s.log.Warn("message dropped: a "+ev.String()+" hook set "+problem, "client", client, "topic", topic, "dropped_since_last_warning", since)
+		return
+	}
+	s.log.Debug("message dropped: a "+ev.String()+" hook set "+problem, "client", client, "topic", topic)
 }

@@ -213,14 +213,8 @@ func (s *Server) modifyPublish(ctx context.Context, c *client, m *Message) (pack
 	if v.Decision == DecisionDeny {
 		return v.Code, orReason(v.Reason, "dropped by a publish hook")
 	}
-	if err := topics.ValidateTopicName(m.Topic); err != nil {
-		return packets.ImplementationSpecificError, "a publish hook set an invalid topic: " + err.Error()
-	}
-	if err := topics.CheckLevels(m.Topic, s.opts.MaxTopicLevels, false); err != nil {
-		return packets.ImplementationSpecificError, "a publish hook set a topic too deep: " + err.Error()
-	}
-	if m.QoS > 2 {
-		return packets.ImplementationSpecificError, "a publish hook set QoS above 2"
+	if problem := s.checkRewrite(m); problem != "" {
+		return packets.ImplementationSpecificError, "a publish hook set " + problem
 	}
 	return packets.Success, ""
 }

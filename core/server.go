@@ -29,6 +29,9 @@ type Server struct {
 	started  time.Time
 	// refusals throttles the logging of refusals by limit (limits.go).
 	refusals [numLimits]refusalLog
+	// rewrites throttles the warnings of messages a Deliver or Will hook
+	// rewrote into an invalid one (hook_events.go).
+	rewrites refusalLog
 
 	// sessMu guards sessions. Lock order: sessMu, then session.mu, then
 	// client.outMu (see LOCKS.md).
