@@ -243,4 +243,3 @@ func (h *Hook) wants(ev core.Event, topic string) bool {
 	}
 	return false
 }
-
