@@ -41,8 +41,8 @@ type config struct {
 	// Decide lists more decisions to describe: "authenticate" (blocks
 	// until its context ends, and records it), "enhanced_auth" (method
 	// CHALLENGE: "hello", then "proof"; re-authentication with "again"),
-	// "deliver" (denies deliveries to "muted" and of deliver/drop, adds
-	// " for SUBSCRIBER" to the others' payloads), "will" (suppresses
+	// "deliver" (on deliver/# only: denies deliveries to "muted" and of
+	// deliver/drop, adds " for SUBSCRIBER" to the others' payloads), "will" (suppresses
 	// will/quiet, moves the others to wills/CLIENT).
 	Decide []string `json:"decide"`
 	// Mountpoint makes Connect record the policy it is given and set a
@@ -84,7 +84,11 @@ func (p *testPlugin) Init(_ context.Context, req sdk.InitRequest) (sdk.Descripti
 		if !ok {
 			return d, fmt.Errorf("unknown decision %q", name)
 		}
-		d.Handlers = append(d.Handlers, sdk.Handler{Event: k, Mode: sdk.ModeDecision})
+		h := sdk.Handler{Event: k, Mode: sdk.ModeDecision}
+		if k == sdk.EventDeliver {
+			h.Topics = []string{"deliver/#"}
+		}
+		d.Handlers = append(d.Handlers, h)
 	}
 	kinds := map[string]sdk.EventKind{"published": sdk.EventPublished, "session": sdk.EventSession,
 		"subscribed": sdk.EventSubscribed, "disconnected": sdk.EventDisconnected,
