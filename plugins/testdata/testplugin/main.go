@@ -199,6 +199,9 @@ func (p *testPlugin) Connect(ctx context.Context, c *sdk.Client, policy *sdk.Cli
 }
 
 func (p *testPlugin) Observe(_ context.Context, e *sdk.Event) {
+	if p.out == nil {
+		return // the benchmarks' observer: as cheap as an observer can be
+	}
 	rec := map[string]any{"event": e.Kind.String(), "reason": e.Reason, "filter": e.Filter}
 	if e.Client != nil {
 		rec["client"] = e.Client.ID
