@@ -1,6 +1,11 @@
 package plugins
 
 import (
+	"fmt"
+	"math"
+	"strings"
+	"unicode/utf8"
+
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/plugins/proto/pluginv1"
@@ -37,8 +42,17 @@ func messageProto(m *core.Message) *pluginv1.Message {
 		e := p.MessageExpiry
 		out.Properties.MessageExpiry = &e
 	}
-	for _, u := range p.UserProperties {
-		out.Properties.UserProperties = append(out.Properties.UserProperties, &pluginv1.UserProperty{Key: u.Key, Value: u.Value})
+	out.Properties.UserProperties = userPropertiesProto(p.UserProperties)
+	return out
+}
+
+func userPropertiesProto(us []packets.UserProperty) []*pluginv1.UserProperty {
+	if len(us) == 0 {
+		return nil
+	}
+	out := make([]*pluginv1.UserProperty, len(us))
+	for i, u := range us {
+		out[i] = &pluginv1.UserProperty{Key: u.Key, Value: u.Value}
 	}
 	return out
 }
@@ -102,4 +116,54 @@ func verdictOf(v *pluginv1.Verdict) (core.Verdict, bool) {
 		return core.Deny(packets.ReasonCode(code), v.GetReason()), true
 	}
 	return core.Verdict{}, false
+}
+
+// policyProto is the policy as the wire carries it: the fields set (not
+// zero, which keeps the broker's option).
+func policyProto(p *core.ClientPolicy) *pluginv1.ClientPolicy {
+	out := &pluginv1.ClientPolicy{}
+	set := func(v uint32) *uint32 {
+		if v == 0 {
+			return nil
+		}
+		return &v
+	}
+	out.MaxQueuedMessages = set(uint32(min(p.MaxQueuedMessages, math.MaxUint32)))
+	out.MaxInflight = set(uint32(p.MaxInflight))
+	out.MaxPacketSize = set(p.MaxPacketSize)
+	out.SessionExpiryMax = set(p.SessionExpiryMax)
+	if p.Mountpoint != "" {
+		out.Mountpoint = &p.Mountpoint
+	}
+	return out
+}
+
+// applyPolicy sets the fields of p that the plugin's policy sets, once it
+// has checked them all: an invalid one changes nothing and is the plugin's
+// failure.
+func applyPolicy(p *core.ClientPolicy, w *pluginv1.ClientPolicy) error {
+	if w.MaxInflight != nil && w.GetMaxInflight() > math.MaxUint16 {
+		return fmt.Errorf("invalid policy: max_inflight %d is more than 65535", w.GetMaxInflight())
+	}
+	if w.Mountpoint != nil {
+		if mp := w.GetMountpoint(); strings.ContainsAny(mp, "+#\x00") || !utf8.ValidString(mp) {
+			return fmt.Errorf("invalid policy: mountpoint %q holds a wildcard, a NUL or invalid UTF-8", mp)
+		}
+	}
+	if w.MaxQueuedMessages != nil {
+		p.MaxQueuedMessages = int(w.GetMaxQueuedMessages())
+	}
+	if w.MaxInflight != nil {
+		p.MaxInflight = uint16(w.GetMaxInflight())
+	}
+	if w.MaxPacketSize != nil {
+		p.MaxPacketSize = w.GetMaxPacketSize()
+	}
+	if w.Mountpoint != nil {
+		p.Mountpoint = w.GetMountpoint()
+	}
+	if w.SessionExpiryMax != nil {
+		p.SessionExpiryMax = w.GetSessionExpiryMax()
+	}
+	return nil
 }

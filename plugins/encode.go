@@ -25,6 +25,7 @@ type observed struct {
 	code     uint32
 	clientID string
 	nanos    int64
+	stats    *core.Stats // sys_tick
 }
 
 // The field numbers of plugin.proto used by the encoder.
@@ -99,7 +100,45 @@ func appendEventFields(b []byte, e *observed) []byte {
 	b = appendString(b, 6, e.reason)
 	b = appendUint(b, 7, uint64(e.code))
 	b = appendString(b, 8, e.clientID)
-	return appendUint(b, 9, uint64(e.nanos))
+	b = appendUint(b, 9, uint64(e.nanos))
+	if e.stats != nil {
+		var st int
+		b, st = beginMessage(b, 10)
+		b = appendStats(b, e.stats)
+		b = endMessage(b, st)
+	}
+	return b
+}
+
+// appendStats writes a pluginv1.Stats's fields: every counter, and in
+// dropped_by and refused_by every reason and limit, zero or not.
+func appendStats(b []byte, st *core.Stats) []byte {
+	for i, v := range [...]int64{st.ClientsConnected, st.Sessions, st.Connections, st.MessagesIn, st.MessagesOut,
+		st.BytesIn, st.BytesOut, st.Dropped, st.Subscriptions, st.Retained, st.RetainedBytes, st.ProtocolErrors,
+		st.HookEventsLost, st.StoreFailures} {
+		b = appendUint(b, protowire.Number(i+1), uint64(v))
+	}
+	entry := func(b []byte, field protowire.Number, k string, v int64) []byte {
+		b, at := beginMessage(b, field)
+		b = appendString(b, 1, k)
+		b = appendUint(b, 2, uint64(v))
+		return endMessage(b, at)
+	}
+	for _, r := range core.DropReasons() {
+		b = entry(b, 15, r.String(), st.DroppedBy[r])
+	}
+	for _, l := range core.Limits() {
+		b = entry(b, 16, l.String(), st.RefusedBy[l])
+	}
+	for i, qs := range [...]*[3]int64{&st.MessagesInByQoS, &st.MessagesOutByQoS, &st.PayloadBytesInByQoS, &st.PayloadBytesOutByQoS} {
+		var at int
+		b, at = beginMessage(b, protowire.Number(17+i)) // packed
+		for _, v := range qs {
+			b = appendVarint(b, uint64(v))
+		}
+		b = endMessage(b, at)
+	}
+	return b
 }
 
 // appendClient writes a pluginv1.Client's fields.
@@ -170,8 +209,8 @@ func appendUint(b []byte, field protowire.Number, v uint64) []byte {
 	return appendVarint(b, v)
 }
 
-// appendTag writes a field's tag: one byte for the field numbers of
-// plugin.proto (below 16).
+// appendTag writes a field's tag: one byte for the field numbers below 16,
+// which are all but those of Stats's maps and lists.
 func appendTag(b []byte, field protowire.Number, typ protowire.Type) []byte {
 	if field < 16 {
 		return append(b, byte(field)<<3|byte(typ))

@@ -37,6 +37,13 @@ func TestAppendEventDecodes(t *testing.T) {
 		TLS: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}}
 	client := &core.ClientInfo{ID: "c1", Username: "alice", Remote: "127.0.0.1:4000", Listener: "tcp", ProtocolVersion: 5, CleanStart: true}
 
+	stats := core.Stats{ClientsConnected: 1, Sessions: 2, Connections: 3, MessagesIn: 1 << 40, MessagesOut: 5, BytesIn: 6,
+		BytesOut: 7, Dropped: 8, Subscriptions: 9, Retained: 10, RetainedBytes: 11, ProtocolErrors: 12, HookEventsLost: 13,
+		StoreFailures: 14, MessagesInByQoS: [3]int64{1, 2, 300}, MessagesOutByQoS: [3]int64{4, 5, 6},
+		PayloadBytesInByQoS: [3]int64{7, 8, 9}, PayloadBytesOutByQoS: [3]int64{10, 11, 12}}
+	stats.DroppedBy[core.DropExpired] = 15
+	stats.RefusedBy[core.LimitRetainedBytes] = 16
+
 	cases := []struct {
 		name string
 		in   observed
@@ -62,6 +69,15 @@ func TestAppendEventDecodes(t *testing.T) {
 		{"a reason that is not UTF-8 is repaired, not a batch the plugin cannot read",
 			observed{event: pluginv1.Event_EVENT_DISCONNECTED, reason: "read: \xff\xfe"},
 			&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_DISCONNECTED, Reason: "read: \uFFFD"}},
+		{"started: no client, no message",
+			observed{event: pluginv1.Event_EVENT_STARTED, nanos: 5},
+			&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_STARTED, UnixNanos: 5}},
+		{"sys_tick: every counter",
+			observed{event: pluginv1.Event_EVENT_SYS_TICK, stats: &stats, nanos: 6},
+			&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_SYS_TICK, Stats: statsProto(&stats), UnixNanos: 6}},
+		{"sys_tick: all zero",
+			observed{event: pluginv1.Event_EVENT_SYS_TICK, stats: &core.Stats{}},
+			&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_SYS_TICK, Stats: statsProto(&core.Stats{})}},
 		{"retained cleared: empty payload",
 			observed{event: pluginv1.Event_EVENT_RETAINED, msg: &core.Message{Topic: "r"}},
 			&pluginv1.ObservedEvent{Event: pluginv1.Event_EVENT_RETAINED, Message: &pluginv1.Message{Topic: "r"}}},
@@ -92,6 +108,24 @@ func TestAppendEventDecodes(t *testing.T) {
 	if !proto.Equal(&got, &want) {
 		t.Fatalf("batch decoded differently:\n%v\nwant\n%v", &got, &want)
 	}
+}
+
+// statsProto is what appendStats writes, as the generated code builds it.
+func statsProto(st *core.Stats) *pluginv1.Stats {
+	out := &pluginv1.Stats{ClientsConnected: st.ClientsConnected, Sessions: st.Sessions, Connections: st.Connections,
+		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut, Dropped: st.Dropped,
+		Subscriptions: st.Subscriptions, Retained: st.Retained, RetainedBytes: st.RetainedBytes, ProtocolErrors: st.ProtocolErrors,
+		HookEventsLost: st.HookEventsLost, StoreFailures: st.StoreFailures,
+		DroppedBy: map[string]int64{}, RefusedBy: map[string]int64{},
+		MessagesInByQos: st.MessagesInByQoS[:], MessagesOutByQos: st.MessagesOutByQoS[:],
+		PayloadBytesInByQos: st.PayloadBytesInByQoS[:], PayloadBytesOutByQos: st.PayloadBytesOutByQoS[:]}
+	for _, r := range core.DropReasons() {
+		out.DroppedBy[r.String()] = st.DroppedBy[r]
+	}
+	for _, l := range core.Limits() {
+		out.RefusedBy[l.String()] = st.RefusedBy[l]
+	}
+	return out
 }
 
 func BenchmarkAppendEvent(b *testing.B) {

@@ -161,7 +161,7 @@ func (d *batchDecoder) event(b []byte, em *eventAndMessage) error {
 			case 5:
 				ev.QoS = byte(r.u)
 			case 7:
-				ev.Code = byte(r.u)
+				ev.Code = ReasonCode(r.u)
 			case 9:
 				nanos = int64(r.u)
 			}
@@ -178,6 +178,8 @@ func (d *batchDecoder) event(b []byte, em *eventAndMessage) error {
 				ev.Reason = str(r.bytes)
 			case 8:
 				ev.ClientID = str(r.bytes)
+			case 10:
+				ev.Stats, err = decodeStats(r.bytes)
 			}
 		}
 		if err != nil {
@@ -308,6 +310,70 @@ func decodeProperties(b []byte, em *eventAndMessage) error {
 		}
 	}
 	return r.err
+}
+
+// decodeStats decodes a Stats: one a $SYS round, so it is allocated.
+func decodeStats(b []byte) (*Stats, error) {
+	st := &Stats{}
+	counters := [...]*int64{&st.ClientsConnected, &st.Sessions, &st.Connections, &st.MessagesIn, &st.MessagesOut,
+		&st.BytesIn, &st.BytesOut, &st.Dropped, &st.Subscriptions, &st.Retained, &st.RetainedBytes, &st.ProtocolErrors,
+		&st.HookEventsLost, &st.StoreFailures}
+	byQoS := [...]*[3]int64{&st.MessagesInByQoS, &st.MessagesOutByQoS, &st.PayloadBytesInByQoS, &st.PayloadBytesOutByQoS}
+	var filled [len(byQoS)]int
+	put := func(list int, v uint64) { // beyond QoS 2: ignored
+		if i := filled[list]; i < len(byQoS[list]) {
+			byQoS[list][i] = int64(v)
+			filled[list]++
+		}
+	}
+	r := fieldReader{b: b}
+	for r.next() {
+		switch n := int(r.num); {
+		case r.typ == protowire.VarintType && n >= 1 && n <= len(counters):
+			*counters[n-1] = int64(r.u)
+		case r.typ == protowire.BytesType && (n == 15 || n == 16):
+			k, v, err := statsEntry(r.bytes)
+			if err != nil {
+				return nil, err
+			}
+			m := &st.DroppedBy
+			if n == 16 {
+				m = &st.RefusedBy
+			}
+			if *m == nil {
+				*m = make(map[string]int64)
+			}
+			(*m)[k] = v
+		case r.typ == protowire.BytesType && n >= 17 && n < 17+len(byQoS): // packed, as the broker writes them
+			for rest := r.bytes; len(rest) > 0; {
+				v, c := consumeVarint(rest)
+				if c < 0 {
+					return nil, errWire
+				}
+				put(n-17, v)
+				rest = rest[c:]
+			}
+		case r.typ == protowire.VarintType && n >= 17 && n < 17+len(byQoS): // unpacked, as a parser must also take them
+			put(n-17, r.u)
+		}
+	}
+	return st, r.err
+}
+
+// statsEntry decodes a map<string, int64> entry.
+func statsEntry(b []byte) (string, int64, error) {
+	var k string
+	var v int64
+	r := fieldReader{b: b}
+	for r.next() {
+		switch {
+		case r.is(1, protowire.BytesType):
+			k = string(r.bytes)
+		case r.is(2, protowire.VarintType):
+			v = int64(r.u)
+		}
+	}
+	return k, v, r.err
 }
 
 // userProperty decodes a UserProperty.

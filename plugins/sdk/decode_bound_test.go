@@ -61,6 +61,11 @@ func hostileBatches(n int) map[string][]byte {
 		"nested groups":         repeatTo(n, func(int) []byte { return nested }),
 		"groups in an event":    repeatTo(n, func(int) []byte { return field(1, nested) }),
 		"unknown fixed fields":  repeatTo(n, func(int) []byte { return []byte{0x49, 1, 2, 3, 4, 5, 6, 7, 8, 0x55, 1, 2, 3, 4} }),
+		// A sys_tick's Stats is allocated, with its maps: empty ones in
+		// every event, or one with a counter per reason name.
+		"empty stats":        repeatTo(n, func(int) []byte { return field(1, []byte{0x52, 0x00}) }),
+		"stats map entries":  in(10, 1)(repeatTo(max(0, n-2*hdr), func(i int) []byte { return field(15, field(1, strconv.AppendInt(nil, int64(i), 36))) })),
+		"stats by QoS, long": in(17, 10, 1)(bytes.Repeat([]byte{0x01}, max(0, n-3*hdr))),
 	}
 }
 

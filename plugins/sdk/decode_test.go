@@ -32,6 +32,14 @@ func TestBatchDecoderMatchesProto(t *testing.T) {
 		{Event: pluginv1.Event_EVENT_RETAINED, Message: &pluginv1.Message{Topic: "r", Properties: &pluginv1.Properties{}}},
 		{Event: pluginv1.Event_EVENT_SUBSCRIBED, Client: client, Filter: "a/#", Qos: 2},
 		{Event: pluginv1.Event_EVENT_DISCONNECTED, Client: client, Code: 0x8E, Reason: "session taken over"},
+		{Event: pluginv1.Event_EVENT_STARTED, UnixNanos: 7},
+		{Event: pluginv1.Event_EVENT_SYS_TICK, UnixNanos: 8, Stats: &pluginv1.Stats{ClientsConnected: 3, Sessions: 4, Connections: 5,
+			MessagesIn: 1 << 40, MessagesOut: 7, BytesIn: 8, BytesOut: 9, Dropped: 10, Subscriptions: 11, Retained: 12, RetainedBytes: 13,
+			ProtocolErrors: 14, HookEventsLost: 15, StoreFailures: 16,
+			DroppedBy: map[string]int64{"expired": 2, "too_large": 0}, RefusedBy: map[string]int64{"max_subscriptions": 1},
+			MessagesInByQos: []int64{1, 2, 3}, MessagesOutByQos: []int64{4, 5, 6}, PayloadBytesInByQos: []int64{7, 8, 9},
+			PayloadBytesOutByQos: []int64{10, 11, 300}}},
+		{Event: pluginv1.Event_EVENT_STOPPED, UnixNanos: 9},
 	}
 	raw, err := proto.Marshal(&pluginv1.EventBatch{Events: events, Dropped: 5})
 	if err != nil {
@@ -55,15 +63,27 @@ func TestBatchDecoderMatchesProto(t *testing.T) {
 	}
 	for i, e := range events {
 		want := &Event{Kind: EventKind(e.GetEvent()), Filter: e.GetFilter(), QoS: byte(e.GetQos()), Reason: e.GetReason(),
-			Code: byte(e.GetCode()), ClientID: e.GetClientId(), Time: time.Unix(0, e.GetUnixNanos())}
+			Code: ReasonCode(e.GetCode()), ClientID: e.GetClientId(), Time: time.Unix(0, e.GetUnixNanos())}
 		if e.GetClient() != nil {
 			want.Client = clientOf(e.GetClient())
 		}
 		if e.GetMessage() != nil {
 			want.Msg = messageOf(e.GetMessage())
 		}
+		if st := e.GetStats(); st != nil {
+			want.Stats = &Stats{ClientsConnected: st.GetClientsConnected(), Sessions: st.GetSessions(), Connections: st.GetConnections(),
+				MessagesIn: st.GetMessagesIn(), MessagesOut: st.GetMessagesOut(), BytesIn: st.GetBytesIn(), BytesOut: st.GetBytesOut(),
+				Dropped: st.GetDropped(), Subscriptions: st.GetSubscriptions(), Retained: st.GetRetained(), RetainedBytes: st.GetRetainedBytes(),
+				ProtocolErrors: st.GetProtocolErrors(), HookEventsLost: st.GetHookEventsLost(), StoreFailures: st.GetStoreFailures(),
+				DroppedBy: st.GetDroppedBy(), RefusedBy: st.GetRefusedBy()}
+			copy(want.Stats.MessagesInByQoS[:], st.GetMessagesInByQos())
+			copy(want.Stats.MessagesOutByQoS[:], st.GetMessagesOutByQos())
+			copy(want.Stats.PayloadBytesInByQoS[:], st.GetPayloadBytesInByQos())
+			copy(want.Stats.PayloadBytesOutByQoS[:], st.GetPayloadBytesOutByQos())
+		}
 		if !reflect.DeepEqual(got[i], want) {
-			t.Errorf("event %d:\n got %+v %+v %+v\nwant %+v %+v %+v", i, got[i], got[i].Client, got[i].Msg, want, want.Client, want.Msg)
+			t.Errorf("event %d:\n got %+v %+v %+v %+v\nwant %+v %+v %+v %+v", i, got[i], got[i].Client, got[i].Msg, got[i].Stats,
+				want, want.Client, want.Msg, want.Stats)
 		}
 	}
 	if got[0].Client != got[1].Client {

@@ -8,7 +8,7 @@
 //
 //	func (a *audit) Init(ctx context.Context, req sdk.InitRequest) (sdk.Description, error) {
 //		return sdk.Description{Name: "audit", Handlers: []sdk.Handler{
-//			{Event: sdk.EventPublished, Mode: sdk.Observer},
+//			{Event: sdk.EventPublished, Mode: sdk.ModeObserver},
 //		}}, nil
 //	}
 //
@@ -23,11 +23,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/vanemq/vanemq/core/packets"
 )
 
-// Plugin is a plugin's implementation. Every method but Init has a
-// default in Base: embed it and override the events the plugin handles.
-// Methods are called concurrently.
+// Plugin is a plugin's implementation: the same events as the Go hook
+// contract (core.Hook), with the same names, arguments and verdicts. Every
+// method but Init has a default in Base: embed it and override the events
+// the plugin handles. Methods are called concurrently.
 type Plugin interface {
 	// Init is called once, before any event: it gets the plugin's config
 	// block and a handle on the broker, and says which events the plugin
@@ -36,19 +39,38 @@ type Plugin interface {
 
 	// Authenticate decides whether a CONNECT may proceed.
 	Authenticate(ctx context.Context, c *Client, cred *Credentials) Verdict
+	// EnhancedAuth runs one step of an MQTT 5 AUTH exchange: the first
+	// comes from CONNECT's Authentication Method and Data, later ones
+	// from AUTH packets, and re-authentication (step.Reauth) from an AUTH
+	// 0x19 after connecting. Allow ends it successfully (step.Response,
+	// when set, goes to the client as Authentication Data), Deny refuses,
+	// and Next with step.Continue set asks the client for another round
+	// with step.Response.
+	EnhancedAuth(ctx context.Context, c *Client, step *AuthStep) Verdict
 	// AuthorizePublish decides whether the client may publish m.
 	AuthorizePublish(ctx context.Context, c *Client, m *Message) Verdict
 	// AuthorizeSubscribe decides whether the client may subscribe to
 	// filter; it may lower *qos.
 	AuthorizeSubscribe(ctx context.Context, c *Client, filter string, qos *byte) Verdict
 	// Connect decides, after authentication, whether the client may
-	// connect.
-	Connect(ctx context.Context, c *Client) Verdict
+	// connect, and may change its policy: policy is as the hooks before
+	// the plugin left it, and the fields the plugin changes change it. A
+	// plugin that only sets policy returns Next: Allow would stop the
+	// Connect hooks after it.
+	Connect(ctx context.Context, c *Client, policy *ClientPolicy) Verdict
 	// Publish may change m (topic, payload, QoS, retain, properties) or
-	// refuse it, which drops it.
+	// Deny it, which drops it and answers QoS 1/2 with the verdict's code.
 	Publish(ctx context.Context, c *Client, m *Message) Verdict
-	// Observe is told of an event the plugin observes. Events come in
-	// order, on one goroutine.
+	// Deliver may change or Deny one delivery of m to the subscriber
+	// whose client ID is subscriber.
+	Deliver(ctx context.Context, subscriber string, m *Message) Verdict
+	// Will may change a will message before it is published, or Deny it
+	// to suppress it.
+	Will(ctx context.Context, c *Client, m *Message) Verdict
+	// Observe is told of an event the plugin observes: the notifications
+	// (session, disconnected, subscribed, unsubscribed, published,
+	// dropped, acked, retained, started, stopped, sys_tick). Events come
+	// in order, on one goroutine.
 	Observe(ctx context.Context, e *Event)
 }
 
@@ -80,7 +102,7 @@ type Host interface {
 	Publish(ctx context.Context, m *Message) error
 	// Disconnect closes a client's connection; MQTT 5 clients get a
 	// DISCONNECT with code (0: 0x98 Administrative action) and reason.
-	Disconnect(ctx context.Context, clientID string, code byte, reason string) error
+	Disconnect(ctx context.Context, clientID string, code ReasonCode, reason string) error
 }
 
 // Description is what a plugin handles.
@@ -94,8 +116,9 @@ type Description struct {
 type Handler struct {
 	Event EventKind
 	Mode  Mode
-	// Topics limits a message event to these topic filters; empty: every
-	// topic.
+	// Topics limits a message event (authorize_publish, publish,
+	// deliver, will, published, dropped, acked, retained) to these topic
+	// filters; empty: every topic.
 	Topics []string
 }
 
@@ -103,40 +126,51 @@ type Handler struct {
 type Mode uint8
 
 const (
-	// Decision: called synchronously, within the broker's timeout; its
-	// result counts. Authenticate, AuthorizePublish, AuthorizeSubscribe,
-	// Connect and Publish are decisions.
-	Decision Mode = iota + 1
-	// Observer: told afterwards, in batches, through Observe; the broker
-	// never waits for it, and drops (and counts) events when the plugin
-	// falls behind.
-	Observer
+	// ModeDecision: called synchronously, within the broker's timeout;
+	// its verdict counts. The decisions (authenticate, enhanced_auth,
+	// authorize_publish, authorize_subscribe, connect) and the modifiers
+	// (publish, deliver, will) are handled so, and only so.
+	ModeDecision Mode = iota + 1
+	// ModeObserver: told afterwards, in batches, through Observe; the
+	// broker never waits for it, and drops (and counts) events when the
+	// plugin falls behind. The notifications are handled so, and only so.
+	ModeObserver
 )
 
-// EventKind names an event.
+// EventKind names an event. Its values are the plugin protocol's
+// (plugin.proto's Event), and its names (String) core.Event's.
 type EventKind uint8
 
-// The events. The first five are decisions; the rest are observed.
+// The events, numbered as the protocol numbers them, which is the order
+// they were added to it, not core's.
 const (
-	EventAuthenticate EventKind = iota + 1
-	EventAuthorizePublish
-	EventAuthorizeSubscribe
-	EventConnect
-	EventPublish
-	EventSession
-	EventDisconnected
-	EventSubscribed
-	EventUnsubscribed
-	EventPublished
-	EventDropped
-	EventAcked
-	EventRetained
+	EventAuthenticate       EventKind = 1  // decision
+	EventAuthorizePublish   EventKind = 2  // decision
+	EventAuthorizeSubscribe EventKind = 3  // decision
+	EventConnect            EventKind = 4  // decision
+	EventPublish            EventKind = 5  // modifier
+	EventSession            EventKind = 6  // notification
+	EventDisconnected       EventKind = 7  // notification
+	EventSubscribed         EventKind = 8  // notification
+	EventUnsubscribed       EventKind = 9  // notification
+	EventPublished          EventKind = 10 // notification
+	EventDropped            EventKind = 11 // notification
+	EventAcked              EventKind = 12 // notification
+	EventRetained           EventKind = 13 // notification
+	EventEnhancedAuth       EventKind = 14 // decision
+	EventDeliver            EventKind = 15 // modifier
+	EventWill               EventKind = 16 // modifier
+	EventStarted            EventKind = 17 // notification
+	EventStopped            EventKind = 18 // notification
+	EventSysTick            EventKind = 19 // notification
 )
 
 var eventNames = [...]string{"", "authenticate", "authorize_publish", "authorize_subscribe", "connect",
-	"publish", "session", "disconnected", "subscribed", "unsubscribed", "published", "dropped", "acked", "retained"}
+	"publish", "session", "disconnected", "subscribed", "unsubscribed", "published", "dropped", "acked", "retained",
+	"enhanced_auth", "deliver", "will", "started", "stopped", "sys_tick"}
 
-// String names the event.
+// String names the event as the broker's config and logs do
+// (core.Event.String): "authorize_publish", "sys_tick".
 func (e EventKind) String() string {
 	if int(e) < len(eventNames) && e != 0 {
 		return eventNames[e]
@@ -164,8 +198,39 @@ type Credentials struct {
 	UsernameSet bool
 	Password    []byte
 	PasswordSet bool
-	AuthMethod  string
+	AuthMethod  string // MQTT 5 enhanced authentication method, if any
 	AuthData    []byte
+	// UserProperty are CONNECT's user properties.
+	UserProperty []UserProperty
+}
+
+// AuthStep is one step of an MQTT 5 enhanced authentication exchange.
+type AuthStep struct {
+	Method string // the Authentication Method, fixed for the exchange
+	Data   []byte // the client's Authentication Data for this step
+	// Reauth is set when a connected client re-authenticates.
+	Reauth bool
+	// Continue and Response are set by the plugin to ask for another
+	// round: the broker sends AUTH 0x18 with Response as Authentication
+	// Data. With Allow, Response is the final Authentication Data.
+	Continue bool
+	Response []byte
+}
+
+// ClientPolicy is per-client policy a Connect handler may set; zero
+// fields keep the broker's options.
+type ClientPolicy struct {
+	MaxQueuedMessages int
+	MaxInflight       uint16
+	MaxPacketSize     uint32
+	// Mountpoint prefixes every topic the client publishes or subscribes
+	// to, and is removed from topics delivered to it: "tenant-a/". It may
+	// not hold the wildcards + and #.
+	Mountpoint string
+	// SessionExpiryMax, when set, replaces the broker's
+	// session_expiry_max as the longest session expiry interval the
+	// client may have, in seconds.
+	SessionExpiryMax uint32
 }
 
 // Message is an application message.
@@ -197,9 +262,9 @@ type UserProperty struct{ Key, Value string }
 // which stays allocated while any of them is referenced.
 type Event struct {
 	Kind EventKind
-	// Client is the client concerned (nil for dropped, acked and
-	// retained). It may be shared with the client's other events: read
-	// it, do not change it.
+	// Client is the client concerned (nil for dropped, acked, retained,
+	// started, stopped and sys_tick). It may be shared with the client's
+	// other events: read it, do not change it.
 	Client *Client
 	Msg    *Message // message events
 	// Filter and QoS: subscription events.
@@ -208,44 +273,89 @@ type Event struct {
 	// Reason: the session change (created, resumed, taken_over,
 	// expired), why a message was dropped, or the disconnect reason.
 	Reason string
-	Code   byte
+	// Code is the disconnect's reason code.
+	Code ReasonCode
 	// ClientID is the subscriber of dropped and acked events.
 	ClientID string
+	// Stats are the broker's counters, for sys_tick.
+	Stats *Stats
 	// Time is when the event happened in the broker; for published, when
 	// the broker read the PUBLISH.
 	Time time.Time
 }
 
-// Verdict is a decision's result.
+// Stats are the broker's counters at a $SYS round (core.Stats), which a
+// sys_tick event carries.
+type Stats struct {
+	ClientsConnected int64 // connections with a session now
+	Sessions         int64 // sessions, connected or not
+	Connections      int64 // network connections accepted since start
+	MessagesIn       int64 // PUBLISH packets received
+	MessagesOut      int64 // PUBLISH packets sent
+	BytesIn          int64 // payload bytes received
+	BytesOut         int64 // bytes written to connections
+	Dropped          int64 // messages dropped (queue full, expired, too large)
+	Subscriptions    int64
+	Retained         int64
+	RetainedBytes    int64
+	ProtocolErrors   int64
+	HookEventsLost   int64
+	StoreFailures    int64
+	// DroppedBy counts dropped messages by reason, named as the metrics
+	// label them: outbound_queue_full, session_queue_full, expired,
+	// too_large.
+	DroppedBy map[string]int64
+	// RefusedBy counts refusals by limit, named as its config key:
+	// max_subscriptions, max_retained_messages, max_retained_bytes.
+	RefusedBy map[string]int64
+	// The messages and payload bytes, by QoS.
+	MessagesInByQoS      [3]int64
+	MessagesOutByQoS     [3]int64
+	PayloadBytesInByQoS  [3]int64
+	PayloadBytesOutByQoS [3]int64
+}
+
+// ReasonCode is an MQTT reason code: the constants of
+// github.com/vanemq/vanemq/core/packets (packets.NotAuthorized,
+// packets.QuotaExceeded…) are of this type.
+type ReasonCode = packets.ReasonCode
+
+// Verdict is what a decision or modifier returns, as core.Verdict.
 type Verdict struct {
-	Result Result
-	// Code is a refusal's MQTT reason code (0x80 or above; 0: 0x87 Not
-	// authorized); Reason its reason string.
-	Code   byte
+	Decision Decision
+	// Code is the MQTT reason code of a Deny (0x80 or above;
+	// packets.NotAuthorized when zero).
+	Code ReasonCode
+	// Reason is the reason string sent to v5 clients that asked for
+	// problem information, and logged.
 	Reason string
 }
 
-// Result is a decision's outcome.
-type Result uint8
+// Decision is the outcome of a decision.
+type Decision uint8
 
+// The three outcomes.
 const (
-	// ResultNext: no opinion, the next hook decides.
-	ResultNext Result = iota
-	// ResultAllow: allowed.
-	ResultAllow
-	// ResultDeny: refused.
-	ResultDeny
+	// DecisionNext: no opinion; the next hook decides.
+	DecisionNext Decision = iota
+	// DecisionAllow: allowed; no later hook is asked.
+	DecisionAllow
+	// DecisionDeny: refused with a reason code; no later hook is asked.
+	DecisionDeny
 )
 
-// The common verdicts.
+// Verdicts to return.
 var (
-	Next  = Verdict{Result: ResultNext}
-	Allow = Verdict{Result: ResultAllow}
+	// Next is the Next verdict.
+	Next = Verdict{Decision: DecisionNext}
+	// Allow is the Allow verdict.
+	Allow = Verdict{Decision: DecisionAllow}
 )
 
-// Deny refuses with a reason code (0x80 or above) and a reason string.
-func Deny(code byte, reason string) Verdict {
-	return Verdict{Result: ResultDeny, Code: code, Reason: reason}
+// Deny returns a Deny verdict with a reason code (0x80 or above) and a
+// reason string.
+func Deny(code ReasonCode, reason string) Verdict {
+	return Verdict{Decision: DecisionDeny, Code: code, Reason: reason}
 }
 
 // Base gives every Plugin method but Init a default: decisions say Next,
@@ -255,6 +365,9 @@ type Base struct{}
 // Authenticate implements Plugin.
 func (Base) Authenticate(context.Context, *Client, *Credentials) Verdict { return Next }
 
+// EnhancedAuth implements Plugin.
+func (Base) EnhancedAuth(context.Context, *Client, *AuthStep) Verdict { return Next }
+
 // AuthorizePublish implements Plugin.
 func (Base) AuthorizePublish(context.Context, *Client, *Message) Verdict { return Next }
 
@@ -262,10 +375,16 @@ func (Base) AuthorizePublish(context.Context, *Client, *Message) Verdict { retur
 func (Base) AuthorizeSubscribe(context.Context, *Client, string, *byte) Verdict { return Next }
 
 // Connect implements Plugin.
-func (Base) Connect(context.Context, *Client) Verdict { return Next }
+func (Base) Connect(context.Context, *Client, *ClientPolicy) Verdict { return Next }
 
 // Publish implements Plugin.
 func (Base) Publish(context.Context, *Client, *Message) Verdict { return Next }
+
+// Deliver implements Plugin.
+func (Base) Deliver(context.Context, string, *Message) Verdict { return Next }
+
+// Will implements Plugin.
+func (Base) Will(context.Context, *Client, *Message) Verdict { return Next }
 
 // Observe implements Plugin.
 func (Base) Observe(context.Context, *Event) {}

@@ -165,9 +165,12 @@ func (s *server) Describe(ctx context.Context, req *pluginv1.DescribeRequest) (d
 	}
 	out := &pluginv1.Description{Name: desc.Name}
 	for _, h := range desc.Handlers {
-		mode := pluginv1.Mode_MODE_OBSERVER
-		if h.Mode == Decision {
+		mode := pluginv1.Mode_MODE_UNSPECIFIED // refused by the broker, naming the event
+		switch h.Mode {
+		case ModeDecision:
 			mode = pluginv1.Mode_MODE_DECISION
+		case ModeObserver:
+			mode = pluginv1.Mode_MODE_OBSERVER
 		}
 		out.Handlers = append(out.Handlers, &pluginv1.Handler{Event: pluginv1.Event(h.Event), Mode: mode, Topics: h.Topics})
 	}
@@ -178,8 +181,17 @@ func (s *server) Authenticate(ctx context.Context, req *pluginv1.AuthenticateReq
 	defer s.guard("Authenticate", &err)
 	c := req.GetCredentials()
 	cred := &Credentials{Username: c.GetUsername(), UsernameSet: c.GetUsernameSet(), Password: c.GetPassword(),
-		PasswordSet: c.GetPasswordSet(), AuthMethod: c.GetAuthMethod(), AuthData: c.GetAuthData()}
+		PasswordSet: c.GetPasswordSet(), AuthMethod: c.GetAuthMethod(), AuthData: c.GetAuthData(),
+		UserProperty: userPropertiesOf(c.GetUserProperties())}
 	return toVerdict(s.p.Authenticate(ctx, clientOf(req.GetClient()), cred)), nil
+}
+
+func (s *server) EnhancedAuth(ctx context.Context, req *pluginv1.AuthStepRequest) (r *pluginv1.AuthStepResult, err error) {
+	defer s.guard("EnhancedAuth", &err)
+	st := req.GetStep()
+	step := &AuthStep{Method: st.GetMethod(), Data: st.GetData(), Reauth: st.GetReauth()}
+	vd := s.p.EnhancedAuth(ctx, clientOf(req.GetClient()), step)
+	return &pluginv1.AuthStepResult{Verdict: toVerdict(vd), Continue: step.Continue, Response: step.Response}, nil
 }
 
 func (s *server) AuthorizePublish(ctx context.Context, req *pluginv1.MessageRequest) (v *pluginv1.Verdict, err error) {
@@ -200,15 +212,33 @@ func (s *server) AuthorizeSubscribe(ctx context.Context, req *pluginv1.Subscribe
 	return out, nil
 }
 
-func (s *server) Connect(ctx context.Context, req *pluginv1.ClientRequest) (v *pluginv1.Verdict, err error) {
+func (s *server) Connect(ctx context.Context, req *pluginv1.ConnectRequest) (r *pluginv1.ConnectResult, err error) {
 	defer s.guard("Connect", &err)
-	return toVerdict(s.p.Connect(ctx, clientOf(req.GetClient()))), nil
+	given := PolicyOf(req.GetPolicy())
+	policy := given
+	vd := s.p.Connect(ctx, clientOf(req.GetClient()), &policy)
+	return &pluginv1.ConnectResult{Decision: pluginv1.Decision(vd.Decision), Code: uint32(vd.Code), Reason: vd.Reason,
+		Policy: PolicyChanges(given, policy)}, nil
 }
 
 func (s *server) Publish(ctx context.Context, req *pluginv1.MessageRequest) (r *pluginv1.PublishResult, err error) {
 	defer s.guard("Publish", &err)
 	m := messageOf(req.GetMessage())
 	vd := s.p.Publish(ctx, clientOf(req.GetClient()), m)
+	return &pluginv1.PublishResult{Verdict: toVerdict(vd), Message: MessageProto(m)}, nil
+}
+
+func (s *server) Deliver(ctx context.Context, req *pluginv1.DeliverRequest) (r *pluginv1.PublishResult, err error) {
+	defer s.guard("Deliver", &err)
+	m := messageOf(req.GetMessage())
+	vd := s.p.Deliver(ctx, req.GetSubscriber(), m)
+	return &pluginv1.PublishResult{Verdict: toVerdict(vd), Message: MessageProto(m)}, nil
+}
+
+func (s *server) Will(ctx context.Context, req *pluginv1.MessageRequest) (r *pluginv1.PublishResult, err error) {
+	defer s.guard("Will", &err)
+	m := messageOf(req.GetMessage())
+	vd := s.p.Will(ctx, clientOf(req.GetClient()), m)
 	return &pluginv1.PublishResult{Verdict: toVerdict(vd), Message: MessageProto(m)}, nil
 }
 
@@ -276,7 +306,7 @@ func (h *hostClient) Publish(ctx context.Context, m *Message) error {
 	return nil
 }
 
-func (h *hostClient) Disconnect(ctx context.Context, clientID string, code byte, reason string) error {
+func (h *hostClient) Disconnect(ctx context.Context, clientID string, code ReasonCode, reason string) error {
 	r, err := h.c.Disconnect(ctx, &pluginv1.HostDisconnectRequest{ClientId: clientID, Code: uint32(code), Reason: reason})
 	if err != nil {
 		return err
@@ -288,7 +318,7 @@ func (h *hostClient) Disconnect(ctx context.Context, clientID string, code byte,
 }
 
 func toVerdict(v Verdict) *pluginv1.Verdict {
-	return &pluginv1.Verdict{Decision: pluginv1.Decision(v.Result), Code: uint32(v.Code), Reason: v.Reason}
+	return &pluginv1.Verdict{Decision: pluginv1.Decision(v.Decision), Code: uint32(v.Code), Reason: v.Reason}
 }
 
 func clientOf(c *pluginv1.Client) *Client {
@@ -311,9 +341,18 @@ func messageOf(m *pluginv1.Message) *Message {
 		out.Properties.ContentType = p.GetContentType()
 		out.Properties.ResponseTopic = p.GetResponseTopic()
 		out.Properties.CorrelationData = p.GetCorrelationData()
-		for _, u := range p.GetUserProperties() {
-			out.Properties.UserProperties = append(out.Properties.UserProperties, UserProperty{Key: u.GetKey(), Value: u.GetValue()})
-		}
+		out.Properties.UserProperties = userPropertiesOf(p.GetUserProperties())
+	}
+	return out
+}
+
+func userPropertiesOf(us []*pluginv1.UserProperty) []UserProperty {
+	if len(us) == 0 {
+		return nil
+	}
+	out := make([]UserProperty, len(us))
+	for i, u := range us {
+		out[i] = UserProperty{Key: u.GetKey(), Value: u.GetValue()}
 	}
 	return out
 }

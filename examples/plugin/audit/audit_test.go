@@ -71,7 +71,8 @@ func TestObserveWritesLines(t *testing.T) {
 	}
 	h := plugintest.Start(t, &auditPlugin{}, map[string]any{"file": file, "topics": []string{"a/#"}})
 	d := h.Description()
-	wantDesc := sdk.Description{Name: "audit", Handlers: []sdk.Handler{{Event: sdk.EventPublished, Mode: sdk.Observer, Topics: []string{"a/#"}}}}
+	wantDesc := sdk.Description{Name: "audit", Handlers: []sdk.Handler{{Event: sdk.EventPublished, Mode: sdk.ModeObserver, Topics: []string{"a/#"}},
+		{Event: sdk.EventStopped, Mode: sdk.ModeObserver}}}
 	if !reflect.DeepEqual(d, wantDesc) {
 		t.Fatalf("description %+v, want %+v", d, wantDesc)
 	}
@@ -101,6 +102,20 @@ func TestFlushInterval(t *testing.T) {
 	}
 	if got := readLines(t, file); !reflect.DeepEqual(got, want) {
 		t.Errorf("audit lines\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// The broker's last event, stopped, flushes what the buffer holds: with a
+// flush interval longer than the test, the lines are in the file as soon
+// as the stopped event has been observed.
+func TestStoppedFlushes(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "audit.jsonl")
+	h := plugintest.Start(t, &auditPlugin{}, map[string]any{"file": file, "flush_interval": "1m"})
+	evs, want := events()
+	h.Observe(evs...)
+	h.Observe(sdk.Event{Kind: sdk.EventStopped, Time: time.Now()})
+	if got := readLines(t, file); !reflect.DeepEqual(got, want) {
+		t.Errorf("audit lines after stopped\n got %+v\nwant %+v", got, want)
 	}
 }
 

@@ -52,21 +52,21 @@ func checkVerdicts(t *testing.T, h *plugintest.Harness) {
 	tests := []struct {
 		name string
 		cred sdk.Credentials
-		want sdk.Result
+		want sdk.Decision
 	}{
-		{"right password", cred("alice", "alice-pw"), sdk.ResultAllow},
-		{"wrong password", cred("alice", "nope"), sdk.ResultDeny},
-		{"no password", cred("alice", ""), sdk.ResultDeny},
-		{"unknown user", cred("mallory", "alice-pw"), sdk.ResultDeny},
-		{"no user name", cred("", "alice-pw"), sdk.ResultDeny},
-		{"password over 72 bytes", cred("alice", "alice-pw"+strings.Repeat("x", 70)), sdk.ResultDeny},
+		{"right password", cred("alice", "alice-pw"), sdk.DecisionAllow},
+		{"wrong password", cred("alice", "nope"), sdk.DecisionDeny},
+		{"no password", cred("alice", ""), sdk.DecisionDeny},
+		{"unknown user", cred("mallory", "alice-pw"), sdk.DecisionDeny},
+		{"no user name", cred("", "alice-pw"), sdk.DecisionDeny},
+		{"password over 72 bytes", cred("alice", "alice-pw"+strings.Repeat("x", 70)), sdk.DecisionDeny},
 	}
 	for _, tc := range tests {
 		v := h.Authenticate(sdk.Client{ID: "c-" + tc.cred.Username, Username: tc.cred.Username}, tc.cred)
-		if v.Result != tc.want {
+		if v.Decision != tc.want {
 			t.Errorf("%s: verdict %+v, want result %d", tc.name, v, tc.want)
 		}
-		if tc.want == sdk.ResultDeny && (v.Code != 0x86 || v.Reason != "bad user name or password") {
+		if tc.want == sdk.DecisionDeny && (v.Code != 0x86 || v.Reason != "bad user name or password") {
 			t.Errorf("%s: refused with %#x %q, want 0x86 \"bad user name or password\"", tc.name, v.Code, v.Reason)
 		}
 	}
@@ -81,11 +81,11 @@ func TestJSONUsers(t *testing.T) {
 	]`)
 	h := plugintest.Start(t, &authPlugin{}, map[string]any{"users": users})
 	d := h.Description()
-	if d.Name != "auth" || len(d.Handlers) != 1 || d.Handlers[0].Event != sdk.EventAuthenticate || d.Handlers[0].Mode != sdk.Decision {
+	if d.Name != "auth" || len(d.Handlers) != 1 || d.Handlers[0].Event != sdk.EventAuthenticate || d.Handlers[0].Mode != sdk.ModeDecision {
 		t.Fatalf("description %+v, want auth deciding authenticate", d)
 	}
 	checkVerdicts(t, h)
-	if v := h.Authenticate(sdk.Client{ID: "b"}, cred("bob", "bob-pw")); v.Result != sdk.ResultAllow {
+	if v := h.Authenticate(sdk.Client{ID: "b"}, cred("bob", "bob-pw")); v.Decision != sdk.DecisionAllow {
 		t.Errorf("bob: verdict %+v, want allow", v)
 	}
 }
@@ -102,7 +102,7 @@ func TestCSVUsers(t *testing.T) {
 func TestShippedUsers(t *testing.T) {
 	h := plugintest.Start(t, &authPlugin{}, map[string]any{"users": "users.json"})
 	for user, pw := range map[string]string{"alice": "alice-secret", "bob": "bob-secret"} {
-		if v := h.Authenticate(sdk.Client{ID: user}, cred(user, pw)); v.Result != sdk.ResultAllow {
+		if v := h.Authenticate(sdk.Client{ID: user}, cred(user, pw)); v.Decision != sdk.DecisionAllow {
 			t.Errorf("%s: verdict %+v, want allow", user, v)
 		}
 	}

@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/plugins/sdk"
 )
 
@@ -86,13 +87,13 @@ func (p *authPlugin) Init(_ context.Context, req sdk.InitRequest) (sdk.Descripti
 	log.Info("users loaded", "file", path, "users", len(users))
 	p.state.Store(&state{users: users, dummy: dummy, log: log})
 	return sdk.Description{Name: "auth", Handlers: []sdk.Handler{
-		{Event: sdk.EventAuthenticate, Mode: sdk.Decision},
+		{Event: sdk.EventAuthenticate, Mode: sdk.ModeDecision},
 	}}, nil
 }
 
 // badCredentials is the verdict for a missing or unknown user name or a
 // wrong password: the client is not told which.
-var badCredentials = sdk.Deny(0x86, "bad user name or password")
+var badCredentials = sdk.Deny(packets.BadUsernameOrPassword, "bad user name or password")
 
 // Authenticate allows a known user with the right password and refuses
 // everyone else, clients without a user name included. Passwords are

@@ -1,8 +1,20 @@
 // The gRPC contract between vanemq and an out-of-process plugin, version 1.
-// It mirrors the Go hook contract (core.Hook) event for event: decisions
-// (synchronous, with a deadline), the publish modifier, and notifications
-// (observers, sent in batches on one stream). Plugin authors use
-// github.com/vanemq/vanemq/plugins/sdk and never this package directly.
+// It mirrors the Go hook contract (core.Hook) event for event: each of the
+// pipeline's events has an Event value here (plugins.WireEvent maps them,
+// and a test checks that none is missing). The decisions (Authenticate,
+// EnhancedAuth, AuthorizePublish, AuthorizeSubscribe, Connect) and the
+// modifiers (Publish, Deliver, Will) are RPCs, called synchronously within
+// the broker's timeout, with the context the Go hook gets (a call is
+// cancelled when that context ends: the broker stops, say); they carry
+// what the Go hook may change (the QoS granted, the client's policy, the
+// message, the AUTH step's response). Notifications are observed: sent
+// afterwards, in batches, on the Observe stream.
+// Plugin authors use github.com/vanemq/vanemq/plugins/sdk and never this
+// package directly.
+//
+// Numbers are never reused or renumbered: a plugin built against an older
+// version of this file goes on working with a newer broker for the events
+// it knows.
 //
 // Regenerate with `make proto`.
 
@@ -29,7 +41,8 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Event names a pipeline event a plugin can handle.
+// Event names a pipeline event a plugin can handle: one value for each of
+// core.Event's, numbered in the order they were added to this file.
 type Event int32
 
 const (
@@ -47,6 +60,12 @@ const (
 	Event_EVENT_DROPPED             Event = 11
 	Event_EVENT_ACKED               Event = 12
 	Event_EVENT_RETAINED            Event = 13
+	Event_EVENT_ENHANCED_AUTH       Event = 14
+	Event_EVENT_DELIVER             Event = 15
+	Event_EVENT_WILL                Event = 16
+	Event_EVENT_STARTED             Event = 17
+	Event_EVENT_STOPPED             Event = 18
+	Event_EVENT_SYS_TICK            Event = 19
 )
 
 // Enum value maps for Event.
@@ -66,6 +85,12 @@ var (
 		11: "EVENT_DROPPED",
 		12: "EVENT_ACKED",
 		13: "EVENT_RETAINED",
+		14: "EVENT_ENHANCED_AUTH",
+		15: "EVENT_DELIVER",
+		16: "EVENT_WILL",
+		17: "EVENT_STARTED",
+		18: "EVENT_STOPPED",
+		19: "EVENT_SYS_TICK",
 	}
 	Event_value = map[string]int32{
 		"EVENT_UNSPECIFIED":         0,
@@ -82,6 +107,12 @@ var (
 		"EVENT_DROPPED":             11,
 		"EVENT_ACKED":               12,
 		"EVENT_RETAINED":            13,
+		"EVENT_ENHANCED_AUTH":       14,
+		"EVENT_DELIVER":             15,
+		"EVENT_WILL":                16,
+		"EVENT_STARTED":             17,
+		"EVENT_STOPPED":             18,
+		"EVENT_SYS_TICK":            19,
 	}
 )
 
@@ -114,7 +145,10 @@ func (Event) EnumDescriptor() ([]byte, []int) {
 
 // Mode is how the broker calls a handler: a decision is called
 // synchronously, within the configured timeout; an observer gets the event
-// later, in a batch on the Observe stream, and can change nothing.
+// later, in a batch on the Observe stream, and can change nothing. The
+// decisions and modifiers (authenticate, enhanced_auth, authorize_publish,
+// authorize_subscribe, connect, publish, deliver, will) are MODE_DECISION
+// only; the notifications (the others) MODE_OBSERVER only.
 type Mode int32
 
 const (
@@ -496,15 +530,17 @@ func (x *Client) GetCertDnsNames() []string {
 }
 
 type Credentials struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	UsernameSet   bool                   `protobuf:"varint,2,opt,name=username_set,json=usernameSet,proto3" json:"username_set,omitempty"`
-	Password      []byte                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
-	PasswordSet   bool                   `protobuf:"varint,4,opt,name=password_set,json=passwordSet,proto3" json:"password_set,omitempty"`
-	AuthMethod    string                 `protobuf:"bytes,5,opt,name=auth_method,json=authMethod,proto3" json:"auth_method,omitempty"`
-	AuthData      []byte                 `protobuf:"bytes,6,opt,name=auth_data,json=authData,proto3" json:"auth_data,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Username    string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	UsernameSet bool                   `protobuf:"varint,2,opt,name=username_set,json=usernameSet,proto3" json:"username_set,omitempty"`
+	Password    []byte                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	PasswordSet bool                   `protobuf:"varint,4,opt,name=password_set,json=passwordSet,proto3" json:"password_set,omitempty"`
+	AuthMethod  string                 `protobuf:"bytes,5,opt,name=auth_method,json=authMethod,proto3" json:"auth_method,omitempty"`
+	AuthData    []byte                 `protobuf:"bytes,6,opt,name=auth_data,json=authData,proto3" json:"auth_data,omitempty"`
+	// user_properties are CONNECT's.
+	UserProperties []*UserProperty `protobuf:"bytes,7,rep,name=user_properties,json=userProperties,proto3" json:"user_properties,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Credentials) Reset() {
@@ -575,6 +611,13 @@ func (x *Credentials) GetAuthMethod() string {
 func (x *Credentials) GetAuthData() []byte {
 	if x != nil {
 		return x.AuthData
+	}
+	return nil
+}
+
+func (x *Credentials) GetUserProperties() []*UserProperty {
+	if x != nil {
+		return x.UserProperties
 	}
 	return nil
 }
@@ -915,27 +958,33 @@ func (x *AuthenticateRequest) GetCredentials() *Credentials {
 	return nil
 }
 
-type ClientRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Client        *Client                `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+// AuthStep is one step of an AUTH exchange, as core.AuthStep.
+type AuthStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// method is the Authentication Method, fixed for the exchange.
+	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	// data is the client's Authentication Data for this step.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// reauth is set when a connected client re-authenticates (AUTH 0x19).
+	Reauth        bool `protobuf:"varint,3,opt,name=reauth,proto3" json:"reauth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ClientRequest) Reset() {
-	*x = ClientRequest{}
+func (x *AuthStep) Reset() {
+	*x = AuthStep{}
 	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ClientRequest) String() string {
+func (x *AuthStep) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ClientRequest) ProtoMessage() {}
+func (*AuthStep) ProtoMessage() {}
 
-func (x *ClientRequest) ProtoReflect() protoreflect.Message {
+func (x *AuthStep) ProtoReflect() protoreflect.Message {
 	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -947,14 +996,354 @@ func (x *ClientRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ClientRequest.ProtoReflect.Descriptor instead.
-func (*ClientRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use AuthStep.ProtoReflect.Descriptor instead.
+func (*AuthStep) Descriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
-func (x *ClientRequest) GetClient() *Client {
+func (x *AuthStep) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AuthStep) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *AuthStep) GetReauth() bool {
+	if x != nil {
+		return x.Reauth
+	}
+	return false
+}
+
+type AuthStepRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Client        *Client                `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	Step          *AuthStep              `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthStepRequest) Reset() {
+	*x = AuthStepRequest{}
+	mi := &file_plugin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthStepRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthStepRequest) ProtoMessage() {}
+
+func (x *AuthStepRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthStepRequest.ProtoReflect.Descriptor instead.
+func (*AuthStepRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AuthStepRequest) GetClient() *Client {
 	if x != nil {
 		return x.Client
+	}
+	return nil
+}
+
+func (x *AuthStepRequest) GetStep() *AuthStep {
+	if x != nil {
+		return x.Step
+	}
+	return nil
+}
+
+type AuthStepResult struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Verdict *Verdict               `protobuf:"bytes,1,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// continue, with a verdict of DECISION_NEXT, asks the client for another
+	// round: the broker sends AUTH 0x18 with response as its Authentication
+	// Data. With DECISION_ALLOW, response is CONNACK's (or the
+	// re-authentication's AUTH 0x00's) Authentication Data.
+	Continue      bool   `protobuf:"varint,2,opt,name=continue,proto3" json:"continue,omitempty"`
+	Response      []byte `protobuf:"bytes,3,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthStepResult) Reset() {
+	*x = AuthStepResult{}
+	mi := &file_plugin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthStepResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthStepResult) ProtoMessage() {}
+
+func (x *AuthStepResult) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthStepResult.ProtoReflect.Descriptor instead.
+func (*AuthStepResult) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AuthStepResult) GetVerdict() *Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return nil
+}
+
+func (x *AuthStepResult) GetContinue() bool {
+	if x != nil {
+		return x.Continue
+	}
+	return false
+}
+
+func (x *AuthStepResult) GetResponse() []byte {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+// ClientPolicy is per-client policy, as core.ClientPolicy. In a
+// ConnectRequest it is the policy as the hooks before this one left it
+// (an unset field keeps the broker's option); in a ConnectResult only the
+// fields set change it.
+type ClientPolicy struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	MaxQueuedMessages *uint32                `protobuf:"varint,1,opt,name=max_queued_messages,json=maxQueuedMessages,proto3,oneof" json:"max_queued_messages,omitempty"`
+	// max_inflight is at most 65535.
+	MaxInflight   *uint32 `protobuf:"varint,2,opt,name=max_inflight,json=maxInflight,proto3,oneof" json:"max_inflight,omitempty"`
+	MaxPacketSize *uint32 `protobuf:"varint,3,opt,name=max_packet_size,json=maxPacketSize,proto3,oneof" json:"max_packet_size,omitempty"`
+	// mountpoint prefixes every topic the client publishes or subscribes
+	// to, and is removed from topics delivered to it: "tenant-a/". It may
+	// not hold the wildcards + and #.
+	Mountpoint *string `protobuf:"bytes,4,opt,name=mountpoint,proto3,oneof" json:"mountpoint,omitempty"`
+	// session_expiry_max replaces the broker's session_expiry_max for the
+	// client, in seconds.
+	SessionExpiryMax *uint32 `protobuf:"varint,5,opt,name=session_expiry_max,json=sessionExpiryMax,proto3,oneof" json:"session_expiry_max,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ClientPolicy) Reset() {
+	*x = ClientPolicy{}
+	mi := &file_plugin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientPolicy) ProtoMessage() {}
+
+func (x *ClientPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientPolicy.ProtoReflect.Descriptor instead.
+func (*ClientPolicy) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ClientPolicy) GetMaxQueuedMessages() uint32 {
+	if x != nil && x.MaxQueuedMessages != nil {
+		return *x.MaxQueuedMessages
+	}
+	return 0
+}
+
+func (x *ClientPolicy) GetMaxInflight() uint32 {
+	if x != nil && x.MaxInflight != nil {
+		return *x.MaxInflight
+	}
+	return 0
+}
+
+func (x *ClientPolicy) GetMaxPacketSize() uint32 {
+	if x != nil && x.MaxPacketSize != nil {
+		return *x.MaxPacketSize
+	}
+	return 0
+}
+
+func (x *ClientPolicy) GetMountpoint() string {
+	if x != nil && x.Mountpoint != nil {
+		return *x.Mountpoint
+	}
+	return ""
+}
+
+func (x *ClientPolicy) GetSessionExpiryMax() uint32 {
+	if x != nil && x.SessionExpiryMax != nil {
+		return *x.SessionExpiryMax
+	}
+	return 0
+}
+
+type ConnectRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Client        *Client                `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	Policy        *ClientPolicy          `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectRequest) Reset() {
+	*x = ConnectRequest{}
+	mi := &file_plugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectRequest) ProtoMessage() {}
+
+func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectRequest.ProtoReflect.Descriptor instead.
+func (*ConnectRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ConnectRequest) GetClient() *Client {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetPolicy() *ClientPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+// ConnectResult is a Verdict (its first three fields are Verdict's, so
+// that a broker or plugin that knows Connect as returning a Verdict reads
+// it alike) and a policy.
+type ConnectResult struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Decision Decision               `protobuf:"varint,1,opt,name=decision,proto3,enum=vanemq.plugin.v1.Decision" json:"decision,omitempty"`
+	Code     uint32                 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Reason   string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// policy, when set, changes the fields of the client's policy it sets.
+	Policy        *ClientPolicy `protobuf:"bytes,4,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectResult) Reset() {
+	*x = ConnectResult{}
+	mi := &file_plugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectResult) ProtoMessage() {}
+
+func (x *ConnectResult) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectResult.ProtoReflect.Descriptor instead.
+func (*ConnectResult) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ConnectResult) GetDecision() Decision {
+	if x != nil {
+		return x.Decision
+	}
+	return Decision_DECISION_NEXT
+}
+
+func (x *ConnectResult) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ConnectResult) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ConnectResult) GetPolicy() *ClientPolicy {
+	if x != nil {
+		return x.Policy
 	}
 	return nil
 }
@@ -969,7 +1358,7 @@ type MessageRequest struct {
 
 func (x *MessageRequest) Reset() {
 	*x = MessageRequest{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1370,7 @@ func (x *MessageRequest) String() string {
 func (*MessageRequest) ProtoMessage() {}
 
 func (x *MessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1383,7 @@ func (x *MessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageRequest.ProtoReflect.Descriptor instead.
 func (*MessageRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MessageRequest) GetClient() *Client {
@@ -1005,6 +1394,59 @@ func (x *MessageRequest) GetClient() *Client {
 }
 
 func (x *MessageRequest) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+type DeliverRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// subscriber is the client ID of the subscriber the message goes to.
+	Subscriber    string   `protobuf:"bytes,1,opt,name=subscriber,proto3" json:"subscriber,omitempty"`
+	Message       *Message `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverRequest) Reset() {
+	*x = DeliverRequest{}
+	mi := &file_plugin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverRequest) ProtoMessage() {}
+
+func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverRequest.ProtoReflect.Descriptor instead.
+func (*DeliverRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeliverRequest) GetSubscriber() string {
+	if x != nil {
+		return x.Subscriber
+	}
+	return ""
+}
+
+func (x *DeliverRequest) GetMessage() *Message {
 	if x != nil {
 		return x.Message
 	}
@@ -1022,7 +1464,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1476,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1489,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SubscribeRequest) GetClient() *Client {
@@ -1082,7 +1524,7 @@ type SubscribeVerdict struct {
 
 func (x *SubscribeVerdict) Reset() {
 	*x = SubscribeVerdict{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1536,7 @@ func (x *SubscribeVerdict) String() string {
 func (*SubscribeVerdict) ProtoMessage() {}
 
 func (x *SubscribeVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1549,7 @@ func (x *SubscribeVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeVerdict.ProtoReflect.Descriptor instead.
 func (*SubscribeVerdict) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SubscribeVerdict) GetVerdict() *Verdict {
@@ -1124,6 +1566,7 @@ func (x *SubscribeVerdict) GetQos() uint32 {
 	return 0
 }
 
+// PublishResult is the result of the modifiers: Publish, Deliver, Will.
 type PublishResult struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Verdict *Verdict               `protobuf:"bytes,1,opt,name=verdict,proto3" json:"verdict,omitempty"`
@@ -1136,7 +1579,7 @@ type PublishResult struct {
 
 func (x *PublishResult) Reset() {
 	*x = PublishResult{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1591,7 @@ func (x *PublishResult) String() string {
 func (*PublishResult) ProtoMessage() {}
 
 func (x *PublishResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1604,7 @@ func (x *PublishResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResult.ProtoReflect.Descriptor instead.
 func (*PublishResult) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PublishResult) GetVerdict() *Verdict {
@@ -1193,15 +1636,17 @@ type ObservedEvent struct {
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	Code   uint32 `protobuf:"varint,7,opt,name=code,proto3" json:"code,omitempty"`
 	// client_id is the subscriber's ID for dropped and acked events.
-	ClientId      string `protobuf:"bytes,8,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	UnixNanos     int64  `protobuf:"varint,9,opt,name=unix_nanos,json=unixNanos,proto3" json:"unix_nanos,omitempty"`
+	ClientId  string `protobuf:"bytes,8,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	UnixNanos int64  `protobuf:"varint,9,opt,name=unix_nanos,json=unixNanos,proto3" json:"unix_nanos,omitempty"`
+	// stats are the broker's counters, for sys_tick events.
+	Stats         *Stats `protobuf:"bytes,10,opt,name=stats,proto3" json:"stats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ObservedEvent) Reset() {
 	*x = ObservedEvent{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1658,7 @@ func (x *ObservedEvent) String() string {
 func (*ObservedEvent) ProtoMessage() {}
 
 func (x *ObservedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1671,7 @@ func (x *ObservedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedEvent.ProtoReflect.Descriptor instead.
 func (*ObservedEvent) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ObservedEvent) GetEvent() Event {
@@ -1292,6 +1737,215 @@ func (x *ObservedEvent) GetUnixNanos() int64 {
 	return 0
 }
 
+func (x *ObservedEvent) GetStats() *Stats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+// Stats are the broker's counters, as core.Stats, at a $SYS round.
+type Stats struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ClientsConnected int64                  `protobuf:"varint,1,opt,name=clients_connected,json=clientsConnected,proto3" json:"clients_connected,omitempty"` // connections with a session now
+	Sessions         int64                  `protobuf:"varint,2,opt,name=sessions,proto3" json:"sessions,omitempty"`                                         // sessions, connected or not
+	Connections      int64                  `protobuf:"varint,3,opt,name=connections,proto3" json:"connections,omitempty"`                                   // network connections accepted since start
+	MessagesIn       int64                  `protobuf:"varint,4,opt,name=messages_in,json=messagesIn,proto3" json:"messages_in,omitempty"`                   // PUBLISH packets received
+	MessagesOut      int64                  `protobuf:"varint,5,opt,name=messages_out,json=messagesOut,proto3" json:"messages_out,omitempty"`                // PUBLISH packets sent
+	BytesIn          int64                  `protobuf:"varint,6,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`                            // payload bytes received
+	BytesOut         int64                  `protobuf:"varint,7,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`                         // bytes written to connections
+	Dropped          int64                  `protobuf:"varint,8,opt,name=dropped,proto3" json:"dropped,omitempty"`                                           // messages dropped
+	Subscriptions    int64                  `protobuf:"varint,9,opt,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	Retained         int64                  `protobuf:"varint,10,opt,name=retained,proto3" json:"retained,omitempty"`
+	RetainedBytes    int64                  `protobuf:"varint,11,opt,name=retained_bytes,json=retainedBytes,proto3" json:"retained_bytes,omitempty"`
+	ProtocolErrors   int64                  `protobuf:"varint,12,opt,name=protocol_errors,json=protocolErrors,proto3" json:"protocol_errors,omitempty"`
+	HookEventsLost   int64                  `protobuf:"varint,13,opt,name=hook_events_lost,json=hookEventsLost,proto3" json:"hook_events_lost,omitempty"`
+	StoreFailures    int64                  `protobuf:"varint,14,opt,name=store_failures,json=storeFailures,proto3" json:"store_failures,omitempty"`
+	// dropped_by counts dropped messages by reason, as the metrics label
+	// them (outbound_queue_full, session_queue_full, expired, too_large).
+	DroppedBy map[string]int64 `protobuf:"bytes,15,rep,name=dropped_by,json=droppedBy,proto3" json:"dropped_by,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// refused_by counts refusals by limit, named as its config key
+	// (max_subscriptions, max_retained_messages, max_retained_bytes).
+	RefusedBy map[string]int64 `protobuf:"bytes,16,rep,name=refused_by,json=refusedBy,proto3" json:"refused_by,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The messages and payload bytes, by QoS (index 0, 1, 2).
+	MessagesInByQos      []int64 `protobuf:"varint,17,rep,packed,name=messages_in_by_qos,json=messagesInByQos,proto3" json:"messages_in_by_qos,omitempty"`
+	MessagesOutByQos     []int64 `protobuf:"varint,18,rep,packed,name=messages_out_by_qos,json=messagesOutByQos,proto3" json:"messages_out_by_qos,omitempty"`
+	PayloadBytesInByQos  []int64 `protobuf:"varint,19,rep,packed,name=payload_bytes_in_by_qos,json=payloadBytesInByQos,proto3" json:"payload_bytes_in_by_qos,omitempty"`
+	PayloadBytesOutByQos []int64 `protobuf:"varint,20,rep,packed,name=payload_bytes_out_by_qos,json=payloadBytesOutByQos,proto3" json:"payload_bytes_out_by_qos,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *Stats) Reset() {
+	*x = Stats{}
+	mi := &file_plugin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stats) ProtoMessage() {}
+
+func (x *Stats) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stats.ProtoReflect.Descriptor instead.
+func (*Stats) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Stats) GetClientsConnected() int64 {
+	if x != nil {
+		return x.ClientsConnected
+	}
+	return 0
+}
+
+func (x *Stats) GetSessions() int64 {
+	if x != nil {
+		return x.Sessions
+	}
+	return 0
+}
+
+func (x *Stats) GetConnections() int64 {
+	if x != nil {
+		return x.Connections
+	}
+	return 0
+}
+
+func (x *Stats) GetMessagesIn() int64 {
+	if x != nil {
+		return x.MessagesIn
+	}
+	return 0
+}
+
+func (x *Stats) GetMessagesOut() int64 {
+	if x != nil {
+		return x.MessagesOut
+	}
+	return 0
+}
+
+func (x *Stats) GetBytesIn() int64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *Stats) GetBytesOut() int64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *Stats) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *Stats) GetSubscriptions() int64 {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return 0
+}
+
+func (x *Stats) GetRetained() int64 {
+	if x != nil {
+		return x.Retained
+	}
+	return 0
+}
+
+func (x *Stats) GetRetainedBytes() int64 {
+	if x != nil {
+		return x.RetainedBytes
+	}
+	return 0
+}
+
+func (x *Stats) GetProtocolErrors() int64 {
+	if x != nil {
+		return x.ProtocolErrors
+	}
+	return 0
+}
+
+func (x *Stats) GetHookEventsLost() int64 {
+	if x != nil {
+		return x.HookEventsLost
+	}
+	return 0
+}
+
+func (x *Stats) GetStoreFailures() int64 {
+	if x != nil {
+		return x.StoreFailures
+	}
+	return 0
+}
+
+func (x *Stats) GetDroppedBy() map[string]int64 {
+	if x != nil {
+		return x.DroppedBy
+	}
+	return nil
+}
+
+func (x *Stats) GetRefusedBy() map[string]int64 {
+	if x != nil {
+		return x.RefusedBy
+	}
+	return nil
+}
+
+func (x *Stats) GetMessagesInByQos() []int64 {
+	if x != nil {
+		return x.MessagesInByQos
+	}
+	return nil
+}
+
+func (x *Stats) GetMessagesOutByQos() []int64 {
+	if x != nil {
+		return x.MessagesOutByQos
+	}
+	return nil
+}
+
+func (x *Stats) GetPayloadBytesInByQos() []int64 {
+	if x != nil {
+		return x.PayloadBytesInByQos
+	}
+	return nil
+}
+
+func (x *Stats) GetPayloadBytesOutByQos() []int64 {
+	if x != nil {
+		return x.PayloadBytesOutByQos
+	}
+	return nil
+}
+
 type EventBatch struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Events []*ObservedEvent       `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -1304,7 +1958,7 @@ type EventBatch struct {
 
 func (x *EventBatch) Reset() {
 	*x = EventBatch{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1970,7 @@ func (x *EventBatch) String() string {
 func (*EventBatch) ProtoMessage() {}
 
 func (x *EventBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1983,7 @@ func (x *EventBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
 func (*EventBatch) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EventBatch) GetEvents() []*ObservedEvent {
@@ -1355,7 +2009,7 @@ type ObserveSummary struct {
 
 func (x *ObserveSummary) Reset() {
 	*x = ObserveSummary{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +2021,7 @@ func (x *ObserveSummary) String() string {
 func (*ObserveSummary) ProtoMessage() {}
 
 func (x *ObserveSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +2034,7 @@ func (x *ObserveSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObserveSummary.ProtoReflect.Descriptor instead.
 func (*ObserveSummary) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ObserveSummary) GetReceived() uint64 {
@@ -1398,7 +2052,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +2064,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +2077,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 type HealthReply struct {
@@ -1434,7 +2088,7 @@ type HealthReply struct {
 
 func (x *HealthReply) Reset() {
 	*x = HealthReply{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +2100,7 @@ func (x *HealthReply) String() string {
 func (*HealthReply) ProtoMessage() {}
 
 func (x *HealthReply) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +2113,7 @@ func (x *HealthReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthReply.ProtoReflect.Descriptor instead.
 func (*HealthReply) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 type HostPublishRequest struct {
@@ -1471,7 +2125,7 @@ type HostPublishRequest struct {
 
 func (x *HostPublishRequest) Reset() {
 	*x = HostPublishRequest{}
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +2137,7 @@ func (x *HostPublishRequest) String() string {
 func (*HostPublishRequest) ProtoMessage() {}
 
 func (x *HostPublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +2150,7 @@ func (x *HostPublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostPublishRequest.ProtoReflect.Descriptor instead.
 func (*HostPublishRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{20}
+	return file_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HostPublishRequest) GetMessage() *Message {
@@ -1519,7 +2173,7 @@ type HostDisconnectRequest struct {
 
 func (x *HostDisconnectRequest) Reset() {
 	*x = HostDisconnectRequest{}
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +2185,7 @@ func (x *HostDisconnectRequest) String() string {
 func (*HostDisconnectRequest) ProtoMessage() {}
 
 func (x *HostDisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +2198,7 @@ func (x *HostDisconnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostDisconnectRequest.ProtoReflect.Descriptor instead.
 func (*HostDisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{21}
+	return file_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HostDisconnectRequest) GetClientId() string {
@@ -1578,7 +2232,7 @@ type HostReply struct {
 
 func (x *HostReply) Reset() {
 	*x = HostReply{}
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +2244,7 @@ func (x *HostReply) String() string {
 func (*HostReply) ProtoMessage() {}
 
 func (x *HostReply) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +2257,7 @@ func (x *HostReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostReply.ProtoReflect.Descriptor instead.
 func (*HostReply) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{22}
+	return file_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HostReply) GetError() string {
@@ -1639,7 +2293,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\vclean_start\x18\x06 \x01(\bR\n" +
 	"cleanStart\x12(\n" +
 	"\x10cert_common_name\x18\a \x01(\tR\x0ecertCommonName\x12$\n" +
-	"\x0ecert_dns_names\x18\b \x03(\tR\fcertDnsNames\"\xc9\x01\n" +
+	"\x0ecert_dns_names\x18\b \x03(\tR\fcertDnsNames\"\x92\x02\n" +
 	"\vCredentials\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12!\n" +
 	"\fusername_set\x18\x02 \x01(\bR\vusernameSet\x12\x1a\n" +
@@ -1647,7 +2301,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\fpassword_set\x18\x04 \x01(\bR\vpasswordSet\x12\x1f\n" +
 	"\vauth_method\x18\x05 \x01(\tR\n" +
 	"authMethod\x12\x1b\n" +
-	"\tauth_data\x18\x06 \x01(\fR\bauthData\"6\n" +
+	"\tauth_data\x18\x06 \x01(\fR\bauthData\x12G\n" +
+	"\x0fuser_properties\x18\a \x03(\v2\x1e.vanemq.plugin.v1.UserPropertyR\x0euserProperties\"6\n" +
 	"\fUserProperty\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"\xc8\x02\n" +
@@ -1676,11 +2331,46 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x88\x01\n" +
 	"\x13AuthenticateRequest\x120\n" +
 	"\x06client\x18\x01 \x01(\v2\x18.vanemq.plugin.v1.ClientR\x06client\x12?\n" +
-	"\vcredentials\x18\x02 \x01(\v2\x1d.vanemq.plugin.v1.CredentialsR\vcredentials\"A\n" +
-	"\rClientRequest\x120\n" +
-	"\x06client\x18\x01 \x01(\v2\x18.vanemq.plugin.v1.ClientR\x06client\"w\n" +
+	"\vcredentials\x18\x02 \x01(\v2\x1d.vanemq.plugin.v1.CredentialsR\vcredentials\"N\n" +
+	"\bAuthStep\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x16\n" +
+	"\x06reauth\x18\x03 \x01(\bR\x06reauth\"s\n" +
+	"\x0fAuthStepRequest\x120\n" +
+	"\x06client\x18\x01 \x01(\v2\x18.vanemq.plugin.v1.ClientR\x06client\x12.\n" +
+	"\x04step\x18\x02 \x01(\v2\x1a.vanemq.plugin.v1.AuthStepR\x04step\"}\n" +
+	"\x0eAuthStepResult\x123\n" +
+	"\averdict\x18\x01 \x01(\v2\x19.vanemq.plugin.v1.VerdictR\averdict\x12\x1a\n" +
+	"\bcontinue\x18\x02 \x01(\bR\bcontinue\x12\x1a\n" +
+	"\bresponse\x18\x03 \x01(\fR\bresponse\"\xd3\x02\n" +
+	"\fClientPolicy\x123\n" +
+	"\x13max_queued_messages\x18\x01 \x01(\rH\x00R\x11maxQueuedMessages\x88\x01\x01\x12&\n" +
+	"\fmax_inflight\x18\x02 \x01(\rH\x01R\vmaxInflight\x88\x01\x01\x12+\n" +
+	"\x0fmax_packet_size\x18\x03 \x01(\rH\x02R\rmaxPacketSize\x88\x01\x01\x12#\n" +
+	"\n" +
+	"mountpoint\x18\x04 \x01(\tH\x03R\n" +
+	"mountpoint\x88\x01\x01\x121\n" +
+	"\x12session_expiry_max\x18\x05 \x01(\rH\x04R\x10sessionExpiryMax\x88\x01\x01B\x16\n" +
+	"\x14_max_queued_messagesB\x0f\n" +
+	"\r_max_inflightB\x12\n" +
+	"\x10_max_packet_sizeB\r\n" +
+	"\v_mountpointB\x15\n" +
+	"\x13_session_expiry_max\"z\n" +
+	"\x0eConnectRequest\x120\n" +
+	"\x06client\x18\x01 \x01(\v2\x18.vanemq.plugin.v1.ClientR\x06client\x126\n" +
+	"\x06policy\x18\x02 \x01(\v2\x1e.vanemq.plugin.v1.ClientPolicyR\x06policy\"\xab\x01\n" +
+	"\rConnectResult\x126\n" +
+	"\bdecision\x18\x01 \x01(\x0e2\x1a.vanemq.plugin.v1.DecisionR\bdecision\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\rR\x04code\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x126\n" +
+	"\x06policy\x18\x04 \x01(\v2\x1e.vanemq.plugin.v1.ClientPolicyR\x06policy\"w\n" +
 	"\x0eMessageRequest\x120\n" +
 	"\x06client\x18\x01 \x01(\v2\x18.vanemq.plugin.v1.ClientR\x06client\x123\n" +
+	"\amessage\x18\x02 \x01(\v2\x19.vanemq.plugin.v1.MessageR\amessage\"e\n" +
+	"\x0eDeliverRequest\x12\x1e\n" +
+	"\n" +
+	"subscriber\x18\x01 \x01(\tR\n" +
+	"subscriber\x123\n" +
 	"\amessage\x18\x02 \x01(\v2\x19.vanemq.plugin.v1.MessageR\amessage\"n\n" +
 	"\x10SubscribeRequest\x120\n" +
 	"\x06client\x18\x01 \x01(\v2\x18.vanemq.plugin.v1.ClientR\x06client\x12\x16\n" +
@@ -1692,7 +2382,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x04_qos\"y\n" +
 	"\rPublishResult\x123\n" +
 	"\averdict\x18\x01 \x01(\v2\x19.vanemq.plugin.v1.VerdictR\averdict\x123\n" +
-	"\amessage\x18\x02 \x01(\v2\x19.vanemq.plugin.v1.MessageR\amessage\"\xb7\x02\n" +
+	"\amessage\x18\x02 \x01(\v2\x19.vanemq.plugin.v1.MessageR\amessage\"\xe6\x02\n" +
 	"\rObservedEvent\x12-\n" +
 	"\x05event\x18\x01 \x01(\x0e2\x17.vanemq.plugin.v1.EventR\x05event\x120\n" +
 	"\x06client\x18\x02 \x01(\v2\x18.vanemq.plugin.v1.ClientR\x06client\x123\n" +
@@ -1703,7 +2393,40 @@ const file_plugin_proto_rawDesc = "" +
 	"\x04code\x18\a \x01(\rR\x04code\x12\x1b\n" +
 	"\tclient_id\x18\b \x01(\tR\bclientId\x12\x1d\n" +
 	"\n" +
-	"unix_nanos\x18\t \x01(\x03R\tunixNanos\"_\n" +
+	"unix_nanos\x18\t \x01(\x03R\tunixNanos\x12-\n" +
+	"\x05stats\x18\n" +
+	" \x01(\v2\x17.vanemq.plugin.v1.StatsR\x05stats\"\xbf\a\n" +
+	"\x05Stats\x12+\n" +
+	"\x11clients_connected\x18\x01 \x01(\x03R\x10clientsConnected\x12\x1a\n" +
+	"\bsessions\x18\x02 \x01(\x03R\bsessions\x12 \n" +
+	"\vconnections\x18\x03 \x01(\x03R\vconnections\x12\x1f\n" +
+	"\vmessages_in\x18\x04 \x01(\x03R\n" +
+	"messagesIn\x12!\n" +
+	"\fmessages_out\x18\x05 \x01(\x03R\vmessagesOut\x12\x19\n" +
+	"\bbytes_in\x18\x06 \x01(\x03R\abytesIn\x12\x1b\n" +
+	"\tbytes_out\x18\a \x01(\x03R\bbytesOut\x12\x18\n" +
+	"\adropped\x18\b \x01(\x03R\adropped\x12$\n" +
+	"\rsubscriptions\x18\t \x01(\x03R\rsubscriptions\x12\x1a\n" +
+	"\bretained\x18\n" +
+	" \x01(\x03R\bretained\x12%\n" +
+	"\x0eretained_bytes\x18\v \x01(\x03R\rretainedBytes\x12'\n" +
+	"\x0fprotocol_errors\x18\f \x01(\x03R\x0eprotocolErrors\x12(\n" +
+	"\x10hook_events_lost\x18\r \x01(\x03R\x0ehookEventsLost\x12%\n" +
+	"\x0estore_failures\x18\x0e \x01(\x03R\rstoreFailures\x12E\n" +
+	"\n" +
+	"dropped_by\x18\x0f \x03(\v2&.vanemq.plugin.v1.Stats.DroppedByEntryR\tdroppedBy\x12E\n" +
+	"\n" +
+	"refused_by\x18\x10 \x03(\v2&.vanemq.plugin.v1.Stats.RefusedByEntryR\trefusedBy\x12+\n" +
+	"\x12messages_in_by_qos\x18\x11 \x03(\x03R\x0fmessagesInByQos\x12-\n" +
+	"\x13messages_out_by_qos\x18\x12 \x03(\x03R\x10messagesOutByQos\x124\n" +
+	"\x17payload_bytes_in_by_qos\x18\x13 \x03(\x03R\x13payloadBytesInByQos\x126\n" +
+	"\x18payload_bytes_out_by_qos\x18\x14 \x03(\x03R\x14payloadBytesOutByQos\x1a<\n" +
+	"\x0eDroppedByEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a<\n" +
+	"\x0eRefusedByEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"_\n" +
 	"\n" +
 	"EventBatch\x127\n" +
 	"\x06events\x18\x01 \x03(\v2\x1f.vanemq.plugin.v1.ObservedEventR\x06events\x12\x18\n" +
@@ -1719,7 +2442,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"!\n" +
 	"\tHostReply\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05error*\xbe\x02\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error*\xb4\x03\n" +
 	"\x05Event\x12\x15\n" +
 	"\x11EVENT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_AUTHENTICATE\x10\x01\x12\x1b\n" +
@@ -1735,7 +2458,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\x12\x11\n" +
 	"\rEVENT_DROPPED\x10\v\x12\x0f\n" +
 	"\vEVENT_ACKED\x10\f\x12\x12\n" +
-	"\x0eEVENT_RETAINED\x10\r*B\n" +
+	"\x0eEVENT_RETAINED\x10\r\x12\x17\n" +
+	"\x13EVENT_ENHANCED_AUTH\x10\x0e\x12\x11\n" +
+	"\rEVENT_DELIVER\x10\x0f\x12\x0e\n" +
+	"\n" +
+	"EVENT_WILL\x10\x10\x12\x11\n" +
+	"\rEVENT_STARTED\x10\x11\x12\x11\n" +
+	"\rEVENT_STOPPED\x10\x12\x12\x12\n" +
+	"\x0eEVENT_SYS_TICK\x10\x13*B\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rMODE_DECISION\x10\x01\x12\x11\n" +
@@ -1743,14 +2473,17 @@ const file_plugin_proto_rawDesc = "" +
 	"\bDecision\x12\x11\n" +
 	"\rDECISION_NEXT\x10\x00\x12\x12\n" +
 	"\x0eDECISION_ALLOW\x10\x01\x12\x11\n" +
-	"\rDECISION_DENY\x10\x022\x83\x05\n" +
+	"\rDECISION_DENY\x10\x022\xf8\x06\n" +
 	"\x06Plugin\x12L\n" +
 	"\bDescribe\x12!.vanemq.plugin.v1.DescribeRequest\x1a\x1d.vanemq.plugin.v1.Description\x12P\n" +
-	"\fAuthenticate\x12%.vanemq.plugin.v1.AuthenticateRequest\x1a\x19.vanemq.plugin.v1.Verdict\x12O\n" +
+	"\fAuthenticate\x12%.vanemq.plugin.v1.AuthenticateRequest\x1a\x19.vanemq.plugin.v1.Verdict\x12S\n" +
+	"\fEnhancedAuth\x12!.vanemq.plugin.v1.AuthStepRequest\x1a .vanemq.plugin.v1.AuthStepResult\x12O\n" +
 	"\x10AuthorizePublish\x12 .vanemq.plugin.v1.MessageRequest\x1a\x19.vanemq.plugin.v1.Verdict\x12\\\n" +
-	"\x12AuthorizeSubscribe\x12\".vanemq.plugin.v1.SubscribeRequest\x1a\".vanemq.plugin.v1.SubscribeVerdict\x12E\n" +
-	"\aConnect\x12\x1f.vanemq.plugin.v1.ClientRequest\x1a\x19.vanemq.plugin.v1.Verdict\x12L\n" +
-	"\aPublish\x12 .vanemq.plugin.v1.MessageRequest\x1a\x1f.vanemq.plugin.v1.PublishResult\x12K\n" +
+	"\x12AuthorizeSubscribe\x12\".vanemq.plugin.v1.SubscribeRequest\x1a\".vanemq.plugin.v1.SubscribeVerdict\x12L\n" +
+	"\aConnect\x12 .vanemq.plugin.v1.ConnectRequest\x1a\x1f.vanemq.plugin.v1.ConnectResult\x12L\n" +
+	"\aPublish\x12 .vanemq.plugin.v1.MessageRequest\x1a\x1f.vanemq.plugin.v1.PublishResult\x12L\n" +
+	"\aDeliver\x12 .vanemq.plugin.v1.DeliverRequest\x1a\x1f.vanemq.plugin.v1.PublishResult\x12I\n" +
+	"\x04Will\x12 .vanemq.plugin.v1.MessageRequest\x1a\x1f.vanemq.plugin.v1.PublishResult\x12K\n" +
 	"\aObserve\x12\x1c.vanemq.plugin.v1.EventBatch\x1a .vanemq.plugin.v1.ObserveSummary(\x01\x12H\n" +
 	"\x06Health\x12\x1f.vanemq.plugin.v1.HealthRequest\x1a\x1d.vanemq.plugin.v1.HealthReply2\xa8\x01\n" +
 	"\x04Host\x12L\n" +
@@ -1771,7 +2504,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_plugin_proto_goTypes = []any{
 	(Event)(0),                    // 0: vanemq.plugin.v1.Event
 	(Mode)(0),                     // 1: vanemq.plugin.v1.Mode
@@ -1786,66 +2519,92 @@ var file_plugin_proto_goTypes = []any{
 	(*Message)(nil),               // 10: vanemq.plugin.v1.Message
 	(*Verdict)(nil),               // 11: vanemq.plugin.v1.Verdict
 	(*AuthenticateRequest)(nil),   // 12: vanemq.plugin.v1.AuthenticateRequest
-	(*ClientRequest)(nil),         // 13: vanemq.plugin.v1.ClientRequest
-	(*MessageRequest)(nil),        // 14: vanemq.plugin.v1.MessageRequest
-	(*SubscribeRequest)(nil),      // 15: vanemq.plugin.v1.SubscribeRequest
-	(*SubscribeVerdict)(nil),      // 16: vanemq.plugin.v1.SubscribeVerdict
-	(*PublishResult)(nil),         // 17: vanemq.plugin.v1.PublishResult
-	(*ObservedEvent)(nil),         // 18: vanemq.plugin.v1.ObservedEvent
-	(*EventBatch)(nil),            // 19: vanemq.plugin.v1.EventBatch
-	(*ObserveSummary)(nil),        // 20: vanemq.plugin.v1.ObserveSummary
-	(*HealthRequest)(nil),         // 21: vanemq.plugin.v1.HealthRequest
-	(*HealthReply)(nil),           // 22: vanemq.plugin.v1.HealthReply
-	(*HostPublishRequest)(nil),    // 23: vanemq.plugin.v1.HostPublishRequest
-	(*HostDisconnectRequest)(nil), // 24: vanemq.plugin.v1.HostDisconnectRequest
-	(*HostReply)(nil),             // 25: vanemq.plugin.v1.HostReply
+	(*AuthStep)(nil),              // 13: vanemq.plugin.v1.AuthStep
+	(*AuthStepRequest)(nil),       // 14: vanemq.plugin.v1.AuthStepRequest
+	(*AuthStepResult)(nil),        // 15: vanemq.plugin.v1.AuthStepResult
+	(*ClientPolicy)(nil),          // 16: vanemq.plugin.v1.ClientPolicy
+	(*ConnectRequest)(nil),        // 17: vanemq.plugin.v1.ConnectRequest
+	(*ConnectResult)(nil),         // 18: vanemq.plugin.v1.ConnectResult
+	(*MessageRequest)(nil),        // 19: vanemq.plugin.v1.MessageRequest
+	(*DeliverRequest)(nil),        // 20: vanemq.plugin.v1.DeliverRequest
+	(*SubscribeRequest)(nil),      // 21: vanemq.plugin.v1.SubscribeRequest
+	(*SubscribeVerdict)(nil),      // 22: vanemq.plugin.v1.SubscribeVerdict
+	(*PublishResult)(nil),         // 23: vanemq.plugin.v1.PublishResult
+	(*ObservedEvent)(nil),         // 24: vanemq.plugin.v1.ObservedEvent
+	(*Stats)(nil),                 // 25: vanemq.plugin.v1.Stats
+	(*EventBatch)(nil),            // 26: vanemq.plugin.v1.EventBatch
+	(*ObserveSummary)(nil),        // 27: vanemq.plugin.v1.ObserveSummary
+	(*HealthRequest)(nil),         // 28: vanemq.plugin.v1.HealthRequest
+	(*HealthReply)(nil),           // 29: vanemq.plugin.v1.HealthReply
+	(*HostPublishRequest)(nil),    // 30: vanemq.plugin.v1.HostPublishRequest
+	(*HostDisconnectRequest)(nil), // 31: vanemq.plugin.v1.HostDisconnectRequest
+	(*HostReply)(nil),             // 32: vanemq.plugin.v1.HostReply
+	nil,                           // 33: vanemq.plugin.v1.Stats.DroppedByEntry
+	nil,                           // 34: vanemq.plugin.v1.Stats.RefusedByEntry
 }
 var file_plugin_proto_depIdxs = []int32{
 	5,  // 0: vanemq.plugin.v1.Description.handlers:type_name -> vanemq.plugin.v1.Handler
 	0,  // 1: vanemq.plugin.v1.Handler.event:type_name -> vanemq.plugin.v1.Event
 	1,  // 2: vanemq.plugin.v1.Handler.mode:type_name -> vanemq.plugin.v1.Mode
-	8,  // 3: vanemq.plugin.v1.Properties.user_properties:type_name -> vanemq.plugin.v1.UserProperty
-	9,  // 4: vanemq.plugin.v1.Message.properties:type_name -> vanemq.plugin.v1.Properties
-	2,  // 5: vanemq.plugin.v1.Verdict.decision:type_name -> vanemq.plugin.v1.Decision
-	6,  // 6: vanemq.plugin.v1.AuthenticateRequest.client:type_name -> vanemq.plugin.v1.Client
-	7,  // 7: vanemq.plugin.v1.AuthenticateRequest.credentials:type_name -> vanemq.plugin.v1.Credentials
-	6,  // 8: vanemq.plugin.v1.ClientRequest.client:type_name -> vanemq.plugin.v1.Client
-	6,  // 9: vanemq.plugin.v1.MessageRequest.client:type_name -> vanemq.plugin.v1.Client
-	10, // 10: vanemq.plugin.v1.MessageRequest.message:type_name -> vanemq.plugin.v1.Message
-	6,  // 11: vanemq.plugin.v1.SubscribeRequest.client:type_name -> vanemq.plugin.v1.Client
-	11, // 12: vanemq.plugin.v1.SubscribeVerdict.verdict:type_name -> vanemq.plugin.v1.Verdict
-	11, // 13: vanemq.plugin.v1.PublishResult.verdict:type_name -> vanemq.plugin.v1.Verdict
-	10, // 14: vanemq.plugin.v1.PublishResult.message:type_name -> vanemq.plugin.v1.Message
-	0,  // 15: vanemq.plugin.v1.ObservedEvent.event:type_name -> vanemq.plugin.v1.Event
-	6,  // 16: vanemq.plugin.v1.ObservedEvent.client:type_name -> vanemq.plugin.v1.Client
-	10, // 17: vanemq.plugin.v1.ObservedEvent.message:type_name -> vanemq.plugin.v1.Message
-	18, // 18: vanemq.plugin.v1.EventBatch.events:type_name -> vanemq.plugin.v1.ObservedEvent
-	10, // 19: vanemq.plugin.v1.HostPublishRequest.message:type_name -> vanemq.plugin.v1.Message
-	3,  // 20: vanemq.plugin.v1.Plugin.Describe:input_type -> vanemq.plugin.v1.DescribeRequest
-	12, // 21: vanemq.plugin.v1.Plugin.Authenticate:input_type -> vanemq.plugin.v1.AuthenticateRequest
-	14, // 22: vanemq.plugin.v1.Plugin.AuthorizePublish:input_type -> vanemq.plugin.v1.MessageRequest
-	15, // 23: vanemq.plugin.v1.Plugin.AuthorizeSubscribe:input_type -> vanemq.plugin.v1.SubscribeRequest
-	13, // 24: vanemq.plugin.v1.Plugin.Connect:input_type -> vanemq.plugin.v1.ClientRequest
-	14, // 25: vanemq.plugin.v1.Plugin.Publish:input_type -> vanemq.plugin.v1.MessageRequest
-	19, // 26: vanemq.plugin.v1.Plugin.Observe:input_type -> vanemq.plugin.v1.EventBatch
-	21, // 27: vanemq.plugin.v1.Plugin.Health:input_type -> vanemq.plugin.v1.HealthRequest
-	23, // 28: vanemq.plugin.v1.Host.Publish:input_type -> vanemq.plugin.v1.HostPublishRequest
-	24, // 29: vanemq.plugin.v1.Host.Disconnect:input_type -> vanemq.plugin.v1.HostDisconnectRequest
-	4,  // 30: vanemq.plugin.v1.Plugin.Describe:output_type -> vanemq.plugin.v1.Description
-	11, // 31: vanemq.plugin.v1.Plugin.Authenticate:output_type -> vanemq.plugin.v1.Verdict
-	11, // 32: vanemq.plugin.v1.Plugin.AuthorizePublish:output_type -> vanemq.plugin.v1.Verdict
-	16, // 33: vanemq.plugin.v1.Plugin.AuthorizeSubscribe:output_type -> vanemq.plugin.v1.SubscribeVerdict
-	11, // 34: vanemq.plugin.v1.Plugin.Connect:output_type -> vanemq.plugin.v1.Verdict
-	17, // 35: vanemq.plugin.v1.Plugin.Publish:output_type -> vanemq.plugin.v1.PublishResult
-	20, // 36: vanemq.plugin.v1.Plugin.Observe:output_type -> vanemq.plugin.v1.ObserveSummary
-	22, // 37: vanemq.plugin.v1.Plugin.Health:output_type -> vanemq.plugin.v1.HealthReply
-	25, // 38: vanemq.plugin.v1.Host.Publish:output_type -> vanemq.plugin.v1.HostReply
-	25, // 39: vanemq.plugin.v1.Host.Disconnect:output_type -> vanemq.plugin.v1.HostReply
-	30, // [30:40] is the sub-list for method output_type
-	20, // [20:30] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	8,  // 3: vanemq.plugin.v1.Credentials.user_properties:type_name -> vanemq.plugin.v1.UserProperty
+	8,  // 4: vanemq.plugin.v1.Properties.user_properties:type_name -> vanemq.plugin.v1.UserProperty
+	9,  // 5: vanemq.plugin.v1.Message.properties:type_name -> vanemq.plugin.v1.Properties
+	2,  // 6: vanemq.plugin.v1.Verdict.decision:type_name -> vanemq.plugin.v1.Decision
+	6,  // 7: vanemq.plugin.v1.AuthenticateRequest.client:type_name -> vanemq.plugin.v1.Client
+	7,  // 8: vanemq.plugin.v1.AuthenticateRequest.credentials:type_name -> vanemq.plugin.v1.Credentials
+	6,  // 9: vanemq.plugin.v1.AuthStepRequest.client:type_name -> vanemq.plugin.v1.Client
+	13, // 10: vanemq.plugin.v1.AuthStepRequest.step:type_name -> vanemq.plugin.v1.AuthStep
+	11, // 11: vanemq.plugin.v1.AuthStepResult.verdict:type_name -> vanemq.plugin.v1.Verdict
+	6,  // 12: vanemq.plugin.v1.ConnectRequest.client:type_name -> vanemq.plugin.v1.Client
+	16, // 13: vanemq.plugin.v1.ConnectRequest.policy:type_name -> vanemq.plugin.v1.ClientPolicy
+	2,  // 14: vanemq.plugin.v1.ConnectResult.decision:type_name -> vanemq.plugin.v1.Decision
+	16, // 15: vanemq.plugin.v1.ConnectResult.policy:type_name -> vanemq.plugin.v1.ClientPolicy
+	6,  // 16: vanemq.plugin.v1.MessageRequest.client:type_name -> vanemq.plugin.v1.Client
+	10, // 17: vanemq.plugin.v1.MessageRequest.message:type_name -> vanemq.plugin.v1.Message
+	10, // 18: vanemq.plugin.v1.DeliverRequest.message:type_name -> vanemq.plugin.v1.Message
+	6,  // 19: vanemq.plugin.v1.SubscribeRequest.client:type_name -> vanemq.plugin.v1.Client
+	11, // 20: vanemq.plugin.v1.SubscribeVerdict.verdict:type_name -> vanemq.plugin.v1.Verdict
+	11, // 21: vanemq.plugin.v1.PublishResult.verdict:type_name -> vanemq.plugin.v1.Verdict
+	10, // 22: vanemq.plugin.v1.PublishResult.message:type_name -> vanemq.plugin.v1.Message
+	0,  // 23: vanemq.plugin.v1.ObservedEvent.event:type_name -> vanemq.plugin.v1.Event
+	6,  // 24: vanemq.plugin.v1.ObservedEvent.client:type_name -> vanemq.plugin.v1.Client
+	10, // 25: vanemq.plugin.v1.ObservedEvent.message:type_name -> vanemq.plugin.v1.Message
+	25, // 26: vanemq.plugin.v1.ObservedEvent.stats:type_name -> vanemq.plugin.v1.Stats
+	33, // 27: vanemq.plugin.v1.Stats.dropped_by:type_name -> vanemq.plugin.v1.Stats.DroppedByEntry
+	34, // 28: vanemq.plugin.v1.Stats.refused_by:type_name -> vanemq.plugin.v1.Stats.RefusedByEntry
+	24, // 29: vanemq.plugin.v1.EventBatch.events:type_name -> vanemq.plugin.v1.ObservedEvent
+	10, // 30: vanemq.plugin.v1.HostPublishRequest.message:type_name -> vanemq.plugin.v1.Message
+	3,  // 31: vanemq.plugin.v1.Plugin.Describe:input_type -> vanemq.plugin.v1.DescribeRequest
+	12, // 32: vanemq.plugin.v1.Plugin.Authenticate:input_type -> vanemq.plugin.v1.AuthenticateRequest
+	14, // 33: vanemq.plugin.v1.Plugin.EnhancedAuth:input_type -> vanemq.plugin.v1.AuthStepRequest
+	19, // 34: vanemq.plugin.v1.Plugin.AuthorizePublish:input_type -> vanemq.plugin.v1.MessageRequest
+	21, // 35: vanemq.plugin.v1.Plugin.AuthorizeSubscribe:input_type -> vanemq.plugin.v1.SubscribeRequest
+	17, // 36: vanemq.plugin.v1.Plugin.Connect:input_type -> vanemq.plugin.v1.ConnectRequest
+	19, // 37: vanemq.plugin.v1.Plugin.Publish:input_type -> vanemq.plugin.v1.MessageRequest
+	20, // 38: vanemq.plugin.v1.Plugin.Deliver:input_type -> vanemq.plugin.v1.DeliverRequest
+	19, // 39: vanemq.plugin.v1.Plugin.Will:input_type -> vanemq.plugin.v1.MessageRequest
+	26, // 40: vanemq.plugin.v1.Plugin.Observe:input_type -> vanemq.plugin.v1.EventBatch
+	28, // 41: vanemq.plugin.v1.Plugin.Health:input_type -> vanemq.plugin.v1.HealthRequest
+	30, // 42: vanemq.plugin.v1.Host.Publish:input_type -> vanemq.plugin.v1.HostPublishRequest
+	31, // 43: vanemq.plugin.v1.Host.Disconnect:input_type -> vanemq.plugin.v1.HostDisconnectRequest
+	4,  // 44: vanemq.plugin.v1.Plugin.Describe:output_type -> vanemq.plugin.v1.Description
+	11, // 45: vanemq.plugin.v1.Plugin.Authenticate:output_type -> vanemq.plugin.v1.Verdict
+	15, // 46: vanemq.plugin.v1.Plugin.EnhancedAuth:output_type -> vanemq.plugin.v1.AuthStepResult
+	11, // 47: vanemq.plugin.v1.Plugin.AuthorizePublish:output_type -> vanemq.plugin.v1.Verdict
+	22, // 48: vanemq.plugin.v1.Plugin.AuthorizeSubscribe:output_type -> vanemq.plugin.v1.SubscribeVerdict
+	18, // 49: vanemq.plugin.v1.Plugin.Connect:output_type -> vanemq.plugin.v1.ConnectResult
+	23, // 50: vanemq.plugin.v1.Plugin.Publish:output_type -> vanemq.plugin.v1.PublishResult
+	23, // 51: vanemq.plugin.v1.Plugin.Deliver:output_type -> vanemq.plugin.v1.PublishResult
+	23, // 52: vanemq.plugin.v1.Plugin.Will:output_type -> vanemq.plugin.v1.PublishResult
+	27, // 53: vanemq.plugin.v1.Plugin.Observe:output_type -> vanemq.plugin.v1.ObserveSummary
+	29, // 54: vanemq.plugin.v1.Plugin.Health:output_type -> vanemq.plugin.v1.HealthReply
+	32, // 55: vanemq.plugin.v1.Host.Publish:output_type -> vanemq.plugin.v1.HostReply
+	32, // 56: vanemq.plugin.v1.Host.Disconnect:output_type -> vanemq.plugin.v1.HostReply
+	44, // [44:57] is the sub-list for method output_type
+	31, // [31:44] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -1855,13 +2614,14 @@ func file_plugin_proto_init() {
 	}
 	file_plugin_proto_msgTypes[6].OneofWrappers = []any{}
 	file_plugin_proto_msgTypes[13].OneofWrappers = []any{}
+	file_plugin_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   23,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

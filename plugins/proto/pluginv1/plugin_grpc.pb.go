@@ -1,8 +1,20 @@
 // The gRPC contract between vanemq and an out-of-process plugin, version 1.
-// It mirrors the Go hook contract (core.Hook) event for event: decisions
-// (synchronous, with a deadline), the publish modifier, and notifications
-// (observers, sent in batches on one stream). Plugin authors use
-// github.com/vanemq/vanemq/plugins/sdk and never this package directly.
+// It mirrors the Go hook contract (core.Hook) event for event: each of the
+// pipeline's events has an Event value here (plugins.WireEvent maps them,
+// and a test checks that none is missing). The decisions (Authenticate,
+// EnhancedAuth, AuthorizePublish, AuthorizeSubscribe, Connect) and the
+// modifiers (Publish, Deliver, Will) are RPCs, called synchronously within
+// the broker's timeout, with the context the Go hook gets (a call is
+// cancelled when that context ends: the broker stops, say); they carry
+// what the Go hook may change (the QoS granted, the client's policy, the
+// message, the AUTH step's response). Notifications are observed: sent
+// afterwards, in batches, on the Observe stream.
+// Plugin authors use github.com/vanemq/vanemq/plugins/sdk and never this
+// package directly.
+//
+// Numbers are never reused or renumbered: a plugin built against an older
+// version of this file goes on working with a newer broker for the events
+// it knows.
 //
 // Regenerate with `make proto`.
 
@@ -29,10 +41,13 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Plugin_Describe_FullMethodName           = "/vanemq.plugin.v1.Plugin/Describe"
 	Plugin_Authenticate_FullMethodName       = "/vanemq.plugin.v1.Plugin/Authenticate"
+	Plugin_EnhancedAuth_FullMethodName       = "/vanemq.plugin.v1.Plugin/EnhancedAuth"
 	Plugin_AuthorizePublish_FullMethodName   = "/vanemq.plugin.v1.Plugin/AuthorizePublish"
 	Plugin_AuthorizeSubscribe_FullMethodName = "/vanemq.plugin.v1.Plugin/AuthorizeSubscribe"
 	Plugin_Connect_FullMethodName            = "/vanemq.plugin.v1.Plugin/Connect"
 	Plugin_Publish_FullMethodName            = "/vanemq.plugin.v1.Plugin/Publish"
+	Plugin_Deliver_FullMethodName            = "/vanemq.plugin.v1.Plugin/Deliver"
+	Plugin_Will_FullMethodName               = "/vanemq.plugin.v1.Plugin/Will"
 	Plugin_Observe_FullMethodName            = "/vanemq.plugin.v1.Plugin/Observe"
 	Plugin_Health_FullMethodName             = "/vanemq.plugin.v1.Plugin/Health"
 )
@@ -47,11 +62,19 @@ type PluginClient interface {
 	// handles, for which topics, and how (decision or observer).
 	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*Description, error)
 	Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*Verdict, error)
+	// EnhancedAuth runs one step of an MQTT 5 AUTH exchange.
+	EnhancedAuth(ctx context.Context, in *AuthStepRequest, opts ...grpc.CallOption) (*AuthStepResult, error)
 	AuthorizePublish(ctx context.Context, in *MessageRequest, opts ...grpc.CallOption) (*Verdict, error)
 	AuthorizeSubscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (*SubscribeVerdict, error)
-	Connect(ctx context.Context, in *ClientRequest, opts ...grpc.CallOption) (*Verdict, error)
+	// Connect decides after authentication, and may change the client's
+	// policy.
+	Connect(ctx context.Context, in *ConnectRequest, opts ...grpc.CallOption) (*ConnectResult, error)
 	// Publish may change or drop an inbound message.
 	Publish(ctx context.Context, in *MessageRequest, opts ...grpc.CallOption) (*PublishResult, error)
+	// Deliver may change or drop one delivery to one subscriber.
+	Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*PublishResult, error)
+	// Will may change or suppress a will message before it is published.
+	Will(ctx context.Context, in *MessageRequest, opts ...grpc.CallOption) (*PublishResult, error)
 	// Observe carries notifications, in batches, for the plugin's life.
 	Observe(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[EventBatch, ObserveSummary], error)
 	// Health answers while the plugin is able to serve.
@@ -86,6 +109,16 @@ func (c *pluginClient) Authenticate(ctx context.Context, in *AuthenticateRequest
 	return out, nil
 }
 
+func (c *pluginClient) EnhancedAuth(ctx context.Context, in *AuthStepRequest, opts ...grpc.CallOption) (*AuthStepResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthStepResult)
+	err := c.cc.Invoke(ctx, Plugin_EnhancedAuth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *pluginClient) AuthorizePublish(ctx context.Context, in *MessageRequest, opts ...grpc.CallOption) (*Verdict, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Verdict)
@@ -106,9 +139,9 @@ func (c *pluginClient) AuthorizeSubscribe(ctx context.Context, in *SubscribeRequ
 	return out, nil
 }
 
-func (c *pluginClient) Connect(ctx context.Context, in *ClientRequest, opts ...grpc.CallOption) (*Verdict, error) {
+func (c *pluginClient) Connect(ctx context.Context, in *ConnectRequest, opts ...grpc.CallOption) (*ConnectResult, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Verdict)
+	out := new(ConnectResult)
 	err := c.cc.Invoke(ctx, Plugin_Connect_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -120,6 +153,26 @@ func (c *pluginClient) Publish(ctx context.Context, in *MessageRequest, opts ...
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PublishResult)
 	err := c.cc.Invoke(ctx, Plugin_Publish_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pluginClient) Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*PublishResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PublishResult)
+	err := c.cc.Invoke(ctx, Plugin_Deliver_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pluginClient) Will(ctx context.Context, in *MessageRequest, opts ...grpc.CallOption) (*PublishResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PublishResult)
+	err := c.cc.Invoke(ctx, Plugin_Will_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -159,11 +212,19 @@ type PluginServer interface {
 	// handles, for which topics, and how (decision or observer).
 	Describe(context.Context, *DescribeRequest) (*Description, error)
 	Authenticate(context.Context, *AuthenticateRequest) (*Verdict, error)
+	// EnhancedAuth runs one step of an MQTT 5 AUTH exchange.
+	EnhancedAuth(context.Context, *AuthStepRequest) (*AuthStepResult, error)
 	AuthorizePublish(context.Context, *MessageRequest) (*Verdict, error)
 	AuthorizeSubscribe(context.Context, *SubscribeRequest) (*SubscribeVerdict, error)
-	Connect(context.Context, *ClientRequest) (*Verdict, error)
+	// Connect decides after authentication, and may change the client's
+	// policy.
+	Connect(context.Context, *ConnectRequest) (*ConnectResult, error)
 	// Publish may change or drop an inbound message.
 	Publish(context.Context, *MessageRequest) (*PublishResult, error)
+	// Deliver may change or drop one delivery to one subscriber.
+	Deliver(context.Context, *DeliverRequest) (*PublishResult, error)
+	// Will may change or suppress a will message before it is published.
+	Will(context.Context, *MessageRequest) (*PublishResult, error)
 	// Observe carries notifications, in batches, for the plugin's life.
 	Observe(grpc.ClientStreamingServer[EventBatch, ObserveSummary]) error
 	// Health answers while the plugin is able to serve.
@@ -184,17 +245,26 @@ func (UnimplementedPluginServer) Describe(context.Context, *DescribeRequest) (*D
 func (UnimplementedPluginServer) Authenticate(context.Context, *AuthenticateRequest) (*Verdict, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Authenticate not implemented")
 }
+func (UnimplementedPluginServer) EnhancedAuth(context.Context, *AuthStepRequest) (*AuthStepResult, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EnhancedAuth not implemented")
+}
 func (UnimplementedPluginServer) AuthorizePublish(context.Context, *MessageRequest) (*Verdict, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method AuthorizePublish not implemented")
 }
 func (UnimplementedPluginServer) AuthorizeSubscribe(context.Context, *SubscribeRequest) (*SubscribeVerdict, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method AuthorizeSubscribe not implemented")
 }
-func (UnimplementedPluginServer) Connect(context.Context, *ClientRequest) (*Verdict, error) {
+func (UnimplementedPluginServer) Connect(context.Context, *ConnectRequest) (*ConnectResult, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Connect not implemented")
 }
 func (UnimplementedPluginServer) Publish(context.Context, *MessageRequest) (*PublishResult, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Publish not implemented")
+}
+func (UnimplementedPluginServer) Deliver(context.Context, *DeliverRequest) (*PublishResult, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Deliver not implemented")
+}
+func (UnimplementedPluginServer) Will(context.Context, *MessageRequest) (*PublishResult, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Will not implemented")
 }
 func (UnimplementedPluginServer) Observe(grpc.ClientStreamingServer[EventBatch, ObserveSummary]) error {
 	return status.Errorf(codes.Unimplemented, "method Observe not implemented")
@@ -259,6 +329,24 @@ func _Plugin_Authenticate_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_EnhancedAuth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthStepRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).EnhancedAuth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_EnhancedAuth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).EnhancedAuth(ctx, req.(*AuthStepRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Plugin_AuthorizePublish_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MessageRequest)
 	if err := dec(in); err != nil {
@@ -296,7 +384,7 @@ func _Plugin_AuthorizeSubscribe_Handler(srv interface{}, ctx context.Context, de
 }
 
 func _Plugin_Connect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ClientRequest)
+	in := new(ConnectRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -308,7 +396,7 @@ func _Plugin_Connect_Handler(srv interface{}, ctx context.Context, dec func(inte
 		FullMethod: Plugin_Connect_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(PluginServer).Connect(ctx, req.(*ClientRequest))
+		return srv.(PluginServer).Connect(ctx, req.(*ConnectRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -327,6 +415,42 @@ func _Plugin_Publish_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(PluginServer).Publish(ctx, req.(*MessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Plugin_Deliver_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeliverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).Deliver(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_Deliver_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).Deliver(ctx, req.(*DeliverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Plugin_Will_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).Will(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_Will_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).Will(ctx, req.(*MessageRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -372,6 +496,10 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Plugin_Authenticate_Handler,
 		},
 		{
+			MethodName: "EnhancedAuth",
+			Handler:    _Plugin_EnhancedAuth_Handler,
+		},
+		{
 			MethodName: "AuthorizePublish",
 			Handler:    _Plugin_AuthorizePublish_Handler,
 		},
@@ -386,6 +514,14 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Publish",
 			Handler:    _Plugin_Publish_Handler,
+		},
+		{
+			MethodName: "Deliver",
+			Handler:    _Plugin_Deliver_Handler,
+		},
+		{
+			MethodName: "Will",
+			Handler:    _Plugin_Will_Handler,
 		},
 		{
 			MethodName: "Health",

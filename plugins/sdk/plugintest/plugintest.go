@@ -4,7 +4,7 @@
 //	func TestDenies(t *testing.T) {
 //		h := plugintest.Start(t, &myPlugin{}, map[string]any{"users": "users.json"})
 //		v := h.AuthorizePublish(sdk.Client{ID: "c1", Username: "bob"}, sdk.Message{Topic: "x"})
-//		if v.Result != sdk.ResultDeny { ... }
+//		if v.Decision != sdk.DecisionDeny { ... }
 //	}
 package plugintest
 
@@ -90,9 +90,9 @@ func Start(t testing.TB, p sdk.Plugin, config any) *Harness {
 	}
 	h.desc.Name = d.GetName()
 	for _, hd := range d.GetHandlers() {
-		mode := sdk.Observer
+		mode := sdk.ModeObserver
 		if hd.GetMode() == pluginv1.Mode_MODE_DECISION {
-			mode = sdk.Decision
+			mode = sdk.ModeDecision
 		}
 		h.desc.Handlers = append(h.desc.Handlers, sdk.Handler{Event: sdk.EventKind(hd.GetEvent()), Mode: mode, Topics: hd.GetTopics()})
 	}
@@ -107,7 +107,37 @@ func (h *Harness) ctx() (context.Context, context.CancelFunc) {
 }
 
 func verdictOf(v *pluginv1.Verdict) sdk.Verdict {
-	return sdk.Verdict{Result: sdk.Result(v.GetDecision()), Code: byte(v.GetCode()), Reason: v.GetReason()}
+	return sdk.Verdict{Decision: sdk.Decision(v.GetDecision()), Code: sdk.ReasonCode(v.GetCode()), Reason: v.GetReason()}
+}
+
+// messageOf is a message as the plugin returned it.
+func messageOf(pm *pluginv1.Message) sdk.Message {
+	m := sdk.Message{Topic: pm.GetTopic(), Payload: pm.GetPayload(), QoS: byte(pm.GetQos()), Retain: pm.GetRetain(), Origin: pm.GetOrigin()}
+	if p := pm.GetProperties(); p != nil {
+		if p.PayloadFormat != nil {
+			f := byte(p.GetPayloadFormat())
+			m.Properties.PayloadFormat = &f
+		}
+		if p.MessageExpiry != nil {
+			e := p.GetMessageExpiry()
+			m.Properties.MessageExpiry = &e
+		}
+		m.Properties.ContentType, m.Properties.ResponseTopic = p.GetContentType(), p.GetResponseTopic()
+		m.Properties.CorrelationData = p.GetCorrelationData()
+		for _, u := range p.GetUserProperties() {
+			m.Properties.UserProperties = append(m.Properties.UserProperties, sdk.UserProperty{Key: u.GetKey(), Value: u.GetValue()})
+		}
+	}
+	return m
+}
+
+// modified is a modifier's result: the verdict, and the message as the
+// plugin left it (m when it sent none).
+func modified(m sdk.Message, r *pluginv1.PublishResult) (sdk.Verdict, sdk.Message) {
+	if pm := r.GetMessage(); pm != nil {
+		m = messageOf(pm)
+	}
+	return verdictOf(r.GetVerdict()), m
 }
 
 func clientProto(c sdk.Client) *pluginv1.Client {
@@ -122,11 +152,35 @@ func (h *Harness) Authenticate(c sdk.Client, cred sdk.Credentials) sdk.Verdict {
 	defer cancel()
 	v, err := h.c.Authenticate(ctx, &pluginv1.AuthenticateRequest{Client: clientProto(c), Credentials: &pluginv1.Credentials{
 		Username: cred.Username, UsernameSet: cred.UsernameSet, Password: cred.Password, PasswordSet: cred.PasswordSet,
-		AuthMethod: cred.AuthMethod, AuthData: cred.AuthData}})
+		AuthMethod: cred.AuthMethod, AuthData: cred.AuthData, UserProperties: userPropertiesProto(cred.UserProperty)}})
 	if err != nil {
 		h.t.Fatalf("plugintest: Authenticate: %v", err)
 	}
 	return verdictOf(v)
+}
+
+func userPropertiesProto(us []sdk.UserProperty) []*pluginv1.UserProperty {
+	var out []*pluginv1.UserProperty
+	for _, u := range us {
+		out = append(out, &pluginv1.UserProperty{Key: u.Key, Value: u.Value})
+	}
+	return out
+}
+
+// EnhancedAuth calls the plugin's EnhancedAuth with step's Method, Data
+// and Reauth; it returns the verdict and the step with the Continue and
+// Response the plugin set.
+func (h *Harness) EnhancedAuth(c sdk.Client, step sdk.AuthStep) (sdk.Verdict, sdk.AuthStep) {
+	h.t.Helper()
+	ctx, cancel := h.ctx()
+	defer cancel()
+	r, err := h.c.EnhancedAuth(ctx, &pluginv1.AuthStepRequest{Client: clientProto(c),
+		Step: &pluginv1.AuthStep{Method: step.Method, Data: step.Data, Reauth: step.Reauth}})
+	if err != nil {
+		h.t.Fatalf("plugintest: EnhancedAuth: %v", err)
+	}
+	step.Continue, step.Response = r.GetContinue(), r.GetResponse()
+	return verdictOf(r.GetVerdict()), step
 }
 
 // AuthorizePublish calls the plugin's AuthorizePublish.
@@ -157,16 +211,36 @@ func (h *Harness) AuthorizeSubscribe(c sdk.Client, filter string, qos byte) (sdk
 	return verdictOf(r.GetVerdict()), qos
 }
 
-// Connect calls the plugin's Connect.
-func (h *Harness) Connect(c sdk.Client) sdk.Verdict {
+// Connect calls the plugin's Connect with policy as the hooks before it
+// left it; it returns the verdict and the policy as the plugin changed it
+// (the broker applies only the fields changed).
+func (h *Harness) Connect(c sdk.Client, policy sdk.ClientPolicy) (sdk.Verdict, sdk.ClientPolicy) {
 	h.t.Helper()
 	ctx, cancel := h.ctx()
 	defer cancel()
-	v, err := h.c.Connect(ctx, &pluginv1.ClientRequest{Client: clientProto(c)})
+	r, err := h.c.Connect(ctx, &pluginv1.ConnectRequest{Client: clientProto(c), Policy: sdk.PolicyChanges(sdk.ClientPolicy{}, policy)})
 	if err != nil {
 		h.t.Fatalf("plugintest: Connect: %v", err)
 	}
-	return verdictOf(v)
+	if p := r.GetPolicy(); p != nil {
+		changed := sdk.PolicyOf(p)
+		if p.MaxQueuedMessages != nil {
+			policy.MaxQueuedMessages = changed.MaxQueuedMessages
+		}
+		if p.MaxInflight != nil {
+			policy.MaxInflight = changed.MaxInflight
+		}
+		if p.MaxPacketSize != nil {
+			policy.MaxPacketSize = changed.MaxPacketSize
+		}
+		if p.Mountpoint != nil {
+			policy.Mountpoint = changed.Mountpoint
+		}
+		if p.SessionExpiryMax != nil {
+			policy.SessionExpiryMax = changed.SessionExpiryMax
+		}
+	}
+	return verdictOf(&pluginv1.Verdict{Decision: r.GetDecision(), Code: r.GetCode(), Reason: r.GetReason()}), policy
 }
 
 // Publish calls the plugin's Publish; it returns the verdict and the
@@ -179,11 +253,33 @@ func (h *Harness) Publish(c sdk.Client, m sdk.Message) (sdk.Verdict, sdk.Message
 	if err != nil {
 		h.t.Fatalf("plugintest: Publish: %v", err)
 	}
-	out := m
-	if pm := r.GetMessage(); pm != nil {
-		out = sdk.Message{Topic: pm.GetTopic(), Payload: pm.GetPayload(), QoS: byte(pm.GetQos()), Retain: pm.GetRetain(), Origin: pm.GetOrigin()}
+	return modified(m, r)
+}
+
+// Deliver calls the plugin's Deliver for a delivery of m to subscriber;
+// it returns the verdict and the message as the plugin left it.
+func (h *Harness) Deliver(subscriber string, m sdk.Message) (sdk.Verdict, sdk.Message) {
+	h.t.Helper()
+	ctx, cancel := h.ctx()
+	defer cancel()
+	r, err := h.c.Deliver(ctx, &pluginv1.DeliverRequest{Subscriber: subscriber, Message: sdk.MessageProto(&m)})
+	if err != nil {
+		h.t.Fatalf("plugintest: Deliver: %v", err)
 	}
-	return verdictOf(r.GetVerdict()), out
+	return modified(m, r)
+}
+
+// Will calls the plugin's Will for c's will message m; it returns the
+// verdict and the message as the plugin left it.
+func (h *Harness) Will(c sdk.Client, m sdk.Message) (sdk.Verdict, sdk.Message) {
+	h.t.Helper()
+	ctx, cancel := h.ctx()
+	defer cancel()
+	r, err := h.c.Will(ctx, &pluginv1.MessageRequest{Client: clientProto(c), Message: sdk.MessageProto(&m)})
+	if err != nil {
+		h.t.Fatalf("plugintest: Will: %v", err)
+	}
+	return modified(m, r)
 }
 
 // Observe sends events to the plugin's Observe on one stream and returns
@@ -206,6 +302,9 @@ func (h *Harness) Observe(events ...sdk.Event) {
 		if e.Msg != nil {
 			pe.Message = sdk.MessageProto(e.Msg)
 		}
+		if e.Stats != nil {
+			pe.Stats = statsProto(e.Stats)
+		}
 		b.Events = append(b.Events, pe)
 	}
 	if err := stream.Send(b); err != nil {
@@ -214,6 +313,15 @@ func (h *Harness) Observe(events ...sdk.Event) {
 	if _, err := stream.CloseAndRecv(); err != nil {
 		h.t.Fatalf("plugintest: Observe: %v", err)
 	}
+}
+
+func statsProto(st *sdk.Stats) *pluginv1.Stats {
+	return &pluginv1.Stats{ClientsConnected: st.ClientsConnected, Sessions: st.Sessions, Connections: st.Connections,
+		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut, Dropped: st.Dropped,
+		Subscriptions: st.Subscriptions, Retained: st.Retained, RetainedBytes: st.RetainedBytes, ProtocolErrors: st.ProtocolErrors,
+		HookEventsLost: st.HookEventsLost, StoreFailures: st.StoreFailures, DroppedBy: st.DroppedBy, RefusedBy: st.RefusedBy,
+		MessagesInByQos: st.MessagesInByQoS[:], MessagesOutByQos: st.MessagesOutByQoS[:],
+		PayloadBytesInByQos: st.PayloadBytesInByQoS[:], PayloadBytesOutByQos: st.PayloadBytesOutByQoS[:]}
 }
 
 // Published returns what the plugin published through its Host.

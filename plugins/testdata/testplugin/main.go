@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/plugins/sdk"
 	"github.com/vanemq/vanemq/plugins/wire"
 )
@@ -37,6 +38,17 @@ type config struct {
 	// FailWhile, when the file exists, makes Init fail: a plugin that
 	// cannot start until the test removes it.
 	FailWhile string `json:"fail_while"`
+	// Decide lists more decisions to describe: "authenticate" (blocks
+	// until its context ends, and records it), "enhanced_auth" (method
+	// CHALLENGE: "hello", then "proof"; re-authentication with "again"),
+	// "deliver" (on deliver/# only: denies deliveries to "muted" and of
+	// deliver/drop, adds " for SUBSCRIBER" to the others' payloads), "will" (suppresses
+	// will/quiet, moves the others to wills/CLIENT).
+	Decide []string `json:"decide"`
+	// Mountpoint makes Connect record the policy it is given and set a
+	// mountpoint of tenant-USERNAME/ (and a maximum packet size of 512
+	// for the client "small").
+	Mountpoint bool `json:"mountpoint"`
 }
 
 type testPlugin struct {
@@ -61,12 +73,26 @@ func (p *testPlugin) Init(_ context.Context, req sdk.InitRequest) (sdk.Descripti
 	d := sdk.Description{Name: "testplugin"}
 	if !p.cfg.ObserveOnly {
 		d.Handlers = []sdk.Handler{
-			{Event: sdk.EventAuthorizePublish, Mode: sdk.Decision, Topics: p.cfg.Topics},
-			{Event: sdk.EventConnect, Mode: sdk.Decision},
+			{Event: sdk.EventAuthorizePublish, Mode: sdk.ModeDecision, Topics: p.cfg.Topics},
+			{Event: sdk.EventConnect, Mode: sdk.ModeDecision},
 		}
 	}
+	decisions := map[string]sdk.EventKind{"authenticate": sdk.EventAuthenticate, "enhanced_auth": sdk.EventEnhancedAuth,
+		"deliver": sdk.EventDeliver, "will": sdk.EventWill}
+	for _, name := range p.cfg.Decide {
+		k, ok := decisions[name]
+		if !ok {
+			return d, fmt.Errorf("unknown decision %q", name)
+		}
+		h := sdk.Handler{Event: k, Mode: sdk.ModeDecision}
+		if k == sdk.EventDeliver {
+			h.Topics = []string{"deliver/#"}
+		}
+		d.Handlers = append(d.Handlers, h)
+	}
 	kinds := map[string]sdk.EventKind{"published": sdk.EventPublished, "session": sdk.EventSession,
-		"subscribed": sdk.EventSubscribed, "disconnected": sdk.EventDisconnected}
+		"subscribed": sdk.EventSubscribed, "disconnected": sdk.EventDisconnected,
+		"started": sdk.EventStarted, "stopped": sdk.EventStopped, "sys_tick": sdk.EventSysTick}
 	if p.cfg.ObserveFrom != "" {
 		if b, err := os.ReadFile(p.cfg.ObserveFrom); err == nil {
 			p.cfg.Observe = append(p.cfg.Observe, strings.TrimSpace(string(b)))
@@ -77,7 +103,7 @@ func (p *testPlugin) Init(_ context.Context, req sdk.InitRequest) (sdk.Descripti
 		if !ok {
 			return d, fmt.Errorf("unknown event %q", name)
 		}
-		d.Handlers = append(d.Handlers, sdk.Handler{Event: k, Mode: sdk.Observer})
+		d.Handlers = append(d.Handlers, sdk.Handler{Event: k, Mode: sdk.ModeObserver})
 	}
 	if p.cfg.Events != "" {
 		f, err := os.OpenFile(p.cfg.Events, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -99,23 +125,71 @@ func (p *testPlugin) AuthorizePublish(ctx context.Context, c *sdk.Client, m *sdk
 		<-ctx.Done()
 		time.Sleep(time.Hour)
 	case "bad-verdict":
-		return sdk.Verdict{Result: sdk.ResultDeny, Code: 0x10}
+		return sdk.Verdict{Decision: sdk.DecisionDeny, Code: 0x10}
 	case "exit-after":
 		if n >= p.cfg.ExitAfter {
 			os.Exit(3)
 		}
 	}
 	if strings.HasPrefix(m.Topic, "deny/") {
-		return sdk.Deny(0x87, "denied by the test plugin")
+		return sdk.Deny(packets.NotAuthorized, "denied by the test plugin")
 	}
 	return sdk.Allow
 }
 
-func (p *testPlugin) Connect(ctx context.Context, c *sdk.Client) sdk.Verdict {
+// Authenticate blocks until its context ends, and records that it did:
+// a decision for a connection that ends is cancelled in the plugin too.
+func (p *testPlugin) Authenticate(ctx context.Context, c *sdk.Client, _ *sdk.Credentials) sdk.Verdict {
+	p.record(map[string]any{"event": "authenticate", "client": c.ID, "reason": "blocking"})
+	<-ctx.Done()
+	p.record(map[string]any{"event": "authenticate", "client": c.ID, "reason": "cancelled: " + ctx.Err().Error()})
+	return sdk.Deny(packets.NotAuthorized, "cancelled")
+}
+
+func (p *testPlugin) EnhancedAuth(_ context.Context, c *sdk.Client, step *sdk.AuthStep) sdk.Verdict {
+	p.record(map[string]any{"event": "enhanced_auth", "client": c.ID, "reason": fmt.Sprintf("%s %q reauth=%v", step.Method, step.Data, step.Reauth)})
+	switch {
+	case step.Method != "CHALLENGE":
+		return sdk.Next // no hook takes it: 0x8C Bad authentication method
+	case !step.Reauth && string(step.Data) == "hello":
+		step.Continue, step.Response = true, []byte("prove it")
+		return sdk.Next
+	case !step.Reauth && string(step.Data) == "proof", step.Reauth && string(step.Data) == "again":
+		step.Response = []byte("welcome " + c.ID)
+		return sdk.Allow
+	}
+	return sdk.Deny(packets.NotAuthorized, "wrong proof")
+}
+
+func (p *testPlugin) Deliver(_ context.Context, subscriber string, m *sdk.Message) sdk.Verdict {
+	if subscriber == "muted" || m.Topic == "deliver/drop" {
+		return sdk.Deny(packets.NotAuthorized, "not delivered")
+	}
+	m.Payload = append(m.Payload, " for "+subscriber...)
+	return sdk.Next
+}
+
+func (p *testPlugin) Will(_ context.Context, c *sdk.Client, m *sdk.Message) sdk.Verdict {
+	if m.Topic == "will/quiet" {
+		return sdk.Deny(packets.NotAuthorized, "suppressed")
+	}
+	m.Topic = "wills/" + c.ID
+	m.Payload = append([]byte("last words: "), m.Payload...)
+	return sdk.Next
+}
+
+func (p *testPlugin) Connect(ctx context.Context, c *sdk.Client, policy *sdk.ClientPolicy) sdk.Verdict {
+	if p.cfg.Mountpoint {
+		p.record(map[string]any{"event": "connect", "client": c.ID, "policy": *policy})
+		policy.Mountpoint = "tenant-" + c.Username + "/"
+		if c.ID == "small" {
+			policy.MaxPacketSize = 512
+		}
+	}
 	if c.ID == "kickme" {
 		go func() {
 			time.Sleep(200 * time.Millisecond)
-			_ = p.host.Disconnect(context.Background(), c.ID, 0x98, "kicked by the test plugin")
+			_ = p.host.Disconnect(context.Background(), c.ID, packets.AdministrativeAction, "kicked by the test plugin")
 		}()
 	}
 	if c.ID == "greet" && p.host != nil {
@@ -126,7 +200,7 @@ func (p *testPlugin) Connect(ctx context.Context, c *sdk.Client) sdk.Verdict {
 
 func (p *testPlugin) Observe(_ context.Context, e *sdk.Event) {
 	if p.out == nil {
-		return
+		return // the benchmarks' observer: as cheap as an observer can be
 	}
 	rec := map[string]any{"event": e.Kind.String(), "reason": e.Reason, "filter": e.Filter}
 	if e.Client != nil {
@@ -135,6 +209,17 @@ func (p *testPlugin) Observe(_ context.Context, e *sdk.Event) {
 	if e.Msg != nil {
 		rec["topic"] = e.Msg.Topic
 		rec["payload"] = string(e.Msg.Payload)
+	}
+	if e.Stats != nil {
+		rec["stats"] = e.Stats
+	}
+	p.record(rec)
+}
+
+// record appends rec to the events file, as a JSON line.
+func (p *testPlugin) record(rec map[string]any) {
+	if p.out == nil {
+		return
 	}
 	b, _ := json.Marshal(rec)
 	p.mu.Lock()
