@@ -1,24 +1,13 @@
 package plugins
 
-import (
-	"fmt"
+import "github.com/vanemq/vanemq/core"
 
-	"github.com/vanemq/vanemq/core"
-)
-
+// The module: the hook is made from its decoded config block, with the
+// hook's ID, logger and config directory, from which the binary's path is
+// taken when relative.
 func init() {
-	core.RegisterHookModule(core.HookModule{ID: ID, New: newModule})
-}
-
-// newModule starts the plugin of a config block; the binary's path is
-// taken from the config file's directory.
-func newModule(hc core.HookConfig) (core.Hook, error) {
-	var c Config
-	if hc.Decode != nil {
-		if err := hc.Decode(&c); err != nil {
-			return nil, fmt.Errorf("%s: config: %w", ID, err)
-		}
-	}
-	c.Dir, c.Logger, c.Name = hc.Dir, hc.Logger, hc.ID
-	return New(c, hc.Server)
+	core.RegisterHookModule(core.Module(ID, Config{}, func(hc core.HookConfig, c Config) (core.Hook, error) {
+		c.Dir, c.Logger, c.Name = hc.Dir, hc.Logger, hc.ID
+		return New(c, hc.Server)
+	}))
 }
