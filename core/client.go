@@ -48,6 +48,11 @@ type client struct {
 	// stopping is set when the connection is being closed from outside the
 	// reader; the reader's deadlines then stay in the past.
 	stopping atomic.Bool
+	// ctx is the connection's context, which hooks get: it ends when the
+	// connection is closed from outside (kick: a takeover, an operator,
+	// Shutdown), cutting short a decision under way, and at finish.
+	ctx    context.Context
+	cancel context.CancelFunc
 	// v5Connected is set once a v5 client's CONNACK with success is
 	// queued: closeWith may then queue a DISCONNECT. It is what another
 	// goroutine (a takeover, Shutdown) reads instead of version and
@@ -89,9 +94,8 @@ type connState struct {
 // readerState is owned by the connection's reader goroutine (run, then
 // serve, then finish).
 type readerState struct {
-	cancel context.CancelFunc // ends the connection's context
-	cr     *connReader
-	r      *packets.Reader
+	cr *connReader
+	r  *packets.Reader
 	// batch is what the reader gathers while it handles a batch of
 	// packets, and does at its end (batch.go).
 	batch readBatch
@@ -144,13 +148,14 @@ type outControl struct {
 // errClientDisconnect ends the read loop when the client sent DISCONNECT.
 var errClientDisconnect = errors.New("client sent DISCONNECT")
 
-func newClient(s *Server, nc net.Conn, listener string) *client {
+func newClient(ctx context.Context, s *Server, nc net.Conn, listener string) *client {
 	c := &client{
 		srv:      s,
 		conn:     nc,
 		listener: listener,
 		remote:   nc.RemoteAddr().String(),
 	}
+	c.ctx, c.cancel = context.WithCancel(ctx)
 	if ic, ok := nc.(InternalConn); ok {
 		c.internal = true
 		c.internalPolicy = ic.InternalPolicy()
@@ -165,10 +170,8 @@ func newClient(s *Server, nc net.Conn, listener string) *client {
 // run handles CONNECT, then hands the connection to serve on a fresh
 // goroutine: the deep call chains of connecting (authentication, logging)
 // grow this goroutine's stack, and an idle connection should not keep it.
-func (c *client) run(ctx context.Context) {
-	// The connection's context: hooks get it, and it ends with the
-	// connection (finish).
-	ctx, c.cancel = context.WithCancel(ctx)
+func (c *client) run() {
+	ctx := c.ctx
 	if !c.connectPhase(ctx) {
 		c.finish()
 		return
@@ -482,10 +485,13 @@ func (c *client) closeWith(code packets.ReasonCode, reason string) {
 }
 
 // kick closes the connection from another goroutine (takeover, shutdown):
-// the DISCONNECT is queued, then the reader is woken by a read deadline.
+// the DISCONNECT is queued, then the reader is woken by a read deadline,
+// and the connection's context ends, so a hook's decision under way for it
+// is cut short.
 func (c *client) kick(code packets.ReasonCode, reason string) {
 	c.closeWith(code, reason)
 	c.wakeReader()
+	c.cancel()
 }
 
 // wakeReader makes the reader's blocked read return so the connection ends.

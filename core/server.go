@@ -187,7 +187,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, listener string) {
 		_ = nc.Close()
 		return
 	}
-	c := newClient(s, nc, listener)
+	c := newClient(ctx, s, nc, listener)
 	s.connsMu.Lock()
 	s.conns[c] = struct{}{}
 	s.connsMu.Unlock()
@@ -198,7 +198,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, listener string) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		c.run(ctx)
+		c.run()
 	}()
 }
 
