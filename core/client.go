@@ -313,7 +313,7 @@ func (c *client) handle(ctx context.Context, p *packets.Packet) error {
 func (c *client) handleAck(id uint16, qos byte) {
 	s := c.sess
 	s.mu.Lock()
-	m, ok := s.inflight[id]
+	m, ok := s.inflight.get(id)
 	if ok && (m.qos != qos || (qos == 2 && !m.pubrec)) {
 		ok = false
 	}
@@ -333,7 +333,7 @@ func (c *client) handleAck(id uint16, qos byte) {
 func (c *client) handlePubrec(p *packets.Packet) {
 	s := c.sess
 	s.mu.Lock()
-	m, ok := s.inflight[p.PacketID]
+	m, ok := s.inflight.get(p.PacketID)
 	if ok && p.ReasonCode.IsError() {
 		s.ackLocked(p.PacketID, &c.batch)
 		s.mu.Unlock()
@@ -341,7 +341,6 @@ func (c *client) handlePubrec(p *packets.Packet) {
 	}
 	if ok {
 		m.pubrec = true
-		s.inflight[p.PacketID] = m
 		if m.stored {
 			c.srv.persist(&c.batch, s.deliveryOp(OpQueueUpdate, &m.delivery, m.id, true))
 		}

@@ -497,7 +497,7 @@ func (s *Server) discardLocked(sess *session, rb *readBatch) {
 		s.subs.Unsubscribe(sess.id, k.group, k.filter)
 	}
 	clear(sess.subs)
-	clear(sess.inflight)
+	sess.inflight.clear()
 	clear(sess.inQoS2)
 	sess.pending.clear()
 }

@@ -300,13 +300,10 @@ func (r *restorer) restoreSession(st *StoredSession, l Loader) (bool, error) {
 			sess.pending.push(d)
 			continue
 		}
-		if sess.inflight == nil {
-			sess.inflight = make(map[uint16]inflightMsg)
-		}
-		if _, dup := sess.inflight[sd.PacketID]; dup {
+		if sess.inflight.has(sd.PacketID) {
 			return false, fmt.Errorf("session %s: two inflight messages with packet identifier %d", st.ClientID, sd.PacketID)
 		}
-		sess.inflight[sd.PacketID] = inflightMsg{delivery: d, id: sd.PacketID, pubrec: sd.Pubrec}
+		sess.inflight.put(inflightMsg{delivery: d, id: sd.PacketID, pubrec: sd.Pubrec})
 		sess.nextID = sd.PacketID // deliveries come oldest first
 	}
 	s.sessMu.Lock()

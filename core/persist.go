@@ -104,12 +104,11 @@ func (s *session) persistAllLocked(rb *readBatch) {
 	for id := range s.inQoS2 {
 		srv.persist(rb, StoreOp{Kind: OpInboundPut, ClientID: s.id, PacketID: id})
 	}
-	for id, m := range s.inflight {
+	s.inflight.each(func(m *inflightMsg) {
 		m.seq = srv.nextStoreSeq()
 		m.stored = true
-		srv.persist(rb, s.deliveryOp(OpQueueAdd, &m.delivery, id, m.pubrec))
-		s.inflight[id] = m
-	}
+		srv.persist(rb, s.deliveryOp(OpQueueAdd, &m.delivery, m.id, m.pubrec))
+	})
 	s.pending.each(func(d *delivery) {
 		d.seq = srv.nextStoreSeq()
 		s.storeQueuedLocked(d, rb)
@@ -125,11 +124,10 @@ func (s *session) unstoreLocked(rb *readBatch) {
 		return
 	}
 	s.stored = false
-	for id, m := range s.inflight {
+	s.inflight.each(func(m *inflightMsg) {
 		s.unstoreDeliveryLocked(&m.delivery, rb)
 		m.seq, m.stored = 0, false
-		s.inflight[id] = m
-	}
+	})
 	s.pending.each(func(d *delivery) {
 		s.unstoreDeliveryLocked(d, rb)
 		d.seq, d.stored = 0, false

@@ -49,7 +49,7 @@ type session struct {
 	// subs are the session's subscriptions, keyed by share group and filter.
 	subs map[subKey]topics.Subscription
 	// inflight holds outbound QoS 1/2 messages by packet identifier.
-	inflight map[uint16]inflightMsg
+	inflight inflightTable
 	// pending is the bounded queue of messages not yet in flight.
 	pending queue[delivery]
 	// inQoS2 holds identifiers of inbound QoS 2 messages that were
@@ -113,7 +113,7 @@ func (s *session) sendQuotaLocked() int {
 	if s.conn == nil {
 		return 0
 	}
-	return int(s.conn.sendMax) - len(s.inflight)
+	return int(s.conn.sendMax) - s.inflight.len()
 }
 
 // allocIDLocked returns a free outbound packet identifier, or 0 when all
@@ -124,7 +124,7 @@ func (s *session) allocIDLocked() uint16 {
 		if s.nextID == 0 {
 			s.nextID = 1
 		}
-		if _, used := s.inflight[s.nextID]; !used {
+		if !s.inflight.has(s.nextID) {
 			return s.nextID
 		}
 	}
@@ -222,9 +222,12 @@ func (s *session) pumpLocked(rb *readBatch) {
 	if c == nil {
 		return
 	}
-	now := time.Now()
+	var now time.Time // read once, and only for a message with an expiry
 	for s.pending.len() > 0 {
 		d := s.pending.peek()
+		if !d.msg.expires.IsZero() && now.IsZero() {
+			now = time.Now()
+		}
 		if d.msg.expired(now) {
 			s.pending.pop()
 			s.unstoreDeliveryLocked(&d, rb)
@@ -247,11 +250,8 @@ func (s *session) pumpLocked(rb *readBatch) {
 			return
 		}
 		s.pending.pop()
-		if s.inflight == nil {
-			s.inflight = make(map[uint16]inflightMsg)
-		}
 		s.storeInflightLocked(&d, id, rb)
-		s.inflight[id] = inflightMsg{delivery: d, id: id}
+		s.inflight.put(inflightMsg{delivery: d, id: id})
 		c.enqueuePublish(d, id, false, rb)
 	}
 }
@@ -262,16 +262,14 @@ func (s *session) pumpLocked(rb *readBatch) {
 // allows; the order is restored by sorting.
 func (s *session) resendLocked() {
 	c := s.conn
-	if c == nil || len(s.inflight) == 0 {
+	if c == nil || s.inflight.len() == 0 {
 		return
 	}
-	ids := make([]uint16, 0, len(s.inflight))
-	for id := range s.inflight {
-		ids = append(ids, id)
-	}
+	ids := make([]uint16, 0, s.inflight.len())
+	s.inflight.each(func(m *inflightMsg) { ids = append(ids, m.id) })
 	sortIDs(ids, s.nextID)
 	for _, id := range ids {
-		m := s.inflight[id]
+		m, _ := s.inflight.get(id)
 		if m.pubrec {
 			c.enqueueControl(outControl{kind: packets.Pubrel, id: id}, nil)
 			continue
@@ -283,11 +281,10 @@ func (s *session) resendLocked() {
 // ackLocked completes an outbound QoS 1 (PUBACK) or QoS 2 (PUBCOMP) flow
 // and fills the freed slot from the queue. It reports whether id was known.
 func (s *session) ackLocked(id uint16, rb *readBatch) bool {
-	m, ok := s.inflight[id]
+	m, ok := s.inflight.remove(id)
 	if !ok {
 		return false
 	}
-	delete(s.inflight, id)
 	s.unstoreDeliveryLocked(&m.delivery, rb)
 	s.srv.ackedEvent(s.id, m.msg)
 	s.pumpLocked(rb)

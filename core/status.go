@@ -97,7 +97,7 @@ func (sess *session) status() ClientStatus {
 		ID:             sess.id,
 		ExpiryInterval: sess.expiry,
 		Subscriptions:  len(sess.subs),
-		Inflight:       len(sess.inflight),
+		Inflight:       sess.inflight.len(),
 		Queued:         sess.pending.len(),
 		Dropped:        sess.dropped,
 	}
