@@ -187,12 +187,15 @@ func (o *compareOptions) run(ctx context.Context, stdout, stderr io.Writer) erro
 	defer os.RemoveAll(dir)
 
 	brokers := brokerNames()
-	total := len(scenarios) * o.rounds * len(brokers)
-	fmt.Fprintf(stderr, "compare: %d scenarios × %d rounds × %d brokers = %d runs of %s (+%s warm-up)\n",
-		len(scenarios), o.rounds, len(brokers), total, o.duration, o.warmup)
+	total := 0
+	for _, sc := range scenarios {
+		total += o.roundsOf(sc) * len(brokers)
+	}
+	fmt.Fprintf(stderr, "compare: %d scenarios × %d rounds%s × %d brokers = %d runs of %s (+%s warm-up)\n",
+		len(scenarios), o.rounds, moreRounds(scenarios, o), len(brokers), total, o.duration, o.warmup)
 	var records []runRecord
 	for _, sc := range scenarios {
-		for round := range o.rounds {
+		for round := range o.roundsOf(sc) {
 			for _, b := range roundOrder(brokers, round) {
 				rec := o.runOnce(ctx, dir, bins, sc, b, round)
 				if ctx.Err() != nil {
@@ -217,6 +220,30 @@ func (o *compareOptions) run(ctx context.Context, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "compare: wrote %s\n", o.out)
 	}
 	return failureError(records, brokers, stderr)
+}
+
+// roundsOf is how many rounds scenario s runs: -rounds, or the scenario's
+// own least number when it is higher, except in a -quick run.
+func (o *compareOptions) roundsOf(s scenarioSpec) int {
+	if o.quick {
+		return o.rounds
+	}
+	return max(o.rounds, s.Rounds)
+}
+
+// moreRounds names the scenarios that run more rounds than -rounds, such as
+// " (9 for pairs-q1-64)", or is "" when none does.
+func moreRounds(scenarios []scenarioSpec, o *compareOptions) string {
+	var parts []string
+	for _, s := range scenarios {
+		if n := o.roundsOf(s); n > o.rounds {
+			parts = append(parts, fmt.Sprintf("%d for %s", n, s.ID))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // failureError decides the exit status after failed runs. A peer that fails

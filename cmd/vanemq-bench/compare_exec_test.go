@@ -259,6 +259,52 @@ func TestCompareExec(t *testing.T) {
 		}
 	})
 
+	t.Run("more rounds", func(t *testing.T) {
+		logPath := filepath.Join(dir, "rounds.log")
+		t.Setenv("FAKE_TOOL_LOG", logPath)
+		t.Setenv("FAKE_TOOL_FAIL", "")
+		out := filepath.Join(dir, "rounds.md")
+		o := newOpts(t, out, "-rounds", "2", "-duration", "1s", "-run", `^(fanin-q0-64|pairs-q1-64)$`)
+		var stdout, stderr bytes.Buffer
+		if err := o.run(t.Context(), &stdout, &stderr); err != nil {
+			t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+		}
+		log, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+			runs[line]++
+		}
+		want := map[string]int{}
+		for _, b := range brokerNames() {
+			want[b+" fanin"], want[b+" pairs"] = 2, pairsQoS1Rounds
+		}
+		if !mapsEqual(runs, want) {
+			t.Errorf("runs = %v, want %v", runs, want)
+		}
+		md, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range []string{
+			`- 2 rounds \(9 for pairs-q1-64\)\. The brokers are interleaved`,
+			`\| pairs-q1-64 +\| vanemq +\| +300,000 \| +300,000 \| +300,000 \| +1.00× \| +9/9 \|`,
+		} {
+			if !regexp.MustCompile(re).Match(md) {
+				t.Errorf("report lacks a line matching %s", re)
+			}
+		}
+		if !strings.Contains(stderr.String(), "2 scenarios × 2 rounds (9 for pairs-q1-64) × 3 brokers = 33 runs") ||
+			!strings.Contains(stderr.String(), "[33/33] pairs-q1-64 round 9 ") {
+			t.Errorf("progress lacks the run count or the last run:\n%s", stderr.String())
+		}
+		if t.Failed() {
+			t.Logf("report:\n%s\nstderr:\n%s", md, stderr.String())
+		}
+	})
+
 	t.Run("silent", func(t *testing.T) {
 		t.Setenv("FAKE_TOOL_LOG", "")
 		t.Setenv("FAKE_TOOL_FAIL", "")

@@ -27,7 +27,15 @@ type scenarioSpec struct {
 	SilentConnect bool
 	Send          string
 	Hold          time.Duration
+	// Rounds is the least number of rounds the row runs, whatever -rounds
+	// (but -quick): for a row whose runs spread too widely for 3 to show.
+	Rounds int
 }
+
+// pairsQoS1Rounds is how many rounds the 100 QoS 1 pairs run: their runs
+// were bimodal (issue 16: one in three or four at a third of the others'
+// deliveries per CPU-second), which 3 rounds neither show nor settle.
+const pairsQoS1Rounds = 9
 
 // silentHold is how long the silent rows hold each wave: long enough for the
 // healthy client's 5 attempts and for the broker to have read what the
@@ -48,8 +56,12 @@ func scenarioMatrix() []scenarioSpec {
 		return scenarioSpec{ID: id, Kind: "fanin", Title: title, MQTT: mqtt, QoS: qos, Size: size, Publishers: 8, Subscribers: 1}
 	}
 	pairs := func(qos int) scenarioSpec {
-		return scenarioSpec{ID: fmt.Sprintf("pairs-q%d-64", qos), Kind: "pairs",
+		s := scenarioSpec{ID: fmt.Sprintf("pairs-q%d-64", qos), Kind: "pairs",
 			Title: fmt.Sprintf("100 pairs 1→1, QoS %d, 64 B", qos), MQTT: 4, QoS: qos, Size: 64, Pairs: 100}
+		if qos == 1 {
+			s.Rounds = pairsQoS1Rounds
+		}
+		return s
 	}
 	latency := func(qos int) scenarioSpec {
 		return scenarioSpec{ID: fmt.Sprintf("latency-q%d-64", qos), Kind: "latency",

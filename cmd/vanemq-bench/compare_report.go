@@ -44,12 +44,15 @@ type cellStats struct {
 	OK, Failed     int // runs that succeeded and failed
 	DeliveriesPerS float64
 	PerCPU         float64 // deliveries per broker CPU-second
-	LossPct        float64
-	P50, P99, P999 float64 // µs
-	ConnectPerS    float64
-	BytesPerConn   float64
-	RSSBytes       float64
-	BenchCPUShare  float64
+	// PerCPUMin and PerCPUMax are the lowest and highest of the runs'
+	// deliveries per broker CPU-second: the spread around the median.
+	PerCPUMin, PerCPUMax float64
+	LossPct              float64
+	P50, P99, P999       float64 // µs
+	ConnectPerS          float64
+	BytesPerConn         float64
+	RSSBytes             float64
+	BenchCPUShare        float64
 
 	// The silent scenario's: medians but for the healthy client's attempts
 	// and failures, summed over the runs, and its connect latency's max,
@@ -64,32 +67,36 @@ type cellStats struct {
 
 // report is everything the markdown and the tables show.
 type report struct {
-	Env       envInfo
-	Rounds    int
-	Duration  time.Duration
-	Warmup    time.Duration
-	Quick     bool
-	Command   string // the compare command line, for people to re-run
-	Scenarios []scenarioSpec
-	Brokers   []string
-	Cells     map[cellKey]cellStats
-	Failures  []runRecord
-	Ratios    []ratioRow
-	Targets   []targetResult
+	Env    envInfo
+	Rounds int
+	// MoreRounds names the scenarios that ran more rounds, as moreRounds
+	// has it ("" for none).
+	MoreRounds string
+	Duration   time.Duration
+	Warmup     time.Duration
+	Quick      bool
+	Command    string // the compare command line, for people to re-run
+	Scenarios  []scenarioSpec
+	Brokers    []string
+	Cells      map[cellKey]cellStats
+	Failures   []runRecord
+	Ratios     []ratioRow
+	Targets    []targetResult
 }
 
 // buildReport aggregates the run records into a report.
 func buildReport(env envInfo, o *compareOptions, scenarios []scenarioSpec, brokers []string, records []runRecord) *report {
 	rep := &report{
-		Env:       env,
-		Rounds:    o.rounds,
-		Duration:  o.duration,
-		Warmup:    o.warmup,
-		Quick:     o.quick,
-		Command:   commandLine(o.args),
-		Scenarios: scenarios,
-		Brokers:   brokers,
-		Cells:     summarize(records),
+		Env:        env,
+		Rounds:     o.rounds,
+		MoreRounds: moreRounds(scenarios, o),
+		Duration:   o.duration,
+		Warmup:     o.warmup,
+		Quick:      o.quick,
+		Command:    commandLine(o.args),
+		Scenarios:  scenarios,
+		Brokers:    brokers,
+		Cells:      summarize(records),
 	}
 	for _, r := range records {
 		if r.Err != nil {
@@ -139,7 +146,13 @@ func summarize(records []runRecord) map[cellKey]cellStats {
 		}
 		var attempts, healthyFailed int
 		var healthyMax float64
-		for _, r := range rs {
+		perCPUMin, perCPUMax := math.NaN(), math.NaN()
+		for i, r := range rs {
+			if v := r.DeliveriesPerBrokerCPUS; i == 0 {
+				perCPUMin, perCPUMax = v, v
+			} else {
+				perCPUMin, perCPUMax = min(perCPUMin, v), max(perCPUMax, v)
+			}
 			attempts += r.HealthyAttempts
 			healthyFailed += r.HealthyFailed
 			healthyMax = max(healthyMax, r.HealthyMaxUS)
@@ -149,6 +162,8 @@ func summarize(records []runRecord) map[cellKey]cellStats {
 			Failed:         failed[k],
 			DeliveriesPerS: med(func(r benchResult) float64 { return r.DeliveriesPerS }),
 			PerCPU:         med(func(r benchResult) float64 { return r.DeliveriesPerBrokerCPUS }),
+			PerCPUMin:      perCPUMin,
+			PerCPUMax:      perCPUMax,
 			LossPct:        med(func(r benchResult) float64 { return r.LossPct }),
 			P50:            med(func(r benchResult) float64 { return r.P50us }),
 			P99:            med(func(r benchResult) float64 { return r.P99us }),
@@ -603,6 +618,30 @@ func renderTables(w io.Writer, rep *report) {
 			}
 		}
 		writeTable(w, []string{"scenario", "broker", "deliveries/s", "deliveries/CPU-s", "loss", "tool CPU share", "runs"}, "llrrrrr", rows)
+
+		fmt.Fprintln(w, "## Spread of deliveries/CPU-s")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "The lowest, median and highest of the runs, and the highest over the lowest.")
+		fmt.Fprintln(w)
+		rows = nil
+		for _, s := range tput {
+			for _, b := range rep.Brokers {
+				c, ok := cell(s, b)
+				rows = append(rows, []string{s.ID, b,
+					na(c, ok, func(c cellStats) string { return fmtNum(c.PerCPUMin) }),
+					na(c, ok, func(c cellStats) string { return fmtNum(c.PerCPU) }),
+					na(c, ok, func(c cellStats) string { return fmtNum(c.PerCPUMax) }),
+					na(c, ok, func(c cellStats) string {
+						if r, ok := ratio(c.PerCPUMax, c.PerCPUMin); ok {
+							return fmtRatio(r)
+						}
+						return "–"
+					}),
+					runsCell(rep.Cells[cellKey{s.ID, b}]),
+				})
+			}
+		}
+		writeTable(w, []string{"scenario", "broker", "min", "median", "max", "max ÷ min", "runs"}, "llrrrrr", rows)
 	}
 	if len(lat) > 0 {
 		fmt.Fprintln(w, "## Latency (medians)")
@@ -766,10 +805,11 @@ func renderMarkdown(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "- For every scenario and round each broker is started fresh on a free port, the generator runs\n"+
 		"  %s of warm-up and then measures for %s, and the broker is stopped (SIGTERM, then SIGKILL after %s).\n",
 		rep.Warmup, rep.Duration, defaultStopTimeout)
-	fmt.Fprintf(w, "- %s. The brokers are interleaved and their order alternates per round\n"+
+	fmt.Fprintf(w, "- %s%s. The brokers are interleaved and their order alternates per round\n"+
 		"  (vanemq, mochi, mosquitto; then mosquitto, mochi, vanemq; …), so drift in the machine's state\n"+
 		"  falls on all of them alike. The tables show the median over the rounds (the mean of the two\n"+
-		"  middle values for an even count) of the runs that succeeded; *runs* counts them.\n", nounCount(rep.Rounds, "round"))
+		"  middle values for an even count) of the runs that succeeded; *runs* counts them.\n",
+		nounCount(rep.Rounds, "round"), rep.MoreRounds)
 	fmt.Fprintln(w, "- *Deliveries/s* counts messages received by subscribers per second; *deliveries/CPU-s* divides")
 	fmt.Fprintln(w, "  them by the broker process's user + system CPU time from the window's start to the end of the")
 	fmt.Fprintln(w, "  drain for late deliveries (read from /proc with -broker-pid): work done per unit of CPU,")

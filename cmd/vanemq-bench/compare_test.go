@@ -89,12 +89,13 @@ func TestSummarize(t *testing.T) {
 	}
 	cells := summarize(records)
 	v := cells[cellKey{"fanin-q0-64", "vanemq"}]
-	if v.OK != 3 || v.Failed != 0 || v.PerCPU != 200 || v.LossPct != 0.5 || v.DeliveriesPerS != 100 {
+	if v.OK != 3 || v.Failed != 0 || v.PerCPU != 200 || v.LossPct != 0.5 || v.DeliveriesPerS != 100 ||
+		v.PerCPUMin != 100 || v.PerCPUMax != 300 {
 		t.Errorf("vanemq cell = %+v", v)
 	}
 	m := cells[cellKey{"fanin-q0-64", "mochi"}]
-	if m.OK != 2 || m.Failed != 1 || m.PerCPU != 60 {
-		t.Errorf("mochi cell = %+v, want OK 2, Failed 1, PerCPU 60", m)
+	if m.OK != 2 || m.Failed != 1 || m.PerCPU != 60 || m.PerCPUMin != 50 || m.PerCPUMax != 70 {
+		t.Errorf("mochi cell = %+v, want OK 2, Failed 1, PerCPU 60 (50 to 70)", m)
 	}
 	q, ok := cells[cellKey{"fanin-q0-64", "mosquitto"}]
 	if !ok || q.OK != 0 || q.Failed != 1 {
@@ -416,6 +417,15 @@ func TestScenarioMatrix(t *testing.T) {
 			t.Errorf("%s args:\n got %s\nwant %s", id, got, want)
 		}
 	}
+	for _, s := range m {
+		want := 0
+		if s.ID == "pairs-q1-64" {
+			want = pairsQoS1Rounds
+		}
+		if s.Rounds != want {
+			t.Errorf("%s: Rounds %d, want %d", s.ID, s.Rounds, want)
+		}
+	}
 	if got := selectScenarios(m, regexp.MustCompile(`^latency`)); len(got) != 2 {
 		t.Errorf("select ^latency: %d scenarios", len(got))
 	}
@@ -435,6 +445,36 @@ func mapsEqual(a, b map[string]int) bool {
 		}
 	}
 	return true
+}
+
+// TestRoundsOf checks that a scenario's own least number of rounds
+// raises -rounds, never lowers it, and that -quick keeps its one round.
+func TestRoundsOf(t *testing.T) {
+	pairs := scenarioSpec{ID: "pairs-q1-64", Rounds: 9}
+	fanin := scenarioSpec{ID: "fanin-q0-64"}
+	scen := []scenarioSpec{fanin, pairs}
+	for _, tc := range []struct {
+		rounds       int
+		quick        bool
+		pairs, fanin int
+		more         string
+	}{
+		{3, false, 9, 3, " (9 for pairs-q1-64)"},
+		{9, false, 9, 9, ""},
+		{12, false, 12, 12, ""},
+		{1, true, 1, 1, ""},
+	} {
+		o := &compareOptions{rounds: tc.rounds, quick: tc.quick}
+		if got := o.roundsOf(pairs); got != tc.pairs {
+			t.Errorf("-rounds %d quick %v: pairs run %d rounds, want %d", tc.rounds, tc.quick, got, tc.pairs)
+		}
+		if got := o.roundsOf(fanin); got != tc.fanin {
+			t.Errorf("-rounds %d quick %v: fanin runs %d rounds, want %d", tc.rounds, tc.quick, got, tc.fanin)
+		}
+		if got := moreRounds(scen, o); got != tc.more {
+			t.Errorf("-rounds %d quick %v: moreRounds = %q, want %q", tc.rounds, tc.quick, got, tc.more)
+		}
+	}
 }
 
 func TestWarmupFor(t *testing.T) {
@@ -608,6 +648,7 @@ func TestRenderMarkdown(t *testing.T) {
 		"listener 1883 127.0.0.1\n",
 		`address: "127.0.0.1:1883"`,
 		"## Throughput (medians)",
+		"## Spread of deliveries/CPU-s",
 		"## Latency (medians)",
 		"## Connections (medians)",
 		"## vanemq ÷ peers",
@@ -623,6 +664,7 @@ func TestRenderMarkdown(t *testing.T) {
 	for _, re := range []string{
 		`\| fanin-q0-64 +\| vanemq +\| +500,000 \| +300,000 \| +0.00 % \| +50 % \| +3/3 \|`,
 		`\| fanin-q0-64 +\| mosquitto +\| +250,000 \| +250,000 \| +1.25 % \| +0 % \| +3/3 \|`,
+		`\| fanin-q0-64 +\| vanemq +\| +270,000 \| +300,000 \| +330,000 \| +1.22× \| +3/3 \|`,
 		`\| latency-q0-64 +\| vanemq +\| +40.0 \| +90.0 \| +300 \| +10,000 \|`,
 		`\| conns-10000 +\| vanemq +\| +30,000 \| +4,000 \| +50.0 MiB \| +3/3 \|`,
 		`\| conns-10000 +\| mosquitto +\| +– \| +– \| +– \| +0/1 \|`,
