@@ -93,7 +93,8 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-# `make bench-compare`: rounds per scenario and broker, and the measured time of each run.
+# `make bench-compare`: rounds per scenario and broker (pairs-q1-64 runs at least 9, its runs
+# having been bimodal), and the measured time of each run.
 ROUNDS         ?= 3
 BENCH_DURATION ?= 10s
 
