@@ -44,15 +44,12 @@ type cellStats struct {
 	OK, Failed     int // runs that succeeded and failed
 	DeliveriesPerS float64
 	PerCPU         float64 // deliveries per broker CPU-second
-	// PerCPUMin and PerCPUMax are the lowest and highest of the runs'
-	// deliveries per broker CPU-second: the spread around the median.
-	PerCPUMin, PerCPUMax float64
-	LossPct              float64
-	P50, P99, P999       float64 // µs
-	ConnectPerS          float64
-	BytesPerConn         float64
-	RSSBytes             float64
-	BenchCPUShare        float64
+	LossPct        float64
+	P50, P99, P999 float64 // µs
+	ConnectPerS    float64
+	BytesPerConn   float64
+	RSSBytes       float64
+	BenchCPUShare  float64
 
 	// The silent scenario's: medians but for the healthy client's attempts
 	// and failures, summed over the runs, and its connect latency's max,
@@ -63,41 +60,46 @@ type cellStats struct {
 	HealthyFailed         int
 	HealthyP50            float64 // µs
 	HealthyMax            float64 // µs
+
+	// PerCPUMin and PerCPUMax are the lowest and highest of the runs'
+	// deliveries per broker CPU-second: the spread around the median.
+	PerCPUMin, PerCPUMax float64
 }
 
 // report is everything the markdown and the tables show.
 type report struct {
-	Env    envInfo
-	Rounds int
+	Env       envInfo
+	Rounds    int
+	Duration  time.Duration
+	Warmup    time.Duration
+	Quick     bool
+	Command   string // the compare command line, for people to re-run
+	Scenarios []scenarioSpec
+	Brokers   []string
+	Cells     map[cellKey]cellStats
+	Failures  []runRecord
+	Ratios    []ratioRow
+	Targets   []targetResult
+
 	// MoreRounds names the scenarios that ran more rounds, as moreRounds
 	// has it ("" for none).
 	MoreRounds string
-	Duration   time.Duration
-	Warmup     time.Duration
-	Quick      bool
-	Command    string // the compare command line, for people to re-run
-	Scenarios  []scenarioSpec
-	Brokers    []string
-	Cells      map[cellKey]cellStats
-	Failures   []runRecord
-	Ratios     []ratioRow
-	Targets    []targetResult
 }
 
 // buildReport aggregates the run records into a report.
 func buildReport(env envInfo, o *compareOptions, scenarios []scenarioSpec, brokers []string, records []runRecord) *report {
 	rep := &report{
-		Env:        env,
-		Rounds:     o.rounds,
-		MoreRounds: moreRounds(scenarios, o),
-		Duration:   o.duration,
-		Warmup:     o.warmup,
-		Quick:      o.quick,
-		Command:    commandLine(o.args),
-		Scenarios:  scenarios,
-		Brokers:    brokers,
-		Cells:      summarize(records),
+		Env:       env,
+		Rounds:    o.rounds,
+		Duration:  o.duration,
+		Warmup:    o.warmup,
+		Quick:     o.quick,
+		Command:   commandLine(o.args),
+		Scenarios: scenarios,
+		Brokers:   brokers,
+		Cells:     summarize(records),
 	}
+	rep.MoreRounds = moreRounds(scenarios, o)
 	for _, r := range records {
 		if r.Err != nil {
 			rep.Failures = append(rep.Failures, r)
