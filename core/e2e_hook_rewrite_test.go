@@ -72,3 +72,30 @@ func TestE2EHookInvalidRewriteDropped(t *testing.T) {
 		t.Errorf("a will rewritten to an invalid topic was delivered: %v", got)
 	}
 }
+
+// A Connect hook's mountpoint starts every topic name and filter of its
+// client, so one that could not start a topic (a wildcard, NUL, or '$',
+// which would put the client's topics among the broker's [MQTT-4.7.2-1])
+// refuses the CONNECT with 0x83 instead of making the client's every
+// topic invalid; a valid one is kept.
+func TestE2EHookInvalidMountpointRefused(t *testing.T) {
+	t.Parallel()
+	pol := &policyHook{mounts: map[string]string{"wild-": "a/+/", "hash-": "a/#", "nul-": "a\x00/", "sys-": "$SYS/", "ok-": "tenant/"}}
+	tb := hookBroker(t, withHooks(pol))
+	for _, id := range []string{"wild-1", "hash-1", "nul-1", "sys-1"} {
+		c, err := dialV5(t, tb.Addr, v5Connect(id), nil)
+		if err == nil || c.Connack == nil || c.Connack.ReasonCode != 0x83 {
+			code := -1
+			if c != nil && c.Connack != nil {
+				code = int(c.Connack.ReasonCode)
+			}
+			t.Errorf("%s: CONNACK %#x, %v; want 0x83 for the mountpoint %q", id, code, err, pol.mounts[id[:strings.IndexByte(id, '-')+1]])
+		}
+	}
+	ok := connectV5(t, tb.Addr, v5Connect("ok-1"))
+	ok.sub("x", 1)
+	ok.pub("x", 1, "within the mountpoint")
+	if m := ok.next(); m.Topic != "x" {
+		t.Errorf("got %v, want x: a valid mountpoint works", m)
+	}
+}
