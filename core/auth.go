@@ -77,16 +77,39 @@ func checkMountpoint(mp string) error {
 	return nil
 }
 
-// authorizePublish decides whether a client may publish m.
+// authorizePublish decides whether a client may publish m: the
+// AuthorizePublish hooks decide, and a topic the broker owns (brokerTopic)
+// takes an explicit Allow.
 func (s *Server) authorizePublish(ctx context.Context, c *client, m *Message) (packets.ReasonCode, string) {
-	if !s.hooks.has(EventAuthorizePublish) || c.internal {
+	if c.internal {
 		return packets.Success, ""
 	}
-	v := s.hooks.decide(EventAuthorizePublish, m.Topic, func(h *handlers) Verdict { return h.authorizePublish.AuthorizePublish(ctx, &c.info, m) })
-	if v.Decision == DecisionDeny {
+	v := Next
+	if s.hooks.has(EventAuthorizePublish) {
+		v = s.hooks.decide(EventAuthorizePublish, m.Topic, func(h *handlers) Verdict { return h.authorizePublish.AuthorizePublish(ctx, &c.info, m) })
+	}
+	switch {
+	case v.Decision == DecisionDeny:
 		return v.Code, orReason(v.Reason, "not authorized to publish to "+m.Topic)
+	case v.Decision != DecisionAllow && brokerTopic(m.Topic):
+		return packets.NotAuthorized, errBrokerTopic
 	}
 	return packets.Success, ""
+}
+
+// errBrokerTopic is why a client's publish to a topic the broker owns is
+// refused.
+const errBrokerTopic = "topics under $SYS belong to the broker [MQTT-4.7.2-1]; a hook may allow a client to publish there"
+
+// brokerTopic reports whether topic is one the broker publishes itself:
+// $SYS and the topics under it (its counters, and the bridges' state
+// topics, $SYS/broker/connection/NAME/state). A client may publish there
+// only when an AuthorizePublish hook explicitly allows it (Allow): the
+// server SHOULD prevent clients from using $ topics to exchange messages
+// with each other [MQTT-4.7.2-1], and one that could would forge the
+// broker's state. Other $ topics are the clients' to use.
+func brokerTopic(topic string) bool {
+	return len(topic) >= 4 && topic[:4] == "$SYS" && (len(topic) == 4 || topic[4] == '/')
 }
 
 // authorizeSubscribe decides whether a client may subscribe to filter and

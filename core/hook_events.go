@@ -124,13 +124,21 @@ var errConnectionLost = errors.New("connection lost without DISCONNECT")
 // may publish to the will's topic, as it would for its own PUBLISH: a will
 // must not reach a topic its client may not write.
 func (s *Server) willAuthorized(w *willMsg, m *message) bool {
-	if !s.hooks.has(EventAuthorizePublish) || w.info == nil {
+	owned := brokerTopic(m.topic)
+	v := Next
+	switch {
+	case s.hooks.has(EventAuthorizePublish) && w.info != nil:
+		hm := m.hookMessage()
+		v = s.hooks.decide(EventAuthorizePublish, hm.Topic, func(h *handlers) Verdict { return h.authorizePublish.AuthorizePublish(s.background(), w.info, hm) })
+	case !owned:
 		return true
 	}
-	hm := m.hookMessage()
-	v := s.hooks.decide(EventAuthorizePublish, hm.Topic, func(h *handlers) Verdict { return h.authorizePublish.AuthorizePublish(s.background(), w.info, hm) })
-	if v.Decision == DecisionDeny {
+	switch {
+	case v.Decision == DecisionDeny:
 		s.log.Info("will not published: its client may not publish to its topic", "client", w.origin, "topic", m.topic, "reason", v.Code.String())
+		return false
+	case v.Decision != DecisionAllow && owned:
+		s.log.Info("will not published: "+errBrokerTopic, "client", w.origin, "topic", m.topic)
 		return false
 	}
 	return true

@@ -102,7 +102,7 @@ func (s *Server) receiveQoS2(c *client, p *packets.Packet) (bool, error) {
 // reader's scratch message, valid during their call, and nothing is copied
 // for them. It returns nil for a denied PUBLISH, which it answers.
 func (s *Server) authorizedMessage(ctx context.Context, c *client, p *packets.Packet, now time.Time) *message {
-	if s.hooks.has(EventAuthorizePublish) {
+	if s.hooks.has(EventAuthorizePublish) || (c.mount == "" && brokerTopic(p.Topic)) {
 		hm := &c.hookMsg
 		*hm = Message{Topic: c.mount + p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Properties: p.Properties, Origin: c.id, Received: now}
 		code, why := s.authorizePublish(ctx, c, hm)
