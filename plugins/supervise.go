@@ -177,6 +177,9 @@ func (h *Hook) restart(why error, req *restartReq, inRow *int) *instance {
 		h.setState("plugin %s is starting (restart %d in a row) after: %v", h.name, *inRow, why)
 		inst, err := h.start()
 		if err != nil {
+			// Health says so before Restart returns the error (scheduled
+			// then adds when the next start is).
+			h.setState("plugin %s is restarting: %v", h.name, err)
 			req.reply(err)
 			req = nil
 			why, failedStart = err, true
