@@ -23,8 +23,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gws "github.com/gorilla/websocket"
@@ -67,10 +67,18 @@ type Options struct {
 	// is either a full origin ("https://app.example.com:8443") or a host with
 	// an optional port ("app.example.com:8443"), compared without regard to
 	// case. "*" allows any origin and must be given explicitly. When empty,
-	// only an origin whose host equals the request's Host is allowed.
-	// Requests without an Origin header (non-browser clients) are always
-	// allowed.
+	// the default (origin.go) applies: on a listener bound to loopback, an
+	// origin whose host is a loopback name or address, any port (a local
+	// dev server), from a request whose Host is a loopback name, an IP
+	// address or one of AllowedHosts (not a DNS-rebinding page); on other
+	// listeners, an origin whose host equals the request's Host. Requests
+	// without an Origin header (non-browser clients) are always allowed.
 	AllowedOrigins []string
+	// AllowedHosts lists host names, besides loopback names and IP
+	// addresses, that a browser's request may name in its Host header on a
+	// loopback listener without AllowedOrigins (a name of this machine in
+	// /etc/hosts, say). Compared without regard to case, without the port.
+	AllowedHosts []string
 	// MaxMessageSize is the largest WebSocket message read, in bytes; a
 	// larger one closes the connection with 1009. 0 means
 	// DefaultMaxMessageSize.
@@ -107,7 +115,8 @@ type Listener struct {
 	opts    Options
 	log     *slog.Logger
 
-	life accept.Lifecycle // bind, serve, close
+	life     accept.Lifecycle // bind, serve, close
+	loopback atomic.Bool      // bound to a loopback address (set by Listen)
 }
 
 // New returns a listener named id that will bind address ("host:port"; an
@@ -125,6 +134,7 @@ func New(id, address string, opts Options) *Listener {
 		log = slog.Default()
 	}
 	opts.AllowedOrigins = append([]string(nil), opts.AllowedOrigins...)
+	opts.AllowedHosts = append([]string(nil), opts.AllowedHosts...)
 	opts.ProxyTrusted = append([]netip.Prefix(nil), opts.ProxyTrusted...)
 	l := &Listener{id: id, address: address, opts: opts, log: log.With("listener", id)}
 	l.life = accept.Lifecycle{Kind: l.Protocol(), ID: id}
@@ -149,6 +159,9 @@ func (l *Listener) Listen() error {
 		ln, err := net.Listen("tcp", l.address)
 		if err != nil {
 			return nil, err
+		}
+		if a, ok := ln.Addr().(*net.TCPAddr); ok {
+			l.loopback.Store(a.IP.IsLoopback())
 		}
 		if l.opts.ProxyProtocol {
 			pln, err := proxyproto.Wrap(ln, proxyproto.Options{Trusted: l.opts.ProxyTrusted, Logger: l.log})
@@ -250,10 +263,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, msg, http.StatusBadRequest)
 		return
 	}
+	if cause, key := l.checkOrigin(r); cause != "" {
+		l.log.Warn("websocket handshake refused", "remote", r.RemoteAddr, "status", http.StatusForbidden,
+			"origin", r.Header.Get("Origin"), "host", r.Host, "cause", cause, "key", key)
+		http.Error(w, "websocket: "+cause+" (listener "+l.id+", key "+key+")", http.StatusForbidden)
+		return
+	}
 	up := gws.Upgrader{
 		HandshakeTimeout:  handshakeTimeout,
 		Subprotocols:      Subprotocols,
-		CheckOrigin:       l.checkOrigin,
+		CheckOrigin:       func(*http.Request) bool { return true }, // checked above
 		EnableCompression: false,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			l.log.Warn("websocket handshake refused", "remote", r.RemoteAddr, "status", status, "cause", reason)
@@ -278,27 +297,6 @@ func (l *Listener) refuseVersion(w http.ResponseWriter, r *http.Request, cause s
 	w.Header().Set("Connection", "Upgrade")
 	w.Header().Set("Sec-WebSocket-Version", "13")
 	http.Error(w, cause+": this endpoint speaks MQTT over WebSocket (RFC 6455, Sec-WebSocket-Version: 13)", http.StatusUpgradeRequired)
-}
-
-// checkOrigin applies Options.AllowedOrigins.
-func (l *Listener) checkOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if len(l.opts.AllowedOrigins) == 0 {
-		return strings.EqualFold(u.Host, r.Host)
-	}
-	for _, a := range l.opts.AllowedOrigins {
-		if a == "*" || strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host) {
-			return true
-		}
-	}
-	return false
 }
 
 // isUpgrade reports whether r asks for a WebSocket upgrade at all.

@@ -59,7 +59,8 @@ type listenerConfig struct {
 	Address string // host:port to bind (unix: the socket's path)
 
 	Path           string      // websocket: HTTP path, default /mqtt
-	AllowedOrigins []string    // websocket: browser origins; default same host
+	AllowedOrigins []string    // websocket: browser origins; default loopback origins on loopback, else same host
+	AllowedHosts   []string    // websocket: host names a browser's Host may be on a loopback listener
 	Mode           os.FileMode // unix: socket file mode, default 0660
 	TLS            *tlsConfig  // tcp, websocket: serve TLS (tls, wss)
 	ProxyProtocol  bool        // tcp, websocket: require a PROXY protocol header

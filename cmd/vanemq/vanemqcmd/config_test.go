@@ -631,7 +631,7 @@ func TestEveryKeyDocumented(t *testing.T) {
 	for _, k := range []string{"hooks[].id", "hooks[].priority", "hooks[].config",
 		"listeners[].tls.cert", "listeners[].tls.key", "listeners[].tls.client_ca",
 		"listeners[].tls.require_client_cert", "listeners[].tls.min_version", "listeners[].tls.identity_as_username",
-		"listeners[].allowed_origins", "listeners[].mode", "listeners[].proxy_protocol", "listeners[].proxy_protocol_trusted",
+		"listeners[].allowed_origins", "listeners[].allowed_hosts", "listeners[].mode", "listeners[].proxy_protocol", "listeners[].proxy_protocol_trusted",
 		"listeners[].token", "listeners[].max_connections", "listeners[].connection_rate",
 		"listeners[].connection_burst",
 		// Storage keys of other types than default.yaml's, and tuning.

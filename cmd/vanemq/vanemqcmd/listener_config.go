@@ -51,6 +51,18 @@ func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) 
 			}
 			set["allowed_origins"] = v
 		},
+		"allowed_hosts": func(k string, v *yaml.Node) {
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v, k, "cannot use %s as a list of host names", describe(v))
+				return
+			}
+			for i, o := range v.Content {
+				if s, ok := d.str(k+"["+strconv.Itoa(i)+"]", o); ok {
+					lc.AllowedHosts = append(lc.AllowedHosts, s)
+				}
+			}
+			set["allowed_hosts"] = v
+		},
 		"mode": func(k string, v *yaml.Node) {
 			s, ok := d.str(k, v)
 			if !ok {
@@ -181,7 +193,7 @@ func listenerKeys(typ string) []string {
 	case "tcp":
 		return []string{"tls", "proxy_protocol", "proxy_protocol_trusted", "max_connections", "connection_rate", "connection_burst"}
 	case "websocket":
-		return []string{"tls", "path", "allowed_origins", "proxy_protocol", "proxy_protocol_trusted",
+		return []string{"tls", "path", "allowed_origins", "allowed_hosts", "proxy_protocol", "proxy_protocol_trusted",
 			"max_connections", "connection_rate", "connection_burst"}
 	case "unix":
 		return []string{"mode", "max_connections"}

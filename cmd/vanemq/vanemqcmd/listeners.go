@@ -55,7 +55,7 @@ func listenerTypes() map[string]func(listenerConfig, *listenerEnv) (core.Listene
 			if c.TLS != nil && c.TLS.IdentityAsUsername {
 				return nil, fmt.Errorf("listener %s: tls.identity_as_username is supported on tcp listeners only", c.ID)
 			}
-			opts := websocket.Options{Path: c.Path, AllowedOrigins: c.AllowedOrigins, Logger: env.logger,
+			opts := websocket.Options{Path: c.Path, AllowedOrigins: c.AllowedOrigins, AllowedHosts: c.AllowedHosts, Logger: env.logger,
 				ProxyProtocol: c.ProxyProtocol, ProxyTrusted: c.ProxyTrusted, Limits: c.limits(),
 				// A message larger than the largest packet cannot be valid:
 				// close with 1009 before buffering it.
