@@ -297,7 +297,7 @@ func badCredentials() core.Verdict {
 	return core.Deny(packets.BadUsernameOrPassword, "bad user name or password")
 }
 
-// Authenticate implements core.Hook. A client without a user name is left
+// Authenticate implements core.AuthenticateHook. A client without a user name is left
 // to other hooks and allow_anonymous (Next); a known user with the right
 // password is allowed; an unknown user or a wrong password is refused with
 // Bad User Name or Password (CONNACK 0x86 in MQTT 5, 0x04 in 3.1.1).
@@ -413,7 +413,7 @@ func (f *File) GuardStats() GuardStats {
 		Limited: f.stats.limited.Load(), Busy: f.stats.busy.Load()}
 }
 
-// AuthorizePublish implements core.Hook: the first ACL rule for
+// AuthorizePublish implements core.AuthorizePublishHook: the first ACL rule for
 // publishing whose filter matches the topic decides; no match denies.
 // A denied QoS 1 or 2 PUBLISH is answered with Not Authorized (0x87, MQTT
 // 5); at QoS 0 the message is dropped silently.
@@ -430,7 +430,7 @@ func (f *File) AuthorizePublish(_ context.Context, cl *core.ClientInfo, m *core.
 	return core.Deny(packets.NotAuthorized, "not authorized to publish to "+m.Topic)
 }
 
-// AuthorizeSubscribe implements core.Hook: see ACL.CanSubscribe. A denied
+// AuthorizeSubscribe implements core.AuthorizeSubscribeHook: see ACL.CanSubscribe. A denied
 // filter gets Not Authorized in the SUBACK (0x87 in MQTT 5, 0x80 in
 // 3.1.1); the granted QoS is not changed.
 func (f *File) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter string, _ *byte) core.Verdict {
