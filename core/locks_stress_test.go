@@ -17,7 +17,6 @@ import (
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/hooks/storage"
-	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
 // stressHook calls back into the server from the events LOCKS.md moves out
@@ -98,43 +97,9 @@ func (churnHook) OnPublished(context.Context, *core.ClientInfo, *core.Message) {
 func TestLocksStress(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	dir := filepath.Join(t.TempDir(), "data")
-	st, err := storage.Open(context.Background(), storage.Config{Path: dir, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := core.New(core.Options{Logger: slog.New(slog.DiscardHandler), SysInterval: -1, AllowAnonymous: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &stressHook{srv: srv}
+	h := &stressHook{}
 	h.budget.Store(400)
-	for _, hk := range []core.Hook{st, h} {
-		if err := srv.AddHook(hk, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l := tcp.New("tcp", "127.0.0.1:0")
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	var stopOnce sync.Once
-	stop := func() {
-		stopOnce.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Errorf("Shutdown: %v", err)
-			}
-			if err := st.Close(); err != nil {
-				t.Errorf("closing the store: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	addr := l.Address()
+	srv, addr, stop := storedBroker(t, dir, func(srv *core.Server) core.Hook { h.srv = srv; return h })
 
 	pub, err := stressClient(addr, "st-pub")
 	if err != nil {

@@ -247,7 +247,7 @@ func TestLocksHeldDeliveryStoredInOrder(t *testing.T) {
 				panic(err)
 			}
 		}}
-	addr, stop := storedBroker(t, dir, h)
+	_, addr, stop := storedBroker(t, dir, func(srv *core.Server) core.Hook { h.srv = srv; return h })
 	pub := connectV5(t, addr, v5Connect("cb-pub"))
 	pub.pubRetained("cb/retained", "kept")
 	pub.pubRetained("cb/retained2", "kept too")
@@ -277,7 +277,7 @@ func TestLocksHeldDeliveryStoredInOrder(t *testing.T) {
 	waitFor(t, h.called, waitTimeout, "the hook's Publish")
 	stop()
 
-	addr, _ = storedBroker(t, dir, nil)
+	_, addr, _ = storedBroker(t, dir, nil)
 	cp.Connect.CleanStart = false
 	cp.Properties.ReceiveMaximum = 100
 	back := mqtttest.DialConnect(t, addr, cp)
@@ -300,10 +300,11 @@ func TestLocksHeldDeliveryStoredInOrder(t *testing.T) {
 	}
 }
 
-// storedBroker starts a broker on a pebble store in dir, with h (when not
-// nil) as a hook, and returns its address and a function that stops it
-// and closes the store (also run when the test ends).
-func storedBroker(t *testing.T, dir string, h *callbackHook) (string, func()) {
+// storedBroker starts a broker on a pebble store in dir, with the hook
+// that hook makes for it (when hook is not nil), and returns the server,
+// its address and a function that stops it and closes the store (also run
+// when the test ends).
+func storedBroker(t *testing.T, dir string, hook func(*core.Server) core.Hook) (*core.Server, string, func()) {
 	t.Helper()
 	st, err := storage.Open(context.Background(), storage.Config{Path: dir, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -314,9 +315,8 @@ func storedBroker(t *testing.T, dir string, h *callbackHook) (string, func()) {
 		t.Fatal(err)
 	}
 	hooks := []core.Hook{st}
-	if h != nil {
-		h.srv = srv
-		hooks = append(hooks, h)
+	if hook != nil {
+		hooks = append(hooks, hook(srv))
 	}
 	for _, hk := range hooks {
 		if err := srv.AddHook(hk, 0); err != nil {
@@ -344,5 +344,5 @@ func storedBroker(t *testing.T, dir string, h *callbackHook) (string, func()) {
 		})
 	}
 	t.Cleanup(stop)
-	return l.Address(), stop
+	return srv, l.Address(), stop
 }
