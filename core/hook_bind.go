@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/vanemq/vanemq/core/editdist"
 )
 
 // handlers are a hook's event methods, found by type assertion once, when
@@ -173,39 +175,18 @@ func eventOfMethod(name string) (Event, bool) {
 
 // nearEvents lists the event methods whose names are close to name: the
 // same once a leading "On" and the case are set aside, or within two
-// edits of it.
+// edits of it (editdist.Distance).
 func nearEvents(name string) []string {
 	bare := func(s string) string { return strings.ToLower(strings.TrimPrefix(s, "On")) }
 	n := bare(name)
 	var out []string
 	for e := range numEvents {
 		m := eventSpecs[e].method
-		if d := editDistance(n, bare(m)); d <= 2 && len(n) >= 4 {
+		if d := editdist.Distance(n, bare(m)); d <= 2 && len(n) >= 4 {
 			out = append(out, fmt.Sprintf("%s (%s)", m, eventSpecs[e].kind))
 		}
 	}
 	return out
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // signature writes a method's type as Go does, without its receiver when

@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/editdist"
 )
 
 // defaultYAML is the configuration used when no --config is given.
@@ -788,7 +789,7 @@ func describe(n *yaml.Node) string {
 func suggest[V any](key string, known map[string]V) string {
 	best, bestDist := "", 3 // suggest only within two edits
 	for k := range known {
-		if dist := editDistance(key, k); dist < bestDist || (dist == bestDist && k < best) {
+		if dist := editdist.Distance(key, k); dist < bestDist || (dist == bestDist && k < best) {
 			best, bestDist = k, dist
 		}
 	}
@@ -796,30 +797,4 @@ func suggest[V any](key string, known map[string]V) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %s?)", best)
-}
-
-// editDistance is the Damerau–Levenshtein distance (optimal string
-// alignment) between a and b, so a swap of neighbours counts as one edit.
-func editDistance(a, b string) int {
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }

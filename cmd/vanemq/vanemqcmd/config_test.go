@@ -649,24 +649,6 @@ func TestEveryKeyDocumented(t *testing.T) {
 	}
 }
 
-func TestEditDistance(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0},
-		{"abc", "", 3},
-		{"max_pakcet_size", "max_packet_size", 1},
-		{"listners", "listeners", 1},
-		{"kitten", "sitting", 3},
-	}
-	for _, tt := range tests {
-		if got := editDistance(tt.a, tt.b); got != tt.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
-		}
-	}
-}
-
 // The test-only hook modules. test.hook and test.other decode a
 // testHookConfig; the others each misbehave in one way.
 func init() {
