@@ -721,6 +721,23 @@ func (d *decoder) str(key string, n *yaml.Node) (string, bool) {
 	return n.Value, true
 }
 
+// strList decodes a list of strings, what naming its items in the error
+// for a value that is not a list ("origins"); an item that is not a
+// string is reported and left out.
+func (d *decoder) strList(key, what string, n *yaml.Node) ([]string, bool) {
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, key, "cannot use %s as a list of %s", describe(n), what)
+		return nil, false
+	}
+	var out []string
+	for i, item := range n.Content {
+		if s, ok := d.str(key+"["+strconv.Itoa(i)+"]", item); ok {
+			out = append(out, s)
+		}
+	}
+	return out, true
+}
+
 // duration decodes a non-negative duration: a Go duration string ("10s",
 // "1m30s", "250ms") or a whole number of seconds.
 func (d *decoder) duration(key string, n *yaml.Node) (time.Duration, bool) {

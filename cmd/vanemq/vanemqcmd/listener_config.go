@@ -40,28 +40,14 @@ func (d *decoder) listenerExtras(lc *listenerConfig, set map[string]*yaml.Node) 
 			}
 		},
 		"allowed_origins": func(k string, v *yaml.Node) {
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, k, "cannot use %s as a list of origins", describe(v))
-				return
+			if l, ok := d.strList(k, "origins", v); ok {
+				lc.AllowedOrigins, set["allowed_origins"] = append(lc.AllowedOrigins, l...), v
 			}
-			for i, o := range v.Content {
-				if s, ok := d.str(k+"["+strconv.Itoa(i)+"]", o); ok {
-					lc.AllowedOrigins = append(lc.AllowedOrigins, s)
-				}
-			}
-			set["allowed_origins"] = v
 		},
 		"allowed_hosts": func(k string, v *yaml.Node) {
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, k, "cannot use %s as a list of host names", describe(v))
-				return
+			if l, ok := d.strList(k, "host names", v); ok {
+				lc.AllowedHosts, set["allowed_hosts"] = append(lc.AllowedHosts, l...), v
 			}
-			for i, o := range v.Content {
-				if s, ok := d.str(k+"["+strconv.Itoa(i)+"]", o); ok {
-					lc.AllowedHosts = append(lc.AllowedHosts, s)
-				}
-			}
-			set["allowed_hosts"] = v
 		},
 		"mode": func(k string, v *yaml.Node) {
 			s, ok := d.str(k, v)
