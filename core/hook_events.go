@@ -1,7 +1,9 @@
 package core
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
@@ -198,14 +200,10 @@ func (s *Server) checkRewrite(m *Message) string {
 // broker cannot send, which is dropped: at warn level at most once in
 // refusalWarnEvery, with the count since, else at debug level.
 func (s *Server) badRewrite(ev Event, client, topic, problem string) {
-	r := &s.rewrites
-	since := r.since.Add(1)
-	now := time.Now().UnixNano()
-	next := r.next.Load()
-	if now >= next && r.next.CompareAndSwap(next, now+int64(refusalWarnEvery)) {
-		r.since.Store(0)
-		s.log.Warn("message dropped: a "+ev.String()+" hook set "+problem, "client", client, "topic", topic, "dropped_since_last_warning", since)
-		return
+	level, since := s.rewrites.level()
+	args := []any{"client", client, "topic", topic}
+	if level == slog.LevelWarn {
+		args = append(args, "dropped_since_last_warning", since)
 	}
-	s.log.Debug("message dropped: a "+ev.String()+" hook set "+problem, "client", client, "topic", topic)
+	s.log.Log(context.Background(), level, "message dropped: a "+ev.String()+" hook set "+problem, args...)
 }

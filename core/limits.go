@@ -54,6 +54,19 @@ type refusalLog struct {
 	since atomic.Int64 // refusals since the last warning
 }
 
+// level counts one event and says at which level to log it: warn when
+// refusalWarnEvery has passed since the last warning, with the events
+// since then, this one included; debug otherwise.
+func (r *refusalLog) level() (slog.Level, int64) {
+	r.since.Add(1)
+	now := time.Now().UnixNano()
+	next := r.next.Load()
+	if now >= next && r.next.CompareAndSwap(next, now+int64(refusalWarnEvery)) {
+		return slog.LevelWarn, r.since.Swap(0)
+	}
+	return slog.LevelDebug, 0
+}
+
 // refused counts a refusal by limit l and logs msg with args: at warn
 // level if refusalWarnEvery passed since the last warning for l, else at
 // debug level. The log line names the client: c's connection, or, for a
@@ -61,14 +74,9 @@ type refusalLog struct {
 // client ID origin ("" for the broker).
 func (s *Server) refused(l Limit, c *client, origin, msg string, args ...any) {
 	s.stats.refusedBy[l].Add(1)
-	r := &s.refusals[l]
-	r.since.Add(1)
-	now := time.Now().UnixNano()
-	level := slog.LevelDebug
-	next := r.next.Load()
-	if now >= next && r.next.CompareAndSwap(next, now+int64(refusalWarnEvery)) {
-		level = slog.LevelWarn
-		args = append(args, "refused_since_last_warning", r.since.Swap(0))
+	level, since := s.refusals[l].level()
+	if level == slog.LevelWarn {
+		args = append(args, "refused_since_last_warning", since)
 	}
 	if !s.log.Enabled(context.Background(), level) {
 		return
