@@ -2,9 +2,6 @@ package core
 
 import (
 	"context"
-	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/vanemq/vanemq/core/packets"
 )
@@ -52,29 +49,11 @@ func (s *Server) authenticate(ctx context.Context, c *client, p *packets.Packet,
 		if v.Decision == DecisionDeny {
 			return v.Code, orReason(v.Reason, "connection refused by a hook")
 		}
-		if err := checkMountpoint(policy.Mountpoint); err != nil {
+		if err := CheckMountpoint(policy.Mountpoint); err != nil {
 			return packets.ImplementationSpecificError, "a connect hook set an invalid mountpoint: " + err.Error()
 		}
 	}
 	return packets.Success, ""
-}
-
-// checkMountpoint checks a mountpoint a Connect hook set: it is the start
-// of the client's topic names and filters, so it may hold no wildcard and
-// no NUL, and may not start with '$', which would make every topic of the
-// client one of the broker's [MQTT-4.7.2-1]; "" is none.
-func checkMountpoint(mp string) error {
-	switch {
-	case mp == "":
-		return nil
-	case strings.ContainsAny(mp, "+#\x00"):
-		return fmt.Errorf("%q holds a wildcard or NUL", mp)
-	case mp[0] == '$':
-		return fmt.Errorf("%q starts with '$'", mp)
-	case !utf8.ValidString(mp):
-		return fmt.Errorf("%q is not UTF-8", mp)
-	}
-	return nil
 }
 
 // authorizePublish decides whether a client may publish m: the

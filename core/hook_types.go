@@ -2,7 +2,10 @@ package core
 
 import (
 	"crypto/tls"
+	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vanemq/vanemq/core/packets"
 )
@@ -91,6 +94,27 @@ type ClientPolicy struct {
 	// SessionExpiryMax, when set, replaces Options.SessionExpiryMax as the
 	// longest session expiry interval the client may have, in seconds.
 	SessionExpiryMax uint32
+}
+
+// CheckMountpoint says what is wrong with a mountpoint (ClientPolicy), or
+// nil: it becomes the start of every topic name and filter of its client,
+// so it must be valid UTF-8 with no wildcard or NUL, no longer than a
+// topic, and must not start with '$', which would put the client's topics
+// among the broker's [MQTT-4.7.2-1]. "" is none. The server refuses a
+// CONNECT whose Connect hooks set an invalid one (0x83); the plugin and
+// JavaScript forms check theirs with it too.
+func CheckMountpoint(mp string) error {
+	switch {
+	case !utf8.ValidString(mp):
+		return fmt.Errorf("%q is not valid UTF-8", mp)
+	case strings.ContainsAny(mp, "+#\x00"):
+		return fmt.Errorf("%q holds a wildcard (+ or #) or a null character", mp)
+	case strings.HasPrefix(mp, "$"):
+		return fmt.Errorf("%q starts with $, which would put the client's topics among the broker's", mp)
+	case len(mp) > 65535:
+		return fmt.Errorf("mountpoint of %d bytes is longer than a topic can be", len(mp))
+	}
+	return nil
 }
 
 // Message is an application message as hooks and the inline client see it.

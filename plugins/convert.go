@@ -3,8 +3,6 @@ package plugins
 import (
 	"fmt"
 	"math"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/packets"
@@ -146,8 +144,8 @@ func applyPolicy(p *core.ClientPolicy, w *pluginv1.ClientPolicy) error {
 		return fmt.Errorf("invalid policy: max_inflight %d is more than 65535", w.GetMaxInflight())
 	}
 	if w.Mountpoint != nil {
-		if mp := w.GetMountpoint(); strings.ContainsAny(mp, "+#\x00") || !utf8.ValidString(mp) {
-			return fmt.Errorf("invalid policy: mountpoint %q holds a wildcard, a NUL or invalid UTF-8", mp)
+		if err := core.CheckMountpoint(w.GetMountpoint()); err != nil {
+			return fmt.Errorf("invalid policy: mountpoint %w", err)
 		}
 	}
 	if w.MaxQueuedMessages != nil {

@@ -3,7 +3,6 @@ package js
 import (
 	"math"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/dop251/goja"
 
@@ -61,8 +60,8 @@ func (o *policyObject) Set(key string, val goja.Value) bool {
 		if !ok {
 			panic(o.rt.NewTypeError("policy.mountpoint: %s %s is not a string", typeName(val), val.String()))
 		}
-		if err := checkMountpoint(s); err != "" {
-			panic(o.rt.NewTypeError("policy.mountpoint: %q %s", s, err))
+		if err := core.CheckMountpoint(s); err != nil {
+			panic(o.rt.NewTypeError("policy.mountpoint: %v", err))
 		}
 		o.p.Mountpoint = s
 	case "maxQueuedMessages":
@@ -95,23 +94,6 @@ func (o *policyObject) integer(key string, val goja.Value, limit uint64) uint64 
 		panic(o.rt.NewTypeError("policy.%s: %s is not an integer from 0 to %d (0: the server's setting)", key, val.String(), limit))
 	}
 	return uint64(f)
-}
-
-// checkMountpoint says what is wrong with a mountpoint, or "": it becomes
-// the start of every topic the client uses, so it must be valid in topic
-// names and filters, and must not lead into the broker's $ topics.
-func checkMountpoint(s string) string {
-	switch {
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
-	case strings.ContainsAny(s, "+#\x00"):
-		return "holds a wildcard (+ or #) or a null character"
-	case strings.HasPrefix(s, "$"):
-		return "starts with $, which would put the client's topics among the broker's"
-	case len(s) > 65535:
-		return "is longer than a topic can be"
-	}
-	return ""
 }
 
 func (o *policyObject) Has(key string) bool { return o.Get(key) != nil }
