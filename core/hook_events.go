@@ -158,7 +158,7 @@ func (s *Server) willHook(w *willMsg, m *message) *message {
 		s.log.Info("will suppressed by a hook", "client", w.origin, "topic", m.topic, "reason", v.Reason)
 		return nil
 	}
-	if problem := s.checkRewrite(hm); problem != "" {
+	if problem := s.checkRewrite(hm, ""); problem != "" {
 		s.badRewrite(EventWill, w.origin, m.topic, problem)
 		return nil
 	}
@@ -173,7 +173,7 @@ func (s *Server) deliverHook(clientID string, m *message) *message {
 	if v.Decision == DecisionDeny {
 		return nil
 	}
-	if problem := s.checkRewrite(hm); problem != "" {
+	if problem := s.checkRewrite(hm, m.topic); problem != "" {
 		s.badRewrite(EventDeliver, clientID, m.topic, problem)
 		return nil
 	}
@@ -182,13 +182,18 @@ func (s *Server) deliverHook(clientID string, m *message) *message {
 
 // checkRewrite says what is wrong with a message a modifier hook (Publish,
 // Deliver, Will) may have rewritten, "" when nothing: its topic must be a
-// topic name within the level limit, and its QoS at most 2.
-func (s *Server) checkRewrite(m *Message) string {
-	if err := topics.ValidateTopicName(m.Topic); err != nil {
-		return "an invalid topic: " + err.Error()
-	}
-	if err := topics.CheckLevels(m.Topic, s.opts.MaxTopicLevels, false); err != nil {
-		return "a topic too deep: " + err.Error()
+// topic name within the level limit, and its QoS at most 2. routed is the
+// topic before the hooks when it was routed, so is valid, and "" when it
+// is not known to be: an unchanged routed topic is not checked again (a
+// Deliver hook runs for every delivery).
+func (s *Server) checkRewrite(m *Message, routed string) string {
+	if routed == "" || m.Topic != routed {
+		if err := topics.ValidateTopicName(m.Topic); err != nil {
+			return "an invalid topic: " + err.Error()
+		}
+		if err := topics.CheckLevels(m.Topic, s.opts.MaxTopicLevels, false); err != nil {
+			return "a topic too deep: " + err.Error()
+		}
 	}
 	if m.QoS > 2 {
 		return "QoS above 2"

@@ -213,7 +213,7 @@ func (s *Server) modifyPublish(ctx context.Context, c *client, m *Message) (pack
 	if v.Decision == DecisionDeny {
 		return v.Code, orReason(v.Reason, "dropped by a publish hook")
 	}
-	if problem := s.checkRewrite(m); problem != "" {
+	if problem := s.checkRewrite(m, ""); problem != "" {
 		return packets.ImplementationSpecificError, "a publish hook set " + problem
 	}
 	return packets.Success, ""
