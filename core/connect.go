@@ -32,7 +32,9 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 		s.connackProperties(c, &p.Properties, &ack, id, assigned, expiry, maxIn)
 	}
 	c.r.SetMaxSize(maxIn)
-	s.attach(c, id, cf.CleanStart, expiry, &ack)
+	if !s.attach(c, id, cf.CleanStart, expiry, &ack) {
+		return s.refuseConnect(c, id, packets.NotAuthorized, "the client identifier's session belongs to another identity")
+	}
 	c.logConnected(cf)
 	return true
 }
@@ -338,16 +340,32 @@ func (c *client) sendConnack(code packets.ReasonCode, present bool, props *packe
 // attach binds the connection to its session: a resumed session or a new
 // one, taking the session over from a live connection if there is one
 // [MQTT-3.1.4-3]. The CONNACK is queued under the session lock so that it
-// precedes every delivery to the new connection.
-func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *packets.Properties) {
+// precedes every delivery to the new connection. A session another
+// identity owns is never resumed: it is discarded as for a clean start,
+// or, with ForeignSessionRefuse, attach changes nothing and returns false.
+func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *packets.Properties) bool {
 	var (
 		oldConn *client
 		wills   []*willMsg
 	)
+	who := identityOf(&c.info)
 	s.sessMu.Lock()
 	sess := s.sessions[id]
 	if sess != nil {
 		sess.mu.Lock()
+		if sess.foreignLocked(who) {
+			owner := sess.owner
+			if s.opts.ForeignSession == ForeignSessionRefuse {
+				sess.mu.Unlock()
+				s.sessMu.Unlock()
+				c.logForeign(owner, "refused (foreign_session: refuse)")
+				return false
+			}
+			if !clean {
+				c.logForeign(owner, "its session is discarded and a clean one started (foreign_session: discard)")
+				clean = true
+			}
+		}
 		oldConn = sess.conn
 		if oldConn != nil {
 			sess.conn = nil
@@ -384,6 +402,11 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 	}
 	sess.mu.Lock()
 	sess.conn = c
+	if !sess.ownerKnown {
+		sess.owner, sess.ownerKnown = who, true
+	}
+	sess.info.Store(&c.info)
+	sess.reads.reset()
 	sess.gen++
 	sess.expiry = expiry
 	sess.maxQueued = c.maxQueued
@@ -424,6 +447,7 @@ func (s *Server) attach(c *client, id string, clean bool, expiry uint32, ack *pa
 	for _, w := range wills {
 		s.publishWill(w)
 	}
+	return true
 }
 
 // detach unbinds a closing connection from its session, unless the session

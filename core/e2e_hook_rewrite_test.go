@@ -23,7 +23,7 @@ var (
 func (badRewriteHook) ID() string       { return "test.bad_rewrite" }
 func (badRewriteHook) Topics() []string { return []string{"bad/#"} }
 
-func (badRewriteHook) Deliver(_ context.Context, _ string, m *core.Message) core.Verdict {
+func (badRewriteHook) Deliver(_ context.Context, _ *core.ClientInfo, m *core.Message) core.Verdict {
 	rewriteBadly(m)
 	return core.Next
 }

@@ -144,7 +144,7 @@ func (h *passHook) Publish(context.Context, *core.ClientInfo, *core.Message) cor
 	return core.Next
 }
 
-func (h *passHook) Deliver(context.Context, string, *core.Message) core.Verdict { return core.Next }
+func (h *passHook) Deliver(context.Context, *core.ClientInfo, *core.Message) core.Verdict { return core.Next }
 
 func (h *passHook) OnPublished(context.Context, *core.ClientInfo, *core.Message) {}
 
@@ -245,12 +245,12 @@ type deliverHook struct {
 
 func (*deliverHook) ID() string            { return "test.deliver" }
 func (*deliverHook) Events() core.EventSet { return core.Events(core.EventDeliver) }
-func (h *deliverHook) Deliver(_ context.Context, sub string, m *core.Message) core.Verdict {
+func (h *deliverHook) Deliver(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
 	switch {
-	case strings.HasPrefix(sub, h.blocked) && strings.HasPrefix(m.Topic, "data/"):
+	case strings.HasPrefix(cl.ID, h.blocked) && strings.HasPrefix(m.Topic, "data/"):
 		return core.Deny(packets.NotAuthorized, "")
 	case strings.HasPrefix(m.Topic, "tag/"):
-		m.Payload = append([]byte(sub+":"), m.Payload...)
+		m.Payload = append([]byte(cl.ID+":"), m.Payload...)
 	}
 	return core.Next
 }

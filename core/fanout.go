@@ -82,10 +82,7 @@ func (s *Server) fanout(m *message, from *client) int {
 		}
 	}
 	for _, g := range sc.matches.Shared {
-		sub := g.Next(s.accepted)
-		if sub == nil {
-			sub = g.Next(nil)
-		}
+		sub := s.pickMember(g, m.topic)
 		if sub == nil {
 			continue
 		}
@@ -133,12 +130,18 @@ func (s *Server) deliver(clientID string, rb *readBatch, d delivery) bool {
 	if !ok {
 		return false
 	}
+	sess := v.(*session)
+	if !s.mayRead(sess, d.msg.topic) {
+		sess.mu.Lock()
+		sess.dropLocked(d, DropNotAuthorized)
+		sess.mu.Unlock()
+		return false
+	}
 	if s.hooks.has(EventDeliver) {
-		if d.msg = s.deliverHook(clientID, d.msg); d.msg == nil {
+		if d.msg = s.deliverHook(sess, d.msg); d.msg == nil {
 			return false
 		}
 	}
-	sess := v.(*session)
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	if c := sess.conn; c != nil && c.maxOutPacket > 0 && publishSize(d, c.version) > c.maxOutPacket {

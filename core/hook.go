@@ -32,7 +32,7 @@ import (
 // interface (DynamicHook) and says which it handles now with EventLister.
 //
 // Decisions (Authenticate, EnhancedAuth, AuthorizePublish,
-// AuthorizeSubscribe, Connect) return a Verdict: Allow or Deny ends the
+// AuthorizeSubscribe, AuthorizeRead, Connect) return a Verdict: Allow or Deny ends the
 // chain, Next passes to the next hook; when every hook says Next the
 // server's default applies (deny unless AllowAnonymous). Modifiers
 // (Publish, Deliver, Will) may change the message they are given, or Deny
@@ -78,6 +78,24 @@ type AuthorizeSubscribeHook interface {
 	AuthorizeSubscribe(ctx context.Context, cl *ClientInfo, filter string, qos *byte) Verdict
 }
 
+// AuthorizeReadHook decides whether a subscriber may receive a message
+// on topic: it is asked at delivery, for each subscriber a message is
+// routed to (retained messages sent on subscribe included), with the
+// subscriber's identity; a Deny drops that one delivery, silently. A
+// subscription is granted by AuthorizeSubscribe when some topic it can
+// match may be read; AuthorizeRead then filters what reaches it.
+//
+// The server caches the verdict per subscriber and topic (not for a
+// Verdict with Transient set), so a hook must decide from cl and topic
+// alone, and call Server.InvalidateAuthorization when what it decides
+// from changes (a reloaded ACL file): every subscriber is then asked again,
+// messages already queued for it included. cl is the subscriber's last
+// connection; for a session restored from storage and not yet resumed, only
+// ID and Username are set.
+type AuthorizeReadHook interface {
+	AuthorizeRead(ctx context.Context, cl *ClientInfo, topic string) Verdict
+}
+
 // ConnectHook decides, after authentication, whether the client may
 // connect, and may set its policy. A hook that only sets policy returns
 // Next: Allow would stop the Connect hooks after it.
@@ -92,9 +110,12 @@ type PublishHook interface {
 	Publish(ctx context.Context, cl *ClientInfo, m *Message) Verdict
 }
 
-// DeliverHook may rewrite or Deny one delivery to one subscriber.
+// DeliverHook may rewrite or Deny one delivery to one subscriber; cl is
+// the subscriber, as AuthorizeReadHook describes it. Deliver runs after
+// AuthorizeRead has allowed the delivery, for every delivery (its result
+// is not cached).
 type DeliverHook interface {
-	Deliver(ctx context.Context, subscriber string, m *Message) Verdict
+	Deliver(ctx context.Context, cl *ClientInfo, m *Message) Verdict
 }
 
 // WillHook may rewrite a will message before it is published, or Deny it
@@ -178,6 +199,7 @@ type DynamicHook interface {
 	EnhancedAuthHook
 	AuthorizePublishHook
 	AuthorizeSubscribeHook
+	AuthorizeReadHook
 	ConnectHook
 	PublishHook
 	DeliverHook
@@ -204,6 +226,7 @@ const (
 	EventEnhancedAuth
 	EventAuthorizePublish
 	EventAuthorizeSubscribe
+	EventAuthorizeRead
 	EventConnect
 	EventPublish
 	EventDeliver
@@ -263,6 +286,7 @@ var eventSpecs = [numEvents]eventSpec{
 	EventEnhancedAuth:       {"enhanced_auth", "EnhancedAuth", KindDecision},
 	EventAuthorizePublish:   {"authorize_publish", "AuthorizePublish", KindDecision},
 	EventAuthorizeSubscribe: {"authorize_subscribe", "AuthorizeSubscribe", KindDecision},
+	EventAuthorizeRead:      {"authorize_read", "AuthorizeRead", KindDecision},
 	EventConnect:            {"connect", "Connect", KindDecision},
 	EventPublish:            {"publish", "Publish", KindModifier},
 	EventDeliver:            {"deliver", "Deliver", KindModifier},
@@ -311,7 +335,7 @@ func (e Event) Kind() EventKind {
 func (e Event) HasTopic() bool { return topicEvents.Has(e) }
 
 // topicEvents are the events a hook's topic filters apply to.
-var topicEvents = Events(EventAuthorizePublish, EventPublish, EventDeliver, EventWill,
+var topicEvents = Events(EventAuthorizePublish, EventAuthorizeRead, EventPublish, EventDeliver, EventWill,
 	EventPublished, EventDropped, EventAcked, EventRetained)
 
 // EventNamed returns the event whose name (Event.String) is name.

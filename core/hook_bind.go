@@ -18,6 +18,7 @@ type handlers struct {
 	enhancedAuth       EnhancedAuthHook
 	authorizePublish   AuthorizePublishHook
 	authorizeSubscribe AuthorizeSubscribeHook
+	authorizeRead      AuthorizeReadHook
 	connect            ConnectHook
 	publish            PublishHook
 	deliver            DeliverHook
@@ -53,6 +54,8 @@ func bind(h Hook) (*handlers, EventSet) {
 	found(ok, EventAuthorizePublish)
 	hs.authorizeSubscribe, ok = h.(AuthorizeSubscribeHook)
 	found(ok, EventAuthorizeSubscribe)
+	hs.authorizeRead, ok = h.(AuthorizeReadHook)
+	found(ok, EventAuthorizeRead)
 	hs.connect, ok = h.(ConnectHook)
 	found(ok, EventConnect)
 	hs.publish, ok = h.(PublishHook)
@@ -90,7 +93,7 @@ func bind(h Hook) (*handlers, EventSet) {
 // named in errors.
 var eventInterfaces = [numEvents]reflect.Type{
 	reflect.TypeFor[AuthenticateHook](), reflect.TypeFor[EnhancedAuthHook](),
-	reflect.TypeFor[AuthorizePublishHook](), reflect.TypeFor[AuthorizeSubscribeHook](),
+	reflect.TypeFor[AuthorizePublishHook](), reflect.TypeFor[AuthorizeSubscribeHook](), reflect.TypeFor[AuthorizeReadHook](),
 	reflect.TypeFor[ConnectHook](), reflect.TypeFor[PublishHook](), reflect.TypeFor[DeliverHook](),
 	reflect.TypeFor[WillHook](), reflect.TypeFor[SessionHook](), reflect.TypeFor[DisconnectedHook](),
 	reflect.TypeFor[SubscribedHook](), reflect.TypeFor[UnsubscribedHook](), reflect.TypeFor[PublishedHook](),

@@ -167,14 +167,15 @@ func (s *Server) willHook(w *willMsg, m *message) *message {
 
 // deliverHook runs the Deliver hooks for one delivery; it returns the
 // message to deliver (possibly rewritten), or nil when a hook denied it.
-func (s *Server) deliverHook(clientID string, m *message) *message {
+func (s *Server) deliverHook(sess *session, m *message) *message {
 	hm := m.hookMessage()
-	v := s.hooks.decide(EventDeliver, hm.Topic, func(h *handlers) Verdict { return h.deliver.Deliver(s.background(), clientID, hm) })
+	cl := sess.subscriber()
+	v := s.hooks.decide(EventDeliver, hm.Topic, func(h *handlers) Verdict { return h.deliver.Deliver(s.background(), cl, hm) })
 	if v.Decision == DecisionDeny {
 		return nil
 	}
 	if problem := s.checkRewrite(hm, m.topic); problem != "" {
-		s.badRewrite(EventDeliver, clientID, m.topic, problem)
+		s.badRewrite(EventDeliver, sess.id, m.topic, problem)
 		return nil
 	}
 	return buildMessage(hm.Topic, hm.Payload, hm.QoS, hm.Retain, m.origin, &hm.Properties, time.Now())

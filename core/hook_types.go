@@ -31,6 +31,10 @@ type Verdict struct {
 	// Reason is the reason string sent to v5 clients that asked for
 	// problem information, and logged.
 	Reason string
+	// Transient marks a verdict that holds for this call only, such as
+	// one a failing hook fell back to: a read verdict (AuthorizeReadHook)
+	// with it set is not cached.
+	Transient bool
 }
 
 // Verdicts to return.

@@ -19,6 +19,10 @@ type StoredSession struct {
 	// Expiry seconds after it. Zero means the client was connected when
 	// the broker stopped, and the interval counts from Start.
 	Disconnected time.Time
+	// Owner is the identity that created the session (OpSessionPut's
+	// Owner); nil when the store did not record one (written by an older
+	// vanemq): the first client to resume the session then owns it.
+	Owner *Identity
 	// Subscriptions are its subscriptions; Filter may be a $share filter.
 	Subscriptions []StoredSubscription
 	// Deliveries are the messages queued for or in flight to the client,
@@ -250,6 +254,10 @@ func (r *restorer) restoreSession(st *StoredSession, l Loader) (bool, error) {
 	sess.expiry = expiry
 	sess.maxQueued = s.opts.MaxQueuedMessages
 	sess.stored = isStore
+	if st.Owner != nil {
+		sess.owner, sess.ownerKnown = *st.Owner, true
+	}
+	sess.info.Store(&ClientInfo{ID: st.ClientID, Username: sess.owner.Username})
 	for _, sub := range st.Subscriptions {
 		group, inner, _, err := topics.ParseShared(sub.Filter)
 		if err == nil {

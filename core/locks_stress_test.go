@@ -39,7 +39,7 @@ var (
 	_ core.SessionHook  = (*stressHook)(nil)
 )
 
-func (h *stressHook) Deliver(_ context.Context, clientID string, m *core.Message) core.Verdict {
+func (h *stressHook) Deliver(_ context.Context, sub *core.ClientInfo, m *core.Message) core.Verdict {
 	if !m.Retain || h.budget.Add(-1) < 0 {
 		return core.Next
 	}
@@ -50,10 +50,10 @@ func (h *stressHook) Deliver(_ context.Context, clientID string, m *core.Message
 		if unsub, err := h.srv.Subscribe("st/#", func(core.InlineMessage) {}); err == nil {
 			unsub()
 		}
-	case n%9 == 2 && strings.HasPrefix(clientID, "st-sub-"):
-		_ = h.srv.Disconnect(clientID, 0, "stress")
+	case n%9 == 2 && strings.HasPrefix(sub.ID, "st-sub-"):
+		_ = h.srv.Disconnect(sub.ID, 0, "stress")
 	default:
-		h.echo(clientID)
+		h.echo(sub.ID)
 	}
 	return core.Next
 }
@@ -78,7 +78,7 @@ func (h *stressHook) echo(from string) {
 type churnHook struct{}
 
 func (churnHook) ID() string { return "test.churn" }
-func (churnHook) Deliver(context.Context, string, *core.Message) core.Verdict {
+func (churnHook) Deliver(context.Context, *core.ClientInfo, *core.Message) core.Verdict {
 	return core.Next
 }
 func (churnHook) OnPublished(context.Context, *core.ClientInfo, *core.Message) {}

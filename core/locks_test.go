@@ -44,9 +44,9 @@ type callbackHook struct {
 func (*callbackHook) ID() string              { return "test.callback" }
 func (h *callbackHook) Events() core.EventSet { return h.events }
 
-func (h *callbackHook) Deliver(_ context.Context, clientID string, m *core.Message) core.Verdict {
+func (h *callbackHook) Deliver(_ context.Context, sub *core.ClientInfo, m *core.Message) core.Verdict {
 	if m.Topic == "cb/retained" && m.Retain {
-		h.once(clientID)
+		h.once(sub.ID)
 	}
 	return core.Next
 }

@@ -24,6 +24,14 @@ type Options struct {
 	// QueueQoS0 queues QoS 0 messages for offline persistent sessions too.
 	// Default false, like Mosquitto.
 	QueueQoS0 bool
+	// ForeignSession says what happens when a client connects with the
+	// client identifier of a session another identity (user name, or
+	// certificate subject) created: ForeignSessionDiscard (the default)
+	// discards that session and starts a clean one, so the newcomer gets
+	// none of its messages or subscriptions; ForeignSessionRefuse refuses
+	// the CONNECT with Not authorized (0x87; 0x05 in 3.1.1), leaving the
+	// session and any live connection alone.
+	ForeignSession ForeignSessionPolicy
 	// TopicAliasMaximum is the number of topic aliases a client may use
 	// towards the broker, and the most the broker assigns towards a client.
 	// Default 32 (a zero field takes the default): enough for a device's

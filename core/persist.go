@@ -86,7 +86,7 @@ func (s *session) unstoreDeliveryLocked(d *delivery, rb *readBatch) {
 
 // sessionOp describes the session record.
 func (s *session) sessionOp(disconnected time.Time) StoreOp {
-	return StoreOp{Kind: OpSessionPut, ClientID: s.id, Expiry: s.expiry, Disconnected: disconnected}
+	return StoreOp{Kind: OpSessionPut, ClientID: s.id, Expiry: s.expiry, Disconnected: disconnected, Owner: s.owner}
 }
 
 // persistAllLocked writes a session that was not stored, with everything

@@ -296,6 +296,7 @@ func (p *pipeline) safeDecide(e *hookEntry, ev Event, call func(*handlers) Verdi
 		if r := recover(); r != nil {
 			p.failed(e, ev, r)
 			v = Deny(packets.ImplementationSpecificError, "hook "+e.id+" failed")
+			v.Transient = true
 		}
 	}()
 	return call(e.h)

@@ -86,12 +86,17 @@ func (h *pipeHook) AuthorizeSubscribe(context.Context, *ClientInfo, string, *byt
 	return h.verdict
 }
 
+func (h *pipeHook) AuthorizeRead(context.Context, *ClientInfo, string) Verdict {
+	h.record(EventAuthorizeRead, "")
+	return h.verdict
+}
+
 func (h *pipeHook) Connect(context.Context, *ClientInfo, *ClientPolicy) Verdict {
 	h.record(EventConnect, "")
 	return h.verdict
 }
 
-func (h *pipeHook) Deliver(_ context.Context, _ string, m *Message) Verdict {
+func (h *pipeHook) Deliver(_ context.Context, _ *ClientInfo, m *Message) Verdict {
 	h.record(EventDeliver, m.Topic)
 	return h.verdict
 }

@@ -50,6 +50,20 @@ func (q *queue[T]) pop() T {
 	return v
 }
 
+// filter keeps the items for which keep returns true, in order.
+func (q *queue[T]) filter(keep func(*T) bool) {
+	n := 0
+	for i := q.head; i < len(q.items); i++ {
+		if keep(&q.items[i]) {
+			q.items[n] = q.items[i]
+			n++
+		}
+	}
+	clear(q.items[n:])
+	q.items = q.items[:n]
+	q.head = 0
+}
+
 // clear empties the queue and releases its memory.
 func (q *queue[T]) clear() {
 	q.items = nil

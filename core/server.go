@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"runtime"
@@ -60,6 +61,11 @@ type Server struct {
 	listenerCounts sync.Map  // listener ID -> *listenerCounts
 	timers         timerGate // session timer callbacks, closed by Shutdown
 	hooks          pipeline
+	// authGen is the authorization generation the cached read verdicts
+	// belong to; InvalidateAuthorization starts a new one. readSeed
+	// hashes topics for the caches (read_auth.go).
+	authGen  atomic.Uint64
+	readSeed maphash.Seed
 	// store is the storage hook (Store) chosen at Start, nil without one;
 	// storeDurable caches store.Durable(). storeSeq numbers stored
 	// deliveries and messages (persist.go).
@@ -90,6 +96,7 @@ func New(opts Options) (*Server, error) {
 		sessions: make(map[string]*session),
 		conns:    make(map[*client]struct{}),
 		scratch:  newScratchPool(),
+		readSeed: maphash.MakeSeed(),
 	}
 	s.batches.New = func() any { return new([]outItem) }
 	s.writeBufs = make(chan *bytebufferpool.ByteBuffer, 4*runtime.GOMAXPROCS(0))
@@ -140,6 +147,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.wg.Add(1)
 	go s.notifier()
 	s.hooks.notify(EventStarted, "", func(h *handlers) { h.started.OnStarted(ctx) })
+	// Sessions restored from storage are checked with the rules in force,
+	// not trusted as stored.
+	s.InvalidateAuthorization()
 	s.lnMu.Lock()
 	ls := append([]Listener(nil), s.listeners...)
 	s.lnMu.Unlock()

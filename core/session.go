@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
@@ -43,6 +44,17 @@ type session struct {
 	mu sync.Mutex
 	// conn is the live connection, nil while the client is offline.
 	conn *client
+	// owner is the identity that created the session: a connection of
+	// another identity never resumes it (Options.SessionOwnership).
+	owner      Identity
+	ownerKnown bool
+	// info is the subscriber as the read and Deliver hooks see it: the
+	// last connection's ClientInfo, or for a session restored from
+	// storage and not yet resumed, its ID and owner's user name. It is
+	// read without mu, by deliveries.
+	info atomic.Pointer[ClientInfo]
+	// reads caches the read verdicts for the subscriber (read_auth.go).
+	reads readCache
 	// gen counts connections to this session, so timers and closing
 	// connections can tell whether the session moved on without them.
 	gen uint64

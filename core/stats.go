@@ -114,13 +114,17 @@ const (
 	// DropTooLarge: the message is larger than the client's Maximum
 	// Packet Size.
 	DropTooLarge
+	// DropNotAuthorized: the subscriber may not read the topic (an
+	// AuthorizeRead hook denied it), at delivery or when a reload
+	// re-checked what its session held.
+	DropNotAuthorized
 	numDropReasons
 )
 
 var (
-	dropReasonNames = [numDropReasons]string{"outbound_queue_full", "session_queue_full", "expired", "too_large"}
+	dropReasonNames = [numDropReasons]string{"outbound_queue_full", "session_queue_full", "expired", "too_large", "not_authorized"}
 	dropReasonTexts = [numDropReasons]string{"outbound queue full", "session queue full", "message expired",
-		"larger than the client's maximum packet size"}
+		"larger than the client's maximum packet size", "not authorized to read the topic"}
 )
 
 // Text describes the reason in words, as OnDropped hooks and logs get it.

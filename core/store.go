@@ -9,8 +9,8 @@ type StoreOpKind uint8
 
 // The changes a Store records.
 const (
-	// OpSessionPut creates or updates a session: ClientID, Expiry and
-	// Disconnected (zero while a client is connected).
+	// OpSessionPut creates or updates a session: ClientID, Expiry,
+	// Disconnected (zero while a client is connected) and Owner.
 	OpSessionPut StoreOpKind = iota + 1
 	// OpSessionDelete removes a session and everything it owns:
 	// subscriptions, queued and inflight messages, inbound QoS 2 state.
@@ -72,6 +72,9 @@ type StoreOp struct {
 	// Session fields.
 	Expiry       uint32    // session expiry interval, seconds
 	Disconnected time.Time // when the client disconnected; zero while connected
+	// Owner is the identity that created the session; a store keeps it so
+	// that, restored, the session still refuses other identities.
+	Owner Identity
 
 	// Subscription is the subscription of OpSubscriptionPut; only its
 	// Filter is set for OpSubscriptionDelete.

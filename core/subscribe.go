@@ -86,7 +86,8 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		}
 	}
 	c.ack(outControl{pkt: &packets.Packet{Type: packets.Suback, PacketID: p.PacketID, ReasonCodes: codes}})
-	rs := retainedSend{hooked: s.hooks.has(EventDeliver)}
+	rs := retainedSend{delivers: s.hooks.has(EventDeliver)}
+	rs.hooked = rs.delivers || s.hooks.has(EventAuthorizeRead)
 	for i, sub := range subs {
 		// Shared subscriptions get no retained messages (v5 section 4.8.2); retain
 		// handling 1 sends them only for a new subscription, 2 never
@@ -176,10 +177,11 @@ func (s *Server) checkSubscription(ctx context.Context, c *client, req packets.S
 // SUBSCRIBE sends once they are matched: what needs hook code, to run
 // with the session lock released (sendRetainedLocked).
 type retainedSend struct {
-	// hooked is set when Deliver hooks run: the deliveries are then
-	// collected in ds (msg nil once a hook denied one), in match order.
-	hooked  bool
-	ds      []delivery
+	// hooked is set when AuthorizeRead or Deliver hooks run (delivers:
+	// Deliver hooks): the deliveries are then collected in ds (msg nil
+	// once a hook denied one), in match order.
+	hooked, delivers bool
+	ds               []delivery
 	expired []retainedEntry // found expired, to clear
 }
 
@@ -259,7 +261,13 @@ func (s *Server) sendRetainedLocked(sess *session, c *client, rs *retainedSend) 
 		s.dropExpiredRetained(e.topic, e.m)
 	}
 	for i := range rs.ds {
-		rs.ds[i].msg = s.deliverHook(c.id, rs.ds[i].msg)
+		if !s.mayRead(sess, rs.ds[i].msg.topic) {
+			rs.ds[i].msg = nil
+			continue
+		}
+		if rs.delivers {
+			rs.ds[i].msg = s.deliverHook(sess, rs.ds[i].msg)
+		}
 	}
 	sess.mu.Lock()
 	for _, d := range rs.ds {

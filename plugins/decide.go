@@ -159,14 +159,20 @@ func (h *Hook) Publish(ctx context.Context, cl *core.ClientInfo, m *core.Message
 
 // Deliver implements core.DeliverHook: the plugin may change or drop one
 // delivery to one subscriber.
-func (h *Hook) Deliver(ctx context.Context, subscriber string, m *core.Message) core.Verdict {
+func (h *Hook) Deliver(ctx context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
 	if !h.wants(core.EventDeliver, m.Topic) {
 		return core.Next
 	}
+	subscriber := cl.ID
 	return h.decide(ctx, core.EventDeliver, subscriber, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
 		return modified(m)(c.Deliver(ctx, &pluginv1.DeliverRequest{Subscriber: subscriber, Message: messageProto(m)}))
 	})
 }
+
+// AuthorizeRead implements core.AuthorizeReadHook. The plugin protocol
+// has no read event yet: Events never lists it, so the server never calls
+// it.
+func (h *Hook) AuthorizeRead(context.Context, *core.ClientInfo, string) core.Verdict { return core.Next }
 
 // Will implements core.WillHook: the plugin may change a will message
 // before it is published, or suppress it.

@@ -160,13 +160,13 @@ function publish(client, msg) {
 }`, Config{})
 	ctx := context.Background()
 	m := msg("a/b", "hi")
-	if got := h.Deliver(ctx, "sub-1", m); got != core.Next || m.Topic != "for/sub-1/a/b" || string(m.Payload) != "hi!" || m.QoS != 0 {
+	if got := h.Deliver(ctx, &core.ClientInfo{ID: "sub-1"}, m); got != core.Next || m.Topic != "for/sub-1/a/b" || string(m.Payload) != "hi!" || m.QoS != 0 {
 		t.Errorf("deliver rewrite: %+v %+v", got, m)
 	}
-	if got := h.Deliver(ctx, "muted", msg("a", "")); got.Decision != core.DecisionDeny {
+	if got := h.Deliver(ctx, &core.ClientInfo{ID: "muted"}, msg("a", "")); got.Decision != core.DecisionDeny {
 		t.Errorf("deliver false: %+v", got)
 	}
-	if got := h.Deliver(ctx, "quiet", msg("a", "")); got != core.Deny(packets.NotAuthorized, "quiet") {
+	if got := h.Deliver(ctx, &core.ClientInfo{ID: "quiet"}, msg("a", "")); got != core.Deny(packets.NotAuthorized, "quiet") {
 		t.Errorf("deliver refusal: %+v", got)
 	}
 	for sub, cause := range map[string]string{
@@ -175,7 +175,7 @@ function publish(client, msg) {
 	} {
 		h.logged.Store(0)
 		m := msg("a", "")
-		if got := h.Deliver(ctx, sub, m); got.Decision != core.DecisionDeny || m.Topic != "a" {
+		if got := h.Deliver(ctx, &core.ClientInfo{ID: sub}, m); got.Decision != core.DecisionDeny || m.Topic != "a" {
 			t.Errorf("deliver to %s: %+v %+v, want the failure's drop", sub, got, m)
 		}
 		if !logHas(logs, cause) {

@@ -20,9 +20,13 @@ func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) 
 
 // Deliver implements core.DeliverHook: deliver(subscriber, msg), for one
 // delivery to the client whose ID is subscriber.
-func (h *Hook) Deliver(_ context.Context, subscriber string, m *core.Message) core.Verdict {
-	return h.modify(fnDeliver, subscriber, m, func(v *vm) goja.Value { return v.rt.ToValue(subscriber) })
+func (h *Hook) Deliver(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
+	return h.modify(fnDeliver, cl.ID, m, func(v *vm) goja.Value { return v.rt.ToValue(cl.ID) })
 }
+
+// AuthorizeRead implements core.AuthorizeReadHook. The script cannot
+// define it yet: Events never lists it, so the server never calls it.
+func (h *Hook) AuthorizeRead(context.Context, *core.ClientInfo, string) core.Verdict { return core.Next }
 
 // Will implements core.WillHook: will(client, msg), for the will message
 // of a client about to be published.
