@@ -144,7 +144,9 @@ func (h *passHook) Publish(context.Context, *core.ClientInfo, *core.Message) cor
 	return core.Next
 }
 
-func (h *passHook) Deliver(context.Context, *core.ClientInfo, *core.Message) core.Verdict { return core.Next }
+func (h *passHook) Deliver(context.Context, *core.ClientInfo, *core.Message) core.Verdict {
+	return core.Next
+}
 
 func (h *passHook) OnPublished(context.Context, *core.ClientInfo, *core.Message) {}
 

@@ -182,7 +182,7 @@ type retainedSend struct {
 	// once a hook denied one), in match order.
 	hooked, delivers bool
 	ds               []delivery
-	expired []retainedEntry // found expired, to clear
+	expired          []retainedEntry // found expired, to clear
 }
 
 // retainedEntry is a retained message and its topic.

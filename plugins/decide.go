@@ -172,7 +172,9 @@ func (h *Hook) Deliver(ctx context.Context, cl *core.ClientInfo, m *core.Message
 // AuthorizeRead implements core.AuthorizeReadHook. The plugin protocol
 // has no read event yet: Events never lists it, so the server never calls
 // it.
-func (h *Hook) AuthorizeRead(context.Context, *core.ClientInfo, string) core.Verdict { return core.Next }
+func (h *Hook) AuthorizeRead(context.Context, *core.ClientInfo, string) core.Verdict {
+	return core.Next
+}
 
 // Will implements core.WillHook: the plugin may change a will message
 // before it is published, or suppress it.

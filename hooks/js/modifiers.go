@@ -26,7 +26,9 @@ func (h *Hook) Deliver(_ context.Context, cl *core.ClientInfo, m *core.Message) 
 
 // AuthorizeRead implements core.AuthorizeReadHook. The script cannot
 // define it yet: Events never lists it, so the server never calls it.
-func (h *Hook) AuthorizeRead(context.Context, *core.ClientInfo, string) core.Verdict { return core.Next }
+func (h *Hook) AuthorizeRead(context.Context, *core.ClientInfo, string) core.Verdict {
+	return core.Next
+}
 
 // Will implements core.WillHook: will(client, msg), for the will message
 // of a client about to be published.
