@@ -64,13 +64,13 @@ func read(ctx context.Context, eng engine) (*snapshot, error) {
 		case spaceMeta:
 			return nil
 		case spaceSession:
-			expiry, disc, err := decodeSession(val)
+			expiry, disc, owner, err := decodeSession(val)
 			if err != nil {
 				return fmt.Errorf("client %q: %w", client, err)
 			}
 			c := get(client)
 			c.hasSession = true
-			c.session.Expiry, c.session.Disconnected = expiry, disc
+			c.session.Expiry, c.session.Disconnected, c.session.Owner = expiry, disc, owner
 		case spaceSubscription:
 			sub, err := decodeSubscription(string(key), val)
 			if err != nil {

@@ -51,26 +51,53 @@ func u64key(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 func u16key(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 
-// encodeSession encodes a session record: expiry and disconnection time.
-func encodeSession(b []byte, expiry uint32, disconnected time.Time) []byte {
-	b = append(b, recordVersion)
+// sessionRecordV2 is the session record's version since it carries the
+// session's owner; version 1 records (without one) are still read.
+const sessionRecordV2 = 2
+
+// encodeSession encodes a session record: expiry, disconnection time and
+// owner (user name and certificate subject, each length-prefixed).
+func encodeSession(b []byte, expiry uint32, disconnected time.Time, owner core.Identity) []byte {
+	b = append(b, sessionRecordV2)
 	b = binary.BigEndian.AppendUint32(b, expiry)
 	var at int64
 	if !disconnected.IsZero() {
 		at = disconnected.UnixNano()
 	}
-	return binary.BigEndian.AppendUint64(b, uint64(at))
+	b = binary.BigEndian.AppendUint64(b, uint64(at))
+	b = binary.AppendUvarint(b, uint64(len(owner.Username)))
+	b = append(b, owner.Username...)
+	b = binary.AppendUvarint(b, uint64(len(owner.CertSubject)))
+	return append(b, owner.CertSubject...)
 }
 
-func decodeSession(v []byte) (expiry uint32, disconnected time.Time, err error) {
-	if len(v) != 13 || v[0] != recordVersion {
-		return 0, time.Time{}, fmt.Errorf("session: %w", errCorrupt)
+// decodeSession decodes a session record; owner is nil for a version 1
+// record, written before sessions recorded their owner.
+func decodeSession(v []byte) (expiry uint32, disconnected time.Time, owner *core.Identity, err error) {
+	if len(v) < 13 || (v[0] != recordVersion && v[0] != sessionRecordV2) || (v[0] == recordVersion && len(v) != 13) {
+		return 0, time.Time{}, nil, fmt.Errorf("session: %w", errCorrupt)
 	}
 	expiry = binary.BigEndian.Uint32(v[1:])
 	if at := int64(binary.BigEndian.Uint64(v[5:])); at != 0 {
 		disconnected = time.Unix(0, at)
 	}
-	return expiry, disconnected, nil
+	if v[0] == recordVersion {
+		return expiry, disconnected, nil, nil
+	}
+	rest := v[13:]
+	var parts [2]string
+	for i := range parts {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			return 0, time.Time{}, nil, fmt.Errorf("session owner: %w", errCorrupt)
+		}
+		parts[i] = string(rest[k : k+int(n)])
+		rest = rest[k+int(n):]
+	}
+	if len(rest) != 0 {
+		return 0, time.Time{}, nil, fmt.Errorf("session: %w", errCorrupt)
+	}
+	return expiry, disconnected, &core.Identity{Username: parts[0], CertSubject: parts[1]}, nil
 }
 
 // encodeSubscription encodes a subscription's options (the filter is the key).

@@ -227,7 +227,7 @@ func (st *Store) Apply(ops []core.StoreOp, done func(error)) {
 func (st *Store) write(b batch, op *core.StoreOp) error {
 	switch op.Kind {
 	case core.OpSessionPut:
-		st.scratch = encodeSession(st.scratch[:0], op.Expiry, op.Disconnected)
+		st.scratch = encodeSession(st.scratch[:0], op.Expiry, op.Disconnected, op.Owner)
 		b.set(spaceSession, op.ClientID, nil, st.scratch)
 	case core.OpSessionDelete:
 		b.purge(op.ClientID)

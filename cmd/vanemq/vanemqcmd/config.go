@@ -532,6 +532,16 @@ func (d *decoder) mqtt(key string, n *yaml.Node, o *core.Options) {
 				o.QueueQoS0 = b
 			}
 		},
+		"foreign_session": func(k string, v *yaml.Node) {
+			if str, ok := d.str(k, v); ok {
+				p, err := core.ParseForeignSessionPolicy(str)
+				if err != nil {
+					d.errorf(v, k, "%v", err)
+					return
+				}
+				o.ForeignSession = p
+			}
+		},
 		"topic_alias_maximum": func(k string, v *yaml.Node) {
 			if x, ok := d.integer(k, v, 0, math.MaxUint16); ok {
 				o.TopicAliasMaximum, o.DisableTopicAliases = uint16(x), x == 0

@@ -39,6 +39,7 @@ mqtt:
   max_inflight: 20
   max_queued_messages: 30
   queue_qos0_messages: true
+  foreign_session: refuse
   topic_alias_maximum: 40
   session_expiry_max: 50
   server_keep_alive: 60
@@ -117,6 +118,7 @@ func TestParseConfig(t *testing.T) {
 				MaxInflight:         20,
 				MaxQueuedMessages:   30,
 				QueueQoS0:           true,
+				ForeignSession:      core.ForeignSessionRefuse,
 				TopicAliasMaximum:   40,
 				SessionExpiryMax:    50,
 				ServerKeepAlive:     60,
@@ -150,6 +152,8 @@ func TestParseConfig(t *testing.T) {
 		{"$SYS off as a duration", "mqtt:\n  sys_interval: 0s\n", with(func(c *config) { c.Options.SysInterval = -1 })},
 		{"features explicitly on", "mqtt:\n  retain_available: true\n  shared_subscription_available: true\n", defaults()},
 		{"queue_qos0 explicitly off", "mqtt:\n  queue_qos0_messages: false\n", defaults()},
+		{"foreign sessions refused", "mqtt:\n  foreign_session: refuse\n", with(func(c *config) { c.Options.ForeignSession = core.ForeignSessionRefuse })},
+		{"foreign sessions discarded", "mqtt:\n  foreign_session: discard\n", defaults()},
 		{"server keep alive 0", "mqtt:\n  server_keep_alive: 0\n", defaults()},
 		{"duration in seconds", "mqtt:\n  connect_timeout: 30\n", with(func(c *config) { c.Options.ConnectTimeout = 30 * time.Second })},
 		{"duration with units", "mqtt:\n  connect_timeout: 1m30s\n  sys_interval: 250ms\n", with(func(c *config) {
@@ -366,6 +370,8 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`t.yaml:2: mqtt.max_inflight: cannot use a mapping as an integer`}},
 		{"yes for boolean", "mqtt:\n  retain_available: yes\n",
 			[]string{`t.yaml:2: mqtt.retain_available: cannot use "yes" as a boolean (want true or false)`}},
+		{"unknown foreign_session", "mqtt:\n  foreign_session: takeover\n",
+			[]string{`t.yaml:2: mqtt.foreign_session: "takeover": want discard or refuse`}},
 		{"integer for boolean", "mqtt:\n  queue_qos0_messages: 1\n",
 			[]string{`t.yaml:2: mqtt.queue_qos0_messages: cannot use 1 as a boolean (want true or false)`}},
 		{"integer for string", "log:\n  level: 3\n", []string{`t.yaml:2: log.level: cannot use 3 as a string`}},
