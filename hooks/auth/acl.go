@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -219,20 +220,43 @@ func (a *ACL) CanPublish(username, clientID, topic string) (allow bool, rule int
 	return false, -1
 }
 
+// CanRead reports whether a client may receive a message on topic: the
+// first rule for subscribing (reading) whose filter matches the topic
+// decides, as for CanPublish. rule is the index of the deciding rule, -1
+// when none matched (denied by default).
+func (a *ACL) CanRead(username, clientID, topic string) (allow bool, rule int) {
+	for i := range a.rules {
+		r := &a.rules[i]
+		if !r.applies(actSubscribe, username, clientID) {
+			continue
+		}
+		f, ok := r.expand(username, clientID)
+		if ok && topics.MatchFilter(f, topic) {
+			return r.allow, i
+		}
+	}
+	return false, -1
+}
+
 // CanSubscribe reports whether a client may subscribe to filter; for a
 // shared subscription, $share/{group}/{f}, the rules see f. rule is the
-// index of the deciding rule, -1 when none matched (denied by default).
+// index of the deciding rule, -1 when none did (denied by default).
 //
-// An allow rule matches when its filter covers the requested one (every
-// topic the request matches, the rule matches). A deny rule matches when
-// the two overlap (some topic matches both): a client denied "secret/x"
-// cannot get it through "secret/#" or "#" either, even if a later rule
-// allows those.
+// A subscription is granted when some topic it can match may be read
+// (CanRead), as Mosquitto does: what it then receives is filtered at
+// delivery, so "#" is granted beside a deny rule for "secret/#" and
+// receives "public/a" but never "secret/a". Rules are taken in order: a
+// deny rule covering the whole filter (every topic it matches) refuses
+// it; an allow rule grants it when the two overlap in topics that no
+// earlier deny rule covers. Where earlier deny rules only cover those
+// topics together, a filter may be granted that in fact receives nothing;
+// delivery still filters every message.
 func (a *ACL) CanSubscribe(username, clientID, filter string) (allow bool, rule int) {
 	_, inner, _, err := topics.ParseShared(filter)
 	if err != nil {
 		return false, -1
 	}
+	var denies []string // the deny rules so far, expanded
 	for i := range a.rules {
 		r := &a.rules[i]
 		if !r.applies(actSubscribe, username, clientID) {
@@ -242,12 +266,18 @@ func (a *ACL) CanSubscribe(username, clientID, filter string) (allow bool, rule 
 		if !ok {
 			continue
 		}
-		if r.allow && covers(f, inner) {
-			return true, i
+		if !r.allow {
+			if covers(f, inner) {
+				return false, i
+			}
+			denies = append(denies, f)
+			continue
 		}
-		if !r.allow && overlaps(f, inner) {
-			return false, i
+		both, ok := intersect(f, inner)
+		if !ok || slices.ContainsFunc(denies, func(d string) bool { return covers(d, both) }) {
+			continue
 		}
+		return true, i
 	}
 	return false, -1
 }
@@ -308,31 +338,46 @@ func covers(rule, req string) bool {
 	}
 }
 
-// overlaps reports whether some topic is matched by both filters:
-// "test/nosubscribe" overlaps "test/#" and "+/nosubscribe" but not
-// "test/other". Both must be valid filters.
-func overlaps(a, b string) bool {
+// intersect returns the filter matching exactly the topics both filters
+// match, and false when they share none: "a/#" and "+/b" give "a/b",
+// "#" and "x/+" give "x/+". Both must be valid filters. As in matching, a
+// wildcard first level shares nothing with one starting with '$'.
+func intersect(a, b string) (string, bool) {
+	var out strings.Builder
 	first := true
 	for {
 		al, arest, amore := cutLevel(a)
 		bl, brest, bmore := cutLevel(b)
 		if first && ((isWild(al) && strings.HasPrefix(bl, "$")) || (isWild(bl) && strings.HasPrefix(al, "$"))) {
-			return false
+			return "", false
+		}
+		if !first {
+			out.WriteByte('/')
 		}
 		first = false
 		switch {
-		case al == "#" || bl == "#":
-			return true
-		case !isWild(al) && !isWild(bl) && al != bl:
-			return false
+		case al == "#":
+			out.WriteString(b) // b's levels from here on, and its parent through a/#
+			return out.String(), true
+		case bl == "#":
+			out.WriteString(a)
+			return out.String(), true
+		case al == "+":
+			out.WriteString(bl)
+		case bl == "+" || al == bl:
+			out.WriteString(al)
+		default:
+			return "", false
 		}
 		switch {
 		case !amore && !bmore:
-			return true
+			return out.String(), true
 		case !amore:
-			return brest == "#"
+			// a ends here: its topic also matches b only through a
+			// trailing "/#" ("x/#" matches "x").
+			return out.String(), brest == "#"
 		case !bmore:
-			return arest == "#"
+			return out.String(), arest == "#"
 		}
 		a, b = arest, brest
 	}

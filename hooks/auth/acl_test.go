@@ -130,17 +130,18 @@ func TestACLSubscribe(t *testing.T) {
 	}{
 		{"%u: own subtree", "alice", "c", "users/alice/#", true, 2},
 		{"%u: narrower filter", "alice", "c", "users/alice/x/+", true, 2},
-		{"%u: wider filter", "alice", "c", "users/#", false, -1},
-		{"%u: '+' over users", "alice", "c", "users/+/x", false, -1},
+		{"%u: wider filter: granted, reads only alice's", "alice", "c", "users/#", true, 2},
+		{"%u: '+' over users: granted, reads only alice's", "alice", "c", "users/+/x", true, 2},
 		{"%u: another user", "alice", "c", "users/bob/#", false, -1},
 		{"%u: user name '+' does not widen", "+", "c", "users/+/x", false, -1},
 		{"shared: inner filter checked", "alice", "c", "$share/g/users/alice/x", true, 2},
 		{"shared: inner filter denied", "alice", "c", "$share/g/users/bob/x", false, -1},
 		{"deny: exact", "bob", "c", "test/nosubscribe", false, 0},
-		{"deny: overlapping wildcard", "bob", "c", "test/#", false, 0},
-		{"deny: overlapping '+'", "bob", "c", "+/nosubscribe", false, 0},
-		{"deny applies to admin too: it comes first", "admin", "c", "#", false, 0},
-		{"shared: deny", "bob", "c", "$share/g/test/#", false, 0},
+		{"deny: a filter reaching past the denied topic", "bob", "c", "test/nosubscribe/#", true, 5},
+		{"deny: wildcard granted beside it", "bob", "c", "test/#", true, 5},
+		{"deny: '+' whose only readable topic is denied", "bob", "c", "+/nosubscribe", false, -1},
+		{"deny: admin's # granted beside it", "admin", "c", "#", true, 1},
+		{"shared: wildcard beside a deny", "bob", "c", "$share/g/test/#", true, 5},
 		{"admin elsewhere", "admin", "c", "a/b/#", true, 1},
 		{"admin: $SYS not covered by #", "admin", "c", "$SYS/#", false, -1},
 		{"no overlap with the deny", "bob", "c", "test/other", true, 5},
@@ -152,6 +153,38 @@ func TestACLSubscribe(t *testing.T) {
 			allow, rule := a.CanSubscribe(tc.user, tc.client, tc.filter)
 			if allow != tc.allow || rule != tc.rule {
 				t.Errorf("CanSubscribe(%q, %q, %q) = %v by rule %d, want %v by rule %d", tc.user, tc.client, tc.filter, allow, rule, tc.allow, tc.rule)
+			}
+		})
+	}
+}
+
+// TestACLRead checks read permission at delivery: the first rule for
+// subscribing that matches the topic decides.
+func TestACLRead(t *testing.T) {
+	a := mustACL(t, exampleACL)
+	tests := []struct {
+		name         string
+		user, client string
+		topic        string
+		allow        bool
+		rule         int
+	}{
+		{"denied topic", "bob", "c", "test/nosubscribe", false, 0},
+		{"denied even for admin: the deny comes first", "admin", "c", "test/nosubscribe", false, 0},
+		{"admin reads the rest", "admin", "c", "any/thing", true, 1},
+		{"admin's # does not reach $SYS", "admin", "c", "$SYS/broker/uptime", false, -1},
+		{"%u: own topic", "alice", "c", "users/alice/x", true, 2},
+		{"%u: another user's topic", "alice", "c", "users/bob/x", false, -1},
+		{"publish-only rule does not give read", "", "sensor-1", "devices/sensor-1/temp", false, -1},
+		{"a publish deny does not deny read", "bob", "c", "test/deny/x", true, 5},
+		{"allowed", "bob", "c", "test/other", true, 5},
+		{"default deny", "bob", "c", "elsewhere", false, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			allow, rule := a.CanRead(tc.user, tc.client, tc.topic)
+			if allow != tc.allow || rule != tc.rule {
+				t.Errorf("CanRead(%q, %q, %q) = %v by rule %d, want %v by rule %d", tc.user, tc.client, tc.topic, allow, rule, tc.allow, tc.rule)
 			}
 		})
 	}
@@ -230,35 +263,41 @@ func TestCovers(t *testing.T) {
 	}
 }
 
-func TestOverlaps(t *testing.T) {
+// TestIntersect checks the filter of the topics two filters share, both
+// ways round; want "" is no topic in common.
+func TestIntersect(t *testing.T) {
 	tests := []struct {
 		a, b string
-		want bool
+		want string
 	}{
-		{"test/nosubscribe", "test/nosubscribe", true},
-		{"test/nosubscribe", "test/#", true},
-		{"test/nosubscribe", "#", true},
-		{"test/nosubscribe", "+/nosubscribe", true},
-		{"test/nosubscribe", "+/+", true},
-		{"test/nosubscribe", "test/other", false},
-		{"test/nosubscribe", "test/+/x", false},
-		{"test/nosubscribe", "test", false},
-		{"test/#", "test", true},
-		{"test", "test/#", true},
-		{"test/+", "test", false},
-		{"a/+/c", "a/b/+", true},
-		{"a/+/c", "a/b/d", false},
-		{"#", "$SYS/x", false},
-		{"$SYS/x", "+/x", false},
-		{"$SYS/#", "$SYS/x", true},
-		{"x/$y", "+/+", true}, // '$' only matters on the first level
+		{"test/nosubscribe", "test/nosubscribe", "test/nosubscribe"},
+		{"test/nosubscribe", "test/#", "test/nosubscribe"},
+		{"test/nosubscribe", "#", "test/nosubscribe"},
+		{"test/nosubscribe", "+/nosubscribe", "test/nosubscribe"},
+		{"test/nosubscribe", "+/+", "test/nosubscribe"},
+		{"test/nosubscribe", "test/other", ""},
+		{"test/nosubscribe", "test/+/x", ""},
+		{"test/nosubscribe", "test", ""},
+		{"test/#", "test", "test"}, // "#" also matches the parent level
+		{"test/+", "test", ""},
+		{"a/+/c", "a/b/+", "a/b/c"},
+		{"a/+/c", "a/b/d", ""},
+		{"a/#", "+/b", "a/b"},
+		{"a/+/#", "+/b", "a/b"},
+		{"#", "x/+", "x/+"},
+		{"+/+", "+/#", "+/+"},
+		{"#", "$SYS/x", ""},
+		{"$SYS/x", "+/x", ""},
+		{"$SYS/#", "$SYS/x", "$SYS/x"},
+		{"x/$y", "+/+", "x/$y"}, // '$' only matters on the first level
+		{"a//b", "a/+/b", "a//b"},
 	}
 	for _, tc := range tests {
-		if got := overlaps(tc.a, tc.b); got != tc.want {
-			t.Errorf("overlaps(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
-		}
-		if got := overlaps(tc.b, tc.a); got != tc.want {
-			t.Errorf("overlaps(%q, %q) = %v, want %v (symmetry)", tc.b, tc.a, got, tc.want)
+		for _, ab := range [][2]string{{tc.a, tc.b}, {tc.b, tc.a}} {
+			got, ok := intersect(ab[0], ab[1])
+			if ok != (tc.want != "") || got != tc.want && ok {
+				t.Errorf("intersect(%q, %q) = %q, %v; want %q", ab[0], ab[1], got, ok, tc.want)
+			}
 		}
 	}
 }

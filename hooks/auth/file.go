@@ -75,6 +75,7 @@ func newFileModule(cfg core.HookConfig, c fileConfig) (core.Hook, error) {
 		Users:  resolve(c.Users),
 		ACL:    resolve(c.ACL),
 		Logger: cfg.Logger,
+		Server: cfg.Server,
 		Watch:  true,
 		Guard: GuardOptions{Concurrency: c.VerifyConcurrency, Queue: c.VerifyQueue, CacheSize: c.CacheSize,
 			CacheTTL: c.CacheTTL, MaxFailures: c.MaxFailures, FailureWindow: c.FailureWindow, FailureDelay: c.FailureDelay},
@@ -103,6 +104,12 @@ type FileOptions struct {
 	// Guard bounds the password checks, so that a storm of wrong
 	// passwords cannot starve other clients (see GuardOptions).
 	Guard GuardOptions
+	// Server, if set, is told of every successful reload, so that it takes
+	// effect on live sessions too: the server re-checks what every
+	// session may read (Server.InvalidateAuthorization), and the clients
+	// this hook authenticated whose user was removed from the users file,
+	// or whose password changed, are disconnected with Not authorized.
+	Server *core.Server
 }
 
 // File is the auth.file hook: user names and bcrypt password hashes from a
@@ -132,6 +139,10 @@ type File struct {
 	stats    guardCounters
 	delayed  delayed
 
+	// live are the connections this hook authenticated, for revoking
+	// them on reload.
+	live liveUsers
+
 	watch     *filewatch.Watcher // nil without Watch
 	closeOnce sync.Once
 	closeErr  error
@@ -145,6 +156,8 @@ var (
 	_ core.AuthenticateHook       = (*File)(nil)
 	_ core.AuthorizePublishHook   = (*File)(nil)
 	_ core.AuthorizeSubscribeHook = (*File)(nil)
+	_ core.AuthorizeReadHook      = (*File)(nil)
+	_ core.DisconnectedHook       = (*File)(nil)
 	_ io.Closer                   = (*File)(nil)
 )
 
@@ -180,9 +193,9 @@ func NewFile(opts FileOptions) (*File, error) {
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
-	ev := []core.Event{core.EventAuthenticate}
+	ev := []core.Event{core.EventAuthenticate, core.EventDisconnected}
 	if opts.ACL != "" {
-		ev = append(ev, core.EventAuthorizePublish, core.EventAuthorizeSubscribe)
+		ev = append(ev, core.EventAuthorizePublish, core.EventAuthorizeSubscribe, core.EventAuthorizeRead)
 	}
 	f.events = core.Events(ev...)
 	st, err := f.load(nil)
@@ -203,9 +216,10 @@ func NewFile(opts FileOptions) (*File, error) {
 // ID implements core.Hook.
 func (f *File) ID() string { return FileID }
 
-// Events implements core.EventLister: Authenticate, and with an ACL file
-// AuthorizePublish and AuthorizeSubscribe (without one, the hook is not
-// called for them, which costs nothing).
+// Events implements core.EventLister: Authenticate and OnDisconnected,
+// and with an ACL file AuthorizePublish, AuthorizeSubscribe and
+// AuthorizeRead (without one, the hook is not called for them, which
+// costs nothing).
 func (f *File) Events() core.EventSet { return f.events }
 
 // Users returns the users in force.
@@ -259,7 +273,8 @@ func (f *File) Reload() error {
 func (f *File) reload(trigger string) error {
 	f.reloadMu.Lock()
 	defer f.reloadMu.Unlock()
-	st, err := f.load(f.state.Load())
+	prev := f.state.Load()
+	st, err := f.load(prev)
 	if err != nil {
 		for _, fe := range FileErrors(err) {
 			f.log.Error("auth.file: reload failed; the previous users and rules stay in force",
@@ -272,6 +287,7 @@ func (f *File) reload(trigger string) error {
 			rules = st.acl.Len()
 		}
 		f.log.Info("auth.file: reloaded", "trigger", trigger, "users", st.users.Len(), "rules", rules)
+		f.revoke(prev.users, st.users)
 	}
 	if f.opts.OnReload != nil {
 		f.opts.OnReload(err)
@@ -311,6 +327,15 @@ func badCredentials() core.Verdict {
 // unavailable for both (see guard.go). Every refusal is answered after
 // failure_delay.
 func (f *File) Authenticate(ctx context.Context, cl *core.ClientInfo, cred *core.Credentials) core.Verdict {
+	v := f.authenticate(ctx, cl, cred)
+	if v.Decision == core.DecisionAllow {
+		f.live.add(cl, cred.Username)
+	}
+	return v
+}
+
+// authenticate is Authenticate without the record of the connection.
+func (f *File) authenticate(ctx context.Context, cl *core.ClientInfo, cred *core.Credentials) core.Verdict {
 	if cred.Username == "" {
 		return core.Next
 	}
@@ -444,4 +469,26 @@ func (f *File) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter
 	}
 	f.log.Debug("auth.file: subscribe denied", "client", cl.ID, "username", cl.Username, "filter", filter, "rule", acl.describe(i))
 	return core.Deny(packets.NotAuthorized, "not authorized to subscribe to "+filter)
+}
+
+// AuthorizeRead implements core.AuthorizeReadHook: see ACL.CanRead. A
+// denied delivery is dropped (the server caches the verdict per
+// subscriber and topic until the next reload).
+func (f *File) AuthorizeRead(_ context.Context, cl *core.ClientInfo, topic string) core.Verdict {
+	acl := f.state.Load().acl
+	if acl == nil {
+		return core.Next
+	}
+	allow, i := acl.CanRead(cl.Username, cl.ID, topic)
+	if allow {
+		return core.Allow
+	}
+	f.log.Debug("auth.file: read denied", "client", cl.ID, "username", cl.Username, "topic", topic, "rule", acl.describe(i))
+	return core.Deny(packets.NotAuthorized, "not authorized to read "+topic)
+}
+
+// OnDisconnected implements core.DisconnectedHook: the connection is no
+// longer one to revoke.
+func (f *File) OnDisconnected(_ context.Context, cl *core.ClientInfo, _ packets.ReasonCode, _ error) {
+	f.live.remove(cl)
 }
