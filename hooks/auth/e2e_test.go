@@ -243,9 +243,9 @@ func TestE2EACLV5(t *testing.T) {
 			want   byte
 		}{
 			{"test/nosubscribe", 0x87},           // denied by rule 0
-			{"test/#", 0x87},                     // overlaps the denied filter
+			{"test/#", 0x01},                     // granted: test/nosubscribe is filtered at delivery
 			{"users/bob/#", 0x87},                // %u is alice
-			{"users/+/x", 0x87},                  // wider than users/alice/#
+			{"users/+/x", 0x01},                  // granted: only users/alice/x is read
 			{"$share/g/users/bob/x", 0x87},       // shared: the inner filter is checked
 			{"elsewhere", 0x87},                  // no rule: default deny
 			{"users/alice/#", 0x01},              // granted QoS 1
