@@ -64,9 +64,11 @@ func (rc *readCache) store(h uint64, topic string, gen uint64, allow bool) {
 func (rc *readCache) reset() { rc.table.Store(nil) }
 
 // mayRead reports whether the session's subscriber may receive a message
-// on topic: true when no AuthorizeRead hook runs, or none denies.
+// on topic: true when no AuthorizeRead hook runs, or none denies. The
+// broker's own connections (bridges: InternalIDPrefix) are not checked,
+// as their subscriptions are not.
 func (s *Server) mayRead(sess *session, topic string) bool {
-	if !s.hooks.has(EventAuthorizeRead) {
+	if !s.hooks.has(EventAuthorizeRead) || sess.internal {
 		return true
 	}
 	gen := s.authGen.Load()

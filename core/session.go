@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,9 @@ type session struct {
 	info atomic.Pointer[ClientInfo]
 	// reads caches the read verdicts for the subscriber (read_auth.go).
 	reads readCache
+	// internal is set for the session of one of the broker's own
+	// connections (InternalIDPrefix), which read checks skip.
+	internal bool
 	// gen counts connections to this session, so timers and closing
 	// connections can tell whether the session moved on without them.
 	gen uint64
@@ -115,8 +119,9 @@ type subKey struct {
 
 func newSession(srv *Server, id string) *session {
 	return &session{
-		id:  id,
-		srv: srv,
+		id:       id,
+		srv:      srv,
+		internal: strings.HasPrefix(id, InternalIDPrefix),
 	}
 }
 
