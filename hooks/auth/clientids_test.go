@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/packets"
@@ -230,5 +231,35 @@ func TestAuthenticateClientID(t *testing.T) {
 				t.Errorf("the log holds the password: %q", line)
 			}
 		})
+	}
+}
+
+// A refused client ID waits failure_delay like every refusal, but the
+// password was right: it does not count towards max_failures.
+func TestClientIDRefusalDelayNotFailure(t *testing.T) {
+	dir := t.TempDir()
+	users := writeFile(t, dir, "users.yaml", "users:\n  - {username: alice, password: '"+hashOf(t, "secret")+"', client_ids: ['%u']}\n")
+	f, err := NewFile(FileOptions{Users: users, Guard: GuardOptions{MaxFailures: 1, FailureDelay: time.Second, CacheSize: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	var delays []time.Duration
+	f.refusalDelay = func(_ context.Context, d time.Duration) { delays = append(delays, d) }
+	login := func(id string) core.Verdict {
+		cl := &core.ClientInfo{ID: id, Username: "alice", Remote: "192.0.2.1:1883"}
+		return f.Authenticate(context.Background(), cl, &core.Credentials{Username: "alice", UsernameSet: true,
+			Password: []byte("secret"), PasswordSet: true})
+	}
+	for range 3 {
+		if v := login("bob"); v.Code != packets.ClientIdentifierNotValid {
+			t.Fatalf("alice as bob = %+v, want Client Identifier not valid", v)
+		}
+	}
+	if len(delays) != 3 || delays[0] != time.Second {
+		t.Errorf("refusals delayed %v, want 1s each of 3", delays)
+	}
+	if v := login("alice"); v != core.Allow {
+		t.Errorf("alice as alice after 3 client ID refusals with max_failures 1 = %+v, want Allow", v)
 	}
 }
