@@ -263,3 +263,17 @@ func TestClientIDRefusalDelayNotFailure(t *testing.T) {
 		t.Errorf("alice as alice after 3 client ID refusals with max_failures 1 = %+v, want Allow", v)
 	}
 }
+
+// BenchmarkAllowsClientID measures a CONNECT's client ID check against a
+// three-pattern list whose last pattern matches.
+func BenchmarkAllowsClientID(b *testing.B) {
+	u, err := ParseUsers("users.yaml", []byte("client_ids: ['%u', '%u-*', 'sensor-*-%u']\nusers:\n  - {username: alice, password: '"+goodHash+"'}\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if !u.AllowsClientID("alice", "sensor-17-alice") {
+			b.Fatal("refused")
+		}
+	}
+}
