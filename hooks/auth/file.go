@@ -317,7 +317,9 @@ func badCredentials() core.Verdict {
 // to other hooks and allow_anonymous (Next); a known user with the right
 // password is allowed; an unknown user or a wrong password is refused with
 // Bad User Name or Password (CONNACK 0x86 in MQTT 5, 0x04 in 3.1.1).
-// Passwords are never logged.
+// Passwords are never logged. A user whose password is right but whose
+// client ID the users file does not allow (client_ids) is refused with
+// Client Identifier not valid (0x85; 3.1.1: 0x02): see checkClientID.
 //
 // A password verified before (within cache_ttl, since the last reload) is
 // allowed without bcrypt. A login from a source, or for a user name, with
@@ -367,7 +369,7 @@ func (f *File) authenticate(ctx context.Context, cl *core.ClientInfo, cred *core
 		entry = st.cache.entry(cred.Username, cred.Password, hash)
 		if st.cache.has(entry, now) {
 			f.stats.cached.Add(1)
-			return core.Allow
+			return f.checkClientID(ctx, st.users, cl, cred.Username)
 		}
 	}
 	if f.limits != nil {
@@ -408,7 +410,7 @@ func (f *File) authenticate(ctx context.Context, cl *core.ClientInfo, cred *core
 	if st.cache != nil {
 		st.cache.add(entry, time.Now())
 	}
-	return core.Allow
+	return f.checkClientID(ctx, st.users, cl, cred.Username)
 }
 
 // guardCounters count what the storm defences did.

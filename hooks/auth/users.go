@@ -14,11 +14,16 @@ import (
 // silently cut.
 const MaxPasswordLen = 72
 
-// Users is a parsed users file: user names and their bcrypt hashes. It is
-// not changed after parsing, so it is safe for concurrent use.
+// Users is a parsed users file: user names, their bcrypt hashes and the
+// client IDs they may use. It is not changed after parsing, so it is safe
+// for concurrent use.
 type Users struct {
 	hashes map[string][]byte
 	cost   int // the commonest bcrypt cost, for the unknown-user dummy
+	// clientIDs holds the users' own client_ids lists, and defaultIDs
+	// the top-level one (nil without): see AllowsClientID.
+	clientIDs  map[string]*idList
+	defaultIDs *idList
 }
 
 // Len returns the number of users.
@@ -32,18 +37,29 @@ func (u *Users) Has(username string) bool {
 
 // ParseUsers parses a users file; file names it in errors. The format:
 //
+//	client_ids: ["%u", "%u-*"]   # optional: the client IDs users may use
 //	users:
 //	  - username: alice
 //	    password: "$2a$10$..."   # a bcrypt hash, e.g. from `vanemq passwd`
+//	  - username: gateway
+//	    password: "$2a$10$..."
+//	    client_ids: ["gw-*"]     # optional: this user's own, instead
+//
+// In a client_ids pattern, %u stands for the user name and '*' for any
+// run of characters; any other '%' is an error. Without any client_ids
+// list a user may connect with any client ID (see AllowsClientID).
 //
 // Every problem is reported as a *FileError naming the file, line and key
 // (use FileErrors to list them); passwords are never quoted.
 func ParseUsers(file string, data []byte) (*Users, error) {
 	p := &problems{file: file}
-	u := &Users{hashes: make(map[string][]byte)}
-	list, ok := parseYAML(p, data, "users")
+	u := &Users{hashes: make(map[string][]byte), clientIDs: make(map[string]*idList)}
+	list, top, ok := parseYAMLKeys(p, data, "users", clientIDsKey)
 	if !ok {
 		return nil, p.err()
+	}
+	if f, ok := top[clientIDsKey]; ok {
+		u.defaultIDs = parseIDList(p, f)
 	}
 	firstLine := make(map[string]int)
 	costs := make(map[int]int)
@@ -53,7 +69,7 @@ func ParseUsers(file string, data []byte) (*Users, error) {
 	}
 	for i, n := range entries {
 		prefix := fmt.Sprintf("users[%d]", i)
-		fields := entryFields(p, deref(n), prefix, "username", "password")
+		fields := entryFields(p, deref(n), prefix, "username", "password", clientIDsKey)
 		if fields == nil {
 			continue
 		}
@@ -73,6 +89,11 @@ func ParseUsers(file string, data []byte) (*Users, error) {
 				} else {
 					firstLine[name] = uf.node.Line
 				}
+			}
+		}
+		if f, ok := fields[clientIDsKey]; ok {
+			if l := parseIDList(p, f); l != nil && name != "" {
+				u.clientIDs[name] = l
 			}
 		}
 		if !hasPass {

@@ -110,26 +110,43 @@ func (p *problems) err() error {
 // key must be want. It returns the node under want (nil when the file
 // has no document or want is null), or false after recording a problem.
 func parseYAML(p *problems, data []byte, want string) (*yaml.Node, bool) {
+	val, _, ok := parseYAMLKeys(p, data, want)
+	return val, ok
+}
+
+// parseYAMLKeys is parseYAML for a file whose top-level mapping may also
+// hold the optional keys, each at most once; it returns those found as
+// fields by name.
+func parseYAMLKeys(p *problems, data []byte, want string, optional ...string) (*yaml.Node, map[string]field, bool) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line, msg := yamlErrorLine(err)
 		p.add(line, "", "not valid YAML: %s", msg)
-		return nil, false
+		return nil, nil, false
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		p.add(0, "", "the file is empty; want a mapping with the key %q", want)
-		return nil, false
+		return nil, nil, false
 	}
 	top := deref(doc.Content[0])
 	if top.Kind != yaml.MappingNode {
 		p.add(top.Line, "", "want a mapping with the key %q, found %s", want, kindName(top))
-		return nil, false
+		return nil, nil, false
 	}
 	var val *yaml.Node
 	found := false
+	opt := make(map[string]field, len(optional))
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i], top.Content[i+1]
 		switch {
+		case k.Value != want && contains(optional, k.Value):
+			if first, dup := opt[k.Value]; dup {
+				p.add(k.Line, k.Value, "duplicate key (first at line %d)", first.line)
+			} else {
+				opt[k.Value] = field{key: k.Value, line: k.Line, node: deref(v)}
+			}
+		case k.Value != want && len(optional) > 0:
+			p.add(k.Line, k.Value, "unknown key (known keys: %s)", strings.Join(append([]string{want}, optional...), ", "))
 		case k.Value != want:
 			p.add(k.Line, k.Value, "unknown key (the only key is %q)", want)
 		case found:
@@ -140,16 +157,16 @@ func parseYAML(p *problems, data []byte, want string) (*yaml.Node, bool) {
 	}
 	if !found {
 		p.add(top.Line, want, "missing key")
-		return nil, false
+		return nil, nil, false
 	}
 	if val.Kind == yaml.ScalarNode && val.ShortTag() == "!!null" {
-		return nil, len(p.list) == 0
+		return nil, opt, len(p.list) == 0
 	}
 	if val.Kind != yaml.SequenceNode {
 		p.add(val.Line, want, "want a list, found %s", kindName(val))
-		return nil, false
+		return nil, nil, false
 	}
-	return val, len(p.list) == 0
+	return val, opt, len(p.list) == 0
 }
 
 // field is one key of an entry of a users or ACL list.
