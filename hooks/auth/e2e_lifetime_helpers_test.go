@@ -39,7 +39,8 @@ type lifeBroker struct {
 var testUsers = map[string]string{"alice": "secret", "bob": "builder", "carol": "chorus"}
 
 // writeUsers writes the users file with the given users (names from
-// testUsers, or name=password to give one another password). A user's
+// testUsers, name=password to give one another password, and either
+// followed by |more: keys to add to the entry). A user's
 // hash is made once per password and kept in hashes, so that rewriting the
 // file leaves the others' entries as they were (a new bcrypt hash of the
 // same password is a changed entry, with a new salt).
@@ -48,6 +49,10 @@ func writeUsers(t *testing.T, path string, hashes map[string]string, names ...st
 	var b strings.Builder
 	b.WriteString("users:\n")
 	for _, n := range names {
+		n, extra, _ := strings.Cut(n, "|") // "alice|client_ids: [a]": more keys of the entry
+		if extra != "" {
+			extra = ", " + extra
+		}
 		pw := testUsers[n]
 		if name, p, ok := strings.Cut(n, "="); ok {
 			n, pw = name, p
@@ -61,7 +66,7 @@ func writeUsers(t *testing.T, path string, hashes map[string]string, names ...st
 			h = string(hb)
 			hashes[n+"="+pw] = h
 		}
-		fmt.Fprintf(&b, "  - {username: %s, password: '%s'}\n", n, h)
+		fmt.Fprintf(&b, "  - {username: %s, password: '%s'%s}\n", n, h, extra)
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)

@@ -194,7 +194,8 @@ func TestE2EReloadRevokesRead(t *testing.T) {
 }
 
 // TestE2EReloadDisconnectsRemovedUsers: a user removed from the users
-// file, or whose password changed, is disconnected with Not authorized
+// file, whose password changed, or connected with a client ID its new
+// client_ids list does not allow, is disconnected with Not authorized
 // (MQTT 5.0 section 3.14.2.1, 0x87) when the file is reloaded; the others
 // stay connected.
 func TestE2EReloadDisconnectsRemovedUsers(t *testing.T) {
@@ -202,9 +203,13 @@ func TestE2EReloadDisconnectsRemovedUsers(t *testing.T) {
 	alice := rawAs(t, b.addr, "alice-raw", "alice")
 	bob := rawAs(t, b.addr, "bob-raw", "bob")
 	carol := rawAs(t, b.addr, "carol-raw", "carol")
+	alice2 := rawAs(t, b.addr, "alice-2", "alice")
 
-	b.writeUsers("alice", "carol=changed")
+	b.writeUsers("alice|client_ids: [alice-raw]", "carol=changed")
 	b.reload()
+	if got := disconnectReason(t, alice2); got != packets.NotAuthorized {
+		t.Errorf("a client ID the user's client_ids no longer allow: DISCONNECT %s, want Not authorized", got)
+	}
 	if got := disconnectReason(t, bob); got != packets.NotAuthorized {
 		t.Errorf("removed user: DISCONNECT %s, want Not authorized", got)
 	}

@@ -37,8 +37,9 @@ type revocation struct {
 	clientID, username, cause string
 }
 
-// revoked lists the connections whose user is gone from users, or whose
-// password hash differs from the one in prev.
+// revoked lists the connections whose user is gone from users, whose
+// password hash differs from the one in prev, or whose client ID the
+// user's client_ids no longer allow.
 func (l *liveUsers) revoked(prev, users *Users) []revocation {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -50,6 +51,8 @@ func (l *liveUsers) revoked(prev, users *Users) []revocation {
 			out = append(out, revocation{cl.ID, name, "the user was removed from the users file"})
 		case !bytes.Equal(hash, prev.hashes[name]):
 			out = append(out, revocation{cl.ID, name, "the user's password was changed"})
+		case !users.AllowsClientID(name, cl.ID):
+			out = append(out, revocation{cl.ID, name, "the user may no longer use this client ID (client_ids)"})
 		}
 	}
 	return out
@@ -57,8 +60,9 @@ func (l *liveUsers) revoked(prev, users *Users) []revocation {
 
 // revoke makes a reload from prev to users take effect on live sessions
 // (FileOptions.Server): the server re-checks what each session may read,
-// and the connections of removed users, or of users whose password
-// changed, are closed with Not authorized (0x87).
+// and the connections of removed users, of users whose password changed,
+// or with a client ID their user may no longer use, are closed with Not
+// authorized (0x87).
 func (f *File) revoke(prev, users *Users) {
 	srv := f.opts.Server
 	if srv == nil {
