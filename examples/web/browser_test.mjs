@@ -8,33 +8,19 @@
 // by the Go test once it read "connected"), then prints the line
 // "messages: " followed by the listed messages as JSON, and exits 0. Any
 // failure prints the page's status and messages and exits 1.
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { launch, timeout } from "./chromium.mjs";
 
 const [pageURL, sendText, expectText] = process.argv.slice(2);
 if (!pageURL || !sendText || !expectText) {
   console.error("usage: node browser_test.mjs PAGE_URL SEND_TEXT EXPECT_TEXT");
   process.exit(2);
 }
-const timeout = 15000; // each wait, in milliseconds
-const userDataDir = mkdtempSync(join(tmpdir(), "vanemq-chromium-"));
 
-let context;
+let browser;
 let code = 1;
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    timeout,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(timeout);
+  browser = await launch();
+  const { page } = browser;
   page.on("console", (m) => console.error(`console.${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
   try {
@@ -62,7 +48,6 @@ try {
 } catch (err) {
   console.error(`failed: ${err.message}`);
 } finally {
-  if (context) await context.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
+  if (browser) await browser.close();
 }
 process.exit(code);

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -88,9 +89,9 @@ func startExample(t *testing.T) *example {
 	return ex
 }
 
-// connectPaho connects an MQTT 3.1.1 client over TCP, subscribed to the
-// room, and returns it with the payloads it receives.
-func connectPaho(t *testing.T, addr string) (mqtt.Client, <-chan string) {
+// connectPaho connects an MQTT 3.1.1 client over TCP, subscribed to
+// filter, and returns it with the payloads it receives.
+func connectPaho(t *testing.T, addr, filter string) (mqtt.Client, <-chan string) {
 	t.Helper()
 	got := make(chan string, 16)
 	opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("go-test").
@@ -100,11 +101,74 @@ func connectPaho(t *testing.T, addr string) (mqtt.Client, <-chan string) {
 		t.Fatalf("paho connect %s: %v", addr, tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(100) })
-	tok := c.Subscribe(Topic, 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) })
+	tok := c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) })
 	if !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
-		t.Fatalf("paho subscribe %s: %v", Topic, tok.Error())
+		t.Fatalf("paho subscribe %s: %v", filter, tok.Error())
 	}
 	return c, got
+}
+
+// nodeScript is a browser script running under node, with the Chromium it
+// starts, in a process group of its own, so that a timeout (or a failed
+// test) ends them all by that group's id.
+type nodeScript struct {
+	cmd    *exec.Cmd
+	ctx    context.Context
+	stdout io.Reader
+	stderr logBuffer
+	pgid   int
+	start  time.Time
+}
+
+// startNode starts `node script args...`, to be ended by browserTimeout at
+// the latest; read its stdout, then call wait.
+func startNode(t *testing.T, node, script string, args ...string) *nodeScript {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	s := &nodeScript{cmd: cmd, ctx: ctx}
+	cmd.Stderr = &s.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stdout = stdout
+	s.start = time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s %s: %v", node, script, err)
+	}
+	s.pgid = cmd.Process.Pid
+	t.Cleanup(func() { _ = syscall.Kill(-s.pgid, syscall.SIGKILL) }) // whatever is left of the group
+	return s
+}
+
+// wait reads what is left of the script's stdout and waits for it to exit.
+// The test stops if the script ran past browserTimeout or failed (state,
+// if any, says how far it got), and fails if its processes outlive it.
+func (s *nodeScript) wait(t *testing.T, state string) {
+	t.Helper()
+	_, _ = io.Copy(io.Discard, s.stdout)
+	err := s.cmd.Wait()
+	script := s.cmd.Args[1]
+	if s.ctx.Err() != nil {
+		t.Fatalf("%s still running after %v; killed its process group %d\nstderr:\n%s", script, browserTimeout, s.pgid, &s.stderr)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v (%s)\nstderr:\n%s", script, err, state, &s.stderr)
+	}
+	t.Logf("browser run took %v", time.Since(s.start).Round(time.Millisecond))
+	// Nothing of the browser outlives the script (Chromium's helpers may
+	// take a moment to exit after their parent).
+	for end := time.Now().Add(5 * time.Second); syscall.Kill(-s.pgid, 0) == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Errorf("processes of group %d (node, Chromium) still run 5s after %s exited", s.pgid, script)
+			break
+		}
+	}
 }
 
 // TestBrowserChat opens the chat page in headless Chromium (driven by
@@ -115,39 +179,19 @@ func connectPaho(t *testing.T, addr string) (mqtt.Client, <-chan string) {
 func TestBrowserChat(t *testing.T) {
 	node := requireBrowser(t)
 	ex := startExample(t)
-	goClient, goGot := connectPaho(t, ex.TCPAddr)
+	goClient, goGot := connectPaho(t, ex.TCPAddr, Topic)
 
 	const fromBrowser, fromGo = "hello from the browser", "hello from Go over TCP"
-	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "browser_test.mjs", ex.PageURL, fromBrowser, fromGo)
-	// node and the Chromium it starts share a process group of their own,
-	// so that a timeout (or a failed test) ends them all by that group's id.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var stderr logBuffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s browser_test.mjs: %v", node, err)
-	}
-	pgid := cmd.Process.Pid
-	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }) // whatever is left of the group
-
+	run := startNode(t, node, "browser_test.mjs", ex.PageURL, fromBrowser, fromGo)
 	var messages []string
 	sawConnected := false
-	sc := bufio.NewScanner(stdout)
+	sc := bufio.NewScanner(run.stdout)
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case line == "connected":
 			sawConnected = true
-			t.Logf("page connected over ws after %v", time.Since(start).Round(time.Millisecond))
+			t.Logf("page connected over ws after %v", time.Since(run.start).Round(time.Millisecond))
 			if tok := goClient.Publish(Topic, 1, false, fromGo); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
 				t.Errorf("paho publish: %v", tok.Error())
 			}
@@ -159,15 +203,7 @@ func TestBrowserChat(t *testing.T) {
 			t.Logf("browser_test.mjs: %s", line)
 		}
 	}
-	_, _ = io.Copy(io.Discard, stdout)
-	err = cmd.Wait()
-	if ctx.Err() != nil {
-		t.Fatalf("browser_test.mjs still running after %v; killed its process group %d\nstderr:\n%s", browserTimeout, pgid, &stderr)
-	}
-	if err != nil {
-		t.Fatalf("browser_test.mjs: %v (connected: %v)\nstderr:\n%s", err, sawConnected, &stderr)
-	}
-	t.Logf("browser run took %v", time.Since(start).Round(time.Millisecond))
+	run.wait(t, fmt.Sprintf("connected: %v", sawConnected))
 
 	// What the page shows: its own message, back from the broker, and the
 	// Go client's, each once.
@@ -189,14 +225,6 @@ func TestBrowserChat(t *testing.T) {
 	}
 	if !slices.Contains(got, fromBrowser) || !slices.Contains(got, fromGo) {
 		t.Errorf("the Go client received %q, want %q and %q", got, fromBrowser, fromGo)
-	}
-	// Nothing of the browser outlives the script (Chromium's helpers may
-	// take a moment to exit after their parent).
-	for end := time.Now().Add(5 * time.Second); syscall.Kill(-pgid, 0) == nil; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Errorf("processes of group %d (node, Chromium) still run 5s after browser_test.mjs exited", pgid)
-			break
-		}
 	}
 }
 
