@@ -16,7 +16,8 @@
 //
 // The page and the broker are on different ports, so the browser sends an
 // Origin header of the page's server; the WebSocket listener allows only
-// that origin (by default it allows only its own host:port).
+// that origin (without allowed_origins, a loopback listener allows pages
+// from any loopback origin, and another listener only its own host).
 package main
 
 import (
