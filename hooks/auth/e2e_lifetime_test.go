@@ -6,6 +6,8 @@ package auth_test
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -14,11 +16,15 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/logtest"
 	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
+	"github.com/vanemq/vanemq/hooks/auth"
 	"github.com/vanemq/vanemq/hooks/storage"
+	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
 // secretACL denies reading secret/# and allows everything else.
@@ -361,5 +367,65 @@ func TestE2ERestoredSessionsChecked(t *testing.T) {
 	publishAs(t, b.addr, "carol", "marker", 1, false, "end")
 	if got := alice.before(t, "marker"); len(got) != 0 {
 		t.Errorf("alice's restored session delivered %v, which the ACL in force denies her", got)
+	}
+}
+
+// TestE2EFileChangeRevokesThroughModule: auth.file made from its config
+// block, as the vanemq binary makes it, watches its files and has the
+// server: rewriting the ACL on disk is reloaded (logged) and revokes a
+// live subscription's reads without any call from the test.
+func TestE2EFileChangeRevokesThroughModule(t *testing.T) {
+	dir := t.TempDir()
+	b := &lifeBroker{t: t, dir: dir, users: filepath.Join(dir, "users.yaml"), acl: filepath.Join(dir, "acl.yaml"),
+		hashes: make(map[string]string)}
+	b.writeUsers("alice", "bob", "carol")
+	b.writeACL(openACL)
+	var logs logtest.Buffer
+	srv, err := core.New(core.Options{Logger: logs.Logger(slog.LevelInfo), SysInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := core.LookupHookModule(auth.FileID)
+	if !ok {
+		t.Fatal("auth.file is not registered")
+	}
+	h, err := m.New(core.HookConfig{ID: auth.FileID, Dir: dir, Logger: logs.Logger(slog.LevelInfo), Server: srv,
+		Decode: func(v any) error { return yaml.Unmarshal([]byte("{users: users.yaml, acl: acl.yaml}"), v) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddHook(h, 100); err != nil {
+		t.Fatal(err)
+	}
+	b.srv = srv
+	b.addr = mqtttest.Serve(t, srv, tcp.New("tcp", "127.0.0.1:0"))
+
+	alice := connectV5(t, b.addr, "alice-w", "alice", "secret")
+	for _, f := range []string{"data/#", "marker"} {
+		if got := alice.subscribe(t, f); got != 0x01 {
+			t.Fatalf("SUBACK 0x%02x", got)
+		}
+	}
+	publishAs(t, b.addr, "carol", "data/x", 1, false, "before")
+	publishAs(t, b.addr, "carol", "marker", 1, false, "m1")
+	if got := alice.before(t, "marker"); len(got) != 1 {
+		t.Fatalf("before the change alice got %v", got)
+	}
+	start := time.Now()
+	tmp := filepath.Join(dir, ".acl.yaml.tmp")
+	if err := os.WriteFile(tmp, []byte(aliceLosesDataACL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, b.acl); err != nil {
+		t.Fatal(err)
+	}
+	mqtttest.Eventually(t, waitTimeout, "the reload to be logged", func() bool {
+		return strings.Contains(logs.String(), `msg="auth.file: reloaded" trigger="file change"`)
+	})
+	t.Logf("the change was reloaded %s after the rename", time.Since(start).Round(time.Millisecond))
+	publishAs(t, b.addr, "carol", "data/x", 1, false, "after")
+	publishAs(t, b.addr, "carol", "marker", 1, false, "m2")
+	if got := alice.before(t, "marker"); len(got) != 0 {
+		t.Errorf("after the file changed alice still received %v", got)
 	}
 }
