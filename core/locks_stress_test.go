@@ -22,7 +22,7 @@ import (
 // stressHook calls back into the server from the events LOCKS.md moves out
 // from under session locks, within a budget: Deliver of a retained message
 // publishes, subscribes in process or disconnects the subscriber, or
-// denies one;
+// denies one; AuthorizeRead denies some topics;
 // OnRetained of a cleared message publishes. It counts expired sessions.
 type stressHook struct {
 	srv     *core.Server
@@ -33,10 +33,20 @@ type stressHook struct {
 
 func (*stressHook) ID() string { return "test.stress" }
 
+// AuthorizeRead denies reading every third st/x/ topic, so that the
+// deliveries and InvalidateAuthorization's re-checks drop some.
+func (h *stressHook) AuthorizeRead(_ context.Context, _ *core.ClientInfo, topic string) core.Verdict {
+	if strings.HasPrefix(topic, "st/x/") && len(topic)%3 == 0 {
+		return core.Deny(0, "stress")
+	}
+	return core.Next
+}
+
 var (
-	_ core.DeliverHook  = (*stressHook)(nil)
-	_ core.RetainedHook = (*stressHook)(nil)
-	_ core.SessionHook  = (*stressHook)(nil)
+	_ core.DeliverHook       = (*stressHook)(nil)
+	_ core.RetainedHook      = (*stressHook)(nil)
+	_ core.AuthorizeReadHook = (*stressHook)(nil)
+	_ core.SessionHook       = (*stressHook)(nil)
 )
 
 func (h *stressHook) Deliver(_ context.Context, sub *core.ClientInfo, m *core.Message) core.Verdict {
@@ -259,7 +269,7 @@ func TestLocksStress(t *testing.T) {
 		}
 	})
 	// The hook list changes while events are dispatched; the status calls
-	// walk the sessions.
+	// and InvalidateAuthorization walk the sessions.
 	run(func() {
 		for i := range hookRounds {
 			if err := srv.AddHook(churnHook{}, i%3-1); err != nil {
@@ -271,6 +281,7 @@ func TestLocksStress(t *testing.T) {
 			}
 			_ = srv.Clients()
 			_ = srv.Subscriptions()
+			_ = srv.InvalidateAuthorization()
 			if !srv.RemoveHook("test.churn") {
 				t.Errorf("RemoveHook: the churn hook was not there")
 			}

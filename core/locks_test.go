@@ -51,6 +51,13 @@ func (h *callbackHook) Deliver(_ context.Context, sub *core.ClientInfo, m *core.
 	return core.Next
 }
 
+func (h *callbackHook) AuthorizeRead(_ context.Context, cl *core.ClientInfo, topic string) core.Verdict {
+	if topic == "cb/retained" && cl.ID == "cb-sub" {
+		h.once(cl.ID)
+	}
+	return core.Next
+}
+
 func (h *callbackHook) OnRetained(_ context.Context, m *core.Message) {
 	if m.Topic == "cb/expiring" && len(m.Payload) == 0 {
 		h.once("cb-sub")
@@ -106,6 +113,14 @@ func TestLocksHookCallsBackDuringRetained(t *testing.T) {
 				}
 				echo(srv, "")
 			}, want: []string{"cb/retained", "cb/echo"}},
+		{name: "AuthorizeRead publishes to the subscriber", events: core.Events(core.EventAuthorizeRead),
+			call: echo, want: []string{"cb/retained", "cb/echo"}},
+		{name: "AuthorizeRead disconnects the subscriber", events: core.Events(core.EventAuthorizeRead),
+			call: func(srv *core.Server, id string) {
+				if err := srv.Disconnect(id, packets.AdministrativeAction, "by the hook"); err != nil {
+					panic(err)
+				}
+			}, want: []string{""}},
 		{name: "OnRetained publishes to the subscriber", events: core.Events(core.EventRetained), expire: true,
 			call: echo, want: []string{"cb/retained", "cb/echo"}},
 	}
