@@ -60,6 +60,9 @@ type vm struct {
 	// emptied when it reaches maxClients. A ClientInfo does not change
 	// while its connection lives.
 	clients map[*core.ClientInfo]*goja.Object
+	// clientProto is the client objects' prototype: its toString gives
+	// the client ID.
+	clientProto *goja.Object
 
 	// mu orders arming and disarming a call against the watchdog's
 	// interrupt, so an interrupt never outlives the call it was for.
@@ -181,8 +184,16 @@ func (v *vm) setGlobals() error {
 	if err := rt.Set("publish", v.publishFn); err != nil {
 		return err
 	}
+	// A client converts to its client ID, in a string context: deliver's
+	// first argument was the subscriber's ID before it was its client.
+	proto, err := rt.RunString(`Object.freeze(Object.create(Object.prototype,
+		{toString: {value: function toString() { return this.clientId; }}}))`)
+	if err != nil {
+		return err
+	}
+	v.clientProto = proto.ToObject(rt)
 	// Nothing a script is handed may be changed by it.
-	_, err := rt.RunString(`Object.freeze(mqtt); Object.freeze(log);`)
+	_, err = rt.RunString(`Object.freeze(mqtt); Object.freeze(log);`)
 	return err
 }
 
