@@ -65,3 +65,25 @@ function deliver(subscriber, msg) {
 		t.Errorf("a deliver using the client object warned:\n%s", logs)
 	}
 }
+
+// A client object is its client ID in every string context, and what
+// makes it so cannot be changed by a script.
+func TestClientAsString(t *testing.T) {
+	h, logs := newHook(t, `
+"use strict";
+function deliver(c, m) {
+	if (m.topic === "proto") { Object.getPrototypeOf(c).toString = function () { return "x"; }; return; }
+	return {topic: [String(c), `+"`${c}`"+`, c.toString(), "" + c, c == "sub-1", JSON.stringify(c.clientId)].join("|")};
+}`, Config{})
+	ctx := context.Background()
+	m := msg("a", "")
+	if got := h.Deliver(ctx, &core.ClientInfo{ID: "sub-1"}, m); got != core.Next || m.Topic != `sub-1|sub-1|sub-1|sub-1|true|"sub-1"` {
+		t.Errorf("%+v %s", got, m.Topic)
+	}
+	if got := h.Deliver(ctx, &core.ClientInfo{ID: "sub-1"}, msg("proto", "")); got != failVerdict {
+		t.Errorf("changing the prototype: %+v, want the failure", got)
+	}
+	if !logHas(logs, "TypeError") {
+		t.Errorf("log:\n%s", logs)
+	}
+}
