@@ -185,8 +185,13 @@ func (h *Hook) Deliver(ctx context.Context, cl *core.ClientInfo, m *core.Message
 		return core.Next
 	}
 	return h.decide(ctx, core.EventDeliver, cl.ID, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
-		return modified(m)(c.Deliver(ctx, &pluginv1.DeliverRequest{Subscriber: cl.ID, Client: clientProto(cl), Message: messageProto(m)}))
+		return modified(m)(c.Deliver(ctx, deliverRequest(cl, m)))
 	})
+}
+
+// deliverRequest is Deliver's request for a delivery of m to cl.
+func deliverRequest(cl *core.ClientInfo, m *core.Message) *pluginv1.DeliverRequest {
+	return &pluginv1.DeliverRequest{Subscriber: cl.ID, Client: clientProto(cl), Message: messageProto(m)}
 }
 
 // Will implements core.WillHook: the plugin may change a will message
