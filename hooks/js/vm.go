@@ -60,8 +60,8 @@ type vm struct {
 	// emptied when it reaches maxClients. A ClientInfo does not change
 	// while its connection lives.
 	clients map[*core.ClientInfo]*goja.Object
-	// clientProto is the client objects' prototype: its toString gives
-	// the client ID.
+	// clientProto is the client objects' prototype, which converts a
+	// client to its client ID (makeClientProto).
 	clientProto *goja.Object
 
 	// mu orders arming and disarming a call against the watchdog's
