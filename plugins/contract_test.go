@@ -163,7 +163,7 @@ func TestPluginDeliver(t *testing.T) {
 	for _, topic := range []string{"deliver/x", "deliver/drop", "end"} {
 		pub.publish(t, topic, "hi")
 	}
-	want := map[string][]string{"alice": {"deliver/x hi for alice", "end hi"}, "muted": {"end hi"}}
+	want := map[string][]string{"alice": {"deliver/x hi for alice (u-alice)", "end hi"}, "muted": {"end hi"}}
 	for id, c := range subs {
 		for _, w := range want[id] {
 			select {

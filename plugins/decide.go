@@ -18,7 +18,9 @@ import (
 var errDown = errors.New("the plugin is not running")
 
 // failed counts and logs (at most a line a second) a decision the plugin
-// could not make, and returns the policy's verdict.
+// could not make, and returns the policy's verdict, Transient: it holds
+// for this call only (the broker does not cache a read verdict so made,
+// and asks the plugin again once it answers).
 func (h *Hook) failed(ev core.Event, client string, err error) core.Verdict {
 	h.failures.Add(1)
 	now := time.Now().UnixNano()
@@ -29,12 +31,15 @@ func (h *Hook) failed(ev core.Event, client string, err error) core.Verdict {
 	} else {
 		h.muted.Add(1)
 	}
-	return h.cfg.policyVerdict()
+	v := h.cfg.policyVerdict()
+	v.Transient = true
+	return v
 }
 
 // decide makes one decision call, with ctx bounded by the timeout. A call
 // cut short because ctx ended is no failure of the plugin: it is denied
-// (the connection or the broker it was for has gone) and not counted.
+// (the connection or the broker it was for has gone), Transient, and not
+// counted.
 func (h *Hook) decide(ctx context.Context, ev core.Event, client string, call func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error)) core.Verdict {
 	inst := h.cur.Load()
 	if inst == nil {
@@ -46,7 +51,9 @@ func (h *Hook) decide(ctx context.Context, ev core.Event, client string, call fu
 	if err != nil {
 		if ctx.Err() != nil {
 			h.logger().Debug("plugin call cancelled", "event", ev.String(), "client", client, "cause", context.Cause(ctx))
-			return core.FailDeny.Verdict("cancelled: " + ctx.Err().Error())
+			v := core.FailDeny.Verdict("cancelled: " + ctx.Err().Error())
+			v.Transient = true
+			return v
 		}
 		return h.failed(ev, client, err)
 	}
@@ -157,23 +164,34 @@ func (h *Hook) Publish(ctx context.Context, cl *core.ClientInfo, m *core.Message
 	})
 }
 
+// AuthorizeRead implements core.AuthorizeReadHook: may the subscriber cl
+// receive a message on topic? A verdict the plugin could not give (it is
+// down, timed out, answered wrongly) is the failure policy's, Transient,
+// so that the server does not cache it.
+func (h *Hook) AuthorizeRead(ctx context.Context, cl *core.ClientInfo, topic string) core.Verdict {
+	if !h.wants(core.EventAuthorizeRead, topic) {
+		return core.Next
+	}
+	return h.decide(ctx, core.EventAuthorizeRead, cl.ID, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
+		return verdict(c.AuthorizeRead(ctx, &pluginv1.ReadRequest{Client: clientProto(cl), Topic: topic}))
+	})
+}
+
 // Deliver implements core.DeliverHook: the plugin may change or drop one
-// delivery to one subscriber.
+// delivery to one subscriber. The request names the subscriber twice: its
+// client, and its ID alone for plugins built before the client was sent.
 func (h *Hook) Deliver(ctx context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
 	if !h.wants(core.EventDeliver, m.Topic) {
 		return core.Next
 	}
-	subscriber := cl.ID
-	return h.decide(ctx, core.EventDeliver, subscriber, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
-		return modified(m)(c.Deliver(ctx, &pluginv1.DeliverRequest{Subscriber: subscriber, Message: messageProto(m)}))
+	return h.decide(ctx, core.EventDeliver, cl.ID, func(ctx context.Context, c pluginv1.PluginClient) (core.Verdict, error) {
+		return modified(m)(c.Deliver(ctx, deliverRequest(cl, m)))
 	})
 }
 
-// AuthorizeRead implements core.AuthorizeReadHook. The plugin protocol
-// has no read event yet: Events never lists it, so the server never calls
-// it.
-func (h *Hook) AuthorizeRead(context.Context, *core.ClientInfo, string) core.Verdict {
-	return core.Next
+// deliverRequest is Deliver's request for a delivery of m to cl.
+func deliverRequest(cl *core.ClientInfo, m *core.Message) *pluginv1.DeliverRequest {
+	return &pluginv1.DeliverRequest{Subscriber: cl.ID, Client: clientProto(cl), Message: messageProto(m)}
 }
 
 // Will implements core.WillHook: the plugin may change a will message

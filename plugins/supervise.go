@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"time"
 
+	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/plugins/proto/pluginv1"
 )
 
@@ -175,6 +176,7 @@ func (h *Hook) restart(why error, req *restartReq, inRow *int) *instance {
 		}
 		h.restarts.Add(1)
 		h.setState("plugin %s is starting (restart %d in a row) after: %v", h.name, *inRow, why)
+		reads := h.disp.Load().events.Has(core.EventAuthorizeRead)
 		inst, err := h.start()
 		if err != nil {
 			// Health says so before Restart returns the error (scheduled
@@ -187,7 +189,13 @@ func (h *Hook) restart(why error, req *restartReq, inRow *int) *instance {
 		}
 		h.cur.Store(inst)
 		h.state.Store(nil)
-		req.reply(nil) // once decisions reach the new process
+		if (reads || h.disp.Load().events.Has(core.EventAuthorizeRead)) && h.srv != nil {
+			// The new process (perhaps a new binary, or one that read its
+			// rules again) decides reads afresh: the server forgets the
+			// old one's verdicts, and checks what the sessions hold.
+			h.srv.InvalidateAuthorization()
+		}
+		req.reply(nil) // once decisions reach the new process, and its reads are in force
 		h.logger().Info("plugin restarted", "attempt", *inRow)
 		return inst
 	}

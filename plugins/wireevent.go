@@ -16,6 +16,7 @@ var wireEvents = [...]struct {
 	{core.EventEnhancedAuth, pluginv1.Event_EVENT_ENHANCED_AUTH},
 	{core.EventAuthorizePublish, pluginv1.Event_EVENT_AUTHORIZE_PUBLISH},
 	{core.EventAuthorizeSubscribe, pluginv1.Event_EVENT_AUTHORIZE_SUBSCRIBE},
+	{core.EventAuthorizeRead, pluginv1.Event_EVENT_AUTHORIZE_READ},
 	{core.EventConnect, pluginv1.Event_EVENT_CONNECT},
 	{core.EventPublish, pluginv1.Event_EVENT_PUBLISH},
 	{core.EventDeliver, pluginv1.Event_EVENT_DELIVER},

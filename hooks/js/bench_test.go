@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/vanemq/vanemq/core"
 )
 
 // aclScript is a typical ACL rule set: users own users/{username}/#,
@@ -41,6 +43,37 @@ func BenchmarkAuthorizePublish(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				if v := h.AuthorizePublish(ctx, alice, m); v.Decision != 1 {
+					b.Fatalf("%+v\n%s", v, logs)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDeliver is one deliver call that reads the subscriber, as the
+// ID string it was given before and the client object it is given now
+// (the same expression: the object converts to its ID), for a connected
+// subscriber (its ClientInfo, and so its object, reused) and one whose
+// session was restored from storage (a ClientInfo per call):
+//
+//	go test -run '^$' -bench Deliver -benchmem ./hooks/js/
+func BenchmarkDeliver(b *testing.B) {
+	h, logs := newHook(b, `function deliver(sub, msg) { if ("x/" + sub === "x/muted") return false; }`,
+		Config{Pool: 1, Timeout: time.Second})
+	defer func() { _ = h.Close() }()
+	m := msg("users/alice/temp", "21.5")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		cl   func() *core.ClientInfo
+	}{
+		{"connected", func() *core.ClientInfo { return alice }},
+		{"restored", func() *core.ClientInfo { return &core.ClientInfo{ID: "dev-2", Username: "bob"} }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if v := h.Deliver(ctx, tc.cl(), m); v.Decision != core.DecisionNext {
 					b.Fatalf("%+v\n%s", v, logs)
 				}
 			}

@@ -59,7 +59,7 @@ function connect(client, policy) {
 			}
 			continue
 		}
-		if got != core.Deny(packets.ImplementationSpecificError, "js hook failed") {
+		if got != failVerdict {
 			t.Errorf("%s: %+v, want the failure's refusal", tc.body, got)
 		}
 		if !logHas(logs, tc.cause) {
@@ -112,12 +112,12 @@ function enhancedAuth(client, step) {
 		{"round", core.Next, true, "nonce:SCRAM:true", ""},
 		{"bytes", core.Next, true, "\xff\x01", ""},
 		{"welcome", core.Allow, false, "welcome", ""},
-		{"continue-false", core.Deny(0x83, "js hook failed"), false, "", "enhancedAuth returned continue: false"},
-		{"continue-allow", core.Deny(0x83, "js hook failed"), false, "", "enhancedAuth returned continue with allow"},
-		{"deny-response", core.Deny(0x83, "js hook failed"), false, "", "enhancedAuth returned a response with allow: false"},
-		{"response-number", core.Deny(0x83, "js hook failed"), false, "", "enhancedAuth returned response: a int64, want a string or bytes"},
-		{"typo", core.Deny(0x83, "js hook failed"), false, "", `unknown field "continu"`},
-		{"other", core.Deny(0x83, "js hook failed"), false, "", "enhancedAuth returned string what"},
+		{"continue-false", failVerdict, false, "", "enhancedAuth returned continue: false"},
+		{"continue-allow", failVerdict, false, "", "enhancedAuth returned continue with allow"},
+		{"deny-response", failVerdict, false, "", "enhancedAuth returned a response with allow: false"},
+		{"response-number", failVerdict, false, "", "enhancedAuth returned response: a int64, want a string or bytes"},
+		{"typo", failVerdict, false, "", `unknown field "continu"`},
+		{"other", failVerdict, false, "", "enhancedAuth returned string what"},
 	}
 	for _, tc := range tests {
 		h.logged.Store(0)
@@ -133,16 +133,18 @@ function enhancedAuth(client, step) {
 }
 
 // deliver and will rewrite or drop as publish does, and a modifier may
-// change the message's properties.
+// change the message's properties. deliver's first argument is the
+// subscriber's client object, which in a string context is its client ID,
+// as the ID string deliver got before (== and + go on working).
 func TestModifiers(t *testing.T) {
 	h, logs := newHook(t, `
 "use strict";
 function deliver(subscriber, msg) {
-	if (subscriber === "muted") return false;
-	if (subscriber === "quiet") return {allow: false, reason: "quiet"};
-	if (subscriber === "wild") return {topic: "a/+"};
-	if (subscriber === "number") return {topic: 7};
-	return {topic: "for/" + subscriber + "/" + msg.topic, payload: msg.payload + "!", qos: 0};
+	if (subscriber == "muted") return false;
+	if (subscriber.clientId === "quiet") return {allow: false, reason: "quiet"};
+	if (subscriber.clientId === "wild") return {topic: "a/+"};
+	if (subscriber.clientId === "number") return {topic: 7};
+	return {topic: "for/" + subscriber + "/" + subscriber.username + "/" + msg.topic, payload: msg.payload + "!", qos: 0};
 }
 function will(client, msg) {
 	if (msg.payload === "suppress") return false;
@@ -160,7 +162,7 @@ function publish(client, msg) {
 }`, Config{})
 	ctx := context.Background()
 	m := msg("a/b", "hi")
-	if got := h.Deliver(ctx, &core.ClientInfo{ID: "sub-1"}, m); got != core.Next || m.Topic != "for/sub-1/a/b" || string(m.Payload) != "hi!" || m.QoS != 0 {
+	if got := h.Deliver(ctx, &core.ClientInfo{ID: "sub-1", Username: "bob"}, m); got != core.Next || m.Topic != "for/sub-1/bob/a/b" || string(m.Payload) != "hi!" || m.QoS != 0 {
 		t.Errorf("deliver rewrite: %+v %+v", got, m)
 	}
 	if got := h.Deliver(ctx, &core.ClientInfo{ID: "muted"}, msg("a", "")); got.Decision != core.DecisionDeny {

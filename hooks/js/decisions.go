@@ -116,6 +116,25 @@ func (h *Hook) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter
 	return vd
 }
 
+// AuthorizeRead implements core.AuthorizeReadHook: authorizeRead(client,
+// topic), where client is the subscriber a message on topic is about to
+// be delivered to. The server caches the verdict per subscriber and
+// topic (reloading the script forgets it); a failed call's verdict is the
+// failure policy's, Transient, so it is not cached.
+func (h *Hook) AuthorizeRead(_ context.Context, cl *core.ClientInfo, topic string) core.Verdict {
+	return h.decide(fnAuthorizeRead, cl.ID, topic, func(v *vm) (core.Verdict, error) {
+		res, err := v.call(fnAuthorizeRead, v.client(cl), v.rt.ToValue(topic))
+		if err != nil {
+			return core.Verdict{}, err
+		}
+		vd, err := verdictOf(res, nil)
+		if err != nil {
+			return vd, callErr(fnAuthorizeRead, err)
+		}
+		return vd, nil
+	})
+}
+
 // Connect implements core.ConnectHook: connect(client, policy), a
 // decision that may set the client's policy by assigning to policy's
 // fields (policy.go). The policy changes only when the call succeeds.

@@ -30,6 +30,13 @@ type broker struct {
 // newBroker makes the server and adds the hook, without starting them.
 func newBroker(t *testing.T, script string, opts core.Options) *broker {
 	t.Helper()
+	return newBrokerWith(t, script, opts, Config{})
+}
+
+// newBrokerWith is newBroker with the hook's config cfg (its script,
+// watch, timeout and logger are the test's).
+func newBrokerWith(t *testing.T, script string, opts core.Options, cfg Config) *broker {
+	t.Helper()
 	b := &broker{logs: &logBuffer{}}
 	opts.Logger = b.logs.Logger(slog.LevelDebug)
 	if opts.SysInterval == 0 {
@@ -44,7 +51,8 @@ func newBroker(t *testing.T, script string, opts core.Options) *broker {
 	no := false
 	// A generous timeout: the tests are about what the script does, and a
 	// shared machine under -race can stall a trivial call past 10ms.
-	h, err := New(Config{Script: path, Watch: &no, Timeout: 2 * time.Second, Logger: opts.Logger}, srv)
+	cfg.Script, cfg.Watch, cfg.Timeout, cfg.Logger = path, &no, 2*time.Second, opts.Logger
+	h, err := New(cfg, srv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +72,13 @@ func newBroker(t *testing.T, script string, opts core.Options) *broker {
 // serve starts a broker running script, shut down when the test ends.
 func serve(t *testing.T, script string, opts core.Options) *broker {
 	t.Helper()
-	b := newBroker(t, script, opts)
+	return serveWith(t, script, opts, Config{})
+}
+
+// serveWith is serve with the hook's config cfg, as newBrokerWith.
+func serveWith(t *testing.T, script string, opts core.Options, cfg Config) *broker {
+	t.Helper()
+	b := newBrokerWith(t, script, opts, cfg)
 	b.addr = mqtttest.Serve(t, b.srv, tcp.New("tcp", "127.0.0.1:0"))
 	return b
 }

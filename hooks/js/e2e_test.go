@@ -159,15 +159,16 @@ function connect(client, policy) {
 	b.waitLog(t, `function=connect client=g-1 detail="" cause="TypeError: policy.maxInflight: 100000 is not an integer from 0 to 65535`)
 }
 
-// deliver rewrites one subscriber's copy, and drops another's.
+// deliver rewrites one subscriber's copy, and drops another's: it gets
+// the subscriber's client (its username here).
 func TestE2EDeliver(t *testing.T) {
 	b := serve(t, `
 "use strict";
-function deliver(subscriber, msg) {
-	if (subscriber === "muted" && msg.topic.indexOf("secret/") === 0) return false;
-	if (subscriber === "loud") return {payload: msg.payload.toUpperCase(), topic: "loud/" + msg.topic};
+function deliver(client, msg) {
+	if (client.clientId === "muted" && msg.topic.indexOf("secret/") === 0) return false;
+	if (client.username === "shouter") return {payload: msg.payload.toUpperCase(), topic: "loud/" + msg.topic};
 }`, core.Options{AllowAnonymous: true})
-	loud := b.mustConnect(t, "loud", "", nil)
+	loud := b.mustConnect(t, "loud", "shouter", nil)
 	muted := b.mustConnect(t, "muted", "", nil)
 	plain := b.mustConnect(t, "plain", "", nil)
 	for _, c := range []*client{loud, muted, plain} {

@@ -146,6 +146,11 @@ func (h *Hook) reload(trigger string) error {
 	}
 	old.retire()
 	h.log.Info("script reloaded", "script", h.cfg.Script, "trigger", trigger, "functions", p.prog.functions(), "topics", p.prog.topics)
+	if h.srv != nil && (old.prog.has[fnAuthorizeRead] || p.prog.has[fnAuthorizeRead]) {
+		// The server cached the old script's read verdicts: it forgets
+		// them, and checks what the sessions hold against the new one.
+		h.srv.InvalidateAuthorization()
+	}
 	return nil
 }
 
@@ -230,7 +235,9 @@ func (h *Hook) run(f fn, do func(v *vm) (core.Verdict, error)) (core.Verdict, bo
 }
 
 // failed records and logs a failed call (at most one line a second, with
-// how many were not logged) and returns what the decision becomes.
+// how many were not logged) and returns what the decision becomes,
+// Transient: it holds for this call only (the server does not cache a
+// read verdict so made, and asks the script again).
 func (h *Hook) failed(f fn, client, detail string, err error) core.Verdict {
 	h.failures.Add(1)
 	now := time.Now().UnixNano()
@@ -241,7 +248,9 @@ func (h *Hook) failed(f fn, client, detail string, err error) core.Verdict {
 	} else {
 		h.muted.Add(1)
 	}
-	return h.cfg.OnFailure.Verdict("js hook failed")
+	vd := h.cfg.OnFailure.Verdict("js hook failed")
+	vd.Transient = true
+	return vd
 }
 
 // decide runs a decision function and applies the failure policy.

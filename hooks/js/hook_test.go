@@ -48,6 +48,12 @@ func newHook(t testing.TB, script string, cfg Config) (*Hook, *logBuffer) {
 
 var alice = &core.ClientInfo{ID: "dev-1", Username: "alice", Listener: "tcp", Remote: "127.0.0.1:5000", ProtocolVersion: 5}
 
+// failVerdict is what a failed call becomes under on_failure deny:
+// refused with 0x83, and Transient, holding for that call only (the
+// server does not cache a read verdict so made).
+var failVerdict = core.Verdict{Decision: core.DecisionDeny, Code: packets.ImplementationSpecificError,
+	Reason: "js hook failed", Transient: true}
+
 func msg(topic, payload string) *core.Message {
 	return &core.Message{Topic: topic, Payload: []byte(payload), QoS: 1, Origin: "dev-1"}
 }
@@ -123,7 +129,7 @@ function authorizePublish(client, msg) {
 	case "ok": return true;
 	}
 }`, Config{Timeout: 50 * time.Millisecond})
-	fail := core.Deny(packets.ImplementationSpecificError, "js hook failed")
+	fail := failVerdict
 	for _, topic := range []string{"loop", "throw", "repeat", "fill", "pad", "number", "string", "array", "badcode", "typo", "noallow", "recurse", "from", "buffer", "typed"} {
 		h.logged.Store(0) // log every failure here
 		start := time.Now()
@@ -156,8 +162,8 @@ function authorizePublish(client, msg) {
 // With on_failure next, a failed decision is no opinion.
 func TestFailNext(t *testing.T) {
 	h, _ := newHook(t, `function authorizePublish() { throw 1; }`, Config{OnFailure: core.FailNext})
-	if got := h.AuthorizePublish(context.Background(), alice, msg("t", "")); got != core.Next {
-		t.Errorf("%+v, want Pass", got)
+	if got := h.AuthorizePublish(context.Background(), alice, msg("t", "")); got != (core.Verdict{Transient: true}) {
+		t.Errorf("%+v, want Next, Transient", got)
 	}
 }
 

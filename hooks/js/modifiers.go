@@ -18,16 +18,11 @@ func (h *Hook) Publish(_ context.Context, cl *core.ClientInfo, m *core.Message) 
 	return h.modify(fnPublish, cl.ID, m, func(v *vm) goja.Value { return v.client(cl) })
 }
 
-// Deliver implements core.DeliverHook: deliver(subscriber, msg), for one
-// delivery to the client whose ID is subscriber.
+// Deliver implements core.DeliverHook: deliver(client, msg), for one
+// delivery to the subscriber client (a client object, as publish's; in a
+// string context it is its client ID, as the ID string deliver got before).
 func (h *Hook) Deliver(_ context.Context, cl *core.ClientInfo, m *core.Message) core.Verdict {
-	return h.modify(fnDeliver, cl.ID, m, func(v *vm) goja.Value { return v.rt.ToValue(cl.ID) })
-}
-
-// AuthorizeRead implements core.AuthorizeReadHook. The script cannot
-// define it yet: Events never lists it, so the server never calls it.
-func (h *Hook) AuthorizeRead(context.Context, *core.ClientInfo, string) core.Verdict {
-	return core.Next
+	return h.modify(fnDeliver, cl.ID, m, func(v *vm) goja.Value { return v.client(cl) })
 }
 
 // Will implements core.WillHook: will(client, msg), for the will message

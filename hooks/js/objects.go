@@ -24,6 +24,7 @@ func (v *vm) client(cl *core.ClientInfo) goja.Value {
 		v.clients = make(map[*core.ClientInfo]*goja.Object)
 	}
 	o := v.rt.NewDynamicObject(&clientObject{rt: v.rt, cl: cl})
+	_ = o.SetPrototype(v.clientProto)
 	v.clients[cl] = o
 	return o
 }
@@ -47,6 +48,9 @@ func (readOnly) Delete(string) bool          { return false }
 //	clientId, username, listener, remoteAddr, protocolVersion (3, 4 or 5),
 //	cleanStart, certificate ({commonName, subject, dnsNames, emailAddresses}
 //	of a verified TLS client certificate; undefined without one)
+//
+// and, in a string context (String(client), "x" + client, client == "id"),
+// its client ID.
 type clientObject struct {
 	readOnly
 	rt *goja.Runtime

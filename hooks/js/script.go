@@ -22,6 +22,7 @@ const (
 	fnEnhancedAuth
 	fnAuthorizePublish
 	fnAuthorizeSubscribe
+	fnAuthorizeRead
 	fnConnect
 	fnPublish
 	fnDeliver
@@ -56,6 +57,7 @@ var fnSpecs = [numFns]fnSpec{
 	fnEnhancedAuth:       {"enhancedAuth", core.EventEnhancedAuth, ""},
 	fnAuthorizePublish:   {"authorizePublish", core.EventAuthorizePublish, ""},
 	fnAuthorizeSubscribe: {"authorizeSubscribe", core.EventAuthorizeSubscribe, ""},
+	fnAuthorizeRead:      {"authorizeRead", core.EventAuthorizeRead, ""},
 	fnConnect:            {"connect", core.EventConnect, "onConnect"},
 	fnPublish:            {"publish", core.EventPublish, "onPublish"},
 	fnDeliver:            {"deliver", core.EventDeliver, ""},
@@ -169,6 +171,9 @@ func (p *program) findFunctions(probe *vm, log *slog.Logger) error {
 		}
 		p.has[f] = true
 		p.events |= core.Events(s.event)
+	}
+	if p.has[fnDeliver] {
+		probe.warnOldDeliver(p.names[fnDeliver], log)
 	}
 	return nil
 }

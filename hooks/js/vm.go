@@ -60,6 +60,9 @@ type vm struct {
 	// emptied when it reaches maxClients. A ClientInfo does not change
 	// while its connection lives.
 	clients map[*core.ClientInfo]*goja.Object
+	// clientProto is the client objects' prototype, which converts a
+	// client to its client ID (makeClientProto).
+	clientProto *goja.Object
 
 	// mu orders arming and disarming a call against the watchdog's
 	// interrupt, so an interrupt never outlives the call it was for.
@@ -181,9 +184,43 @@ func (v *vm) setGlobals() error {
 	if err := rt.Set("publish", v.publishFn); err != nil {
 		return err
 	}
+	if err := v.makeClientProto(); err != nil {
+		return err
+	}
 	// Nothing a script is handed may be changed by it.
 	_, err := rt.RunString(`Object.freeze(mqtt); Object.freeze(log);`)
 	return err
+}
+
+// makeClientProto makes the client objects' prototype: a client converts
+// to its client ID in a string context (deliver's first argument was the
+// subscriber's ID before it was its client). Symbol.toPrimitive answers
+// the conversion in one native call, where toString alone would take
+// valueOf's first.
+func (v *vm) makeClientProto() error {
+	rt := v.rt
+	id := func(call goja.FunctionCall) goja.Value {
+		if o, ok := call.This.(*goja.Object); ok {
+			if co, ok := o.Export().(*clientObject); ok {
+				return co.Get("clientId")
+			}
+			return o.Get("clientId")
+		}
+		return goja.Undefined()
+	}
+	proto := rt.NewObject()
+	if err := proto.DefineDataPropertySymbol(goja.SymToPrimitive, rt.ToValue(id), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE); err != nil {
+		return err
+	}
+	if err := proto.DefineDataProperty("toString", rt.ToValue(id), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE); err != nil {
+		return err
+	}
+	freeze, _ := goja.AssertFunction(rt.Get("Object").ToObject(rt).Get("freeze"))
+	if _, err := freeze(goja.Undefined(), proto); err != nil {
+		return err
+	}
+	v.clientProto = proto
+	return nil
 }
 
 // scriptLog writes a script's log call: the arguments joined by spaces,

@@ -52,6 +52,15 @@ type Plugin interface {
 	// AuthorizeSubscribe decides whether the client may subscribe to
 	// filter; it may lower *qos.
 	AuthorizeSubscribe(ctx context.Context, c *Client, filter string, qos *byte) Verdict
+	// AuthorizeRead decides whether the subscriber c may receive a
+	// message on topic: it is asked at delivery, for each subscriber a
+	// message is routed to (retained messages sent on subscribe
+	// included), and a Deny drops that one delivery, silently. The broker
+	// caches the verdict per subscriber and topic, so decide from c and
+	// topic alone; the cache is forgotten when the plugin restarts. For a
+	// session restored from storage and not yet resumed, c has only ID
+	// and Username.
+	AuthorizeRead(ctx context.Context, c *Client, topic string) Verdict
 	// Connect decides, after authentication, whether the client may
 	// connect, and may change its policy: policy is as the hooks before
 	// the plugin left it, and the fields the plugin changes change it. A
@@ -61,9 +70,9 @@ type Plugin interface {
 	// Publish may change m (topic, payload, QoS, retain, properties) or
 	// Deny it, which drops it and answers QoS 1/2 with the verdict's code.
 	Publish(ctx context.Context, c *Client, m *Message) Verdict
-	// Deliver may change or Deny one delivery of m to the subscriber
-	// whose client ID is subscriber.
-	Deliver(ctx context.Context, subscriber string, m *Message) Verdict
+	// Deliver may change or Deny one delivery of m to the subscriber c
+	// (as AuthorizeRead's c), after AuthorizeRead allowed it.
+	Deliver(ctx context.Context, c *Client, m *Message) Verdict
 	// Will may change a will message before it is published, or Deny it
 	// to suppress it.
 	Will(ctx context.Context, c *Client, m *Message) Verdict
@@ -116,9 +125,9 @@ type Description struct {
 type Handler struct {
 	Event EventKind
 	Mode  Mode
-	// Topics limits a message event (authorize_publish, publish,
-	// deliver, will, published, dropped, acked, retained) to these topic
-	// filters; empty: every topic.
+	// Topics limits a message event (authorize_publish, authorize_read,
+	// publish, deliver, will, published, dropped, acked, retained) to
+	// these topic filters; empty: every topic.
 	Topics []string
 }
 
@@ -128,8 +137,9 @@ type Mode uint8
 const (
 	// ModeDecision: called synchronously, within the broker's timeout;
 	// its verdict counts. The decisions (authenticate, enhanced_auth,
-	// authorize_publish, authorize_subscribe, connect) and the modifiers
-	// (publish, deliver, will) are handled so, and only so.
+	// authorize_publish, authorize_subscribe, authorize_read, connect)
+	// and the modifiers (publish, deliver, will) are handled so, and only
+	// so.
 	ModeDecision Mode = iota + 1
 	// ModeObserver: told afterwards, in batches, through Observe; the
 	// broker never waits for it, and drops (and counts) events when the
@@ -163,11 +173,12 @@ const (
 	EventStarted            EventKind = 17 // notification
 	EventStopped            EventKind = 18 // notification
 	EventSysTick            EventKind = 19 // notification
+	EventAuthorizeRead      EventKind = 20 // decision
 )
 
 var eventNames = [...]string{"", "authenticate", "authorize_publish", "authorize_subscribe", "connect",
 	"publish", "session", "disconnected", "subscribed", "unsubscribed", "published", "dropped", "acked", "retained",
-	"enhanced_auth", "deliver", "will", "started", "stopped", "sys_tick"}
+	"enhanced_auth", "deliver", "will", "started", "stopped", "sys_tick", "authorize_read"}
 
 // String names the event as the broker's config and logs do
 // (core.Event.String): "authorize_publish", "sys_tick".
@@ -294,7 +305,7 @@ type Stats struct {
 	MessagesOut      int64 // PUBLISH packets sent
 	BytesIn          int64 // payload bytes received
 	BytesOut         int64 // bytes written to connections
-	Dropped          int64 // messages dropped (queue full, expired, too large)
+	Dropped          int64 // messages dropped (queue full, expired, too large, not authorized)
 	Subscriptions    int64
 	Retained         int64
 	RetainedBytes    int64
@@ -303,7 +314,7 @@ type Stats struct {
 	StoreFailures    int64
 	// DroppedBy counts dropped messages by reason, named as the metrics
 	// label them: outbound_queue_full, session_queue_full, expired,
-	// too_large.
+	// too_large, not_authorized.
 	DroppedBy map[string]int64
 	// RefusedBy counts refusals by limit, named as its config key:
 	// max_subscriptions, max_retained_messages, max_retained_bytes.
@@ -380,8 +391,11 @@ func (Base) Connect(context.Context, *Client, *ClientPolicy) Verdict { return Ne
 // Publish implements Plugin.
 func (Base) Publish(context.Context, *Client, *Message) Verdict { return Next }
 
+// AuthorizeRead implements Plugin.
+func (Base) AuthorizeRead(context.Context, *Client, string) Verdict { return Next }
+
 // Deliver implements Plugin.
-func (Base) Deliver(context.Context, string, *Message) Verdict { return Next }
+func (Base) Deliver(context.Context, *Client, *Message) Verdict { return Next }
 
 // Will implements Plugin.
 func (Base) Will(context.Context, *Client, *Message) Verdict { return Next }

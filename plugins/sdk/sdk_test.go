@@ -79,11 +79,18 @@ func (a *acl) Connect(_ context.Context, c *sdk.Client, policy *sdk.ClientPolicy
 	return sdk.Next
 }
 
-func (a *acl) Deliver(_ context.Context, subscriber string, m *sdk.Message) sdk.Verdict {
-	if subscriber == "muted" {
+func (a *acl) AuthorizeRead(_ context.Context, c *sdk.Client, topic string) sdk.Verdict {
+	if strings.HasPrefix(topic, a.prefix) && !strings.HasPrefix(topic, a.prefix+c.Username+"/") {
+		return sdk.Deny(packets.NotAuthorized, "not your topic")
+	}
+	return sdk.Next
+}
+
+func (a *acl) Deliver(_ context.Context, c *sdk.Client, m *sdk.Message) sdk.Verdict {
+	if c.ID == "muted" {
 		return sdk.Deny(packets.NotAuthorized, "muted")
 	}
-	m.Payload = append(m.Payload, []byte(" for "+subscriber)...)
+	m.Payload = append(m.Payload, []byte(" for "+c.Username)...)
 	return sdk.Next
 }
 
@@ -158,10 +165,16 @@ func TestPluginThroughHarness(t *testing.T) {
 	if v, m := h.Publish(alice, sdk.Message{Topic: "t", Payload: []byte("x")}); v != sdk.Next || m.Topic != "stamped/t" || string(m.Payload) != "c1:x" {
 		t.Errorf("publish: %+v %+v", v, m)
 	}
-	if v, m := h.Deliver("bob", sdk.Message{Topic: "t", Payload: []byte("x")}); v != sdk.Next || string(m.Payload) != "x for bob" {
+	if v := h.AuthorizeRead(alice, "users/alice/t"); v != sdk.Next {
+		t.Errorf("read own topic: %+v", v)
+	}
+	if v := h.AuthorizeRead(alice, "users/bob/t"); v != sdk.Deny(packets.NotAuthorized, "not your topic") {
+		t.Errorf("read other's topic: %+v", v)
+	}
+	if v, m := h.Deliver(sdk.Client{ID: "c2", Username: "bob"}, sdk.Message{Topic: "t", Payload: []byte("x")}); v != sdk.Next || string(m.Payload) != "x for bob" {
 		t.Errorf("deliver: %+v %+v", v, m)
 	}
-	if v, _ := h.Deliver("muted", sdk.Message{Topic: "t"}); v.Decision != sdk.DecisionDeny {
+	if v, _ := h.Deliver(sdk.Client{ID: "muted"}, sdk.Message{Topic: "t"}); v.Decision != sdk.DecisionDeny {
 		t.Errorf("deliver to muted: %+v", v)
 	}
 	if v, m := h.Will(alice, sdk.Message{Topic: "gone"}); v != sdk.Next || m.Topic != "wills/c1" {

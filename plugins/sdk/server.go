@@ -212,6 +212,11 @@ func (s *server) AuthorizeSubscribe(ctx context.Context, req *pluginv1.Subscribe
 	return out, nil
 }
 
+func (s *server) AuthorizeRead(ctx context.Context, req *pluginv1.ReadRequest) (v *pluginv1.Verdict, err error) {
+	defer s.guard("AuthorizeRead", &err)
+	return toVerdict(s.p.AuthorizeRead(ctx, clientOf(req.GetClient()), req.GetTopic())), nil
+}
+
 func (s *server) Connect(ctx context.Context, req *pluginv1.ConnectRequest) (r *pluginv1.ConnectResult, err error) {
 	defer s.guard("Connect", &err)
 	given := PolicyOf(req.GetPolicy())
@@ -231,7 +236,7 @@ func (s *server) Publish(ctx context.Context, req *pluginv1.MessageRequest) (r *
 func (s *server) Deliver(ctx context.Context, req *pluginv1.DeliverRequest) (r *pluginv1.PublishResult, err error) {
 	defer s.guard("Deliver", &err)
 	m := messageOf(req.GetMessage())
-	vd := s.p.Deliver(ctx, req.GetSubscriber(), m)
+	vd := s.p.Deliver(ctx, subscriberOf(req), m)
 	return &pluginv1.PublishResult{Verdict: toVerdict(vd), Message: MessageProto(m)}, nil
 }
 
@@ -325,6 +330,15 @@ func clientOf(c *pluginv1.Client) *Client {
 	return &Client{ID: c.GetId(), Username: c.GetUsername(), Remote: c.GetRemote(), Listener: c.GetListener(),
 		ProtocolVersion: byte(c.GetProtocolVersion()), CleanStart: c.GetCleanStart(),
 		CertCommonName: c.GetCertCommonName(), CertDNSNames: c.GetCertDnsNames()}
+}
+
+// subscriberOf is a delivery's subscriber: the client the broker sent, or,
+// from a broker older than DeliverRequest's client, one with the ID only.
+func subscriberOf(req *pluginv1.DeliverRequest) *Client {
+	if c := req.GetClient(); c != nil {
+		return clientOf(c)
+	}
+	return &Client{ID: req.GetSubscriber()}
 }
 
 func messageOf(m *pluginv1.Message) *Message {

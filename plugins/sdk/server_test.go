@@ -1,10 +1,32 @@
 package sdk
 
 import (
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vanemq/vanemq/plugins/proto/pluginv1"
 )
+
+// Deliver's subscriber is the client the broker sends; a broker from
+// before DeliverRequest had it sends the ID only, which the plugin gets
+// as a client with that ID.
+func TestSubscriberOf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		req  *pluginv1.DeliverRequest
+		want *Client
+	}{
+		{"client", &pluginv1.DeliverRequest{Subscriber: "s1", Client: &pluginv1.Client{Id: "s1", Username: "alice", ProtocolVersion: 5}},
+			&Client{ID: "s1", Username: "alice", ProtocolVersion: 5}},
+		{"old broker: the ID only", &pluginv1.DeliverRequest{Subscriber: "s1"}, &Client{ID: "s1"}},
+	} {
+		if got := subscriberOf(tc.req); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
 
 func TestBrokerPID(t *testing.T) {
 	for _, tc := range []struct {

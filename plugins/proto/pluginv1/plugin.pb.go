@@ -2,13 +2,13 @@
 // It mirrors the Go hook contract (core.Hook) event for event: each of the
 // pipeline's events has an Event value here (plugins.WireEvent maps them,
 // and a test checks that none is missing). The decisions (Authenticate,
-// EnhancedAuth, AuthorizePublish, AuthorizeSubscribe, Connect) and the
-// modifiers (Publish, Deliver, Will) are RPCs, called synchronously within
-// the broker's timeout, with the context the Go hook gets (a call is
-// cancelled when that context ends: the broker stops, say); they carry
-// what the Go hook may change (the QoS granted, the client's policy, the
-// message, the AUTH step's response). Notifications are observed: sent
-// afterwards, in batches, on the Observe stream.
+// EnhancedAuth, AuthorizePublish, AuthorizeSubscribe, AuthorizeRead,
+// Connect) and the modifiers (Publish, Deliver, Will) are RPCs, called
+// synchronously within the broker's timeout, with the context the Go hook
+// gets (a call is cancelled when that context ends: the broker stops,
+// say); they carry what the Go hook may change (the QoS granted, the
+// client's policy, the message, the AUTH step's response). Notifications
+// are observed: sent afterwards, in batches, on the Observe stream.
 // Plugin authors use github.com/vanemq/vanemq/plugins/sdk and never this
 // package directly.
 //
@@ -66,6 +66,7 @@ const (
 	Event_EVENT_STARTED             Event = 17
 	Event_EVENT_STOPPED             Event = 18
 	Event_EVENT_SYS_TICK            Event = 19
+	Event_EVENT_AUTHORIZE_READ      Event = 20
 )
 
 // Enum value maps for Event.
@@ -91,6 +92,7 @@ var (
 		17: "EVENT_STARTED",
 		18: "EVENT_STOPPED",
 		19: "EVENT_SYS_TICK",
+		20: "EVENT_AUTHORIZE_READ",
 	}
 	Event_value = map[string]int32{
 		"EVENT_UNSPECIFIED":         0,
@@ -113,6 +115,7 @@ var (
 		"EVENT_STARTED":             17,
 		"EVENT_STOPPED":             18,
 		"EVENT_SYS_TICK":            19,
+		"EVENT_AUTHORIZE_READ":      20,
 	}
 )
 
@@ -147,8 +150,9 @@ func (Event) EnumDescriptor() ([]byte, []int) {
 // synchronously, within the configured timeout; an observer gets the event
 // later, in a batch on the Observe stream, and can change nothing. The
 // decisions and modifiers (authenticate, enhanced_auth, authorize_publish,
-// authorize_subscribe, connect, publish, deliver, will) are MODE_DECISION
-// only; the notifications (the others) MODE_OBSERVER only.
+// authorize_subscribe, authorize_read, connect, publish, deliver, will)
+// are MODE_DECISION only; the notifications (the others) MODE_OBSERVER
+// only.
 type Mode int32
 
 const (
@@ -1402,9 +1406,13 @@ func (x *MessageRequest) GetMessage() *Message {
 
 type DeliverRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// subscriber is the client ID of the subscriber the message goes to.
-	Subscriber    string   `protobuf:"bytes,1,opt,name=subscriber,proto3" json:"subscriber,omitempty"`
-	Message       *Message `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// subscriber is the client ID of the subscriber the message goes to
+	// (client's id: kept for plugins built before client was added).
+	Subscriber string   `protobuf:"bytes,1,opt,name=subscriber,proto3" json:"subscriber,omitempty"`
+	Message    *Message `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// client is the subscriber: its last connection, or, for a session
+	// restored from storage and not yet resumed, only its id and username.
+	Client        *Client `protobuf:"bytes,3,opt,name=client,proto3" json:"client,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1453,6 +1461,67 @@ func (x *DeliverRequest) GetMessage() *Message {
 	return nil
 }
 
+func (x *DeliverRequest) GetClient() *Client {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+// ReadRequest asks whether client may receive a message on topic.
+type ReadRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client is the subscriber, as DeliverRequest's client.
+	Client        *Client `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	Topic         string  `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadRequest) Reset() {
+	*x = ReadRequest{}
+	mi := &file_plugin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadRequest) ProtoMessage() {}
+
+func (x *ReadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
+func (*ReadRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ReadRequest) GetClient() *Client {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+func (x *ReadRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
 type SubscribeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Client        *Client                `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
@@ -1464,7 +1533,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1545,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1558,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SubscribeRequest) GetClient() *Client {
@@ -1524,7 +1593,7 @@ type SubscribeVerdict struct {
 
 func (x *SubscribeVerdict) Reset() {
 	*x = SubscribeVerdict{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1536,7 +1605,7 @@ func (x *SubscribeVerdict) String() string {
 func (*SubscribeVerdict) ProtoMessage() {}
 
 func (x *SubscribeVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1549,7 +1618,7 @@ func (x *SubscribeVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeVerdict.ProtoReflect.Descriptor instead.
 func (*SubscribeVerdict) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SubscribeVerdict) GetVerdict() *Verdict {
@@ -1579,7 +1648,7 @@ type PublishResult struct {
 
 func (x *PublishResult) Reset() {
 	*x = PublishResult{}
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1660,7 @@ func (x *PublishResult) String() string {
 func (*PublishResult) ProtoMessage() {}
 
 func (x *PublishResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1673,7 @@ func (x *PublishResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResult.ProtoReflect.Descriptor instead.
 func (*PublishResult) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{20}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PublishResult) GetVerdict() *Verdict {
@@ -1646,7 +1715,7 @@ type ObservedEvent struct {
 
 func (x *ObservedEvent) Reset() {
 	*x = ObservedEvent{}
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1727,7 @@ func (x *ObservedEvent) String() string {
 func (*ObservedEvent) ProtoMessage() {}
 
 func (x *ObservedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1740,7 @@ func (x *ObservedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedEvent.ProtoReflect.Descriptor instead.
 func (*ObservedEvent) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{21}
+	return file_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ObservedEvent) GetEvent() Event {
@@ -1762,7 +1831,8 @@ type Stats struct {
 	HookEventsLost   int64                  `protobuf:"varint,13,opt,name=hook_events_lost,json=hookEventsLost,proto3" json:"hook_events_lost,omitempty"`
 	StoreFailures    int64                  `protobuf:"varint,14,opt,name=store_failures,json=storeFailures,proto3" json:"store_failures,omitempty"`
 	// dropped_by counts dropped messages by reason, as the metrics label
-	// them (outbound_queue_full, session_queue_full, expired, too_large).
+	// them (outbound_queue_full, session_queue_full, expired, too_large,
+	// not_authorized).
 	DroppedBy map[string]int64 `protobuf:"bytes,15,rep,name=dropped_by,json=droppedBy,proto3" json:"dropped_by,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// refused_by counts refusals by limit, named as its config key
 	// (max_subscriptions, max_retained_messages, max_retained_bytes).
@@ -1778,7 +1848,7 @@ type Stats struct {
 
 func (x *Stats) Reset() {
 	*x = Stats{}
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +1860,7 @@ func (x *Stats) String() string {
 func (*Stats) ProtoMessage() {}
 
 func (x *Stats) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +1873,7 @@ func (x *Stats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stats.ProtoReflect.Descriptor instead.
 func (*Stats) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{22}
+	return file_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Stats) GetClientsConnected() int64 {
@@ -1958,7 +2028,7 @@ type EventBatch struct {
 
 func (x *EventBatch) Reset() {
 	*x = EventBatch{}
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2040,7 @@ func (x *EventBatch) String() string {
 func (*EventBatch) ProtoMessage() {}
 
 func (x *EventBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2053,7 @@ func (x *EventBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
 func (*EventBatch) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{23}
+	return file_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EventBatch) GetEvents() []*ObservedEvent {
@@ -2009,7 +2079,7 @@ type ObserveSummary struct {
 
 func (x *ObserveSummary) Reset() {
 	*x = ObserveSummary{}
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2091,7 @@ func (x *ObserveSummary) String() string {
 func (*ObserveSummary) ProtoMessage() {}
 
 func (x *ObserveSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2104,7 @@ func (x *ObserveSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObserveSummary.ProtoReflect.Descriptor instead.
 func (*ObserveSummary) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{24}
+	return file_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ObserveSummary) GetReceived() uint64 {
@@ -2052,7 +2122,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2134,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2147,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{25}
+	return file_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 type HealthReply struct {
@@ -2088,7 +2158,7 @@ type HealthReply struct {
 
 func (x *HealthReply) Reset() {
 	*x = HealthReply{}
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2170,7 @@ func (x *HealthReply) String() string {
 func (*HealthReply) ProtoMessage() {}
 
 func (x *HealthReply) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2183,7 @@ func (x *HealthReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthReply.ProtoReflect.Descriptor instead.
 func (*HealthReply) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{26}
+	return file_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 type HostPublishRequest struct {
@@ -2125,7 +2195,7 @@ type HostPublishRequest struct {
 
 func (x *HostPublishRequest) Reset() {
 	*x = HostPublishRequest{}
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2207,7 @@ func (x *HostPublishRequest) String() string {
 func (*HostPublishRequest) ProtoMessage() {}
 
 func (x *HostPublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2220,7 @@ func (x *HostPublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostPublishRequest.ProtoReflect.Descriptor instead.
 func (*HostPublishRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{27}
+	return file_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HostPublishRequest) GetMessage() *Message {
@@ -2173,7 +2243,7 @@ type HostDisconnectRequest struct {
 
 func (x *HostDisconnectRequest) Reset() {
 	*x = HostDisconnectRequest{}
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2255,7 @@ func (x *HostDisconnectRequest) String() string {
 func (*HostDisconnectRequest) ProtoMessage() {}
 
 func (x *HostDisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2268,7 @@ func (x *HostDisconnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostDisconnectRequest.ProtoReflect.Descriptor instead.
 func (*HostDisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{28}
+	return file_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HostDisconnectRequest) GetClientId() string {
@@ -2232,7 +2302,7 @@ type HostReply struct {
 
 func (x *HostReply) Reset() {
 	*x = HostReply{}
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2244,7 +2314,7 @@ func (x *HostReply) String() string {
 func (*HostReply) ProtoMessage() {}
 
 func (x *HostReply) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2257,7 +2327,7 @@ func (x *HostReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostReply.ProtoReflect.Descriptor instead.
 func (*HostReply) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{29}
+	return file_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HostReply) GetError() string {
@@ -2366,12 +2436,16 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06policy\x18\x04 \x01(\v2\x1e.vanemq.plugin.v1.ClientPolicyR\x06policy\"w\n" +
 	"\x0eMessageRequest\x120\n" +
 	"\x06client\x18\x01 \x01(\v2\x18.vanemq.plugin.v1.ClientR\x06client\x123\n" +
-	"\amessage\x18\x02 \x01(\v2\x19.vanemq.plugin.v1.MessageR\amessage\"e\n" +
+	"\amessage\x18\x02 \x01(\v2\x19.vanemq.plugin.v1.MessageR\amessage\"\x97\x01\n" +
 	"\x0eDeliverRequest\x12\x1e\n" +
 	"\n" +
 	"subscriber\x18\x01 \x01(\tR\n" +
 	"subscriber\x123\n" +
-	"\amessage\x18\x02 \x01(\v2\x19.vanemq.plugin.v1.MessageR\amessage\"n\n" +
+	"\amessage\x18\x02 \x01(\v2\x19.vanemq.plugin.v1.MessageR\amessage\x120\n" +
+	"\x06client\x18\x03 \x01(\v2\x18.vanemq.plugin.v1.ClientR\x06client\"U\n" +
+	"\vReadRequest\x120\n" +
+	"\x06client\x18\x01 \x01(\v2\x18.vanemq.plugin.v1.ClientR\x06client\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\"n\n" +
 	"\x10SubscribeRequest\x120\n" +
 	"\x06client\x18\x01 \x01(\v2\x18.vanemq.plugin.v1.ClientR\x06client\x12\x16\n" +
 	"\x06filter\x18\x02 \x01(\tR\x06filter\x12\x10\n" +
@@ -2442,7 +2516,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"!\n" +
 	"\tHostReply\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05error*\xb4\x03\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error*\xce\x03\n" +
 	"\x05Event\x12\x15\n" +
 	"\x11EVENT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_AUTHENTICATE\x10\x01\x12\x1b\n" +
@@ -2465,7 +2539,8 @@ const file_plugin_proto_rawDesc = "" +
 	"EVENT_WILL\x10\x10\x12\x11\n" +
 	"\rEVENT_STARTED\x10\x11\x12\x11\n" +
 	"\rEVENT_STOPPED\x10\x12\x12\x12\n" +
-	"\x0eEVENT_SYS_TICK\x10\x13*B\n" +
+	"\x0eEVENT_SYS_TICK\x10\x13\x12\x18\n" +
+	"\x14EVENT_AUTHORIZE_READ\x10\x14*B\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rMODE_DECISION\x10\x01\x12\x11\n" +
@@ -2473,13 +2548,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\bDecision\x12\x11\n" +
 	"\rDECISION_NEXT\x10\x00\x12\x12\n" +
 	"\x0eDECISION_ALLOW\x10\x01\x12\x11\n" +
-	"\rDECISION_DENY\x10\x022\xf8\x06\n" +
+	"\rDECISION_DENY\x10\x022\xc3\a\n" +
 	"\x06Plugin\x12L\n" +
 	"\bDescribe\x12!.vanemq.plugin.v1.DescribeRequest\x1a\x1d.vanemq.plugin.v1.Description\x12P\n" +
 	"\fAuthenticate\x12%.vanemq.plugin.v1.AuthenticateRequest\x1a\x19.vanemq.plugin.v1.Verdict\x12S\n" +
 	"\fEnhancedAuth\x12!.vanemq.plugin.v1.AuthStepRequest\x1a .vanemq.plugin.v1.AuthStepResult\x12O\n" +
 	"\x10AuthorizePublish\x12 .vanemq.plugin.v1.MessageRequest\x1a\x19.vanemq.plugin.v1.Verdict\x12\\\n" +
-	"\x12AuthorizeSubscribe\x12\".vanemq.plugin.v1.SubscribeRequest\x1a\".vanemq.plugin.v1.SubscribeVerdict\x12L\n" +
+	"\x12AuthorizeSubscribe\x12\".vanemq.plugin.v1.SubscribeRequest\x1a\".vanemq.plugin.v1.SubscribeVerdict\x12I\n" +
+	"\rAuthorizeRead\x12\x1d.vanemq.plugin.v1.ReadRequest\x1a\x19.vanemq.plugin.v1.Verdict\x12L\n" +
 	"\aConnect\x12 .vanemq.plugin.v1.ConnectRequest\x1a\x1f.vanemq.plugin.v1.ConnectResult\x12L\n" +
 	"\aPublish\x12 .vanemq.plugin.v1.MessageRequest\x1a\x1f.vanemq.plugin.v1.PublishResult\x12L\n" +
 	"\aDeliver\x12 .vanemq.plugin.v1.DeliverRequest\x1a\x1f.vanemq.plugin.v1.PublishResult\x12I\n" +
@@ -2504,7 +2580,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_plugin_proto_goTypes = []any{
 	(Event)(0),                    // 0: vanemq.plugin.v1.Event
 	(Mode)(0),                     // 1: vanemq.plugin.v1.Mode
@@ -2527,20 +2603,21 @@ var file_plugin_proto_goTypes = []any{
 	(*ConnectResult)(nil),         // 18: vanemq.plugin.v1.ConnectResult
 	(*MessageRequest)(nil),        // 19: vanemq.plugin.v1.MessageRequest
 	(*DeliverRequest)(nil),        // 20: vanemq.plugin.v1.DeliverRequest
-	(*SubscribeRequest)(nil),      // 21: vanemq.plugin.v1.SubscribeRequest
-	(*SubscribeVerdict)(nil),      // 22: vanemq.plugin.v1.SubscribeVerdict
-	(*PublishResult)(nil),         // 23: vanemq.plugin.v1.PublishResult
-	(*ObservedEvent)(nil),         // 24: vanemq.plugin.v1.ObservedEvent
-	(*Stats)(nil),                 // 25: vanemq.plugin.v1.Stats
-	(*EventBatch)(nil),            // 26: vanemq.plugin.v1.EventBatch
-	(*ObserveSummary)(nil),        // 27: vanemq.plugin.v1.ObserveSummary
-	(*HealthRequest)(nil),         // 28: vanemq.plugin.v1.HealthRequest
-	(*HealthReply)(nil),           // 29: vanemq.plugin.v1.HealthReply
-	(*HostPublishRequest)(nil),    // 30: vanemq.plugin.v1.HostPublishRequest
-	(*HostDisconnectRequest)(nil), // 31: vanemq.plugin.v1.HostDisconnectRequest
-	(*HostReply)(nil),             // 32: vanemq.plugin.v1.HostReply
-	nil,                           // 33: vanemq.plugin.v1.Stats.DroppedByEntry
-	nil,                           // 34: vanemq.plugin.v1.Stats.RefusedByEntry
+	(*ReadRequest)(nil),           // 21: vanemq.plugin.v1.ReadRequest
+	(*SubscribeRequest)(nil),      // 22: vanemq.plugin.v1.SubscribeRequest
+	(*SubscribeVerdict)(nil),      // 23: vanemq.plugin.v1.SubscribeVerdict
+	(*PublishResult)(nil),         // 24: vanemq.plugin.v1.PublishResult
+	(*ObservedEvent)(nil),         // 25: vanemq.plugin.v1.ObservedEvent
+	(*Stats)(nil),                 // 26: vanemq.plugin.v1.Stats
+	(*EventBatch)(nil),            // 27: vanemq.plugin.v1.EventBatch
+	(*ObserveSummary)(nil),        // 28: vanemq.plugin.v1.ObserveSummary
+	(*HealthRequest)(nil),         // 29: vanemq.plugin.v1.HealthRequest
+	(*HealthReply)(nil),           // 30: vanemq.plugin.v1.HealthReply
+	(*HostPublishRequest)(nil),    // 31: vanemq.plugin.v1.HostPublishRequest
+	(*HostDisconnectRequest)(nil), // 32: vanemq.plugin.v1.HostDisconnectRequest
+	(*HostReply)(nil),             // 33: vanemq.plugin.v1.HostReply
+	nil,                           // 34: vanemq.plugin.v1.Stats.DroppedByEntry
+	nil,                           // 35: vanemq.plugin.v1.Stats.RefusedByEntry
 }
 var file_plugin_proto_depIdxs = []int32{
 	5,  // 0: vanemq.plugin.v1.Description.handlers:type_name -> vanemq.plugin.v1.Handler
@@ -2562,49 +2639,53 @@ var file_plugin_proto_depIdxs = []int32{
 	6,  // 16: vanemq.plugin.v1.MessageRequest.client:type_name -> vanemq.plugin.v1.Client
 	10, // 17: vanemq.plugin.v1.MessageRequest.message:type_name -> vanemq.plugin.v1.Message
 	10, // 18: vanemq.plugin.v1.DeliverRequest.message:type_name -> vanemq.plugin.v1.Message
-	6,  // 19: vanemq.plugin.v1.SubscribeRequest.client:type_name -> vanemq.plugin.v1.Client
-	11, // 20: vanemq.plugin.v1.SubscribeVerdict.verdict:type_name -> vanemq.plugin.v1.Verdict
-	11, // 21: vanemq.plugin.v1.PublishResult.verdict:type_name -> vanemq.plugin.v1.Verdict
-	10, // 22: vanemq.plugin.v1.PublishResult.message:type_name -> vanemq.plugin.v1.Message
-	0,  // 23: vanemq.plugin.v1.ObservedEvent.event:type_name -> vanemq.plugin.v1.Event
-	6,  // 24: vanemq.plugin.v1.ObservedEvent.client:type_name -> vanemq.plugin.v1.Client
-	10, // 25: vanemq.plugin.v1.ObservedEvent.message:type_name -> vanemq.plugin.v1.Message
-	25, // 26: vanemq.plugin.v1.ObservedEvent.stats:type_name -> vanemq.plugin.v1.Stats
-	33, // 27: vanemq.plugin.v1.Stats.dropped_by:type_name -> vanemq.plugin.v1.Stats.DroppedByEntry
-	34, // 28: vanemq.plugin.v1.Stats.refused_by:type_name -> vanemq.plugin.v1.Stats.RefusedByEntry
-	24, // 29: vanemq.plugin.v1.EventBatch.events:type_name -> vanemq.plugin.v1.ObservedEvent
-	10, // 30: vanemq.plugin.v1.HostPublishRequest.message:type_name -> vanemq.plugin.v1.Message
-	3,  // 31: vanemq.plugin.v1.Plugin.Describe:input_type -> vanemq.plugin.v1.DescribeRequest
-	12, // 32: vanemq.plugin.v1.Plugin.Authenticate:input_type -> vanemq.plugin.v1.AuthenticateRequest
-	14, // 33: vanemq.plugin.v1.Plugin.EnhancedAuth:input_type -> vanemq.plugin.v1.AuthStepRequest
-	19, // 34: vanemq.plugin.v1.Plugin.AuthorizePublish:input_type -> vanemq.plugin.v1.MessageRequest
-	21, // 35: vanemq.plugin.v1.Plugin.AuthorizeSubscribe:input_type -> vanemq.plugin.v1.SubscribeRequest
-	17, // 36: vanemq.plugin.v1.Plugin.Connect:input_type -> vanemq.plugin.v1.ConnectRequest
-	19, // 37: vanemq.plugin.v1.Plugin.Publish:input_type -> vanemq.plugin.v1.MessageRequest
-	20, // 38: vanemq.plugin.v1.Plugin.Deliver:input_type -> vanemq.plugin.v1.DeliverRequest
-	19, // 39: vanemq.plugin.v1.Plugin.Will:input_type -> vanemq.plugin.v1.MessageRequest
-	26, // 40: vanemq.plugin.v1.Plugin.Observe:input_type -> vanemq.plugin.v1.EventBatch
-	28, // 41: vanemq.plugin.v1.Plugin.Health:input_type -> vanemq.plugin.v1.HealthRequest
-	30, // 42: vanemq.plugin.v1.Host.Publish:input_type -> vanemq.plugin.v1.HostPublishRequest
-	31, // 43: vanemq.plugin.v1.Host.Disconnect:input_type -> vanemq.plugin.v1.HostDisconnectRequest
-	4,  // 44: vanemq.plugin.v1.Plugin.Describe:output_type -> vanemq.plugin.v1.Description
-	11, // 45: vanemq.plugin.v1.Plugin.Authenticate:output_type -> vanemq.plugin.v1.Verdict
-	15, // 46: vanemq.plugin.v1.Plugin.EnhancedAuth:output_type -> vanemq.plugin.v1.AuthStepResult
-	11, // 47: vanemq.plugin.v1.Plugin.AuthorizePublish:output_type -> vanemq.plugin.v1.Verdict
-	22, // 48: vanemq.plugin.v1.Plugin.AuthorizeSubscribe:output_type -> vanemq.plugin.v1.SubscribeVerdict
-	18, // 49: vanemq.plugin.v1.Plugin.Connect:output_type -> vanemq.plugin.v1.ConnectResult
-	23, // 50: vanemq.plugin.v1.Plugin.Publish:output_type -> vanemq.plugin.v1.PublishResult
-	23, // 51: vanemq.plugin.v1.Plugin.Deliver:output_type -> vanemq.plugin.v1.PublishResult
-	23, // 52: vanemq.plugin.v1.Plugin.Will:output_type -> vanemq.plugin.v1.PublishResult
-	27, // 53: vanemq.plugin.v1.Plugin.Observe:output_type -> vanemq.plugin.v1.ObserveSummary
-	29, // 54: vanemq.plugin.v1.Plugin.Health:output_type -> vanemq.plugin.v1.HealthReply
-	32, // 55: vanemq.plugin.v1.Host.Publish:output_type -> vanemq.plugin.v1.HostReply
-	32, // 56: vanemq.plugin.v1.Host.Disconnect:output_type -> vanemq.plugin.v1.HostReply
-	44, // [44:57] is the sub-list for method output_type
-	31, // [31:44] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	6,  // 19: vanemq.plugin.v1.DeliverRequest.client:type_name -> vanemq.plugin.v1.Client
+	6,  // 20: vanemq.plugin.v1.ReadRequest.client:type_name -> vanemq.plugin.v1.Client
+	6,  // 21: vanemq.plugin.v1.SubscribeRequest.client:type_name -> vanemq.plugin.v1.Client
+	11, // 22: vanemq.plugin.v1.SubscribeVerdict.verdict:type_name -> vanemq.plugin.v1.Verdict
+	11, // 23: vanemq.plugin.v1.PublishResult.verdict:type_name -> vanemq.plugin.v1.Verdict
+	10, // 24: vanemq.plugin.v1.PublishResult.message:type_name -> vanemq.plugin.v1.Message
+	0,  // 25: vanemq.plugin.v1.ObservedEvent.event:type_name -> vanemq.plugin.v1.Event
+	6,  // 26: vanemq.plugin.v1.ObservedEvent.client:type_name -> vanemq.plugin.v1.Client
+	10, // 27: vanemq.plugin.v1.ObservedEvent.message:type_name -> vanemq.plugin.v1.Message
+	26, // 28: vanemq.plugin.v1.ObservedEvent.stats:type_name -> vanemq.plugin.v1.Stats
+	34, // 29: vanemq.plugin.v1.Stats.dropped_by:type_name -> vanemq.plugin.v1.Stats.DroppedByEntry
+	35, // 30: vanemq.plugin.v1.Stats.refused_by:type_name -> vanemq.plugin.v1.Stats.RefusedByEntry
+	25, // 31: vanemq.plugin.v1.EventBatch.events:type_name -> vanemq.plugin.v1.ObservedEvent
+	10, // 32: vanemq.plugin.v1.HostPublishRequest.message:type_name -> vanemq.plugin.v1.Message
+	3,  // 33: vanemq.plugin.v1.Plugin.Describe:input_type -> vanemq.plugin.v1.DescribeRequest
+	12, // 34: vanemq.plugin.v1.Plugin.Authenticate:input_type -> vanemq.plugin.v1.AuthenticateRequest
+	14, // 35: vanemq.plugin.v1.Plugin.EnhancedAuth:input_type -> vanemq.plugin.v1.AuthStepRequest
+	19, // 36: vanemq.plugin.v1.Plugin.AuthorizePublish:input_type -> vanemq.plugin.v1.MessageRequest
+	22, // 37: vanemq.plugin.v1.Plugin.AuthorizeSubscribe:input_type -> vanemq.plugin.v1.SubscribeRequest
+	21, // 38: vanemq.plugin.v1.Plugin.AuthorizeRead:input_type -> vanemq.plugin.v1.ReadRequest
+	17, // 39: vanemq.plugin.v1.Plugin.Connect:input_type -> vanemq.plugin.v1.ConnectRequest
+	19, // 40: vanemq.plugin.v1.Plugin.Publish:input_type -> vanemq.plugin.v1.MessageRequest
+	20, // 41: vanemq.plugin.v1.Plugin.Deliver:input_type -> vanemq.plugin.v1.DeliverRequest
+	19, // 42: vanemq.plugin.v1.Plugin.Will:input_type -> vanemq.plugin.v1.MessageRequest
+	27, // 43: vanemq.plugin.v1.Plugin.Observe:input_type -> vanemq.plugin.v1.EventBatch
+	29, // 44: vanemq.plugin.v1.Plugin.Health:input_type -> vanemq.plugin.v1.HealthRequest
+	31, // 45: vanemq.plugin.v1.Host.Publish:input_type -> vanemq.plugin.v1.HostPublishRequest
+	32, // 46: vanemq.plugin.v1.Host.Disconnect:input_type -> vanemq.plugin.v1.HostDisconnectRequest
+	4,  // 47: vanemq.plugin.v1.Plugin.Describe:output_type -> vanemq.plugin.v1.Description
+	11, // 48: vanemq.plugin.v1.Plugin.Authenticate:output_type -> vanemq.plugin.v1.Verdict
+	15, // 49: vanemq.plugin.v1.Plugin.EnhancedAuth:output_type -> vanemq.plugin.v1.AuthStepResult
+	11, // 50: vanemq.plugin.v1.Plugin.AuthorizePublish:output_type -> vanemq.plugin.v1.Verdict
+	23, // 51: vanemq.plugin.v1.Plugin.AuthorizeSubscribe:output_type -> vanemq.plugin.v1.SubscribeVerdict
+	11, // 52: vanemq.plugin.v1.Plugin.AuthorizeRead:output_type -> vanemq.plugin.v1.Verdict
+	18, // 53: vanemq.plugin.v1.Plugin.Connect:output_type -> vanemq.plugin.v1.ConnectResult
+	24, // 54: vanemq.plugin.v1.Plugin.Publish:output_type -> vanemq.plugin.v1.PublishResult
+	24, // 55: vanemq.plugin.v1.Plugin.Deliver:output_type -> vanemq.plugin.v1.PublishResult
+	24, // 56: vanemq.plugin.v1.Plugin.Will:output_type -> vanemq.plugin.v1.PublishResult
+	28, // 57: vanemq.plugin.v1.Plugin.Observe:output_type -> vanemq.plugin.v1.ObserveSummary
+	30, // 58: vanemq.plugin.v1.Plugin.Health:output_type -> vanemq.plugin.v1.HealthReply
+	33, // 59: vanemq.plugin.v1.Host.Publish:output_type -> vanemq.plugin.v1.HostReply
+	33, // 60: vanemq.plugin.v1.Host.Disconnect:output_type -> vanemq.plugin.v1.HostReply
+	47, // [47:61] is the sub-list for method output_type
+	33, // [33:47] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2614,14 +2695,14 @@ func file_plugin_proto_init() {
 	}
 	file_plugin_proto_msgTypes[6].OneofWrappers = []any{}
 	file_plugin_proto_msgTypes[13].OneofWrappers = []any{}
-	file_plugin_proto_msgTypes[19].OneofWrappers = []any{}
+	file_plugin_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

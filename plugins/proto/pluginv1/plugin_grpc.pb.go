@@ -2,13 +2,13 @@
 // It mirrors the Go hook contract (core.Hook) event for event: each of the
 // pipeline's events has an Event value here (plugins.WireEvent maps them,
 // and a test checks that none is missing). The decisions (Authenticate,
-// EnhancedAuth, AuthorizePublish, AuthorizeSubscribe, Connect) and the
-// modifiers (Publish, Deliver, Will) are RPCs, called synchronously within
-// the broker's timeout, with the context the Go hook gets (a call is
-// cancelled when that context ends: the broker stops, say); they carry
-// what the Go hook may change (the QoS granted, the client's policy, the
-// message, the AUTH step's response). Notifications are observed: sent
-// afterwards, in batches, on the Observe stream.
+// EnhancedAuth, AuthorizePublish, AuthorizeSubscribe, AuthorizeRead,
+// Connect) and the modifiers (Publish, Deliver, Will) are RPCs, called
+// synchronously within the broker's timeout, with the context the Go hook
+// gets (a call is cancelled when that context ends: the broker stops,
+// say); they carry what the Go hook may change (the QoS granted, the
+// client's policy, the message, the AUTH step's response). Notifications
+// are observed: sent afterwards, in batches, on the Observe stream.
 // Plugin authors use github.com/vanemq/vanemq/plugins/sdk and never this
 // package directly.
 //
@@ -44,6 +44,7 @@ const (
 	Plugin_EnhancedAuth_FullMethodName       = "/vanemq.plugin.v1.Plugin/EnhancedAuth"
 	Plugin_AuthorizePublish_FullMethodName   = "/vanemq.plugin.v1.Plugin/AuthorizePublish"
 	Plugin_AuthorizeSubscribe_FullMethodName = "/vanemq.plugin.v1.Plugin/AuthorizeSubscribe"
+	Plugin_AuthorizeRead_FullMethodName      = "/vanemq.plugin.v1.Plugin/AuthorizeRead"
 	Plugin_Connect_FullMethodName            = "/vanemq.plugin.v1.Plugin/Connect"
 	Plugin_Publish_FullMethodName            = "/vanemq.plugin.v1.Plugin/Publish"
 	Plugin_Deliver_FullMethodName            = "/vanemq.plugin.v1.Plugin/Deliver"
@@ -66,6 +67,11 @@ type PluginClient interface {
 	EnhancedAuth(ctx context.Context, in *AuthStepRequest, opts ...grpc.CallOption) (*AuthStepResult, error)
 	AuthorizePublish(ctx context.Context, in *MessageRequest, opts ...grpc.CallOption) (*Verdict, error)
 	AuthorizeSubscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (*SubscribeVerdict, error)
+	// AuthorizeRead decides whether a subscriber may receive a message on
+	// a topic, at delivery; the broker caches the verdict per subscriber
+	// and topic (not when the call failed) until it is told that what the
+	// plugin decides from changed, or the plugin restarts.
+	AuthorizeRead(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*Verdict, error)
 	// Connect decides after authentication, and may change the client's
 	// policy.
 	Connect(ctx context.Context, in *ConnectRequest, opts ...grpc.CallOption) (*ConnectResult, error)
@@ -133,6 +139,16 @@ func (c *pluginClient) AuthorizeSubscribe(ctx context.Context, in *SubscribeRequ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SubscribeVerdict)
 	err := c.cc.Invoke(ctx, Plugin_AuthorizeSubscribe_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pluginClient) AuthorizeRead(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*Verdict, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Verdict)
+	err := c.cc.Invoke(ctx, Plugin_AuthorizeRead_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +232,11 @@ type PluginServer interface {
 	EnhancedAuth(context.Context, *AuthStepRequest) (*AuthStepResult, error)
 	AuthorizePublish(context.Context, *MessageRequest) (*Verdict, error)
 	AuthorizeSubscribe(context.Context, *SubscribeRequest) (*SubscribeVerdict, error)
+	// AuthorizeRead decides whether a subscriber may receive a message on
+	// a topic, at delivery; the broker caches the verdict per subscriber
+	// and topic (not when the call failed) until it is told that what the
+	// plugin decides from changed, or the plugin restarts.
+	AuthorizeRead(context.Context, *ReadRequest) (*Verdict, error)
 	// Connect decides after authentication, and may change the client's
 	// policy.
 	Connect(context.Context, *ConnectRequest) (*ConnectResult, error)
@@ -253,6 +274,9 @@ func (UnimplementedPluginServer) AuthorizePublish(context.Context, *MessageReque
 }
 func (UnimplementedPluginServer) AuthorizeSubscribe(context.Context, *SubscribeRequest) (*SubscribeVerdict, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method AuthorizeSubscribe not implemented")
+}
+func (UnimplementedPluginServer) AuthorizeRead(context.Context, *ReadRequest) (*Verdict, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AuthorizeRead not implemented")
 }
 func (UnimplementedPluginServer) Connect(context.Context, *ConnectRequest) (*ConnectResult, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Connect not implemented")
@@ -383,6 +407,24 @@ func _Plugin_AuthorizeSubscribe_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_AuthorizeRead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).AuthorizeRead(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_AuthorizeRead_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).AuthorizeRead(ctx, req.(*ReadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Plugin_Connect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ConnectRequest)
 	if err := dec(in); err != nil {
@@ -506,6 +548,10 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AuthorizeSubscribe",
 			Handler:    _Plugin_AuthorizeSubscribe_Handler,
+		},
+		{
+			MethodName: "AuthorizeRead",
+			Handler:    _Plugin_AuthorizeRead_Handler,
 		},
 		{
 			MethodName: "Connect",

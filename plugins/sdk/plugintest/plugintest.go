@@ -211,6 +211,19 @@ func (h *Harness) AuthorizeSubscribe(c sdk.Client, filter string, qos byte) (sdk
 	return verdictOf(r.GetVerdict()), qos
 }
 
+// AuthorizeRead calls the plugin's AuthorizeRead: may the subscriber c
+// receive a message on topic?
+func (h *Harness) AuthorizeRead(c sdk.Client, topic string) sdk.Verdict {
+	h.t.Helper()
+	ctx, cancel := h.ctx()
+	defer cancel()
+	v, err := h.c.AuthorizeRead(ctx, &pluginv1.ReadRequest{Client: clientProto(c), Topic: topic})
+	if err != nil {
+		h.t.Fatalf("plugintest: AuthorizeRead: %v", err)
+	}
+	return verdictOf(v)
+}
+
 // Connect calls the plugin's Connect with policy as the hooks before it
 // left it; it returns the verdict and the policy as the plugin changed it
 // (the broker applies only the fields changed).
@@ -256,13 +269,15 @@ func (h *Harness) Publish(c sdk.Client, m sdk.Message) (sdk.Verdict, sdk.Message
 	return modified(m, r)
 }
 
-// Deliver calls the plugin's Deliver for a delivery of m to subscriber;
-// it returns the verdict and the message as the plugin left it.
-func (h *Harness) Deliver(subscriber string, m sdk.Message) (sdk.Verdict, sdk.Message) {
+// Deliver calls the plugin's Deliver for a delivery of m to the
+// subscriber c, as the broker does (with the subscriber's ID too, for
+// plugins built before the client was sent); it returns the verdict and
+// the message as the plugin left it.
+func (h *Harness) Deliver(c sdk.Client, m sdk.Message) (sdk.Verdict, sdk.Message) {
 	h.t.Helper()
 	ctx, cancel := h.ctx()
 	defer cancel()
-	r, err := h.c.Deliver(ctx, &pluginv1.DeliverRequest{Subscriber: subscriber, Message: sdk.MessageProto(&m)})
+	r, err := h.c.Deliver(ctx, &pluginv1.DeliverRequest{Subscriber: c.ID, Client: clientProto(c), Message: sdk.MessageProto(&m)})
 	if err != nil {
 		h.t.Fatalf("plugintest: Deliver: %v", err)
 	}

@@ -42,9 +42,19 @@ type config struct {
 	// until its context ends, and records it), "enhanced_auth" (method
 	// CHALLENGE: "hello", then "proof"; re-authentication with "again"),
 	// "deliver" (on deliver/# only: denies deliveries to "muted" and of
-	// deliver/drop, adds " for SUBSCRIBER" to the others' payloads), "will" (suppresses
-	// will/quiet, moves the others to wills/CLIENT).
+	// deliver/drop, adds " for SUBSCRIBER (USERNAME)" to the others'
+	// payloads), "will" (suppresses will/quiet, moves the others to
+	// wills/CLIENT), "authorize_read" (denies reading secret/#, or the
+	// topics under the prefix DenyReadFrom holds, and private/USER/# to
+	// other users than USER; panics while FailReadWhile exists).
 	Decide []string `json:"decide"`
+	// DenyReadFrom, when the file exists at Init, holds the topic prefix
+	// AuthorizeRead denies instead of secret/: a restarted plugin can
+	// decide anew.
+	DenyReadFrom string `json:"deny_read_from"`
+	// FailReadWhile, when the file exists, makes AuthorizeRead panic: a
+	// plugin that fails its read decisions until the test removes it.
+	FailReadWhile string `json:"fail_read_while"`
 	// Mountpoint makes Connect record the policy it is given and set a
 	// mountpoint of tenant-USERNAME/ (and a maximum packet size of 512
 	// for the client "small").
@@ -54,6 +64,7 @@ type config struct {
 type testPlugin struct {
 	sdk.Base
 	cfg   config
+	deny  string // the topic prefix AuthorizeRead denies
 	host  sdk.Host
 	calls atomic.Int64
 	mu    sync.Mutex
@@ -70,6 +81,12 @@ func (p *testPlugin) Init(_ context.Context, req sdk.InitRequest) (sdk.Descripti
 			return sdk.Description{}, fmt.Errorf("%s exists: the test plugin cannot start", p.cfg.FailWhile)
 		}
 	}
+	p.deny = "secret/"
+	if p.cfg.DenyReadFrom != "" {
+		if b, err := os.ReadFile(p.cfg.DenyReadFrom); err == nil {
+			p.deny = strings.TrimSpace(string(b))
+		}
+	}
 	d := sdk.Description{Name: "testplugin"}
 	if !p.cfg.ObserveOnly {
 		d.Handlers = []sdk.Handler{
@@ -78,7 +95,7 @@ func (p *testPlugin) Init(_ context.Context, req sdk.InitRequest) (sdk.Descripti
 		}
 	}
 	decisions := map[string]sdk.EventKind{"authenticate": sdk.EventAuthenticate, "enhanced_auth": sdk.EventEnhancedAuth,
-		"deliver": sdk.EventDeliver, "will": sdk.EventWill}
+		"deliver": sdk.EventDeliver, "will": sdk.EventWill, "authorize_read": sdk.EventAuthorizeRead}
 	for _, name := range p.cfg.Decide {
 		k, ok := decisions[name]
 		if !ok {
@@ -161,11 +178,29 @@ func (p *testPlugin) EnhancedAuth(_ context.Context, c *sdk.Client, step *sdk.Au
 	return sdk.Deny(packets.NotAuthorized, "wrong proof")
 }
 
-func (p *testPlugin) Deliver(_ context.Context, subscriber string, m *sdk.Message) sdk.Verdict {
-	if subscriber == "muted" || m.Topic == "deliver/drop" {
+func (p *testPlugin) Deliver(_ context.Context, c *sdk.Client, m *sdk.Message) sdk.Verdict {
+	if c.ID == "muted" || m.Topic == "deliver/drop" {
 		return sdk.Deny(packets.NotAuthorized, "not delivered")
 	}
-	m.Payload = append(m.Payload, " for "+subscriber...)
+	m.Payload = append(m.Payload, " for "+c.ID+" ("+c.Username+")"...)
+	return sdk.Next
+}
+
+// AuthorizeRead denies secret/# (or DenyReadFrom's prefix) to everyone
+// and private/USER/# to other users than USER; it panics while the
+// FailReadWhile file exists.
+func (p *testPlugin) AuthorizeRead(_ context.Context, c *sdk.Client, topic string) sdk.Verdict {
+	if p.cfg.FailReadWhile != "" {
+		if _, err := os.Stat(p.cfg.FailReadWhile); err == nil {
+			panic("the test plugin cannot read its rules")
+		}
+	}
+	if strings.HasPrefix(topic, p.deny) {
+		return sdk.Deny(packets.NotAuthorized, "denied by the test plugin's rule "+p.deny)
+	}
+	if user, ok := strings.CutPrefix(topic, "private/"); ok && !strings.HasPrefix(user, c.Username+"/") {
+		return sdk.Deny(packets.NotAuthorized, "private")
+	}
 	return sdk.Next
 }
 
