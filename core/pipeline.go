@@ -273,19 +273,29 @@ func (p *pipeline) failed(e *hookEntry, ev Event, r any) {
 // it; Next when every hook has no opinion. topic limits the chain to hooks
 // whose filters match it ("" for events without a topic). A panicking hook
 // denies (fail closed).
+//
+// A Transient verdict taints the chain's result: a hook that failed and
+// fell back to Next (on_failure: next) did not decide, so whatever the
+// chain returns after it holds for this call only, and is not cached.
 func (p *pipeline) decide(ev Event, topic string, call func(*handlers) Verdict) Verdict {
+	transient := false
 	for _, e := range p.list(ev) {
 		if topic != "" && !e.wants(topic) {
 			continue
 		}
 		v := p.safeDecide(e, ev, call)
 		if v.Decision == DecisionNext {
+			transient = transient || v.Transient
 			continue
 		}
 		if v.Decision == DecisionDeny && v.Code < 0x80 {
 			v.Code = packets.NotAuthorized
 		}
+		v.Transient = v.Transient || transient
 		return v
+	}
+	if transient {
+		return Verdict{Decision: DecisionNext, Transient: true}
 	}
 	return Next
 }
