@@ -207,17 +207,7 @@ func (r *rule) applies(action int, username, clientID string) bool {
 // CanPublish reports whether a client may publish to topic. rule is the
 // index of the deciding rule, -1 when none matched (denied by default).
 func (a *ACL) CanPublish(username, clientID, topic string) (allow bool, rule int) {
-	for i := range a.rules {
-		r := &a.rules[i]
-		if !r.applies(actPublish, username, clientID) {
-			continue
-		}
-		f, ok := r.expand(username, clientID)
-		if ok && topics.MatchFilter(f, topic) {
-			return r.allow, i
-		}
-	}
-	return false, -1
+	return a.firstMatch(actPublish, username, clientID, topic)
 }
 
 // CanRead reports whether a client may receive a message on topic: the
@@ -225,9 +215,14 @@ func (a *ACL) CanPublish(username, clientID, topic string) (allow bool, rule int
 // decides, as for CanPublish. rule is the index of the deciding rule, -1
 // when none matched (denied by default).
 func (a *ACL) CanRead(username, clientID, topic string) (allow bool, rule int) {
+	return a.firstMatch(actSubscribe, username, clientID, topic)
+}
+
+// firstMatch finds the first rule for action whose filter matches topic.
+func (a *ACL) firstMatch(action int, username, clientID, topic string) (allow bool, rule int) {
 	for i := range a.rules {
 		r := &a.rules[i]
-		if !r.applies(actSubscribe, username, clientID) {
+		if !r.applies(action, username, clientID) {
 			continue
 		}
 		f, ok := r.expand(username, clientID)
