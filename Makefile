@@ -13,7 +13,7 @@ SOAKTIME ?= 10m
 # Upper bound for the whole test run (the race detector is slow).
 TEST_TIMEOUT ?= 15m
 
-.PHONY: run build test deps bench fuzz soak lint bench-compare bench-tool peer-mochi install-mosquitto proto
+.PHONY: run build test deps bench fuzz soak lint bench-compare bench-acl bench-tool peer-mochi install-mosquitto proto
 
 ## build: compile the broker into bin/vanemq
 build:
@@ -101,6 +101,14 @@ BENCH_DURATION ?= 10s
 ## bench-compare: benchmark vanemq against mochi-mqtt and Mosquitto; writes docs/benchmarks.md
 bench-compare: build bench-tool peer-mochi install-mosquitto
 	./bin/vanemq-bench compare -rounds $(ROUNDS) -duration $(BENCH_DURATION) -out docs/benchmarks.md
+
+# `make bench-acl`: rounds per scenario and configuration, and the measured time of each run.
+ACL_ROUNDS   ?= 5
+ACL_DURATION ?= 5s
+
+## bench-acl: fan-out 1→50 on # with and without auth.file, interleaved (issue 17); writes docs/benchmarks-acl.md
+bench-acl: build bench-tool
+	./bin/vanemq-bench acl -rounds $(ACL_ROUNDS) -duration $(ACL_DURATION) -out docs/benchmarks-acl.md
 
 ## bench-tool: compile the load generator into bin/vanemq-bench
 bench-tool:

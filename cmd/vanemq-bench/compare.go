@@ -56,6 +56,10 @@ type compareOptions struct {
 	filter       *regexp.Regexp // selects scenarios by ID; nil for all
 	args         []string       // the arguments as given, for the report
 
+	// profileDir, when not empty, is where each vanemq run writes a CPU
+	// profile of the broker (vanemq --cpuprofile), named by profileName.
+	profileDir string
+
 	// tool is the vanemq-bench binary run for each scenario: this program
 	// itself, unless a test sets another.
 	tool string
@@ -119,6 +123,7 @@ func parseCompareFlags(args []string, stderr io.Writer) (*compareOptions, error)
 	fs.DurationVar(&o.duration, "duration", defaultDuration, "measured `time` of each run")
 	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "write the report to `FILE`; empty for none")
 	fs.BoolVar(&o.quick, "quick", false, "smoke test: 2s runs, 1 round")
+	fs.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every vanemq run into `DIR` (vanemq --cpuprofile), named scenario.broker.round.pprof")
 	run := fs.String("run", "", "only run the scenarios whose ID matches `REGEXP` (IDs such as fanin-q0-64, conns-10000)")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("compare: %w", err)
@@ -172,6 +177,11 @@ func (o *compareOptions) run(ctx context.Context, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return fmt.Errorf("compare: -profile: %w", err)
+		}
+	}
 	limit, err := raiseNoFileLimit()
 	if err != nil {
 		fmt.Fprintf(stderr, "compare: warning: %v\n", err)
@@ -187,24 +197,9 @@ func (o *compareOptions) run(ctx context.Context, stdout, stderr io.Writer) erro
 	defer os.RemoveAll(dir)
 
 	brokers := brokerNames()
-	total := 0
-	for _, sc := range scenarios {
-		total += o.roundsOf(sc) * len(brokers)
-	}
-	fmt.Fprintf(stderr, "compare: %d scenarios × %d rounds%s × %d brokers = %d runs of %s (+%s warm-up)\n",
-		len(scenarios), o.rounds, moreRounds(scenarios, o), len(brokers), total, o.duration, o.warmup)
-	var records []runRecord
-	for _, sc := range scenarios {
-		for round := range o.roundsOf(sc) {
-			for _, b := range roundOrder(brokers, round) {
-				rec := o.runOnce(ctx, dir, bins, sc, b, round)
-				if ctx.Err() != nil {
-					return fmt.Errorf("compare: interrupted: %w", context.Cause(ctx))
-				}
-				records = append(records, rec)
-				fmt.Fprintf(stderr, "[%d/%d] %s\n", len(records), total, describeRecord(rec))
-			}
-		}
+	records, err := o.runMatrix(ctx, "compare", dir, bins, scenarios, brokers, stderr)
+	if err != nil {
+		return err
 	}
 
 	rep := buildReport(env, o, scenarios, brokers, records)
@@ -220,6 +215,34 @@ func (o *compareOptions) run(ctx context.Context, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "compare: wrote %s\n", o.out)
 	}
 	return failureError(records, brokers, stderr)
+}
+
+// runMatrix runs every scenario against every broker, round after round,
+// the brokers in the order roundOrder gives, and returns the records of the
+// runs. It reports progress to stderr, the lines starting with cmd. Only
+// an interruption (ctx ending) is an error; failed runs are records.
+func (o *compareOptions) runMatrix(ctx context.Context, cmd, dir string, bins brokerBinaries, scenarios []scenarioSpec,
+	brokers []string, stderr io.Writer) ([]runRecord, error) {
+	total := 0
+	for _, sc := range scenarios {
+		total += o.roundsOf(sc) * len(brokers)
+	}
+	fmt.Fprintf(stderr, "%s: %d scenarios × %d rounds%s × %d brokers = %d runs of %s (+%s warm-up)\n",
+		cmd, len(scenarios), o.rounds, moreRounds(scenarios, o), len(brokers), total, o.duration, o.warmup)
+	var records []runRecord
+	for _, sc := range scenarios {
+		for round := range o.roundsOf(sc) {
+			for _, b := range roundOrder(brokers, round) {
+				rec := o.runOnce(ctx, dir, bins, sc, b, round)
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("%s: interrupted: %w", cmd, context.Cause(ctx))
+				}
+				records = append(records, rec)
+				fmt.Fprintf(stderr, "[%d/%d] %s\n", len(records), total, describeRecord(rec))
+			}
+		}
+	}
+	return records, nil
 }
 
 // roundsOf is how many rounds scenario s runs: -rounds, or the scenario's
@@ -334,6 +357,9 @@ func (o *compareOptions) runOnce(ctx context.Context, dir string, bins brokerBin
 		rec.Err = err
 		return rec
 	}
+	if o.profileDir != "" && isVanemq(b) {
+		argv = append(argv, "--cpuprofile", filepath.Join(o.profileDir, profileName(sc.ID, b, round)))
+	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	proc, err := startBroker(ctx, argv, addr, o.startTimeout)
 	if err != nil {
@@ -399,6 +425,12 @@ func checkResult(sc scenarioSpec, res benchResult) error {
 		}
 		return nil
 	}
+	if sc.Topics > 0 && res.Topics != sc.Topics {
+		return fmt.Errorf("result is for %d topics, want %d", res.Topics, sc.Topics)
+	}
+	if sc.Filter != "" && res.Filter != sc.Filter {
+		return fmt.Errorf("result is for subscriptions to %q, want %q", res.Filter, sc.Filter)
+	}
 	if sc.Kind != "conns" && res.Expected == 0 {
 		return fmt.Errorf("no message was published inside the measurement window (sent %d): the broker took none", res.Sent)
 	}
@@ -425,6 +457,8 @@ type benchResult struct {
 	Pairs                   int     `json:"pairs"`
 	Conns                   int     `json:"conns"`
 	DurationS               float64 `json:"duration_s"`
+	Topics                  int     `json:"topics"`
+	Filter                  string  `json:"filter"`
 	Sent                    int64   `json:"sent"`
 	Expected                int64   `json:"expected"`
 	Received                int64   `json:"received"`

@@ -134,6 +134,12 @@ func brokerCommand(broker string, bins brokerBinaries, dir string, port int) ([]
 			return nil, err
 		}
 		return []string{bins.vanemq, "--config", p}, nil
+	case brokerVanemqAuthFile:
+		p, err := writeAuthFileConfig(dir, port)
+		if err != nil {
+			return nil, err
+		}
+		return []string{bins.vanemq, "--config", p}, nil
 	case brokerMochi:
 		return []string{bins.mochi, "-addr", "127.0.0.1:" + strconv.Itoa(port)}, nil
 	case brokerMosquitto:

@@ -83,7 +83,8 @@ func main() {
 
 // fakeToolSrc is a stand-in for vanemq-bench: it checks that the broker is
 // up, logs "label scenario" to $FAKE_TOOL_LOG, fails when $FAKE_TOOL_FAIL
-// is "label/scenario", and prints a fixed result per label and scenario.
+// is "label/scenario", and prints a fixed result per label and scenario,
+// with the -topics and -filter it was given.
 const fakeToolSrc = `package main
 
 import (
@@ -105,6 +106,11 @@ func main() {
 	flag.String("transport", "", "")
 	silentConnect := flag.Bool("silent-connect", false, "")
 	send := flag.String("send", "10faff3f", "")
+	topics := flag.Int("topics", 0, "")
+	filter := flag.String("filter", "", "")
+	for _, n := range []string{"topic-pattern", "username", "password"} {
+		flag.String(n, "", "")
+	}
 	for _, n := range []string{"mqtt", "qos", "size", "publishers", "subscribers", "pairs", "conns", "rate", "inflight"} {
 		flag.Int(n, 0, "")
 	}
@@ -138,13 +144,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fake tool: failing as asked")
 		os.Exit(1)
 	}
-	perCPU := map[string]float64{"vanemq": 300000, "mochi": 100000, "mosquitto": 140000}[*label]
+	perCPU := map[string]float64{"vanemq": 300000, "mochi": 100000, "mosquitto": 140000, "vanemq+auth.file": 270000}[*label]
 	p99 := map[string]float64{"vanemq": 90, "mochi": 200, "mosquitto": 120}[*label]
 	connect := map[string]float64{"vanemq": 20000, "mochi": 15000, "mosquitto": 10000}[*label]
 	res := map[string]any{
 		"scenario": *scenario, "transport": "tcp", "mqtt": 4, "label": *label,
 		"deliveries_per_s": perCPU / 2, "deliveries_per_broker_cpu_s": perCPU, "loss_pct": 0,
 		"bench_cpu_share": 0.5, "sent": 1000, "expected": 1000, "received": 1000,
+		"topics": *topics, "filter": *filter,
 	}
 	switch *scenario {
 	case "latency":

@@ -30,6 +30,14 @@ type scenarioSpec struct {
 	// Rounds is the least number of rounds the row runs, whatever -rounds
 	// (but -quick): for a row whose runs spread too widely for 3 to show.
 	Rounds int
+	// Filter, Topics and TopicPattern are fan-out's -filter, -topics and
+	// -topic-pattern; empty and zero leave the tool's defaults.
+	Filter       string
+	Topics       int
+	TopicPattern string
+	// Username and Password are every client's -username and -password;
+	// empty for anonymous clients.
+	Username, Password string
 }
 
 // pairsQoS1Rounds is how many rounds the 100 QoS 1 pairs run: their runs
@@ -127,6 +135,16 @@ func (s scenarioSpec) toolArgs(duration, warmup time.Duration) []string {
 	add("-pairs", s.Pairs)
 	add("-conns", s.Conns)
 	add("-rate", s.Rate)
+	add("-topics", s.Topics)
+	str := func(name, v string) {
+		if v != "" {
+			args = append(args, name, v)
+		}
+	}
+	str("-topic-pattern", s.TopicPattern)
+	str("-filter", s.Filter)
+	str("-username", s.Username)
+	str("-password", s.Password)
 	if s.SilentConnect {
 		args = append(args, "-silent-connect")
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -361,6 +363,15 @@ func TestBrokerCommand(t *testing.T) {
 		got, err := brokerCommand(tc.broker, bins, dir, 1234)
 		if err != nil || !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %q, %v; want %q", tc.broker, got, err, tc.want)
+		}
+	}
+	got, err := brokerCommand(brokerVanemqAuthFile, bins, dir, 1234)
+	if want := []string{"bin/vanemq", "--config", dir + "/vanemq-auth-file.yaml"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("%s: %q, %v; want %q", brokerVanemqAuthFile, got, err, want)
+	}
+	for _, f := range []string{"users.yaml", "acl.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s: %v", brokerVanemqAuthFile, err)
 		}
 	}
 	if _, err := brokerCommand("emqx", bins, dir, 1234); err == nil {

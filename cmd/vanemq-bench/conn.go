@@ -32,6 +32,8 @@ type connSpec struct {
 	role      string // "publisher", "subscriber" or "connection", for messages
 	index     int
 	clientID  string
+	username  string // "" for none
+	password  string // sent only with a username
 	keepAlive uint16 // seconds
 	readBuf   int    // size of the read buffer
 	wsBuf     int    // size of the WebSocket buffers; 0 for wsBufferSize
@@ -150,6 +152,12 @@ func (c *mqttConn) connect(spec connSpec) error {
 			KeepAlive:    spec.keepAlive,
 			ClientID:     spec.clientID,
 		},
+	}
+	if spec.username != "" {
+		p.Connect.UsernameFlag, p.Connect.Username = true, spec.username
+		if pw := spec.password; pw != "" {
+			p.Connect.PasswordFlag, p.Connect.Password = true, []byte(pw)
+		}
 	}
 	if err := c.writePacket(&p); err != nil {
 		return c.errorf("send CONNECT: %w", err)

@@ -8,8 +8,11 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vanemq/vanemq/core/topics"
 )
 
 // Scenario names, as given to -scenario.
@@ -52,15 +55,27 @@ const (
 	maxSend = 64 << 10
 	// maxWaves bounds -waves.
 	maxWaves = 1000
+	// maxTopics bounds -topics.
+	maxTopics = 1_000_000
+	// defaultFanoutTopic is fan-out's topic, and its subscribers' filter,
+	// unless -topic-pattern and -filter say otherwise.
+	defaultFanoutTopic = "bench/fanout"
+	// topicNumber is the placeholder of -topic-pattern for a topic's number.
+	topicNumber = "{n}"
+	// clientPlaceholder is the placeholder of -username for a client's role
+	// letter and number (s0, p0, …).
+	clientPlaceholder = "{c}"
 )
 
 // benchUsage is printed before the flag list for -h and for bad usage.
 const benchUsage = `Usage: vanemq-bench -scenario fanin|fanout|pairs|latency|conns|silent [flags]
        vanemq-bench compare [flags]   (vanemq-bench compare -h for its flags)
+       vanemq-bench acl [flags]       (vanemq-bench acl -h for its flags)
 
 A load generator for MQTT brokers. Scenarios:
   fanin    -publishers P publish on bench/fanin/{i}; one subscriber on bench/fanin/+
   fanout   one publisher on bench/fanout; -subscribers S subscribe to it
+           (-topics, -topic-pattern and -filter change the topics)
   pairs    -pairs N publisher/subscriber pairs, each on bench/pairs/{i}
   latency  one publisher, one subscriber on bench/latency, paced at -rate;
            reports p50/p99/p99.9 latency
@@ -112,6 +127,19 @@ type benchConfig struct {
 	// SilentConnect makes each silent connection complete CONNECT before
 	// it sends Send.
 	SilentConnect bool
+	// Filter is what fan-out's subscribers subscribe to; "" for the
+	// publisher's topic, when it has only one.
+	Filter string
+	// Topics is how many topics fan-out's publisher rotates over, message
+	// by message; TopicPattern, comma-separated patterns with topicNumber,
+	// makes them (see fanoutTopics).
+	Topics       int
+	TopicPattern string
+	// Username and Password are every client's credentials ("" for none);
+	// clientPlaceholder in Username is replaced by the client's role letter
+	// and number.
+	Username string
+	Password string
 }
 
 // rate returns the total message rate the scenario runs at: -rate, or for
@@ -160,6 +188,11 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.IntVar(&c.Waves, "waves", 3, "`number` of waves of connections, each closed before the next (silent)")
 	fs.StringVar(&c.Send, "send", defaultSend, "`hex` of the bytes each connection sends before going silent (silent); the default is a CONNECT declaring 1 MiB")
 	fs.BoolVar(&c.SilentConnect, "silent-connect", false, "complete an MQTT CONNECT on each connection before sending -send, e.g. 30faff3f, a PUBLISH declaring 1 MiB (silent)")
+	fs.StringVar(&c.Filter, "filter", "", "`filter` fan-out's subscribers subscribe to, such as #; empty for the publisher's topic, when -topics is 1 (fanout)")
+	fs.IntVar(&c.Topics, "topics", 1, "`number` of topics fan-out's publisher rotates over, message by message (fanout)")
+	fs.StringVar(&c.TopicPattern, "topic-pattern", defaultFanoutTopic, "comma-separated topic `patterns` of fan-out's publisher: topic i is pattern i mod P with "+topicNumber+" replaced by i div P (fanout)")
+	fs.StringVar(&c.Username, "username", "", "user `name` every client connects with; "+clientPlaceholder+" is replaced by the client's role letter and number (s0, p0, …)")
+	fs.StringVar(&c.Password, "password", "", "`password` every client connects with (needs -username)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -219,6 +252,17 @@ func (c *benchConfig) validate() error {
 		count("publishers", c.Publishers)
 	case scenarioFanout:
 		count("subscribers", c.Subscribers)
+		if _, err := c.fanoutTopics(); err != nil {
+			errs = append(errs, err)
+		}
+		switch {
+		case c.Filter != "":
+			if err := topics.ValidateFilter(c.Filter); err != nil {
+				bad("-filter %q: %v", c.Filter, err)
+			}
+		case c.Topics > 1:
+			bad("-topics %d needs -filter: the subscribers' filter, such as #", c.Topics)
+		}
 	case scenarioPairs:
 		count("pairs", c.Pairs)
 	case scenarioConns:
@@ -255,8 +299,46 @@ func (c *benchConfig) validate() error {
 	if c.BrokerPID < 0 {
 		bad("-broker-pid %d is negative", c.BrokerPID)
 	}
+	if c.Password != "" && c.Username == "" {
+		// MQTT 3.1.1 forbids it [MQTT-3.1.2-22].
+		bad("-password needs -username")
+	}
 	if c.Dialers < 1 || c.Dialers > 10000 {
 		bad("-dialers %d is outside 1..10000", c.Dialers)
 	}
 	return errors.Join(errs...)
+}
+
+// fanoutTopics returns the topics fan-out's publisher rotates over: Topics
+// topics, of which the i-th is the (i mod P)-th of TopicPattern's P
+// comma-separated patterns with topicNumber replaced by i div P. With
+// "public/news/{n},sensors/{n}/temperature" and 4 topics they are
+// public/news/0, sensors/0/temperature, public/news/1 and
+// sensors/1/temperature. It is an error for the topics not to be valid
+// topic names or not to be distinct.
+func (c *benchConfig) fanoutTopics() ([]string, error) {
+	if c.Topics < 1 || c.Topics > maxTopics {
+		return nil, fmt.Errorf("-topics %d is outside 1..%d", c.Topics, maxTopics)
+	}
+	patterns := strings.Split(c.TopicPattern, ",")
+	out := make([]string, c.Topics)
+	seen := make(map[string]struct{}, c.Topics)
+	for i := range out {
+		t := strings.ReplaceAll(patterns[i%len(patterns)], topicNumber, strconv.Itoa(i/len(patterns)))
+		if err := topics.ValidateTopicName(t); err != nil {
+			return nil, fmt.Errorf("-topic-pattern %q: topic %d, %q: %w", c.TopicPattern, i, t, err)
+		}
+		if _, dup := seen[t]; dup {
+			return nil, fmt.Errorf("-topic-pattern %q makes %q twice in -topics %d: give each pattern %s", c.TopicPattern, t, c.Topics, topicNumber)
+		}
+		seen[t] = struct{}{}
+		out[i] = t
+	}
+	return out, nil
+}
+
+// username is the user name of the index-th client of a role (see
+// benchEnv.clientID), "" when the clients connect without one.
+func (c *benchConfig) username(role byte, index int) string {
+	return strings.ReplaceAll(c.Username, clientPlaceholder, string(role)+strconv.Itoa(index))
 }

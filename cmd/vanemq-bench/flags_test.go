@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ func TestParseBenchFlags(t *testing.T) {
 		Scenario: "fanin", Addr: "127.0.0.1:1883", Transport: "tcp", WSPath: "/mqtt", MQTT: 4, QoS: 0, Size: 64,
 		Publishers: 8, Subscribers: 50, Pairs: 100, Conns: 10000, Duration: 10 * time.Second, Warmup: time.Second,
 		Inflight: 100, Drain: 2 * time.Second, Hold: 2 * time.Second, Dialers: 64, Waves: 3, Send: "10faff3f",
+		Topics: 1, TopicPattern: "bench/fanout",
 	}
 	if cfg != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -78,6 +80,13 @@ func TestParseBenchFlags(t *testing.T) {
 		{"-scenario fanin -ws-path mqtt", "-ws-path"},
 		{"-scenario fanin -dialers 0", "-dialers 0"},
 		{"-scenario fanin extra", `unexpected argument "extra"`},
+		{"-scenario fanout -topics 0", "-topics 0 is outside 1..1000000"},
+		{"-scenario fanout -topics 2", "-topics 2 needs -filter"},
+		{"-scenario fanout -topics 4 -filter # -topic-pattern a/{n},b", `makes "b" twice in -topics 4`},
+		{"-scenario fanout -topic-pattern a/+", `-topic-pattern "a/+": topic 0, "a/+"`},
+		{"-scenario fanout -topic-pattern a,,b -topics 3 -filter #", `topic 1, ""`},
+		{"-scenario fanout -filter a/#/b", `-filter "a/#/b"`},
+		{"-scenario fanin -password x", "-password needs -username"},
 		{"-scenario fanin -bogus", "flag provided but not defined"},
 	}
 	for _, tc := range bad {
@@ -91,6 +100,32 @@ func TestParseBenchFlags(t *testing.T) {
 			t.Errorf("%q: %q does not mention %q", tc.args, msg, tc.want)
 		}
 	}
+	// Fan-out's topics and credentials.
+	cfg, err = parseBenchFlags(strings.Fields("-scenario fanout -filter # -topics 5 -topic-pattern public/{n},sensors/{n}/t "+
+		"-username u-{c} -password pw"), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("fan-out topics: %v", err)
+	}
+	topics, err := cfg.fanoutTopics()
+	if want := []string{"public/0", "sensors/0/t", "public/1", "sensors/1/t", "public/2"}; err != nil || !slices.Equal(topics, want) {
+		t.Errorf("fanoutTopics = %q, %v; want %q", topics, err, want)
+	}
+	if plan := planMessages(&cfg); len(plan.pubTopics) != 1 || !slices.Equal(plan.pubTopics[0], topics) ||
+		len(plan.subFilters) != 50 || plan.subFilters[0] != "#" || plan.fan != 50 {
+		t.Errorf("plan = %+v", plan)
+	}
+	if u := cfg.username('s', 12); u != "u-s12" || cfg.Password != "pw" {
+		t.Errorf("username('s', 12) = %q, password %q; want u-s12, pw", u, cfg.Password)
+	}
+	// By default fan-out is one topic, its subscribers' filter.
+	cfg, _ = parseBenchFlags(strings.Fields("-scenario fanout"), &bytes.Buffer{})
+	if plan := planMessages(&cfg); !slices.Equal(plan.pubTopics[0], []string{"bench/fanout"}) || plan.subFilters[0] != "bench/fanout" {
+		t.Errorf("default fan-out plan = %+v", plan)
+	}
+	if u := cfg.username('s', 1); u != "" {
+		t.Errorf("no -username: username %q", u)
+	}
+
 	// A flag that only another scenario uses is not checked.
 	if _, err := parseBenchFlags(strings.Fields("-scenario fanin -conns 0 -pairs 0"), &bytes.Buffer{}); err != nil {
 		t.Errorf("fanin with -conns 0: %v", err)

@@ -7,6 +7,7 @@
 //
 //	vanemq-bench -scenario fanin|fanout|pairs|latency|conns|silent [flags]
 //	vanemq-bench compare [flags]
+//	vanemq-bench acl [flags]
 //
 // The scenarios:
 //
@@ -71,7 +72,10 @@
 // one JSON object instead of the text report.
 //
 // `vanemq-bench compare` runs a matrix of scenarios against vanemq and
-// peer brokers; see vanemq-bench compare -h.
+// peer brokers; see vanemq-bench compare -h. `vanemq-bench acl` runs
+// fan-out 1→50 on # against vanemq with and without auth.file, interleaved,
+// and reports what read permission checked at delivery costs (issue 17);
+// see vanemq-bench acl -h.
 //
 // Exit status: 0 on success, 1 when the run fails (a refused or dropped
 // connection, a protocol error from the broker, an unreadable /proc entry),
@@ -96,12 +100,16 @@ func main() {
 	os.Exit(code)
 }
 
-// runCLI is the whole program: it runs the compare command or one
+// runCLI is the whole program: it runs the compare or acl command or one
 // scenario, writes the result to stdout and errors to stderr, and returns
 // the exit status.
 func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "compare" {
-		if err := runCompare(ctx, args[1:], stdout, stderr); err != nil {
+	commands := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
+		"compare": runCompare,
+		"acl":     runACL,
+	}
+	if len(args) > 0 && commands[args[0]] != nil {
+		if err := commands[args[0]](ctx, args[1:], stdout, stderr); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return 0
 			}

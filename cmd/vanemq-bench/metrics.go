@@ -20,6 +20,10 @@ type runResult struct {
 	Pairs       int     `json:"pairs"`
 	Conns       int     `json:"conns"`
 	DurationS   float64 `json:"duration_s"` // the measurement window; conns: the connecting time; silent: the whole run
+	// Topics is how many distinct topics the publishers publish on, and
+	// Filter what fan-out's subscribers subscribe to (other scenarios: "").
+	Topics int    `json:"topics"`
+	Filter string `json:"filter"`
 
 	Sent           int64   `json:"sent"`             // messages sent inside the window
 	Expected       int64   `json:"expected"`         // sent × deliveries per message

@@ -17,35 +17,43 @@ const (
 )
 
 // publisher sends one connection's stream of PUBLISH packets: flat out or
-// paced, QoS 0 open loop, QoS 1 and 2 within an inflight window.
+// paced, QoS 0 open loop, QoS 1 and 2 within an inflight window; message
+// after message on each of its topics in turn.
 type publisher struct {
 	conn   *mqttConn
-	tmpl   publishTemplate
-	win    *idWindow // QoS 1 and 2; nil for QoS 0
-	batch  int       // most messages per write
-	perSec float64   // pace; 0 for as fast as possible
+	tmpls  []publishTemplate // one per topic
+	next   int               // index in tmpls of the next message's topic
+	win    *idWindow         // QoS 1 and 2; nil for QoS 0
+	batch  int               // most messages per write
+	perSec float64           // pace; 0 for as fast as possible
 
 	// sent counts the messages stamped inside the measurement window. The
 	// publisher's goroutine writes it; read it after that goroutine ends.
 	sent int64
 }
 
-// newPublisher prepares c to publish on topic at perSec messages per second
-// (0: flat out), checking the packets against what the broker announced.
-// It gives c its inflight window, so call it before c's reader starts.
-func newPublisher(c *mqttConn, topic string, cfg *benchConfig, perSec float64) (*publisher, error) {
-	tmpl, err := newPublishTemplate(topic, cfg.QoS, cfg.MQTT, cfg.Size)
-	if err != nil {
-		return nil, c.errorf("%w", err)
-	}
-	if c.maxPacket > 0 && uint64(len(tmpl.b)) > uint64(c.maxPacket) {
-		return nil, c.errorf("a PUBLISH of %d bytes exceeds the broker's Maximum Packet Size %d", len(tmpl.b), c.maxPacket)
-	}
+// newPublisher prepares c to publish on topics, one message on each in
+// turn, at perSec messages per second (0: flat out), checking the packets
+// against what the broker announced. It gives c its inflight window, so
+// call it before c's reader starts.
+func newPublisher(c *mqttConn, topics []string, cfg *benchConfig, perSec float64) (*publisher, error) {
 	if cfg.QoS > c.maxQoS {
 		return nil, c.errorf("QoS %d exceeds the broker's Maximum QoS %d", cfg.QoS, c.maxQoS)
 	}
-	p := &publisher{conn: c, tmpl: tmpl, perSec: perSec}
-	p.batch = min(max(batchBytes/len(tmpl.b), 1), maxBatch)
+	p := &publisher{conn: c, tmpls: make([]publishTemplate, len(topics)), perSec: perSec}
+	largest := 0
+	for i, topic := range topics {
+		tmpl, err := newPublishTemplate(topic, cfg.QoS, cfg.MQTT, cfg.Size)
+		if err != nil {
+			return nil, c.errorf("%w", err)
+		}
+		if c.maxPacket > 0 && uint64(len(tmpl.b)) > uint64(c.maxPacket) {
+			return nil, c.errorf("a PUBLISH of %d bytes exceeds the broker's Maximum Packet Size %d", len(tmpl.b), c.maxPacket)
+		}
+		p.tmpls[i] = tmpl
+		largest = max(largest, len(tmpl.b))
+	}
+	p.batch = min(max(batchBytes/largest, 1), maxBatch)
 	if cfg.QoS > 0 {
 		size := min(cfg.Inflight, int(c.receiveMax))
 		p.win = newIDWindow(size)
@@ -110,7 +118,10 @@ func (p *publisher) run(ctx context.Context, start, end int64) error {
 			if p.win != nil {
 				id = ids[i]
 			}
-			buf.B = p.tmpl.appendTo(buf.B, id, now)
+			buf.B = p.tmpls[p.next].appendTo(buf.B, id, now)
+			if p.next++; p.next == len(p.tmpls) {
+				p.next = 0
+			}
 		}
 		if err := p.conn.write(buf.B); err != nil {
 			return p.conn.errorf("send PUBLISH: %w", err)

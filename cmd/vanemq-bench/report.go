@@ -95,6 +95,9 @@ func describeSetup(r *runResult) string {
 	default:
 		s += fmt.Sprintf("%d publisher%s → %d subscriber%s", r.Publishers, pluralS(r.Publishers), r.Subscribers, pluralS(r.Subscribers))
 	}
+	if r.Scenario == scenarioFanout {
+		s += fmt.Sprintf(" on %s, %d topic%s", r.Filter, r.Topics, pluralS(r.Topics))
+	}
 	if r.rate > 0 {
 		s += fmt.Sprintf(", paced at %s msgs/s", thousands(int64(r.rate)))
 	} else {

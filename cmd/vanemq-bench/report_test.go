@@ -14,7 +14,7 @@ import (
 // fields, in snake case.
 func TestWriteJSONFields(t *testing.T) {
 	want := []string{"scenario", "transport", "mqtt", "qos", "size", "publishers", "subscribers", "pairs", "conns",
-		"duration_s", "sent", "expected", "received", "loss_pct", "deliveries_per_s", "broker_cpu_s",
+		"duration_s", "topics", "filter", "sent", "expected", "received", "loss_pct", "deliveries_per_s", "broker_cpu_s",
 		"deliveries_per_broker_cpu_s", "bench_cpu_s", "bench_cpu_share", "p50_us", "p99_us", "p999_us",
 		"connect_per_s", "broker_rss_bytes", "bytes_per_conn", "label",
 		"waves", "send", "silent_connect", "bytes_per_conn_from_start", "closed_by_broker",

@@ -56,6 +56,7 @@ func (r *connsRun) connectAndHold() error {
 	err = runParallel(st.ctx, len(r.conns), cfg.Dialers, func(ctx context.Context, i int) error {
 		c, err := openConn(ctx, env, connSpec{
 			role: "connection", index: i, clientID: env.clientID('c', i),
+			username: cfg.username('c', i), password: cfg.Password,
 			keepAlive: idleKeepAlive, readBuf: idleReadBuf, wsBuf: idleReadBuf,
 		})
 		if err != nil {

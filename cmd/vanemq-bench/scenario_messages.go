@@ -28,15 +28,17 @@ const (
 	drainPoll = 5 * time.Millisecond
 )
 
-// msgPlan is the shape of a message scenario: one publisher per topic, one
-// subscriber per filter, and how many deliveries each message makes.
+// msgPlan is the shape of a message scenario: one publisher per list of
+// topics (which it rotates over), one subscriber per filter, and how many
+// deliveries each message makes.
 type msgPlan struct {
-	pubTopics  []string
+	pubTopics  [][]string
 	subFilters []string
 	fan        int64
 }
 
-// planMessages returns the plan of cfg's message scenario.
+// planMessages returns the plan of cfg's message scenario, whose flags
+// are valid.
 func planMessages(cfg *benchConfig) msgPlan {
 	numbered := func(prefix string, n int) []string {
 		s := make([]string, n)
@@ -52,16 +54,28 @@ func planMessages(cfg *benchConfig) msgPlan {
 		}
 		return s
 	}
+	each := func(topics []string) [][]string {
+		s := make([][]string, len(topics))
+		for i, t := range topics {
+			s[i] = []string{t}
+		}
+		return s
+	}
 	switch cfg.Scenario {
 	case scenarioFanin:
-		return msgPlan{pubTopics: numbered("bench/fanin/", cfg.Publishers), subFilters: []string{"bench/fanin/+"}, fan: 1}
+		return msgPlan{pubTopics: each(numbered("bench/fanin/", cfg.Publishers)), subFilters: []string{"bench/fanin/+"}, fan: 1}
 	case scenarioFanout:
-		return msgPlan{pubTopics: []string{"bench/fanout"}, subFilters: same("bench/fanout", cfg.Subscribers), fan: int64(cfg.Subscribers)}
+		topics, _ := cfg.fanoutTopics() // validated
+		filter := cfg.Filter
+		if filter == "" {
+			filter = topics[0]
+		}
+		return msgPlan{pubTopics: [][]string{topics}, subFilters: same(filter, cfg.Subscribers), fan: int64(cfg.Subscribers)}
 	case scenarioPairs:
 		topics := numbered("bench/pairs/", cfg.Pairs)
-		return msgPlan{pubTopics: topics, subFilters: topics, fan: 1}
+		return msgPlan{pubTopics: each(topics), subFilters: topics, fan: 1}
 	default: // latency
-		return msgPlan{pubTopics: []string{"bench/latency"}, subFilters: []string{"bench/latency"}, fan: 1}
+		return msgPlan{pubTopics: [][]string{{"bench/latency"}}, subFilters: []string{"bench/latency"}, fan: 1}
 	}
 }
 
@@ -112,7 +126,7 @@ func (m *msgRun) setup() error {
 	nsubs := len(m.subs)
 	err := runParallel(m.st.ctx, nsubs, cfg.Dialers, func(ctx context.Context, i int) error {
 		c, err := openConn(ctx, env, connSpec{
-			role: "subscriber", index: i, clientID: env.clientID('s', i),
+			role: "subscriber", index: i, clientID: env.clientID('s', i), username: cfg.username('s', i), password: cfg.Password,
 			keepAlive: loadKeepAlive, readBuf: subReadBuf,
 		})
 		if err != nil {
@@ -127,7 +141,7 @@ func (m *msgRun) setup() error {
 	perSec := float64(cfg.rate()) / float64(len(m.pubs))
 	return runParallel(m.st.ctx, len(m.pubs), cfg.Dialers, func(ctx context.Context, i int) error {
 		c, err := openConn(ctx, env, connSpec{
-			role: "publisher", index: i, clientID: env.clientID('p', i),
+			role: "publisher", index: i, clientID: env.clientID('p', i), username: cfg.username('p', i), password: cfg.Password,
 			keepAlive: loadKeepAlive, readBuf: pubReadBuf,
 		})
 		if err != nil {
@@ -253,6 +267,12 @@ func (m *msgRun) result() runResult {
 		r.Pairs = cfg.Pairs
 	}
 	r.Publishers, r.Subscribers = len(m.pubs), len(m.subs)
+	for _, ts := range m.plan.pubTopics {
+		r.Topics += len(ts)
+	}
+	if cfg.Scenario == scenarioFanout {
+		r.Filter = m.plan.subFilters[0]
+	}
 	r.fan = m.plan.fan
 	r.DurationS = cfg.Duration.Seconds()
 	r.Sent, r.Expected, r.Received = m.sent, m.sent*m.plan.fan, received
