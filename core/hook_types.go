@@ -35,6 +35,11 @@ type Verdict struct {
 	// one a failing hook fell back to: a read verdict (AuthorizeReadHook)
 	// with it set is not cached.
 	Transient bool
+	// SameForAll marks a read verdict (AuthorizeReadHook) that holds for
+	// every subscriber, not only the one asked about: the server then
+	// caches it per topic for all sessions. A chain's verdict has it only
+	// when every hook that was asked set it (a Next included).
+	SameForAll bool
 }
 
 // Verdicts to return.

@@ -277,8 +277,11 @@ func (p *pipeline) failed(e *hookEntry, ev Event, r any) {
 // A Transient verdict taints the chain's result: a hook that failed and
 // fell back to Next (on_failure: next) did not decide, so whatever the
 // chain returns after it holds for this call only, and is not cached.
+//
+// The chain's verdict is SameForAll only when every hook asked said so:
+// a hook that said Next for this client may decide for another.
 func (p *pipeline) decide(ev Event, topic string, call func(*handlers) Verdict) Verdict {
-	transient := false
+	transient, all := false, true
 	for _, e := range p.list(ev) {
 		if topic != "" && !e.wants(topic) {
 			continue
@@ -286,18 +289,17 @@ func (p *pipeline) decide(ev Event, topic string, call func(*handlers) Verdict) 
 		v := p.safeDecide(e, ev, call)
 		if v.Decision == DecisionNext {
 			transient = transient || v.Transient
+			all = all && v.SameForAll
 			continue
 		}
 		if v.Decision == DecisionDeny && v.Code < 0x80 {
 			v.Code = packets.NotAuthorized
 		}
 		v.Transient = v.Transient || transient
+		v.SameForAll = v.SameForAll && all && ev == EventAuthorizeRead
 		return v
 	}
-	if transient {
-		return Verdict{Decision: DecisionNext, Transient: true}
-	}
-	return Next
+	return Verdict{Decision: DecisionNext, Transient: transient, SameForAll: all && ev == EventAuthorizeRead}
 }
 
 func (p *pipeline) safeDecide(e *hookEntry, ev Event, call func(*handlers) Verdict) (v Verdict) {

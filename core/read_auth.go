@@ -9,22 +9,37 @@ import (
 )
 
 // Read permission (AuthorizeReadHook) is checked at delivery, for each
-// subscriber, and the verdicts are cached per session and topic: with an
-// ACL and fifty subscribers on "#", a message costs fifty cache lookups,
-// not fifty walks of the rules. A cached verdict holds for the
+// subscriber, and the verdicts are cached per session and topic, or per
+// topic for all sessions when the hooks say the verdict is the same for
+// every subscriber (Verdict.SameForAll): with an ACL and fifty subscribers
+// on "#", a message costs fifty cache lookups, not fifty walks of the
+// rules, and a thousand topics fit in the shared cache where they would
+// not in a session's. A cached verdict holds for the
 // authorization generation it was made in (Server.authGen):
 // InvalidateAuthorization starts a new one, so that every verdict is asked
 // for again, and re-checks what the sessions already hold.
 
-// readSlots is the number of verdicts a session's cache holds: a
-// direct-mapped table, indexed by the topic's hash, so a lookup takes no
-// lock and a collision just asks the hooks again.
-const readSlots = 64
+// The caches are set-associative tables of atomic pointers to immutable
+// verdicts, indexed by the topic's hash: a lookup takes no lock and
+// allocates nothing, a miss asks the hooks and stores a new verdict, and a
+// handful of topics that hash to one set still fit in its ways.
+const (
+	// readWays is the number of verdicts a set holds.
+	readWays = 4
+	// sessionReadSlots is the size of a session's cache.
+	sessionReadSlots = 64
+	// sharedReadSlots is the size of the server's cache of verdicts that
+	// hold for every subscriber (Verdict.SameForAll), by topic.
+	sharedReadSlots = 4096
+)
 
-// readCache is a session's cache of read verdicts; its table is made on
-// first use, so a session that is never checked costs one pointer.
+// readCache is a cache of read verdicts: a session's, for the verdicts
+// about its subscriber, or the server's, for those that hold for every
+// subscriber. Its table is made on first store, so a session that is
+// never checked costs one pointer.
 type readCache struct {
-	table atomic.Pointer[[readSlots]atomic.Pointer[readVerdict]]
+	table  atomic.Pointer[[]atomic.Pointer[readVerdict]]
+	victim atomic.Uint32 // turns the way a full set gives up
 }
 
 // readVerdict is one cached verdict.
@@ -34,29 +49,49 @@ type readVerdict struct {
 	allow bool
 }
 
+// set returns the ways of topic hash h in table t.
+func readSet(t []atomic.Pointer[readVerdict], h uint64) []atomic.Pointer[readVerdict] {
+	i := int(h%uint64(len(t)/readWays)) * readWays
+	return t[i : i+readWays]
+}
+
 // lookup returns the cached verdict for topic in generation gen.
 func (rc *readCache) lookup(h uint64, topic string, gen uint64) (allow, ok bool) {
 	t := rc.table.Load()
 	if t == nil {
 		return false, false
 	}
-	v := t[h%readSlots].Load()
-	if v == nil || v.gen != gen || v.topic != topic {
-		return false, false
-	}
-	return v.allow, true
-}
-
-// store caches a verdict.
-func (rc *readCache) store(h uint64, topic string, gen uint64, allow bool) {
-	t := rc.table.Load()
-	if t == nil {
-		t = new([readSlots]atomic.Pointer[readVerdict])
-		if !rc.table.CompareAndSwap(nil, t) {
-			t = rc.table.Load()
+	set := readSet(*t, h)
+	for i := range set {
+		v := set[i].Load()
+		if v != nil && v.gen == gen && v.topic == topic {
+			return v.allow, true
 		}
 	}
-	t[h%readSlots].Store(&readVerdict{topic: topic, gen: gen, allow: allow})
+	return false, false
+}
+
+// store caches a verdict, in a table of size slots when it has none yet:
+// in an empty or stale way of topic's set, or the one it last held, or
+// else in turn.
+func (rc *readCache) store(h uint64, topic string, gen uint64, allow bool, size int) {
+	t := rc.table.Load()
+	if t == nil {
+		nt := make([]atomic.Pointer[readVerdict], size)
+		if !rc.table.CompareAndSwap(nil, &nt) {
+			nt = *rc.table.Load()
+		}
+		t = &nt
+	}
+	set := readSet(*t, h)
+	v := &readVerdict{topic: topic, gen: gen, allow: allow}
+	for i := range set {
+		if old := set[i].Load(); old == nil || old.gen != gen || old.topic == topic {
+			set[i].Store(v)
+			return
+		}
+	}
+	set[rc.victim.Add(1)%readWays].Store(v)
 }
 
 // reset forgets every cached verdict: the session has a new connection,
@@ -76,13 +111,20 @@ func (s *Server) mayRead(sess *session, topic string) bool {
 	if allow, ok := sess.reads.lookup(h, topic, gen); ok {
 		return allow
 	}
+	if allow, ok := s.sharedReads.lookup(h, topic, gen); ok {
+		return allow
+	}
 	cl := sess.subscriber()
 	v := s.hooks.decide(EventAuthorizeRead, topic, func(hs *handlers) Verdict {
 		return hs.authorizeRead.AuthorizeRead(s.background(), cl, topic)
 	})
 	allow := v.Decision != DecisionDeny
-	if !v.Transient {
-		sess.reads.store(h, topic, gen, allow)
+	switch {
+	case v.Transient:
+	case v.SameForAll:
+		s.sharedReads.store(h, topic, gen, allow, sharedReadSlots)
+	default:
+		sess.reads.store(h, topic, gen, allow, sessionReadSlots)
 	}
 	if !allow && s.log.Enabled(s.background(), slog.LevelDebug) {
 		s.log.Debug("delivery not authorized", "client", sess.id, "username", cl.Username, "topic", topic,

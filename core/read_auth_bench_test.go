@@ -19,47 +19,47 @@ import (
 // every topic but those under secret/, as an ACL's "deny subscribe
 // secret/#, allow both #" does. It counts its calls, so that the benchmark
 // shows how often the cache sends a delivery to the hook.
-type benchReadHook struct{ calls atomic.Int64 }
+type benchReadHook struct {
+	calls atomic.Int64
+	same  bool // its verdicts are the same for every subscriber (SameForAll)
+}
 
 func (*benchReadHook) ID() string       { return "bench.read" }
 func (*benchReadHook) Events() EventSet { return Events(EventAuthorizeRead) }
 func (h *benchReadHook) AuthorizeRead(_ context.Context, _ *ClientInfo, topic string) Verdict {
 	h.calls.Add(1)
+	v := Allow
 	if strings.HasPrefix(topic, "secret/") {
-		return Deny(packets.NotAuthorized, "secret")
+		v = Deny(packets.NotAuthorized, "secret")
 	}
-	return Allow
+	v.SameForAll = h.same
+	return v
 }
 
 // BenchmarkFanoutRead measures one inbound PUBLISH (QoS 0, MQTT 3.1.1,
 // 64-byte payload) through handlePublish to 50 subscribers on "#", without
 // an AuthorizeRead hook and with one (issue 17: read permission checked at
-// delivery, the verdicts cached per session and topic, and fan-out must
-// stay fast). The publisher rotates over 8 topics, which fit in a
-// session's cache of verdicts (readSlots), or 1000, which do not. As in
-// BenchmarkPublishHooks, the subscribers are real loopback connections that
-// read every byte, so the writers' work is inside the measurement; per op
-// is one message, 50 deliveries. ns/delivery and allocs/delivery divide by
-// the deliveries (allocs/delivery counts every allocation of the process
-// over the loop, the subscribers' readers included); hook-calls/delivery is
-// the share of deliveries the cache did not answer. The cache is direct
-// mapped with a seed made at random per server, so in about one run in
-// three two of the 8 topics share a slot and evict each other: that run
-// shows 0.25 hook-calls/delivery, and as many allocations (a new verdict
-// is stored at every miss), where the others show 0 and the allocs/op of
-// the run without a hook.
+// delivery, the verdicts cached, and fan-out must stay fast). The
+// publisher rotates over 8 topics, which fit in a session's cache of
+// verdicts (sessionReadSlots), or 1000, which do not; read=hook's verdicts
+// are per subscriber, read=same's hold for every subscriber
+// (Verdict.SameForAll, as auth.file's are when no rule that could match
+// the topic depends on the client) and are cached once per topic in the
+// server's shared cache (sharedReadSlots). As in BenchmarkPublishHooks, the
+// subscribers are real loopback connections that read every byte, so the
+// writers' work is inside the measurement; per op is one message, 50
+// deliveries. ns/delivery and allocs/delivery divide by the deliveries
+// (allocs/delivery counts every allocation of the process over the loop,
+// the subscribers' readers included); hook-calls/delivery is the share of
+// deliveries the caches did not answer.
 func BenchmarkFanoutRead(b *testing.B) {
 	const subs = 50
 	for _, topics := range []int{8, 1000} {
-		for _, hook := range []bool{false, true} {
-			name := fmt.Sprintf("v4/subs=%d/topics=%d/read=none", subs, topics)
-			if hook {
-				name = fmt.Sprintf("v4/subs=%d/topics=%d/read=hook", subs, topics)
-			}
-			b.Run(name, func(b *testing.B) {
+		for _, read := range []string{"none", "hook", "same"} {
+			b.Run(fmt.Sprintf("v4/subs=%d/topics=%d/read=%s", subs, topics, read), func(b *testing.B) {
 				var h *benchReadHook
-				if hook {
-					h = &benchReadHook{}
+				if read != "none" {
+					h = &benchReadHook{same: read == "same"}
 				}
 				benchFanoutRead(b, packets.Version311, subs, topics, h)
 			})

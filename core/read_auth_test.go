@@ -43,6 +43,11 @@ func (h *readHook) AuthorizeRead(_ context.Context, cl *core.ClientInfo, topic s
 		v.Transient = h.transient.Load()
 		return v
 	}
+	if strings.HasPrefix(topic, "all/") {
+		v := core.Allow
+		v.SameForAll = true
+		return v
+	}
 	return core.Next
 }
 
@@ -103,6 +108,24 @@ func TestReadCheckedPerSubscriber(t *testing.T) {
 	if n := b.Stats().DroppedBy[core.DropNotAuthorized]; n != 5 {
 		t.Errorf("dropped not_authorized = %d, want 5", n)
 	}
+
+	t.Run("verdicts the same for all are cached once", func(t *testing.T) {
+		for _, c := range []*v5Client{alice, bob} {
+			c.sub("all/#", 1)
+		}
+		for range 4 {
+			pub.pub("all/x", 1, "for everyone")
+		}
+		pub.pub("marker", 1, "end")
+		for _, c := range []*v5Client{alice, bob} {
+			if got := c.until("marker"); len(got) != 4 {
+				t.Errorf("%s got %v, want 4 messages on all/x", c.ID, got)
+			}
+		}
+		if n := h.callsFor("all/x"); n != 1 {
+			t.Errorf("AuthorizeRead was called %d times for all/x, want 1 (SameForAll: one verdict for both subscribers)", n)
+		}
+	})
 
 	t.Run("transient verdicts are not cached", func(t *testing.T) {
 		h.transient.Store(true)

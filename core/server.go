@@ -66,6 +66,8 @@ type Server struct {
 	// hashes topics for the caches (read_auth.go).
 	authGen  atomic.Uint64
 	readSeed maphash.Seed
+	// sharedReads caches the read verdicts that hold for every subscriber.
+	sharedReads readCache
 	// store is the storage hook (Store) chosen at Start, nil without one;
 	// storeDurable caches store.Durable(). storeSeq numbers stored
 	// deliveries and messages (persist.go).

@@ -35,7 +35,15 @@ type rule struct {
 	// segs is the filter cut at its %u and %c placeholders; nil when it
 	// has none.
 	segs []segment
+	// wild is the filter with each level holding a placeholder made '+':
+	// every topic the rule can match for some client, it matches. It is
+	// the filter itself without placeholders.
+	wild string
 }
+
+// forAnyClient reports whether the rule applies alike to every client: no
+// user or client narrows it and its filter has no placeholder.
+func (r *rule) forAnyClient() bool { return r.user == "" && r.client == "" && r.segs == nil }
 
 // segment is literal text followed by a placeholder ('u', 'c' or 0 at
 // the end).
@@ -117,7 +125,7 @@ func ParseACL(file string, data []byte) (*ACL, error) {
 				if why != "" {
 					p.add(f.node.Line, f.key, "%q: %s", s, why)
 				}
-				r.segs = segs
+				r.segs, r.wild = segs, wildFilter(s, segs)
 			}
 		}
 		a.rules = append(a.rules, r)
@@ -157,6 +165,20 @@ func compileFilter(f string) ([]segment, string) {
 		return nil, ""
 	}
 	return append(segs, segment{text: rest}), ""
+}
+
+// wildFilter is f with each level that holds a placeholder made '+'.
+func wildFilter(f string, segs []segment) string {
+	if segs == nil {
+		return f
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		if strings.Contains(l, "%u") || strings.Contains(l, "%c") {
+			levels[i] = "+"
+		}
+	}
+	return strings.Join(levels, "/")
 }
 
 // expand returns the rule's filter for a client: its placeholders
@@ -207,7 +229,8 @@ func (r *rule) applies(action int, username, clientID string) bool {
 // CanPublish reports whether a client may publish to topic. rule is the
 // index of the deciding rule, -1 when none matched (denied by default).
 func (a *ACL) CanPublish(username, clientID, topic string) (allow bool, rule int) {
-	return a.firstMatch(actPublish, username, clientID, topic)
+	allow, rule, _ = a.firstMatch(actPublish, username, clientID, topic)
+	return allow, rule
 }
 
 // CanRead reports whether a client may receive a message on topic: the
@@ -215,22 +238,35 @@ func (a *ACL) CanPublish(username, clientID, topic string) (allow bool, rule int
 // decides, as for CanPublish. rule is the index of the deciding rule, -1
 // when none matched (denied by default).
 func (a *ACL) CanRead(username, clientID, topic string) (allow bool, rule int) {
-	return a.firstMatch(actSubscribe, username, clientID, topic)
+	allow, rule, _ = a.firstMatch(actSubscribe, username, clientID, topic)
+	return allow, rule
 }
 
 // firstMatch finds the first rule for action whose filter matches topic.
-func (a *ACL) firstMatch(action int, username, clientID, topic string) (allow bool, rule int) {
+// same reports whether every client would get the same answer: no rule
+// up to the deciding one that could match topic for some client depends
+// on the client (a user or client narrowing it, or a placeholder).
+// A rule that cannot match the topic for any client (its wild filter
+// does not) is skipped before its placeholders are filled in.
+func (a *ACL) firstMatch(action int, username, clientID, topic string) (allow bool, rule int, same bool) {
+	same = true
 	for i := range a.rules {
 		r := &a.rules[i]
+		if r.actions&action == 0 || !topics.MatchFilter(r.wild, topic) {
+			continue
+		}
+		if r.forAnyClient() {
+			return r.allow, i, same
+		}
+		same = false
 		if !r.applies(action, username, clientID) {
 			continue
 		}
-		f, ok := r.expand(username, clientID)
-		if ok && topics.MatchFilter(f, topic) {
-			return r.allow, i
+		if f, ok := r.expand(username, clientID); ok && topics.MatchFilter(f, topic) {
+			return r.allow, i, false
 		}
 	}
-	return false, -1
+	return false, -1, same
 }
 
 // CanSubscribe reports whether a client may subscribe to filter; for a

@@ -301,3 +301,34 @@ func TestIntersect(t *testing.T) {
 		}
 	}
 }
+
+// TestACLReadSameForAll: a read verdict is the same for every client when
+// no rule that could match the topic for some client depends on the
+// client; the server then caches it once for all subscribers.
+func TestACLReadSameForAll(t *testing.T) {
+	a := mustACL(t, `rules:
+  - {allow: false, action: subscribe, filter: "secret/#"}
+  - {allow: true, action: both, filter: "users/%u/#"}
+  - {user: admin, allow: true, action: subscribe, filter: "ops/#"}
+  - {client: "dev-1", allow: true, action: publish, filter: "devices/#"}
+  - {allow: true, action: both, filter: "#"}
+`)
+	tests := []struct {
+		user, client, topic string
+		allow, same         bool
+	}{
+		{"alice", "c", "secret/x", false, true},      // the first rule decides for everyone
+		{"alice", "c", "public/news/1", true, true},  // no client rule can match it: # decides for everyone
+		{"alice", "c", "users/alice/x", true, false}, // %u decides, for alice only
+		{"bob", "c", "users/alice/x", true, false},   // # decides for bob, %u would for alice
+		{"bob", "c", "ops/x", true, false},           // admin's rule could match
+		{"bob", "c", "devices/x", true, true},        // dev-1's rule is for publishing only
+		{"", "c", "$SYS/x", false, true},             // nothing reaches $SYS: default deny for all
+	}
+	for _, tc := range tests {
+		allow, _, same := a.firstMatch(actSubscribe, tc.user, tc.client, tc.topic)
+		if allow != tc.allow || same != tc.same {
+			t.Errorf("firstMatch(read, %q, %q, %q) = %v, same %v; want %v, same %v", tc.user, tc.client, tc.topic, allow, same, tc.allow, tc.same)
+		}
+	}
+}

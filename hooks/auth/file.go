@@ -474,19 +474,22 @@ func (f *File) AuthorizeSubscribe(_ context.Context, cl *core.ClientInfo, filter
 }
 
 // AuthorizeRead implements core.AuthorizeReadHook: see ACL.CanRead. A
-// denied delivery is dropped (the server caches the verdict per
-// subscriber and topic until the next reload).
+// denied delivery is dropped. The server caches the verdict until the next
+// reload: per topic for every subscriber when no rule that could match the
+// topic depends on the client (SameForAll), else per subscriber and topic.
 func (f *File) AuthorizeRead(_ context.Context, cl *core.ClientInfo, topic string) core.Verdict {
 	acl := f.state.Load().acl
 	if acl == nil {
 		return core.Next
 	}
-	allow, i := acl.CanRead(cl.Username, cl.ID, topic)
-	if allow {
-		return core.Allow
+	allow, i, same := acl.firstMatch(actSubscribe, cl.Username, cl.ID, topic)
+	v := core.Allow
+	if !allow {
+		f.log.Debug("auth.file: read denied", "client", cl.ID, "username", cl.Username, "topic", topic, "rule", acl.describe(i))
+		v = core.Deny(packets.NotAuthorized, "not authorized to read "+topic)
 	}
-	f.log.Debug("auth.file: read denied", "client", cl.ID, "username", cl.Username, "topic", topic, "rule", acl.describe(i))
-	return core.Deny(packets.NotAuthorized, "not authorized to read "+topic)
+	v.SameForAll = same
+	return v
 }
 
 // OnDisconnected implements core.DisconnectedHook: the connection is no
