@@ -13,8 +13,7 @@ import (
 // topic for all sessions when the hooks say the verdict is the same for
 // every subscriber (Verdict.SameForAll): with an ACL and fifty subscribers
 // on "#", a message costs fifty cache lookups, not fifty walks of the
-// rules, and a thousand topics fit in the shared cache where they would
-// not in a session's. A cached verdict holds for the
+// rules. A cached verdict holds for the
 // authorization generation it was made in (Server.authGen):
 // InvalidateAuthorization starts a new one, so that every verdict is asked
 // for again, and re-checks what the sessions already hold.
@@ -22,15 +21,22 @@ import (
 // The caches are set-associative tables of atomic pointers to immutable
 // verdicts, indexed by the topic's hash: a lookup takes no lock and
 // allocates nothing, a miss asks the hooks and stores a new verdict, and a
-// handful of topics that hash to one set still fit in its ways.
+// handful of topics that hash to one set still fit in its ways. A table
+// starts small and grows, up to a bound, when it keeps evicting: a device
+// that reads a few topics costs a few hundred bytes, a dashboard on "#"
+// that reads a thousand keeps them all.
 const (
 	// readWays is the number of verdicts a set holds.
 	readWays = 4
-	// sessionReadSlots is the size of a session's cache.
+	// readGrowth is the factor a table grows by.
+	readGrowth = 4
+	// sessionReadSlots and sessionReadMax bound a session's cache.
 	sessionReadSlots = 64
-	// sharedReadSlots is the size of the server's cache of verdicts that
-	// hold for every subscriber (Verdict.SameForAll), by topic.
-	sharedReadSlots = 4096
+	sessionReadMax   = 4096
+	// sharedReadSlots and sharedReadMax bound the server's cache of
+	// verdicts that hold for every subscriber (Verdict.SameForAll).
+	sharedReadSlots = 1024
+	sharedReadMax   = 65536
 )
 
 // readCache is a cache of read verdicts: a session's, for the verdicts
@@ -38,13 +44,17 @@ const (
 // subscriber. Its table is made on first store, so a session that is
 // never checked costs one pointer.
 type readCache struct {
-	table  atomic.Pointer[[]atomic.Pointer[readVerdict]]
-	victim atomic.Uint32 // turns the way a full set gives up
+	table atomic.Pointer[[]atomic.Pointer[readVerdict]]
+	// evictions counts the verdicts the table gave up since it was made;
+	// it also turns the way a full set gives up.
+	evictions atomic.Uint32
 }
 
-// readVerdict is one cached verdict.
+// readVerdict is one cached verdict, with its topic's hash for moving it
+// to a grown table.
 type readVerdict struct {
 	topic string
+	hash  uint64
 	gen   uint64
 	allow bool
 }
@@ -71,10 +81,11 @@ func (rc *readCache) lookup(h uint64, topic string, gen uint64) (allow, ok bool)
 	return false, false
 }
 
-// store caches a verdict, in a table of size slots when it has none yet:
-// in an empty or stale way of topic's set, or the one it last held, or
-// else in turn.
-func (rc *readCache) store(h uint64, topic string, gen uint64, allow bool, size int) {
+// store caches a verdict: in an empty or stale way of topic's set, or the
+// one it held, or else in place of another, in turn. The table is made
+// with size slots; once it has given up more verdicts than an eighth of
+// its slots it grows readGrowth times, up to max slots.
+func (rc *readCache) store(h uint64, topic string, gen uint64, allow bool, size, max int) {
 	t := rc.table.Load()
 	if t == nil {
 		nt := make([]atomic.Pointer[readVerdict], size)
@@ -83,15 +94,43 @@ func (rc *readCache) store(h uint64, topic string, gen uint64, allow bool, size 
 		}
 		t = &nt
 	}
-	set := readSet(*t, h)
-	v := &readVerdict{topic: topic, gen: gen, allow: allow}
+	v := &readVerdict{topic: topic, hash: h, gen: gen, allow: allow}
+	if placeVerdict(*t, v) {
+		return
+	}
+	n := rc.evictions.Add(1)
+	readSet(*t, h)[n%readWays].Store(v)
+	if len(*t) < max && int(n) > len(*t)/8 {
+		rc.grow(t, gen)
+	}
+}
+
+// placeVerdict puts v in an empty or stale way of its set, or the one its
+// topic held; false when every way holds another current verdict.
+func placeVerdict(t []atomic.Pointer[readVerdict], v *readVerdict) bool {
+	set := readSet(t, v.hash)
 	for i := range set {
-		if old := set[i].Load(); old == nil || old.gen != gen || old.topic == topic {
+		if old := set[i].Load(); old == nil || old.gen != v.gen || old.topic == v.topic {
 			set[i].Store(v)
-			return
+			return true
 		}
 	}
-	set[rc.victim.Add(1)%readWays].Store(v)
+	return false
+}
+
+// grow replaces table t by one readGrowth times larger holding t's
+// current verdicts. Racing stores may be lost to it: a lost verdict costs
+// one more question to the hooks.
+func (rc *readCache) grow(t *[]atomic.Pointer[readVerdict], gen uint64) {
+	nt := make([]atomic.Pointer[readVerdict], len(*t)*readGrowth)
+	for i := range *t {
+		if v := (*t)[i].Load(); v != nil && v.gen == gen {
+			placeVerdict(nt, v)
+		}
+	}
+	if rc.table.CompareAndSwap(t, &nt) {
+		rc.evictions.Store(0)
+	}
 }
 
 // reset forgets every cached verdict: the session has a new connection,
@@ -122,9 +161,9 @@ func (s *Server) mayRead(sess *session, topic string) bool {
 	switch {
 	case v.Transient:
 	case v.SameForAll:
-		s.sharedReads.store(h, topic, gen, allow, sharedReadSlots)
+		s.sharedReads.store(h, topic, gen, allow, sharedReadSlots, sharedReadMax)
 	default:
-		sess.reads.store(h, topic, gen, allow, sessionReadSlots)
+		sess.reads.store(h, topic, gen, allow, sessionReadSlots, sessionReadMax)
 	}
 	if !allow && s.log.Enabled(s.background(), slog.LevelDebug) {
 		s.log.Debug("delivery not authorized", "client", sess.id, "username", cl.Username, "topic", topic,
