@@ -71,8 +71,8 @@ const (
 	// public/news/{n} (read through the last rule) and
 	// sensors/{n}/temperature (through the one before it).
 	aclTopicPattern = "public/news/" + topicNumber + ",sensors/" + topicNumber + "/temperature"
-	// aclFewTopics fits in a session's cache of read verdicts (64 slots);
-	// aclManyTopics does not.
+	// aclFewTopics fits in a session's cache of read verdicts as it starts
+	// (64 slots); aclManyTopics makes it grow.
 	aclFewTopics  = 8
 	aclManyTopics = 1000
 	// targetACLRatio is issue 17's least auth.file ÷ default of deliveries

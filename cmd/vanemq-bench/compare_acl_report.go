@@ -178,10 +178,12 @@ func renderACLMarkdown(w io.Writer, rep *aclReport) {
 		"  default configuration ignores. The publisher publishes on each of its topics in turn, message by\n"+
 		"  message, all of them readable: `%s` with {n} = 0, 1, …\n",
 		aclSubscribers, aclPublishers, aclUsername, aclSubscribers-1, aclTopicPattern)
-	fmt.Fprintf(w, "- A session caches its read verdicts in %d slots indexed by the topic's hash (core/read_auth.go):\n"+
-		"  the %d-topic rows fit (unless two topics share a slot), the %d-topic rows do not, and there most\n"+
-		"  deliveries ask auth.file again (ACL.CanRead, a walk of the rules) and store a new verdict.\n",
-		64, aclFewTopics, aclManyTopics)
+	fmt.Fprintf(w, "- A session caches its read verdicts in a 4-way set-associative table of 64 slots, which grows when\n"+
+		"  it keeps evicting (core/read_auth.go): the %d-topic rows fit at once; in the %d-topic rows the\n"+
+		"  subscribers' tables grow during the warm-up, after which few deliveries ask auth.file again. This\n"+
+		"  ACL's admin rule (`#` for one user) makes every verdict depend on the client, so the server's\n"+
+		"  shared cache of verdicts that hold for every subscriber (Verdict.SameForAll) is not used here.\n",
+		aclFewTopics, aclManyTopics)
 	fmt.Fprintln(w, "- The default configuration is `vanemq-bench compare`'s (no hooks, anonymous clients allowed, no")
 	fmt.Fprintln(w, "  store); the auth.file one adds the hook, with a users file of bcrypt hashes at cost")
 	fmt.Fprintf(w, "  %d (one per client) and this ACL:\n", aclBcryptCost)
