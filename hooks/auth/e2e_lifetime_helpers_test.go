@@ -250,5 +250,13 @@ func publishAs(t *testing.T, addr, user, topic string, qos byte, retain bool, pa
 	if err != nil || (qos > 0 && (r == nil || r.ReasonCode >= 0x80)) {
 		t.Fatalf("%s: publish %s: %v %+v", user, topic, err, r)
 	}
+	if qos == 0 {
+		// A QoS 0 PUBLISH has no acknowledgement: a QoS 1 one after it on
+		// the same connection is acknowledged once the broker has routed
+		// both, before the client goes.
+		if r, err := c.cli.Publish(ctx, &paho.Publish{Topic: "sync/" + user, QoS: 1}); err != nil || r == nil {
+			t.Fatalf("%s: publish sync/%s: %v", user, user, err)
+		}
+	}
 	_ = c.cli.Disconnect(&paho.Disconnect{})
 }
