@@ -125,31 +125,43 @@ func parseCompareFlags(args []string, stderr io.Writer) (*compareOptions, error)
 	fs.BoolVar(&o.quick, "quick", false, "smoke test: 2s runs, 1 round")
 	fs.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every vanemq run into `DIR` (vanemq --cpuprofile), named scenario.broker.round.pprof")
 	run := fs.String("run", "", "only run the scenarios whose ID matches `REGEXP` (IDs such as fanin-q0-64, conns-10000)")
+	if err := o.parseFlags(fs, args, run, "compare"); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// parseFlags parses args with fs into o, whose flags fs defines, and
+// checks them: no arguments, -quick, rounds and duration in range, the
+// warm-up, and the -run pattern (run, read once parsed) compiled into
+// o.filter. cmd names
+// the command in errors.
+func (o *compareOptions) parseFlags(fs *flag.FlagSet, args []string, run *string, cmd string) error {
 	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("compare: %w", err)
+		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
-		return nil, fmt.Errorf("compare: unexpected argument %q", fs.Arg(0))
+		return fmt.Errorf("%s: unexpected argument %q", cmd, fs.Arg(0))
 	}
 	if o.quick {
 		o.rounds, o.duration = 1, quickDuration
 	}
 	if o.rounds < 1 {
-		return nil, fmt.Errorf("compare: -rounds must be at least 1, got %d", o.rounds)
+		return fmt.Errorf("%s: -rounds must be at least 1, got %d", cmd, o.rounds)
 	}
 	if o.duration <= 0 {
-		return nil, fmt.Errorf("compare: -duration must be positive, got %s", o.duration)
+		return fmt.Errorf("%s: -duration must be positive, got %s", cmd, o.duration)
 	}
 	o.warmup = warmupFor(o.duration)
 	if *run != "" {
 		re, err := regexp.Compile(*run)
 		if err != nil {
-			return nil, fmt.Errorf("compare: -run: %w", err)
+			return fmt.Errorf("%s: -run: %w", cmd, err)
 		}
 		o.filter = re
 	}
-	return o, nil
+	return nil
 }
 
 // warmupFor is the warm-up before a run of duration d: a fifth of it,

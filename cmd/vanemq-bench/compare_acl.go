@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -221,29 +220,8 @@ func parseACLFlags(args []string, stderr io.Writer) (*compareOptions, error) {
 	fs.BoolVar(&o.quick, "quick", false, "smoke test: 2s runs, 1 round")
 	fs.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every vanemq run into `DIR` (vanemq --cpuprofile), named scenario.broker.round.pprof")
 	run := fs.String("run", "", "only run the scenarios whose ID matches `REGEXP` (IDs such as fanout-acl-q0-64-t8)")
-	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("acl: %w", err)
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return nil, fmt.Errorf("acl: unexpected argument %q", fs.Arg(0))
-	}
-	if o.quick {
-		o.rounds, o.duration = 1, quickDuration
-	}
-	if o.rounds < 1 {
-		return nil, fmt.Errorf("acl: -rounds must be at least 1, got %d", o.rounds)
-	}
-	if o.duration <= 0 {
-		return nil, fmt.Errorf("acl: -duration must be positive, got %s", o.duration)
-	}
-	o.warmup = warmupFor(o.duration)
-	if *run != "" {
-		re, err := regexp.Compile(*run)
-		if err != nil {
-			return nil, fmt.Errorf("acl: -run: %w", err)
-		}
-		o.filter = re
+	if err := o.parseFlags(fs, args, run, "acl"); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
