@@ -138,22 +138,7 @@ func BenchmarkPublishFanout(b *testing.B) {
 		{packets.Version5, 1}, {packets.Version5, 10},
 	} {
 		b.Run(fmt.Sprintf("v%d/subs=%d", tc.version, tc.subs), func(b *testing.B) {
-			srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SysInterval: -1, OutboundQueue: 1 << 22, AllowAnonymous: true})
-			if err != nil {
-				b.Fatal(err)
-			}
-			l := &benchListener{}
-			if err := srv.AddListener(l); err != nil {
-				b.Fatal(err)
-			}
-			if err := srv.Start(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = srv.Shutdown(ctx)
-			})
+			srv, l := startBenchServer(b)
 			subs := make([]*benchSubscriber, tc.subs)
 			for i := range subs {
 				subs[i] = dialSubscriber(b, l.Address(), fmt.Sprintf("sub-%d", i), "bench/+/data", tc.version, 0)
@@ -189,4 +174,33 @@ func BenchmarkPublishFanout(b *testing.B) {
 			}
 		})
 	}
+}
+
+// startBenchServer starts a server for the publish benchmarks, with the
+// given hooks and a benchListener (its address is where subscribers
+// dial), shut down when the benchmark ends.
+func startBenchServer(b *testing.B, hooks ...Hook) (*Server, *benchListener) {
+	b.Helper()
+	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SysInterval: -1, OutboundQueue: 1 << 22, AllowAnonymous: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, h := range hooks {
+		if err := srv.AddHook(h, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	l := &benchListener{}
+	if err := srv.AddListener(l); err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return srv, l
 }

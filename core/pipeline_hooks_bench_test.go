@@ -3,10 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
 )
@@ -87,27 +84,7 @@ func BenchmarkPublishHooks(b *testing.B) {
 }
 
 func benchPublishHooks(b *testing.B, version byte, nsubs int, hooks []Hook) {
-	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SysInterval: -1, OutboundQueue: 1 << 22, AllowAnonymous: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, h := range hooks {
-		if err := srv.AddHook(h, 0); err != nil {
-			b.Fatal(err)
-		}
-	}
-	l := &benchListener{}
-	if err := srv.AddListener(l); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	srv, l := startBenchServer(b, hooks...)
 	subs := make([]*benchSubscriber, nsubs)
 	for i := range subs {
 		subs[i] = dialSubscriber(b, l.Address(), fmt.Sprintf("sub-%d", i), "bench/+/data", version, 0)

@@ -3,14 +3,11 @@ package core
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
 )
@@ -82,27 +79,11 @@ func benchTopics(n int) []string {
 }
 
 func benchFanoutRead(b *testing.B, version byte, nsubs, ntopics int, hook *benchReadHook) {
-	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SysInterval: -1, OutboundQueue: 1 << 22, AllowAnonymous: true})
-	if err != nil {
-		b.Fatal(err)
-	}
+	var hooks []Hook
 	if hook != nil {
-		if err := srv.AddHook(hook, 0); err != nil {
-			b.Fatal(err)
-		}
+		hooks = append(hooks, hook)
 	}
-	l := &benchListener{}
-	if err := srv.AddListener(l); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	srv, l := startBenchServer(b, hooks...)
 	subs := make([]*benchSubscriber, nsubs)
 	for i := range subs {
 		subs[i] = dialSubscriber(b, l.Address(), fmt.Sprintf("sub-%d", i), "#", version, 0)
