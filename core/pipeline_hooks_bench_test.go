@@ -14,8 +14,8 @@ type benchSessionHook struct {
 	id string
 }
 
-func (h *benchSessionHook) ID() string       { return h.id }
-func (h *benchSessionHook) Events() EventSet { return Events(EventSession) }
+func (h *benchSessionHook) ID() string                                            { return h.id }
+func (h *benchSessionHook) OnSession(context.Context, *ClientInfo, SessionChange) {}
 
 // benchPublishHook is a Publish modifier that lets every message pass.
 type benchPublishHook struct{}
