@@ -83,6 +83,19 @@ func (b *lifeBroker) writeUsers(names ...string) { writeUsers(b.t, b.users, b.ha
 // discarding.
 func newLifeBroker(t *testing.T, dir, acl string, opts core.Options, more ...core.Hook) *lifeBroker {
 	t.Helper()
+	b := newLifeFiles(t, dir, acl)
+	b.serve(opts, func(srv *core.Server) (core.Hook, error) {
+		f, err := auth.NewFile(auth.FileOptions{Users: b.users, ACL: b.acl, Server: srv, Logger: srv.Options().Logger})
+		b.file = f
+		return f, err
+	}, more...)
+	return b
+}
+
+// newLifeFiles writes a lifeBroker's files in dir: the users of testUsers
+// (unless a users file is there already) and acl, if not empty.
+func newLifeFiles(t *testing.T, dir, acl string) *lifeBroker {
+	t.Helper()
 	b := &lifeBroker{t: t, dir: dir, users: filepath.Join(dir, "users.yaml"), acl: filepath.Join(dir, "acl.yaml"),
 		hashes: make(map[string]string)}
 	if _, err := os.Stat(b.users); err != nil {
@@ -91,29 +104,35 @@ func newLifeBroker(t *testing.T, dir, acl string, opts core.Options, more ...cor
 	if acl != "" {
 		b.writeACL(acl)
 	}
+	return b
+}
+
+// serve starts the broker with the auth hook build makes for it and more
+// hooks after it.
+func (b *lifeBroker) serve(opts core.Options, build func(*core.Server) (core.Hook, error), more ...core.Hook) {
+	b.t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	opts.SysInterval = -1
 	srv, err := core.New(opts)
 	if err != nil {
-		t.Fatal(err)
+		b.t.Fatal(err)
 	}
-	f, err := auth.NewFile(auth.FileOptions{Users: b.users, ACL: b.acl, Server: srv, Logger: opts.Logger})
+	h, err := build(srv)
 	if err != nil {
-		t.Fatal(err)
+		b.t.Fatal(err)
 	}
-	if err := srv.AddHook(f, 100); err != nil {
-		t.Fatal(err)
+	if err := srv.AddHook(h, 100); err != nil {
+		b.t.Fatal(err)
 	}
 	for _, h := range more {
 		if err := srv.AddHook(h, 0); err != nil {
-			t.Fatal(err)
+			b.t.Fatal(err)
 		}
 	}
-	b.srv, b.file = srv, f
-	b.addr = mqtttest.Serve(t, srv, tcp.New("tcp", "127.0.0.1:0"))
-	return b
+	b.srv = srv
+	b.addr = mqtttest.Serve(b.t, srv, tcp.New("tcp", "127.0.0.1:0"))
 }
 
 // writeACL replaces the ACL file (Reload makes it take effect).

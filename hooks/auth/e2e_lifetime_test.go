@@ -24,7 +24,6 @@ import (
 	"github.com/vanemq/vanemq/core/packets"
 	"github.com/vanemq/vanemq/hooks/auth"
 	"github.com/vanemq/vanemq/hooks/storage"
-	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
 // secretACL denies reading secret/# and allows everything else.
@@ -376,29 +375,16 @@ func TestE2ERestoredSessionsChecked(t *testing.T) {
 // live subscription's reads without any call from the test.
 func TestE2EFileChangeRevokesThroughModule(t *testing.T) {
 	dir := t.TempDir()
-	b := &lifeBroker{t: t, dir: dir, users: filepath.Join(dir, "users.yaml"), acl: filepath.Join(dir, "acl.yaml"),
-		hashes: make(map[string]string)}
-	b.writeUsers("alice", "bob", "carol")
-	b.writeACL(openACL)
+	b := newLifeFiles(t, dir, openACL)
 	var logs logtest.Buffer
-	srv, err := core.New(core.Options{Logger: logs.Logger(slog.LevelInfo), SysInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, ok := core.LookupHookModule(auth.FileID)
-	if !ok {
-		t.Fatal("auth.file is not registered")
-	}
-	h, err := m.New(core.HookConfig{ID: auth.FileID, Dir: dir, Logger: logs.Logger(slog.LevelInfo), Server: srv,
-		Decode: func(v any) error { return yaml.Unmarshal([]byte("{users: users.yaml, acl: acl.yaml}"), v) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.AddHook(h, 100); err != nil {
-		t.Fatal(err)
-	}
-	b.srv = srv
-	b.addr = mqtttest.Serve(t, srv, tcp.New("tcp", "127.0.0.1:0"))
+	b.serve(core.Options{Logger: logs.Logger(slog.LevelInfo)}, func(srv *core.Server) (core.Hook, error) {
+		m, ok := core.LookupHookModule(auth.FileID)
+		if !ok {
+			t.Fatal("auth.file is not registered")
+		}
+		return m.New(core.HookConfig{ID: auth.FileID, Dir: dir, Logger: logs.Logger(slog.LevelInfo), Server: srv,
+			Decode: func(v any) error { return yaml.Unmarshal([]byte("{users: users.yaml, acl: acl.yaml}"), v) }})
+	})
 
 	alice := connectV5(t, b.addr, "alice-w", "alice", "secret")
 	for _, f := range []string{"data/#", "marker"} {
