@@ -46,7 +46,8 @@ type session struct {
 	// conn is the live connection, nil while the client is offline.
 	conn *client
 	// owner is the identity that created the session: a connection of
-	// another identity never resumes it (Options.SessionOwnership).
+	// another identity never resumes it (Options.ForeignSession). ownerKnown
+	// is false for a session restored from a store that did not record it.
 	owner      Identity
 	ownerKnown bool
 	// info is the subscriber as the read and Deliver hooks see it: the
