@@ -108,7 +108,8 @@ type FileOptions struct {
 	// effect on live sessions too: the server re-checks what every
 	// session may read (Server.InvalidateAuthorization), and the clients
 	// this hook authenticated whose user was removed from the users file,
-	// or whose password changed, are disconnected with Not authorized.
+	// whose password changed, or whose client ID the user's client_ids no
+	// longer allow, are disconnected with Not authorized.
 	Server *core.Server
 }
 
