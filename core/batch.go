@@ -33,6 +33,9 @@ type readBatch struct {
 	// flushStore submits both.
 	storeOps []StoreOp
 	heldAcks []outControl
+	// tk is the batch's ticket (acks.go), opened by the first thing its
+	// acknowledgements must wait for; flushStore seals it.
+	tk *ackTicket
 	// packets counts the packets received, recv and recvBytes the PUBLISH
 	// packets and payload bytes by QoS; countReceived adds them to the
 	// server's counters once per batch.

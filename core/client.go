@@ -39,9 +39,11 @@ type client struct {
 
 	pacingState
 
-	// commits counts batches handed to a durable store whose done has not
-	// run.
+	// commits counts what the client's acknowledgements wait for: a
+	// CONNACK's session change in a durable store, and the batches'
+	// tickets (acks.go) not yet released.
 	commits atomic.Int32
+	ackQueue
 	// closeReason is the v5 reason the broker closed the connection with,
 	// or Success for a normal DISCONNECT from the client.
 	closeReason atomic.Uint32
@@ -222,7 +224,7 @@ func (c *client) serve(ctx context.Context) {
 		}
 		ok := c.readArrived(ctx)
 		c.countReceived()
-		if c.srv.store != nil {
+		if c.srv.store != nil || c.batch.tk != nil {
 			c.flushStore()
 		}
 		c.batch.startWriters()
@@ -545,7 +547,7 @@ func (c *client) finish() {
 	c.cancel()
 	c.cr.release()
 	c.srv.detach(c)
-	if c.srv.store != nil {
+	if c.srv.store != nil || c.batch.tk != nil {
 		c.flushStore()
 	}
 	c.srv.disconnectedEvent(c)

@@ -517,8 +517,9 @@ func (s *Server) detach(c *client) {
 // hold sessMu and sess.mu.
 func (s *Server) discardLocked(sess *session, rb *readBatch) {
 	sess.unstoreLocked(rb)
-	for k := range sess.subs {
+	for k, sub := range sess.subs {
 		s.subs.Unsubscribe(sess.id, k.group, k.filter)
+		s.interestRemoved(k.group, k.filter, sub.QoS)
 	}
 	clear(sess.subs)
 	sess.inflight.clear()

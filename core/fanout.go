@@ -36,6 +36,13 @@ func newScratchPool() *sync.Pool {
 // for the broker's own publishes), whose reader's batch the deliveries go
 // through.
 func (s *Server) fanout(m *message, from *client) int {
+	return s.fanoutTo(m, from, true)
+}
+
+// fanoutTo is fanout, with the share groups left out when shared is
+// false: a message from another node of a cluster reaches this node's
+// share groups only through deliverShared.
+func (s *Server) fanoutTo(m *message, from *client, shared bool) int {
 	sc := s.scratch.Get().(*fanoutScratch)
 	defer func() {
 		sc.matches.Reset()
@@ -68,7 +75,11 @@ func (s *Server) fanout(m *message, from *client) int {
 			v.ids = append(v.ids, sub.Identifier)
 		}
 	}
-	m.fanout.Store(int32(len(sc.views) + len(sc.matches.Shared)))
+	groups := sc.matches.Shared
+	if !shared {
+		groups = nil
+	}
+	m.fanout.Store(int32(len(sc.views) + len(groups)))
 	n := 0
 	for i := range sc.views {
 		v := &sc.views[i]
@@ -81,25 +92,50 @@ func (s *Server) fanout(m *message, from *client) int {
 			n++
 		}
 	}
-	for _, g := range sc.matches.Shared {
+	for _, g := range groups {
 		sub := s.pickMember(g, m.topic)
-		if sub == nil {
-			continue
-		}
-		var ids []uint32
-		if sub.Identifier != 0 {
-			ids = []uint32{sub.Identifier}
-		}
-		if s.deliver(sub.ClientID, rb, delivery{
-			msg:    m,
-			qos:    min(m.qos, sub.QoS),
-			retain: m.retain && sub.RetainAsPublished,
-			subIDs: ids,
-		}) {
+		if sub != nil && s.deliverMember(m, sub, rb) {
 			n++
 		}
 	}
 	return n
+}
+
+// deliverMember delivers m to the share group member sub.
+func (s *Server) deliverMember(m *message, sub *topics.Subscription, rb *readBatch) bool {
+	var ids []uint32
+	if sub.Identifier != 0 {
+		ids = []uint32{sub.Identifier}
+	}
+	return s.deliver(sub.ClientID, rb, delivery{
+		msg:    m,
+		qos:    min(m.qos, sub.QoS),
+		retain: m.retain && sub.RetainAsPublished,
+		subIDs: ids,
+	})
+}
+
+// deliverShared delivers m, which another node forwarded for the share
+// group {group} of filter, to one member of that group here; it returns
+// the number of deliveries (0 or 1).
+func (s *Server) deliverShared(m *message, group, filter string) int {
+	sc := s.scratch.Get().(*fanoutScratch)
+	defer func() {
+		sc.matches.Reset()
+		s.scratch.Put(sc)
+	}()
+	s.subs.Match(m.topic, &sc.matches)
+	for _, g := range sc.matches.Shared {
+		if g.Name() != group || g.Filter() != filter {
+			continue
+		}
+		m.fanout.Store(1)
+		if sub := s.pickMember(g, m.topic); sub != nil && s.deliverMember(m, sub, nil) {
+			return 1
+		}
+		return 0
+	}
+	return 0
 }
 
 // isOnline reports whether a subscription's client is connected; share

@@ -101,6 +101,7 @@ func (s *Server) Subscribe(filter string, handler func(InlineMessage)) (func(), 
 	id := "\x00inline/" + strconv.FormatUint(s.inline.next.Add(1), 10)
 	s.inline.handlers.Store(id, handler)
 	s.subs.Subscribe(topics.Subscription{ClientID: id, Filter: inner, Group: group, QoS: 2})
+	s.interestAdded(group, inner, 2, -1)
 	if group == "" {
 		now := time.Now()
 		s.retained.Match(inner, func(topic string, m *message) bool {
@@ -116,6 +117,7 @@ func (s *Server) Subscribe(filter string, handler func(InlineMessage)) (func(), 
 	return func() {
 		once.Do(func() {
 			s.subs.Unsubscribe(id, group, inner)
+			s.interestRemoved(group, inner, 2)
 			s.inline.handlers.Delete(id)
 		})
 	}, nil

@@ -321,6 +321,7 @@ func (r *restorer) restoreSession(st *StoredSession, l Loader) (bool, error) {
 	}
 	for _, sub := range sess.subs {
 		s.subs.Subscribe(sub)
+		s.interestAdded(sub.Group, sub.Filter, sub.QoS, -1)
 	}
 	r.countSubscriptions(sess)
 	s.sessions[st.ClientID] = sess

@@ -26,6 +26,9 @@ type message struct {
 	props *packets.Properties
 	// origin is the publishing client's ID, "" for the broker itself.
 	origin string
+	// remote is set on a message another node of a cluster forwarded
+	// here (DeliverRemote), which is not forwarded again.
+	remote bool
 	// expires is when the message expires (MQTT 5 Message Expiry); zero
 	// means never.
 	expires time.Time

@@ -282,5 +282,9 @@ func (s *Server) route(m *message, from *client) (int, error) {
 			return 0, err
 		}
 	}
-	return s.fanout(m, from), nil
+	n := s.fanout(m, from)
+	if s.cluster != nil {
+		s.forward(m, from)
+	}
+	return n, nil
 }

@@ -74,6 +74,12 @@ type Server struct {
 	store        Store
 	storeDurable bool
 	storeSeq     atomic.Uint64
+	// cluster is the ClusterHook chosen at Start, nil without one;
+	// interest counts this node's subscriptions for it, under
+	// interestMu, a leaf lock (cluster.go).
+	cluster    ClusterHook
+	interestMu sync.Mutex
+	interest   interestTable
 	// later queues notifications raised under a session lock (notifier).
 	later chan func()
 	// ctx is the server's lifetime, set by Start.
@@ -136,6 +142,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.ctx = ctx
 	s.started = time.Now()
 	if err := s.pickStore(); err != nil {
+		cancel()
+		s.cancel = nil
+		return err
+	}
+	if err := s.pickCluster(); err != nil {
 		cancel()
 		s.cancel = nil
 		return err

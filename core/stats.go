@@ -4,26 +4,28 @@ import "sync/atomic"
 
 // stats are the broker's counters, published under $SYS.
 type stats struct {
-	connections    atomic.Int64 // network connections accepted
-	refused        atomic.Int64 // CONNECTs refused
-	takeovers      atomic.Int64
-	expired        atomic.Int64 // sessions expired
-	protocolErrors atomic.Int64
-	packetsIn      atomic.Int64
-	messagesIn     atomic.Int64
-	messagesOut    atomic.Int64
-	bytesIn        atomic.Int64
-	bytesOut       atomic.Int64
-	dropped        atomic.Int64
-	willsSent      atomic.Int64
-	hookEventsLost atomic.Int64 // notifications lost to a full queue
-	storeFailures  atomic.Int64 // client batches the store failed to write
-	droppedBy      [numDropReasons]atomic.Int64
-	refusedBy      [numLimits]atomic.Int64 // requests refused by a limit
-	messagesInQoS  [3]atomic.Int64
-	messagesOutQoS [3]atomic.Int64
-	payloadInQoS   [3]atomic.Int64
-	payloadOutQoS  [3]atomic.Int64
+	connections     atomic.Int64 // network connections accepted
+	refused         atomic.Int64 // CONNECTs refused
+	takeovers       atomic.Int64
+	expired         atomic.Int64 // sessions expired
+	protocolErrors  atomic.Int64
+	packetsIn       atomic.Int64
+	messagesIn      atomic.Int64
+	messagesOut     atomic.Int64
+	bytesIn         atomic.Int64
+	bytesOut        atomic.Int64
+	dropped         atomic.Int64
+	willsSent       atomic.Int64
+	hookEventsLost  atomic.Int64 // notifications lost to a full queue
+	storeFailures   atomic.Int64 // client batches the store failed to write
+	messagesRemote  atomic.Int64 // messages other nodes forwarded here (DeliverRemote)
+	forwardFailures atomic.Int64 // client batches the cluster hook could not hand off
+	droppedBy       [numDropReasons]atomic.Int64
+	refusedBy       [numLimits]atomic.Int64 // requests refused by a limit
+	messagesInQoS   [3]atomic.Int64
+	messagesOutQoS  [3]atomic.Int64
+	payloadInQoS    [3]atomic.Int64
+	payloadOutQoS   [3]atomic.Int64
 }
 
 // Stats is a snapshot of the broker's counters and gauges.
@@ -48,6 +50,14 @@ type Stats struct {
 	// StoreFailures counts client changes the store could not write: each
 	// closed the client's connection with its acknowledgements withheld.
 	StoreFailures int64
+	// MessagesFromCluster counts the messages other nodes of a cluster
+	// forwarded to this one (Server.DeliverRemote); MessagesIn does not
+	// count them.
+	MessagesFromCluster int64
+	// ForwardFailures counts client batches whose QoS 1/2 messages the
+	// cluster hook could not hand off: each closed the client's connection
+	// with its acknowledgements withheld.
+	ForwardFailures int64
 	// DroppedBy counts dropped messages by reason (index: DropReason).
 	DroppedBy [numDropReasons]int64
 	// RefusedBy counts the subscriptions and retained messages refused
@@ -66,18 +76,20 @@ type Stats struct {
 // Stats returns a snapshot of the broker's counters.
 func (s *Server) Stats() Stats {
 	st := Stats{
-		Connections:    s.stats.connections.Load(),
-		MessagesIn:     s.stats.messagesIn.Load(),
-		MessagesOut:    s.stats.messagesOut.Load(),
-		BytesIn:        s.stats.bytesIn.Load(),
-		BytesOut:       s.stats.bytesOut.Load(),
-		Dropped:        s.stats.dropped.Load(),
-		Subscriptions:  int64(s.subs.Count()),
-		Retained:       int64(s.retained.Len()),
-		RetainedBytes:  s.retained.Bytes(),
-		ProtocolErrors: s.stats.protocolErrors.Load(),
-		HookEventsLost: s.stats.hookEventsLost.Load(),
-		StoreFailures:  s.stats.storeFailures.Load(),
+		Connections:         s.stats.connections.Load(),
+		MessagesIn:          s.stats.messagesIn.Load(),
+		MessagesOut:         s.stats.messagesOut.Load(),
+		BytesIn:             s.stats.bytesIn.Load(),
+		BytesOut:            s.stats.bytesOut.Load(),
+		Dropped:             s.stats.dropped.Load(),
+		Subscriptions:       int64(s.subs.Count()),
+		Retained:            int64(s.retained.Len()),
+		RetainedBytes:       s.retained.Bytes(),
+		ProtocolErrors:      s.stats.protocolErrors.Load(),
+		HookEventsLost:      s.stats.hookEventsLost.Load(),
+		StoreFailures:       s.stats.storeFailures.Load(),
+		MessagesFromCluster: s.stats.messagesRemote.Load(),
+		ForwardFailures:     s.stats.forwardFailures.Load(),
 	}
 	for i := range st.DroppedBy {
 		st.DroppedBy[i] = s.stats.droppedBy[i].Load()

@@ -1,58 +1,47 @@
 package core
 
-import (
-	"github.com/vanemq/vanemq/core/packets"
-)
-
 // ack queues an acknowledgement of something the client sent (PUBACK,
-// PUBREC, PUBCOMP, SUBACK, UNSUBACK). With a durable store it waits while
-// the reader's batch has store changes, or an earlier batch is still being
-// stored, so that no acknowledgement goes out before what it acknowledges
-// is on disk, and acknowledgements keep the order of the packets they
-// answer [MQTT-4.6.0-2/3/4].
+// PUBREC, PUBCOMP, SUBACK, UNSUBACK). It waits while the reader's batch
+// has changes for a durable store or QoS 1/2 messages being handed to the
+// cluster, or an earlier batch's acknowledgements still wait (see
+// ackTicket), so that no acknowledgement goes out before what it
+// acknowledges is safe, and acknowledgements keep the order of the packets
+// they answer [MQTT-4.6.0-2/3/4].
 func (c *client) ack(ctl outControl) {
 	rb := &c.batch
-	if c.srv.storeDurable && (len(rb.storeOps) > 0 || c.commits.Load() > 0) {
+	if rb.tk != nil || c.commits.Load() > 0 || (c.srv.storeDurable && len(rb.storeOps) > 0) {
 		rb.heldAcks = append(rb.heldAcks, ctl)
 		return
 	}
 	c.enqueueControl(ctl, rb)
 }
 
-// flushStore hands the batch's store changes to the store, with the
-// acknowledgements that wait for them. Called by the reader at the end of
-// each batch, before it starts the writers the batch fed, so that a
-// delivery's record is submitted before its subscriber can acknowledge it.
+// flushStore hands the batch's store changes to the store, and seals the
+// batch's ticket with the acknowledgements that wait for them and for the
+// batch's cluster hand-offs. Called by the reader at the end of each
+// batch, before it starts the writers the batch fed, so that a delivery's
+// record is submitted before its subscriber can acknowledge it.
 func (c *client) flushStore() {
 	rb := &c.batch
-	if len(rb.storeOps) == 0 && len(rb.heldAcks) == 0 {
+	if len(rb.storeOps) == 0 && len(rb.heldAcks) == 0 && rb.tk == nil {
 		return
 	}
 	st := c.srv.store
-	if !c.srv.storeDurable {
-		st.Apply(rb.storeOps, nil)
+	if len(rb.storeOps) > 0 {
+		if c.srv.storeDurable {
+			t := rb.ticket(c)
+			t.pending.Add(1)
+			st.Apply(rb.storeOps, t.storeDone)
+		} else {
+			st.Apply(rb.storeOps, nil)
+		}
 		rb.resetStoreOps()
+	}
+	if len(rb.heldAcks) == 0 && rb.tk == nil {
 		return
 	}
-	acks := rb.heldAcks
-	rb.heldAcks = nil
-	c.commits.Add(1)
-	st.Apply(rb.storeOps, func(err error) { c.committed(acks, err) })
-	rb.resetStoreOps()
-}
-
-// committed runs when a batch is stored, or failed to be: the held
-// acknowledgements go out, or, after a failure, never do and the client is
-// disconnected, so it sends again what was not acknowledged.
-func (c *client) committed(acks []outControl, err error) {
-	if err != nil {
-		c.srv.stats.storeFailures.Add(1)
-		c.logger().Error("storing the client's changes failed; acknowledgements withheld, closing connection", "cause", err)
-		c.kick(packets.UnspecifiedError, "storage failure")
-	} else if len(acks) > 0 {
-		c.enqueueControls(acks)
-	}
-	c.commits.Add(-1)
+	rb.ticket(c)
+	rb.seal()
 }
 
 // enqueueControls queues several control packets at once.

@@ -67,7 +67,7 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 			continue
 		}
 		k := subKey{group: sub.Group, filter: sub.Filter}
-		_, existed := sess.subs[k]
+		prev, existed := sess.subs[k]
 		if !existed && !s.roomForSubscription(sess, c, p.Subscriptions[i].Filter) {
 			codes[i] = packets.QuotaExceeded
 			if !v5 {
@@ -81,6 +81,11 @@ func (s *Server) handleSubscribe(ctx context.Context, c *client, p *packets.Pack
 		}
 		sess.subs[k] = sub
 		s.subs.Subscribe(sub)
+		old := -1
+		if existed {
+			old = int(prev.QoS)
+		}
+		s.interestAdded(sub.Group, sub.Filter, sub.QoS, old)
 		if sess.stored {
 			s.persist(&c.batch, StoreOp{Kind: OpSubscriptionPut, ClientID: sess.id, Subscription: storedSubscription(sub)})
 		}
@@ -291,10 +296,11 @@ func (s *Server) handleUnsubscribe(ctx context.Context, c *client, p *packets.Pa
 		inner = c.mount + inner
 		sess.mu.Lock()
 		k := subKey{group: group, filter: inner}
-		_, ok := sess.subs[k]
+		prev, ok := sess.subs[k]
 		if ok && sess.conn == c {
 			delete(sess.subs, k)
 			s.subs.Unsubscribe(c.id, group, inner)
+			s.interestRemoved(group, inner, prev.QoS)
 			if sess.stored {
 				s.persist(&c.batch, StoreOp{Kind: OpSubscriptionDelete, ClientID: sess.id,
 					Subscription: StoredSubscription{Filter: fullFilter(topics.Subscription{Group: group, Filter: inner})}})

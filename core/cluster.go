@@ -1,0 +1,261 @@
+package core
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// ClusterHook is implemented by a hook that joins this broker to others so
+// that they act as one broker (hooks/cluster). A server has at most one;
+// without one, nothing on the publish path changes.
+//
+// The server tells it of this node's interest, the distinct subscription
+// filters its sessions hold, and hands it every message published on this
+// node; the hook carries them to the nodes with interest, which route them
+// to their own subscribers with Server.DeliverRemote.
+type ClusterHook interface {
+	Hook
+	// InterestChanged is told, in order, each time this node gains its
+	// first subscription to a (share group, filter) pair, loses its last
+	// one (Count 0), or the highest QoS granted on it changes. It is
+	// called under the server's locks: it must not block or call into
+	// the Server, only queue the change for its own goroutines. Before
+	// Start returns it has been told of every subscription restored from
+	// storage.
+	InterestChanged(in Interest)
+	// Forward is handed each message published on this node (by a client,
+	// as a will, or by Server.Publish; never the broker's own $SYS topics
+	// nor a message that came from another node) after it was routed
+	// here. f is valid only during the call.
+	//
+	// done is nil when nobody waits for the hand-off: QoS 0, and the
+	// broker's own publishes. Otherwise the publisher's acknowledgement
+	// (PUBACK, PUBREC) waits until done is called, exactly once, on any
+	// goroutine: with nil once the message is safely handed to every node
+	// that has interest in it (or to storage the cluster shares), or with
+	// the error that kept it from being, and then the publisher is
+	// disconnected without its acknowledgement so that it sends again.
+	// Forward must not block or call into the Server.
+	Forward(f *Forwarded, done func(error))
+}
+
+// Interest is one distinct subscription of this node (ClusterHook).
+type Interest struct {
+	// Group is the share name of a $share/{Group}/{Filter} subscription,
+	// "" for an ordinary one.
+	Group string
+	// Filter is the topic filter, without any $share prefix.
+	Filter string
+	// QoS is the highest QoS granted among the subscriptions.
+	QoS byte
+	// Count is how many subscriptions this node holds to the pair; 0 means
+	// the last one went.
+	Count int
+}
+
+// interestKey identifies an Interest.
+type interestKey struct{ group, filter string }
+
+// interestTable counts this node's subscriptions by (group, filter) and QoS,
+// for the cluster hook. mu is a leaf lock: it is taken under sessMu and
+// session.mu, and InterestChanged runs under it so that changes reach the
+// hook in order.
+type interestTable struct {
+	counts map[interestKey]*[3]int
+}
+
+// highest returns the highest QoS with a subscription, and the total count.
+func highest(c *[3]int) (byte, int) {
+	n := c[0] + c[1] + c[2]
+	switch {
+	case c[2] > 0:
+		return 2, n
+	case c[1] > 0:
+		return 1, n
+	}
+	return 0, n
+}
+
+// interestAdded counts a subscription of qos to (group, filter); old is the
+// QoS of the subscription it replaces, or -1 when it is new.
+func (s *Server) interestAdded(group, filter string, qos byte, old int) {
+	if s.cluster == nil {
+		return
+	}
+	s.interestMu.Lock()
+	defer s.interestMu.Unlock()
+	t := &s.interest
+	if t.counts == nil {
+		t.counts = make(map[interestKey]*[3]int)
+	}
+	k := interestKey{group, filter}
+	c := t.counts[k]
+	if c == nil {
+		c = new([3]int)
+		t.counts[k] = c
+	}
+	before, n := highest(c)
+	if old >= 0 && c[old] > 0 {
+		c[old]--
+	}
+	c[min(qos, 2)]++
+	after, m := highest(c)
+	if n == 0 || after != before || m != n {
+		s.cluster.InterestChanged(Interest{Group: group, Filter: filter, QoS: after, Count: m})
+	}
+}
+
+// interestRemoved uncounts a subscription of qos to (group, filter).
+func (s *Server) interestRemoved(group, filter string, qos byte) {
+	if s.cluster == nil {
+		return
+	}
+	s.interestMu.Lock()
+	defer s.interestMu.Unlock()
+	k := interestKey{group, filter}
+	c := s.interest.counts[k]
+	if c == nil {
+		return
+	}
+	if c[min(qos, 2)] > 0 {
+		c[min(qos, 2)]--
+	}
+	after, m := highest(c)
+	if m == 0 {
+		delete(s.interest.counts, k)
+	}
+	s.cluster.InterestChanged(Interest{Group: group, Filter: filter, QoS: after, Count: m})
+}
+
+// Interests returns this node's distinct subscriptions as the cluster hook
+// was told of them; nil without a cluster hook.
+func (s *Server) Interests() []Interest {
+	if s.cluster == nil {
+		return nil
+	}
+	s.interestMu.Lock()
+	defer s.interestMu.Unlock()
+	out := make([]Interest, 0, len(s.interest.counts))
+	for k, c := range s.interest.counts {
+		q, n := highest(c)
+		out = append(out, Interest{Group: k.group, Filter: k.filter, QoS: q, Count: n})
+	}
+	return out
+}
+
+// pickCluster chooses the ClusterHook among the hooks: at most one.
+func (s *Server) pickCluster() error {
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
+	s.cluster = nil
+	var id string
+	for _, e := range s.hooks.entries {
+		ch, ok := e.hook.(ClusterHook)
+		if !ok {
+			continue
+		}
+		if s.cluster != nil {
+			return fmt.Errorf("core: hooks %s and %s both join the broker to a cluster (ClusterHook); use one", id, e.id)
+		}
+		s.cluster, id = ch, e.id
+	}
+	return nil
+}
+
+// Forwarded is a message published on this node, as Forward sees it.
+type Forwarded struct {
+	m   *message
+	now time.Time
+}
+
+// Topic returns the message's topic.
+func (f *Forwarded) Topic() string { return f.m.topic }
+
+// QoS returns the QoS it was published with.
+func (f *Forwarded) QoS() byte { return f.m.qos }
+
+// Retain reports whether it was published retained; with an empty payload
+// it clears the topic's retained message.
+func (f *Forwarded) Retain() bool { return f.m.retain }
+
+// Origin returns the publishing client's ID, "" for the broker itself.
+func (f *Forwarded) Origin() string { return f.m.origin }
+
+// Payload returns the payload: the server's memory, to be copied, not
+// kept.
+func (f *Forwarded) Payload() []byte { return f.m.payload }
+
+// Encode appends the message to buf as an MQTT 5 PUBLISH packet, what
+// DeliverRemote takes: its properties travel with it, a Message Expiry
+// Interval counting down what is left of it. A QoS 1 or 2 message carries
+// packet identifier 1, which DeliverRemote ignores. It fails for a message
+// that already expired.
+func (f *Forwarded) Encode(buf *bytebufferpool.ByteBuffer) error {
+	m := f.m
+	p := packets.Packet{
+		Type: packets.Publish, ProtocolVersion: packets.Version5,
+		QoS: m.qos, Retain: m.retain, Topic: m.topic, Payload: m.payload,
+	}
+	if m.qos > 0 {
+		p.PacketID = 1
+	}
+	if m.props != nil {
+		p.Properties = *m.props
+		if !m.expires.IsZero() {
+			left := m.expires.Sub(f.now)
+			if left <= 0 {
+				return fmt.Errorf("core: forward %q: the message expired", m.topic)
+			}
+			p.Properties.MessageExpiry = uint32((left + time.Second - 1) / time.Second)
+		}
+	}
+	if err := p.Encode(buf); err != nil {
+		return fmt.Errorf("core: forward %q: %w", m.topic, err)
+	}
+	return nil
+}
+
+// forward hands m, routed here from from (nil for the broker itself), to
+// the cluster hook. A QoS 1/2 message from a client makes the client's
+// acknowledgements wait for the hand-off (see ackTicket).
+func (s *Server) forward(m *message, from *client) {
+	if m.remote || strings.HasPrefix(m.topic, "$SYS/") {
+		return
+	}
+	f := Forwarded{m: m, now: time.Now()}
+	if from == nil || m.qos == 0 {
+		s.cluster.Forward(&f, nil)
+		return
+	}
+	s.cluster.Forward(&f, from.batch.ticket(from).part())
+}
+
+// DeliverRemote routes a message that another node forwarded to this one
+// (Forwarded.Encode made publish) to this node's subscribers: with group
+// "", to every matching ordinary subscription, each client once;
+// otherwise to one member of the share group {group} of filter, which
+// NATS-style queue routing picked this node for. It neither retains the
+// message nor forwards it again, and returns the number of deliveries.
+// origin is the publisher's client ID. publish is kept by the messages it
+// fans out to: the caller must not change it afterwards.
+func (s *Server) DeliverRemote(publish []byte, origin, group, filter string) (int, error) {
+	var p packets.Packet
+	if _, err := packets.DecodeBytes(publish, packets.Version5, 0, &p); err != nil {
+		return 0, fmt.Errorf("core: remote message: %w", err)
+	}
+	if p.Type != packets.Publish {
+		return 0, fmt.Errorf("core: remote message: a %s packet, not PUBLISH", p.Type)
+	}
+	m := newMessage(&p, origin, time.Now())
+	m.remote = true
+	s.stats.messagesRemote.Add(1)
+	if group == "" {
+		return s.fanoutTo(m, nil, false), nil
+	}
+	return s.deliverShared(m, group, filter), nil
+}

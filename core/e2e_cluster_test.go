@@ -1,0 +1,330 @@
+package core_test
+
+// Tests of the ClusterHook contract (core/cluster.go): two brokers joined
+// by linkHook, which carries each forwarded message to the other broker's
+// DeliverRemote on a goroutine of its own, as hooks/cluster does over NATS.
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// linkHook joins its broker to peer. With hold set, the done of each
+// QoS 1/2 hand-off is parked on held for the test to call.
+type linkHook struct {
+	hold bool
+
+	mu       sync.Mutex
+	peer     *core.Server
+	changes  []core.Interest
+	forwards []string // topics forwarded, in order
+
+	changed chan struct{}
+	held    chan func(error)
+	carry   chan func()
+}
+
+func newLinkHook(hold bool) *linkHook {
+	return &linkHook{hold: hold, changed: make(chan struct{}, 1024), held: make(chan func(error), 64), carry: make(chan func(), 1024)}
+}
+
+func (*linkHook) ID() string { return "test.link" }
+
+func (h *linkHook) InterestChanged(in core.Interest) {
+	h.mu.Lock()
+	h.changes = append(h.changes, in)
+	h.mu.Unlock()
+	h.changed <- struct{}{}
+}
+
+func (h *linkHook) Forward(f *core.Forwarded, done func(error)) {
+	buf := bytebufferpool.Get()
+	err := f.Encode(buf)
+	b := append([]byte(nil), buf.B...)
+	bytebufferpool.Put(buf)
+	origin := f.Origin()
+	h.mu.Lock()
+	h.forwards = append(h.forwards, f.Topic())
+	peer := h.peer
+	h.mu.Unlock()
+	h.carry <- func() {
+		if err == nil && peer != nil {
+			_, err = peer.DeliverRemote(b, origin, "", "")
+		}
+		if done == nil {
+			return
+		}
+		if h.hold {
+			h.held <- done
+			return
+		}
+		done(err)
+	}
+}
+
+// run carries the forwarded messages until the test ends.
+func (h *linkHook) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case fn := <-h.carry:
+				fn()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-stopped })
+}
+
+// lastInterest returns the last change told for (group, filter).
+func (h *linkHook) lastInterest(group, filter string) (core.Interest, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := len(h.changes) - 1; i >= 0; i-- {
+		if c := h.changes[i]; c.Group == group && c.Filter == filter {
+			return c, true
+		}
+	}
+	return core.Interest{}, false
+}
+
+func (h *linkHook) forwarded() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.forwards...)
+}
+
+// linkedPair starts brokers a and b, each forwarding to the other.
+func linkedPair(t *testing.T) (a, b *testBroker, ha, hb *linkHook) {
+	ha, hb = newLinkHook(false), newLinkHook(false)
+	ha.run(t)
+	hb.run(t)
+	a = hookBroker(t, withHooks(ha))
+	b = hookBroker(t, withHooks(hb))
+	ha.mu.Lock()
+	ha.peer = b.Server
+	ha.mu.Unlock()
+	hb.mu.Lock()
+	hb.peer = a.Server
+	hb.mu.Unlock()
+	return a, b, ha, hb
+}
+
+// TestClusterInterest: the hook hears each distinct (group, filter) when
+// its first subscription comes, when its highest QoS changes, and when the
+// last one goes, including when a session ends.
+func TestClusterInterest(t *testing.T) {
+	h := newLinkHook(false)
+	h.run(t)
+	b := hookBroker(t, withHooks(h))
+	want := func(group, filter string, qos byte, count int) {
+		t.Helper()
+		mqtttest.Eventually(t, waitTimeout, "interest in "+group+" "+filter, func() bool {
+			in, ok := h.lastInterest(group, filter)
+			return ok && in.QoS == qos && in.Count == count
+		})
+	}
+	c1 := connectV5(t, b.Addr, v5Connect("c1"))
+	c1.sub("a/+", 0)
+	want("", "a/+", 0, 1)
+	c2 := connectV5(t, b.Addr, v5Connect("c2"))
+	c2.sub("a/+", 1)
+	want("", "a/+", 1, 2)
+	c2.sub("$share/g/a/#", 2)
+	want("g", "a/#", 2, 1)
+	if got := len(b.Interests()); got != 2 {
+		t.Fatalf("Interests() lists %d pairs, want 2: %+v", got, b.Interests())
+	}
+	// c2 re-subscribes at QoS 0: the highest QoS on a/+ falls to 0.
+	c2.sub("a/+", 0)
+	want("", "a/+", 0, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := c1.Cli.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{"a/+"}}); err != nil {
+		t.Fatal(err)
+	}
+	want("", "a/+", 0, 1)
+	// c2's clean session ends with its connection: all of its interest goes.
+	_ = c2.Cli.Disconnect(&paho.Disconnect{})
+	want("", "a/+", 0, 0)
+	want("g", "a/#", 0, 0)
+	if got := b.Interests(); len(got) != 0 {
+		t.Fatalf("Interests() after the last subscription went: %+v", got)
+	}
+}
+
+// TestClusterDeliverRemote: a message published on one broker reaches the
+// other's subscribers with its properties, once per client however many of
+// its filters match [MQTT-3.3.4-2], is not retained there nor forwarded
+// back, and $SYS topics stay on their node.
+func TestClusterDeliverRemote(t *testing.T) {
+	a, b, ha, hb := linkedPair(t)
+	sub := connectV5(t, b.Addr, v5Connect("sub"))
+	sub.sub("t/#", 1)
+	sub.sub("t/+", 1)
+	pub := connectV5(t, a.Addr, v5Connect("pub"))
+	expiry := uint32(100)
+	pub.publish(&paho.Publish{Topic: "t/x", QoS: 1, Retain: true, Payload: []byte("hello"), Properties: &paho.PublishProperties{
+		MessageExpiry: &expiry, User: paho.UserProperties{{Key: "k", Value: "v"}}, ContentType: "text/plain",
+	}})
+	pub.pub("t/end", 1, "end")
+	got := sub.until("t/end")
+	if len(got) != 1 {
+		t.Fatalf("the subscriber got %d copies of t/x, want 1 [MQTT-3.3.4-2]: %v", len(got), got)
+	}
+	m := got[0]
+	if string(m.Payload) != "hello" || m.QoS != 1 || m.Props.ContentType != "text/plain" || m.Props.User.Get("k") != "v" {
+		t.Fatalf("remote delivery %v props %+v", m, m.Props)
+	}
+	if m.Props.MessageExpiry == nil || *m.Props.MessageExpiry > expiry || *m.Props.MessageExpiry < expiry-5 {
+		t.Fatalf("Message Expiry Interval %v, want at most %d counting down [MQTT-3.3.2-6]", m.Props.MessageExpiry, expiry)
+	}
+	if m.Retain {
+		t.Fatal("a live delivery of a retained message has RETAIN set without Retain As Published [MQTT-3.3.1-12]")
+	}
+	if n := b.Stats().Retained; n != 0 {
+		t.Fatalf("DeliverRemote retained the message on the receiving node (%d retained)", n)
+	}
+	if n := b.Stats().MessagesFromCluster; n != 2 {
+		t.Fatalf("MessagesFromCluster = %d, want 2", n)
+	}
+	if f := hb.forwarded(); len(f) != 0 {
+		t.Fatalf("the receiving node forwarded remote messages again: %v", f)
+	}
+	if f := ha.forwarded(); len(f) != 2 || f[0] != "t/x" || f[1] != "t/end" {
+		t.Fatalf("forwarded %v, want [t/x t/end]", f)
+	}
+	// The broker's own $SYS topics are not forwarded.
+	if err := a.Publish(core.InlineMessage{Topic: "$SYS/x", Payload: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(core.InlineMessage{Topic: "t/inline", Payload: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if f := ha.forwarded(); len(f) != 3 || f[2] != "t/inline" {
+		t.Fatalf("forwarded %v, want t/inline after t/end and no $SYS topic", f)
+	}
+}
+
+// TestClusterDeliverRemoteShared: a message forwarded for a share group
+// goes to one member of that group; one forwarded for ordinary
+// subscriptions reaches no share group.
+func TestClusterDeliverRemoteShared(t *testing.T) {
+	b := startBroker(t, core.Options{})
+	m1 := connectV5(t, b.Addr, v5Connect("m1"))
+	m1.sub("$share/g/s/#", 1)
+	m2 := connectV5(t, b.Addr, v5Connect("m2"))
+	m2.sub("$share/g/s/#", 1)
+	plain := connectV5(t, b.Addr, v5Connect("plain"))
+	plain.sub("s/#", 1)
+	encode := func(topic string) []byte {
+		p := &packets.Packet{Type: packets.Publish, ProtocolVersion: packets.Version5, QoS: 1, PacketID: 1, Topic: topic, Payload: []byte("x")}
+		buf := bytebufferpool.Get()
+		defer bytebufferpool.Put(buf)
+		if err := p.Encode(buf); err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte(nil), buf.B...)
+	}
+	for i := range 4 {
+		n, err := b.DeliverRemote(encode("s/a"), "remote", "g", "s/#")
+		if err != nil || n != 1 {
+			t.Fatalf("shared delivery %d: %d deliveries, %v; want 1", i, n, err)
+		}
+	}
+	if n, _ := b.DeliverRemote(encode("s/a"), "remote", "other", "s/#"); n != 0 {
+		t.Fatalf("a message for a group this node does not have was delivered %d times", n)
+	}
+	if n, err := b.DeliverRemote(encode("s/end"), "remote", "", ""); err != nil || n != 1 {
+		t.Fatalf("ordinary delivery: %d deliveries, %v; want 1 (plain only, no share group)", n, err)
+	}
+	if got := plain.until("s/end"); len(got) != 0 {
+		t.Fatalf("the ordinary subscriber got messages meant for the share group: %v", got)
+	}
+	total := 0
+	for _, c := range []*v5Client{m1, m2} {
+		for done := false; !done; {
+			select {
+			case <-c.msgs:
+				total++
+			case <-time.After(300 * time.Millisecond):
+				done = true
+			}
+		}
+	}
+	if total != 4 {
+		t.Fatalf("the share group's members got %d messages, want 4 (one member each)", total)
+	}
+	if _, err := b.DeliverRemote([]byte{0x30}, "remote", "", ""); err == nil {
+		t.Fatal("DeliverRemote took a truncated PUBLISH")
+	}
+}
+
+// TestClusterForwardHoldsAcks: a publisher's PUBACK waits until the
+// cluster hook has handed its message off, and acknowledgements keep the
+// order of the PUBLISH packets even when hand-offs finish out of order
+// [MQTT-4.6.0-2]; a failed hand-off closes the connection without the
+// acknowledgement, so the client sends again.
+func TestClusterForwardHoldsAcks(t *testing.T) {
+	h := newLinkHook(true)
+	h.run(t)
+	a := hookBroker(t, withHooks(h))
+	c := mqtttest.Dial(t, a.Addr, "pub", "")
+	var dones []func(error)
+	for id := uint16(1); id <= 3; id++ {
+		c.Send(&packets.Packet{Type: packets.Publish, QoS: 1, PacketID: id, Topic: "h/t", Payload: []byte("x")})
+		c.Flush()
+		// Each hand-off is taken before the next PUBLISH goes, so that
+		// they may land in separate reader batches.
+		dones = append(dones, waitFor(t, h.held, waitTimeout, "a hand-off"))
+	}
+	dones[2](nil)
+	dones[1](nil)
+	if p := c.Read(200 * time.Millisecond); p != nil {
+		t.Fatalf("got %v (id %d) while the first hand-off is unfinished", p.Type, p.PacketID)
+	}
+	dones[0](nil)
+	for id := uint16(1); id <= 3; id++ {
+		p := c.Read(waitTimeout)
+		if p == nil || p.Type != packets.Puback || p.PacketID != id {
+			t.Fatalf("acknowledgement %d: %+v, want PUBACK %d in PUBLISH order [MQTT-4.6.0-2]", id, p, id)
+		}
+	}
+}
+
+// TestClusterForwardFailure: done with an error withholds the PUBACK and
+// closes the connection.
+func TestClusterForwardFailure(t *testing.T) {
+	h := newLinkHook(true)
+	h.run(t)
+	a := hookBroker(t, withHooks(h))
+	c := mqtttest.Dial(t, a.Addr, "pub", "")
+	c.Send(&packets.Packet{Type: packets.Publish, QoS: 1, PacketID: 7, Topic: "h/t", Payload: []byte("x")})
+	c.Flush()
+	done := waitFor(t, h.held, waitTimeout, "the hand-off")
+	done(errors.New("no route"))
+	for {
+		p := c.Read(waitTimeout)
+		if p == nil {
+			break
+		}
+		if p.Type == packets.Puback {
+			t.Fatal("PUBACK after a failed hand-off")
+		}
+	}
+	mqtttest.Eventually(t, waitTimeout, "ForwardFailures counted", func() bool { return a.Stats().ForwardFailures == 1 })
+}
