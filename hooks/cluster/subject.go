@@ -1,6 +1,3 @@
-// Package cluster is the groundwork of vanemq's clustering on NATS (issue
-// 18): how MQTT topics and filters become NATS subjects and JetStream KV
-// keys. The hook itself is not built yet.
 package cluster
 
 import (

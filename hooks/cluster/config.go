@@ -1,0 +1,178 @@
+package cluster
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// ID is the hook's ID.
+const ID = "cluster"
+
+// Config is the hook's config block (the `cluster:` block of the config
+// file).
+type Config struct {
+	// URLs are the NATS servers to connect to, nats://host:port or
+	// tls://host:port; any one of a NATS cluster is enough, the client
+	// learns the others from it.
+	URLs []string `yaml:"urls"`
+	// Node names this node in the cluster: letters, digits, '-' and '_'
+	// (default: the host name, with other characters made '_'). Each node
+	// of a cluster needs its own.
+	Node string `yaml:"node"`
+	// Prefix is the first token of every subject the cluster uses
+	// (default "vanemq"), so that several vanemq clusters, or other
+	// applications, can share one NATS system.
+	Prefix string `yaml:"prefix"`
+	// Username and Password, Token, or Credentials (a NATS .creds file)
+	// authenticate to NATS; at most one of the three.
+	Username    string `yaml:"username"`
+	Password    string `yaml:"password"`
+	Token       string `yaml:"token"`
+	Credentials string `yaml:"credentials"`
+	// TLS configures tls:// URLs (and mutual TLS).
+	TLS *TLSConfig `yaml:"tls"`
+	// ConnectTimeout bounds each attempt to reach a NATS server (default
+	// 5s).
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// ReconnectWait is the pause between attempts to reach NATS again
+	// after losing it (default 1s). The node keeps trying for as long as
+	// it runs.
+	ReconnectWait time.Duration `yaml:"reconnect_wait"`
+}
+
+// TLSConfig is the TLS client configuration for NATS.
+type TLSConfig struct {
+	// CA is a PEM file of the certificates that may sign the servers'
+	// (default: the system's).
+	CA string `yaml:"ca"`
+	// Cert and Key are the node's client certificate and key, PEM.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+var (
+	nodeRE   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+)
+
+// check validates the config and fills in defaults; an error names the
+// key.
+func (c *Config) check() error {
+	if len(c.URLs) == 0 {
+		return errors.New("urls: at least one NATS server is needed")
+	}
+	for i, u := range c.URLs {
+		if !strings.Contains(u, "://") {
+			return fmt.Errorf("urls[%d]: %q: want nats://host:port or tls://host:port", i, u)
+		}
+	}
+	if c.Node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node: not set, and the host name is unknown: %w", err)
+		}
+		c.Node = hostNode(h)
+	}
+	if !nodeRE.MatchString(c.Node) {
+		return fmt.Errorf("node: %q: use 1 to 64 letters, digits, '-' and '_'", c.Node)
+	}
+	if c.Prefix == "" {
+		c.Prefix = "vanemq"
+	}
+	if !prefixRE.MatchString(c.Prefix) {
+		return fmt.Errorf("prefix: %q: use 1 to 32 letters, digits, '-' and '_'", c.Prefix)
+	}
+	n := 0
+	for _, set := range []bool{c.Username != "" || c.Password != "", c.Token != "", c.Credentials != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return errors.New("username/password, token and credentials: set at most one")
+	}
+	if c.Password != "" && c.Username == "" {
+		return errors.New("password: set without username")
+	}
+	if c.Credentials != "" {
+		if _, err := os.Stat(c.Credentials); err != nil {
+			return fmt.Errorf("credentials: %w", err)
+		}
+	}
+	if t := c.TLS; t != nil {
+		if (t.Cert == "") != (t.Key == "") {
+			return errors.New("tls: set both cert and key, or neither")
+		}
+		for key, f := range map[string]string{"tls.ca": t.CA, "tls.cert": t.Cert, "tls.key": t.Key} {
+			if f == "" {
+				continue
+			}
+			if _, err := os.Stat(f); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+		}
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 5 * time.Second
+	}
+	if c.ReconnectWait == 0 {
+		c.ReconnectWait = time.Second
+	}
+	if c.ConnectTimeout < 0 || c.ReconnectWait < 0 {
+		return errors.New("connect_timeout, reconnect_wait: must not be negative")
+	}
+	return nil
+}
+
+// hostNode makes a node name of a host name.
+func hostNode(h string) string {
+	b := []byte(h)
+	for i, c := range b {
+		if !plain(c) {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
+}
+
+// natsOptions are the nats.go options the config asks for. The client
+// reconnects for as long as the node runs, and never echoes the node's own
+// messages back to it.
+func (c *Config) natsOptions() []nats.Option {
+	opts := []nats.Option{
+		nats.Name("vanemq " + c.Node),
+		nats.NoEcho(),
+		nats.Timeout(c.ConnectTimeout),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(c.ReconnectWait),
+	}
+	switch {
+	case c.Username != "":
+		opts = append(opts, nats.UserInfo(c.Username, c.Password))
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	case c.Credentials != "":
+		opts = append(opts, nats.UserCredentials(c.Credentials))
+	}
+	if t := c.TLS; t != nil {
+		opts = append(opts, nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12}))
+		if t.CA != "" {
+			opts = append(opts, nats.RootCAs(t.CA))
+		}
+		if t.Cert != "" {
+			opts = append(opts, nats.ClientCert(t.Cert, t.Key))
+		}
+	}
+	return opts
+}

@@ -1,0 +1,302 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/vanemq/vanemq/core/mqtttest"
+)
+
+// TestE2EFanOutAcrossNodes: a publisher on n1 reaches subscribers on n2
+// (MQTT 5) and n3 (3.1.1), every message once and in order
+// [MQTT-4.6.0-5], at QoS 0 and 1; a subscriber on n1 itself gets each
+// once too, NATS not echoing n1's messages back to it.
+func TestE2EFanOutAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+
+	local := connectV5(t, n1, "local")
+	local.subscribe(t, 1, "fan/#")
+	remote := connectV5(t, n2, "remote")
+	remote.subscribe(t, 1, "fan/#")
+	v3 := newV3Client(t, n3, "v3")
+	v3.subscribe(t, "fan/+", 1)
+	waitInterest(t, n1, "fan/x", 2)
+
+	pub := connectV5(t, n1, "pub")
+	const count = 200
+	for i := range count {
+		pub.publish(t, "fan/x", byte(i%2), fmt.Sprint(i))
+	}
+	for _, s := range []*v5Sub{local, remote} {
+		got := s.waitCount(t, count)
+		checkOrdered(t, s.id, payloads(got), count)
+	}
+	checkOrdered(t, "v3", v3.waitCount(t, count), count)
+	if d := n1.hook.stats.received.Load(); d != 0 {
+		t.Fatalf("n1 received %d of its own messages back from NATS", d)
+	}
+}
+
+// TestE2EOverlappingFiltersOneCopy: a client whose filters overlap gets
+// one copy of a message from another node [MQTT-3.3.4-2], although its
+// node receives it once for each of its NATS subscriptions.
+func TestE2EOverlappingFiltersOneCopy(t *testing.T) {
+	nodes := startCluster(t, 2)
+	s := connectV5(t, nodes[1], "overlap")
+	s.subscribe(t, 1, "a/+", "a/#", "+/b", "#")
+	waitInterest(t, nodes[0], "a/b", 1)
+	pub := connectV5(t, nodes[0], "pub")
+	for i := range 50 {
+		pub.publish(t, "a/b", 1, fmt.Sprint(i))
+	}
+	pub.publish(t, "end", 1, "end")
+	// Copies of a message arrive before later messages: once "end" is
+	// in, any duplicate of the 50 is too.
+	mqtttest.Eventually(t, waitTimeout, "the end marker", func() bool {
+		got := s.messages()
+		return len(got) > 0 && string(got[len(got)-1].Payload) == "end"
+	})
+	got := payloads(s.messages())
+	checkOrdered(t, "overlap", got[:len(got)-1], 50)
+	// a/+, a/# (a.>), +/b and # are four NATS subscriptions matching
+	// a/b: NATS brought the copies, and the node routed one.
+	if r, d := nodes[1].hook.stats.received.Load(), nodes[1].hook.stats.duplicates.Load(); r != 51 || d == 0 {
+		t.Fatalf("n2 routed %d messages and dropped %d copies, want 51 routed and copies dropped", r, d)
+	}
+}
+
+// TestE2EFanInAcrossNodes: publishers on three nodes, one subscriber;
+// each publisher's messages arrive in order.
+func TestE2EFanInAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 3)
+	sub := connectV5(t, nodes[0], "sink")
+	sub.subscribe(t, 1, "in/+")
+	for _, n := range nodes[1:] {
+		waitInterest(t, n, "in/x", 1)
+	}
+	const per = 100
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		p := connectV5(t, n, fmt.Sprintf("p%d", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range per {
+				p.publish(t, fmt.Sprintf("in/%d", i), 1, fmt.Sprint(j))
+			}
+		}()
+	}
+	wg.Wait()
+	got := sub.waitCount(t, 3*per)
+	by := map[string][]string{}
+	for _, m := range got {
+		by[m.Topic] = append(by[m.Topic], string(m.Payload))
+	}
+	for i := range nodes {
+		checkOrdered(t, fmt.Sprintf("publisher %d", i), by[fmt.Sprintf("in/%d", i)], per)
+	}
+}
+
+// TestE2ESharedAcrossNodes: a share group with members on two nodes gets
+// each message once in all, spread over both nodes (NATS queue groups),
+// while an ordinary subscriber gets every message.
+func TestE2ESharedAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 3)
+	var members []*v5Sub
+	for i, n := range []*testNode{nodes[1], nodes[1], nodes[2]} {
+		m := connectV5(t, n, fmt.Sprintf("m%d", i))
+		m.subscribe(t, 1, "$share/g/work/#")
+		members = append(members, m)
+	}
+	plain := connectV5(t, nodes[2], "plain")
+	plain.subscribe(t, 1, "work/#")
+	// n2's and n3's queue subscriptions, and the ordinary one.
+	waitInterest(t, nodes[0], "work/j", 3)
+	pub := connectV5(t, nodes[0], "pub")
+	const count = 100
+	for i := range count {
+		pub.publish(t, "work/j", 1, fmt.Sprint(i))
+	}
+	plain.waitCount(t, count)
+	seen := map[string]int{}
+	perNode := map[string]int{}
+	mqtttest.Eventually(t, waitTimeout, "every message taken by a member", func() bool {
+		total := 0
+		for _, m := range members {
+			total += len(m.messages())
+		}
+		return total >= count
+	})
+	for i, m := range members {
+		for _, p := range m.messages() {
+			seen[string(p.Payload)]++
+			perNode[[]string{"n2", "n2", "n3"}[i]]++
+		}
+	}
+	for p, n := range seen {
+		if n != 1 {
+			t.Fatalf("message %s went to %d members of the group, want 1", p, n)
+		}
+	}
+	if len(seen) != count {
+		t.Fatalf("the group got %d distinct messages, want %d", len(seen), count)
+	}
+	if perNode["n2"] == 0 || perNode["n3"] == 0 {
+		t.Fatalf("messages by node %v: NATS should spread the group's messages over both nodes", perNode)
+	}
+}
+
+// TestE2EInterestFollowsSubscriptions: a node subscribes in NATS while it
+// has a subscriber for a filter and unsubscribes when the last one goes.
+func TestE2EInterestFollowsSubscriptions(t *testing.T) {
+	nodes := startCluster(t, 1)
+	n := nodes[0]
+	subs := func() int {
+		n.hook.mu.Lock()
+		defer n.hook.mu.Unlock()
+		return len(n.hook.subs)
+	}
+	a := connectV5(t, n, "a")
+	a.subscribe(t, 0, "x/#", "y")
+	b := connectV5(t, n, "b")
+	b.subscribe(t, 0, "x/#")
+	mqtttest.Eventually(t, waitTimeout, "two NATS filters", func() bool { return subs() == 2 })
+	n.hook.mu.Lock()
+	got := len(n.hook.subs[interestKey{"", "x/#"}])
+	n.hook.mu.Unlock()
+	if got != 2 {
+		t.Fatalf("x/# has %d NATS subscriptions, want 2 (x.> and x)", got)
+	}
+	_ = a.c.Disconnect(&paho.Disconnect{})
+	mqtttest.Eventually(t, waitTimeout, "y's NATS subscription gone", func() bool { return subs() == 1 })
+	_ = b.c.Disconnect(&paho.Disconnect{})
+	mqtttest.Eventually(t, waitTimeout, "no NATS subscriptions", func() bool { return subs() == 0 })
+}
+
+// TestE2EMosquittoAcrossNodes: Debian's mosquitto_pub on n1 and
+// mosquitto_sub on n2, in MQTT 5 and 3.1.1.
+func TestE2EMosquittoAcrossNodes(t *testing.T) {
+	for _, tool := range []string{"mosquitto_sub", "mosquitto_pub"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing (Debian package mosquitto-clients; `make test` installs it): %v", tool, err)
+		}
+	}
+	nodes := startCluster(t, 2)
+	hostPort := func(n *testNode) (string, string) {
+		i := strings.LastIndexByte(n.addr, ':')
+		return n.addr[:i], n.addr[i+1:]
+	}
+	for _, v := range []string{"mqttv5", "mqttv311"} {
+		t.Run(v, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			h2, p2 := hostPort(nodes[1])
+			id := "mosq-sub-" + v
+			sub := exec.CommandContext(ctx, "mosquitto_sub", "-h", h2, "-p", p2, "-V", v, "-i", id,
+				"-t", "m/"+v+"/#", "-q", "1", "-C", "3", "-W", "15", "-F", "%t %p")
+			var out strings.Builder
+			sub.Stdout, sub.Stderr = &out, &out
+			if err := sub.Start(); err != nil {
+				t.Fatal(err)
+			}
+			mqtttest.Eventually(t, waitTimeout, "mosquitto_sub's subscription", func() bool {
+				st, ok := nodes[1].srv.Client(id)
+				return ok && st.Subscriptions == 1
+			})
+			waitInterest(t, nodes[0], "m/"+v+"/0", 1)
+			h1, p1 := hostPort(nodes[0])
+			for i := range 3 {
+				pub := exec.CommandContext(ctx, "mosquitto_pub", "-h", h1, "-p", p1, "-V", v, "-i", "mosq-pub-"+v,
+					"-t", fmt.Sprintf("m/%s/%d", v, i), "-q", "1", "-m", fmt.Sprint(i))
+				if o, err := pub.CombinedOutput(); err != nil {
+					t.Fatalf("mosquitto_pub: %v\n%s", err, o)
+				}
+			}
+			if err := sub.Wait(); err != nil {
+				t.Fatalf("mosquitto_sub: %v\n%s", err, out.String())
+			}
+			var want strings.Builder
+			for i := range 3 {
+				fmt.Fprintf(&want, "m/%s/%d %d\n", v, i, i)
+			}
+			if got := out.String(); got != want.String() {
+				t.Errorf("mosquitto_sub printed %q, want %q", got, want.String())
+			}
+		})
+	}
+}
+
+// payloads returns the messages' payloads.
+func payloads(ms []*paho.Publish) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = string(m.Payload)
+	}
+	return out
+}
+
+// checkOrdered fails unless got is "0" … "n-1" in order.
+func checkOrdered(t *testing.T, who string, got []string, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Fatalf("%s: %d messages, want %d", who, len(got), n)
+	}
+	for i, p := range got {
+		if p != fmt.Sprint(i) {
+			t.Fatalf("%s: message %d is %q, want %q (in order, once each)", who, i, p, fmt.Sprint(i))
+		}
+	}
+}
+
+// v3Client is a paho.mqtt.golang (3.1.1) client collecting payloads.
+type v3Client struct {
+	c   mqtt.Client
+	id  string
+	mu  sync.Mutex
+	got []string
+}
+
+func newV3Client(t *testing.T, n *testNode, id string) *v3Client {
+	t.Helper()
+	v := &v3Client{id: id}
+	o := mqtt.NewClientOptions().AddBroker("tcp://" + n.addr).SetClientID(id).SetProtocolVersion(4).SetCleanSession(true).SetAutoReconnect(false)
+	v.c = mqtt.NewClient(o)
+	if tok := v.c.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("%s: connect: %v", id, tok.Error())
+	}
+	t.Cleanup(func() { v.c.Disconnect(100) })
+	return v
+}
+
+func (v *v3Client) subscribe(t *testing.T, filter string, qos byte) {
+	t.Helper()
+	tok := v.c.Subscribe(filter, qos, func(_ mqtt.Client, m mqtt.Message) {
+		v.mu.Lock()
+		v.got = append(v.got, string(m.Payload()))
+		v.mu.Unlock()
+	})
+	if !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatalf("%s: subscribe: %v", v.id, tok.Error())
+	}
+}
+
+func (v *v3Client) waitCount(t *testing.T, n int) []string {
+	t.Helper()
+	var got []string
+	mqtttest.Eventually(t, waitTimeout, fmt.Sprintf("%s: %d messages", v.id, n), func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		got = append(got[:0], v.got...)
+		return len(got) >= n
+	})
+	return got
+}

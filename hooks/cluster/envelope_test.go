@@ -1,0 +1,84 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		origin  string
+		seq     uint64
+		publish []byte
+	}{
+		{"plain", "client-1", 1, []byte{0x30, 0x03, 0x00, 0x01, 'a'}},
+		{"broker's own", "", 1 << 40, []byte{0x30, 0x00}},
+		{"utf-8 origin", "κλιέντ", 300, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := appendEnvelopeHeader(nil, 0xDEADBEEF01020304, tc.seq, tc.origin)
+			b = append(b, tc.publish...)
+			e, err := decodeEnvelope(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.instance != 0xDEADBEEF01020304 || e.seq != tc.seq || e.origin != tc.origin || !bytes.Equal(e.publish, tc.publish) {
+				t.Fatalf("decoded %+v", e)
+			}
+		})
+	}
+}
+
+func TestEnvelopeRefuses(t *testing.T) {
+	good := appendEnvelopeHeader(nil, 7, 9, "abc")
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"other version", append([]byte{2}, good[1:]...)},
+		{"short", good[:5]},
+		{"no sequence", good[:9]},
+		{"origin longer than the data", good[:len(good)-1]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := decodeEnvelope(tc.data); !errors.Is(err, errEnvelope) {
+				t.Fatalf("decodeEnvelope(%x) = %v, want errEnvelope", tc.data, err)
+			}
+		})
+	}
+}
+
+func TestWindow(t *testing.T) {
+	var w window
+	steps := []struct {
+		seq  uint64
+		seen bool
+	}{
+		{1, false}, {1, true}, {3, false}, {2, false}, {2, true}, {3, true},
+		{1000, false}, {999, false}, {1000, true},
+		// A jump beyond the window forgets everything before it.
+		{5000, false}, {5000, true}, {4000, false}, {4000, true},
+		// Older than the window: taken as new.
+		{10, false}, {10, false},
+		// The slot of 5000+1024 held 5000: the new number is new.
+		{5000 + windowSize, false}, {5000 + windowSize, true},
+	}
+	for i, s := range steps {
+		if got := w.seen(s.seq); got != s.seen {
+			t.Fatalf("step %d: seen(%d) = %v, want %v", i, s.seq, got, s.seen)
+		}
+	}
+}
+
+func BenchmarkWindow(b *testing.B) {
+	var w window
+	b.ReportAllocs()
+	for i := range b.N {
+		seq := uint64(i) * 3
+		w.seen(seq)
+		w.seen(seq)
+	}
+}
