@@ -300,3 +300,31 @@ func (v *v3Client) waitCount(t *testing.T, n int) []string {
 	})
 	return got
 }
+
+// TestE2ELongTopicStaysLocal: a topic whose subject would be longer than
+// NATS takes (each non-ASCII byte is three in a subject) is delivered on
+// its node only, and does not cost the node its NATS connection.
+func TestE2ELongTopicStaysLocal(t *testing.T) {
+	nodes := startCluster(t, 2)
+	long := strings.Repeat("é", 1000) // 2000 bytes, a 6000-byte subject
+	local := connectV5(t, nodes[0], "local")
+	local.subscribe(t, 0, long, "short")
+	remote := connectV5(t, nodes[1], "remote")
+	remote.subscribe(t, 0, "short")
+	waitInterest(t, nodes[0], "short", 1)
+	pub := connectV5(t, nodes[0], "pub")
+	pub.publish(t, long, 1, "0")
+	pub.publish(t, "short", 1, "1")
+	if got := payloads(local.waitCount(t, 2)); got[0] != "0" || got[1] != "1" {
+		t.Fatalf("local subscriber got %v", got)
+	}
+	if got := payloads(remote.waitCount(t, 1)); got[0] != "1" {
+		t.Fatalf("remote subscriber got %v, want the short topic's message", got)
+	}
+	if err := nodes[0].hook.Health(); err != nil {
+		t.Fatalf("n1 lost NATS over a long topic: %v", err)
+	}
+	if n := nodes[0].hook.stats.unrouted.Load(); n != 1 {
+		t.Fatalf("unrouted = %d, want 1", n)
+	}
+}

@@ -76,6 +76,11 @@ var (
 	_ io.Closer          = (*Hook)(nil)
 )
 
+// maxSubject is the longest subject the node publishes or subscribes to:
+// NATS's default max_control_line is 4096 bytes, and a control line holds
+// the subject, a reply subject and sizes besides.
+const maxSubject = 3800
+
 // msgBuffer is how many messages from other nodes wait to be routed
 // here; beyond it NATS reports this node a slow consumer and drops them
 // (counted).
@@ -240,6 +245,17 @@ func (h *Hook) Forward(f *core.Forwarded, done func(error)) {
 		return
 	}
 	subj := string(AppendTopic(append(append(make([]byte, 0, len(h.msgSubj)+1+2*len(f.Topic())), h.msgSubj...), '.'), f.Topic()))
+	if len(subj) > maxSubject {
+		// NATS closes a connection whose control line (subject and
+		// sizes) is longer than 4096 bytes: such a topic stays here.
+		if n := h.stats.unrouted.Add(1); n == 1 || n%1000 == 0 {
+			h.log.Warn("cluster: a topic too long for a NATS subject stays on this node", "topic_bytes", len(f.Topic()), "subject_bytes", len(subj), "unrouted", n)
+		}
+		if done != nil {
+			done(nil)
+		}
+		return
+	}
 	if err := nc.Publish(subj, buf.B); err != nil {
 		h.stats.unrouted.Add(1)
 		if done != nil {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/nats-io/nats.go"
 
@@ -67,6 +68,13 @@ func (h *Hook) applyInterest() {
 func (h *Hook) subscribe(nc *nats.Conn, k interestKey) ([]*nats.Subscription, error) {
 	var subs []*nats.Subscription
 	for _, subj := range Filter(h.msgSubj, k.filter) {
+		if len(subj) > maxSubject {
+			for _, s := range subs {
+				_ = s.Unsubscribe()
+				h.bySub.Delete(s)
+			}
+			return nil, fmt.Errorf("the filter's NATS subject would be %d bytes, over %d: only this node's messages reach it", len(subj), maxSubject)
+		}
 		var (
 			s   *nats.Subscription
 			err error
