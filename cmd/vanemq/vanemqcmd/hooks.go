@@ -15,11 +15,12 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vanemq/vanemq/core"
-	// The built-in hook modules: auth.allow, auth.file, bridge, js and
-	// plugin. A custom binary adds its own the same way, with a blank
+	// The built-in hook modules: auth.allow, auth.file, bridge, cluster,
+	// js and plugin. A custom binary adds its own the same way, with a blank
 	// import of its hook package.
 	_ "github.com/vanemq/vanemq/hooks/auth"
 	_ "github.com/vanemq/vanemq/hooks/bridge"
+	_ "github.com/vanemq/vanemq/hooks/cluster"
 	_ "github.com/vanemq/vanemq/hooks/js"
 	_ "github.com/vanemq/vanemq/plugins"
 )
