@@ -224,7 +224,7 @@ func (c *client) serve(ctx context.Context) {
 		}
 		ok := c.readArrived(ctx)
 		c.countReceived()
-		if c.srv.store != nil || c.batch.tk != nil {
+		if c.srv.store != nil || c.batch.tk != nil || len(c.batch.heldAcks) > 0 {
 			c.flushStore()
 		}
 		c.batch.startWriters()
@@ -547,7 +547,7 @@ func (c *client) finish() {
 	c.cancel()
 	c.cr.release()
 	c.srv.detach(c)
-	if c.srv.store != nil || c.batch.tk != nil {
+	if c.srv.store != nil || c.batch.tk != nil || len(c.batch.heldAcks) > 0 {
 		c.flushStore()
 	}
 	c.srv.disconnectedEvent(c)

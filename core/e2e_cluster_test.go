@@ -328,3 +328,31 @@ func TestClusterForwardFailure(t *testing.T) {
 	}
 	mqtttest.Eventually(t, waitTimeout, "ForwardFailures counted", func() bool { return a.Stats().ForwardFailures == 1 })
 }
+
+// TestClusterHeldAckOfLaterBatch: an acknowledgement of a later batch
+// with nothing to hand off (a SUBACK) waits behind a pending hand-off and
+// goes out after its PUBACK, in order [MQTT-4.6.0-2].
+func TestClusterHeldAckOfLaterBatch(t *testing.T) {
+	h := newLinkHook(true)
+	h.run(t)
+	a := hookBroker(t, withHooks(h))
+	c := mqtttest.Dial(t, a.Addr, "pub", "")
+	c.Send(&packets.Packet{Type: packets.Publish, QoS: 1, PacketID: 1, Topic: "h/t", Payload: []byte("x")})
+	c.Flush()
+	done := waitFor(t, h.held, waitTimeout, "the hand-off")
+	c.Send(&packets.Packet{Type: packets.Subscribe, PacketID: 2, Subscriptions: []packets.Subscription{{Filter: "s", QoS: 0}}})
+	c.Flush()
+	if p := c.Read(200 * time.Millisecond); p != nil {
+		t.Fatalf("got %v (id %d) before the hand-off finished", p.Type, p.PacketID)
+	}
+	done(nil)
+	for _, want := range []struct {
+		typ packets.Type
+		id  uint16
+	}{{packets.Puback, 1}, {packets.Suback, 2}} {
+		p := c.Read(waitTimeout)
+		if p == nil || p.Type != want.typ || p.PacketID != want.id {
+			t.Fatalf("got %+v, want %v %d", p, want.typ, want.id)
+		}
+	}
+}
