@@ -224,9 +224,7 @@ func (c *client) serve(ctx context.Context) {
 		}
 		ok := c.readArrived(ctx)
 		c.countReceived()
-		if c.srv.store != nil || c.batch.tk != nil || len(c.batch.heldAcks) > 0 {
-			c.flushStore()
-		}
+		c.flushStore()
 		c.batch.startWriters()
 		if !ok {
 			return
@@ -547,9 +545,7 @@ func (c *client) finish() {
 	c.cancel()
 	c.cr.release()
 	c.srv.detach(c)
-	if c.srv.store != nil || c.batch.tk != nil || len(c.batch.heldAcks) > 0 {
-		c.flushStore()
-	}
+	c.flushStore()
 	c.srv.disconnectedEvent(c)
 	if lingers {
 		c.linger()

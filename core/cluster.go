@@ -61,14 +61,6 @@ type Interest struct {
 // interestKey identifies an Interest.
 type interestKey struct{ group, filter string }
 
-// interestTable counts this node's subscriptions by (group, filter) and QoS,
-// for the cluster hook. mu is a leaf lock: it is taken under sessMu and
-// session.mu, and InterestChanged runs under it so that changes reach the
-// hook in order.
-type interestTable struct {
-	counts map[interestKey]*[3]int
-}
-
 // highest returns the highest QoS with a subscription, and the total count.
 func highest(c *[3]int) (byte, int) {
 	n := c[0] + c[1] + c[2]
@@ -89,15 +81,14 @@ func (s *Server) interestAdded(group, filter string, qos byte, old int) {
 	}
 	s.interestMu.Lock()
 	defer s.interestMu.Unlock()
-	t := &s.interest
-	if t.counts == nil {
-		t.counts = make(map[interestKey]*[3]int)
+	if s.interest == nil {
+		s.interest = make(map[interestKey]*[3]int)
 	}
 	k := interestKey{group, filter}
-	c := t.counts[k]
+	c := s.interest[k]
 	if c == nil {
 		c = new([3]int)
-		t.counts[k] = c
+		s.interest[k] = c
 	}
 	before, n := highest(c)
 	if old >= 0 && c[old] > 0 {
@@ -118,7 +109,7 @@ func (s *Server) interestRemoved(group, filter string, qos byte) {
 	s.interestMu.Lock()
 	defer s.interestMu.Unlock()
 	k := interestKey{group, filter}
-	c := s.interest.counts[k]
+	c := s.interest[k]
 	if c == nil {
 		return
 	}
@@ -127,7 +118,7 @@ func (s *Server) interestRemoved(group, filter string, qos byte) {
 	}
 	after, m := highest(c)
 	if m == 0 {
-		delete(s.interest.counts, k)
+		delete(s.interest, k)
 	}
 	s.cluster.InterestChanged(Interest{Group: group, Filter: filter, QoS: after, Count: m})
 }
@@ -140,8 +131,8 @@ func (s *Server) Interests() []Interest {
 	}
 	s.interestMu.Lock()
 	defer s.interestMu.Unlock()
-	out := make([]Interest, 0, len(s.interest.counts))
-	for k, c := range s.interest.counts {
+	out := make([]Interest, 0, len(s.interest))
+	for k, c := range s.interest {
 		q, n := highest(c)
 		out = append(out, Interest{Group: k.group, Filter: k.filter, QoS: q, Count: n})
 	}
@@ -152,19 +143,9 @@ func (s *Server) Interests() []Interest {
 func (s *Server) pickCluster() error {
 	s.hooks.mu.Lock()
 	defer s.hooks.mu.Unlock()
-	s.cluster = nil
-	var id string
-	for _, e := range s.hooks.entries {
-		ch, ok := e.hook.(ClusterHook)
-		if !ok {
-			continue
-		}
-		if s.cluster != nil {
-			return fmt.Errorf("core: hooks %s and %s both join the broker to a cluster (ClusterHook); use one", id, e.id)
-		}
-		s.cluster, id = ch, e.id
-	}
-	return nil
+	ch, err := onlyHook[ClusterHook](s.hooks.entries, "join the broker to a cluster (ClusterHook)")
+	s.cluster = ch
+	return err
 }
 
 // Forwarded is a message published on this node, as Forward sees it.
@@ -241,8 +222,8 @@ func (s *Server) forward(m *message, from *client) {
 // otherwise to one member of the share group {group} of filter, which
 // NATS-style queue routing picked this node for. It neither retains the
 // message nor forwards it again, and returns the number of deliveries.
-// origin is the publisher's client ID. publish is kept by the messages it
-// fans out to: the caller must not change it afterwards.
+// origin is the publisher's client ID. publish is not kept: the message
+// is decoded into memory of its own.
 func (s *Server) DeliverRemote(publish []byte, origin, group, filter string) (int, error) {
 	var p packets.Packet
 	if _, err := packets.DecodeBytes(publish, packets.Version5, 0, &p); err != nil {

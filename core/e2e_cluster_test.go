@@ -7,6 +7,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -274,23 +275,35 @@ func TestClusterDeliverRemoteShared(t *testing.T) {
 	}
 }
 
-// TestClusterForwardHoldsAcks: a publisher's PUBACK waits until the
-// cluster hook has handed its message off, and acknowledgements keep the
-// order of the PUBLISH packets even when hand-offs finish out of order
-// [MQTT-4.6.0-2]; a failed hand-off closes the connection without the
-// acknowledgement, so the client sends again.
-func TestClusterForwardHoldsAcks(t *testing.T) {
+// holdingBroker starts a broker whose cluster hand-offs wait for the test
+// (linkHook.held) and connects a raw MQTT 5 client to it.
+func holdingBroker(t *testing.T) (*testBroker, *linkHook, *mqtttest.Conn) {
 	h := newLinkHook(true)
 	h.run(t)
 	a := hookBroker(t, withHooks(h))
-	c := mqtttest.Dial(t, a.Addr, "pub", "")
+	return a, h, mqtttest.Dial(t, a.Addr, "pub", "")
+}
+
+// publishHeld sends a QoS 1 PUBLISH with packet identifier id and returns
+// the done of its hand-off, once the hook has it.
+func publishHeld(t *testing.T, h *linkHook, c *mqtttest.Conn, id uint16) func(error) {
+	t.Helper()
+	c.Send(&packets.Packet{Type: packets.Publish, QoS: 1, PacketID: id, Topic: "h/t", Payload: []byte("x")})
+	c.Flush()
+	return waitFor(t, h.held, waitTimeout, fmt.Sprintf("the hand-off of PUBLISH %d", id))
+}
+
+// TestClusterForwardHoldsAcks: a publisher's PUBACK waits until the
+// cluster hook has handed its message off, and acknowledgements keep the
+// order of the PUBLISH packets even when hand-offs finish out of order
+// [MQTT-4.6.0-2].
+func TestClusterForwardHoldsAcks(t *testing.T) {
+	_, h, c := holdingBroker(t)
 	var dones []func(error)
 	for id := uint16(1); id <= 3; id++ {
-		c.Send(&packets.Packet{Type: packets.Publish, QoS: 1, PacketID: id, Topic: "h/t", Payload: []byte("x")})
-		c.Flush()
 		// Each hand-off is taken before the next PUBLISH goes, so that
 		// they may land in separate reader batches.
-		dones = append(dones, waitFor(t, h.held, waitTimeout, "a hand-off"))
+		dones = append(dones, publishHeld(t, h, c, id))
 	}
 	dones[2](nil)
 	dones[1](nil)
@@ -309,14 +322,8 @@ func TestClusterForwardHoldsAcks(t *testing.T) {
 // TestClusterForwardFailure: done with an error withholds the PUBACK and
 // closes the connection.
 func TestClusterForwardFailure(t *testing.T) {
-	h := newLinkHook(true)
-	h.run(t)
-	a := hookBroker(t, withHooks(h))
-	c := mqtttest.Dial(t, a.Addr, "pub", "")
-	c.Send(&packets.Packet{Type: packets.Publish, QoS: 1, PacketID: 7, Topic: "h/t", Payload: []byte("x")})
-	c.Flush()
-	done := waitFor(t, h.held, waitTimeout, "the hand-off")
-	done(errors.New("no route"))
+	a, h, c := holdingBroker(t)
+	publishHeld(t, h, c, 7)(errors.New("no route"))
 	for {
 		p := c.Read(waitTimeout)
 		if p == nil {
@@ -333,13 +340,8 @@ func TestClusterForwardFailure(t *testing.T) {
 // with nothing to hand off (a SUBACK) waits behind a pending hand-off and
 // goes out after its PUBACK, in order [MQTT-4.6.0-2].
 func TestClusterHeldAckOfLaterBatch(t *testing.T) {
-	h := newLinkHook(true)
-	h.run(t)
-	a := hookBroker(t, withHooks(h))
-	c := mqtttest.Dial(t, a.Addr, "pub", "")
-	c.Send(&packets.Packet{Type: packets.Publish, QoS: 1, PacketID: 1, Topic: "h/t", Payload: []byte("x")})
-	c.Flush()
-	done := waitFor(t, h.held, waitTimeout, "the hand-off")
+	_, h, c := holdingBroker(t)
+	done := publishHeld(t, h, c, 1)
 	c.Send(&packets.Packet{Type: packets.Subscribe, PacketID: 2, Subscriptions: []packets.Subscription{{Filter: "s", QoS: 0}}})
 	c.Flush()
 	if p := c.Read(200 * time.Millisecond); p != nil {

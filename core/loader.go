@@ -80,22 +80,33 @@ type StoredDelivery struct {
 func (s *Server) pickStore() error {
 	s.hooks.mu.Lock()
 	defer s.hooks.mu.Unlock()
-	s.store = nil
-	var id string
-	for _, e := range s.hooks.entries {
-		st, ok := e.hook.(Store)
+	st, err := onlyHook[Store](s.hooks.entries, "keep the broker's state (Store)")
+	s.store = st
+	if st != nil {
+		s.storeDurable = st.Durable()
+	}
+	return err
+}
+
+// onlyHook returns the one hook among entries that is a T, nil when none
+// is; two are an error, naming both and saying what they both do.
+func onlyHook[T any](entries []*hookEntry, what string) (T, error) {
+	var (
+		found T
+		id    string
+	)
+	for _, e := range entries {
+		h, ok := e.hook.(T)
 		if !ok {
 			continue
 		}
-		if s.store != nil {
-			return fmt.Errorf("core: hooks %s and %s both keep the broker's state (Store); use one", id, e.id)
+		if id != "" {
+			var none T
+			return none, fmt.Errorf("core: hooks %s and %s both %s; use one", id, e.id, what)
 		}
-		s.store, id = st, e.id
+		found, id = h, e.id
 	}
-	if s.store != nil {
-		s.storeDurable = s.store.Durable()
-	}
-	return nil
+	return found, nil
 }
 
 // storeBarrier waits until everything handed to the store is written.

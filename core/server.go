@@ -74,12 +74,14 @@ type Server struct {
 	store        Store
 	storeDurable bool
 	storeSeq     atomic.Uint64
-	// cluster is the ClusterHook chosen at Start, nil without one;
-	// interest counts this node's subscriptions for it, under
-	// interestMu, a leaf lock (cluster.go).
+	// cluster is the ClusterHook chosen at Start, nil without one.
+	// interest counts this node's subscriptions for it, by (group,
+	// filter) and QoS, under interestMu, a leaf lock under which
+	// InterestChanged runs, so that changes reach the hook in order
+	// (cluster.go).
 	cluster    ClusterHook
 	interestMu sync.Mutex
-	interest   interestTable
+	interest   map[interestKey]*[3]int
 	// later queues notifications raised under a session lock (notifier).
 	later chan func()
 	// ctx is the server's lifetime, set by Start.
