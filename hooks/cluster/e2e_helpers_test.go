@@ -105,7 +105,7 @@ func startCluster(t *testing.T, n int) []*testNode {
 // subscriptions there match it: n counts servers, not subscriptions.
 func waitInterest(t *testing.T, from *testNode, topic string, n int) {
 	t.Helper()
-	subj := from.hook.msgSubj + "." + Topic(topic)
+	subj := from.hook.subject(topic)
 	mqtttest.Eventually(t, waitTimeout, fmt.Sprintf("%d subscriptions to %s known to %s's NATS server", n, subj, from.name), func() bool {
 		return from.nats.Interest(from.ni, subj) >= n
 	})

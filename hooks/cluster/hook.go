@@ -148,9 +148,9 @@ func (h *Hook) OnStarted(context.Context) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.wg.Add(3)
-	go h.interestLoop(ctx)
+	go h.runOnWake(ctx, h.wakeInterest, h.applyInterest)
 	go h.receiveLoop(ctx)
-	go h.ackLoop(ctx)
+	go h.runOnWake(ctx, h.wakeAcks, h.confirmAcks)
 	h.signal(h.wakeInterest)
 }
 
@@ -203,8 +203,7 @@ func (h *Hook) Health() error {
 // was full.
 func (h *Hook) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 	if errors.Is(err, nats.ErrSlowConsumer) {
-		n := h.stats.dropped.Add(1)
-		if n == 1 || n%1000 == 0 {
+		if n := h.stats.dropped.Add(1); worthLogging(n) {
 			h.log.Warn("cluster: messages from other nodes dropped: this node routes them more slowly than they come", "dropped", n)
 		}
 		return
@@ -226,38 +225,7 @@ func (h *Hook) signal(ch chan struct{}) {
 // unreachable messages reach local subscribers only (counted as
 // unrouted).
 func (h *Hook) Forward(f *core.Forwarded, done func(error)) {
-	nc := h.nc.Load()
-	if nc == nil || !nc.IsConnected() {
-		h.stats.unrouted.Add(1)
-		if done != nil {
-			done(nil)
-		}
-		return
-	}
-	buf := bytebufferpool.Get()
-	defer bytebufferpool.Put(buf)
-	buf.B = appendEnvelopeHeader(buf.B[:0], h.instance, h.seq.Add(1), f.Origin())
-	if err := f.Encode(buf); err != nil {
-		// Expired on the way: nothing to hand off.
-		if done != nil {
-			done(nil)
-		}
-		return
-	}
-	subj := string(AppendTopic(append(append(make([]byte, 0, len(h.msgSubj)+1+2*len(f.Topic())), h.msgSubj...), '.'), f.Topic()))
-	if len(subj) > maxSubject {
-		// NATS closes a connection whose control line (subject and
-		// sizes) is longer than 4096 bytes: such a topic stays here.
-		if n := h.stats.unrouted.Add(1); n == 1 || n%1000 == 0 {
-			h.log.Warn("cluster: a topic too long for a NATS subject stays on this node", "topic_bytes", len(f.Topic()), "subject_bytes", len(subj), "unrouted", n)
-		}
-		if done != nil {
-			done(nil)
-		}
-		return
-	}
-	if err := nc.Publish(subj, buf.B); err != nil {
-		h.stats.unrouted.Add(1)
+	if !h.publish(f) {
 		if done != nil {
 			done(nil)
 		}
@@ -272,35 +240,82 @@ func (h *Hook) Forward(f *core.Forwarded, done func(error)) {
 	}
 }
 
-// ackLoop confirms hand-offs: each round flushes the connection once for
-// all the hand-offs waiting.
-func (h *Hook) ackLoop(ctx context.Context) {
+// publish publishes f in its envelope on its topic's subject and reports
+// whether it did; a message it cannot publish is counted as unrouted,
+// except one that expired on the way, which needs no hand-off.
+func (h *Hook) publish(f *core.Forwarded) bool {
+	nc := h.nc.Load()
+	if nc == nil || !nc.IsConnected() {
+		h.stats.unrouted.Add(1)
+		return false
+	}
+	subj := h.subject(f.Topic())
+	if len(subj) > maxSubject {
+		// NATS closes a connection whose control line (subject and
+		// sizes) is longer than 4096 bytes: such a topic stays here.
+		if n := h.stats.unrouted.Add(1); worthLogging(n) {
+			h.log.Warn("cluster: a topic too long for a NATS subject stays on this node", "topic_bytes", len(f.Topic()), "subject_bytes", len(subj), "unrouted", n)
+		}
+		return false
+	}
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	buf.B = appendEnvelopeHeader(buf.B[:0], h.instance, h.seq.Add(1), f.Origin())
+	if err := f.Encode(buf); err != nil {
+		return false // expired on the way: nothing to hand off
+	}
+	if err := nc.Publish(subj, buf.B); err != nil {
+		h.stats.unrouted.Add(1)
+		return false
+	}
+	return true
+}
+
+// subject is the NATS subject of messages on topic.
+func (h *Hook) subject(topic string) string {
+	b := make([]byte, 0, len(h.msgSubj)+1+2*len(topic))
+	b = append(append(b, h.msgSubj...), '.')
+	return string(AppendTopic(b, topic))
+}
+
+// worthLogging says which of a count's increments are logged: the first,
+// then every thousandth, so that a flood of one problem is seen without
+// flooding the log.
+func worthLogging(n int64) bool { return n == 1 || n%1000 == 0 }
+
+// runOnWake calls fn each time wake is signalled, until ctx ends.
+func (h *Hook) runOnWake(ctx context.Context, wake <-chan struct{}, fn func()) {
 	defer h.wg.Done()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-h.wakeAcks:
+		case <-wake:
 		}
-		h.mu.Lock()
-		acks := h.acks
-		h.acks = nil
-		h.mu.Unlock()
-		nc := h.nc.Load()
-		if len(acks) == 0 {
-			continue
-		}
-		var err error
-		if nc != nil {
-			err = nc.FlushTimeout(h.cfg.ConnectTimeout)
-		}
-		if err != nil {
-			// Published into the connection's buffer but not confirmed:
-			// local subscribers have it; the publisher is answered.
-			h.stats.unrouted.Add(int64(len(acks)))
-		}
-		for _, done := range acks {
-			done(nil)
-		}
+		fn()
+	}
+}
+
+// confirmAcks confirms hand-offs: each round (a wake-up of wakeAcks) flushes
+// the connection once for all the hand-offs waiting.
+func (h *Hook) confirmAcks() {
+	h.mu.Lock()
+	acks := h.acks
+	h.acks = nil
+	h.mu.Unlock()
+	if len(acks) == 0 {
+		return
+	}
+	var err error
+	if nc := h.nc.Load(); nc != nil {
+		err = nc.FlushTimeout(h.cfg.ConnectTimeout)
+	}
+	if err != nil {
+		// Published into the connection's buffer but not confirmed:
+		// local subscribers have it; the publisher is answered.
+		h.stats.unrouted.Add(int64(len(acks)))
+	}
+	for _, done := range acks {
+		done(nil)
 	}
 }

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
@@ -10,26 +9,13 @@ import (
 )
 
 // InterestChanged implements core.ClusterHook: the change is noted for
-// interestLoop, which subscribes or unsubscribes; only the latest state of
+// applyInterest, which subscribes or unsubscribes (woken by wakeInterest); only the latest state of
 // each (group, filter) matters.
 func (h *Hook) InterestChanged(in core.Interest) {
 	h.mu.Lock()
 	h.pending[interestKey{in.Group, in.Filter}] = in
 	h.mu.Unlock()
 	h.signal(h.wakeInterest)
-}
-
-// interestLoop applies interest changes to the node's NATS subscriptions.
-func (h *Hook) interestLoop(ctx context.Context) {
-	defer h.wg.Done()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-h.wakeInterest:
-		}
-		h.applyInterest()
-	}
 }
 
 // applyInterest subscribes for each (group, filter) that gained its first

@@ -31,7 +31,7 @@ func (h *Hook) receiveLoop(ctx context.Context) {
 func (h *Hook) receive(m *nats.Msg, windows map[uint64]*window) {
 	e, err := decodeEnvelope(m.Data)
 	if err != nil {
-		if n := h.stats.bad.Add(1); n == 1 || n%1000 == 0 {
+		if n := h.stats.bad.Add(1); worthLogging(n) {
 			h.log.Warn("cluster: a message on a vanemq subject is not a vanemq envelope; dropped", "subject", m.Subject, "cause", err, "dropped", n)
 		}
 		return
@@ -61,7 +61,7 @@ func (h *Hook) receive(m *nats.Msg, windows map[uint64]*window) {
 	h.stats.received.Add(1)
 	n, err := h.srv.DeliverRemote(e.publish, e.origin, k.group, k.filter)
 	if err != nil {
-		if c := h.stats.bad.Add(1); c == 1 || c%1000 == 0 {
+		if c := h.stats.bad.Add(1); worthLogging(c) {
 			h.log.Warn("cluster: a message from another node does not decode; dropped", "subject", m.Subject, "cause", err, "dropped", c)
 		}
 		return
