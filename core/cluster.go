@@ -40,8 +40,18 @@ type ClusterHook interface {
 	// that has interest in it (or to storage the cluster shares), or with
 	// the error that kept it from being, and then the publisher is
 	// disconnected without its acknowledgement so that it sends again.
-	// Forward must not block or call into the Server.
-	Forward(f *Forwarded, done func(error))
+	//
+	// The message's share groups are Forward's to deliver: the server
+	// leaves them out when it routes the message, and Forward picks, for
+	// each group with members anywhere in the cluster, the node whose
+	// member gets it, which for this node is f.DeliverShared.
+	//
+	// It returns how many deliveries it made and hand-offs it started
+	// (a node handed the message counts one), which the server adds to
+	// its own: with none, an MQTT 5 publisher is told No matching
+	// subscribers. Forward must not call into the Server (but for f's
+	// methods) nor wait for anything but the hand-off's own backpressure.
+	Forward(f *Forwarded, done func(error)) int
 }
 
 // Interest is one distinct subscription of this node (ClusterHook).
@@ -150,8 +160,10 @@ func (s *Server) pickCluster() error {
 
 // Forwarded is a message published on this node, as Forward sees it.
 type Forwarded struct {
-	m   *message
-	now time.Time
+	s    *Server
+	m    *message
+	from *client // the publisher, nil for the broker
+	now  time.Time
 }
 
 // Topic returns the message's topic.
@@ -201,19 +213,29 @@ func (f *Forwarded) Encode(buf *bytebufferpool.ByteBuffer) error {
 	return nil
 }
 
+// DeliverShared delivers the message to one member of this node's share
+// group {group} of filter, chosen round-robin, and reports whether one
+// took it: false when the node has no such group (any more).
+func (f *Forwarded) DeliverShared(group, filter string) bool {
+	return f.s.deliverShared(f.m, group, filter, f.from.readerBatch()) > 0
+}
+
+// forwards reports whether m goes to the cluster hook once routed here:
+// every message published on this node but the broker's own $SYS ones.
+func (s *Server) forwards(m *message) bool {
+	return s.cluster != nil && !m.remote && !strings.HasPrefix(m.topic, "$SYS/")
+}
+
 // forward hands m, routed here from from (nil for the broker itself), to
 // the cluster hook. A QoS 1/2 message from a client makes the client's
 // acknowledgements wait for the hand-off (see ackTicket).
-func (s *Server) forward(m *message, from *client) {
-	if m.remote || strings.HasPrefix(m.topic, "$SYS/") {
-		return
-	}
-	f := Forwarded{m: m, now: time.Now()}
+// It returns the deliveries and hand-offs the hook made.
+func (s *Server) forward(m *message, from *client) int {
+	f := Forwarded{s: s, m: m, from: from, now: time.Now()}
 	if from == nil || m.qos == 0 {
-		s.cluster.Forward(&f, nil)
-		return
+		return s.cluster.Forward(&f, nil)
 	}
-	s.cluster.Forward(&f, from.batch.ticket(from).part())
+	return s.cluster.Forward(&f, from.batch.ticket(from).part())
 }
 
 // DeliverRemote routes a message that another node forwarded to this one
@@ -238,5 +260,5 @@ func (s *Server) DeliverRemote(publish []byte, origin, group, filter string) (in
 	if group == "" {
 		return s.fanoutTo(m, nil, false), nil
 	}
-	return s.deliverShared(m, group, filter), nil
+	return s.deliverShared(m, group, filter, nil), nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,8 @@ import (
 // QoS 1/2 hand-off is parked on held for the test to call.
 type linkHook struct {
 	hold bool
+	// shared, when set, is Forward's delivery of share groups here.
+	shared func(f *core.Forwarded) int
 
 	mu       sync.Mutex
 	peer     *core.Server
@@ -48,7 +51,11 @@ func (h *linkHook) InterestChanged(in core.Interest) {
 	h.changed <- struct{}{}
 }
 
-func (h *linkHook) Forward(f *core.Forwarded, done func(error)) {
+func (h *linkHook) Forward(f *core.Forwarded, done func(error)) int {
+	n := 0
+	if h.shared != nil {
+		n = h.shared(f)
+	}
 	buf := bytebufferpool.Get()
 	err := f.Encode(buf)
 	b := append([]byte(nil), buf.B...)
@@ -71,6 +78,10 @@ func (h *linkHook) Forward(f *core.Forwarded, done func(error)) {
 		}
 		done(err)
 	}
+	if peer != nil {
+		n++ // handed to the peer
+	}
+	return n
 }
 
 // run carries the forwarded messages until the test ends.
@@ -356,5 +367,46 @@ func TestClusterHeldAckOfLaterBatch(t *testing.T) {
 		if p == nil || p.Type != want.typ || p.PacketID != want.id {
 			t.Fatalf("got %+v, want %v %d", p, want.typ, want.id)
 		}
+	}
+}
+
+// TestClusterSharedLeftToHook: with a cluster hook, a message published
+// here reaches this node's share groups only when the hook delivers it
+// (Forwarded.DeliverShared), since the hook picks one member cluster-wide
+// [MQTT-4.8.2-3 asks for one copy per group]; ordinary subscribers get it
+// from the server as before. With nothing delivered here and no hand-off
+// reported, an MQTT 5 publisher hears No matching subscribers.
+func TestClusterSharedLeftToHook(t *testing.T) {
+	h := newLinkHook(false)
+	h.run(t)
+	var calls atomic.Int32
+	h.shared = func(f *core.Forwarded) int {
+		calls.Add(1)
+		if f.Topic() != "s/here" {
+			return 0 // picked another node
+		}
+		if f.DeliverShared("nogroup", "s/#") {
+			t.Error("DeliverShared delivered to a group the node does not have")
+		}
+		if f.DeliverShared("g", "s/#") {
+			return 1
+		}
+		return 0
+	}
+	b := hookBroker(t, withHooks(h))
+	member := connectV5(t, b.Addr, v5Connect("member"))
+	member.sub("$share/g/s/#", 1)
+	pub := connectV5(t, b.Addr, v5Connect("pub"))
+	if r := pub.publish(&paho.Publish{Topic: "s/away", QoS: 1}); r.ReasonCode != 0x10 {
+		t.Fatalf("PUBACK reason 0x%02x for a message nobody took, want 0x10 No matching subscribers", r.ReasonCode)
+	}
+	if r := pub.publish(&paho.Publish{Topic: "s/here", QoS: 1}); r.ReasonCode != 0 {
+		t.Fatalf("PUBACK reason 0x%02x for a message the hook delivered here, want 0", r.ReasonCode)
+	}
+	if m := member.next(); m.Topic != "s/here" {
+		t.Fatalf("the member got %q first, want s/here (s/away was the hook's to deliver elsewhere)", m.Topic)
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("Forward was called %d times, want 2", calls.Load())
 	}
 }

@@ -40,8 +40,8 @@ func (s *Server) fanout(m *message, from *client) int {
 }
 
 // fanoutTo is fanout, with the share groups left out when shared is
-// false: a message from another node of a cluster reaches this node's
-// share groups only through deliverShared.
+// false: with a cluster hook, share groups are delivered through
+// deliverShared, on the node the hook picks for each.
 func (s *Server) fanoutTo(m *message, from *client, shared bool) int {
 	sc := s.scratch.Get().(*fanoutScratch)
 	defer func() {
@@ -118,7 +118,7 @@ func (s *Server) deliverMember(m *message, sub *topics.Subscription, rb *readBat
 // deliverShared delivers m, which another node forwarded for the share
 // group {group} of filter, to one member of that group here; it returns
 // the number of deliveries (0 or 1).
-func (s *Server) deliverShared(m *message, group, filter string) int {
+func (s *Server) deliverShared(m *message, group, filter string, rb *readBatch) int {
 	sc := s.scratch.Get().(*fanoutScratch)
 	defer func() {
 		sc.matches.Reset()
@@ -130,7 +130,7 @@ func (s *Server) deliverShared(m *message, group, filter string) int {
 			continue
 		}
 		m.fanout.Store(1)
-		if sub := s.pickMember(g, m.topic); sub != nil && s.deliverMember(m, sub, nil) {
+		if sub := s.pickMember(g, m.topic); sub != nil && s.deliverMember(m, sub, rb) {
 			return 1
 		}
 		return 0

@@ -282,9 +282,9 @@ func (s *Server) route(m *message, from *client) (int, error) {
 			return 0, err
 		}
 	}
-	n := s.fanout(m, from)
-	if s.cluster != nil {
-		s.forward(m, from)
+	if !s.forwards(m) {
+		return s.fanout(m, from), nil
 	}
-	return n, nil
+	n := s.fanoutTo(m, from, false)
+	return n + s.forward(m, from), nil
 }

@@ -45,6 +45,20 @@ type Config struct {
 	// after losing it (default 1s). The node keeps trying for as long as
 	// it runs.
 	ReconnectWait time.Duration `yaml:"reconnect_wait"`
+	// Replicas is how many copies of the cluster's JetStream state (the
+	// inbox stream, the route table) NATS keeps (default: as many NATS
+	// servers as the node knows of, up to 3). It applies when the state
+	// is first made; a later change needs the streams edited in NATS.
+	Replicas int `yaml:"replicas"`
+	// HandoffTimeout bounds how long a QoS 1/2 publisher's
+	// acknowledgement waits for JetStream to store the message for the
+	// other nodes (default 5s); past it the publisher is disconnected
+	// without one, and sends the message again.
+	HandoffTimeout time.Duration `yaml:"handoff_timeout"`
+	// InboxMaxAge is how long a QoS 1/2 message waits in a node's inbox
+	// for the node to take it (default 24h): a node away for longer
+	// loses what was older.
+	InboxMaxAge time.Duration `yaml:"inbox_max_age"`
 }
 
 // TLSConfig is the TLS client configuration for NATS.
@@ -125,8 +139,19 @@ func (c *Config) check() error {
 	if c.ReconnectWait == 0 {
 		c.ReconnectWait = time.Second
 	}
-	if c.ConnectTimeout < 0 || c.ReconnectWait < 0 {
-		return errors.New("connect_timeout, reconnect_wait: must not be negative")
+	if c.HandoffTimeout == 0 {
+		c.HandoffTimeout = 5 * time.Second
+	}
+	if c.InboxMaxAge == 0 {
+		c.InboxMaxAge = 24 * time.Hour
+	}
+	for key, d := range map[string]time.Duration{"connect_timeout": c.ConnectTimeout, "reconnect_wait": c.ReconnectWait, "handoff_timeout": c.HandoffTimeout, "inbox_max_age": c.InboxMaxAge} {
+		if d < 0 {
+			return fmt.Errorf("%s: must not be negative", key)
+		}
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("replicas: %d: use 1 to 5 (0 for the default)", c.Replicas)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/hooks/cluster/natsdev"
+	"github.com/vanemq/vanemq/hooks/storage"
 	"github.com/vanemq/vanemq/listeners/tcp"
 )
 
@@ -68,19 +69,37 @@ func (w testWriter) Write(p []byte) (int, error) {
 // and waits until it is connected to NATS.
 func startNode(t *testing.T, name, url string) *testNode {
 	t.Helper()
+	return startNodeWith(t, name, Config{URLs: []string{url}}, "", "127.0.0.1:0")
+}
+
+// startNodeWith starts node name with cfg (its Node set to name),
+// keeping its sessions in a pebble store in dir unless dir is "", and
+// listening on addr; it waits until the node is ready.
+func startNodeWith(t *testing.T, name string, cfg Config, dir, addr string) *testNode {
+	t.Helper()
 	log := testLogger(t).With("test_node", name)
 	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(ID, Config{URLs: []string{url}, Node: name}, srv, log)
+	if dir != "" {
+		st, err := storage.Open(context.Background(), storage.Config{Path: dir, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.AddHook(st, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.Node = name
+	h, err := New(ID, cfg, srv, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.AddHook(h, 0); err != nil {
 		t.Fatal(err)
 	}
-	addr := mqtttest.Serve(t, srv, tcp.New("tcp", "127.0.0.1:0"))
+	addr = mqtttest.Serve(t, srv, tcp.New("tcp", addr))
 	mqtttest.Eventually(t, waitTimeout, name+" connected to NATS", func() bool { return h.Health() == nil })
 	return &testNode{name: name, addr: addr, srv: srv, hook: h}
 }
@@ -111,6 +130,25 @@ func waitInterest(t *testing.T, from *testNode, topic string, n int) {
 	})
 }
 
+// waitRoutes waits until from's route table has n other nodes with
+// interest in topic (ordinary subscriptions or share group members): until
+// from hands QoS 1/2 messages on topic to them.
+func waitRoutes(t *testing.T, from *testNode, topic string, n int) {
+	t.Helper()
+	mqtttest.Eventually(t, waitTimeout, fmt.Sprintf("%d other nodes in %s's route table for %s", n, from.name, topic), func() bool {
+		return len(from.hook.routes.nodesFor(topic)) >= n
+	})
+}
+
+// waitReach waits until from reaches n other nodes for topic both ways:
+// QoS 0 (NATS interest in its subject, counted by NATS server) and QoS
+// 1/2 (the route table).
+func waitReach(t *testing.T, from *testNode, topic string, n int) {
+	t.Helper()
+	waitInterest(t, from, topic, n)
+	waitRoutes(t, from, topic, n)
+}
+
 // v5Sub is a paho.golang client collecting what it receives.
 type v5Sub struct {
 	c    *paho.Client
@@ -124,20 +162,23 @@ type v5Sub struct {
 func connectV5(t *testing.T, n *testNode, id string) *v5Sub {
 	t.Helper()
 	s := &v5Sub{id: id, news: make(chan struct{}, 1)}
-	c, _, err := mqtttest.ConnectPaho(t, n.addr, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30}, func(p *paho.Publish) {
-		s.mu.Lock()
-		s.got = append(s.got, p)
-		s.mu.Unlock()
-		select {
-		case s.news <- struct{}{}:
-		default:
-		}
-	})
+	c, _, err := mqtttest.ConnectPaho(t, n.addr, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30}, s.collect)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.c = c
 	return s
+}
+
+// collect is the client's message handler.
+func (s *v5Sub) collect(p *paho.Publish) {
+	s.mu.Lock()
+	s.got = append(s.got, p)
+	s.mu.Unlock()
+	select {
+	case s.news <- struct{}{}:
+	default:
+	}
 }
 
 // subscribe subscribes to filters, each at qos.
@@ -168,6 +209,13 @@ func (s *v5Sub) publish(t *testing.T, topic string, qos byte, payload string) {
 	if _, err := s.c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Payload: []byte(payload)}); err != nil {
 		t.Fatalf("%s: publish %s: %v", s.id, topic, err)
 	}
+}
+
+// reset forgets what the client received so far.
+func (s *v5Sub) reset() {
+	s.mu.Lock()
+	s.got = nil
+	s.mu.Unlock()
 }
 
 // messages returns what the client received so far.

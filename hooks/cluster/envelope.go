@@ -12,6 +12,9 @@ import (
 //	byte     format version (envelopeV1)
 //	8 bytes  the sending process's instance, big-endian
 //	uvarint  the message's sequence number from that instance
+//	byte     flags: flagOrdinary, for the node's ordinary subscriptions
+//	uvarint  number of share groups it is for, then each as
+//	         uvarint length, group name, uvarint length, filter
 //	uvarint  length of the origin (the publisher's client ID), then it
 //	...      the PUBLISH packet
 //
@@ -19,25 +22,48 @@ import (
 // several of its subscriptions deliver it once (window).
 const envelopeV1 = 1
 
+// flagOrdinary marks a message for the receiving node's ordinary
+// (non-shared) subscriptions.
+const flagOrdinary = 1
+
 // errEnvelope is returned for data that is not an envelope.
 var errEnvelope = errors.New("cluster: not a vanemq message envelope")
 
 // appendEnvelopeHeader appends the header of an envelope; the PUBLISH
 // packet follows it.
-func appendEnvelopeHeader(b []byte, instance, seq uint64, origin string) []byte {
+func appendEnvelopeHeader(b []byte, instance, seq uint64, ordinary bool, groups []interestKey, origin string) []byte {
 	b = append(b, envelopeV1)
 	b = binary.BigEndian.AppendUint64(b, instance)
 	b = binary.AppendUvarint(b, seq)
-	b = binary.AppendUvarint(b, uint64(len(origin)))
-	return append(b, origin...)
+	flags := byte(0)
+	if ordinary {
+		flags |= flagOrdinary
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(len(groups)))
+	for _, g := range groups {
+		b = appendString(b, g.group)
+		b = appendString(b, g.filter)
+	}
+	return appendString(b, origin)
 }
 
-// envelope is a decoded envelope; publish and origin point into the data.
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// envelope is a decoded envelope; publish points into the data.
 type envelope struct {
 	instance, seq uint64
+	ordinary      bool
+	groups        []interestKey
 	origin        string
 	publish       []byte
 }
+
+// maxGroups bounds the share groups one envelope names.
+const maxGroups = 1 << 16
 
 // decodeEnvelope decodes data.
 func decodeEnvelope(data []byte) (envelope, error) {
@@ -48,17 +74,42 @@ func decodeEnvelope(data []byte) (envelope, error) {
 	e.instance = binary.BigEndian.Uint64(data[1:9])
 	rest := data[9:]
 	seq, n := binary.Uvarint(rest)
-	if n <= 0 {
+	if n <= 0 || len(rest) == n {
 		return e, fmt.Errorf("%w: bad sequence number", errEnvelope)
 	}
 	e.seq, rest = seq, rest[n:]
-	ol, n := binary.Uvarint(rest)
-	if n <= 0 || ol > uint64(len(rest)-n) {
-		return e, fmt.Errorf("%w: bad origin", errEnvelope)
+	e.ordinary, rest = rest[0]&flagOrdinary != 0, rest[1:]
+	ng, n := binary.Uvarint(rest)
+	if n <= 0 || ng > maxGroups {
+		return e, fmt.Errorf("%w: bad share group count", errEnvelope)
 	}
 	rest = rest[n:]
-	e.origin, e.publish = string(rest[:ol]), rest[ol:]
+	var ok bool
+	for range ng {
+		var g interestKey
+		if g.group, rest, ok = cutString(rest); !ok {
+			return e, fmt.Errorf("%w: bad share group", errEnvelope)
+		}
+		if g.filter, rest, ok = cutString(rest); !ok {
+			return e, fmt.Errorf("%w: bad share group filter", errEnvelope)
+		}
+		e.groups = append(e.groups, g)
+	}
+	if e.origin, rest, ok = cutString(rest); !ok {
+		return e, fmt.Errorf("%w: bad origin", errEnvelope)
+	}
+	e.publish = rest
 	return e, nil
+}
+
+// cutString cuts a length-prefixed string (appendString) off b.
+func cutString(b []byte) (string, []byte, bool) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(len(b)-n) {
+		return "", b, false
+	}
+	b = b[n:]
+	return string(b[:l]), b[l:], true
 }
 
 // windowSize is how many of the latest sequence numbers from one instance

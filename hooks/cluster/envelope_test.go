@@ -3,28 +3,33 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 )
 
 func TestEnvelopeRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		origin  string
-		seq     uint64
-		publish []byte
+		name     string
+		origin   string
+		seq      uint64
+		ordinary bool
+		groups   []interestKey
+		publish  []byte
 	}{
-		{"plain", "client-1", 1, []byte{0x30, 0x03, 0x00, 0x01, 'a'}},
-		{"broker's own", "", 1 << 40, []byte{0x30, 0x00}},
-		{"utf-8 origin", "κλιέντ", 300, nil},
+		{"plain", "client-1", 1, true, nil, []byte{0x30, 0x03, 0x00, 0x01, 'a'}},
+		{"broker's own", "", 1 << 40, true, nil, []byte{0x30, 0x00}},
+		{"utf-8 origin", "κλιέντ", 300, true, nil, nil},
+		{"share groups only", "c", 2, false, []interestKey{{"g", "a/#"}, {"γ", "+/b"}}, []byte{0x32}},
+		{"both", "c", 3, true, []interestKey{{"g", "#"}}, []byte{0x32}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := appendEnvelopeHeader(nil, 0xDEADBEEF01020304, tc.seq, tc.origin)
+			b := appendEnvelopeHeader(nil, 0xDEADBEEF01020304, tc.seq, tc.ordinary, tc.groups, tc.origin)
 			b = append(b, tc.publish...)
 			e, err := decodeEnvelope(b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e.instance != 0xDEADBEEF01020304 || e.seq != tc.seq || e.origin != tc.origin || !bytes.Equal(e.publish, tc.publish) {
+			if e.instance != 0xDEADBEEF01020304 || e.seq != tc.seq || e.origin != tc.origin || e.ordinary != tc.ordinary || !bytes.Equal(e.publish, tc.publish) || !slices.Equal(e.groups, tc.groups) {
 				t.Fatalf("decoded %+v", e)
 			}
 		})
@@ -32,7 +37,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 }
 
 func TestEnvelopeRefuses(t *testing.T) {
-	good := appendEnvelopeHeader(nil, 7, 9, "abc")
+	good := appendEnvelopeHeader(nil, 7, 9, false, []interestKey{{"g", "f"}}, "abc")
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -41,6 +46,10 @@ func TestEnvelopeRefuses(t *testing.T) {
 		{"other version", append([]byte{2}, good[1:]...)},
 		{"short", good[:5]},
 		{"no sequence", good[:9]},
+		{"no flags", good[:10]},
+		{"no group count", good[:11]},
+		{"group cut short", good[:13]},
+		{"filter cut short", good[:15]},
 		{"origin longer than the data", good[:len(good)-1]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

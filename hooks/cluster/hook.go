@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/valyala/bytebufferpool"
 
 	"github.com/vanemq/vanemq/core"
 )
@@ -26,28 +25,45 @@ func init() {
 }
 
 // Hook is a node's membership of a cluster: its NATS connection, the
-// subscriptions that carry its interest, and the goroutines that apply
-// interest changes, receive other nodes' messages and confirm hand-offs.
+// subscriptions that carry its interest, its route table, and the
+// goroutines that apply interest changes, receive other nodes' messages
+// and confirm hand-offs.
 type Hook struct {
 	id       string
 	cfg      Config
 	srv      *core.Server
 	log      *slog.Logger
 	instance uint64 // this process, in envelopes: a restarted node is a new instance
-	msgSubj  string // cfg.Prefix + ".m"
+	msgSubj  string // cfg.Prefix + ".m": QoS 0 messages, by topic
+	nodeSubj string // cfg.Prefix + ".n": QoS 0 messages for share groups, by node
+	names    streamNames
 	seq      atomic.Uint64
+	routes   *routes
+	scratch  sync.Pool // *forwardScratch
 
 	// nc is the NATS connection, nil before OnStarted and after Close.
 	nc atomic.Pointer[nats.Conn]
-	// mu guards the interest not yet applied, the subscriptions, the
-	// hand-offs waiting for a flush, and cancel.
-	mu      sync.Mutex
-	pending map[interestKey]core.Interest
-	subs    map[interestKey][]*nats.Subscription
-	acks    []func(error)
-	cancel  context.CancelFunc
+	// js is the JetStream session, nil until it is set up.
+	js atomic.Pointer[jsState]
 
-	bySub sync.Map // *nats.Subscription -> interestKey, for the receiver
+	// pendMu guards the interest changes not yet applied.
+	pendMu  sync.Mutex
+	pending map[interestKey]core.Interest
+	// resync asks the interest loop to write the whole route table entry
+	// set of the node again (a new JetStream session, NATS back, a write
+	// that failed).
+	resync atomic.Bool
+
+	// mu guards the applied interest (local, subs) and cancel.
+	mu     sync.Mutex
+	local  map[interestKey]byte // QoS
+	subs   map[interestKey][]*nats.Subscription
+	direct *nats.Subscription
+	cancel context.CancelFunc
+
+	// hoMu guards the hand-offs waiting for JetStream.
+	hoMu     sync.Mutex
+	handoffs []handoff
 
 	wakeInterest chan struct{}
 	wakeAcks     chan struct{}
@@ -65,6 +81,7 @@ type counters struct {
 	forwarded, received, delivered atomic.Int64
 	duplicates                     atomic.Int64 // copies of a message already routed
 	unrouted, dropped, bad         atomic.Int64
+	handoffFailures                atomic.Int64
 }
 
 // What the hook implements.
@@ -105,7 +122,12 @@ func New(id string, cfg Config, srv *core.Server, log *slog.Logger) (*Hook, erro
 		id: id, cfg: cfg, srv: srv, log: log.With("node", cfg.Node),
 		instance:     binary.BigEndian.Uint64(b[:]),
 		msgSubj:      cfg.Prefix + ".m",
+		nodeSubj:     cfg.Prefix + ".n",
+		names:        names(cfg.Prefix),
+		routes:       newRoutes(cfg.Node),
+		scratch:      sync.Pool{New: func() any { return new(forwardScratch) }},
 		pending:      make(map[interestKey]core.Interest),
+		local:        make(map[interestKey]byte),
 		subs:         make(map[interestKey][]*nats.Subscription),
 		wakeInterest: make(chan struct{}, 1),
 		wakeAcks:     make(chan struct{}, 1),
@@ -132,6 +154,8 @@ func (h *Hook) OnStarted(context.Context) {
 		nats.ConnectHandler(func(*nats.Conn) { h.log.Info("cluster: connected to NATS") }),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			h.log.Info("cluster: connected to NATS again", "server", nc.ConnectedUrlRedacted())
+			h.resync.Store(true)
+			h.signal(h.wakeInterest)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			h.log.Warn("cluster: lost NATS; serving local clients only until it is back", "cause", err)
@@ -147,11 +171,56 @@ func (h *Hook) OnStarted(context.Context) {
 	h.nc.Store(nc)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	h.wg.Add(3)
+	direct, err := nc.ChanSubscribe(h.nodeSubj+"."+h.cfg.Node, h.msgs)
+	if err != nil {
+		h.log.Error("cluster: cannot subscribe in NATS; other nodes' QoS 0 messages for share groups will not arrive", "cause", err)
+	}
+	h.direct = direct
+	h.wg.Add(4)
 	go h.runOnWake(ctx, h.wakeInterest, h.applyInterest)
 	go h.receiveLoop(ctx)
-	go h.runOnWake(ctx, h.wakeAcks, h.confirmAcks)
+	go h.runOnWake(ctx, h.wakeAcks, h.confirmHandoffs)
+	go h.runJetStream(ctx, nc)
 	h.signal(h.wakeInterest)
+}
+
+// runJetStream sets up the node's JetStream session (inbox, route table)
+// and keeps its route table watched, starting over after a failure, until
+// ctx ends.
+func (h *Hook) runJetStream(ctx context.Context, nc *nats.Conn) {
+	defer h.wg.Done()
+	for {
+		err := h.jetStreamSession(ctx, nc)
+		if ctx.Err() != nil {
+			return
+		}
+		h.log.Warn("cluster: JetStream unavailable; QoS 1/2 messages are not handed to other nodes until it is back", "cause", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(h.cfg.ReconnectWait):
+		}
+	}
+}
+
+// jetStreamSession is one JetStream session: it returns when the route
+// table's watch fails or ctx ends.
+func (h *Hook) jetStreamSession(ctx context.Context, nc *nats.Conn) error {
+	octx, cancel := context.WithTimeout(ctx, h.cfg.ConnectTimeout)
+	st, err := h.openJetStream(octx, nc)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		h.js.Store(nil)
+		h.routes.loaded.Store(false)
+		st.consume.Stop()
+	}()
+	h.js.Store(st)
+	h.resync.Store(true)
+	h.signal(h.wakeInterest)
+	return h.watchRoutes(ctx, st.routes)
 }
 
 // OnStopped implements core.StoppedHook: see Close.
@@ -175,18 +244,20 @@ func (h *Hook) Close() error {
 	}
 	nc.Close()
 	h.mu.Lock()
-	acks := h.acks
-	h.acks = nil
 	clear(h.subs)
 	h.mu.Unlock()
-	for _, done := range acks {
-		done(errors.New("cluster: stopped"))
+	h.hoMu.Lock()
+	list := h.handoffs
+	h.handoffs = nil
+	h.hoMu.Unlock()
+	for _, ho := range list {
+		ho.done(errors.New("cluster: stopped"))
 	}
 	return nil
 }
 
 // Health implements core.HealthChecker: the node is ready while it is
-// connected to NATS.
+// connected to NATS, with JetStream set up and the route table read.
 func (h *Hook) Health() error {
 	nc := h.nc.Load()
 	if nc == nil {
@@ -194,6 +265,9 @@ func (h *Hook) Health() error {
 	}
 	if !nc.IsConnected() {
 		return fmt.Errorf("cluster: not connected to NATS (%s)", nc.Status())
+	}
+	if h.js.Load() == nil || !h.routes.loaded.Load() {
+		return errors.New("cluster: JetStream not set up (inbox, route table)")
 	}
 	return nil
 }
@@ -219,58 +293,6 @@ func (h *Hook) signal(ch chan struct{}) {
 	}
 }
 
-// Forward implements core.ClusterHook: the message is published on the
-// subject of its topic, which reaches every node with interest. A QoS 1/2
-// hand-off is confirmed once NATS has it (a flush). While NATS is
-// unreachable messages reach local subscribers only (counted as
-// unrouted).
-func (h *Hook) Forward(f *core.Forwarded, done func(error)) {
-	if !h.publish(f) {
-		if done != nil {
-			done(nil)
-		}
-		return
-	}
-	h.stats.forwarded.Add(1)
-	if done != nil {
-		h.mu.Lock()
-		h.acks = append(h.acks, done)
-		h.mu.Unlock()
-		h.signal(h.wakeAcks)
-	}
-}
-
-// publish publishes f in its envelope on its topic's subject and reports
-// whether it did; a message it cannot publish is counted as unrouted,
-// except one that expired on the way, which needs no hand-off.
-func (h *Hook) publish(f *core.Forwarded) bool {
-	nc := h.nc.Load()
-	if nc == nil || !nc.IsConnected() {
-		h.stats.unrouted.Add(1)
-		return false
-	}
-	subj := h.subject(f.Topic())
-	if len(subj) > maxSubject {
-		// NATS closes a connection whose control line (subject and
-		// sizes) is longer than 4096 bytes: such a topic stays here.
-		if n := h.stats.unrouted.Add(1); worthLogging(n) {
-			h.log.Warn("cluster: a topic too long for a NATS subject stays on this node", "topic_bytes", len(f.Topic()), "subject_bytes", len(subj), "unrouted", n)
-		}
-		return false
-	}
-	buf := bytebufferpool.Get()
-	defer bytebufferpool.Put(buf)
-	buf.B = appendEnvelopeHeader(buf.B[:0], h.instance, h.seq.Add(1), f.Origin())
-	if err := f.Encode(buf); err != nil {
-		return false // expired on the way: nothing to hand off
-	}
-	if err := nc.Publish(subj, buf.B); err != nil {
-		h.stats.unrouted.Add(1)
-		return false
-	}
-	return true
-}
-
 // subject is the NATS subject of messages on topic.
 func (h *Hook) subject(topic string) string {
 	b := make([]byte, 0, len(h.msgSubj)+1+2*len(topic))
@@ -293,29 +315,5 @@ func (h *Hook) runOnWake(ctx context.Context, wake <-chan struct{}, fn func()) {
 		case <-wake:
 		}
 		fn()
-	}
-}
-
-// confirmAcks confirms hand-offs: each round (a wake-up of wakeAcks) flushes
-// the connection once for all the hand-offs waiting.
-func (h *Hook) confirmAcks() {
-	h.mu.Lock()
-	acks := h.acks
-	h.acks = nil
-	h.mu.Unlock()
-	if len(acks) == 0 {
-		return
-	}
-	var err error
-	if nc := h.nc.Load(); nc != nil {
-		err = nc.FlushTimeout(h.cfg.ConnectTimeout)
-	}
-	if err != nil {
-		// Published into the connection's buffer but not confirmed:
-		// local subscribers have it; the publisher is answered.
-		h.stats.unrouted.Add(int64(len(acks)))
-	}
-	for _, done := range acks {
-		done(nil)
 	}
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
@@ -8,87 +9,132 @@ import (
 	"github.com/vanemq/vanemq/core"
 )
 
-// InterestChanged implements core.ClusterHook: the change is noted for
-// applyInterest, which subscribes or unsubscribes (woken by wakeInterest); only the latest state of
-// each (group, filter) matters.
+// InterestChanged implements core.ClusterHook: the node's route table
+// takes the change at once (Forward picks share group members by it), and
+// applyInterest, woken by wakeInterest, makes it known to the cluster.
+// Only the latest state of each (group, filter) matters.
 func (h *Hook) InterestChanged(in core.Interest) {
-	h.mu.Lock()
-	h.pending[interestKey{in.Group, in.Filter}] = in
-	h.mu.Unlock()
+	k := interestKey{in.Group, in.Filter}
+	h.routes.setLocal(k, in.QoS, in.Count)
+	h.pendMu.Lock()
+	h.pending[k] = in
+	h.pendMu.Unlock()
 	h.signal(h.wakeInterest)
 }
 
-// applyInterest subscribes for each (group, filter) that gained its first
-// subscription, and unsubscribes for each that lost its last. A
-// subscription NATS refuses is logged and tried again at the next change.
+// applyInterest makes the interest changes known to the cluster: a NATS
+// subscription per subject of each ordinary filter that gained its first
+// subscription (dropped with its last), and the node's route table
+// entries. A NATS subscription refused is logged and tried again at the
+// next change; a route table write that fails (NATS away) is made when
+// the node writes its whole entry set again, once NATS is back.
 func (h *Hook) applyInterest() {
+	h.pendMu.Lock()
+	changes := h.pending
+	h.pending = make(map[interestKey]core.Interest, len(changes))
+	h.pendMu.Unlock()
+
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	nc := h.nc.Load()
 	if nc == nil {
+		h.mu.Unlock()
 		return
 	}
-	for k, in := range h.pending {
+	for k, in := range changes {
+		if in.Count == 0 {
+			delete(h.local, k)
+		} else {
+			h.local[k] = in.QoS
+		}
+		if k.group != "" {
+			continue // share groups travel by the route table only
+		}
 		have := h.subs[k]
 		switch {
 		case in.Count > 0 && have == nil:
-			subs, err := h.subscribe(nc, k)
+			subs, err := h.subscribe(nc, k.filter)
 			if err != nil {
-				h.log.Error("cluster: cannot subscribe in NATS; other nodes' messages for the filter will not arrive", "filter", fullFilter(k), "cause", err)
+				h.log.Error("cluster: cannot subscribe in NATS; other nodes' QoS 0 messages for the filter will not arrive", "filter", k.filter, "cause", err)
+				h.pendMu.Lock()
+				if _, newer := h.pending[k]; !newer {
+					h.pending[k] = in
+				}
+				h.pendMu.Unlock()
 				continue
 			}
 			h.subs[k] = subs
 		case in.Count == 0 && have != nil:
 			for _, s := range have {
 				_ = s.Unsubscribe()
-				h.bySub.Delete(s)
 			}
 			delete(h.subs, k)
 		}
-		delete(h.pending, k)
+	}
+	var local map[interestKey]byte
+	if h.resync.Load() {
+		local = make(map[interestKey]byte, len(h.local))
+		for k, q := range h.local {
+			local[k] = q
+		}
+	}
+	h.mu.Unlock()
+	h.writeRoutes(changes, local)
+}
+
+// writeRoutes writes the node's route table entries: its whole set
+// (local, when a resync was asked for) or the changes.
+func (h *Hook) writeRoutes(changes map[interestKey]core.Interest, local map[interestKey]byte) {
+	st := h.js.Load()
+	if st == nil {
+		return // the next JetStream session writes the whole set
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
+	defer cancel()
+	if local != nil {
+		h.resync.Store(false)
+		if err := h.syncRoutes(ctx, st.routes, local); err != nil {
+			h.resync.Store(true)
+			h.log.Warn("cluster: cannot write this node's route table entries; other nodes' QoS 1/2 messages reach it once they are written", "cause", err)
+		}
+		return
+	}
+	for k, in := range changes {
+		var err error
+		if in.Count == 0 {
+			err = st.routes.Delete(ctx, routeKey(h.cfg.Node, k))
+		} else {
+			_, err = st.routes.Put(ctx, routeKey(h.cfg.Node, k), routeValue(k, in.QoS))
+		}
+		if err != nil {
+			h.resync.Store(true)
+			h.log.Warn("cluster: cannot write a route table entry; tried again when NATS is back", "filter", fullFilter(k), "cause", err)
+			return
+		}
 	}
 }
 
-// subscribe makes the NATS subscriptions of one (group, filter): one per
-// subject of the filter (Filter), queue subscriptions for a share group.
-func (h *Hook) subscribe(nc *nats.Conn, k interestKey) ([]*nats.Subscription, error) {
+// subscribe makes the NATS subscriptions of one ordinary filter: one per
+// subject of the filter (Filter).
+func (h *Hook) subscribe(nc *nats.Conn, filter string) ([]*nats.Subscription, error) {
 	var subs []*nats.Subscription
-	for _, subj := range Filter(h.msgSubj, k.filter) {
+	undo := func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}
+	for _, subj := range Filter(h.msgSubj, filter) {
 		if len(subj) > maxSubject {
-			for _, s := range subs {
-				_ = s.Unsubscribe()
-				h.bySub.Delete(s)
-			}
-			return nil, fmt.Errorf("the filter's NATS subject would be %d bytes, over %d: only this node's messages reach it", len(subj), maxSubject)
+			undo()
+			return nil, fmt.Errorf("the filter's NATS subject would be %d bytes, over %d: only this node's QoS 0 messages reach it", len(subj), maxSubject)
 		}
-		var (
-			s   *nats.Subscription
-			err error
-		)
-		if k.group == "" {
-			s, err = nc.ChanSubscribe(subj, h.msgs)
-		} else {
-			s, err = nc.ChanQueueSubscribe(subj, queueName(k), h.msgs)
-		}
+		s, err := nc.ChanSubscribe(subj, h.msgs)
 		if err != nil {
-			for _, s := range subs {
-				_ = s.Unsubscribe()
-				h.bySub.Delete(s)
-			}
+			undo()
 			return nil, err
 		}
-		h.bySub.Store(s, k)
 		subs = append(subs, s)
 	}
 	return subs, nil
-}
-
-// queueName is the NATS queue group of a share group: MQTT identifies a
-// share group by its name and its filter together, so both are in it.
-func queueName(k interestKey) string {
-	b := appendLevel(nil, k.group)
-	b = append(b, '.')
-	return string(AppendTopic(b, k.filter))
 }
 
 // fullFilter is the filter as a client wrote it.

@@ -1,0 +1,158 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// QoS 1 and 2 messages travel between nodes through JetStream: each node
+// has an inbox, the subject PREFIX.in.NODE of the work-queue stream
+// PREFIX_inbox, which the node reads through one durable consumer of its
+// own (never one per subscription). A publisher's PUBACK waits until the
+// stream has stored the message, replicated, for every node with
+// interest; a node that is down meanwhile finds its messages waiting when
+// it returns.
+
+// streamNames are the JetStream names the cluster uses under its prefix.
+type streamNames struct {
+	inbox, routes string // stream and KV bucket
+	inboxSubj     string // PREFIX.in
+}
+
+func names(prefix string) streamNames {
+	return streamNames{inbox: prefix + "_inbox", routes: prefix + "_routes", inboxSubj: prefix + ".in"}
+}
+
+// inboxSubject is the subject of node's inbox.
+func (h *Hook) inboxSubject(node string) string { return h.names.inboxSubj + "." + node }
+
+// replicas is how many copies the cluster's streams keep: the config's
+// replicas, or as many NATS servers as the node knows of, up to 3.
+func (h *Hook) replicas(nc *nats.Conn) int {
+	if h.cfg.Replicas > 0 {
+		return h.cfg.Replicas
+	}
+	return min(3, max(1, len(nc.Servers())))
+}
+
+// jsState is what one JetStream session of the node set up (openJetStream).
+type jsState struct {
+	js      jetstream.JetStream
+	routes  jetstream.KeyValue
+	consume jetstream.ConsumeContext
+}
+
+// openJetStream makes (or finds) the inbox stream, the route bucket and
+// this node's inbox consumer, and starts reading the inbox.
+func (h *Hook) openJetStream(ctx context.Context, nc *nats.Conn) (*jsState, error) {
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncTimeout(h.cfg.HandoffTimeout),
+		jetstream.WithPublishAsyncMaxPending(1<<14))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	r := h.replicas(nc)
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:        h.names.inbox,
+		Description: "vanemq: QoS 1/2 messages handed to each node",
+		Subjects:    []string{h.names.inboxSubj + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    r,
+		MaxAge:      h.cfg.InboxMaxAge,
+		Duplicates:  2 * time.Minute,
+	})
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		stream, err = js.Stream(ctx, h.names.inbox)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", h.names.inbox, err)
+	}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      h.names.routes,
+		Description: "vanemq: each node's distinct subscriptions",
+		Storage:     jetstream.FileStorage,
+		Replicas:    r,
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, h.names.routes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", h.names.routes, err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       h.cfg.Node,
+		Description:   "vanemq: node " + h.cfg.Node + "'s inbox",
+		FilterSubject: h.inboxSubject(h.cfg.Node),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 1 << 12,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s of %s: %w", h.cfg.Node, h.names.inbox, err)
+	}
+	win := new(window)
+	cc, err := cons.Consume(func(m jetstream.Msg) { h.receiveInbox(m, win) },
+		jetstream.PullMaxMessages(512),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				h.log.Debug("cluster: reading the inbox", "cause", err)
+			}
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("read the inbox: %w", err)
+	}
+	return &jsState{js: js, routes: kv, consume: cc}, nil
+}
+
+// receiveInbox routes one message from the inbox and acknowledges it. A
+// message JetStream delivers again (its acknowledgement was lost) is
+// acknowledged, not routed twice.
+func (h *Hook) receiveInbox(m jetstream.Msg, win *window) {
+	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 && win.seen(md.Sequence.Stream) {
+		h.stats.duplicates.Add(1)
+		_ = m.Ack()
+		return
+	} else if err == nil {
+		win.seen(md.Sequence.Stream)
+	}
+	h.route(m.Data(), m.Subject())
+	_ = m.Ack()
+}
+
+// handoff is a QoS 1/2 message waiting for JetStream to store it for
+// every node it was published to.
+type handoff struct {
+	acks []jetstream.PubAckFuture
+	done func(error)
+}
+
+// confirmHandoffs answers the hand-offs waiting, in order: done(nil) once
+// every node's copy is stored, done(err) when one is not, within
+// handoff_timeout.
+func (h *Hook) confirmHandoffs() {
+	h.hoMu.Lock()
+	list := h.handoffs
+	h.handoffs = nil
+	h.hoMu.Unlock()
+	for _, ho := range list {
+		var err error
+		for _, a := range ho.acks {
+			select {
+			case <-a.Ok():
+			case e := <-a.Err():
+				err = e
+			}
+		}
+		if err != nil {
+			h.stats.handoffFailures.Add(1)
+			err = fmt.Errorf("cluster: a node's copy was not stored: %w", err)
+		}
+		ho.done(err)
+	}
+}
