@@ -39,6 +39,8 @@ type Hook struct {
 	names    streamNames
 	seq      atomic.Uint64
 	routes   *routes
+	reg      registry
+	since    time.Time // when the hook was made: the node's process joined
 	scratch  sync.Pool // *forwardScratch
 
 	// nc is the NATS connection, nil before OnStarted and after Close.
@@ -125,6 +127,8 @@ func New(id string, cfg Config, srv *core.Server, log *slog.Logger) (*Hook, erro
 		nodeSubj:     cfg.Prefix + ".n",
 		names:        names(cfg.Prefix),
 		routes:       newRoutes(cfg.Node),
+		reg:          registry{nodes: make(map[string]seenNode)},
+		since:        time.Now(),
 		scratch:      sync.Pool{New: func() any { return new(forwardScratch) }},
 		pending:      make(map[interestKey]core.Interest),
 		local:        make(map[interestKey]byte),
@@ -220,7 +224,27 @@ func (h *Hook) jetStreamSession(ctx context.Context, nc *nats.Conn) error {
 	h.js.Store(st)
 	h.resync.Store(true)
 	h.signal(h.wakeInterest)
-	return h.watchRoutes(ctx, st.routes)
+
+	sctx, scancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		h.beat(sctx, st.nodes)
+	}()
+	go func() {
+		defer wg.Done()
+		if err := h.watchNodes(sctx, st.nodes); err != nil {
+			h.log.Warn("cluster: lost the node registry's watch", "cause", err)
+		}
+	}()
+	err = h.watchRoutes(sctx, st.routes)
+	scancel()
+	wg.Wait()
+	if ctx.Err() != nil {
+		h.leave(st.nodes) // the node stops
+	}
+	return err
 }
 
 // OnStopped implements core.StoppedHook: see Close.

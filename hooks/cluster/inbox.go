@@ -20,12 +20,12 @@ import (
 
 // streamNames are the JetStream names the cluster uses under its prefix.
 type streamNames struct {
-	inbox, routes string // stream and KV bucket
+	inbox, routes, nodes string // stream and KV buckets
 	inboxSubj     string // PREFIX.in
 }
 
 func names(prefix string) streamNames {
-	return streamNames{inbox: prefix + "_inbox", routes: prefix + "_routes", inboxSubj: prefix + ".in"}
+	return streamNames{inbox: prefix + "_inbox", routes: prefix + "_routes", nodes: prefix + "_nodes", inboxSubj: prefix + ".in"}
 }
 
 // inboxSubject is the subject of node's inbox.
@@ -44,6 +44,7 @@ func (h *Hook) replicas(nc *nats.Conn) int {
 type jsState struct {
 	js      jetstream.JetStream
 	routes  jetstream.KeyValue
+	nodes   jetstream.KeyValue
 	consume jetstream.ConsumeContext
 }
 
@@ -73,17 +74,24 @@ func (h *Hook) openJetStream(ctx context.Context, nc *nats.Conn) (*jsState, erro
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", h.names.inbox, err)
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      h.names.routes,
 		Description: "vanemq: each node's distinct subscriptions",
 		Storage:     jetstream.FileStorage,
 		Replicas:    r,
 	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, h.names.routes)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", h.names.routes, err)
+		return nil, err
+	}
+	nodes, err := bucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      h.names.nodes,
+		Description: "vanemq: the nodes, each writing its entry every heartbeat",
+		Storage:     jetstream.FileStorage,
+		Replicas:    r,
+		TTL:         time.Hour,
+	})
+	if err != nil {
+		return nil, err
 	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       h.cfg.Node,
@@ -107,7 +115,20 @@ func (h *Hook) openJetStream(ctx context.Context, nc *nats.Conn) (*jsState, erro
 	if err != nil {
 		return nil, fmt.Errorf("read the inbox: %w", err)
 	}
-	return &jsState{js: js, routes: kv, consume: cc}, nil
+	return &jsState{js: js, routes: kv, nodes: nodes, consume: cc}, nil
+}
+
+// bucket makes the KV bucket cfg describes, or opens it as it is when
+// another node made it first.
+func bucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, cfg.Bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
 }
 
 // receiveInbox routes one message from the inbox and acknowledges it. A

@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The node registry is the KV bucket PREFIX_nodes: each node keeps its
+// entry (key: its name) fresh by writing it every heartbeat, and deletes
+// it when it stops. A node that stops writing for three heartbeats is
+// taken to be down; the bucket's TTL clears entries of nodes long gone.
+
+// heartbeat is how often a node writes its registry entry.
+const heartbeat = 2 * time.Second
+
+// nodeRecord is a node's registry entry.
+type nodeRecord struct {
+	// Instance identifies the node's process: it changes when the node
+	// restarts.
+	Instance uint64 `json:"instance"`
+	// Since is when the process joined.
+	Since time.Time `json:"since"`
+}
+
+// Peer is a node of the cluster as this node knows it.
+type Peer struct {
+	// Name is the node's name.
+	Name string `json:"name"`
+	// Self marks this node.
+	Self bool `json:"self,omitempty"`
+	// Alive reports whether the node wrote its registry entry within the
+	// last three heartbeats.
+	Alive bool `json:"alive"`
+	// Since is when the node's current process joined.
+	Since time.Time `json:"since"`
+	// LastSeen is when this node last saw the node's entry written.
+	LastSeen time.Time `json:"last_seen"`
+	// Routes is how many distinct subscriptions the node holds, as the
+	// route table says.
+	Routes int `json:"routes"`
+}
+
+// registry is what this node saw of the node registry.
+type registry struct {
+	mu    sync.Mutex
+	nodes map[string]seenNode
+}
+
+type seenNode struct {
+	rec  nodeRecord
+	seen time.Time
+}
+
+// beat writes this node's entry every heartbeat until ctx ends, then
+// deletes it.
+func (h *Hook) beat(ctx context.Context, kv jetstream.KeyValue) {
+	rec, _ := json.Marshal(nodeRecord{Instance: h.instance, Since: h.since})
+	t := time.NewTicker(heartbeat)
+	defer t.Stop()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, h.cfg.ConnectTimeout)
+		if _, err := kv.Put(wctx, h.cfg.Node, rec); err != nil && ctx.Err() == nil {
+			h.log.Debug("cluster: cannot write this node's registry entry", "cause", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// leave deletes this node's registry entry (the node stops).
+func (h *Hook) leave(kv jetstream.KeyValue) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
+	defer cancel()
+	_ = kv.Delete(ctx, h.cfg.Node)
+}
+
+// watchNodes follows the registry until ctx ends or the watch fails.
+func (h *Hook) watchNodes(ctx context.Context, kv jetstream.KeyValue) error {
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch the node registry: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("the node registry's watch ended")
+			}
+			if e == nil {
+				continue
+			}
+			h.reg.mu.Lock()
+			if e.Operation() == jetstream.KeyValuePut {
+				var rec nodeRecord
+				if json.Unmarshal(e.Value(), &rec) == nil {
+					h.reg.nodes[e.Key()] = seenNode{rec: rec, seen: time.Now()}
+				}
+			} else {
+				delete(h.reg.nodes, e.Key())
+			}
+			h.reg.mu.Unlock()
+		}
+	}
+}
+
+// Peers lists the nodes of the cluster this node knows of, by name: those
+// in the registry and those with routes, this one included.
+func (h *Hook) Peers() []Peer {
+	now := time.Now()
+	byName := map[string]*Peer{}
+	peer := func(name string) *Peer {
+		p := byName[name]
+		if p == nil {
+			p = &Peer{Name: name, Self: name == h.cfg.Node}
+			byName[name] = p
+		}
+		return p
+	}
+	self := peer(h.cfg.Node)
+	self.Alive, self.Since, self.LastSeen = true, h.since, now
+	h.reg.mu.Lock()
+	for name, n := range h.reg.nodes {
+		if name == h.cfg.Node {
+			continue
+		}
+		p := peer(name)
+		p.Since, p.LastSeen = n.rec.Since, n.seen
+		p.Alive = now.Sub(n.seen) < 3*heartbeat
+	}
+	h.reg.mu.Unlock()
+	h.routes.mu.Lock()
+	for _, s := range h.routes.keys {
+		peer(s.ClientID).Routes++
+	}
+	h.routes.mu.Unlock()
+	h.mu.Lock()
+	self.Routes = len(h.local)
+	h.mu.Unlock()
+	out := make([]Peer, 0, len(byName))
+	for _, p := range byName {
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(a, b Peer) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
