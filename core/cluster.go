@@ -262,3 +262,32 @@ func (s *Server) DeliverRemote(publish []byte, origin, group, filter string) (in
 	}
 	return s.deliverShared(m, group, filter, nil), nil
 }
+
+// SetRetained makes a retained message that the cluster's shared retained
+// store holds this node's retained message for its topic (an empty payload
+// clears the topic), as if published here at at, from which its Message
+// Expiry Interval counts; publish is a PUBLISH that Forwarded.Encode made.
+// Nothing is delivered or forwarded, and the node's limits on retained
+// messages do not apply: every node holds what the cluster holds. A message
+// that expired already clears the topic.
+func (s *Server) SetRetained(publish []byte, origin string, at time.Time) error {
+	var p packets.Packet
+	if _, err := packets.DecodeBytes(publish, packets.Version5, 0, &p); err != nil {
+		return fmt.Errorf("core: retained message from the cluster: %w", err)
+	}
+	if p.Type != packets.Publish {
+		return fmt.Errorf("core: retained message from the cluster: a %s packet, not PUBLISH", p.Type)
+	}
+	m := newMessage(&p, origin, at)
+	m.remote, m.retain = true, true
+	if !m.expires.IsZero() && !m.expires.After(time.Now()) {
+		m.payload = nil
+	}
+	return s.retain(m, nil, false)
+}
+
+// ClearRetained removes the retained message of topic, if any, because the
+// cluster's shared retained store no longer holds one.
+func (s *Server) ClearRetained(topic string) {
+	_ = s.retain(&message{topic: topic, retain: true, remote: true}, nil, false)
+}

@@ -410,3 +410,60 @@ func TestClusterSharedLeftToHook(t *testing.T) {
 		t.Fatalf("Forward was called %d times, want 2", calls.Load())
 	}
 }
+
+// TestClusterSetRetained: a retained message from the cluster's store is
+// this node's for its topic, sent to a later subscription [MQTT-3.3.1-6]
+// with its expiry counted from when it was published [MQTT-3.3.2-6]; one
+// that expired already, or ClearRetained, clears the topic.
+func TestClusterSetRetained(t *testing.T) {
+	b := startBroker(t, core.Options{})
+	encode := func(topic string, expiry uint32) []byte {
+		p := &packets.Packet{Type: packets.Publish, ProtocolVersion: packets.Version5, QoS: 1, PacketID: 1, Retain: true, Topic: topic, Payload: []byte("v")}
+		if expiry > 0 {
+			p.Properties.MessageExpiry = expiry
+			p.Properties.Set(packets.PropMessageExpiry)
+		}
+		buf := bytebufferpool.Get()
+		defer bytebufferpool.Put(buf)
+		if err := p.Encode(buf); err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte(nil), buf.B...)
+	}
+	now := time.Now()
+	for _, tc := range []struct {
+		topic  string
+		expiry uint32
+		at     time.Time
+	}{
+		{"k/kept", 0, now.Add(-time.Hour)},
+		{"k/counted", 3600, now.Add(-30 * time.Minute)},
+		{"k/expired", 60, now.Add(-time.Hour)},
+		{"k/cleared", 0, now},
+	} {
+		if err := b.SetRetained(encode(tc.topic, tc.expiry), "remote", tc.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.ClearRetained("k/cleared")
+	if err := b.SetRetained([]byte{0x30}, "remote", now); err == nil {
+		t.Fatal("SetRetained took a truncated PUBLISH")
+	}
+	c := connectV5(t, b.Addr, v5Connect("c"))
+	c.sub("k/#", 1)
+	got := map[string]v5Msg{}
+	for range 2 {
+		m := c.next()
+		got[m.Topic] = m
+	}
+	if _, ok := got["k/kept"]; !ok {
+		t.Fatalf("retained messages sent: %v, want k/kept and k/counted", got)
+	}
+	m, ok := got["k/counted"]
+	if !ok || m.Props == nil || m.Props.MessageExpiry == nil || *m.Props.MessageExpiry > 1800 || *m.Props.MessageExpiry < 1700 {
+		t.Fatalf("k/counted: %+v, want an expiry of about 1800 s left", m)
+	}
+	if n := b.Stats().Retained; n != 2 {
+		t.Fatalf("%d retained messages, want 2 (k/expired and k/cleared cleared)", n)
+	}
+}

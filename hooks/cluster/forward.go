@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/nats-io/nats.go"
@@ -107,16 +108,40 @@ func (h *Hook) Forward(f *core.Forwarded, done func(error)) int {
 			}
 		}
 	}
-	if len(sc.targets) == 0 {
-		if done != nil {
-			done(nil)
+	ho := handoff{done: done}
+	if f.Retain() && known {
+		if err := h.retainAcross(f, &ho); err != nil {
+			h.fail(ho, err)
+			if done != nil {
+				return n // refused: the publisher sends it again
+			}
+		}
+	}
+	if f.QoS() == 0 {
+		if len(sc.targets) > 0 {
+			n += h.publishQoS0(nc, f, sc.targets)
 		}
 		return n
 	}
-	if f.QoS() == 0 {
-		return n + h.publishQoS0(nc, f, sc.targets)
+	return n + h.handOff(f, sc.targets, ho)
+}
+
+// retainAcross writes f, a retained message, into the cluster's retained
+// messages, adding the write to ho.
+func (h *Hook) retainAcross(f *core.Forwarded, ho *handoff) error {
+	st := h.js.Load()
+	if st == nil {
+		return errNoJetStream
 	}
-	return n + h.handOff(f, sc.targets, done)
+	a, err := h.putRetained(st, f)
+	switch {
+	case errors.Is(err, errExpired):
+		return nil
+	case err != nil:
+		return fmt.Errorf("cluster: write the retained message: %w", err)
+	}
+	ho.acks = append(ho.acks, a)
+	return nil
 }
 
 // publishQoS0 publishes a QoS 0 message: once on its topic's subject if
@@ -169,52 +194,55 @@ func (h *Hook) encode(buf *bytebufferpool.ByteBuffer, f *core.Forwarded, ordinar
 	return f.Encode(buf) == nil
 }
 
-// handOff puts a QoS 1/2 message into each target's inbox and, when done
-// is not nil, queues the hand-off for confirmHandoffs. It returns how many
-// nodes it was handed to.
-func (h *Hook) handOff(f *core.Forwarded, targets []target, done func(error)) int {
-	st := h.js.Load()
-	if st == nil {
-		// The JetStream session ended after the route table was read.
-		h.stats.unrouted.Add(1)
-		if done != nil {
-			h.stats.handoffFailures.Add(1)
-			done(errNoJetStream)
-		}
-		return 0
-	}
-	buf := bytebufferpool.Get()
-	defer bytebufferpool.Put(buf)
-	ho := handoff{done: done}
-	var failed error
-	for _, t := range targets {
-		if !h.encode(buf, f, t.ordinary, t.groups) {
-			if done != nil {
-				done(nil) // expired on the way
-			}
+// handOff puts a QoS 1/2 message into each target's inbox and, when
+// ho.done is not nil, queues the hand-off (with whatever ho waits on
+// already) for confirmHandoffs. It returns how many nodes it was handed
+// to.
+func (h *Hook) handOff(f *core.Forwarded, targets []target, ho handoff) int {
+	handed := 0
+	if len(targets) > 0 {
+		st := h.js.Load()
+		if st == nil {
+			// The JetStream session ended after the route table was read.
+			h.stats.unrouted.Add(1)
+			h.fail(ho, errNoJetStream)
 			return 0
 		}
-		// JetStream keeps the message to publish it again: its own copy.
-		msg := &nats.Msg{Subject: h.inboxSubject(t.node), Data: slices.Clone(buf.B)}
-		a, err := st.js.PublishMsgAsync(msg, jetstream.WithExpectStream(h.names.inbox))
-		if err != nil {
-			failed = err
-			break
+		buf := bytebufferpool.Get()
+		defer bytebufferpool.Put(buf)
+		for _, t := range targets {
+			if !h.encode(buf, f, t.ordinary, t.groups) {
+				break // expired on the way: nothing more to hand off
+			}
+			// JetStream keeps the message to publish it again: its own copy.
+			msg := &nats.Msg{Subject: h.inboxSubject(t.node), Data: slices.Clone(buf.B)}
+			a, err := st.js.PublishMsgAsync(msg, jetstream.WithExpectStream(h.names.inbox))
+			if err != nil {
+				h.fail(ho, err)
+				return handed
+			}
+			ho.acks = append(ho.acks, a)
+			handed++
 		}
-		ho.acks = append(ho.acks, a)
+		h.stats.forwarded.Add(int64(handed))
 	}
-	h.stats.forwarded.Add(int64(len(ho.acks)))
-	if done == nil {
-		return len(ho.acks)
+	switch {
+	case ho.done == nil:
+	case len(ho.acks) == 0:
+		ho.done(nil)
+	default:
+		h.hoMu.Lock()
+		h.handoffs = append(h.handoffs, ho)
+		h.hoMu.Unlock()
+		h.signal(h.wakeAcks)
 	}
-	if failed != nil {
-		h.stats.handoffFailures.Add(1)
-		done(failed)
-		return len(ho.acks)
+	return handed
+}
+
+// fail answers a hand-off that could not be made.
+func (h *Hook) fail(ho handoff, err error) {
+	h.stats.handoffFailures.Add(1)
+	if ho.done != nil {
+		ho.done(fmt.Errorf("cluster: hand the message to another node: %w", err))
 	}
-	h.hoMu.Lock()
-	h.handoffs = append(h.handoffs, ho)
-	h.hoMu.Unlock()
-	h.signal(h.wakeAcks)
-	return len(ho.acks)
 }

@@ -47,6 +47,9 @@ type Hook struct {
 	nc atomic.Pointer[nats.Conn]
 	// js is the JetStream session, nil until it is set up.
 	js atomic.Pointer[jsState]
+	// retainedLoaded is set once the session's mirror of the retained
+	// messages has read the bucket.
+	retainedLoaded atomic.Bool
 
 	// pendMu guards the interest changes not yet applied.
 	pendMu  sync.Mutex
@@ -219,6 +222,7 @@ func (h *Hook) jetStreamSession(ctx context.Context, nc *nats.Conn) error {
 	defer func() {
 		h.js.Store(nil)
 		h.routes.loaded.Store(false)
+		h.retainedLoaded.Store(false)
 		st.consume.Stop()
 	}()
 	h.js.Store(st)
@@ -227,10 +231,17 @@ func (h *Hook) jetStreamSession(ctx context.Context, nc *nats.Conn) error {
 
 	sctx, scancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		h.beat(sctx, st.nodes)
+	}()
+	go func() {
+		defer wg.Done()
+		if err := h.watchRetained(sctx, st.retained); err != nil {
+			h.log.Warn("cluster: lost the retained messages' watch", "cause", err)
+			scancel() // the session starts over
+		}
 	}()
 	go func() {
 		defer wg.Done()
@@ -290,8 +301,8 @@ func (h *Hook) Health() error {
 	if !nc.IsConnected() {
 		return fmt.Errorf("cluster: not connected to NATS (%s)", nc.Status())
 	}
-	if h.js.Load() == nil || !h.routes.loaded.Load() {
-		return errors.New("cluster: JetStream not set up (inbox, route table)")
+	if h.js.Load() == nil || !h.routes.loaded.Load() || !h.retainedLoaded.Load() {
+		return errors.New("cluster: JetStream not set up (inbox, route table, retained messages)")
 	}
 	return nil
 }

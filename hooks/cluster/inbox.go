@@ -20,12 +20,12 @@ import (
 
 // streamNames are the JetStream names the cluster uses under its prefix.
 type streamNames struct {
-	inbox, routes, nodes string // stream and KV buckets
-	inboxSubj     string // PREFIX.in
+	inbox, routes, nodes, retained string // stream and KV buckets
+	inboxSubj                      string // PREFIX.in
 }
 
 func names(prefix string) streamNames {
-	return streamNames{inbox: prefix + "_inbox", routes: prefix + "_routes", nodes: prefix + "_nodes", inboxSubj: prefix + ".in"}
+	return streamNames{inbox: prefix + "_inbox", routes: prefix + "_routes", nodes: prefix + "_nodes", retained: prefix + "_retained", inboxSubj: prefix + ".in"}
 }
 
 // inboxSubject is the subject of node's inbox.
@@ -42,10 +42,11 @@ func (h *Hook) replicas(nc *nats.Conn) int {
 
 // jsState is what one JetStream session of the node set up (openJetStream).
 type jsState struct {
-	js      jetstream.JetStream
-	routes  jetstream.KeyValue
-	nodes   jetstream.KeyValue
-	consume jetstream.ConsumeContext
+	js       jetstream.JetStream
+	routes   jetstream.KeyValue
+	nodes    jetstream.KeyValue
+	retained jetstream.KeyValue
+	consume  jetstream.ConsumeContext
 }
 
 // openJetStream makes (or finds) the inbox stream, the route bucket and
@@ -93,6 +94,15 @@ func (h *Hook) openJetStream(ctx context.Context, nc *nats.Conn) (*jsState, erro
 	if err != nil {
 		return nil, err
 	}
+	retained, err := bucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      h.names.retained,
+		Description: "vanemq: the retained messages, by topic",
+		Storage:     jetstream.FileStorage,
+		Replicas:    r,
+	})
+	if err != nil {
+		return nil, err
+	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       h.cfg.Node,
 		Description:   "vanemq: node " + h.cfg.Node + "'s inbox",
@@ -115,7 +125,7 @@ func (h *Hook) openJetStream(ctx context.Context, nc *nats.Conn) (*jsState, erro
 	if err != nil {
 		return nil, fmt.Errorf("read the inbox: %w", err)
 	}
-	return &jsState{js: js, routes: kv, nodes: nodes, consume: cc}, nil
+	return &jsState{js: js, routes: kv, nodes: nodes, retained: retained, consume: cc}, nil
 }
 
 // bucket makes the KV bucket cfg describes, or opens it as it is when
