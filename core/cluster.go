@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -52,6 +53,18 @@ type ClusterHook interface {
 	// subscribers. Forward must not call into the Server (but for f's
 	// methods) nor wait for anything but the hand-off's own backpressure.
 	Forward(f *Forwarded, done func(error)) int
+	// ClaimSession is called when a client connects with identifier id,
+	// after it is authenticated and before its session is looked up here.
+	// It returns once no other node holds the session: the node that did
+	// has closed the client's connection there (Session taken over) and
+	// let the session go, which, unless clean is set, ClaimSession has
+	// installed here with AdoptSession for the connection to resume. An
+	// error refuses the connection with Server unavailable.
+	ClaimSession(ctx context.Context, id string, clean bool) error
+	// SessionEnded is told that the session of client id left this node:
+	// it ended (clean, expired, discarded) or another node took it. It is
+	// called under the server's locks and must not block.
+	SessionEnded(id string)
 }
 
 // Interest is one distinct subscription of this node (ClusterHook).

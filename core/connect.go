@@ -32,6 +32,11 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 		s.connackProperties(c, &p.Properties, &ack, id, assigned, expiry, maxIn)
 	}
 	c.r.SetMaxSize(maxIn)
+	if s.cluster != nil {
+		if err := s.cluster.ClaimSession(ctx, id, cf.CleanStart); err != nil {
+			return s.refuseConnect(c, id, packets.ServerUnavailable, err.Error())
+		}
+	}
 	if !s.attach(c, id, cf.CleanStart, expiry, &ack) {
 		return s.refuseConnect(c, id, packets.NotAuthorized, "the client identifier's session belongs to another identity")
 	}
@@ -564,6 +569,9 @@ func (s *Server) removeSessionLocked(sess *session) {
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
 		s.live.Delete(sess.id)
+		if s.cluster != nil {
+			s.cluster.SessionEnded(sess.id)
+		}
 	}
 }
 

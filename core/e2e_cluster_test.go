@@ -84,6 +84,10 @@ func (h *linkHook) Forward(f *core.Forwarded, done func(error)) int {
 	return n
 }
 
+func (h *linkHook) ClaimSession(context.Context, string, bool) error { return nil }
+
+func (h *linkHook) SessionEnded(string) {}
+
 // run carries the forwarded messages until the test ends.
 func (h *linkHook) run(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -59,6 +59,11 @@ type Config struct {
 	// for the node to take it (default 24h): a node away for longer
 	// loses what was older.
 	InboxMaxAge time.Duration `yaml:"inbox_max_age"`
+	// TakeoverTimeout bounds how long a connecting client waits for the
+	// node that held its session to let it go (default 3s); past it the
+	// session starts over on the client's node, and the old node, fenced
+	// by the session's epoch, lets it go when it hears of it.
+	TakeoverTimeout time.Duration `yaml:"takeover_timeout"`
 }
 
 // TLSConfig is the TLS client configuration for NATS.
@@ -145,7 +150,10 @@ func (c *Config) check() error {
 	if c.InboxMaxAge == 0 {
 		c.InboxMaxAge = 24 * time.Hour
 	}
-	for key, d := range map[string]time.Duration{"connect_timeout": c.ConnectTimeout, "reconnect_wait": c.ReconnectWait, "handoff_timeout": c.HandoffTimeout, "inbox_max_age": c.InboxMaxAge} {
+	if c.TakeoverTimeout == 0 {
+		c.TakeoverTimeout = 3 * time.Second
+	}
+	for key, d := range map[string]time.Duration{"connect_timeout": c.ConnectTimeout, "reconnect_wait": c.ReconnectWait, "handoff_timeout": c.HandoffTimeout, "inbox_max_age": c.InboxMaxAge, "takeover_timeout": c.TakeoverTimeout} {
 		if d < 0 {
 			return fmt.Errorf("%s: must not be negative", key)
 		}

@@ -36,6 +36,7 @@ type Hook struct {
 	instance uint64 // this process, in envelopes: a restarted node is a new instance
 	msgSubj  string // cfg.Prefix + ".m": QoS 0 messages, by topic
 	nodeSubj string // cfg.Prefix + ".n": QoS 0 messages for share groups, by node
+	sessSubj string // cfg.Prefix + ".sess": requests to let a session go, by node
 	names    streamNames
 	seq      atomic.Uint64
 	routes   *routes
@@ -47,6 +48,8 @@ type Hook struct {
 	nc atomic.Pointer[nats.Conn]
 	// js is the JetStream session, nil until it is set up.
 	js atomic.Pointer[jsState]
+	// inboxSeq is the stream sequence of the last inbox message routed.
+	inboxSeq atomic.Uint64
 	// retainedLoaded is set once the session's mirror of the retained
 	// messages has read the bucket.
 	retainedLoaded atomic.Bool
@@ -66,12 +69,17 @@ type Hook struct {
 	direct *nats.Subscription
 	cancel context.CancelFunc
 
+	// endMu guards the sessions that ended here, for endSessions.
+	endMu sync.Mutex
+	ended []string
+
 	// hoMu guards the hand-offs waiting for JetStream.
 	hoMu     sync.Mutex
 	handoffs []handoff
 
 	wakeInterest chan struct{}
 	wakeAcks     chan struct{}
+	wakeEnded    chan struct{}
 	msgs         chan *nats.Msg
 	wg           sync.WaitGroup
 
@@ -87,6 +95,10 @@ type counters struct {
 	duplicates                     atomic.Int64 // copies of a message already routed
 	unrouted, dropped, bad         atomic.Int64
 	handoffFailures                atomic.Int64
+	// Sessions: claimed without JetStream, adopted from and released to
+	// other nodes, moved without their state (the holder did not answer),
+	// let go when the node found it had been stopped.
+	unclaimed, adopted, released, takeoverLost, fenced atomic.Int64
 }
 
 // What the hook implements.
@@ -128,6 +140,7 @@ func New(id string, cfg Config, srv *core.Server, log *slog.Logger) (*Hook, erro
 		instance:     binary.BigEndian.Uint64(b[:]),
 		msgSubj:      cfg.Prefix + ".m",
 		nodeSubj:     cfg.Prefix + ".n",
+		sessSubj:     cfg.Prefix + ".sess",
 		names:        names(cfg.Prefix),
 		routes:       newRoutes(cfg.Node),
 		reg:          registry{nodes: make(map[string]seenNode)},
@@ -138,6 +151,7 @@ func New(id string, cfg Config, srv *core.Server, log *slog.Logger) (*Hook, erro
 		subs:         make(map[interestKey][]*nats.Subscription),
 		wakeInterest: make(chan struct{}, 1),
 		wakeAcks:     make(chan struct{}, 1),
+		wakeEnded:    make(chan struct{}, 1),
 		msgs:         make(chan *nats.Msg, msgBuffer),
 	}, nil
 }
@@ -183,7 +197,11 @@ func (h *Hook) OnStarted(context.Context) {
 		h.log.Error("cluster: cannot subscribe in NATS; other nodes' QoS 0 messages for share groups will not arrive", "cause", err)
 	}
 	h.direct = direct
-	h.wg.Add(4)
+	if _, err := h.serveReleases(nc); err != nil {
+		h.log.Error("cluster: cannot subscribe in NATS; sessions here cannot move to other nodes", "cause", err)
+	}
+	h.wg.Add(5)
+	go h.runOnWake(ctx, h.wakeEnded, h.endSessions)
 	go h.runOnWake(ctx, h.wakeInterest, h.applyInterest)
 	go h.receiveLoop(ctx)
 	go h.runOnWake(ctx, h.wakeAcks, h.confirmHandoffs)
@@ -318,6 +336,12 @@ func (h *Hook) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 		return
 	}
 	h.log.Warn("cluster: NATS error", "cause", err)
+}
+
+// connected reports whether the node is connected to NATS now.
+func (h *Hook) connected() bool {
+	nc := h.nc.Load()
+	return nc != nil && nc.IsConnected()
 }
 
 // signal wakes a loop without blocking.

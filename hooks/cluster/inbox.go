@@ -20,12 +20,12 @@ import (
 
 // streamNames are the JetStream names the cluster uses under its prefix.
 type streamNames struct {
-	inbox, routes, nodes, retained string // stream and KV buckets
-	inboxSubj                      string // PREFIX.in
+	inbox, routes, nodes, retained, sessions string // stream and KV buckets
+	inboxSubj                                string // PREFIX.in
 }
 
 func names(prefix string) streamNames {
-	return streamNames{inbox: prefix + "_inbox", routes: prefix + "_routes", nodes: prefix + "_nodes", retained: prefix + "_retained", inboxSubj: prefix + ".in"}
+	return streamNames{inbox: prefix + "_inbox", routes: prefix + "_routes", nodes: prefix + "_nodes", retained: prefix + "_retained", sessions: prefix + "_sessions", inboxSubj: prefix + ".in"}
 }
 
 // inboxSubject is the subject of node's inbox.
@@ -46,6 +46,8 @@ type jsState struct {
 	routes   jetstream.KeyValue
 	nodes    jetstream.KeyValue
 	retained jetstream.KeyValue
+	sessions jetstream.KeyValue
+	inbox    jetstream.Stream
 	consume  jetstream.ConsumeContext
 }
 
@@ -103,6 +105,15 @@ func (h *Hook) openJetStream(ctx context.Context, nc *nats.Conn) (*jsState, erro
 	if err != nil {
 		return nil, err
 	}
+	sessions, err := bucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      h.names.sessions,
+		Description: "vanemq: which node holds each client's session",
+		Storage:     jetstream.FileStorage,
+		Replicas:    r,
+	})
+	if err != nil {
+		return nil, err
+	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       h.cfg.Node,
 		Description:   "vanemq: node " + h.cfg.Node + "'s inbox",
@@ -125,7 +136,7 @@ func (h *Hook) openJetStream(ctx context.Context, nc *nats.Conn) (*jsState, erro
 	if err != nil {
 		return nil, fmt.Errorf("read the inbox: %w", err)
 	}
-	return &jsState{js: js, routes: kv, nodes: nodes, retained: retained, consume: cc}, nil
+	return &jsState{js: js, routes: kv, nodes: nodes, retained: retained, sessions: sessions, inbox: stream, consume: cc}, nil
 }
 
 // bucket makes the KV bucket cfg describes, or opens it as it is when
@@ -154,6 +165,36 @@ func (h *Hook) receiveInbox(m jetstream.Msg, win *window) {
 	}
 	h.route(m.Data(), m.Subject())
 	_ = m.Ack()
+	if md, err := m.Metadata(); err == nil {
+		h.inboxSeq.Store(md.Sequence.Stream)
+	}
+}
+
+// drainInbox waits, up to ctx, until every message in this node's inbox
+// when it is called has been routed here: before a session leaves the
+// node, so that the messages handed to the node for it go with it.
+func (h *Hook) drainInbox(ctx context.Context) error {
+	st := h.js.Load()
+	if st == nil {
+		return errNoJetStream
+	}
+	last, err := st.inbox.GetLastMsgForSubject(ctx, h.inboxSubject(h.cfg.Node))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // nothing waiting
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: read the inbox: %w", err)
+	}
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for h.inboxSeq.Load() < last.Sequence {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: the inbox is not drained (routed up to %d of %d): %w", h.inboxSeq.Load(), last.Sequence, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // handoff is a QoS 1/2 message waiting for JetStream to store it for

@@ -88,6 +88,10 @@ func (h *Hook) writeRoutes(changes map[interestKey]core.Interest, local map[inte
 	if st == nil {
 		return // the next JetStream session writes the whole set
 	}
+	if !h.connected() {
+		h.resync.Store(true) // written whole when NATS is back
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
 	defer cancel()
 	if local != nil {

@@ -69,16 +69,23 @@ func (h *Hook) beat(ctx context.Context, kv jetstream.KeyValue) {
 			h.log.Debug("cluster: cannot write this node's registry entry", "cause", err)
 		}
 		cancel()
+		last := time.Now()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if time.Since(last) > 3*heartbeat {
+			h.fence(ctx) // stopped for longer than the others wait
 		}
 	}
 }
 
 // leave deletes this node's registry entry (the node stops).
 func (h *Hook) leave(kv jetstream.KeyValue) {
+	if !h.connected() {
+		return // the others see its heartbeats stop
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
 	defer cancel()
 	_ = kv.Delete(ctx, h.cfg.Node)

@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/vanemq/vanemq/core/mqtttest"
+	"github.com/vanemq/vanemq/core/packets"
+)
+
+// rawDurable connects id to n over a raw MQTT 5 connection with a session
+// of an hour, subscribed to filter at QoS 1.
+func rawDurable(t *testing.T, n *testNode, id, filter string) *mqtttest.Conn {
+	t.Helper()
+	cp := &packets.Packet{}
+	cp.Connect.ClientID, cp.Connect.KeepAlive = id, 30
+	cp.Properties.SessionExpiry = 3600
+	cp.Properties.Set(packets.PropSessionExpiry)
+	c := mqtttest.DialConnect(t, n.addr, cp)
+	c.Subscribe(t, filter, 1)
+	return c
+}
+
+// waitDisconnect reads c until a DISCONNECT comes and returns its reason
+// code, failing when the connection ends or goes quiet first.
+func waitDisconnect(t *testing.T, c *mqtttest.Conn) packets.ReasonCode {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		p := c.Read(time.Until(deadline))
+		if p == nil {
+			t.Fatal("the connection closed without a DISCONNECT")
+		}
+		if p.Type == packets.Disconnect {
+			return p.ReasonCode
+		}
+	}
+	t.Fatal("no DISCONNECT")
+	return 0
+}
+
+// TestE2ETakeoverAcrossNodes: a client that connects to another node
+// takes its session over there: the connection on the old node is closed
+// with DISCONNECT Session taken over [MQTT-3.1.4-3], the new CONNACK says
+// the session is present [MQTT-3.2.2-2], and the subscriptions and the
+// messages queued while the client was away move with it, in order
+// [MQTT-4.6.0-5], in both directions and across three nodes; a clean
+// start on yet another node discards it everywhere [MQTT-3.1.2-4].
+func TestE2ETakeoverAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	old := rawDurable(t, n1, "mover", "t/#")
+	waitRoutes(t, n2, "t/x", 1)
+
+	// Live takeover, n1 -> n2.
+	s, present := durableSub(t, n2, "mover", false)
+	if !present {
+		t.Fatal("CONNACK on n2: session not present; it was on n1")
+	}
+	if code := waitDisconnect(t, old); code != packets.SessionTakenOver {
+		t.Fatalf("the old connection on n1 got DISCONNECT 0x%02x, want 0x8E Session taken over", byte(code))
+	}
+	if _, ok := n1.srv.Client("mover"); ok {
+		t.Fatal("n1 still has the session after it moved")
+	}
+	pub := connectV5(t, n1, "pub")
+	waitRoutes(t, n1, "t/x", 1) // n2's, now
+	pub.publish(t, "t/x", 1, "live")
+	if got := payloads(s.waitCount(t, 1)); got[0] != "live" {
+		t.Fatalf("on n2 the moved subscription got %v", got)
+	}
+
+	// Offline queue, n2 -> n3 -> n1.
+	next := 0
+	for _, to := range []*testNode{n3, n1} {
+		if err := s.c.Disconnect(&paho.Disconnect{}); err != nil {
+			t.Fatal(err)
+		}
+		mqtttest.Eventually(t, waitTimeout, "the client gone", func() bool {
+			for _, n := range nodes {
+				if st, ok := n.srv.Client("mover"); ok && st.Connected {
+					return false
+				}
+			}
+			return true
+		})
+		const queued = 20
+		for range queued {
+			pub.publish(t, "t/x", 1, fmt.Sprint(next))
+			next++
+		}
+		s, present = durableSub(t, to, "mover", false)
+		if !present {
+			t.Fatalf("CONNACK on %s: session not present", to.name)
+		}
+		mqtttest.Until(waitTimeout, func() bool { return len(s.messages()) >= queued })
+		got := payloads(s.messages())
+		if len(got) != queued {
+			t.Fatalf("on %s: got %v, want %d messages", to.name, got, queued)
+		}
+		for i, p := range got {
+			if want := fmt.Sprint(next - queued + i); p != want {
+				t.Fatalf("on %s: message %d is %q, want %q (the queue in order): %v", to.name, i, p, want, got)
+			}
+		}
+	}
+
+	// A clean start on n2 discards the session on n1.
+	fresh, present := durableSub(t, n2, "mover", true)
+	if present {
+		t.Fatal("a clean start found a session present")
+	}
+	mqtttest.Eventually(t, waitTimeout, "n1 let the session go", func() bool {
+		_, ok := n1.srv.Client("mover")
+		return !ok
+	})
+	_ = fresh
+	if n := n2.hook.stats.adopted.Load() + n3.hook.stats.adopted.Load() + n1.hook.stats.adopted.Load(); n != 3 {
+		t.Fatalf("sessions adopted: %d, want 3", n)
+	}
+}
+
+// TestE2ETakeoverV311: a 3.1.1 client (paho.mqtt.golang) resuming its
+// session on another node has its old connection closed [MQTT-3.1.4-2]
+// and finds its subscription and queued messages there.
+func TestE2ETakeoverV311(t *testing.T) {
+	nodes := startCluster(t, 2)
+	lost := make(chan error, 1)
+	connect := func(n *testNode) (mqtt.Client, chan string) {
+		got := make(chan string, 100)
+		o := mqtt.NewClientOptions().AddBroker("tcp://" + n.addr).SetClientID("v3mover").SetProtocolVersion(4).
+			SetCleanSession(false).SetAutoReconnect(false).
+			SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err }).
+			SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) })
+		c := mqtt.NewClient(o)
+		if tok := c.Connect(); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+			t.Fatalf("connect to %s: %v", n.name, tok.Error())
+		}
+		t.Cleanup(func() { c.Disconnect(100) })
+		return c, got
+	}
+	c1, _ := connect(nodes[0])
+	if tok := c1.Subscribe("v3/#", 1, nil); !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	c1.Disconnect(100)
+	waitRoutes(t, nodes[1], "v3/a", 1)
+	pub := connectV5(t, nodes[1], "pub")
+	for i := range 5 {
+		pub.publish(t, "v3/a", 1, fmt.Sprint(i))
+	}
+	_, got := connect(nodes[1])
+	for i := range 5 {
+		select {
+		case p := <-got:
+			if p != fmt.Sprint(i) {
+				t.Fatalf("message %d is %q", i, p)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("after %d messages, no more", i)
+		}
+	}
+	// And a live takeover back: the connection on n2 is closed.
+	connect(nodes[0])
+	select {
+	case <-lost:
+	case <-time.After(waitTimeout):
+		t.Fatal("the connection on n2 stayed open after the session moved to n1")
+	}
+}

@@ -1,0 +1,287 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vanemq/vanemq/core"
+)
+
+// Which node holds a client's session is the KV bucket PREFIX_sessions:
+// key s.HASH of the client ID, value an ownerRecord. A node claims a
+// session for a connecting client by compare-and-swap on the key, the
+// epoch one higher than the record it replaces, then asks the node the
+// record named (subject PREFIX.sess.NODE) to let the session go: that
+// node closes the client's connection with Session taken over and replies
+// with the session's state, which this node adopts.
+
+// ownerRecord names the node, and its process, holding a session.
+type ownerRecord struct {
+	ClientID string `json:"client_id"`
+	Node     string `json:"node"`
+	Instance uint64 `json:"instance"`
+	// Epoch counts the claims of the session: a node whose record was
+	// replaced by a higher epoch no longer holds the session.
+	Epoch uint64 `json:"epoch"`
+}
+
+// sessionKey is the bucket key of client id's session.
+func sessionKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return "s." + hex.EncodeToString(sum[:16])
+}
+
+// releaseRequest asks a node to let a session go.
+type releaseRequest struct {
+	ClientID string `json:"client_id"`
+	Clean    bool   `json:"clean"`
+	Node     string `json:"node"`  // the node claiming it
+	Epoch    uint64 `json:"epoch"` // of the claim
+}
+
+// releaseReply is the answer: the session's state, if the node had it.
+type releaseReply struct {
+	Found   bool         `json:"found"`
+	Session *wireSession `json:"session,omitempty"`
+	// Dropped counts queued messages left out to fit the reply in one
+	// NATS message.
+	Dropped int    `json:"dropped,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// errContended is returned when other nodes keep claiming the session.
+var errContended = errors.New("cluster: the session is being claimed on other nodes at the same time")
+
+// ClaimSession implements core.ClusterHook: it makes this node the
+// session's holder in the bucket and, if another node held it, has that
+// node let it go, adopting its state unless clean is set. Without a
+// JetStream session, or while NATS is away, the node claims nothing and
+// serves the client from what it has (counted as unclaimed): there is no
+// cluster to ask.
+func (h *Hook) ClaimSession(ctx context.Context, id string, clean bool) error {
+	st := h.js.Load()
+	if st == nil || !h.connected() {
+		h.stats.unclaimed.Add(1)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.TakeoverTimeout)
+	defer cancel()
+	key := sessionKey(id)
+	mine := ownerRecord{ClientID: id, Node: h.cfg.Node, Instance: h.instance}
+	for range 5 {
+		e, err := st.sessions.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			mine.Epoch = 1
+			val, _ := json.Marshal(mine)
+			if _, err := st.sessions.Create(ctx, key, val); errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("cluster: claim the session: %w", err)
+			}
+			return nil
+		}
+		if err != nil {
+			h.stats.unclaimed.Add(1)
+			h.log.Warn("cluster: cannot look up which node holds the session; serving it from this node", "client", id, "cause", err)
+			return nil
+		}
+		var old ownerRecord
+		if err := json.Unmarshal(e.Value(), &old); err != nil {
+			old = ownerRecord{} // unreadable: claimed over
+		}
+		if old.Node == h.cfg.Node && old.Instance == h.instance {
+			return nil // here already
+		}
+		mine.Epoch = old.Epoch + 1
+		val, _ := json.Marshal(mine)
+		if _, err := st.sessions.Update(ctx, key, val, e.Revision()); err != nil {
+			if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
+				continue // claimed meanwhile by another node
+			}
+			return fmt.Errorf("cluster: claim the session: %w", err)
+		}
+		if old.Node == "" || old.Node == h.cfg.Node {
+			return nil // this node's earlier process, or no readable holder
+		}
+		moved := h.askRelease(ctx, old, releaseRequest{ClientID: id, Clean: clean, Node: h.cfg.Node, Epoch: mine.Epoch})
+		if moved == nil || clean {
+			return nil
+		}
+		if err := h.srv.AdoptSession(moved); err != nil {
+			return fmt.Errorf("cluster: adopt the session from %s: %w", old.Node, err)
+		}
+		h.stats.adopted.Add(1)
+		return nil
+	}
+	return errContended
+}
+
+// isWrongSequence reports a compare-and-swap that lost.
+func isWrongSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// askRelease asks old's node to let the session go and returns its state,
+// nil when it had none, or did not answer (down, or frozen: it is fenced
+// by the epoch, see fence).
+func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseRequest) *core.StoredSession {
+	nc := h.nc.Load()
+	if nc == nil {
+		return nil
+	}
+	data, _ := json.Marshal(req)
+	msg, err := nc.RequestWithContext(ctx, h.sessSubj+"."+old.Node, data)
+	if err != nil {
+		h.stats.takeoverLost.Add(1)
+		h.log.Warn("cluster: the node that held the session did not let it go; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", err)
+		return nil
+	}
+	var rep releaseReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil || rep.Error != "" {
+		h.stats.takeoverLost.Add(1)
+		h.log.Warn("cluster: the node that held the session sent no usable state; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", errors.Join(err, errorString(rep.Error)))
+		return nil
+	}
+	if !rep.Found {
+		return nil
+	}
+	if rep.Dropped > 0 {
+		h.log.Warn("cluster: a session moved without some of its queued messages (too many for one NATS message)", "client", req.ClientID, "held_by", old.Node, "dropped", rep.Dropped)
+	}
+	st, err := rep.Session.decode(time.Now())
+	if err != nil {
+		h.stats.takeoverLost.Add(1)
+		h.log.Warn("cluster: the session's state from another node does not decode; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", err)
+		return nil
+	}
+	return st
+}
+
+// errorString is s as an error, nil for "".
+func errorString(s string) error {
+	if s == "" {
+		return nil
+	}
+	return errors.New(s)
+}
+
+// serveReleases answers other nodes' requests to let a session go, on
+// the subject PREFIX.sess.NODE.
+func (h *Hook) serveReleases(nc *nats.Conn) (*nats.Subscription, error) {
+	return nc.Subscribe(h.sessSubj+"."+h.cfg.Node, func(m *nats.Msg) {
+		var req releaseRequest
+		if err := json.Unmarshal(m.Data, &req); err != nil || req.ClientID == "" {
+			_ = m.Respond(mustJSON(releaseReply{Error: "bad request"}))
+			return
+		}
+		if !req.Clean {
+			// What was handed to this node for the session goes with it.
+			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.TakeoverTimeout/2)
+			if err := h.drainInbox(ctx); err != nil {
+				h.log.Warn("cluster: a session moves to another node before this node routed all its inbox; messages for it still in the inbox will not reach it", "client", req.ClientID, "to", req.Node, "cause", err)
+			}
+			cancel()
+		}
+		st, found := h.srv.ReleaseSession(req.ClientID, req.Clean)
+		rep := releaseReply{Found: found}
+		if found && !req.Clean {
+			rep.Session = encodeSession(&st)
+		}
+		data := mustJSON(rep)
+		for limit := h.nc.Load(); limit != nil && int64(len(data)) > limit.MaxPayload() && rep.Session != nil && len(rep.Session.Deliveries) > 0; {
+			// Keep the oldest: drop from the end until it fits.
+			cut := max(1, len(rep.Session.Deliveries)/8)
+			rep.Session.Deliveries = rep.Session.Deliveries[:len(rep.Session.Deliveries)-cut]
+			rep.Dropped += cut
+			data = mustJSON(rep)
+		}
+		if rep.Dropped > 0 {
+			h.log.Warn("cluster: a session moved to another node without some of its queued messages (too many for one NATS message)", "client", req.ClientID, "to", req.Node, "dropped", rep.Dropped)
+		}
+		if found {
+			h.stats.released.Add(1)
+			h.log.Info("cluster: session moved to another node", "client", req.ClientID, "to", req.Node, "clean", req.Clean)
+		}
+		_ = m.Respond(data)
+	})
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// SessionEnded implements core.ClusterHook: the session's record is
+// removed from the bucket if this node still holds it (endSessions).
+func (h *Hook) SessionEnded(id string) {
+	h.endMu.Lock()
+	h.ended = append(h.ended, id)
+	h.endMu.Unlock()
+	h.signal(h.wakeEnded)
+}
+
+// endSessions removes the bucket records of the sessions that ended here
+// and that no one claimed since: one that a client resumed here again
+// meanwhile, or that another node holds now, is left alone.
+func (h *Hook) endSessions() {
+	h.endMu.Lock()
+	ids := h.ended
+	h.ended = nil
+	h.endMu.Unlock()
+	st := h.js.Load()
+	if st == nil || !h.connected() {
+		return // the next claim of each replaces its record
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
+	defer cancel()
+	for _, id := range ids {
+		if _, here := h.srv.Client(id); here {
+			continue
+		}
+		key := sessionKey(id)
+		e, err := st.sessions.Get(ctx, key)
+		if err != nil {
+			continue
+		}
+		var rec ownerRecord
+		if json.Unmarshal(e.Value(), &rec) != nil || rec.Node != h.cfg.Node || rec.Instance != h.instance {
+			continue
+		}
+		_ = st.sessions.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+	}
+}
+
+// fence lets go every session here whose record names another holder: run
+// when the node finds it was stopped (SIGSTOP, a long pause) for longer
+// than other nodes wait for it, during which they may have claimed its
+// sessions without it.
+func (h *Hook) fence(ctx context.Context) {
+	st := h.js.Load()
+	if st == nil {
+		return
+	}
+	n := 0
+	for _, c := range h.srv.Clients() {
+		e, err := st.sessions.Get(ctx, sessionKey(c.ID))
+		var rec ownerRecord
+		if err == nil && json.Unmarshal(e.Value(), &rec) == nil && rec.Node == h.cfg.Node && rec.Instance == h.instance {
+			continue
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // cannot tell: keep it
+		}
+		h.srv.ReleaseSession(c.ID, true)
+		n++
+	}
+	h.stats.fenced.Add(int64(n))
+	h.log.Warn("cluster: this node was stopped for longer than the cluster waits; let go the sessions other nodes claimed meanwhile", "released", n)
+}
