@@ -255,11 +255,15 @@ func (s *Server) forward(m *message, from *client) int {
 // (Forwarded.Encode made publish) to this node's subscribers: with group
 // "", to every matching ordinary subscription, each client once;
 // otherwise to one member of the share group {group} of filter, which
-// NATS-style queue routing picked this node for. It neither retains the
-// message nor forwards it again, and returns the number of deliveries.
-// origin is the publisher's client ID. publish is not kept: the message
-// is decoded into memory of its own.
+// the cluster picked this node for. It neither retains the message nor
+// forwards it again, and returns the number of deliveries. origin is the
+// publisher's client ID. publish is not kept: the message is decoded into
+// memory of its own. A RemoteBatch routes many more cheaply.
 func (s *Server) DeliverRemote(publish []byte, origin, group, filter string) (int, error) {
+	return s.deliverRemote(publish, origin, group, filter, nil)
+}
+
+func (s *Server) deliverRemote(publish []byte, origin, group, filter string, rb *readBatch) (int, error) {
 	var p packets.Packet
 	if _, err := packets.DecodeBytes(publish, packets.Version5, 0, &p); err != nil {
 		return 0, fmt.Errorf("core: remote message: %w", err)
@@ -271,9 +275,53 @@ func (s *Server) DeliverRemote(publish []byte, origin, group, filter string) (in
 	m.remote = true
 	s.stats.messagesRemote.Add(1)
 	if group == "" {
-		return s.fanoutTo(m, nil, false), nil
+		return s.fanoutWith(m, "", rb, false), nil
 	}
-	return s.deliverShared(m, group, filter, nil), nil
+	return s.deliverShared(m, group, filter, rb), nil
+}
+
+// RemoteBatch routes messages from other nodes (as DeliverRemote does)
+// in batches, the way a client's reader routes the PUBLISH packets of one
+// read: each subscriber's writer starts once per batch rather than once
+// per message, the batch's store changes go to the store together, and
+// subscribers whose queues fill up slow the batch down. One goroutine
+// uses a RemoteBatch at a time; NewRemoteBatch makes one.
+type RemoteBatch struct {
+	s  *Server
+	rb readBatch
+}
+
+// NewRemoteBatch makes a RemoteBatch.
+func (s *Server) NewRemoteBatch() *RemoteBatch { return &RemoteBatch{s: s} }
+
+// Deliver is DeliverRemote within the batch: the deliveries are queued,
+// and the subscribers' writers start at Flush.
+func (b *RemoteBatch) Deliver(publish []byte, origin, group, filter string) (int, error) {
+	return b.s.deliverRemote(publish, origin, group, filter, &b.rb)
+}
+
+// Flush ends the batch: its store changes go to the store, the
+// subscribers' writers start, and Flush waits (a bounded time) for
+// subscribers it found falling behind. done, if not nil, is called once
+// the batch's deliveries are stored, with the store's error (at once
+// without a durable store): when a message handed to this node may be
+// let go by the node that handed it.
+func (b *RemoteBatch) Flush(done func(error)) {
+	rb := &b.rb
+	if st := b.s.store; st != nil && len(rb.storeOps) > 0 {
+		if b.s.storeDurable && done != nil {
+			st.Apply(rb.storeOps, done)
+			done = nil
+		} else {
+			st.Apply(rb.storeOps, nil)
+		}
+		rb.resetStoreOps()
+	}
+	if done != nil {
+		done(nil)
+	}
+	rb.startWriters()
+	rb.pace()
 }
 
 // SetRetained makes a retained message that the cluster's shared retained

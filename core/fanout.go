@@ -43,6 +43,16 @@ func (s *Server) fanout(m *message, from *client) int {
 // false: with a cluster hook, share groups are delivered through
 // deliverShared, on the node the hook picks for each.
 func (s *Server) fanoutTo(m *message, from *client, shared bool) int {
+	fromID := ""
+	if from != nil {
+		fromID = from.id
+	}
+	return s.fanoutWith(m, fromID, from.readerBatch(), shared)
+}
+
+// fanoutWith is fanoutTo for a publisher fromID ("" for none) whose
+// deliveries go through rb.
+func (s *Server) fanoutWith(m *message, fromID string, rb *readBatch, shared bool) int {
 	sc := s.scratch.Get().(*fanoutScratch)
 	defer func() {
 		sc.matches.Reset()
@@ -52,12 +62,6 @@ func (s *Server) fanoutTo(m *message, from *client, shared bool) int {
 		s.scratch.Put(sc)
 	}()
 	s.subs.Match(m.topic, &sc.matches)
-
-	fromID := ""
-	if from != nil {
-		fromID = from.id
-	}
-	rb := from.readerBatch()
 	for _, sub := range sc.matches.Subs {
 		if sub.NoLocal && sub.ClientID == fromID {
 			continue // [MQTT-3.8.3-3]

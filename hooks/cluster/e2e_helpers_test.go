@@ -37,7 +37,7 @@ type testNode struct {
 }
 
 // startNATS starts n embedded NATS servers, clustered, with JetStream.
-func startNATS(t *testing.T, n int) *natsdev.Cluster {
+func startNATS(t testing.TB, n int) *natsdev.Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -50,7 +50,7 @@ func startNATS(t *testing.T, n int) *natsdev.Cluster {
 }
 
 // testLogger logs to the test's log with -v, else nowhere.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	var w io.Writer = io.Discard
 	if testing.Verbose() {
 		w = testWriter{t}
@@ -58,7 +58,7 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
@@ -67,7 +67,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // startNode starts vanemq node name, joined to the cluster through url,
 // and waits until it is connected to NATS.
-func startNode(t *testing.T, name, url string) *testNode {
+func startNode(t testing.TB, name, url string) *testNode {
 	t.Helper()
 	return startNodeWith(t, name, Config{URLs: []string{url}}, "", "127.0.0.1:0")
 }
@@ -75,7 +75,7 @@ func startNode(t *testing.T, name, url string) *testNode {
 // startNodeWith starts node name with cfg (its Node set to name),
 // keeping its sessions in a pebble store in dir unless dir is "", and
 // listening on addr; it waits until the node is ready.
-func startNodeWith(t *testing.T, name string, cfg Config, dir, addr string) *testNode {
+func startNodeWith(t testing.TB, name string, cfg Config, dir, addr string) *testNode {
 	t.Helper()
 	log := testLogger(t).With("test_node", name)
 	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: log})
@@ -122,7 +122,7 @@ func startCluster(t *testing.T, n int) []*testNode {
 // nodes has spread through NATS to the node that publishes. A server
 // counts another server's interest in a subject once, however many
 // subscriptions there match it: n counts servers, not subscriptions.
-func waitInterest(t *testing.T, from *testNode, topic string, n int) {
+func waitInterest(t testing.TB, from *testNode, topic string, n int) {
 	t.Helper()
 	subj := from.hook.subject(topic)
 	mqtttest.Eventually(t, waitTimeout, fmt.Sprintf("%d subscriptions to %s known to %s's NATS server", n, subj, from.name), func() bool {
@@ -133,7 +133,7 @@ func waitInterest(t *testing.T, from *testNode, topic string, n int) {
 // waitRoutes waits until from's route table has n other nodes with
 // interest in topic (ordinary subscriptions or share group members): until
 // from hands QoS 1/2 messages on topic to them.
-func waitRoutes(t *testing.T, from *testNode, topic string, n int) {
+func waitRoutes(t testing.TB, from *testNode, topic string, n int) {
 	t.Helper()
 	mqtttest.Eventually(t, waitTimeout, fmt.Sprintf("%d other nodes in %s's route table for %s", n, from.name, topic), func() bool {
 		return len(from.hook.routes.nodesFor(topic)) >= n
@@ -143,7 +143,7 @@ func waitRoutes(t *testing.T, from *testNode, topic string, n int) {
 // waitReach waits until from reaches n other nodes for topic both ways:
 // QoS 0 (NATS interest in its subject, counted by NATS server) and QoS
 // 1/2 (the route table).
-func waitReach(t *testing.T, from *testNode, topic string, n int) {
+func waitReach(t testing.TB, from *testNode, topic string, n int) {
 	t.Helper()
 	waitInterest(t, from, topic, n)
 	waitRoutes(t, from, topic, n)

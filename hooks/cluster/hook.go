@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vanemq/vanemq/core"
 )
@@ -81,6 +82,7 @@ type Hook struct {
 	wakeAcks     chan struct{}
 	wakeEnded    chan struct{}
 	msgs         chan *nats.Msg
+	inbox        chan jetstream.Msg
 	wg           sync.WaitGroup
 
 	stats counters
@@ -120,6 +122,10 @@ const maxSubject = 3800
 // (counted).
 const msgBuffer = 1 << 16
 
+// inboxBuffer is how many inbox messages wait to be routed here before
+// the node stops taking more from JetStream.
+const inboxBuffer = 1024
+
 // New checks cfg and makes the hook for srv; it connects to NATS when srv
 // starts (OnStarted). id is the hook's ID ("cluster"). An error names the
 // key at fault.
@@ -153,6 +159,7 @@ func New(id string, cfg Config, srv *core.Server, log *slog.Logger) (*Hook, erro
 		wakeAcks:     make(chan struct{}, 1),
 		wakeEnded:    make(chan struct{}, 1),
 		msgs:         make(chan *nats.Msg, msgBuffer),
+		inbox:        make(chan jetstream.Msg, inboxBuffer),
 	}, nil
 }
 
@@ -232,7 +239,7 @@ func (h *Hook) runJetStream(ctx context.Context, nc *nats.Conn) {
 // table's watch fails or ctx ends.
 func (h *Hook) jetStreamSession(ctx context.Context, nc *nats.Conn) error {
 	octx, cancel := context.WithTimeout(ctx, h.cfg.ConnectTimeout)
-	st, err := h.openJetStream(octx, nc)
+	st, err := h.openJetStream(octx, ctx, nc)
 	cancel()
 	if err != nil {
 		return err

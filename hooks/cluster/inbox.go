@@ -51,9 +51,10 @@ type jsState struct {
 	consume  jetstream.ConsumeContext
 }
 
-// openJetStream makes (or finds) the inbox stream, the route bucket and
-// this node's inbox consumer, and starts reading the inbox.
-func (h *Hook) openJetStream(ctx context.Context, nc *nats.Conn) (*jsState, error) {
+// openJetStream makes (or finds) the inbox stream, the buckets and this
+// node's inbox consumer, within ctx, and starts reading the inbox into
+// h.inbox until life ends (or the consumer is stopped).
+func (h *Hook) openJetStream(ctx, life context.Context, nc *nats.Conn) (*jsState, error) {
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncTimeout(h.cfg.HandoffTimeout),
 		jetstream.WithPublishAsyncMaxPending(1<<14))
@@ -125,8 +126,12 @@ func (h *Hook) openJetStream(ctx context.Context, nc *nats.Conn) (*jsState, erro
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s of %s: %w", h.cfg.Node, h.names.inbox, err)
 	}
-	win := new(window)
-	cc, err := cons.Consume(func(m jetstream.Msg) { h.receiveInbox(m, win) },
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case h.inbox <- m:
+		case <-life.Done(): // not acknowledged: sent again
+		}
+	},
 		jetstream.PullMaxMessages(512),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -150,24 +155,6 @@ func bucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueC
 		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
-}
-
-// receiveInbox routes one message from the inbox and acknowledges it. A
-// message JetStream delivers again (its acknowledgement was lost) is
-// acknowledged, not routed twice.
-func (h *Hook) receiveInbox(m jetstream.Msg, win *window) {
-	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 && win.seen(md.Sequence.Stream) {
-		h.stats.duplicates.Add(1)
-		_ = m.Ack()
-		return
-	} else if err == nil {
-		win.seen(md.Sequence.Stream)
-	}
-	h.route(m.Data(), m.Subject())
-	_ = m.Ack()
-	if md, err := m.Metadata(); err == nil {
-		h.inboxSeq.Store(md.Sequence.Stream)
-	}
 }
 
 // drainInbox waits, up to ctx, until every message in this node's inbox
