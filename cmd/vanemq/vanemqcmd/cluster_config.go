@@ -3,7 +3,6 @@ package vanemqcmd
 import (
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -136,16 +135,10 @@ func (cc *clusterConfig) hookConfig() hookConfig {
 // dir. An error is a *configError naming the key's line.
 func (cc *clusterConfig) build(srv *core.Server, dir string, logger *slog.Logger) (core.Hook, error) {
 	c := cc.Config
-	rel := func(p string) string {
-		if p == "" || filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(dir, p)
-	}
-	c.Credentials = rel(c.Credentials)
+	c.Credentials = resolvePath(dir, c.Credentials)
 	if cc.Config.TLS != nil {
 		t := *cc.Config.TLS
-		t.CA, t.Cert, t.Key = rel(t.CA), rel(t.Cert), rel(t.Key)
+		t.CA, t.Cert, t.Key = resolvePath(dir, t.CA), resolvePath(dir, t.Cert), resolvePath(dir, t.Key)
 		c.TLS = &t
 	}
 	h, err := cluster.New(cluster.ID, c, srv, logger.With("hook", cluster.ID))
