@@ -174,4 +174,29 @@ func TestAPIClusterNATS(t *testing.T) {
 	if v, _ := value(fams, "vanemq_cluster_peers_alive"); v != 1 {
 		t.Errorf("vanemq_cluster_peers_alive = %v, want 1", v)
 	}
+
+	// Without its NATS server the node is not ready, and says why.
+	nats.Stop(0)
+	mqtttest.Eventually(t, waitTimeout, "/readyz not ready without NATS", func() bool {
+		resp, body := get(t, base+"/readyz", "")
+		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "hook cluster: cluster: not connected to NATS")
+	})
+	if v, _ := value(scrape(t, base), "vanemq_cluster_connected"); v != 0 {
+		t.Errorf("vanemq_cluster_connected = %v without NATS, want 0", v)
+	}
+	_, body = get(t, base+"/api/v1/cluster", token)
+	var down core.ClusterStatus
+	if err := json.Unmarshal(body, &down); err != nil || down.Connected || down.Server != "" || !strings.Contains(down.Unhealthy, "not connected") {
+		t.Errorf("status without NATS: %s", body)
+	}
+
+	// NATS back, the node is ready again. (A node stopping while NATS is
+	// down takes as long as the NATS client's requests time out.)
+	if err := nats.Restart(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	mqtttest.Eventually(t, waitTimeout, "/readyz ready with NATS back", func() bool {
+		resp, _ := get(t, base+"/readyz", "")
+		return resp.StatusCode == http.StatusOK
+	})
 }
