@@ -1,8 +1,11 @@
 package vanemqcmd
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,7 +15,9 @@ import (
 	"time"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/hooks/cluster"
+	"github.com/vanemq/vanemq/hooks/cluster/natsdev"
 )
 
 // The cluster section decodes into hooks/cluster.Config, the file's paths
@@ -266,5 +271,39 @@ func TestClusterKeys(t *testing.T) {
 	_, err = parseConfig("t.yaml", []byte(yml.String()))
 	if err != nil && strings.Contains(err.Error(), "unknown key") {
 		t.Errorf("the cluster section does not take a key of cluster.Config:\n%v", err)
+	}
+}
+
+// TestRunClusterSection: a config file's cluster section joins the broker
+// to NATS, as the admin API reports.
+func TestRunClusterSection(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	nats, err := natsdev.Start(ctx, natsdev.Options{Nodes: 1, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nats.Close)
+	addr, logs := runBroker(t, `allow_anonymous: true
+listeners:
+  - {id: http, type: http, address: "127.0.0.1:0", token: t0ken}
+storage: {type: memory}
+cluster:
+  urls: ["`+nats.URL(0)+`"]
+  node: from-file
+`)
+	var st core.ClusterStatus
+	mqtttest.Eventually(t, waitTimeout, "the node joined, as /api/v1/cluster says", func() bool {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/v1/cluster", nil)
+		req.Header.Set("Authorization", "Bearer t0ken")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&st) == nil && st.JetStream
+	})
+	if st.Node != "from-file" || !st.Connected || st.Server != nats.URL(0) {
+		t.Errorf("status %+v, want node from-file connected to %s; log:\n%s", st, nats.URL(0), logs)
 	}
 }
