@@ -222,3 +222,32 @@ func TestClusterDevDir(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterDevPortInUse: a node that cannot listen stops the start with
+// exit status 1 and an error naming the address, and leaves nothing
+// running and no temporary directory.
+func TestClusterDevPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the temporary data directory goes
+	baseline := runtime.NumGoroutine()
+	var stdout, stderr bytes.Buffer
+	if code := runClusterDev(t.Context(), []string{"--nodes", "1", "--port", port}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit status %d, want 1; stderr:\n%s", code, &stderr)
+	}
+	if want := "vanemq cluster dev: node n1: listener tcp: listen tcp 127.0.0.1:" + port; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr:\n%s\nwant %q", &stderr, want)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout %q, want nothing before the cluster is ready", &stdout)
+	}
+	if left, err := os.ReadDir(tmp); err != nil || len(left) != 0 {
+		t.Errorf("temporary data directory left: %v %v", left, err)
+	}
+	mqtttest.CheckGoroutines(t, "after a failed start", baseline)
+}
