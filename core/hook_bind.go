@@ -132,7 +132,7 @@ func hookEvents(h Hook) (*handlers, EventSet, error) {
 // that make a hook useful without events.
 func optional(h Hook) bool {
 	switch h.(type) {
-	case Loader, HealthChecker, Restarter, BridgeReporter, FailureCounter, ClusterHook:
+	case Loader, HealthChecker, Restarter, BridgeReporter, ClusterReporter, FailureCounter, ClusterHook:
 		return true
 	}
 	return false

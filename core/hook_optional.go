@@ -13,6 +13,8 @@ import "context"
 //	HealthChecker   unhealthy states, in /readyz and HookStatus
 //	Restarter       restarts on an operator's request (the admin API)
 //	BridgeReporter  bridges to other brokers, in Server.Bridges and $SYS
+//	ClusterReporter a node's cluster membership, in Server.ClusterStatus
+//	                (cluster_status.go)
 //	Loader, Store   the broker's state across restarts
 //	io.Closer       closed by the server after OnStopped
 

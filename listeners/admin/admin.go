@@ -13,7 +13,9 @@
 //     format, from a registry of the listener's own (see Collector), with
 //     the Go runtime and process collectors.
 //   - GET /api/v1/clients, /api/v1/clients/{id}, /api/v1/subscriptions,
-//     /api/v1/stats and /api/v1/bridges are a JSON API, protected by a
+//     /api/v1/stats, /api/v1/bridges and /api/v1/cluster (the node's
+//     membership of its cluster, core.ClusterStatus; 404 when the broker
+//     is not clustered) are a JSON API, protected by a
 //     bearer token (Options.Token), with one action: POST
 //     /api/v1/hooks/{id}/restart restarts a hook that runs a process of
 //     its own (core.Restarter: a plugin) at once. Without a token the
@@ -185,6 +187,17 @@ func (l *Listener) Handler() http.Handler {
 				bridges = []core.BridgeStatus{}
 			}
 			writeJSON(w, http.StatusOK, bridges)
+		})
+		api.HandleFunc("GET /api/v1/cluster", func(w http.ResponseWriter, _ *http.Request) {
+			st, ok := l.srv.ClusterStatus()
+			if !ok {
+				writeJSON(w, http.StatusNotFound, errorBody{Error: "not clustered: the broker runs no cluster hook (see the cluster section of the configuration)"})
+				return
+			}
+			if st.Peers == nil {
+				st.Peers = []core.ClusterPeer{}
+			}
+			writeJSON(w, http.StatusOK, st)
 		})
 		api.HandleFunc("POST /api/v1/hooks/{id}/restart", l.restartHook)
 		mux.Handle("/api/", l.authorize(api))

@@ -10,7 +10,8 @@ import (
 
 // Collector is a prometheus.Collector that reads a server's counters at
 // scrape time: Server.Stats for the counters, Server.Clients for the
-// inflight and queued messages, Server.Hooks for the hook metrics.
+// inflight and queued messages, Server.Hooks for the hook metrics,
+// Server.ClusterStatus for the cluster metrics.
 type Collector struct {
 	srv *core.Server
 
@@ -24,6 +25,16 @@ type Collector struct {
 	listenerOpen, listenerAccepted                 *prometheus.Desc
 	payloadIn, payloadOut                          *prometheus.Desc
 	retainedBytes, refused                         *prometheus.Desc
+	cluster                                        clusterDescs
+}
+
+// clusterDescs are the descriptors of the cluster metrics, exported only
+// by a clustered broker.
+type clusterDescs struct {
+	connected, jetStream, peers, peersAlive *prometheus.Desc
+	forwarded, received, delivered          *prometheus.Desc
+	duplicates, unrouted, dropped, bad      *prometheus.Desc
+	handoffFailures                         *prometheus.Desc
 }
 
 // NewCollector returns a collector of srv's metrics, all named vanemq_*.
@@ -64,6 +75,20 @@ func NewCollector(srv *core.Server) *Collector {
 			"listener", "protocol"),
 		listenerAccepted: d("listener_connections_accepted_total", "Connections accepted since start, by listener.",
 			"listener", "protocol"),
+		cluster: clusterDescs{
+			connected:       d("cluster_connected", "1 while this node is connected to the cluster's NATS, else 0."),
+			jetStream:       d("cluster_jetstream_ready", "1 while this node's JetStream state (inbox, route table) is set up, else 0: QoS 1/2 messages reach other nodes only then."),
+			peers:           d("cluster_peers", "Nodes of the cluster this node knows of, alive or not, itself included."),
+			peersAlive:      d("cluster_peers_alive", "Nodes of the cluster alive as this node sees them, itself included."),
+			forwarded:       d("cluster_forwarded_total", "Messages published to other nodes (a QoS 1/2 message once per node it is handed to)."),
+			received:        d("cluster_received_total", "Messages received from other nodes."),
+			delivered:       d("cluster_delivered_total", "Copies of messages from other nodes delivered to this node's subscribers."),
+			duplicates:      d("cluster_duplicates_total", "Copies of a message from another node received again and not delivered twice."),
+			unrouted:        d("cluster_unrouted_total", "Messages other nodes wanted that could not be sent to them."),
+			dropped:         d("cluster_dropped_total", "Messages from other nodes dropped because this node routed them more slowly than they came."),
+			bad:             d("cluster_bad_total", "Messages received from the cluster that did not decode."),
+			handoffFailures: d("cluster_handoff_failures_total", "QoS 1/2 messages whose copy for another node was not stored in time (the publisher got no acknowledgement)."),
+		},
 	}
 }
 
@@ -74,6 +99,11 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.hookCalls, c.hookFailures, c.hookSeconds, c.hookLost, c.hookUp, c.hookRestarts,
 		c.bridgeUp, c.bridgeQueued, c.bridgeSent, c.bridgeDrop, c.listenerOpen, c.listenerAccepted, c.payloadIn, c.payloadOut,
 		c.retainedBytes, c.refused} {
+		ch <- d
+	}
+	cd := &c.cluster
+	for _, d := range []*prometheus.Desc{cd.connected, cd.jetStream, cd.peers, cd.peersAlive, cd.forwarded, cd.received,
+		cd.delivered, cd.duplicates, cd.unrouted, cd.dropped, cd.bad, cd.handoffFailures} {
 		ch <- d
 	}
 }
@@ -142,6 +172,43 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.listenerOpen, float64(l.Open), l.ID, l.Protocol)
 		counter(c.listenerAccepted, float64(l.Accepted), l.ID, l.Protocol)
 	}
+	if cs, ok := c.srv.ClusterStatus(); ok {
+		c.collectCluster(cs, gauge, counter)
+	}
+}
+
+// collectCluster sends a clustered broker's cluster metrics.
+func (c *Collector) collectCluster(cs core.ClusterStatus, gauge, counter func(*prometheus.Desc, float64, ...string)) {
+	cd := &c.cluster
+	gauge(cd.connected, oneIf(cs.Connected))
+	gauge(cd.jetStream, oneIf(cs.JetStream))
+	alive := 0
+	for _, p := range cs.Peers {
+		if p.Alive {
+			alive++
+		}
+	}
+	gauge(cd.peers, float64(len(cs.Peers)))
+	gauge(cd.peersAlive, float64(alive))
+	n := cs.Counters
+	for _, m := range []struct {
+		d *prometheus.Desc
+		v int64
+	}{
+		{cd.forwarded, n.Forwarded}, {cd.received, n.Received}, {cd.delivered, n.Delivered},
+		{cd.duplicates, n.Duplicates}, {cd.unrouted, n.Unrouted}, {cd.dropped, n.Dropped},
+		{cd.bad, n.Bad}, {cd.handoffFailures, n.HandoffFailures},
+	} {
+		counter(m.d, float64(m.v))
+	}
+}
+
+// oneIf is 1 for true and 0 for false, for 0/1 gauges.
+func oneIf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Stats is the body of GET /api/v1/stats: core.Stats with the per-QoS and

@@ -47,6 +47,9 @@ type config struct {
 	// Storage is the storage section (storage_config.go); storage.go
 	// opens the store.
 	Storage storageConfig
+	// Cluster is the cluster section (cluster_config.go), nil without
+	// one; buildHooks adds the cluster hook it configures.
+	Cluster *clusterConfig
 	// Dir is the directory relative paths in hook configs and in the
 	// storage section are resolved against: the config file's, or the
 	// working directory for the embedded default. loadConfig sets it.
@@ -244,7 +247,7 @@ func (d *decoder) top(doc *yaml.Node, cfg *config) {
 		return
 	}
 	if root.Kind != yaml.MappingNode {
-		d.errorf(root, "", "the configuration must be a mapping with the keys allow_anonymous, hooks, listeners, mqtt, log and storage; found %s", describe(root))
+		d.errorf(root, "", "the configuration must be a mapping with the keys allow_anonymous, cluster, hooks, listeners, mqtt, log and storage; found %s", describe(root))
 		return
 	}
 	d.fields(root, "", map[string]func(string, *yaml.Node){
@@ -258,7 +261,9 @@ func (d *decoder) top(doc *yaml.Node, cfg *config) {
 		"mqtt":      func(key string, v *yaml.Node) { d.mqtt(key, v, &cfg.Options) },
 		"log":       func(key string, v *yaml.Node) { d.log(key, v, &cfg.Log) },
 		"storage":   func(key string, v *yaml.Node) { d.storage(key, v, &cfg.Storage) },
+		"cluster":   func(key string, v *yaml.Node) { cfg.Cluster = d.cluster(key, v) },
 	})
+	d.checkClusterOnce(cfg)
 }
 
 // fields calls the handler of each key of mapping n, in file order. Unknown

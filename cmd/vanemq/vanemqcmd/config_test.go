@@ -376,7 +376,7 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`t.yaml:2: mqtt.queue_qos0_messages: cannot use 1 as a boolean (want true or false)`}},
 		{"integer for string", "log:\n  level: 3\n", []string{`t.yaml:2: log.level: cannot use 3 as a string`}},
 		{"sequence for section", "mqtt:\n  - a\n", []string{`t.yaml:2: mqtt: cannot use a sequence as a mapping`}},
-		{"scalar document", "hello\n", []string{`t.yaml:1: the configuration must be a mapping with the keys allow_anonymous, hooks, listeners, mqtt, log and storage; found "hello"`}},
+		{"scalar document", "hello\n", []string{`t.yaml:1: the configuration must be a mapping with the keys allow_anonymous, cluster, hooks, listeners, mqtt, log and storage; found "hello"`}},
 		{"string for allow_anonymous", "allow_anonymous: \"true\"\n",
 			[]string{`t.yaml:1: allow_anonymous: cannot use "true" as a boolean (want true or false)`}},
 		{"yes for allow_anonymous", "allow_anonymous: yes\n",

@@ -67,7 +67,8 @@ func addHooks(srv *core.Server, cfg *config, logger *slog.Logger) (closeHooks fu
 }
 
 // buildHooks makes the hook of each entry of cfg.Hooks with its module, for
-// srv (nil in tests that only build).
+// srv (nil in tests that only build), and the cluster hook of the cluster
+// section, after them.
 // Every entry is tried, so that one start-up reports every problem; on
 // error the hooks already made are closed.
 func buildHooks(srv *core.Server, cfg *config, logger *slog.Logger) ([]builtHook, error) {
@@ -80,6 +81,13 @@ func buildHooks(srv *core.Server, cfg *config, logger *slog.Logger) ([]builtHook
 			continue
 		}
 		built = append(built, builtHook{hook: h, cfg: hc})
+	}
+	if cc := cfg.Cluster; cc != nil {
+		if h, err := cc.build(srv, cfg.Dir, logger); err != nil {
+			errs = append(errs, err)
+		} else {
+			built = append(built, builtHook{hook: h, cfg: cc.hookConfig()})
+		}
 	}
 	if len(errs) > 0 {
 		closeBuilt(built, logger)

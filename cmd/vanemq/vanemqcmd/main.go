@@ -1,6 +1,6 @@
 // Package vanemqcmd is the vanemq command: flags, the YAML configuration,
-// hooks, storage, listeners, signals and the passwd and data check
-// subcommands. cmd/vanemq is a thin main around it, and so is a custom
+// hooks, storage, listeners, signals and the passwd, data check and
+// cluster dev subcommands. cmd/vanemq is a thin main around it, and so is a custom
 // binary that compiles in hooks of its own: blank-import the packages that
 // register them, call Main, and the config file can name them like the
 // built-in ones.
@@ -10,6 +10,7 @@
 //	vanemq [--config FILE]
 //	vanemq passwd FILE USER
 //	vanemq data check [--config FILE]
+//	vanemq cluster dev [--nodes N] [--host ADDR] [--port PORT] [--dir DIR]
 //
 // Without --config it uses the embedded default configuration (default.yaml
 // in this directory): TCP on 127.0.0.1:1883 only, state kept in ./data.
@@ -86,12 +87,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "data" {
 		return runData(ctx, args[1:], os.Stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "cluster" {
+		return runCluster(ctx, args[1:], os.Stdout, stderr)
+	}
 	fs := flag.NewFlagSet("vanemq", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "read the configuration from `FILE` (default: the embedded default, TCP on 127.0.0.1:1883)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for performance work)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: vanemq [--config FILE]\n       vanemq passwd [--cost N] FILE USER\n       vanemq data check [--config FILE]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: vanemq [--config FILE]\n       vanemq passwd [--cost N] FILE USER\n       vanemq data check [--config FILE]\n       vanemq cluster dev [--nodes N] [--host ADDR] [--port PORT] [--dir DIR]\n\n"+
 			"vanemq is an MQTT 3.1, 3.1.1 and 5.0 broker.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}

@@ -1,0 +1,38 @@
+package cluster
+
+import "github.com/vanemq/vanemq/core"
+
+var _ core.ClusterReporter = (*Hook)(nil)
+
+// ClusterStatus implements core.ClusterReporter: the node's NATS link,
+// its JetStream state, the nodes it knows of (Peers) and its counters.
+func (h *Hook) ClusterStatus() core.ClusterStatus {
+	st := core.ClusterStatus{
+		Node:      h.cfg.Node,
+		JetStream: h.js.Load() != nil && h.routes.loaded.Load(),
+	}
+	if nc := h.nc.Load(); nc != nil && nc.IsConnected() {
+		st.Connected = true
+		st.Server = nc.ConnectedUrlRedacted()
+	}
+	if err := h.Health(); err != nil {
+		st.Unhealthy = err.Error()
+	}
+	peers := h.Peers()
+	st.Peers = make([]core.ClusterPeer, len(peers))
+	for i, p := range peers {
+		st.Peers[i] = core.ClusterPeer{Name: p.Name, Self: p.Self, Alive: p.Alive, Since: p.Since, LastSeen: p.LastSeen, Routes: p.Routes}
+	}
+	s := &h.stats
+	st.Counters = core.ClusterCounters{
+		Forwarded:       s.forwarded.Load(),
+		Received:        s.received.Load(),
+		Delivered:       s.delivered.Load(),
+		Duplicates:      s.duplicates.Load(),
+		Unrouted:        s.unrouted.Load(),
+		Dropped:         s.dropped.Load(),
+		Bad:             s.bad.Load(),
+		HandoffFailures: s.handoffFailures.Load(),
+	}
+	return st
+}
