@@ -76,6 +76,19 @@ type ClusterCounters struct {
 	// node was not stored in time: their publishers got no
 	// acknowledgement and send them again.
 	HandoffFailures int64 `json:"handoff_failures"`
+	// SessionsAdopted counts sessions that moved here from other nodes,
+	// SessionsReleased those that moved from here to other nodes.
+	SessionsAdopted  int64 `json:"sessions_adopted"`
+	SessionsReleased int64 `json:"sessions_released"`
+	// SessionsLost counts sessions whose node did not answer when their
+	// client connected here: they started over here without their state.
+	SessionsLost int64 `json:"sessions_lost"`
+	// SessionsFenced counts sessions this node let go on finding it had
+	// been stopped (frozen) long enough for other nodes to claim them.
+	SessionsFenced int64 `json:"sessions_fenced"`
+	// SessionsUnclaimed counts connections served without claiming their
+	// session in the cluster (NATS away).
+	SessionsUnclaimed int64 `json:"sessions_unclaimed"`
 }
 
 // ClusterStatus describes the node's membership of its cluster, from the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -162,6 +163,25 @@ func (c *Config) check() error {
 		return fmt.Errorf("replicas: %d: use 1 to 5 (0 for the default)", c.Replicas)
 	}
 	return nil
+}
+
+// resolve makes the config's relative file paths relative to dir, the
+// config file's directory.
+func (c *Config) resolve(dir string) {
+	if dir == "" {
+		return
+	}
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.Credentials)
+	if c.TLS != nil {
+		abs(&c.TLS.CA)
+		abs(&c.TLS.Cert)
+		abs(&c.TLS.Key)
+	}
 }
 
 // hostNode makes a node name of a host name.

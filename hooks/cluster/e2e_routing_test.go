@@ -76,6 +76,7 @@ func TestE2EOverlappingFiltersOneCopy(t *testing.T) {
 	s := connectV5(t, nodes[1], "overlap")
 	s.subscribe(t, 1, "a/+", "a/#", "+/b", "#")
 	waitReach(t, nodes[0], "a/b", 1)
+	waitReach(t, nodes[0], "end", 1) // "#" alone: its own NATS subscription
 	pub := connectV5(t, nodes[0], "pub")
 	for _, qos := range []byte{0, 1} {
 		s.reset()
@@ -86,10 +87,12 @@ func TestE2EOverlappingFiltersOneCopy(t *testing.T) {
 		pub.publish(t, "end", qos, "end")
 		// Copies of a message arrive before later messages: once "end"
 		// is in, any duplicate of the 50 is too.
-		mqtttest.Eventually(t, waitTimeout, "the end marker", func() bool {
+		if !mqtttest.Until(waitTimeout, func() bool {
 			got := s.messages()
 			return len(got) > 0 && string(got[len(got)-1].Payload) == "end"
-		})
+		}) {
+			t.Fatalf("QoS %d: no end marker last after %v: got %v", qos, waitTimeout, payloads(s.messages()))
+		}
 		got := payloads(s.messages())
 		checkOrdered(t, fmt.Sprintf("overlap, QoS %d", qos), got[:len(got)-1], 50)
 		if r := nodes[1].hook.stats.received.Load() - received; r != 51 {

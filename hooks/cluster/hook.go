@@ -21,6 +21,7 @@ import (
 
 func init() {
 	core.RegisterHookModule(core.Module(ID, Config{}, func(hc core.HookConfig, c Config) (core.Hook, error) {
+		c.resolve(hc.Dir)
 		return New(hc.ID, c, hc.Server, hc.Logger)
 	}))
 }
@@ -186,6 +187,9 @@ func (h *Hook) OnStarted(context.Context) {
 			h.signal(h.wakeInterest)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				return // closed by Close
+			}
 			h.log.Warn("cluster: lost NATS; serving local clients only until it is back", "cause", err)
 		}),
 		nats.ErrorHandler(h.asyncError),
@@ -298,6 +302,11 @@ func (h *Hook) Close() error {
 		return nil
 	}
 	cancel()
+	if !nc.IsConnected() {
+		// Nothing to say goodbye to: closing now ends the requests the
+		// loops wait on (a watch's unsubscribe, say) at once.
+		nc.Close()
+	}
 	h.wg.Wait()
 	if nc.IsConnected() {
 		_ = nc.FlushTimeout(time.Second)

@@ -9,7 +9,7 @@ var _ core.ClusterReporter = (*Hook)(nil)
 func (h *Hook) ClusterStatus() core.ClusterStatus {
 	st := core.ClusterStatus{
 		Node:      h.cfg.Node,
-		JetStream: h.js.Load() != nil && h.routes.loaded.Load(),
+		JetStream: h.js.Load() != nil && h.routes.loaded.Load() && h.retainedLoaded.Load(),
 	}
 	if nc := h.nc.Load(); nc != nil && nc.IsConnected() {
 		st.Connected = true
@@ -33,6 +33,12 @@ func (h *Hook) ClusterStatus() core.ClusterStatus {
 		Dropped:         s.dropped.Load(),
 		Bad:             s.bad.Load(),
 		HandoffFailures: s.handoffFailures.Load(),
+
+		SessionsAdopted:   s.adopted.Load(),
+		SessionsReleased:  s.released.Load(),
+		SessionsLost:      s.takeoverLost.Load(),
+		SessionsFenced:    s.fenced.Load(),
+		SessionsUnclaimed: s.unclaimed.Load(),
 	}
 	return st
 }

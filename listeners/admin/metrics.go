@@ -35,6 +35,8 @@ type clusterDescs struct {
 	forwarded, received, delivered          *prometheus.Desc
 	duplicates, unrouted, dropped, bad      *prometheus.Desc
 	handoffFailures                         *prometheus.Desc
+	sessionsMoved, sessionsLost             *prometheus.Desc
+	sessionsFenced, sessionsUnclaimed       *prometheus.Desc
 }
 
 // NewCollector returns a collector of srv's metrics, all named vanemq_*.
@@ -76,18 +78,22 @@ func NewCollector(srv *core.Server) *Collector {
 		listenerAccepted: d("listener_connections_accepted_total", "Connections accepted since start, by listener.",
 			"listener", "protocol"),
 		cluster: clusterDescs{
-			connected:       d("cluster_connected", "1 while this node is connected to the cluster's NATS, else 0."),
-			jetStream:       d("cluster_jetstream_ready", "1 while this node's JetStream state (inbox, route table) is set up, else 0: QoS 1/2 messages reach other nodes only then."),
-			peers:           d("cluster_peers", "Nodes of the cluster this node knows of, alive or not, itself included."),
-			peersAlive:      d("cluster_peers_alive", "Nodes of the cluster alive as this node sees them, itself included."),
-			forwarded:       d("cluster_forwarded_total", "Messages published to other nodes (a QoS 1/2 message once per node it is handed to)."),
-			received:        d("cluster_received_total", "Messages received from other nodes."),
-			delivered:       d("cluster_delivered_total", "Copies of messages from other nodes delivered to this node's subscribers."),
-			duplicates:      d("cluster_duplicates_total", "Copies of a message from another node received again and not delivered twice."),
-			unrouted:        d("cluster_unrouted_total", "Messages other nodes wanted that could not be sent to them."),
-			dropped:         d("cluster_dropped_total", "Messages from other nodes dropped because this node routed them more slowly than they came."),
-			bad:             d("cluster_bad_total", "Messages received from the cluster that did not decode."),
-			handoffFailures: d("cluster_handoff_failures_total", "QoS 1/2 messages whose copy for another node was not stored in time (the publisher got no acknowledgement)."),
+			connected:         d("cluster_connected", "1 while this node is connected to the cluster's NATS, else 0."),
+			jetStream:         d("cluster_jetstream_ready", "1 while this node's JetStream state (inbox, route table) is set up, else 0: QoS 1/2 messages reach other nodes only then."),
+			peers:             d("cluster_peers", "Nodes of the cluster this node knows of, alive or not, itself included."),
+			peersAlive:        d("cluster_peers_alive", "Nodes of the cluster alive as this node sees them, itself included."),
+			forwarded:         d("cluster_forwarded_total", "Messages published to other nodes (a QoS 1/2 message once per node it is handed to)."),
+			received:          d("cluster_received_total", "Messages received from other nodes."),
+			delivered:         d("cluster_delivered_total", "Copies of messages from other nodes delivered to this node's subscribers."),
+			duplicates:        d("cluster_duplicates_total", "Copies of a message from another node received again and not delivered twice."),
+			unrouted:          d("cluster_unrouted_total", "Messages other nodes wanted that could not be sent to them."),
+			dropped:           d("cluster_dropped_total", "Messages from other nodes dropped because this node routed them more slowly than they came."),
+			bad:               d("cluster_bad_total", "Messages received from the cluster that did not decode."),
+			handoffFailures:   d("cluster_handoff_failures_total", "QoS 1/2 messages whose copy for another node was not stored in time (the publisher got no acknowledgement)."),
+			sessionsMoved:     d("cluster_sessions_moved_total", "Sessions that moved between this node and others with their clients, by direction (in: adopted here, out: released to another node).", "direction"),
+			sessionsLost:      d("cluster_sessions_lost_total", "Sessions whose node did not answer when their client connected here: they started over without their state."),
+			sessionsFenced:    d("cluster_sessions_fenced_total", "Sessions this node let go on finding it had been stopped long enough for other nodes to claim them."),
+			sessionsUnclaimed: d("cluster_sessions_unclaimed_total", "Connections served without claiming their session in the cluster (NATS away)."),
 		},
 	}
 }
@@ -103,7 +109,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	cd := &c.cluster
 	for _, d := range []*prometheus.Desc{cd.connected, cd.jetStream, cd.peers, cd.peersAlive, cd.forwarded, cd.received,
-		cd.delivered, cd.duplicates, cd.unrouted, cd.dropped, cd.bad, cd.handoffFailures} {
+		cd.delivered, cd.duplicates, cd.unrouted, cd.dropped, cd.bad, cd.handoffFailures,
+		cd.sessionsMoved, cd.sessionsLost, cd.sessionsFenced, cd.sessionsUnclaimed} {
 		ch <- d
 	}
 }
@@ -198,9 +205,12 @@ func (c *Collector) collectCluster(cs core.ClusterStatus, gauge, counter func(*p
 		{cd.forwarded, n.Forwarded}, {cd.received, n.Received}, {cd.delivered, n.Delivered},
 		{cd.duplicates, n.Duplicates}, {cd.unrouted, n.Unrouted}, {cd.dropped, n.Dropped},
 		{cd.bad, n.Bad}, {cd.handoffFailures, n.HandoffFailures},
+		{cd.sessionsLost, n.SessionsLost}, {cd.sessionsFenced, n.SessionsFenced}, {cd.sessionsUnclaimed, n.SessionsUnclaimed},
 	} {
 		counter(m.d, float64(m.v))
 	}
+	counter(cd.sessionsMoved, float64(n.SessionsAdopted), "in")
+	counter(cd.sessionsMoved, float64(n.SessionsReleased), "out")
 }
 
 // oneIf is 1 for true and 0 for false, for 0/1 gauges.

@@ -95,10 +95,11 @@ func (d *decoder) cluster(key string, n *yaml.Node) *clusterConfig {
 			c.TLS = t
 			at(k, v)
 		},
-		"connect_timeout": dur(&c.ConnectTimeout),
-		"reconnect_wait":  dur(&c.ReconnectWait),
-		"handoff_timeout": dur(&c.HandoffTimeout),
-		"inbox_max_age":   dur(&c.InboxMaxAge),
+		"connect_timeout":  dur(&c.ConnectTimeout),
+		"reconnect_wait":   dur(&c.ReconnectWait),
+		"handoff_timeout":  dur(&c.HandoffTimeout),
+		"inbox_max_age":    dur(&c.InboxMaxAge),
+		"takeover_timeout": dur(&c.TakeoverTimeout),
 		"replicas": func(k string, v *yaml.Node) {
 			if x, ok := d.integer(k, v, 0, 5); ok {
 				c.Replicas = int(x)
