@@ -305,7 +305,7 @@ func Check(ctx context.Context, cfg Config) (Counts, error) {
 	case TypeRedis:
 		eng, err = openRedis(ctx, cfg.Redis)
 	case TypeNATS:
-		eng, err = openNATS(ctx, cfg.NATS)
+		eng, err = openNATS(ctx, cfg.NATS, false)
 	}
 	if err != nil {
 		return Counts{}, err

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -128,18 +130,25 @@ type natsEngine struct {
 	servers string // the URLs without credentials, for where
 	timeout time.Duration
 	pool    sync.Pool // of *natsBatch
+	// batchPrefix and batches make the atomic batches' IDs: random to
+	// this engine, then a count.
+	batchPrefix string
+	batches     atomic.Uint64
 }
 
 // natsAtomicMax is how many messages one atomic batch may hold
 // (nats-server's default JetStream limit max_batch_size is 1000).
 const natsAtomicMax = 1000
 
-func openNATS(ctx context.Context, cfg NATSConfig) (*natsEngine, error) {
+// openNATS connects to NATS and opens the bucket, making it when create
+// is set and it is missing.
+func openNATS(ctx context.Context, cfg NATSConfig, create bool) (*natsEngine, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
 	e := &natsEngine{bucket: cfg.Prefix + "_state", timeout: cfg.Timeout, servers: redactURLs(cfg.URLs)}
 	e.subject = "$KV." + e.bucket + "."
+	e.batchPrefix = natsB64.EncodeToString(randomBytes(12)) + "-"
 	opts := []nats.Option{
 		nats.Name("vanemq storage"),
 		nats.Timeout(cfg.Timeout),
@@ -176,11 +185,22 @@ func openNATS(ctx context.Context, cfg NATSConfig) (*natsEngine, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	if err := e.ensureBucket(cctx, replicas); err != nil {
+	open := e.ensureBucket
+	if !create {
+		open = e.bindBucket
+	}
+	if err := open(cctx, replicas); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("storage: %s: %w", e.where(), err)
 	}
 	return e, nil
+}
+
+// randomBytes returns n random bytes.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return b
 }
 
 // redactURLs joins urls without any user or password in them.
@@ -234,6 +254,18 @@ func (e *natsEngine) ensureBucket(ctx context.Context, replicas int) error {
 		return fmt.Errorf("making the bucket's stream %s: %w", name, err)
 	}
 	if e.kv, err = e.js.KeyValue(ctx, e.bucket); err != nil {
+		return fmt.Errorf("opening the bucket: %w", err)
+	}
+	return nil
+}
+
+// bindBucket opens the bucket, which must exist.
+func (e *natsEngine) bindBucket(ctx context.Context, _ int) error {
+	var err error
+	if e.kv, err = e.js.KeyValue(ctx, e.bucket); err != nil {
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Errorf("no bucket %s: %w", e.bucket, err)
+		}
 		return fmt.Errorf("opening the bucket: %w", err)
 	}
 	return nil

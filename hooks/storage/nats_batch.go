@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 )
 
 // The KV headers a batch's messages carry (as nats.go's kv.go writes
@@ -146,7 +145,7 @@ func (b *natsBatch) resolve(ctx context.Context) ([]*natsMsg, error) {
 func (e *natsEngine) publishAtomic(ctx context.Context, msgs []*natsMsg) error {
 	id := ""
 	if len(msgs) > 1 {
-		id = nuid.Next()
+		id = e.batchPrefix + strconv.FormatUint(e.batches.Add(1), 36)
 	}
 	for i, m := range msgs {
 		msg := nats.NewMsg(e.subject + m.key)

@@ -295,3 +295,40 @@ func TestNATSCorruptKey(t *testing.T) {
 		t.Fatalf("LoadSessions: %v, want errCorrupt naming the bucket", err)
 	}
 }
+
+// Check reads a bucket without making one: a missing bucket is an error
+// naming it, and stays missing.
+func TestNATSCheckMissingBucket(t *testing.T) {
+	c := startNATS(t, 1)
+	cfg := Config{Type: TypeNATS, NATS: NATSConfig{URLs: c.URLs(), Prefix: "absent"}}
+	if _, err := Check(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "no bucket absent_state") {
+		t.Fatalf("Check of a missing bucket: %v, want an error naming it", err)
+	}
+	_, js := rawNATS(t, c.URL(0))
+	if _, err := js.KeyValue(t.Context(), "absent_state"); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Errorf("after Check the bucket: %v, want none", err)
+	}
+}
+
+// A session ended and started again in one batch keeps only what the
+// new one wrote: the purge's deletions and the new writes of the same
+// keys go in one atomic batch.
+func TestNATSPurgeThenWrite(t *testing.T) {
+	c := startNATS(t, 1)
+	st := openStore(t, Config{Type: TypeNATS, NATS: NATSConfig{URLs: c.URLs(), Prefix: "again"}})
+	apply(t, st,
+		core.StoreOp{Kind: core.OpSessionPut, ClientID: "c", Expiry: 1},
+		core.StoreOp{Kind: core.OpSubscriptionPut, ClientID: "c", Subscription: core.StoredSubscription{Filter: "old"}},
+		core.StoreOp{Kind: core.OpSubscriptionPut, ClientID: "c", Subscription: core.StoredSubscription{Filter: "kept", QoS: 0}},
+	)
+	apply(t, st,
+		core.StoreOp{Kind: core.OpSubscriptionPut, ClientID: "c", Subscription: core.StoredSubscription{Filter: "written-then-purged"}},
+		core.StoreOp{Kind: core.OpSessionDelete, ClientID: "c"},
+		core.StoreOp{Kind: core.OpSessionPut, ClientID: "c", Expiry: 2},
+		core.StoreOp{Kind: core.OpSubscriptionPut, ClientID: "c", Subscription: core.StoredSubscription{Filter: "kept", QoS: 1}},
+	)
+	s, ok, err := st.LoadSession(t.Context(), "c")
+	if err != nil || !ok || s.Expiry != 2 || len(s.Subscriptions) != 1 || s.Subscriptions[0].Filter != "kept" || s.Subscriptions[0].QoS != 1 {
+		t.Fatalf("after the purge and new writes in one batch: ok %v, err %v, %+v; want expiry 2 and only kept at QoS 1", ok, err, s)
+	}
+}

@@ -106,7 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	case TypeRedis:
 		eng, err = openRedis(ctx, cfg.Redis)
 	case TypeNATS:
-		eng, err = openNATS(ctx, cfg.NATS)
+		eng, err = openNATS(ctx, cfg.NATS, true)
 	}
 	if err != nil {
 		return nil, err
