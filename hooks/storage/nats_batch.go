@@ -30,14 +30,19 @@ type natsBatch struct {
 	// last is the index in msgs of each key's last write.
 	last map[string]int
 	buf  []byte
+	// vals holds the values of msgs, end to end.
+	vals []byte
 }
 
 // natsMsg is one write: a key's value, or its deletion (del); a purge
 // (purge set) stands for the deletion of every record of the client.
 type natsMsg struct {
-	key   string
-	val   []byte
-	del   bool
+	key string
+	// val is the value, set by resolve; off and end are where it is in
+	// the batch's vals until then.
+	val      []byte
+	off, end int
+	del      bool
 	purge string
 	dead  bool // superseded by a later write of the same key
 }
@@ -57,13 +62,13 @@ func (b *natsBatch) set(sp space, client string, key, val []byte) {
 	b.n++
 	k, hashed := natsKeyHashed(b.buf[:0], sp, client, key)
 	b.buf = k
-	var v []byte
+	off := len(b.vals)
 	if hashed {
-		v = natsEnvelope(nil, client, key, val)
+		b.vals = natsEnvelope(b.vals, client, key, val)
 	} else {
-		v = append([]byte(nil), val...)
+		b.vals = append(b.vals, val...)
 	}
-	b.add(natsMsg{key: string(k), val: v})
+	b.add(natsMsg{key: string(k), off: off, end: len(b.vals)})
 }
 
 func (b *natsBatch) del(sp space, client string, key []byte) {
@@ -121,6 +126,9 @@ func (b *natsBatch) resolve(ctx context.Context) ([]*natsMsg, error) {
 			continue
 		}
 		if m.purge == "" {
+			if !m.del {
+				m.val = b.vals[m.off:m.end]
+			}
 			out = append(out, m)
 			continue
 		}
@@ -147,16 +155,19 @@ func (e *natsEngine) publishAtomic(ctx context.Context, msgs []*natsMsg) error {
 	if len(msgs) > 1 {
 		id = e.batchPrefix + strconv.FormatUint(e.batches.Add(1), 36)
 	}
+	// One message and header, reused: nats.go encodes them before
+	// PublishMsg returns.
+	msg := &nats.Msg{Header: nats.Header{}}
 	for i, m := range msgs {
-		msg := nats.NewMsg(e.subject + m.key)
-		msg.Data = m.val
+		msg.Subject, msg.Data = e.subject+m.key, m.val
+		clear(msg.Header)
 		if m.del {
-			msg.Header.Set(natsKVOperation, natsKVDelete)
-			msg.Header.Set(natsTTL, natsDeleteTTL)
+			msg.Header[natsKVOperation] = natsDelHeader
+			msg.Header[natsTTL] = natsTTLHeader
 		}
 		if id != "" {
-			msg.Header.Set(natsBatchID, id)
-			msg.Header.Set(natsBatchSeq, strconv.Itoa(i+1))
+			msg.Header[natsBatchID] = []string{id}
+			msg.Header[natsBatchSeq] = []string{strconv.Itoa(i + 1)}
 		}
 		if i < len(msgs)-1 {
 			if err := e.nc.PublishMsg(msg); err != nil {
@@ -165,7 +176,7 @@ func (e *natsEngine) publishAtomic(ctx context.Context, msgs []*natsMsg) error {
 			continue
 		}
 		if id != "" {
-			msg.Header.Set(natsBatchCommit, "1")
+			msg.Header[natsBatchCommit] = natsCommitHeader
 		}
 		if _, err := e.js.PublishMsg(ctx, msg); err != nil {
 			return fmt.Errorf("writing %d records: %w", len(msgs), err)
@@ -174,14 +185,22 @@ func (e *natsEngine) publishAtomic(ctx context.Context, msgs []*natsMsg) error {
 	return nil
 }
 
+// The header values every deletion and commit carries; nats.go only
+// reads them.
+var (
+	natsDelHeader    = []string{natsKVDelete}
+	natsTTLHeader    = []string{natsDeleteTTL}
+	natsCommitHeader = []string{"1"}
+)
+
 // release drops the writes and keeps the batch for reuse, unless it grew
 // large.
 func (b *natsBatch) release() {
-	if cap(b.msgs) > 4096 {
+	if cap(b.msgs) > 4096 || cap(b.vals) > 1<<20 {
 		return
 	}
 	clear(b.msgs)
-	b.msgs, b.n = b.msgs[:0], 0
+	b.msgs, b.vals, b.n = b.msgs[:0], b.vals[:0], 0
 	clear(b.last)
 	b.e.pool.Put(b)
 }
