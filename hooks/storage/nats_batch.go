@@ -43,8 +43,8 @@ type natsMsg struct {
 	val      []byte
 	off, end int
 	del      bool
-	purge string
-	dead  bool // superseded by a later write of the same key
+	purge    string
+	dead     bool // superseded by a later write of the same key
 }
 
 func (b *natsBatch) add(m natsMsg) {
