@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -331,4 +332,32 @@ func TestNATSPurgeThenWrite(t *testing.T) {
 	if err != nil || !ok || s.Expiry != 2 || len(s.Subscriptions) != 1 || s.Subscriptions[0].Filter != "kept" || s.Subscriptions[0].QoS != 1 {
 		t.Fatalf("after the purge and new writes in one batch: ok %v, err %v, %+v; want expiry 2 and only kept at QoS 1", ok, err, s)
 	}
+}
+
+// A server that refuses the credentials stops Open with an error saying
+// so, naming the server and not the token.
+func TestNATSAuthRefused(t *testing.T) {
+	const token = "s3cret-token"
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		Authorization: token, JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	url := srv.ClientURL()
+	st, err := Open(t.Context(), Config{Type: TypeNATS, NATS: NATSConfig{URLs: []string{url}, Token: token + "x", Timeout: 2 * time.Second}})
+	if err == nil {
+		_ = st.Close()
+		t.Fatal("Open with a wrong token succeeded")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "authentication refused") || !strings.Contains(msg, url) || strings.Contains(msg, token) {
+		t.Errorf("Open with a wrong token: %q, want authentication refused, naming %s, without the token", msg, url)
+	}
+	// The right token opens it.
+	st = openStore(t, Config{Type: TypeNATS, NATS: NATSConfig{URLs: []string{url}, Token: token}})
+	apply(t, st, core.StoreOp{Kind: core.OpSessionPut, ClientID: "c", Expiry: 1})
 }
