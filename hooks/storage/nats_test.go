@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vanemq/vanemq/core"
+	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/hooks/cluster/natsdev"
 )
 
@@ -360,4 +362,33 @@ func TestNATSAuthRefused(t *testing.T) {
 	// The right token opens it.
 	st = openStore(t, Config{Type: TypeNATS, NATS: NATSConfig{URLs: []string{url}, Token: token}})
 	apply(t, st, core.StoreOp{Kind: core.OpSessionPut, ClientID: "c", Expiry: 1})
+}
+
+// A store that is opened, written, read and closed leaves no goroutine
+// behind (the connection's, the scans' consumers).
+func TestNATSNoLeak(t *testing.T) {
+	c := startNATS(t, 1)
+	cfg := Config{Type: TypeNATS, NATS: NATSConfig{URLs: c.URLs(), Prefix: "leak"}}
+	// The bucket is made first: its stream has goroutines of the server's.
+	if err := openStore(t, cfg).Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	st, err := Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, st, core.StoreOp{Kind: core.OpSessionPut, ClientID: "c", Expiry: 1},
+		core.StoreOp{Kind: core.OpSubscriptionPut, ClientID: "c", Subscription: core.StoredSubscription{Filter: "f"}})
+	if _, ok, err := st.LoadSession(t.Context(), "c"); !ok || err != nil {
+		t.Fatalf("LoadSession: %v %v", ok, err)
+	}
+	if _, err := st.LoadSessions(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, st, core.StoreOp{Kind: core.OpSessionDelete, ClientID: "c"})
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mqtttest.CheckGoroutines(t, "after the store closed", before)
 }
