@@ -22,13 +22,16 @@ import (
 // acknowledged (with a durable store) and deleted when the subscriber
 // acknowledges it. The memory row has no store; pebble-sync-wait1ms sets
 // commit_interval 1ms; redis is a local redis-server without persistence
-// of its own (what the broker waits for is its reply). Run with
+// of its own (what the broker waits for is its reply); nats is one
+// embedded NATS server (R1; the broker waits for JetStream's
+// acknowledgement of each batch), nats-r3 a cluster of three (R3). Run
+// with
 //
 //	go test -run '^$' -bench PersistQoS1 -benchtime 200000x ./hooks/storage/
 //
 // and compare the msg/s of the rows of one run.
 func BenchmarkPersistQoS1(b *testing.B) {
-	for _, mode := range []string{"memory", "pebble-sync", "pebble-none", "pebble-sync-wait1ms", "redis"} {
+	for _, mode := range []string{"memory", "pebble-sync", "pebble-none", "pebble-sync-wait1ms", "redis", "nats", "nats-r3"} {
 		b.Run(mode, func(b *testing.B) { benchPersist(b, mode) })
 	}
 }
@@ -46,6 +49,10 @@ func benchPersist(b *testing.B, mode string) {
 		switch mode {
 		case "redis":
 			cfg = Config{Type: TypeRedis, Redis: RedisConfig{Address: redistest.Start(b).Addr}}
+		case "nats":
+			cfg = Config{Type: TypeNATS, NATS: NATSConfig{URLs: startNATS(b, 1).URLs()}}
+		case "nats-r3":
+			cfg = Config{Type: TypeNATS, NATS: NATSConfig{URLs: startNATS(b, 3).URLs()}}
 		case "pebble-none":
 			cfg.Durability = DurabilityNone
 		case "pebble-sync-wait1ms":

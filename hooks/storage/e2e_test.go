@@ -9,17 +9,21 @@ import (
 	"github.com/vanemq/vanemq/core/packets"
 )
 
-// End-to-end tests: a real broker on a pebble store or a real Redis
-// server, stopped and started again on the same data, with clients over
-// TCP. Statements cited are from MQTT 5.0 unless marked 3.1.1.
+// End-to-end tests: a real broker on a pebble store, a real Redis
+// server or an embedded NATS server, stopped and started again on the
+// same data, with clients over TCP. Statements cited are from MQTT 5.0 unless marked 3.1.1.
 
 // onEngines runs an end-to-end test on each engine: pebble in a temp
-// directory, and a redis-server of the test's own.
+// directory, a redis-server of the test's own, and an embedded NATS
+// server of its own.
 func onEngines(t *testing.T, test func(t *testing.T, cfg Config)) {
 	t.Run("pebble", func(t *testing.T) { test(t, Config{}) })
 	t.Run("redis", func(t *testing.T) {
 		addr, _ := startRedis(t)
 		test(t, Config{Type: TypeRedis, Redis: RedisConfig{Address: addr}})
+	})
+	t.Run("nats", func(t *testing.T) {
+		test(t, Config{Type: TypeNATS, NATS: NATSConfig{URLs: startNATS(t, 1).URLs()}})
 	})
 }
 

@@ -2,13 +2,18 @@ package storage
 
 import "context"
 
-// engine is a storage engine (pebble, Redis) seen as spaces of records.
+// engine is a storage engine (pebble, Redis, NATS) seen as spaces of records.
 // Records of a client space are keyed by client and key; the others by key.
 type engine interface {
 	// newBatch starts a batch of writes, applied together by commit.
 	newBatch() batch
 	// scan visits every record; the slices are only valid during the call.
 	scan(ctx context.Context, visit func(sp space, client string, key, val []byte) error) error
+	// scanClient visits every record of one client, as scan would.
+	scanClient(ctx context.Context, client string, visit func(sp space, client string, key, val []byte) error) error
+	// get reads one record; ok is false when there is none. The slice is
+	// the caller's.
+	get(ctx context.Context, sp space, client string, key []byte) (val []byte, ok bool, err error)
 	// schema returns the stored schema record ("" when the store is empty
 	// and has none) and whether the store holds any other record.
 	schema(ctx context.Context) (name string, empty bool, err error)

@@ -45,6 +45,42 @@ type clientState struct {
 	deliveries []storedDelivery
 }
 
+// add decodes one of the client's records into c.
+func (c *clientState) add(sp space, key, val []byte) error {
+	switch sp {
+	case spaceSession:
+		expiry, disc, owner, err := decodeSession(val)
+		if err != nil {
+			return err
+		}
+		c.hasSession = true
+		c.session.Expiry, c.session.Disconnected, c.session.Owner = expiry, disc, owner
+	case spaceSubscription:
+		sub, err := decodeSubscription(string(key), val)
+		if err != nil {
+			return err
+		}
+		c.session.Subscriptions = append(c.session.Subscriptions, sub)
+	case spaceDelivery:
+		if len(key) != 8 {
+			return fmt.Errorf("delivery key %x: %w", key, errCorrupt)
+		}
+		d, err := decodeDelivery(binary.BigEndian.Uint64(key), val)
+		if err != nil {
+			return err
+		}
+		c.deliveries = append(c.deliveries, d)
+	case spaceInbound:
+		if len(key) != 2 {
+			return fmt.Errorf("inbound key %x: %w", key, errCorrupt)
+		}
+		c.session.Inbound = append(c.session.Inbound, binary.BigEndian.Uint16(key))
+	default:
+		return fmt.Errorf("record of kind %q under a client: %w", byte(sp), errCorrupt)
+	}
+	return nil
+}
+
 // read scans the whole store into a snapshot. A record that does not
 // decode fails it with an error naming the store and the record.
 func read(ctx context.Context, eng engine) (*snapshot, error) {
@@ -63,37 +99,10 @@ func read(ctx context.Context, eng engine) (*snapshot, error) {
 		switch sp {
 		case spaceMeta:
 			return nil
-		case spaceSession:
-			expiry, disc, owner, err := decodeSession(val)
-			if err != nil {
+		case spaceSession, spaceSubscription, spaceDelivery, spaceInbound:
+			if err := get(client).add(sp, key, val); err != nil {
 				return fmt.Errorf("client %q: %w", client, err)
 			}
-			c := get(client)
-			c.hasSession = true
-			c.session.Expiry, c.session.Disconnected, c.session.Owner = expiry, disc, owner
-		case spaceSubscription:
-			sub, err := decodeSubscription(string(key), val)
-			if err != nil {
-				return fmt.Errorf("client %q: %w", client, err)
-			}
-			c := get(client)
-			c.session.Subscriptions = append(c.session.Subscriptions, sub)
-		case spaceDelivery:
-			if len(key) != 8 {
-				return fmt.Errorf("client %q: delivery key %x: %w", client, key, errCorrupt)
-			}
-			d, err := decodeDelivery(binary.BigEndian.Uint64(key), val)
-			if err != nil {
-				return fmt.Errorf("client %q: %w", client, err)
-			}
-			c := get(client)
-			c.deliveries = append(c.deliveries, d)
-		case spaceInbound:
-			if len(key) != 2 {
-				return fmt.Errorf("client %q: inbound key %x: %w", client, key, errCorrupt)
-			}
-			c := get(client)
-			c.session.Inbound = append(c.session.Inbound, binary.BigEndian.Uint16(key))
 		case spaceMessage:
 			if len(key) != 8 {
 				return fmt.Errorf("message key %x: %w", key, errCorrupt)
@@ -229,6 +238,55 @@ func (st *Store) LoadSessions(ctx context.Context) ([]core.StoredSession, error)
 	return snap.sessions, nil
 }
 
+// LoadSession reads the stored session of one client, with its
+// subscriptions, deliveries (each with its message) and inbound QoS 2
+// packet IDs, straight from the engine: it is how a node of a cluster
+// sharing one NATS store picks up a session another node wrote (for
+// pebble and Redis it reads what this store wrote). ok is false when the
+// client has no stored session. It reads only that client's records and
+// the messages its deliveries refer to; a delivery whose message is
+// missing is left out, as Load leaves it out. It changes nothing, and
+// the store's message reference counts do not count what it returns.
+func (st *Store) LoadSession(ctx context.Context, clientID string) (core.StoredSession, bool, error) {
+	c := &clientState{session: core.StoredSession{ClientID: clientID}}
+	err := st.eng.scanClient(ctx, clientID, func(sp space, _ string, key, val []byte) error {
+		return c.add(sp, key, val)
+	})
+	if err != nil {
+		return core.StoredSession{}, false, fmt.Errorf("storage: reading the session of %q from %s: %w", clientID, st.eng.where(), err)
+	}
+	if !c.hasSession {
+		return core.StoredSession{}, false, nil
+	}
+	slices.SortFunc(c.deliveries, func(a, b storedDelivery) int { return cmpU64(a.Seq, b.Seq) })
+	slices.Sort(c.session.Inbound)
+	slices.SortFunc(c.session.Subscriptions, func(a, b core.StoredSubscription) int { return strings.Compare(a.Filter, b.Filter) })
+	messages := make(map[uint64]*core.StoredMessage)
+	for _, d := range c.deliveries {
+		m, seen := messages[d.messageID]
+		if !seen {
+			val, ok, err := st.eng.get(ctx, spaceMessage, "", u64key(d.messageID))
+			if err != nil {
+				return core.StoredSession{}, false, fmt.Errorf("storage: reading message %d of %q from %s: %w", d.messageID, clientID, st.eng.where(), err)
+			}
+			if ok {
+				dm, err := decodeMessage(d.messageID, val)
+				if err != nil {
+					return core.StoredSession{}, false, fmt.Errorf("storage: client %q in %s: %w", clientID, st.eng.where(), err)
+				}
+				m = &dm
+			}
+			messages[d.messageID] = m
+		}
+		if m == nil {
+			continue
+		}
+		d.Message = m
+		c.session.Deliveries = append(c.session.Deliveries, d.StoredDelivery)
+	}
+	return c.session, true, nil
+}
+
 // Check reads a store and reports what it holds; it changes nothing.
 func Check(ctx context.Context, cfg Config) (Counts, error) {
 	if err := cfg.fill(); err != nil {
@@ -246,6 +304,8 @@ func Check(ctx context.Context, cfg Config) (Counts, error) {
 		}
 	case TypeRedis:
 		eng, err = openRedis(ctx, cfg.Redis)
+	case TypeNATS:
+		eng, err = openNATS(ctx, cfg.NATS, false)
 	}
 	if err != nil {
 		return Counts{}, err

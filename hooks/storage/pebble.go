@@ -122,6 +122,49 @@ func (e *pebbleEngine) scan(ctx context.Context, visit func(sp space, client str
 	return it.Close()
 }
 
+// scanClient iterates the client's range of each client space.
+func (e *pebbleEngine) scanClient(ctx context.Context, client string, visit func(sp space, client string, key, val []byte) error) error {
+	for _, sp := range clientSpaces {
+		start := append([]byte{byte(sp)}, client...)
+		start = append(start, 0)
+		end := append([]byte{byte(sp)}, client...)
+		end = append(end, 1)
+		it, err := e.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: end})
+		if err != nil {
+			return err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			val, err := it.ValueAndErr()
+			if err != nil {
+				_ = it.Close()
+				return err
+			}
+			if err := visit(sp, client, it.Key()[len(start):], val); err != nil {
+				_ = it.Close()
+				return err
+			}
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *pebbleEngine) get(_ context.Context, sp space, client string, key []byte) ([]byte, bool, error) {
+	k := (&pebbleBatch{}).keyOf(sp, client, key)
+	v, closer, err := e.db.Get(k)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	val := append([]byte(nil), v...)
+	_ = closer.Close()
+	return val, true, nil
+}
+
 func (e *pebbleEngine) newBatch() batch { return &pebbleBatch{e: e, b: e.db.NewBatch()} }
 
 // pebbleBatch is a pebble batch with a key buffer.

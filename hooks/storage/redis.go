@@ -212,6 +212,35 @@ func (e *redisEngine) scan(ctx context.Context, visit func(sp space, client stri
 	return e.hscan(ctx, e.keys.retained, spaceRetained, visit)
 }
 
+// scanClient reads the client's hash.
+func (e *redisEngine) scanClient(ctx context.Context, client string, visit func(sp space, client string, key, val []byte) error) error {
+	fields, err := e.client.HGetAll(ctx, e.clientKey(client)).Result()
+	if err != nil {
+		return e.fail("reading "+e.clientKey(client), err)
+	}
+	for field, val := range fields {
+		if field == "" || !isClientSpace(space(field[0])) {
+			return fmt.Errorf("client %q: field %q of %s: %w", client, field, e.clientKey(client), errCorrupt)
+		}
+		if err := visit(space(field[0]), client, []byte(field[1:]), []byte(val)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *redisEngine) get(ctx context.Context, sp space, client string, key []byte) ([]byte, bool, error) {
+	hash, field := (&redisBatch{e: e}).locate(sp, client, key)
+	v, err := e.client.HGet(ctx, hash, field).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, e.fail("reading "+hash, err)
+	}
+	return v, true, nil
+}
+
 // hscan visits the fields of a hash once each: HSCAN may return a field
 // twice when the server resizes the hash during the scan.
 func (e *redisEngine) hscan(ctx context.Context, key string, sp space, visit func(sp space, client string, key, val []byte) error) error {

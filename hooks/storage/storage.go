@@ -1,6 +1,7 @@
 // Package storage keeps the broker's state across restarts: the storage
 // hook (ID "storage") implements core.Store over an embedded pebble
-// database or a Redis server. See docs/persistence.md.
+// database, a Redis server, or a JetStream KV bucket of NATS (which the
+// nodes of a vanemq cluster share). See docs/persistence.md.
 package storage
 
 import (
@@ -22,13 +23,16 @@ const ID = "storage"
 const (
 	TypePebble = "pebble"
 	TypeRedis  = "redis"
+	TypeNATS   = "nats"
 	TypeMemory = "memory"
 )
 
 // The durability modes.
 const (
 	// DurabilitySync acknowledges a change only once it is on stable
-	// storage (pebble: a synced WAL write; Redis: the server's reply).
+	// storage (pebble: a synced WAL write; Redis: the server's reply;
+	// NATS: JetStream's acknowledgement, once a majority of the
+	// replicas hold it).
 	DurabilitySync = "sync"
 	// DurabilityNone acknowledges at once; a crash loses what was not yet
 	// written.
@@ -37,7 +41,7 @@ const (
 
 // Config configures a store.
 type Config struct {
-	// Type is pebble (the default), redis or memory (no store: Open
+	// Type is pebble (the default), redis, nats or memory (no store: Open
 	// refuses it; the caller keeps state in memory only).
 	Type string
 	// Durability is sync (the default) or none.
@@ -59,6 +63,8 @@ type Config struct {
 
 	// Redis is the Redis server's connection settings.
 	Redis RedisConfig
+	// NATS is the NATS servers' connection settings and the bucket.
+	NATS NATSConfig
 
 	// Logger receives the store's log lines.
 	Logger *slog.Logger
@@ -83,8 +89,8 @@ type Store struct {
 	loaded *snapshot // read by the first Load call, handed out once
 }
 
-// Open opens the store cfg describes: pebble in cfg.Path, or a Redis
-// server. It checks the store's schema, refusing data written by an
+// Open opens the store cfg describes: pebble in cfg.Path, a Redis
+// server, or a KV bucket of NATS (made when missing). It checks the store's schema, refusing data written by an
 // incompatible version.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.fill(); err != nil {
@@ -99,6 +105,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		eng, err = openPebble(cfg.Path, cfg.MinFreeBytes, cfg.Logger)
 	case TypeRedis:
 		eng, err = openRedis(ctx, cfg.Redis)
+	case TypeNATS:
+		eng, err = openNATS(ctx, cfg.NATS, true)
 	}
 	if err != nil {
 		return nil, err
@@ -118,11 +126,11 @@ func (c *Config) fill() error {
 		c.Type = TypePebble
 	}
 	switch c.Type {
-	case TypePebble, TypeRedis:
+	case TypePebble, TypeRedis, TypeNATS:
 	case TypeMemory:
 		return errors.New("storage: type memory keeps no store; do not open one")
 	default:
-		return fmt.Errorf("storage: unknown type %q (want pebble, redis or memory)", c.Type)
+		return fmt.Errorf("storage: unknown type %q (want pebble, redis, nats or memory)", c.Type)
 	}
 	switch c.Durability {
 	case "":
@@ -148,6 +156,11 @@ func (c *Config) fill() error {
 	}
 	if c.Type == TypeRedis && c.Redis.Address == "" {
 		return errors.New("storage: type redis needs an address")
+	}
+	if c.Type == TypeNATS {
+		if err := c.NATS.check(); err != nil {
+			return err
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -189,7 +202,8 @@ var (
 	_ io.Closer  = (*Store)(nil)
 )
 
-// Where names the store: pebble's directory or the Redis address.
+// Where names the store: pebble's directory, the Redis address, or the
+// NATS servers and bucket.
 func (st *Store) Where() string { return st.eng.where() }
 
 // Durable implements core.Store.

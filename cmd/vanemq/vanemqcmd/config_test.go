@@ -67,11 +67,12 @@ storage:
 `
 
 // defaultStorageWant is the storage of a file without a storage section:
-// pebble in "data", synced, commits that do not wait; Redis settings
-// unused but at their defaults.
+// pebble in "data", synced, commits that do not wait; Redis and NATS
+// settings unused but at their defaults.
 var defaultStorageWant = storageConfig{
 	Type: "pebble", Durability: "sync", CommitInterval: 0, CommitMaxOps: 512, Path: "data", MinFreeSpace: 64 << 20,
 	Redis: redisConfig{Prefix: "vanemq", DialTimeout: 5 * time.Second},
+	NATS:  natsConfig{Prefix: "vanemq", Timeout: 5 * time.Second},
 }
 
 // defaults is the configuration every key-less file gives. It denies

@@ -11,7 +11,7 @@ package vanemqcmd
 //
 // Exit status: 0 when the store was read, 1 when it could not be (a bad
 // configuration, storage type memory, a missing, damaged or foreign data
-// directory, an unreachable Redis server), 2 for bad usage.
+// directory, an unreachable Redis or NATS server), 2 for bad usage.
 
 import (
 	"context"

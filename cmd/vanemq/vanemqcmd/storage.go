@@ -2,6 +2,7 @@ package vanemqcmd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -26,9 +27,9 @@ func resolvePath(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-// storeConfig returns the store's settings: the data directory resolved
-// against dir, the Redis TLS files loaded. It is not for type memory,
-// which keeps no store.
+// storeConfig returns the store's settings: the data directory and the
+// NATS credentials file resolved against dir, the TLS files loaded. It is
+// not for type memory, which keeps no store.
 func (sc storageConfig) storeConfig(dir string, logger *slog.Logger) (storage.Config, error) {
 	c := storage.Config{
 		Type:           sc.Type,
@@ -51,20 +52,44 @@ func (sc storageConfig) storeConfig(dir string, logger *slog.Logger) (storage.Co
 			Prefix:      r.Prefix,
 			DialTimeout: r.DialTimeout,
 		}
-		if r.TLS != nil {
-			tc, err := tlsfiles.LoadClient(tlsfiles.ClientFiles{
-				CA:         resolvePath(dir, r.TLS.CA),
-				Cert:       resolvePath(dir, r.TLS.Cert),
-				Key:        resolvePath(dir, r.TLS.Key),
-				ServerName: r.TLS.ServerName,
-			})
-			if err != nil {
-				return storage.Config{}, fmt.Errorf("storage: redis tls: %w", err)
-			}
-			c.Redis.TLS = tc
+		tc, err := r.TLS.load(dir)
+		if err != nil {
+			return storage.Config{}, fmt.Errorf("storage: redis tls: %w", err)
 		}
+		c.Redis.TLS = tc
+	case storage.TypeNATS:
+		n := sc.NATS
+		c.NATS = storage.NATSConfig{
+			URLs:        n.URLs,
+			Prefix:      n.Prefix,
+			Username:    n.Username,
+			Password:    n.Password,
+			Token:       n.Token,
+			Credentials: resolvePath(dir, n.Credentials),
+			Replicas:    n.Replicas,
+			Timeout:     n.Timeout,
+		}
+		tc, err := n.TLS.load(dir)
+		if err != nil {
+			return storage.Config{}, fmt.Errorf("storage: nats tls: %w", err)
+		}
+		c.NATS.TLS = tc
 	}
 	return c, nil
+}
+
+// load loads the TLS files of t, resolved against dir; a nil t is no
+// TLS.
+func (t *clientTLSConfig) load(dir string) (*tls.Config, error) {
+	if t == nil {
+		return nil, nil
+	}
+	return tlsfiles.LoadClient(tlsfiles.ClientFiles{
+		CA:         resolvePath(dir, t.CA),
+		Cert:       resolvePath(dir, t.Cert),
+		Key:        resolvePath(dir, t.Key),
+		ServerName: t.ServerName,
+	})
 }
 
 // openStore opens the store of cfg's storage section and logs which it

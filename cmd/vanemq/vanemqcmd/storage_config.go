@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,13 +22,14 @@ import (
 // (persistent sessions, their subscriptions and messages, retained
 // messages) across restarts. storage.go opens the store it describes.
 type storageConfig struct {
-	Type           string        // storage.TypePebble (default), TypeRedis or TypeMemory (no store)
-	Durability     string        // pebble, redis: storage.DurabilitySync (default) or DurabilityNone
-	CommitInterval time.Duration // pebble, redis: 0 to 1s; 0 never waits for more changes
-	CommitMaxOps   int           // pebble, redis: changes that make a batch write at once
+	Type           string        // storage.TypePebble (default), TypeRedis, TypeNATS or TypeMemory (no store)
+	Durability     string        // pebble, redis, nats: storage.DurabilitySync (default) or DurabilityNone
+	CommitInterval time.Duration // pebble, redis, nats: 0 to 1s; 0 never waits for more changes
+	CommitMaxOps   int           // pebble, redis, nats: changes that make a batch write at once
 	Path           string        // pebble: the data directory, relative to the config file's directory
 	MinFreeSpace   uint64        // pebble: free bytes below which writes are refused
 	Redis          redisConfig   // redis: the server
+	NATS           natsConfig    // nats: the servers and the bucket
 }
 
 // redisConfig is the storage.redis block.
@@ -37,11 +40,25 @@ type redisConfig struct {
 	DB          int
 	Prefix      string
 	DialTimeout time.Duration
-	TLS         *redisTLSConfig // nil: plain TCP
+	TLS         *clientTLSConfig // nil: plain TCP
 }
 
-// redisTLSConfig is the storage.redis.tls block: TLS to the Redis server.
-type redisTLSConfig struct {
+// natsConfig is the storage.nats block.
+type natsConfig struct {
+	URLs        []string // nats://host:port or tls://host:port; at least one with type nats
+	Prefix      string   // the bucket is <prefix>_state
+	Username    string
+	Password    string
+	Token       string
+	Credentials string // a NATS .creds file, relative to the config file's directory
+	TLS         *clientTLSConfig
+	Replicas    int           // 0: as many servers as the client knows of, up to 3
+	Timeout     time.Duration // connecting, and each commit's wait for its acknowledgement
+}
+
+// clientTLSConfig is a storage.redis.tls or storage.nats.tls block: TLS
+// to the store's server.
+type clientTLSConfig struct {
 	CA         string // PEM CA bundle verifying the server; empty: the system's roots
 	Cert, Key  string // PEM client certificate and key, both or neither
 	ServerName string // empty: the address's host
@@ -60,12 +77,13 @@ var defaultStorage = storageConfig{
 	Path:           "data",
 	MinFreeSpace:   64 << 20,
 	Redis:          redisConfig{Prefix: "vanemq", DialTimeout: 5 * time.Second},
+	NATS:           natsConfig{Prefix: "vanemq", Timeout: 5 * time.Second},
 }
 
 // storageTypes and durabilities are the accepted values of storage.type
 // and storage.durability.
 var (
-	storageTypes = []string{storage.TypeMemory, storage.TypePebble, storage.TypeRedis}
+	storageTypes = []string{storage.TypeMemory, storage.TypePebble, storage.TypeRedis, storage.TypeNATS}
 	durabilities = []string{storage.DurabilitySync, storage.DurabilityNone}
 )
 
@@ -81,6 +99,8 @@ func storageKeys(typ string) []string {
 		return []string{"durability", "commit_interval", "commit_max_ops", "path", "min_free_space"}
 	case storage.TypeRedis:
 		return []string{"durability", "commit_interval", "commit_max_ops", "redis"}
+	case storage.TypeNATS:
+		return []string{"durability", "commit_interval", "commit_max_ops", "nats"}
 	}
 	return nil // memory: nothing is stored
 }
@@ -89,9 +109,10 @@ func storageKeys(typ string) []string {
 // Keys the type does not use are errors, so that a file never seems to
 // configure what it does not.
 func (d *decoder) storage(key string, n *yaml.Node, sc *storageConfig) {
-	var typeNode, redisNode *yaml.Node
+	var typeNode, redisNode, natsNode *yaml.Node
 	typeOK := true                 // type is absent (pebble) or known
 	redisBad := false              // redis is neither a mapping nor empty
+	natsBad := false               // nats is neither a mapping nor empty
 	set := map[string]*yaml.Node{} // the keys besides type that decoded, for the type check
 	d.fields(n, key, map[string]func(string, *yaml.Node){
 		"type": func(k string, v *yaml.Node) {
@@ -157,6 +178,14 @@ func (d *decoder) storage(key string, n *yaml.Node, sc *storageConfig) {
 				redisBad = true
 			}
 		},
+		"nats": func(k string, v *yaml.Node) {
+			switch {
+			case d.nats(k, v, &sc.NATS):
+				natsNode, set["nats"] = v, v
+			case !isNull(v):
+				natsBad = true
+			}
+		},
 	})
 	if n.Kind != yaml.MappingNode || !typeOK {
 		return
@@ -185,6 +214,14 @@ func (d *decoder) storage(key string, n *yaml.Node, sc *storageConfig) {
 			d.errorf(n, key+".redis.address", "required key missing: type redis needs the server's host:port")
 		case !d.hasKey(redisNode, "address"):
 			d.errorf(redisNode, key+".redis.address", "required key missing: type redis needs the server's host:port")
+		}
+	}
+	if sc.Type == storage.TypeNATS && !natsBad {
+		switch {
+		case natsNode == nil:
+			d.errorf(n, key+".nats.urls", "required key missing: type nats needs at least one NATS server URL")
+		case !d.hasKey(natsNode, "urls"):
+			d.errorf(natsNode, key+".nats.urls", "required key missing: type nats needs at least one NATS server URL")
 		}
 	}
 }
@@ -234,27 +271,165 @@ func (d *decoder) redis(key string, n *yaml.Node, rc *redisConfig) bool {
 			rc.DialTimeout = t
 		},
 		"tls": func(k string, v *yaml.Node) {
-			t := &redisTLSConfig{}
-			d.fields(v, k, map[string]func(string, *yaml.Node){
-				"ca":          func(k string, v *yaml.Node) { t.CA, _ = d.str(k, v) },
-				"cert":        func(k string, v *yaml.Node) { t.Cert, _ = d.str(k, v) },
-				"key":         func(k string, v *yaml.Node) { t.Key, _ = d.str(k, v) },
-				"server_name": func(k string, v *yaml.Node) { t.ServerName, _ = d.str(k, v) },
-			})
-			if v.Kind != yaml.MappingNode {
-				return
+			if t, ok := d.clientTLS(k, v); ok {
+				rc.TLS = t
 			}
-			// A client certificate is its two files.
-			switch cert, key := d.hasKey(v, "cert"), d.hasKey(v, "key"); {
-			case cert && !key:
-				d.errorf(v, k+".key", "required key missing: cert needs its key")
-			case key && !cert:
-				d.errorf(v, k+".cert", "required key missing: key needs its cert")
-			}
-			rc.TLS = t
 		},
 	})
 	return n.Kind == yaml.MappingNode
+}
+
+// clientTLS decodes a tls block of a store's client; ok is false when n
+// is not a mapping.
+func (d *decoder) clientTLS(key string, n *yaml.Node) (*clientTLSConfig, bool) {
+	t := &clientTLSConfig{}
+	d.fields(n, key, map[string]func(string, *yaml.Node){
+		"ca":          func(k string, v *yaml.Node) { t.CA, _ = d.str(k, v) },
+		"cert":        func(k string, v *yaml.Node) { t.Cert, _ = d.str(k, v) },
+		"key":         func(k string, v *yaml.Node) { t.Key, _ = d.str(k, v) },
+		"server_name": func(k string, v *yaml.Node) { t.ServerName, _ = d.str(k, v) },
+	})
+	if n.Kind != yaml.MappingNode {
+		return nil, false
+	}
+	// A client certificate is its two files.
+	switch cert, k := d.hasKey(n, "cert"), d.hasKey(n, "key"); {
+	case cert && !k:
+		d.errorf(n, key+".key", "required key missing: cert needs its key")
+	case k && !cert:
+		d.errorf(n, key+".cert", "required key missing: key needs its cert")
+	}
+	return t, true
+}
+
+// nats decodes the storage.nats block onto nc, which holds the defaults.
+// It reports whether n was a mapping.
+func (d *decoder) nats(key string, n *yaml.Node, nc *natsConfig) bool {
+	// The ways to authenticate, by key, for the at-most-one check.
+	auth := map[string]*yaml.Node{}
+	d.fields(n, key, map[string]func(string, *yaml.Node){
+		"urls": func(k string, v *yaml.Node) {
+			urls, ok := d.strList(k, "NATS server URLs", v)
+			if !ok {
+				return
+			}
+			if len(urls) == 0 {
+				d.errorf(v, k, "must list at least one NATS server URL")
+				return
+			}
+			for i, u := range urls {
+				if err := checkNATSURL(u); err != nil {
+					d.errorf(v.Content[i], k+"["+strconv.Itoa(i)+"]", "invalid URL %q: %v", u, err)
+					return
+				}
+			}
+			nc.URLs = urls
+		},
+		"prefix": func(k string, v *yaml.Node) {
+			s, ok := d.str(k, v)
+			if !ok {
+				return
+			}
+			if !natsPrefixRE.MatchString(s) {
+				d.errorf(v, k, "%q: use 1 to 32 letters, digits, '-' and '_' (it starts the bucket's name)", s)
+				return
+			}
+			nc.Prefix = s
+		},
+		"username": func(k string, v *yaml.Node) {
+			if s, ok := d.str(k, v); ok {
+				nc.Username, auth["username"] = s, v
+			}
+		},
+		"password": func(k string, v *yaml.Node) { nc.Password, _ = d.str(k, v) },
+		"token": func(k string, v *yaml.Node) {
+			if s, ok := d.str(k, v); ok {
+				nc.Token, auth["token"] = s, v
+			}
+		},
+		"credentials": func(k string, v *yaml.Node) {
+			s, ok := d.str(k, v)
+			if !ok {
+				return
+			}
+			if s == "" {
+				d.errorf(v, k, "must not be empty (a NATS .creds file; relative to the config file's directory)")
+				return
+			}
+			nc.Credentials, auth["credentials"] = s, v
+		},
+		"tls": func(k string, v *yaml.Node) {
+			if t, ok := d.clientTLS(k, v); ok {
+				nc.TLS = t
+			}
+		},
+		"replicas": func(k string, v *yaml.Node) {
+			if x, ok := d.integer(k, v, 1, 5); ok {
+				nc.Replicas = int(x)
+			}
+		},
+		"timeout": func(k string, v *yaml.Node) {
+			t, ok := d.duration(k, v)
+			if !ok {
+				return
+			}
+			if t == 0 {
+				d.errorf(v, k, "must be greater than 0")
+				return
+			}
+			nc.Timeout = t
+		},
+	})
+	if n.Kind != yaml.MappingNode {
+		return false
+	}
+	if len(auth) > 1 {
+		// The second way, in file order, is the error.
+		names := slices.SortedFunc(func(yield func(string) bool) {
+			for k := range auth {
+				if !yield(k) {
+					return
+				}
+			}
+		}, func(a, b string) int { return cmp.Compare(auth[a].Line, auth[b].Line) })
+		d.errorf(auth[names[1]], key+"."+names[1], "set with %s: use one of username (and password), token and credentials", names[0])
+	}
+	if nc.Password != "" && nc.Username == "" {
+		d.errorf(n, key+".username", "required key missing: password needs a username")
+	}
+	return true
+}
+
+// natsPrefixRE is what storage.nats.prefix may be.
+var natsPrefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// checkNATSURL validates a NATS server's URL: nats://, tls://, ws:// or
+// wss://, with a host (the port may be left out: 4222).
+func checkNATSURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return err
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+	case "":
+		return errors.New("no scheme (want nats://host:port or tls://host:port)")
+	default:
+		return fmt.Errorf("scheme %q (want nats, tls, ws or wss)", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return errors.New("no host (want nats://host:port)")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return fmt.Errorf("port %q is not a number from 1 to 65535", p)
+		}
+	}
+	return nil
 }
 
 // checkRedisAddress validates a Redis server's address: host:port, both

@@ -59,13 +59,45 @@ func TestParseStorageConfig(t *testing.T) {
 			s.Type, s.CommitInterval, s.CommitMaxOps = "redis", 2*time.Millisecond, 1000
 			s.Redis = redisConfig{Address: "redis.internal:6380", Username: "vanemq", Password: "s3cret", DB: 3,
 				Prefix: "broker1", DialTimeout: 2 * time.Second,
-				TLS: &redisTLSConfig{CA: "ca.pem", Cert: "client.pem", Key: "client-key.pem", ServerName: "redis.example"}}
+				TLS: &clientTLSConfig{CA: "ca.pem", Cert: "client.pem", Key: "client-key.pem", ServerName: "redis.example"}}
 		})},
 		{"redis, address only", "storage:\n  type: redis\n  redis: {address: \"[::1]:6379\"}\n", withStorage(func(s *storageConfig) {
 			s.Type, s.Redis.Address = "redis", "[::1]:6379"
 		})},
 		{"redis, TLS with system roots", "storage:\n  type: redis\n  redis: {address: \"h:6379\", tls: {}}\n", withStorage(func(s *storageConfig) {
-			s.Type, s.Redis.Address, s.Redis.TLS = "redis", "h:6379", &redisTLSConfig{}
+			s.Type, s.Redis.Address, s.Redis.TLS = "redis", "h:6379", &clientTLSConfig{}
+		})},
+		{"nats, every key", `storage:
+  type: nats
+  durability: none
+  commit_interval: 1ms
+  commit_max_ops: 100
+  nats:
+    urls: ["nats://n1.internal:4222", "tls://n2.internal"]
+    prefix: site-1
+    username: vanemq
+    password: s3cret
+    replicas: 3
+    timeout: 2s
+    tls:
+      ca: ca.pem
+      cert: client.pem
+      key: client-key.pem
+      server_name: nats.example
+`, withStorage(func(s *storageConfig) {
+			s.Type, s.Durability, s.CommitInterval, s.CommitMaxOps = "nats", "none", time.Millisecond, 100
+			s.NATS = natsConfig{URLs: []string{"nats://n1.internal:4222", "tls://n2.internal"}, Prefix: "site-1",
+				Username: "vanemq", Password: "s3cret", Replicas: 3, Timeout: 2 * time.Second,
+				TLS: &clientTLSConfig{CA: "ca.pem", Cert: "client.pem", Key: "client-key.pem", ServerName: "nats.example"}}
+		})},
+		{"nats, urls only", "storage:\n  type: nats\n  nats: {urls: [\"nats://127.0.0.1:4222\"]}\n", withStorage(func(s *storageConfig) {
+			s.Type, s.NATS.URLs = "nats", []string{"nats://127.0.0.1:4222"}
+		})},
+		{"nats, credentials", "storage:\n  type: nats\n  nats: {urls: [\"nats://h:4222\"], credentials: vanemq.creds}\n", withStorage(func(s *storageConfig) {
+			s.Type, s.NATS.URLs, s.NATS.Credentials = "nats", []string{"nats://h:4222"}, "vanemq.creds"
+		})},
+		{"nats, token", "storage:\n  type: nats\n  nats: {urls: [\"ws://h:8080\"], token: t0k}\n", withStorage(func(s *storageConfig) {
+			s.Type, s.NATS.URLs, s.NATS.Token = "nats", []string{"ws://h:8080"}, "t0k"
 		})},
 		{"redis block before type", "storage:\n  redis: {address: \"h:6379\"}\n  type: redis\n", withStorage(func(s *storageConfig) {
 			s.Type, s.Redis.Address = "redis", "h:6379"
@@ -91,7 +123,7 @@ func TestParseStorageConfigErrors(t *testing.T) {
 		want []string // every line of the error, in order
 	}{
 		{"bad type", "storage:\n  type: sqlite\n",
-			[]string{`t.yaml:2: storage.type: unknown storage type "sqlite" (known: memory, pebble, redis)`}},
+			[]string{`t.yaml:2: storage.type: unknown storage type "sqlite" (known: memory, pebble, redis, nats)`}},
 		{"type not a string", "storage:\n  type: [pebble]\n",
 			[]string{`t.yaml:2: storage.type: cannot use a sequence as a string`}},
 		{"bad durability", "storage:\n  type: pebble\n  durability: always\n",
@@ -148,6 +180,38 @@ func TestParseStorageConfigErrors(t *testing.T) {
 			[]string{`t.yaml:5: storage.redis.tls.key: required key missing: cert needs its key`}},
 		{"redis tls unknown key", "storage:\n  type: redis\n  redis:\n    address: \"h:6379\"\n    tls:\n      client_ca: c.pem\n",
 			[]string{`t.yaml:6: storage.redis.tls.client_ca: unknown key`}},
+		{"nats block with redis", "storage:\n  type: redis\n  redis: {address: \"h:6379\"}\n  nats: {urls: [\"nats://h:4222\"]}\n",
+			[]string{`t.yaml:4: storage.nats: not used by storage of type "redis"`}},
+		{"missing nats block", "storage:\n  type: nats\n",
+			[]string{`t.yaml:2: storage.nats.urls: required key missing: type nats needs at least one NATS server URL`}},
+		{"missing nats urls", "storage:\n  type: nats\n  nats:\n    prefix: x\n",
+			[]string{`t.yaml:4: storage.nats.urls: required key missing: type nats needs at least one NATS server URL`}},
+		{"nats urls empty", "storage:\n  type: nats\n  nats: {urls: []}\n",
+			[]string{`t.yaml:3: storage.nats.urls: must list at least one NATS server URL`}},
+		{"nats urls not a list", "storage:\n  type: nats\n  nats: {urls: \"nats://h:4222\"}\n",
+			[]string{`t.yaml:3: storage.nats.urls: cannot use "nats://h:4222" as a list of NATS server URLs`}},
+		{"nats url without scheme", "storage:\n  type: nats\n  nats:\n    urls:\n      - nats://a:4222\n      - b:4222\n",
+			[]string{`t.yaml:6: storage.nats.urls[1]: invalid URL "b:4222": scheme "b" (want nats, tls, ws or wss)`}},
+		{"nats url with a bad port", "storage:\n  type: nats\n  nats: {urls: [\"nats://h:0\"]}\n",
+			[]string{`t.yaml:3: storage.nats.urls[0]: invalid URL "nats://h:0": port "0" is not a number from 1 to 65535`}},
+		{"nats url without host", "storage:\n  type: nats\n  nats: {urls: [\"nats://:4222\"]}\n",
+			[]string{`t.yaml:3: storage.nats.urls[0]: invalid URL "nats://:4222": no host (want nats://host:port)`}},
+		{"nats bad prefix", "storage:\n  type: nats\n  nats: {urls: [\"nats://h\"], prefix: a.b}\n",
+			[]string{`t.yaml:3: storage.nats.prefix: "a.b": use 1 to 32 letters, digits, '-' and '_' (it starts the bucket's name)`}},
+		{"nats two ways to authenticate", "storage:\n  type: nats\n  nats:\n    urls: [\"nats://h\"]\n    token: t\n    credentials: x.creds\n",
+			[]string{`t.yaml:6: storage.nats.credentials: set with token: use one of username (and password), token and credentials`}},
+		{"nats password without username", "storage:\n  type: nats\n  nats:\n    urls: [\"nats://h\"]\n    password: p\n",
+			[]string{`t.yaml:4: storage.nats.username: required key missing: password needs a username`}},
+		{"nats replicas", "storage:\n  type: nats\n  nats: {urls: [\"nats://h\"], replicas: 7}\n",
+			[]string{`t.yaml:3: storage.nats.replicas: must be between 1 and 5, got 7`}},
+		{"nats timeout 0", "storage:\n  type: nats\n  nats: {urls: [\"nats://h\"], timeout: 0s}\n",
+			[]string{`t.yaml:3: storage.nats.timeout: must be greater than 0`}},
+		{"nats tls key without cert", "storage:\n  type: nats\n  nats:\n    urls: [\"nats://h\"]\n    tls: {key: k.pem}\n",
+			[]string{`t.yaml:5: storage.nats.tls.cert: required key missing: key needs its cert`}},
+		{"unknown nats key", "storage:\n  type: nats\n  nats:\n    urls: [\"nats://h\"]\n    url: nats://h\n",
+			[]string{`t.yaml:5: storage.nats.url: unknown key (did you mean urls?)`}},
+		{"path with nats", "storage:\n  type: nats\n  path: data\n  nats: {urls: [\"nats://h\"]}\n",
+			[]string{`t.yaml:3: storage.path: not used by storage of type "nats"`}},
 		{"section not a mapping", "storage: pebble\n",
 			[]string{`t.yaml:1: storage: cannot use "pebble" as a mapping`}},
 		{"duplicate key", "storage:\n  type: pebble\n  type: redis\n",

@@ -47,7 +47,7 @@ func TestStoreConfig(t *testing.T) {
 			s.Redis = redisConfig{Address: "redis.internal:6379", Username: "u", Password: "p", DB: 2, Prefix: "b1",
 				DialTimeout: 3 * time.Second,
 				// Relative to the config file's directory, the PKI's.
-				TLS: &redisTLSConfig{CA: filepath.Base(pki.CAFile), Cert: filepath.Base(pki.ClientCert),
+				TLS: &clientTLSConfig{CA: filepath.Base(pki.CAFile), Cert: filepath.Base(pki.ClientCert),
 					Key: filepath.Base(pki.ClientKey), ServerName: "redis.example"}}
 		})
 		c, err := sc.storeConfig(pki.Dir, logger)
@@ -62,10 +62,37 @@ func TestStoreConfig(t *testing.T) {
 		if r.TLS == nil || r.TLS.RootCAs == nil || len(r.TLS.Certificates) != 1 || r.TLS.ServerName != "redis.example" {
 			t.Fatalf("TLS config %+v, want the CA, the client certificate and the server name", r.TLS)
 		}
-		sc.Redis.TLS = &redisTLSConfig{CA: "missing-ca.pem"}
+		sc.Redis.TLS = &clientTLSConfig{CA: "missing-ca.pem"}
 		_, err = sc.storeConfig(pki.Dir, logger)
 		if want := filepath.Join(pki.Dir, "missing-ca.pem"); err == nil || !strings.HasPrefix(err.Error(), "storage: redis tls: ") || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing CA file: %v, want an error naming %s", err, want)
+		}
+	})
+	t.Run("nats", func(t *testing.T) {
+		pki := tlstest.New(t)
+		sc := withStorage(func(s *storageConfig) {
+			s.Type = "nats"
+			s.NATS = natsConfig{URLs: []string{"tls://n1:4222", "tls://n2:4222"}, Prefix: "site", Credentials: "vanemq.creds",
+				Replicas: 3, Timeout: 2 * time.Second,
+				TLS: &clientTLSConfig{CA: filepath.Base(pki.CAFile), Cert: filepath.Base(pki.ClientCert),
+					Key: filepath.Base(pki.ClientKey), ServerName: "nats.example"}}
+		})
+		c, err := sc.storeConfig(pki.Dir, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := c.NATS
+		if c.Type != "nats" || c.Path != "" || strings.Join(n.URLs, " ") != "tls://n1:4222 tls://n2:4222" || n.Prefix != "site" ||
+			n.Credentials != filepath.Join(pki.Dir, "vanemq.creds") || n.Replicas != 3 || n.Timeout != 2*time.Second {
+			t.Errorf("config %+v, want the credentials file relative to %s", c, pki.Dir)
+		}
+		if n.TLS == nil || n.TLS.RootCAs == nil || len(n.TLS.Certificates) != 1 || n.TLS.ServerName != "nats.example" {
+			t.Fatalf("TLS config %+v, want the CA, the client certificate and the server name", n.TLS)
+		}
+		sc.NATS.TLS = &clientTLSConfig{Cert: "missing.pem", Key: "missing-key.pem"}
+		_, err = sc.storeConfig(pki.Dir, logger)
+		if want := filepath.Join(pki.Dir, "missing.pem"); err == nil || !strings.HasPrefix(err.Error(), "storage: nats tls: ") || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing certificate file: %v, want an error naming %s", err, want)
 		}
 	})
 }
