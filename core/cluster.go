@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -53,19 +54,43 @@ type ClusterHook interface {
 	// subscribers. Forward must not call into the Server (but for f's
 	// methods) nor wait for anything but the hand-off's own backpressure.
 	Forward(f *Forwarded, done func(error)) int
-	// ClaimSession is called when a client connects with identifier id,
-	// after it is authenticated and before its session is looked up here.
-	// It returns once no other node holds the session: the node that did
-	// has closed the client's connection there (Session taken over) and
-	// let the session go, which, unless clean is set, ClaimSession has
-	// installed here with AdoptSession for the connection to resume. An
-	// error refuses the connection with Server unavailable.
-	ClaimSession(ctx context.Context, id string, clean bool) error
+	// ClaimSession is called when a client connects, after it is
+	// authenticated and before its session is looked up here. It returns
+	// once no other node holds the session: the node that did has let it
+	// go (ReleaseSession, with the claim's identity), which, unless the
+	// claim is clean, ClaimSession has installed here with AdoptSession
+	// for the connection to resume. An error wrapping ErrForeignSession
+	// refuses the connection as a session of another identity is refused
+	// here (Not authorized); any other error refuses it with Server
+	// unavailable.
+	ClaimSession(ctx context.Context, claim SessionClaim) error
 	// SessionEnded is told that the session of client id left this node:
 	// it ended (clean, expired, discarded) or another node took it. It is
 	// called under the server's locks and must not block.
 	SessionEnded(id string)
 }
+
+// SessionClaim is a connecting client's claim to its session
+// (ClusterHook.ClaimSession).
+type SessionClaim struct {
+	// ClientID is the client's identifier.
+	ClientID string
+	// Clean is the CONNECT's Clean Start (Clean Session) flag: the
+	// session is to be discarded, not resumed.
+	Clean bool
+	// Identity is who the client authenticated as: a session another
+	// identity owns is not resumed (Options.ForeignSession).
+	Identity Identity
+	// Fenced, for ReleaseSession, lets the session go whoever owns it,
+	// discarded: the cluster gave it to another node while this one was
+	// not looking (see hooks/cluster's fencing).
+	Fenced bool
+}
+
+// ErrForeignSession is what ClusterHook.ClaimSession returns, wrapped,
+// when the session belongs to another identity and
+// Options.ForeignSession refuses such a claim.
+var ErrForeignSession = errors.New("the client identifier's session belongs to another identity")
 
 // Interest is one distinct subscription of this node (ClusterHook).
 type Interest struct {

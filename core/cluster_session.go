@@ -18,29 +18,63 @@ import (
 // (AdoptSession), so that the connection resumes it as if it had always
 // been here.
 
-// ReleaseSession lets the session of client id go from this node because
-// its client connected to another node of the cluster: a connection it
-// has is closed with DISCONNECT Session taken over (0x8E)
-// [MQTT-3.1.4-3], its will is published or suppressed as for a takeover
-// here (published when discard is set, or its delay is 0), and the
-// session leaves this node: its subscriptions, its queue and its stored
-// records. Unless discard is set (the new connection starts clean), it
-// returns the session's state, with its queued and inflight messages in
-// order, for the other node's AdoptSession; ok is false when this node
-// has no session for id.
-func (s *Server) ReleaseSession(id string, discard bool) (st StoredSession, ok bool) {
+// Release is what ReleaseSession did.
+type Release uint8
+
+// What ReleaseSession did.
+const (
+	// ReleaseNone: this node has no session for the client.
+	ReleaseNone Release = iota
+	// Released: the session left this node.
+	Released
+	// ReleaseRefused: the session belongs to another identity than the
+	// claim's and Options.ForeignSession refuses the claim: nothing
+	// changed.
+	ReleaseRefused
+)
+
+// ReleaseSession lets the session of claim.ClientID go from this node
+// because its client connected to another node of the cluster, under the
+// rules of a takeover here: a session of another identity than the
+// claim's is refused (ReleaseRefused, Options.ForeignSession refuse) or
+// discarded (discard); a connection it has is closed with DISCONNECT
+// Session taken over (0x8E) [MQTT-3.1.4-3]; its will is published or
+// suppressed as for a takeover here (published when the session is
+// discarded, or its delay is 0); and the session leaves this node: its
+// subscriptions, its queue and its stored records. Unless it is
+// discarded (claim.Clean, or foreign), ReleaseSession returns the
+// session's state, with its queued and inflight messages in order, for
+// the other node's AdoptSession.
+func (s *Server) ReleaseSession(claim SessionClaim) (StoredSession, Release) {
 	var (
 		oldConn *client
 		wills   []*willMsg
+		st      StoredSession
 	)
+	id, discard := claim.ClientID, claim.Clean || claim.Fenced
 	now := time.Now()
 	s.sessMu.Lock()
 	sess := s.sessions[id]
 	if sess == nil {
 		s.sessMu.Unlock()
-		return st, false
+		return st, ReleaseNone
 	}
 	sess.mu.Lock()
+	if !claim.Fenced && sess.foreignLocked(claim.Identity) {
+		owner := sess.owner
+		if s.opts.ForeignSession == ForeignSessionRefuse {
+			sess.mu.Unlock()
+			s.sessMu.Unlock()
+			s.log.Warn("client identifier in use by another identity's session: a claim from another node refused (foreign_session: refuse)",
+				"client", id, "identity", claim.Identity.String(), "owner", owner.String())
+			return st, ReleaseRefused
+		}
+		if !discard {
+			s.log.Warn("client identifier in use by another identity's session: discarded for a claim from another node (foreign_session: discard)",
+				"client", id, "identity", claim.Identity.String(), "owner", owner.String())
+			discard = true
+		}
+	}
 	oldConn = sess.conn
 	if oldConn != nil {
 		sess.conn = nil
@@ -72,7 +106,7 @@ func (s *Server) ReleaseSession(id string, discard bool) (st StoredSession, ok b
 	for _, w := range wills {
 		s.publishWill(w)
 	}
-	return st, true
+	return st, Released
 }
 
 // snapshotLocked is the session's state as a store would restore it: its

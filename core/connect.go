@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -33,12 +34,16 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 	}
 	c.r.SetMaxSize(maxIn)
 	if s.cluster != nil {
-		if err := s.cluster.ClaimSession(ctx, id, cf.CleanStart); err != nil {
+		err := s.cluster.ClaimSession(ctx, SessionClaim{ClientID: id, Clean: cf.CleanStart, Identity: identityOf(&c.info)})
+		switch {
+		case errors.Is(err, ErrForeignSession):
+			return s.refuseConnect(c, id, packets.NotAuthorized, ErrForeignSession.Error()+" (on another node)")
+		case err != nil:
 			return s.refuseConnect(c, id, packets.ServerUnavailable, err.Error())
 		}
 	}
 	if !s.attach(c, id, cf.CleanStart, expiry, &ack) {
-		return s.refuseConnect(c, id, packets.NotAuthorized, "the client identifier's session belongs to another identity")
+		return s.refuseConnect(c, id, packets.NotAuthorized, ErrForeignSession.Error())
 	}
 	c.logConnected(cf)
 	return true

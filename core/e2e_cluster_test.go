@@ -84,7 +84,7 @@ func (h *linkHook) Forward(f *core.Forwarded, done func(error)) int {
 	return n
 }
 
-func (h *linkHook) ClaimSession(context.Context, string, bool) error { return nil }
+func (h *linkHook) ClaimSession(context.Context, core.SessionClaim) error { return nil }
 
 func (h *linkHook) SessionEnded(string) {}
 

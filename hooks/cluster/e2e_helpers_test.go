@@ -77,8 +77,16 @@ func startNode(t testing.TB, name, url string) *testNode {
 // listening on addr; it waits until the node is ready.
 func startNodeWith(t testing.TB, name string, cfg Config, dir, addr string) *testNode {
 	t.Helper()
+	return startNodeOpts(t, name, cfg, dir, addr, core.Options{AllowAnonymous: true, SysInterval: -1})
+}
+
+// startNodeOpts is startNodeWith with the server's options (its Logger
+// set here).
+func startNodeOpts(t testing.TB, name string, cfg Config, dir, addr string, opts core.Options) *testNode {
+	t.Helper()
 	log := testLogger(t).With("test_node", name)
-	srv, err := core.New(core.Options{AllowAnonymous: true, SysInterval: -1, Logger: log})
+	opts.Logger = log
+	srv, err := core.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/core/mqtttest"
 	"github.com/vanemq/vanemq/core/packets"
 )
@@ -170,5 +173,100 @@ func TestE2ETakeoverV311(t *testing.T) {
 	case <-lost:
 	case <-time.After(waitTimeout):
 		t.Fatal("the connection on n2 stayed open after the session moved to n1")
+	}
+}
+
+// TestE2ETakeoverForeignIdentity: a client of another identity claiming a
+// session on another node meets the single node's rule
+// (foreign_session): with discard, the owner's session is discarded (its
+// connection closed) and the newcomer starts clean; with refuse, the
+// newcomer is refused with Not authorized (0x87) and the owner's
+// connection and session stay where they were.
+func TestE2ETakeoverForeignIdentity(t *testing.T) {
+	for _, policy := range []core.ForeignSessionPolicy{core.ForeignSessionDiscard, core.ForeignSessionRefuse} {
+		t.Run(policy.String(), func(t *testing.T) {
+			nats := startNATS(t, 2)
+			opts := core.Options{AllowAnonymous: true, SysInterval: -1, ForeignSession: policy}
+			n1 := startNodeOpts(t, "n1", Config{URLs: []string{nats.URL(0)}}, "", "127.0.0.1:0", opts)
+			n2 := startNodeOpts(t, "n2", Config{URLs: []string{nats.URL(1)}}, "", "127.0.0.1:0", opts)
+			cp := &packets.Packet{}
+			cp.Connect.ClientID, cp.Connect.KeepAlive = "shared-id", 30
+			cp.Connect.Username, cp.Connect.UsernameFlag = "alice", true
+			cp.Properties.SessionExpiry = 3600
+			cp.Properties.Set(packets.PropSessionExpiry)
+			alice := mqtttest.DialConnect(t, n1.addr, cp)
+			alice.Subscribe(t, "f/#", 1)
+
+			expiry := uint32(3600)
+			_, ack, err := mqtttest.ConnectPaho(t, n2.addr, &paho.Connect{ClientID: "shared-id", KeepAlive: 30, Username: "bob", UsernameFlag: true,
+				Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}, nil)
+			if policy == core.ForeignSessionRefuse {
+				if err == nil {
+					t.Fatal("bob resumed alice's session on another node")
+				}
+				if ack == nil || ack.ReasonCode != byte(packets.NotAuthorized) {
+					t.Fatalf("bob's CONNACK: %+v, %v; want 0x87 Not authorized", ack, err)
+				}
+				if st, ok := n1.srv.Client("shared-id"); !ok || !st.Connected || st.Subscriptions != 1 {
+					t.Fatalf("alice's session on n1 after the refused claim: %+v, %v", st, ok)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ack.SessionPresent {
+				t.Fatal("bob was given alice's session")
+			}
+			if code := waitDisconnect(t, alice); code != packets.SessionTakenOver {
+				t.Fatalf("alice got DISCONNECT 0x%02x, want 0x8E", byte(code))
+			}
+			if st, ok := n2.srv.Client("shared-id"); !ok || st.Subscriptions != 0 {
+				t.Fatalf("bob's session on n2: %+v, %v; want a clean one", st, ok)
+			}
+		})
+	}
+}
+
+// TestE2EFence: a node that finds it was stopped long enough for another
+// node to claim its session (the record names the other node, a higher
+// epoch) lets the session go, closing the client's connection, instead of
+// serving a session another node now holds; a session it still holds it
+// keeps.
+func TestE2EFence(t *testing.T) {
+	nodes := startCluster(t, 1)
+	n1 := nodes[0]
+	stale := rawDurable(t, n1, "stale", "x/#")
+	kept := rawDurable(t, n1, "kept", "y/#")
+	st := n1.hook.js.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	// What another node's claim of "stale" wrote while n1 was frozen.
+	e, err := st.sessions.Get(ctx, sessionKey("stale"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec ownerRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.Node, rec.Epoch = "n9", rec.Epoch+1
+	val, _ := json.Marshal(rec)
+	if _, err := st.sessions.Update(ctx, sessionKey("stale"), val, e.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	n1.hook.fence(ctx)
+	if code := waitDisconnect(t, stale); code != packets.SessionTakenOver {
+		t.Fatalf("the fenced session's connection got 0x%02x, want 0x8E", byte(code))
+	}
+	if _, ok := n1.srv.Client("stale"); ok {
+		t.Fatal("n1 kept a session another node holds")
+	}
+	if st, ok := n1.srv.Client("kept"); !ok || !st.Connected {
+		t.Fatalf("n1 let go a session it still holds: %+v", st)
+	}
+	_ = kept
+	if n := n1.hook.stats.fenced.Load(); n != 1 {
+		t.Fatalf("fenced = %d, want 1", n)
 	}
 }

@@ -41,15 +41,19 @@ func sessionKey(id string) string {
 
 // releaseRequest asks a node to let a session go.
 type releaseRequest struct {
-	ClientID string `json:"client_id"`
-	Clean    bool   `json:"clean"`
+	ClientID string        `json:"client_id"`
+	Clean    bool          `json:"clean"`
+	Identity core.Identity `json:"identity"` // who the claiming client is
 	Node     string `json:"node"`  // the node claiming it
 	Epoch    uint64 `json:"epoch"` // of the claim
 }
 
 // releaseReply is the answer: the session's state, if the node had it.
 type releaseReply struct {
-	Found   bool         `json:"found"`
+	Found bool `json:"found"`
+	// Refused is set when the session belongs to another identity and
+	// the node's foreign_session policy refuses the claim.
+	Refused bool         `json:"refused,omitempty"`
 	Session *wireSession `json:"session,omitempty"`
 	// Dropped counts queued messages left out to fit the reply in one
 	// NATS message.
@@ -66,7 +70,8 @@ var errContended = errors.New("cluster: the session is being claimed on other no
 // JetStream session, or while NATS is away, the node claims nothing and
 // serves the client from what it has (counted as unclaimed): there is no
 // cluster to ask.
-func (h *Hook) ClaimSession(ctx context.Context, id string, clean bool) error {
+func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error {
+	id, clean := claim.ClientID, claim.Clean
 	st := h.js.Load()
 	if st == nil || !h.connected() {
 		h.stats.unclaimed.Add(1)
@@ -111,7 +116,16 @@ func (h *Hook) ClaimSession(ctx context.Context, id string, clean bool) error {
 		if old.Node == "" || old.Node == h.cfg.Node {
 			return nil // this node's earlier process, or no readable holder
 		}
-		moved := h.askRelease(ctx, old, releaseRequest{ClientID: id, Clean: clean, Node: h.cfg.Node, Epoch: mine.Epoch})
+		moved, refused := h.askRelease(ctx, old, releaseRequest{ClientID: id, Clean: clean, Identity: claim.Identity, Node: h.cfg.Node, Epoch: mine.Epoch})
+		if refused {
+			// The session stays where it is: give the record back.
+			old.Epoch = mine.Epoch + 1
+			back, _ := json.Marshal(old)
+			if e, err := st.sessions.Get(ctx, key); err == nil {
+				_, _ = st.sessions.Update(ctx, key, back, e.Revision())
+			}
+			return fmt.Errorf("cluster: %w", core.ErrForeignSession)
+		}
 		if moved == nil || clean {
 			return nil
 		}
@@ -132,27 +146,31 @@ func isWrongSequence(err error) bool {
 
 // askRelease asks old's node to let the session go and returns its state,
 // nil when it had none, or did not answer (down, or frozen: it is fenced
-// by the epoch, see fence).
-func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseRequest) *core.StoredSession {
+// by the epoch, see fence); refused when the session is another
+// identity's, which that node's policy keeps.
+func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseRequest) (_ *core.StoredSession, refused bool) {
 	nc := h.nc.Load()
 	if nc == nil {
-		return nil
+		return nil, false
 	}
 	data, _ := json.Marshal(req)
 	msg, err := nc.RequestWithContext(ctx, h.sessSubj+"."+old.Node, data)
 	if err != nil {
 		h.stats.takeoverLost.Add(1)
 		h.log.Warn("cluster: the node that held the session did not let it go; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", err)
-		return nil
+		return nil, false
 	}
 	var rep releaseReply
 	if err := json.Unmarshal(msg.Data, &rep); err != nil || rep.Error != "" {
 		h.stats.takeoverLost.Add(1)
 		h.log.Warn("cluster: the node that held the session sent no usable state; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", errors.Join(err, errorString(rep.Error)))
-		return nil
+		return nil, false
 	}
-	if !rep.Found {
-		return nil
+	if rep.Refused {
+		return nil, true
+	}
+	if !rep.Found || rep.Session == nil {
+		return nil, false
 	}
 	if rep.Dropped > 0 {
 		h.log.Warn("cluster: a session moved without some of its queued messages (too many for one NATS message)", "client", req.ClientID, "held_by", old.Node, "dropped", rep.Dropped)
@@ -161,9 +179,9 @@ func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseReque
 	if err != nil {
 		h.stats.takeoverLost.Add(1)
 		h.log.Warn("cluster: the session's state from another node does not decode; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", err)
-		return nil
+		return nil, false
 	}
-	return st
+	return st, false
 }
 
 // errorString is s as an error, nil for "".
@@ -191,9 +209,10 @@ func (h *Hook) serveReleases(nc *nats.Conn) (*nats.Subscription, error) {
 			}
 			cancel()
 		}
-		st, found := h.srv.ReleaseSession(req.ClientID, req.Clean)
-		rep := releaseReply{Found: found}
-		if found && !req.Clean {
+		st, what := h.srv.ReleaseSession(core.SessionClaim{ClientID: req.ClientID, Clean: req.Clean, Identity: req.Identity})
+		found := what == core.Released
+		rep := releaseReply{Found: found, Refused: what == core.ReleaseRefused}
+		if found && st.ClientID != "" {
 			rep.Session = encodeSession(&st)
 		}
 		data := mustJSON(rep)
@@ -279,7 +298,7 @@ func (h *Hook) fence(ctx context.Context) {
 		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // cannot tell: keep it
 		}
-		h.srv.ReleaseSession(c.ID, true)
+		h.srv.ReleaseSession(core.SessionClaim{ClientID: c.ID, Fenced: true})
 		n++
 	}
 	h.stats.fenced.Add(int64(n))
