@@ -1,11 +1,11 @@
 package core
 
 import (
-	"errors"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"

@@ -44,8 +44,8 @@ type releaseRequest struct {
 	ClientID string        `json:"client_id"`
 	Clean    bool          `json:"clean"`
 	Identity core.Identity `json:"identity"` // who the claiming client is
-	Node     string `json:"node"`  // the node claiming it
-	Epoch    uint64 `json:"epoch"` // of the claim
+	Node     string        `json:"node"`     // the node claiming it
+	Epoch    uint64        `json:"epoch"`    // of the claim
 }
 
 // releaseReply is the answer: the session's state, if the node had it.
