@@ -73,7 +73,8 @@ func TestE2EHandoffWaitsForNode(t *testing.T) {
 // with interest on another node cannot be handed off: its PUBACK is
 // withheld and, after handoff_timeout, the publisher is disconnected, so
 // that it sends the message again; once NATS is back, one sent again
-// arrives.
+// arrives, and a subscription made meanwhile is known to the cluster (the
+// node writes its route table entries again).
 func TestE2EHandoffRefusedWithoutNATS(t *testing.T) {
 	nats := startNATS(t, 1)
 	cfg := Config{URLs: []string{nats.URL(0)}, HandoffTimeout: 500 * time.Millisecond, ReconnectWait: 50 * time.Millisecond}
@@ -108,12 +109,18 @@ func TestE2EHandoffRefusedWithoutNATS(t *testing.T) {
 		t.Fatal("the refused hand-off was not counted")
 	}
 
+	// A subscription made while NATS is away is known to the cluster once
+	// it is back.
+	late := connectV5(t, n2, "late")
+	late.subscribe(t, 1, "late/#")
+
 	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer rcancel()
 	if err := nats.Restart(rctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	mqtttest.Eventually(t, waitTimeout, "n1 ready again", func() bool { return n1.hook.Health() == nil })
+	waitRoutes(t, n1, "late/x", 1)
 	pub = connectV5(t, n1, "pub")
 	pub.publish(t, "r/x", 1, "again")
 	// The refused message may arrive too: it waited in the connection's
@@ -122,4 +129,46 @@ func TestE2EHandoffRefusedWithoutNATS(t *testing.T) {
 	mqtttest.Eventually(t, waitTimeout, "the message sent again on n2", func() bool {
 		return slices.Contains(payloads(sub.messages()), "again")
 	})
+	pub.publish(t, "late/x", 1, "late")
+	if got := payloads(late.waitCount(t, 1)); got[0] != "late" {
+		t.Fatalf("the subscription made without NATS got %v", got)
+	}
+}
+
+// TestE2ERestartedNodeLetsClaimedSessionsGo: a node that was down while
+// its client resumed on another node (which found no node to hand the
+// session over, and started it there) does not bring the old session
+// back when it restarts from its store: the record names the other node.
+// One the record still gives it, it keeps.
+func TestE2ERestartedNodeLetsClaimedSessionsGo(t *testing.T) {
+	nats := startNATS(t, 1)
+	cfg := Config{URLs: []string{nats.URL(0)}}
+	n1 := startNode(t, "n1", nats.URL(0))
+	dir := t.TempDir()
+	n2 := startNodeWith(t, "n2", cfg, dir, "127.0.0.1:0")
+	for _, id := range []string{"moves", "stays"} {
+		s, _ := durableSub(t, n2, id, true)
+		s.subscribe(t, 1, "z/"+id)
+		if err := s.c.Disconnect(&paho.Disconnect{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := n2.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, present := durableSub(t, n1, "moves", false); present {
+		t.Fatal("n1 found the session of a node that is down")
+	}
+	if n := n1.hook.stats.takeoverLost.Load(); n != 1 {
+		t.Fatalf("sessions lost = %d, want 1 (n2 did not answer)", n)
+	}
+	n2 = startNodeWith(t, "n2", cfg, dir, "127.0.0.1:0")
+	if _, ok := n2.srv.Client("moves"); ok {
+		t.Fatal("n2 restored a session n1 holds now")
+	}
+	if _, ok := n2.srv.Client("stays"); !ok {
+		t.Fatal("n2 let go a session it still holds")
+	}
 }

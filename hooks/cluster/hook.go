@@ -52,6 +52,8 @@ type Hook struct {
 	js atomic.Pointer[jsState]
 	// inboxSeq is the stream sequence of the last inbox message routed.
 	inboxSeq atomic.Uint64
+	// rewatch, while the watches run, ends them so that they start over.
+	rewatch atomic.Pointer[context.CancelFunc]
 	// retainedLoaded is set once the session's mirror of the retained
 	// messages has read the bucket.
 	retainedLoaded atomic.Bool
@@ -185,6 +187,9 @@ func (h *Hook) OnStarted(context.Context) {
 			h.log.Info("cluster: connected to NATS again", "server", nc.ConnectedUrlRedacted())
 			h.resync.Store(true)
 			h.signal(h.wakeInterest)
+			if f := h.rewatch.Load(); f != nil {
+				(*f)()
+			}
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err == nil {
@@ -257,34 +262,62 @@ func (h *Hook) jetStreamSession(ctx context.Context, nc *nats.Conn) error {
 	h.js.Store(st)
 	h.resync.Store(true)
 	h.signal(h.wakeInterest)
-
-	sctx, scancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		h.beat(sctx, st.nodes)
-	}()
-	go func() {
-		defer wg.Done()
-		if err := h.watchRetained(sctx, st.retained); err != nil {
-			h.log.Warn("cluster: lost the retained messages' watch", "cause", err)
-			scancel() // the session starts over
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := h.watchNodes(sctx, st.nodes); err != nil {
-			h.log.Warn("cluster: lost the node registry's watch", "cause", err)
-		}
-	}()
-	err = h.watchRoutes(sctx, st.routes)
-	scancel()
-	wg.Wait()
-	if ctx.Err() != nil {
-		h.leave(st.nodes) // the node stops
+	rctx, rcancel := context.WithTimeout(ctx, 4*h.cfg.ConnectTimeout)
+	if n := h.reconcileSessions(rctx, true); n > 0 {
+		h.log.Warn("cluster: sessions this node kept were claimed by other nodes meanwhile; let go", "released", n)
 	}
-	return err
+	rcancel()
+
+	var beating sync.WaitGroup
+	beating.Add(1)
+	go func() {
+		defer beating.Done()
+		h.beat(ctx, st.nodes)
+	}()
+	defer beating.Wait()
+	for {
+		err := h.watch(ctx, st)
+		if ctx.Err() != nil {
+			h.leave(st.nodes) // the node stops
+			return nil
+		}
+		if err != nil {
+			h.log.Warn("cluster: lost a watch of the cluster's state; watching again", "cause", err)
+		}
+		select {
+		case <-ctx.Done():
+			h.leave(st.nodes)
+			return nil
+		case <-time.After(h.cfg.ReconnectWait / 4):
+		}
+	}
+}
+
+// watch follows the route table, the node registry and the retained
+// messages until one of the watches fails, ctx ends, or NATS comes back
+// after losing it (rewatch): a watch may not outlive its server's
+// restart, so each starts over from the buckets' contents then.
+func (h *Hook) watch(ctx context.Context, st *jsState) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h.rewatch.Store(&cancel)
+	defer h.rewatch.Store(nil)
+	errs := make(chan error, 3)
+	for _, w := range []func(context.Context) error{
+		func(c context.Context) error { return h.watchRoutes(c, st.routes) },
+		func(c context.Context) error { return h.watchNodes(c, st.nodes) },
+		func(c context.Context) error { return h.watchRetained(c, st.retained) },
+	} {
+		go func() { errs <- w(wctx) }()
+	}
+	var first error
+	for range 3 {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+		cancel() // one ended: all start over
+	}
+	return first
 }
 
 // OnStopped implements core.StoppedHook: see Close.

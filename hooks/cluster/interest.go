@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -97,7 +98,7 @@ func (h *Hook) writeRoutes(changes map[interestKey]core.Interest, local map[inte
 	if local != nil {
 		h.resync.Store(false)
 		if err := h.syncRoutes(ctx, st.routes, local); err != nil {
-			h.resync.Store(true)
+			h.retryRoutes()
 			h.log.Warn("cluster: cannot write this node's route table entries; other nodes' QoS 1/2 messages reach it once they are written", "cause", err)
 		}
 		return
@@ -110,11 +111,18 @@ func (h *Hook) writeRoutes(changes map[interestKey]core.Interest, local map[inte
 			_, err = st.routes.Put(ctx, routeKey(h.cfg.Node, k), routeValue(k, in.QoS))
 		}
 		if err != nil {
-			h.resync.Store(true)
-			h.log.Warn("cluster: cannot write a route table entry; tried again when NATS is back", "filter", fullFilter(k), "cause", err)
+			h.retryRoutes()
+			h.log.Warn("cluster: cannot write a route table entry; tried again", "filter", fullFilter(k), "cause", err)
 			return
 		}
 	}
+}
+
+// retryRoutes has the whole entry set written again after reconnect_wait
+// (JetStream may answer a moment after NATS does).
+func (h *Hook) retryRoutes() {
+	h.resync.Store(true)
+	time.AfterFunc(h.cfg.ReconnectWait, func() { h.signal(h.wakeInterest) })
 }
 
 // subscribe makes the NATS subscriptions of one ordinary filter: one per

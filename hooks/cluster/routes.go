@@ -89,6 +89,18 @@ func (r *routes) setLocal(k interestKey, qos byte, count int) {
 	r.trie.Subscribe(topics.Subscription{ClientID: r.node, Group: k.group, Filter: k.filter, QoS: qos})
 }
 
+// prune removes the other nodes' entries whose keys are not in keep.
+func (r *routes) prune(keep map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, s := range r.keys {
+		if !keep[key] {
+			r.trie.Unsubscribe(s.ClientID, s.Group, s.Filter)
+			delete(r.keys, key)
+		}
+	}
+}
+
 // nodesFor returns the other nodes with interest in topic, ordinary or
 // shared, for tests and the admin API.
 func (r *routes) nodesFor(topic string) []string {
@@ -146,6 +158,7 @@ func (h *Hook) watchRoutes(ctx context.Context, kv jetstream.KeyValue) error {
 		return fmt.Errorf("watch the route table: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
+	seen := make(map[string]bool) // until the entries present at the start are in
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,8 +168,13 @@ func (h *Hook) watchRoutes(ctx context.Context, kv jetstream.KeyValue) error {
 				return errors.New("the route table's watch ended")
 			}
 			if e == nil {
+				h.routes.prune(seen) // deleted while nobody watched
+				seen = nil
 				h.routes.loaded.Store(true)
 				continue
+			}
+			if seen != nil {
+				seen[e.Key()] = true
 			}
 			if _, err := h.routes.apply(e); err != nil {
 				if n := h.stats.bad.Add(1); worthLogging(n) {

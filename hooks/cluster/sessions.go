@@ -282,25 +282,46 @@ func (h *Hook) endSessions() {
 // fence lets go every session here whose record names another holder: run
 // when the node finds it was stopped (SIGSTOP, a long pause) for longer
 // than other nodes wait for it, during which they may have claimed its
-// sessions without it.
+// sessions without it. A session with no record (it ended elsewhere)
+// goes too.
 func (h *Hook) fence(ctx context.Context) {
+	n := h.reconcileSessions(ctx, false)
+	h.log.Warn("cluster: this node was stopped for longer than the cluster waits; let go the sessions other nodes claimed meanwhile", "released", n)
+}
+
+// reconcileSessions checks each session here against its record and lets
+// go those another node holds, returning how many. At the start of a
+// JetStream session (start), sessions this node's earlier process held
+// (restored from its store) and sessions without a record are claimed
+// for this process instead.
+func (h *Hook) reconcileSessions(ctx context.Context, start bool) int {
 	st := h.js.Load()
 	if st == nil {
-		return
+		return 0
 	}
 	n := 0
 	for _, c := range h.srv.Clients() {
-		e, err := st.sessions.Get(ctx, sessionKey(c.ID))
+		key := sessionKey(c.ID)
+		e, err := st.sessions.Get(ctx, key)
 		var rec ownerRecord
-		if err == nil && json.Unmarshal(e.Value(), &rec) == nil && rec.Node == h.cfg.Node && rec.Instance == h.instance {
+		switch {
+		case err == nil && json.Unmarshal(e.Value(), &rec) == nil && rec.Node == h.cfg.Node && rec.Instance == h.instance:
+			continue // ours
+		case errors.Is(err, jetstream.ErrKeyNotFound) && start:
+			mine, _ := json.Marshal(ownerRecord{ClientID: c.ID, Node: h.cfg.Node, Instance: h.instance, Epoch: 1})
+			_, _ = st.sessions.Create(ctx, key, mine)
 			continue
-		}
-		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		case err == nil && rec.Node == h.cfg.Node && start:
+			rec.Instance, rec.Epoch = h.instance, rec.Epoch+1
+			mine, _ := json.Marshal(rec)
+			_, _ = st.sessions.Update(ctx, key, mine, e.Revision())
+			continue
+		case err != nil && !errors.Is(err, jetstream.ErrKeyNotFound):
 			continue // cannot tell: keep it
 		}
 		h.srv.ReleaseSession(core.SessionClaim{ClientID: c.ID, Fenced: true})
 		n++
 	}
 	h.stats.fenced.Add(int64(n))
-	h.log.Warn("cluster: this node was stopped for longer than the cluster waits; let go the sessions other nodes claimed meanwhile", "released", n)
+	return n
 }
