@@ -101,6 +101,9 @@ type readerState struct {
 	// batch is what the reader gathers while it handles a batch of
 	// packets, and does at its end (batch.go).
 	batch readBatch
+	// pubID is the packet identifier of the PUBLISH being routed, while
+	// it is (forward needs it for a QoS 2 hand-off that fails).
+	pubID uint16
 
 	aliasIn map[uint16]string // inbound topic aliases
 	// aliasInBytes is the length of aliasIn's topics.
@@ -360,6 +363,7 @@ func (c *client) handlePubrel(id uint16) {
 	s.mu.Lock()
 	_, ok := s.inQoS2[id]
 	delete(s.inQoS2, id)
+	delete(s.unforwarded, id)
 	if ok && s.stored {
 		c.srv.persist(&c.batch, StoreOp{Kind: OpInboundDelete, ClientID: s.id, PacketID: id})
 	}

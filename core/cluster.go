@@ -273,7 +273,32 @@ func (s *Server) forward(m *message, from *client) int {
 	if from == nil || m.qos == 0 {
 		return s.cluster.Forward(&f, nil)
 	}
-	return s.cluster.Forward(&f, from.batch.ticket(from).part())
+	done := from.batch.ticket(from).part()
+	if m.qos == 2 && from.pubID != 0 {
+		done = from.unforwardedOnFailure(from.pubID, m, done)
+	}
+	return s.cluster.Forward(&f, done)
+}
+
+// unforwardedOnFailure wraps the done of the hand-off of c's inbound QoS 2
+// message m (identifier id): when the hand-off fails, m is kept for the
+// client's resend of it (receiveQoS2), which is otherwise taken for a
+// duplicate already routed, and would never reach the other nodes.
+func (c *client) unforwardedOnFailure(id uint16, m *message, done func(error)) func(error) {
+	sess := c.sess
+	return func(err error) {
+		if err != nil {
+			sess.mu.Lock()
+			if _, waiting := sess.inQoS2[id]; waiting {
+				if sess.unforwarded == nil {
+					sess.unforwarded = make(map[uint16]*message)
+				}
+				sess.unforwarded[id] = m
+			}
+			sess.mu.Unlock()
+		}
+		done(err)
+	}
 }
 
 // DeliverRemote routes a message that another node forwarded to this one

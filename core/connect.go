@@ -534,6 +534,7 @@ func (s *Server) discardLocked(sess *session, rb *readBatch) {
 	clear(sess.subs)
 	sess.inflight.clear()
 	clear(sess.inQoS2)
+	clear(sess.unforwarded)
 	sess.pending.clear()
 }
 

@@ -471,3 +471,49 @@ func TestClusterSetRetained(t *testing.T) {
 		t.Fatalf("%d retained messages, want 2 (k/expired and k/cleared cleared)", n)
 	}
 }
+
+// TestClusterQoS2ResendHandedOffAgain: a QoS 2 PUBLISH whose hand-off to
+// the cluster failed (no PUBREC; the connection closed) is handed off
+// again when the client resends it on its resumed session, instead of
+// being taken for a duplicate already routed [MQTT-4.3.3-10 covers the
+// local delivery, which is not repeated]; the PUBREC then follows that
+// hand-off.
+func TestClusterQoS2ResendHandedOffAgain(t *testing.T) {
+	h := newLinkHook(true)
+	h.run(t)
+	b := hookBroker(t, withHooks(h))
+	sub := connectV5(t, b.Addr, v5Connect("sub"))
+	sub.sub("q2/#", 2)
+	connect := func() *mqtttest.Conn {
+		cp := &packets.Packet{}
+		cp.Connect.ClientID, cp.Connect.KeepAlive = "q2pub", 30
+		cp.Properties.SessionExpiry = 600
+		cp.Properties.Set(packets.PropSessionExpiry)
+		return mqtttest.DialConnect(t, b.Addr, cp)
+	}
+	pub := connect()
+	send := func(c *mqtttest.Conn, dup bool) func(error) {
+		c.Send(&packets.Packet{Type: packets.Publish, QoS: 2, PacketID: 9, Dup: dup, Topic: "q2/x", Payload: []byte("once")})
+		c.Flush()
+		return waitFor(t, h.held, waitTimeout, "the hand-off")
+	}
+	send(pub, false)(errors.New("no route"))
+	for p := pub.Read(waitTimeout); p != nil; p = pub.Read(waitTimeout) {
+		if p.Type == packets.Pubrec {
+			t.Fatal("PUBREC after a failed hand-off")
+		}
+	}
+	pub = connect()
+	send(pub, true)(nil) // waits for the second hand-off: the test fails here without it
+	if p := pub.Read(waitTimeout); p == nil || p.Type != packets.Pubrec || p.PacketID != 9 {
+		t.Fatalf("got %+v, want PUBREC 9", p)
+	}
+	if got := sub.next(); string(got.Payload) != "once" {
+		t.Fatalf("the subscriber got %v", got)
+	}
+	sub.pub("q2/end", 0, "")
+	sub.expectNone("q2/end", "a second copy of the QoS 2 message")
+	if f := h.forwarded(); len(f) < 2 || f[0] != "q2/x" || f[1] != "q2/x" {
+		t.Fatalf("forwarded %v, want q2/x twice", f)
+	}
+}

@@ -75,7 +75,16 @@ func (s *Server) receiveQoS2(c *client, p *packets.Packet) (bool, error) {
 	sess := c.sess
 	sess.mu.Lock()
 	if _, dup := sess.inQoS2[p.PacketID]; dup {
+		m := sess.unforwarded[p.PacketID]
+		delete(sess.unforwarded, p.PacketID)
 		sess.mu.Unlock()
+		if m != nil && s.cluster != nil {
+			// Routed here, but not handed to the other nodes: only that
+			// is done again, and the PUBREC waits for it.
+			c.pubID = p.PacketID
+			s.forward(m, c)
+			c.pubID = 0
+		}
 		c.ack(outControl{kind: packets.Pubrec, id: p.PacketID})
 		return false, nil
 	}
@@ -141,7 +150,9 @@ func (s *Server) modifiedMessage(ctx context.Context, c *client, p *packets.Pack
 // retained store has no room for is refused with Quota exceeded. It
 // reports whether m was published.
 func (s *Server) routePublish(c *client, p *packets.Packet, m *message) bool {
+	c.pubID = p.PacketID
 	n, err := s.route(m, c)
+	c.pubID = 0
 	if err != nil {
 		s.refusePublish(c, p, packets.QuotaExceeded, err.Error())
 		return false

@@ -72,7 +72,12 @@ type session struct {
 	// inQoS2 holds identifiers of inbound QoS 2 messages that were
 	// delivered and await PUBREL (bounded by the Receive Maximum).
 	inQoS2 map[uint16]struct{}
-	nextID uint16
+	// unforwarded holds the inbound QoS 2 messages, by identifier, whose
+	// hand-off to the cluster failed (their PUBREC withheld): a resend of
+	// one is handed off again rather than taken for a duplicate that was
+	// routed. Memory only.
+	unforwarded map[uint16]*message
+	nextID      uint16
 
 	// expiry is the session expiry interval in seconds (v5), or the
 	// broker's maximum for a 3.x persistent session; 0 ends the session
