@@ -13,7 +13,7 @@ SOAKTIME ?= 10m
 # Upper bound for the whole test run (the race detector is slow).
 TEST_TIMEOUT ?= 15m
 
-.PHONY: run build test deps bench fuzz soak lint bench-compare bench-acl bench-tool peer-mochi install-mosquitto proto
+.PHONY: run build test deps bench fuzz soak soak-cluster lint bench-compare bench-acl bench-tool peer-mochi install-mosquitto proto
 
 ## build: compile the broker into bin/vanemq
 build:
@@ -86,6 +86,11 @@ fuzz:
 ## soak: run the vanemq binary (race detector on) under a mixed load for SOAKTIME (default 10m), then check nothing was lost or leaked
 soak:
 	VANEMQ_SOAK=$(SOAKTIME) $(GO) test -race -count=1 -timeout 3h -run '^TestSoak$$' -v ./cmd/vanemq/vanemqcmd
+
+## soak-cluster: three vanemq processes on embedded NATS, QoS 1 across nodes while n2 and n3 are SIGKILLed and restarted in turn, for SOAKTIME_CLUSTER (default 2m); then no acknowledged message may be missing
+SOAKTIME_CLUSTER ?= 2m
+soak-cluster:
+	VANEMQ_SOAK_CLUSTER=$(SOAKTIME_CLUSTER) $(GO) test -count=1 -timeout 1h -run '^TestSoakCluster$$' -v ./cmd/vanemq/vanemqcmd
 
 ## lint: fail on unformatted files, then go vet
 lint:

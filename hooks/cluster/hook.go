@@ -44,6 +44,11 @@ type Hook struct {
 	routes   *routes
 	reg      registry
 	since    time.Time // when the hook was made: the node's process joined
+	// lastBeat is when the node last wrote its registry entry, as time
+	// since since (monotonic: a stopped process's clock runs on); 0
+	// before the first. fenceMu makes one fence of a stall.
+	lastBeat atomic.Int64
+	fenceMu  sync.Mutex
 	scratch  sync.Pool // *forwardScratch
 
 	// nc is the NATS connection, nil before OnStarted and after Close.

@@ -69,15 +69,34 @@ func (h *Hook) beat(ctx context.Context, kv jetstream.KeyValue) {
 			h.log.Debug("cluster: cannot write this node's registry entry", "cause", err)
 		}
 		cancel()
-		last := time.Now()
+		h.fenceIfStalled(ctx)
+		h.lastBeat.Store(int64(time.Since(h.since)))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if time.Since(last) > 3*heartbeat {
-			h.fence(ctx) // stopped for longer than the others wait
-		}
+	}
+}
+
+// fenceIfStalled fences the node (fence) when it has not beaten for
+// longer than the other nodes wait for it: it was stopped (SIGSTOP, a
+// long pause), and they may have claimed its sessions meanwhile. The
+// receive loop calls it too, before routing what came while the node was
+// stopped, so that nothing reaches a session another node holds now.
+func (h *Hook) fenceIfStalled(ctx context.Context) {
+	stalled := func() bool {
+		last := h.lastBeat.Load()
+		return last != 0 && int64(time.Since(h.since))-last > int64(3*heartbeat)
+	}
+	if !stalled() {
+		return
+	}
+	h.fenceMu.Lock()
+	defer h.fenceMu.Unlock()
+	if stalled() { // not fenced meanwhile by the other caller
+		h.fence(ctx)
+		h.lastBeat.Store(int64(time.Since(h.since)))
 	}
 }
 

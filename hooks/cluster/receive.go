@@ -41,14 +41,25 @@ func (h *Hook) receiveLoop(ctx context.Context) {
 			r.flush()
 			return
 		case m := <-h.msgs:
+			r.fenceFirst(ctx)
 			r.core(m)
 		case m := <-h.inbox:
+			r.fenceFirst(ctx)
 			r.fromInbox(m)
 		}
 		if r.n++; r.n < maxBatch && (len(h.msgs) > 0 || len(h.inbox) > 0) {
 			continue
 		}
 		r.flush()
+	}
+}
+
+// fenceFirst, at a batch's first message, fences the node if it was
+// stopped (fenceIfStalled): what came meanwhile may be for sessions other
+// nodes hold now, and must not reach the connections still here.
+func (r *receiver) fenceFirst(ctx context.Context) {
+	if r.n == 0 {
+		r.h.fenceIfStalled(ctx)
 	}
 }
 
