@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vanemq/vanemq/core/packets"
@@ -121,15 +122,7 @@ func (sess *session) snapshotLocked(now time.Time) StoredSession {
 	for _, sub := range sess.subs {
 		st.Subscriptions = append(st.Subscriptions, storedSubscription(sub))
 	}
-	slices.SortFunc(st.Subscriptions, func(a, b StoredSubscription) int {
-		switch {
-		case a.Filter < b.Filter:
-			return -1
-		case a.Filter > b.Filter:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(st.Subscriptions, func(a, b StoredSubscription) int { return strings.Compare(a.Filter, b.Filter) })
 	seq := uint64(0)
 	add := func(d *delivery, id uint16, pubrec bool) {
 		if d.msg.expired(now) {

@@ -3,12 +3,14 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vanemq/vanemq/core"
 )
 
 // The node registry is the KV bucket PREFIX_nodes: each node keeps its
@@ -26,24 +28,6 @@ type nodeRecord struct {
 	Instance uint64 `json:"instance"`
 	// Since is when the process joined.
 	Since time.Time `json:"since"`
-}
-
-// Peer is a node of the cluster as this node knows it.
-type Peer struct {
-	// Name is the node's name.
-	Name string `json:"name"`
-	// Self marks this node.
-	Self bool `json:"self,omitempty"`
-	// Alive reports whether the node wrote its registry entry within the
-	// last three heartbeats.
-	Alive bool `json:"alive"`
-	// Since is when the node's current process joined.
-	Since time.Time `json:"since"`
-	// LastSeen is when this node last saw the node's entry written.
-	LastSeen time.Time `json:"last_seen"`
-	// Routes is how many distinct subscriptions the node holds, as the
-	// route table says.
-	Routes int `json:"routes"`
 }
 
 // registry is what this node saw of the node registry.
@@ -112,45 +96,31 @@ func (h *Hook) leave(kv jetstream.KeyValue) {
 
 // watchNodes follows the registry until ctx ends or the watch fails.
 func (h *Hook) watchNodes(ctx context.Context, kv jetstream.KeyValue) error {
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch the node registry: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
+	return h.watchBucket(ctx, kv, "the node registry", func(e jetstream.KeyValueEntry) error {
+		h.reg.mu.Lock()
+		defer h.reg.mu.Unlock()
+		if e.Operation() != jetstream.KeyValuePut {
+			delete(h.reg.nodes, e.Key())
 			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("the node registry's watch ended")
-			}
-			if e == nil {
-				continue
-			}
-			h.reg.mu.Lock()
-			if e.Operation() == jetstream.KeyValuePut {
-				var rec nodeRecord
-				if json.Unmarshal(e.Value(), &rec) == nil {
-					h.reg.nodes[e.Key()] = seenNode{rec: rec, seen: time.Now()}
-				}
-			} else {
-				delete(h.reg.nodes, e.Key())
-			}
-			h.reg.mu.Unlock()
 		}
-	}
+		var rec nodeRecord
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return err
+		}
+		h.reg.nodes[e.Key()] = seenNode{rec: rec, seen: time.Now()}
+		return nil
+	}, func() {})
 }
 
 // Peers lists the nodes of the cluster this node knows of, by name: those
 // in the registry and those with routes, this one included.
-func (h *Hook) Peers() []Peer {
+func (h *Hook) Peers() []core.ClusterPeer {
 	now := time.Now()
-	byName := map[string]*Peer{}
-	peer := func(name string) *Peer {
+	byName := map[string]*core.ClusterPeer{}
+	peer := func(name string) *core.ClusterPeer {
 		p := byName[name]
 		if p == nil {
-			p = &Peer{Name: name, Self: name == h.cfg.Node}
+			p = &core.ClusterPeer{Name: name, Self: name == h.cfg.Node}
 			byName[name] = p
 		}
 		return p
@@ -175,18 +145,10 @@ func (h *Hook) Peers() []Peer {
 	h.mu.Lock()
 	self.Routes = len(h.local)
 	h.mu.Unlock()
-	out := make([]Peer, 0, len(byName))
+	out := make([]core.ClusterPeer, 0, len(byName))
 	for _, p := range byName {
 		out = append(out, *p)
 	}
-	slices.SortFunc(out, func(a, b Peer) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b core.ClusterPeer) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }

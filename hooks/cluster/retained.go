@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 
@@ -74,31 +73,10 @@ var errExpired = errors.New("cluster: the message expired")
 // ctx ends or the watch fails; it sets loaded once the entries present at
 // its start are in.
 func (h *Hook) watchRetained(ctx context.Context, kv jetstream.KeyValue) error {
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch the retained messages: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
 	st := &retainedState{hashed: make(map[string]string)}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("the retained messages' watch ended")
-			}
-			if e == nil {
-				h.retainedLoaded.Store(true)
-				continue
-			}
-			if err := h.applyRetained(st, e); err != nil {
-				if n := h.stats.bad.Add(1); worthLogging(n) {
-					h.log.Warn("cluster: a retained message in the bucket does not decode; ignored", "key", e.Key(), "cause", err, "bad", n)
-				}
-			}
-		}
-	}
+	return h.watchBucket(ctx, kv, "the retained messages", func(e jetstream.KeyValueEntry) error {
+		return h.applyRetained(st, e)
+	}, func() { h.retainedLoaded.Store(true) })
 }
 
 // applyRetained applies one bucket entry to the node's retained store.

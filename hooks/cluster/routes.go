@@ -149,40 +149,22 @@ func (r *routes) apply(e jetstream.KeyValueEntry) (bool, error) {
 	return true, nil
 }
 
-// watch keeps the table up to date with the bucket until ctx ends or the
-// watch fails; it sets loaded once the entries present at its start are
-// in.
+// watchRoutes keeps the table up to date with the bucket until ctx ends
+// or the watch fails, dropping the entries deleted while nobody watched;
+// it sets loaded once the entries present at its start are in.
 func (h *Hook) watchRoutes(ctx context.Context, kv jetstream.KeyValue) error {
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch the route table: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
 	seen := make(map[string]bool) // until the entries present at the start are in
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("the route table's watch ended")
-			}
-			if e == nil {
-				h.routes.prune(seen) // deleted while nobody watched
-				seen = nil
-				h.routes.loaded.Store(true)
-				continue
-			}
-			if seen != nil {
-				seen[e.Key()] = true
-			}
-			if _, err := h.routes.apply(e); err != nil {
-				if n := h.stats.bad.Add(1); worthLogging(n) {
-					h.log.Warn("cluster: a route table entry does not decode; ignored", "key", e.Key(), "cause", err, "bad", n)
-				}
-			}
+	return h.watchBucket(ctx, kv, "the route table", func(e jetstream.KeyValueEntry) error {
+		if seen != nil {
+			seen[e.Key()] = true
 		}
-	}
+		_, err := h.routes.apply(e)
+		return err
+	}, func() {
+		h.routes.prune(seen) // deleted while nobody watched
+		seen = nil
+		h.routes.loaded.Store(true)
+	})
 }
 
 // syncRoutes makes the bucket hold exactly this node's interest, as

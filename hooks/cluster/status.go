@@ -18,11 +18,7 @@ func (h *Hook) ClusterStatus() core.ClusterStatus {
 	if err := h.Health(); err != nil {
 		st.Unhealthy = err.Error()
 	}
-	peers := h.Peers()
-	st.Peers = make([]core.ClusterPeer, len(peers))
-	for i, p := range peers {
-		st.Peers[i] = core.ClusterPeer{Name: p.Name, Self: p.Self, Alive: p.Alive, Since: p.Since, LastSeen: p.LastSeen, Routes: p.Routes}
-	}
+	st.Peers = h.Peers()
 	s := &h.stats
 	st.Counters = core.ClusterCounters{
 		Forwarded:       s.forwarded.Load(),
