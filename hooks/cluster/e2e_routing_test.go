@@ -381,3 +381,60 @@ func TestE2ELongTopicStaysLocal(t *testing.T) {
 		t.Fatalf("unrouted = %d, want 1", n)
 	}
 }
+
+// TestE2EQoS2AcrossNodes: QoS 2 messages published on n1 reach a QoS 2
+// subscriber on n2 exactly once each, in order [MQTT-4.3.3-10]
+// [MQTT-4.6.0-5], through n2's inbox.
+func TestE2EQoS2AcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 2)
+	s := connectV5(t, nodes[1], "q2")
+	s.subscribe(t, 2, "q2/#")
+	waitRoutes(t, nodes[0], "q2/x", 1)
+	pub := connectV5(t, nodes[0], "pub")
+	const count = 100
+	for i := range count {
+		pub.publish(t, "q2/x", 2, fmt.Sprint(i))
+	}
+	pub.publish(t, "q2/end", 2, "end")
+	got := s.waitCount(t, count+1)
+	for _, m := range got {
+		if m.QoS != 2 {
+			t.Fatalf("delivered at QoS %d, want 2", m.QoS)
+		}
+	}
+	checkOrdered(t, "q2", payloads(got)[:count], count)
+}
+
+// TestE2EWillAcrossNodes: the will of a client whose connection to n1
+// ends without DISCONNECT reaches a subscriber on n2 [MQTT-3.1.2-8]; one
+// that disconnects cleanly publishes none [MQTT-3.1.2-10].
+func TestE2EWillAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 2)
+	s := connectV5(t, nodes[1], "watcher")
+	s.subscribe(t, 1, "wills/#")
+	waitRoutes(t, nodes[0], "wills/x", 1)
+	for _, tc := range []struct {
+		id    string
+		clean bool
+	}{{"clean", true}, {"dies", false}} {
+		c, conn, _, err := mqtttest.DialPaho(nodes[0].addr, &paho.Connect{ClientID: tc.id, CleanStart: true, KeepAlive: 30,
+			WillMessage: &paho.WillMessage{Topic: "wills/" + tc.id, QoS: 1, Payload: []byte(tc.id)}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.clean {
+			mqtttest.ClosePaho(c, nil)
+		} else {
+			mqtttest.ClosePaho(c, conn) // the connection drops
+		}
+	}
+	got := s.waitCount(t, 1)
+	if len(got) != 1 || got[0].Topic != "wills/dies" {
+		t.Fatalf("wills on n2: %v, want only wills/dies", payloads(got))
+	}
+	pub := connectV5(t, nodes[0], "pub")
+	pub.publish(t, "wills/end", 1, "end")
+	if got := payloads(s.waitCount(t, 2)); got[1] != "end" {
+		t.Fatalf("after the marker: %v (a will for the clean disconnect?)", got)
+	}
+}
