@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,6 +26,11 @@ type receiver struct {
 	inbox   window             // inbox messages, by stream sequence
 	acks    []jetstream.Msg    // inbox messages of the batch, acknowledged once stored
 	n       int                // messages in the batch
+
+	// failed holds the stream sequences of inbox messages whose store
+	// failed: sent again, they are routed again, not taken for copies.
+	failedMu sync.Mutex
+	failed   map[uint64]bool
 }
 
 // receiveLoop routes, in batches, the messages other nodes sent to this
@@ -92,7 +98,7 @@ func (r *receiver) core(m *nats.Msg) {
 func (r *receiver) fromInbox(m jetstream.Msg) {
 	h := r.h
 	md, err := m.Metadata()
-	if err == nil && r.inbox.seen(md.Sequence.Stream) && md.NumDelivered > 1 {
+	if err == nil && r.inbox.seen(md.Sequence.Stream) && md.NumDelivered > 1 && !r.retry(md.Sequence.Stream) {
 		h.stats.duplicates.Add(1)
 		_ = m.Ack()
 		return
@@ -104,6 +110,18 @@ func (r *receiver) fromInbox(m jetstream.Msg) {
 	if err == nil {
 		h.inboxSeq.Store(md.Sequence.Stream)
 	}
+}
+
+// retry reports whether seq is an inbox message whose store failed, to
+// be routed again.
+func (r *receiver) retry(seq uint64) bool {
+	r.failedMu.Lock()
+	defer r.failedMu.Unlock()
+	if !r.failed[seq] {
+		return false
+	}
+	delete(r.failed, seq)
+	return true
 }
 
 // flush ends the batch, and acknowledges its inbox messages once the
@@ -118,6 +136,14 @@ func (r *receiver) flush() {
 	r.batch.Flush(func(err error) {
 		for _, m := range acks {
 			if err != nil {
+				if md, merr := m.Metadata(); merr == nil {
+					r.failedMu.Lock()
+					if r.failed == nil {
+						r.failed = make(map[uint64]bool)
+					}
+					r.failed[md.Sequence.Stream] = true
+					r.failedMu.Unlock()
+				}
 				_ = m.NakWithDelay(time.Second)
 				continue
 			}
