@@ -109,7 +109,7 @@ func (h *Hook) Forward(f *core.Forwarded, done func(error)) int {
 		}
 	}
 	ho := handoff{done: done}
-	if f.Retain() && known {
+	if f.Retain() && nc != nil && h.js.Load() != nil {
 		if err := h.retainAcross(f, &ho); err != nil {
 			h.fail(ho, err)
 			if done != nil {
