@@ -283,7 +283,7 @@ func (h *Hook) jetStreamSession(ctx context.Context, nc *nats.Conn) error {
 	for {
 		err := h.watch(ctx, st)
 		if ctx.Err() != nil {
-			h.leave(st.nodes) // the node stops
+			h.leave(nc, st.nodes) // the node stops
 			return nil
 		}
 		if err != nil {
@@ -291,7 +291,7 @@ func (h *Hook) jetStreamSession(ctx context.Context, nc *nats.Conn) error {
 		}
 		select {
 		case <-ctx.Done():
-			h.leave(st.nodes)
+			h.leave(nc, st.nodes)
 			return nil
 		case <-time.After(h.cfg.ReconnectWait / 4):
 		}

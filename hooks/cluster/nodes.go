@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vanemq/vanemq/core"
@@ -85,8 +86,8 @@ func (h *Hook) fenceIfStalled(ctx context.Context) {
 }
 
 // leave deletes this node's registry entry (the node stops).
-func (h *Hook) leave(kv jetstream.KeyValue) {
-	if !h.connected() {
+func (h *Hook) leave(nc *nats.Conn, kv jetstream.KeyValue) {
+	if !nc.IsConnected() {
 		return // the others see its heartbeats stop
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
