@@ -67,7 +67,10 @@
 // With -broker-pid the broker's CPU time (utime + stime of /proc/PID/stat)
 // is measured over the window (conns: while connecting; silent: the whole
 // run), and its VmRSS is
-// read from /proc/PID/status. The report gives deliveries per broker
+// read from /proc/PID/status; -broker-pid takes a comma-separated list, whose
+// processes' figures are summed (a cluster's nodes and NATS servers). With
+// -sub-addr the subscribers of a message scenario connect to another broker
+// address than the publishers, such as another node of a cluster. The report gives deliveries per broker
 // CPU-second and the generator's own share of the CPU time. -json prints
 // one JSON object instead of the text report.
 //

@@ -60,7 +60,7 @@ type runResult struct {
 
 	Label string `json:"label"`
 
-	brokerPID  int
+	brokerPIDs []int
 	warmup     time.Duration
 	drained    time.Duration // time spent draining after the window
 	hold       time.Duration // conns: time the connections stayed open
@@ -81,16 +81,16 @@ type runResult struct {
 func newRunResult(env *benchEnv) runResult {
 	cfg := env.cfg
 	return runResult{
-		Scenario:  cfg.Scenario,
-		Transport: cfg.Transport,
-		MQTT:      int(cfg.MQTT),
-		QoS:       int(cfg.QoS),
-		Size:      cfg.Size,
-		Label:     cfg.Label,
-		brokerPID: cfg.BrokerPID,
-		warmup:    cfg.Warmup,
-		rate:      cfg.rate(),
-		inflight:  cfg.Inflight,
+		Scenario:   cfg.Scenario,
+		Transport:  cfg.Transport,
+		MQTT:       int(cfg.MQTT),
+		QoS:        int(cfg.QoS),
+		Size:       cfg.Size,
+		Label:      cfg.Label,
+		brokerPIDs: cfg.BrokerPIDs,
+		warmup:     cfg.Warmup,
+		rate:       cfg.rate(),
+		inflight:   cfg.Inflight,
 	}
 }
 
@@ -126,7 +126,7 @@ func (r *runResult) finish() {
 	if r.BrokerCPUS > 0 {
 		r.DeliveriesPerBrokerCPUS = roundTo(float64(r.arrived)/r.BrokerCPUS, 1)
 	}
-	if r.brokerPID != 0 && r.BenchCPUS+r.BrokerCPUS > 0 {
+	if len(r.brokerPIDs) > 0 && r.BenchCPUS+r.BrokerCPUS > 0 {
 		r.BenchCPUShare = roundTo(r.BenchCPUS/(r.BenchCPUS+r.BrokerCPUS), 4)
 	}
 	r.BrokerCPUS = roundTo(r.BrokerCPUS, 3)
