@@ -71,6 +71,7 @@ const (
 const benchUsage = `Usage: vanemq-bench -scenario fanin|fanout|pairs|latency|conns|silent [flags]
        vanemq-bench compare [flags]   (vanemq-bench compare -h for its flags)
        vanemq-bench acl [flags]       (vanemq-bench acl -h for its flags)
+       vanemq-bench cluster [flags]   (vanemq-bench cluster -h for its flags)
 
 A load generator for MQTT brokers. Scenarios:
   fanin    -publishers P publish on bench/fanin/{i}; one subscriber on bench/fanin/+
