@@ -106,22 +106,31 @@ func TestClusterRatios(t *testing.T) {
 	}
 	failed := rec("pairs", clusterAcross, 1, 0, 0, 0)
 	failed.Err = errors.New("boom")
+	// single+hook's broker used 3/4 of its CPU in round 1, 1/2 in round 3;
+	// in round 2 its processes' times are missing.
+	hook0, hook2 := rec("pairs", clusterSingleHook, 0, 96, 0, 0), rec("pairs", clusterSingleHook, 2, 170, 0, 0)
+	hook0.Result.BrokerCPUS, hook0.Result.BrokerCPUSByPID = 1, []float64{0.75, 0.25}
+	hook2.Result.BrokerCPUS, hook2.Result.BrokerCPUSByPID = 2, []float64{1, 1}
 	records := []runRecord{
-		rec("pairs", clusterSingle, 0, 100, 0, 0), rec("pairs", clusterSingleHook, 0, 95, 0, 0), rec("pairs", clusterAcross, 0, 40, 0, 0),
+		rec("pairs", clusterSingle, 0, 100, 0, 0), hook0, rec("pairs", clusterAcross, 0, 40, 0, 0),
 		failed, rec("pairs", clusterSingleHook, 1, 80, 0, 0), rec("pairs", clusterSingle, 1, 100, 0, 0),
-		rec("pairs", clusterSingle, 2, 200, 0, 0), rec("pairs", clusterSingleHook, 2, 170, 0, 0), rec("pairs", clusterAcross, 2, 100, 0, 0),
+		rec("pairs", clusterSingle, 2, 200, 0, 0), hook2, rec("pairs", clusterAcross, 2, 100, 0, 0),
 		rec("lat", clusterSingle, 0, 1, 100, 300), rec("lat", clusterAcross, 0, 1, 400, 1300),
 		rec("lat", clusterAcross, 1, 1, 500, 900), rec("lat", clusterSingle, 1, 1, 120, 500),
 	}
 	scenarios := []scenarioSpec{{ID: "pairs", Kind: scenarioPairs}, {ID: "none", Kind: scenarioFanout}, {ID: "lat", Kind: scenarioLatency}}
 	rows := clusterRatios(scenarios, records)
-	if len(rows) != 4 {
-		t.Fatalf("%d rows, want 4: %+v", len(rows), rows)
+	if len(rows) != 6 {
+		t.Fatalf("%d rows, want 6: %+v", len(rows), rows)
 	}
-	hook, across, none := rows[0], rows[1], rows[2]
-	if hook.Config != clusterSingleHook || !slices.Equal(hook.Spread.Values, []float64{0.95, 0.8, 0.85}) || hook.Spread.Median != 0.85 ||
-		hook.Spread.Min != 0.8 || hook.Spread.Max != 0.95 || hook.Single != 100 || hook.Other != 95 || hook.Status != statusFail {
+	hook, only, across, none := rows[0], rows[1], rows[2], rows[3]
+	if hook.Config != clusterSingleHook || !slices.Equal(hook.Spread.Values, []float64{0.96, 0.8, 0.85}) || hook.Spread.Median != 0.85 ||
+		hook.Spread.Min != 0.8 || hook.Spread.Max != 0.96 || hook.Single != 100 || hook.Other != 96 || hook.Status != statusFail {
 		t.Errorf("single+hook: %+v", hook)
+	}
+	if only.Config != hookBrokerOnly || !slices.Equal(only.Spread.Values, []float64{1.28, 1.7}) || only.Other != 234 ||
+		only.Status != "" || only.OfMedians != 2.34 {
+		t.Errorf("single+hook, broker only: %+v", only)
 	}
 	if across.Config != clusterAcross || !slices.Equal(across.Spread.Values, []float64{0.4, 0.5}) || across.Spread.Median != 0.45 ||
 		across.OfMedians != 0.7 || across.Status != "" || across.Target != 0 {
@@ -192,7 +201,8 @@ func TestClusterExec(t *testing.T) {
 	md := mustRead(t, out)
 	for _, re := range []string{
 		`\| pairs-q1-64 +\| single\+hook +\| +142,500 \| +285,000 \| +0.00 % \| +50 % \| +2/2 \|`,
-		`\| pairs-q1-64 +\| single\+hook ÷ single \| +300,000 \| +285,000 \| +0.950× \| +0.950× \| +0.950× – 0.950× \| +2 \| PASS \(≥ 0.90×\) \|`,
+		`\| pairs-q1-64 +\| single\+hook ÷ single +\| +300,000 \| +285,000 \| +0.950× \| +0.950× \| +0.950× – 0.950× \| +2 \| PASS \(≥ 0.90×\) \|`,
+		`\| pairs-q1-64 +\| single\+hook \(broker only\) ÷ single +\| +300,000 \| +300,000 \| +1.000× \| +1.000× \| +1.000× – 1.000× \| +2 \| – +\|`,
 		`\| pairs-q1-64 +\| across ÷ single +\| +300,000 \| +120,000 \| +0.400× \| +0.400× \| +0.400× – 0.400× \| +2 \| – +\|`,
 		`\| latency-q1-64-r2000 \| across +\| +\+400 \| +\+400 – \+400 \| +\+800 \| +\+800 – \+800 \| +2 \|`,
 		`\| latency-q1-64-r2000 \| single\+hook \| +\+2.00 \|`,
@@ -230,7 +240,7 @@ func TestClusterExec(t *testing.T) {
 			t.Errorf("err = %v, want 2 of 3 runs failed", err)
 		}
 		if !regexp.MustCompile(`pairs-q0-64, round 1, across: start \S+ cluster dev --nodes 2 --port 0 --dir \S+: exited before its ready line: exit status 1; output: fake cluster dev: failing as asked`).Match(stdout.Bytes()) ||
-			!regexp.MustCompile(`\| pairs-q0-64 +\| single\+hook ÷ single \| +300,000 \| +– \| +– \| +– \| +– \| +0 \| NO DATA`).Match(stdout.Bytes()) {
+			!regexp.MustCompile(`\| pairs-q0-64 +\| single\+hook ÷ single +\| +300,000 \| +– \| +– \| +– \| +– \| +0 \| NO DATA`).Match(stdout.Bytes()) {
 			t.Errorf("tables:\n%s", stdout.String())
 		}
 	})

@@ -111,7 +111,8 @@ func main() {
 // SUB" to $FAKE_TOOL_TARGETS, PIDS the number of processes, SUB whether
 // -sub-addr was another address), fails when $FAKE_TOOL_FAIL is
 // "label/scenario", and prints a fixed result per label and scenario, with
-// the -topics and -filter it was given.
+// the -topics and -filter it was given (and, for two processes, 95 % of
+// the CPU time on the first).
 const fakeToolSrc = `package main
 
 import (
@@ -203,6 +204,9 @@ func main() {
 		"deliveries_per_s": perCPU / 2, "deliveries_per_broker_cpu_s": perCPU, "loss_pct": 0,
 		"bench_cpu_share": 0.5, "sent": 1000, "expected": 1000, "received": 1000,
 		"topics": *topics, "filter": *filter,
+	}
+	if strings.Count(*pids, ",") == 1 {
+		res["broker_cpu_s"], res["broker_cpu_s_by_pid"] = 1.0, []float64{0.95, 0.05}
 	}
 	switch *scenario {
 	case "latency":

@@ -36,6 +36,9 @@ type runResult struct {
 	DeliveriesPerBrokerCPUS float64 `json:"deliveries_per_broker_cpu_s"` // arrived inside the window / broker_cpu_s
 	BenchCPUS               float64 `json:"bench_cpu_s"`
 	BenchCPUShare           float64 `json:"bench_cpu_share"` // bench / (bench + broker)
+	// BrokerCPUSByPID is broker_cpu_s process by process, in -broker-pid's
+	// order, when it names more than one.
+	BrokerCPUSByPID []float64 `json:"broker_cpu_s_by_pid,omitempty"`
 
 	P50us  float64 `json:"p50_us"`
 	P99us  float64 `json:"p99_us"`
@@ -100,6 +103,12 @@ func (r *runResult) setCPU(before, after cpuSample) {
 	r.benchCPU = after.self - before.self
 	r.BrokerCPUS = r.brokerCPU.Seconds()
 	r.BenchCPUS = r.benchCPU.Seconds()
+	r.BrokerCPUSByPID = nil
+	if len(after.byPID) > 1 && len(before.byPID) == len(after.byPID) {
+		for i := range after.byPID {
+			r.BrokerCPUSByPID = append(r.BrokerCPUSByPID, roundTo((after.byPID[i]-before.byPID[i]).Seconds(), 3))
+		}
+	}
 }
 
 // setLatency records the latency percentiles of h, in microseconds.

@@ -27,6 +27,8 @@ type procProbe struct {
 // cpuSample is CPU time used so far, by the broker and by this tool.
 type cpuSample struct {
 	broker, self time.Duration
+	// byPID is the broker's, process by process in the probe's order.
+	byPID []time.Duration
 }
 
 // newProcProbe returns a probe of the processes pids (none: no broker),
@@ -61,8 +63,17 @@ func clockTicks(ctx context.Context) int64 {
 
 // sample reads the broker's and this process's CPU time.
 func (p *procProbe) sample() (cpuSample, error) {
-	b, err := p.brokerCPU()
-	return cpuSample{broker: b, self: selfCPU()}, err
+	s := cpuSample{byPID: make([]time.Duration, len(p.pids))}
+	for i, pid := range p.pids {
+		ticks, err := readProc(pid, "stat", "broker CPU time", parseProcStat)
+		if err != nil {
+			return s, err
+		}
+		s.byPID[i] = time.Duration(ticks) * time.Second / time.Duration(p.ticks)
+		s.broker += s.byPID[i]
+	}
+	s.self = selfCPU()
+	return s, nil
 }
 
 // brokerCPU returns the broker's user plus system CPU time, that of all its

@@ -62,7 +62,11 @@ func writeText(w io.Writer, r *runResult) error {
 		}
 		pids := "pid " + joinPIDs(r.brokerPIDs)
 		if len(r.brokerPIDs) > 1 {
-			pids = "pids " + joinPIDs(r.brokerPIDs) + " together"
+			each := make([]string, len(r.BrokerCPUSByPID))
+			for i, s := range r.BrokerCPUSByPID {
+				each[i] = strconv.FormatFloat(s, 'f', 3, 64) + " s"
+			}
+			pids = "pids " + joinPIDs(r.brokerPIDs) + " together (" + strings.Join(each, " + ") + ")"
 		}
 		line("broker", "%s, %.3f s CPU during %s%s", pids, r.BrokerCPUS, span, perCPU)
 		switch r.Scenario {

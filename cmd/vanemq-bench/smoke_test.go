@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -240,6 +241,9 @@ func TestBenchSubAddr(t *testing.T) {
 	res := runBenchJSON(t, "-scenario", "pairs", "-pairs", "3", "-qos", "1", "-addr", pubAddr, "-sub-addr", subAddr,
 		"-duration", "300ms", "-warmup", "0", "-drain", "10s", "-broker-pid", pids, "-label", t.Name())
 	checkMessageResult(t, res, "pairs", true)
+	if by := res.BrokerCPUSByPID; len(by) != 2 || math.Abs(by[0]+by[1]-res.BrokerCPUS) > 0.0025 {
+		t.Errorf("broker_cpu_s_by_pid %v, want 2 summing to broker_cpu_s %v", by, res.BrokerCPUS)
+	}
 	for _, l := range srv.Listeners() {
 		if l.Accepted != 3 {
 			t.Errorf("listener %s (%s) accepted %d connections, want 3 (the %s)", l.ID, l.Address, l.Accepted,
