@@ -13,7 +13,7 @@ SOAKTIME ?= 10m
 # Upper bound for the whole test run (the race detector is slow).
 TEST_TIMEOUT ?= 15m
 
-.PHONY: run build test deps bench fuzz soak soak-cluster lint bench-compare bench-acl bench-tool peer-mochi install-mosquitto proto
+.PHONY: run build test deps bench fuzz soak soak-cluster lint bench-compare bench-acl bench-cluster bench-tool peer-mochi install-mosquitto proto
 
 ## build: compile the broker into bin/vanemq
 build:
@@ -114,6 +114,11 @@ ACL_DURATION ?= 5s
 ## bench-acl: fan-out 1→50 on # with and without auth.file, interleaved (issue 17); writes docs/benchmarks-acl.md
 bench-acl: build bench-tool
 	./bin/vanemq-bench acl -rounds $(ACL_ROUNDS) -duration $(ACL_DURATION) -out docs/benchmarks-acl.md
+
+## bench-cluster: pairs, fan-out and latency on one node, with the cluster hook, and across 2 nodes,
+## interleaved (issue 18; ROUNDS and BENCH_DURATION as for bench-compare); writes docs/benchmarks-cluster.md
+bench-cluster: build bench-tool
+	./bin/vanemq-bench cluster -rounds $(ROUNDS) -duration $(BENCH_DURATION) -out docs/benchmarks-cluster.md
 
 ## bench-tool: compile the load generator into bin/vanemq-bench
 bench-tool:

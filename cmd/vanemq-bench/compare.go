@@ -209,7 +209,9 @@ func (o *compareOptions) run(ctx context.Context, stdout, stderr io.Writer) erro
 	defer os.RemoveAll(dir)
 
 	brokers := brokerNames()
-	records, err := o.runMatrix(ctx, "compare", dir, bins, scenarios, brokers, stderr)
+	records, err := o.runMatrix(ctx, "compare", scenarios, brokers, stderr, func(sc scenarioSpec, b string, round int) runRecord {
+		return o.runOnce(ctx, dir, bins, sc, b, round)
+	})
 	if err != nil {
 		return err
 	}
@@ -230,11 +232,12 @@ func (o *compareOptions) run(ctx context.Context, stdout, stderr io.Writer) erro
 }
 
 // runMatrix runs every scenario against every broker, round after round,
-// the brokers in the order roundOrder gives, and returns the records of the
-// runs. It reports progress to stderr, the lines starting with cmd. Only
-// an interruption (ctx ending) is an error; failed runs are records.
-func (o *compareOptions) runMatrix(ctx context.Context, cmd, dir string, bins brokerBinaries, scenarios []scenarioSpec,
-	brokers []string, stderr io.Writer) ([]runRecord, error) {
+// the brokers in the order roundOrder gives, each run by runOnce, and
+// returns the records of the runs. It reports progress to stderr, the lines
+// starting with cmd. Only an interruption (ctx ending) is an error; failed
+// runs are records.
+func (o *compareOptions) runMatrix(ctx context.Context, cmd string, scenarios []scenarioSpec,
+	brokers []string, stderr io.Writer, runOnce func(sc scenarioSpec, broker string, round int) runRecord) ([]runRecord, error) {
 	total := 0
 	for _, sc := range scenarios {
 		total += o.roundsOf(sc) * len(brokers)
@@ -245,7 +248,7 @@ func (o *compareOptions) runMatrix(ctx context.Context, cmd, dir string, bins br
 	for _, sc := range scenarios {
 		for round := range o.roundsOf(sc) {
 			for _, b := range roundOrder(brokers, round) {
-				rec := o.runOnce(ctx, dir, bins, sc, b, round)
+				rec := runOnce(sc, b, round)
 				if ctx.Err() != nil {
 					return nil, fmt.Errorf("%s: interrupted: %w", cmd, context.Cause(ctx))
 				}
@@ -378,7 +381,7 @@ func (o *compareOptions) runOnce(ctx context.Context, dir string, bins brokerBin
 		rec.Err = err
 		return rec
 	}
-	res, runErr := o.runTool(ctx, sc, addr, proc.pid(), b)
+	res, runErr := o.runTool(ctx, sc, toolTarget{addr: addr, pids: []int{proc.pid()}}, b)
 	stopErr := proc.stop(o.stopTimeout)
 	switch {
 	case runErr != nil:
@@ -394,11 +397,24 @@ func (o *compareOptions) runOnce(ctx context.Context, dir string, bins brokerBin
 	return rec
 }
 
-// runTool runs the load generator for sc against the broker at addr and
-// parses its JSON result.
-func (o *compareOptions) runTool(ctx context.Context, sc scenarioSpec, addr string, pid int, label string) (benchResult, error) {
-	args := append(sc.toolArgs(o.duration, o.warmup), "-addr", addr,
-		"-broker-pid", strconv.Itoa(pid), "-label", label, "-json")
+// toolTarget is what one run of the load generator drives and measures.
+type toolTarget struct {
+	addr string
+	// subAddr is where the subscribers connect ("" for addr): another
+	// node of a cluster.
+	subAddr string
+	// pids are the broker's processes, whose CPU times are summed.
+	pids []int
+}
+
+// runTool runs the load generator for sc against target and parses its
+// JSON result.
+func (o *compareOptions) runTool(ctx context.Context, sc scenarioSpec, target toolTarget, label string) (benchResult, error) {
+	args := append(sc.toolArgs(o.duration, o.warmup), "-addr", target.addr)
+	if target.subAddr != "" {
+		args = append(args, "-sub-addr", target.subAddr)
+	}
+	args = append(args, "-broker-pid", joinPIDs(target.pids), "-label", label, "-json")
 	tctx, cancel := context.WithTimeout(ctx, o.warmup+o.duration+toolSlack)
 	defer cancel()
 	cmd := exec.CommandContext(tctx, o.tool, args...)
@@ -459,40 +475,41 @@ func truncate(s string, n int) string {
 
 // benchResult is the JSON object that `vanemq-bench -json` prints for one run.
 type benchResult struct {
-	Scenario                string  `json:"scenario"`
-	Transport               string  `json:"transport"`
-	MQTT                    int     `json:"mqtt"`
-	QoS                     int     `json:"qos"`
-	Size                    int     `json:"size"`
-	Publishers              int     `json:"publishers"`
-	Subscribers             int     `json:"subscribers"`
-	Pairs                   int     `json:"pairs"`
-	Conns                   int     `json:"conns"`
-	DurationS               float64 `json:"duration_s"`
-	Topics                  int     `json:"topics"`
-	Filter                  string  `json:"filter"`
-	Sent                    int64   `json:"sent"`
-	Expected                int64   `json:"expected"`
-	Received                int64   `json:"received"`
-	LossPct                 float64 `json:"loss_pct"`
-	DeliveriesPerS          float64 `json:"deliveries_per_s"`
-	BrokerCPUS              float64 `json:"broker_cpu_s"`
-	DeliveriesPerBrokerCPUS float64 `json:"deliveries_per_broker_cpu_s"`
-	BenchCPUS               float64 `json:"bench_cpu_s"`
-	BenchCPUShare           float64 `json:"bench_cpu_share"`
-	P50us                   float64 `json:"p50_us"`
-	P99us                   float64 `json:"p99_us"`
-	P999us                  float64 `json:"p999_us"`
-	ConnectPerS             float64 `json:"connect_per_s"`
-	BrokerRSSBytes          float64 `json:"broker_rss_bytes"`
-	BytesPerConn            float64 `json:"bytes_per_conn"`
-	BytesPerConnFromStart   float64 `json:"bytes_per_conn_from_start"`
-	ClosedByBroker          float64 `json:"closed_by_broker"`
-	HealthyAttempts         int     `json:"healthy_attempts"`
-	HealthyFailed           int     `json:"healthy_failed"`
-	HealthyP50us            float64 `json:"healthy_connect_p50_us"`
-	HealthyMaxUS            float64 `json:"healthy_connect_max_us"`
-	Label                   string  `json:"label"`
+	Scenario                string    `json:"scenario"`
+	Transport               string    `json:"transport"`
+	MQTT                    int       `json:"mqtt"`
+	QoS                     int       `json:"qos"`
+	Size                    int       `json:"size"`
+	Publishers              int       `json:"publishers"`
+	Subscribers             int       `json:"subscribers"`
+	Pairs                   int       `json:"pairs"`
+	Conns                   int       `json:"conns"`
+	DurationS               float64   `json:"duration_s"`
+	Topics                  int       `json:"topics"`
+	Filter                  string    `json:"filter"`
+	Sent                    int64     `json:"sent"`
+	Expected                int64     `json:"expected"`
+	Received                int64     `json:"received"`
+	LossPct                 float64   `json:"loss_pct"`
+	DeliveriesPerS          float64   `json:"deliveries_per_s"`
+	BrokerCPUS              float64   `json:"broker_cpu_s"`
+	DeliveriesPerBrokerCPUS float64   `json:"deliveries_per_broker_cpu_s"`
+	BenchCPUS               float64   `json:"bench_cpu_s"`
+	BenchCPUShare           float64   `json:"bench_cpu_share"`
+	BrokerCPUSByPID         []float64 `json:"broker_cpu_s_by_pid"`
+	P50us                   float64   `json:"p50_us"`
+	P99us                   float64   `json:"p99_us"`
+	P999us                  float64   `json:"p999_us"`
+	ConnectPerS             float64   `json:"connect_per_s"`
+	BrokerRSSBytes          float64   `json:"broker_rss_bytes"`
+	BytesPerConn            float64   `json:"bytes_per_conn"`
+	BytesPerConnFromStart   float64   `json:"bytes_per_conn_from_start"`
+	ClosedByBroker          float64   `json:"closed_by_broker"`
+	HealthyAttempts         int       `json:"healthy_attempts"`
+	HealthyFailed           int       `json:"healthy_failed"`
+	HealthyP50us            float64   `json:"healthy_connect_p50_us"`
+	HealthyMaxUS            float64   `json:"healthy_connect_max_us"`
+	Label                   string    `json:"label"`
 }
 
 // errNoResult is returned by parseBenchResult for output without a JSON object.

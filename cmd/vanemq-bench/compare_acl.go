@@ -264,7 +264,9 @@ func (o *compareOptions) runACL(ctx context.Context, stdout, stderr io.Writer) e
 	defer os.RemoveAll(dir)
 
 	brokers := aclBrokerNames()
-	records, err := o.runMatrix(ctx, "acl", dir, bins, scenarios, brokers, stderr)
+	records, err := o.runMatrix(ctx, "acl", scenarios, brokers, stderr, func(sc scenarioSpec, b string, round int) runRecord {
+		return o.runOnce(ctx, dir, bins, sc, b, round)
+	})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"debug/buildinfo"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -176,19 +177,10 @@ type brokerProc struct {
 // startBroker starts argv and waits, at most timeout, until addr accepts
 // TCP connections. On failure the process is killed.
 func startBroker(ctx context.Context, argv []string, addr string, timeout time.Duration) (*brokerProc, error) {
-	p := &brokerProc{
-		cmd:  exec.Command(argv[0], argv[1:]...),
-		out:  newTailBuffer(4096),
-		done: make(chan struct{}),
+	p, err := startProc(argv, io.Discard)
+	if err != nil {
+		return nil, err
 	}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", argv[0], err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
 	if err := p.waitReady(ctx, addr, timeout); err != nil {
 		p.kill()
 		err = fmt.Errorf("start %s: %w", strings.Join(argv, " "), err)
@@ -197,6 +189,25 @@ func startBroker(ctx context.Context, argv []string, addr string, timeout time.D
 		}
 		return nil, err
 	}
+	return p, nil
+}
+
+// startProc starts argv with its standard output written to stdout (and
+// kept, with its standard error, in the process's tail).
+func startProc(argv []string, stdout io.Writer) (*brokerProc, error) {
+	p := &brokerProc{
+		cmd:  exec.Command(argv[0], argv[1:]...),
+		out:  newTailBuffer(4096),
+		done: make(chan struct{}),
+	}
+	p.cmd.Stdout, p.cmd.Stderr = io.MultiWriter(p.out, stdout), p.out
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
 	return p, nil
 }
 

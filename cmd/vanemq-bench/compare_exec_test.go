@@ -17,7 +17,9 @@ import (
 // the way each real one is configured (vanemq --config FILE, peer-mochi
 // -addr ADDR, mosquitto -c FILE), accepts connections until SIGTERM and then
 // exits 0. "-h" prints a version line like mosquitto's; "-fail" exits 1 at
-// once; "-mute" never listens.
+// once; "-mute" never listens. "cluster dev --nodes N ..." listens on N free
+// ports and prints a node line for each, then a ready line, as vanemq
+// cluster dev does; with $FAKE_DEV_FAIL set it exits 1 at once.
 const fakeBrokerSrc = `package main
 
 import (
@@ -37,7 +39,24 @@ func main() {
 		os.Exit(2)
 	}
 	var addr string
+	var ls []net.Listener
 	switch args[0] {
+	case "cluster":
+		if os.Getenv("FAKE_DEV_FAIL") != "" {
+			fmt.Fprintln(os.Stderr, "fake cluster dev: failing as asked")
+			os.Exit(1)
+		}
+		n := 0
+		fmt.Sscan(args[3], &n) // cluster dev --nodes N
+		for i := 1; i <= n; i++ {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				panic(err)
+			}
+			ls = append(ls, l)
+			fmt.Printf("n%d mqtt=%s nats=nats://127.0.0.1:%d\n", i, l.Addr(), 4221+i)
+		}
+		fmt.Println("ready: fake")
 	case "-h":
 		fmt.Println("mosquitto version 0.0-fake")
 		os.Exit(3)
@@ -63,28 +82,37 @@ func main() {
 		m := regexp.MustCompile(` + "`(?m)^listener (\\d+) (\\S+)$`" + `).FindStringSubmatch(string(data))
 		addr = m[2] + ":" + m[1]
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		panic(err)
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
+	if addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			panic(err)
 		}
-	}()
+		ls = append(ls, l)
+	}
+	for _, l := range ls {
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
 	<-sigs
 	os.Exit(0)
 }
 `
 
-// fakeToolSrc is a stand-in for vanemq-bench: it checks that the broker is
-// up, logs "label scenario" to $FAKE_TOOL_LOG, fails when $FAKE_TOOL_FAIL
-// is "label/scenario", and prints a fixed result per label and scenario,
-// with the -topics and -filter it was given.
+// fakeToolSrc is a stand-in for vanemq-bench: it checks that the broker's
+// processes (-broker-pid) are alive and its addresses (-addr, -sub-addr)
+// up, logs "label scenario" to $FAKE_TOOL_LOG (and "label scenario PIDS
+// SUB" to $FAKE_TOOL_TARGETS, PIDS the number of processes, SUB whether
+// -sub-addr was another address), fails when $FAKE_TOOL_FAIL is
+// "label/scenario", and prints a fixed result per label and scenario, with
+// the -topics and -filter it was given (and, for two processes, 95 % of
+// the CPU time on the first).
 const fakeToolSrc = `package main
 
 import (
@@ -93,6 +121,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -100,7 +130,8 @@ import (
 func main() {
 	scenario := flag.String("scenario", "", "")
 	addr := flag.String("addr", "", "")
-	pid := flag.Int("broker-pid", 0, "")
+	pids := flag.String("broker-pid", "", "")
+	subAddr := flag.String("sub-addr", "", "")
 	label := flag.String("label", "", "")
 	asJSON := flag.Bool("json", false, "")
 	flag.String("transport", "", "")
@@ -122,16 +153,35 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fake tool: want -json and no arguments")
 		os.Exit(2)
 	}
-	if err := syscall.Kill(*pid, 0); err != nil {
-		fmt.Fprintf(os.Stderr, "fake tool: broker pid %d: %v\n", *pid, err)
-		os.Exit(1)
+	for _, p := range strings.Split(*pids, ",") {
+		pid, err := strconv.Atoi(p)
+		if err == nil {
+			err = syscall.Kill(pid, 0)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "fake tool: broker pid %q: %v\n", p, err)
+			os.Exit(1)
+		}
 	}
-	c, err := net.DialTimeout("tcp", *addr, 5*time.Second)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "fake tool: %v\n", err)
-		os.Exit(1)
+	for _, a := range []string{*addr, *subAddr} {
+		if a == "" {
+			continue
+		}
+		c, err := net.DialTimeout("tcp", a, 5*time.Second)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "fake tool: %v\n", err)
+			os.Exit(1)
+		}
+		c.Close()
 	}
-	c.Close()
+	if p := os.Getenv("FAKE_TOOL_TARGETS"); p != "" {
+		f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Fprintf(f, "%s %s %d %v\n", *label, *scenario, len(strings.Split(*pids, ",")), *subAddr != "" && *subAddr != *addr)
+		f.Close()
+	}
 	if p := os.Getenv("FAKE_TOOL_LOG"); p != "" {
 		f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err != nil {
@@ -144,14 +194,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fake tool: failing as asked")
 		os.Exit(1)
 	}
-	perCPU := map[string]float64{"vanemq": 300000, "mochi": 100000, "mosquitto": 140000, "vanemq+auth.file": 270000}[*label]
-	p99 := map[string]float64{"vanemq": 90, "mochi": 200, "mosquitto": 120}[*label]
+	perCPU := map[string]float64{"vanemq": 300000, "mochi": 100000, "mosquitto": 140000, "vanemq+auth.file": 270000,
+		"single": 300000, "single+hook": 285000, "across": 120000}[*label]
+	p99 := map[string]float64{"vanemq": 90, "mochi": 200, "mosquitto": 120,
+		"single": 100, "single+hook": 104, "across": 900}[*label]
 	connect := map[string]float64{"vanemq": 20000, "mochi": 15000, "mosquitto": 10000}[*label]
 	res := map[string]any{
 		"scenario": *scenario, "transport": "tcp", "mqtt": 4, "label": *label,
 		"deliveries_per_s": perCPU / 2, "deliveries_per_broker_cpu_s": perCPU, "loss_pct": 0,
 		"bench_cpu_share": 0.5, "sent": 1000, "expected": 1000, "received": 1000,
 		"topics": *topics, "filter": *filter,
+	}
+	if strings.Count(*pids, ",") == 1 {
+		res["broker_cpu_s"], res["broker_cpu_s_by_pid"] = 1.0, []float64{0.95, 0.05}
 	}
 	switch *scenario {
 	case "latency":

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -259,7 +260,7 @@ const fixtureJSON = `{"scenario":"fanin","transport":"tcp","mqtt":4,"qos":1,"siz
 "expected":1000000,"received":999000,"loss_pct":0.1,"deliveries_per_s":99900,
 "broker_cpu_s":4.5,"deliveries_per_broker_cpu_s":222000,"bench_cpu_s":6.1,"bench_cpu_share":0.61,
 "p50_us":120.5,"p99_us":900,"p999_us":2100,"connect_per_s":0,"broker_rss_bytes":12345678,
-"bytes_per_conn":0,"label":"vanemq"}`
+"bytes_per_conn":0,"broker_cpu_s_by_pid":[4,0.5],"label":"vanemq"}`
 
 func TestParseBenchResult(t *testing.T) {
 	res, err := parseBenchResult([]byte("\n" + fixtureJSON + "\n\n"))
@@ -269,8 +270,8 @@ func TestParseBenchResult(t *testing.T) {
 	want := benchResult{Scenario: "fanin", Transport: "tcp", MQTT: 4, QoS: 1, Size: 64, Publishers: 8, Subscribers: 1,
 		DurationS: 10, Sent: 1000000, Expected: 1000000, Received: 999000, LossPct: 0.1, DeliveriesPerS: 99900,
 		BrokerCPUS: 4.5, DeliveriesPerBrokerCPUS: 222000, BenchCPUS: 6.1, BenchCPUShare: 0.61,
-		P50us: 120.5, P99us: 900, P999us: 2100, BrokerRSSBytes: 12345678, Label: "vanemq"}
-	if res != want {
+		P50us: 120.5, P99us: 900, P999us: 2100, BrokerRSSBytes: 12345678, BrokerCPUSByPID: []float64{4, 0.5}, Label: "vanemq"}
+	if !reflect.DeepEqual(res, want) {
 		t.Errorf("parsed\n%+v\nwant\n%+v", res, want)
 	}
 	// Fields the tool may add later are ignored.

@@ -37,6 +37,9 @@ type connSpec struct {
 	keepAlive uint16 // seconds
 	readBuf   int    // size of the read buffer
 	wsBuf     int    // size of the WebSocket buffers; 0 for wsBufferSize
+	// sub makes it a message scenario's subscriber, which connects to
+	// -sub-addr.
+	sub bool
 }
 
 // mqttConn is one MQTT client connection. One goroutine, the reader, reads
@@ -77,9 +80,13 @@ func openConn(ctx context.Context, env *benchEnv, spec connSpec) (*mqttConn, err
 	name := fmt.Sprintf("%s %d (client %s)", spec.role, spec.index, spec.clientID)
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	nc, err := env.dialer.dial(hctx, spec.wsBuf)
+	d := env.dialer
+	if spec.sub && env.subDialer != nil {
+		d = env.subDialer
+	}
+	nc, err := d.dial(hctx, spec.wsBuf)
 	if err != nil {
-		return nil, fmt.Errorf("%s: connect to %s: %w", name, env.dialer.addr, err)
+		return nil, fmt.Errorf("%s: connect to %s: %w", name, d.addr, err)
 	}
 	c := &mqttConn{
 		name:    name,

@@ -21,7 +21,7 @@ func TestOpenConnInterrupted(t *testing.T) {
 		<-release // never answer CONNECT
 	})
 	cfg := benchConfig{Scenario: scenarioConns, Addr: addr, Transport: transportTCP, MQTT: 4}
-	d, err := newDialer(&cfg)
+	d, err := newDialer(&cfg, cfg.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

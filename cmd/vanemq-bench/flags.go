@@ -71,6 +71,7 @@ const (
 const benchUsage = `Usage: vanemq-bench -scenario fanin|fanout|pairs|latency|conns|silent [flags]
        vanemq-bench compare [flags]   (vanemq-bench compare -h for its flags)
        vanemq-bench acl [flags]       (vanemq-bench acl -h for its flags)
+       vanemq-bench cluster [flags]   (vanemq-bench cluster -h for its flags)
 
 A load generator for MQTT brokers. Scenarios:
   fanin    -publishers P publish on bench/fanin/{i}; one subscriber on bench/fanin/+
@@ -93,15 +94,20 @@ drain up to -drain for late deliveries. Every payload starts with an 8-byte
 send timestamp. Loss sets the messages sent inside the window against their
 deliveries, late ones included; throughput counts the deliveries that
 arrived inside the window. With -broker-pid the broker's CPU time in the
-window and its memory are read from /proc.
+window and its memory are read from /proc (summed over the PIDs given: the
+processes of a cluster). With -sub-addr the subscribers connect to another
+broker than the publishers: a message that crosses a cluster.
 
 Flags:
 `
 
 // benchConfig is the parsed command line of a load-generator run.
 type benchConfig struct {
-	Scenario    string
-	Addr        string // host:port of the broker
+	Scenario string
+	Addr     string // host:port of the broker
+	// SubAddr is the host:port the message scenarios' subscribers connect
+	// to: -sub-addr, Addr unless given (another node of a cluster).
+	SubAddr     string
 	Transport   string // tcp, tls, ws or wss
 	WSPath      string // HTTP path of the WebSocket endpoint
 	TLSInsecure bool   // skip certificate verification (tls, wss)
@@ -116,14 +122,16 @@ type benchConfig struct {
 	Warmup      time.Duration
 	Rate        int // total messages per second; 0: the scenario's default
 	Inflight    int // unacknowledged QoS 1/2 messages per publisher
-	BrokerPID   int // 0: no broker metrics
-	Label       string
-	JSON        bool
-	Drain       time.Duration // longest wait for late deliveries
-	Hold        time.Duration // conns: how long the connections stay open
-	Dialers     int           // concurrent connection set-ups
-	Waves       int           // silent: waves of connections
-	Send        string        // silent: hex of the bytes each connection sends
+	// BrokerPIDs are the broker's processes, whose CPU times and VmRSS
+	// are summed (a cluster's); none: no broker metrics.
+	BrokerPIDs []int
+	Label      string
+	JSON       bool
+	Drain      time.Duration // longest wait for late deliveries
+	Hold       time.Duration // conns: how long the connections stay open
+	Dialers    int           // concurrent connection set-ups
+	Waves      int           // silent: waves of connections
+	Send       string        // silent: hex of the bytes each connection sends
 	// SilentConnect makes each silent connection complete CONNECT before
 	// it sends Send.
 	SilentConnect bool
@@ -165,6 +173,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	var mqtt, qos uint
 	fs.StringVar(&c.Scenario, "scenario", "", "`name` of the scenario: fanin, fanout, pairs, latency, conns or silent (required)")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:1883", "broker `host:port`")
+	fs.StringVar(&c.SubAddr, "sub-addr", "", "`host:port` the subscribers of fanin, fanout, pairs and latency connect to, such as another node of a cluster (default: -addr)")
 	fs.StringVar(&c.Transport, "transport", transportTCP, "`transport`: tcp, tls, ws or wss")
 	fs.StringVar(&c.WSPath, "ws-path", "/mqtt", "HTTP `path` of the WebSocket endpoint (ws, wss)")
 	fs.BoolVar(&c.TLSInsecure, "tls-insecure", false, "do not verify the broker's certificate (tls, wss)")
@@ -179,7 +188,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.DurationVar(&c.Warmup, "warmup", time.Second, "unmeasured `time` of load before the window")
 	fs.IntVar(&c.Rate, "rate", 0, fmt.Sprintf("total `msgs/s` over all publishers; 0 means %d for latency and as fast as possible elsewhere", defaultLatencyRate))
 	fs.IntVar(&c.Inflight, "inflight", 100, "unacknowledged QoS 1/2 `messages` per publisher (capped by the broker's Receive Maximum)")
-	fs.IntVar(&c.BrokerPID, "broker-pid", 0, "`PID` of the broker process, for its CPU time and memory from /proc")
+	pids := fs.String("broker-pid", "", "`PIDs` of the broker's processes, comma-separated, for their CPU time and memory from /proc, summed (the processes of a cluster)")
 	fs.StringVar(&c.Label, "label", "", "free `text` copied into the report")
 	fs.BoolVar(&c.JSON, "json", false, "print the result as one JSON object")
 	fs.DurationVar(&c.Drain, "drain", 2*time.Second, "longest `time` to wait for late deliveries after the window")
@@ -206,7 +215,12 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	c.MQTT, c.QoS = byte(min(mqtt, 255)), byte(min(qos, 255))
-	if err := c.validate(); err != nil {
+	if c.SubAddr == "" {
+		c.SubAddr = c.Addr
+	}
+	var perr error
+	c.BrokerPIDs, perr = parsePIDs(*pids)
+	if err := errors.Join(perr, c.validate()); err != nil {
 		fmt.Fprintf(stderr, "vanemq-bench: %v\nRun vanemq-bench -h for the flags.\n", err)
 		return c, err
 	}
@@ -226,6 +240,9 @@ func (c *benchConfig) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("-addr %q: %v", c.Addr, err)
+	}
+	if _, _, err := net.SplitHostPort(c.SubAddr); err != nil {
+		bad("-sub-addr %q: %v", c.SubAddr, err)
 	}
 	if !slices.Contains([]string{transportTCP, transportTLS, transportWS, transportWSS}, c.Transport) {
 		bad("-transport %q is not tcp, tls, ws or wss", c.Transport)
@@ -296,9 +313,6 @@ func (c *benchConfig) validate() error {
 	if c.Inflight < 1 || c.Inflight > 65535 {
 		bad("-inflight %d is outside 1..65535", c.Inflight)
 	}
-	if c.BrokerPID < 0 {
-		bad("-broker-pid %d is negative", c.BrokerPID)
-	}
 	if c.Password != "" && c.Username == "" {
 		// MQTT 3.1.1 forbids it [MQTT-3.1.2-22].
 		bad("-password needs -username")
@@ -341,4 +355,33 @@ func (c *benchConfig) fanoutTopics() ([]string, error) {
 // benchEnv.clientID), "" when the clients connect without one.
 func (c *benchConfig) username(role byte, index int) string {
 	return strings.ReplaceAll(c.Username, clientPlaceholder, string(role)+strconv.Itoa(index))
+}
+
+// maxPIDs bounds the processes of -broker-pid.
+const maxPIDs = 64
+
+// parsePIDs parses -broker-pid: "" for none, or comma-separated positive
+// process IDs, each at most once.
+func parsePIDs(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) > maxPIDs {
+		return nil, fmt.Errorf("-broker-pid %q: %d PIDs, at most %d", s, len(parts), maxPIDs)
+	}
+	pids := make([]int, 0, len(parts))
+	for _, p := range parts {
+		pid, err := strconv.Atoi(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("-broker-pid %q: %q is not a process ID", s, p)
+		case pid <= 0:
+			return nil, fmt.Errorf("-broker-pid %q: %d is not a positive process ID", s, pid)
+		case slices.Contains(pids, pid):
+			return nil, fmt.Errorf("-broker-pid %q: %d twice: its CPU time would count twice", s, pid)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
 }

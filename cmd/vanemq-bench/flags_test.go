@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -17,12 +18,12 @@ func TestParseBenchFlags(t *testing.T) {
 		t.Fatalf("defaults: %v", err)
 	}
 	want := benchConfig{
-		Scenario: "fanin", Addr: "127.0.0.1:1883", Transport: "tcp", WSPath: "/mqtt", MQTT: 4, QoS: 0, Size: 64,
+		Scenario: "fanin", Addr: "127.0.0.1:1883", SubAddr: "127.0.0.1:1883", Transport: "tcp", WSPath: "/mqtt", MQTT: 4, QoS: 0, Size: 64,
 		Publishers: 8, Subscribers: 50, Pairs: 100, Conns: 10000, Duration: 10 * time.Second, Warmup: time.Second,
 		Inflight: 100, Drain: 2 * time.Second, Hold: 2 * time.Second, Dialers: 64, Waves: 3, Send: "10faff3f",
 		Topics: 1, TopicPattern: "bench/fanout",
 	}
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
 	}
 	if cfg.rate() != 0 {
@@ -35,7 +36,7 @@ func TestParseBenchFlags(t *testing.T) {
 		t.Fatalf("every flag: %v", err)
 	}
 	if cfg.Transport != "wss" || cfg.WSPath != "/ws" || !cfg.TLSInsecure || cfg.MQTT != 5 || cfg.QoS != 2 || cfg.Size != 8 ||
-		cfg.Duration != 3*time.Second || cfg.Warmup != 0 || cfg.Inflight != 7 || cfg.BrokerPID != 42 || cfg.Label != "x" || !cfg.JSON {
+		cfg.Duration != 3*time.Second || cfg.Warmup != 0 || cfg.Inflight != 7 || !slices.Equal(cfg.BrokerPIDs, []int{42}) || cfg.Label != "x" || !cfg.JSON {
 		t.Errorf("every flag: %+v", cfg)
 	}
 	if cfg.rate() != defaultLatencyRate {
@@ -88,6 +89,13 @@ func TestParseBenchFlags(t *testing.T) {
 		{"-scenario fanout -filter a/#/b", `-filter "a/#/b"`},
 		{"-scenario fanin -password x", "-password needs -username"},
 		{"-scenario fanin -bogus", "flag provided but not defined"},
+		{"-scenario pairs -sub-addr 127.0.0.1", `-sub-addr "127.0.0.1"`},
+		{"-scenario pairs -broker-pid x", `-broker-pid "x": "x" is not a process ID`},
+		{"-scenario pairs -broker-pid 1,,2", `-broker-pid "1,,2": "" is not a process ID`},
+		{"-scenario pairs -broker-pid 0", `-broker-pid "0": 0 is not a positive process ID`},
+		{"-scenario pairs -broker-pid 7,-3", `-3 is not a positive process ID`},
+		{"-scenario pairs -broker-pid 7,8,7", `-broker-pid "7,8,7": 7 twice`},
+		{"-scenario pairs -broker-pid " + strings.Repeat("1,", maxPIDs) + "1", "PIDs, at most 64"},
 	}
 	for _, tc := range bad {
 		var stderr bytes.Buffer
@@ -124,6 +132,23 @@ func TestParseBenchFlags(t *testing.T) {
 	}
 	if u := cfg.username('s', 1); u != "" {
 		t.Errorf("no -username: username %q", u)
+	}
+
+	// The subscribers connect to -sub-addr; -broker-pid sums a list.
+	for _, tc := range []struct {
+		args    []string
+		subAddr string
+		pids    []int
+	}{
+		{[]string{"-scenario", "pairs", "-addr", "127.0.0.1:1", "-sub-addr", "[::1]:2", "-broker-pid", "10,11,12"}, "[::1]:2", []int{10, 11, 12}},
+		{[]string{"-scenario", "pairs", "-addr", "127.0.0.1:1", "-broker-pid", "10"}, "127.0.0.1:1", []int{10}},
+		{[]string{"-scenario", "pairs", "-sub-addr", "127.0.0.1:3", "-broker-pid", " 4, 5"}, "127.0.0.1:3", []int{4, 5}},
+		{[]string{"-scenario", "pairs"}, "127.0.0.1:1883", nil},
+	} {
+		cfg, err := parseBenchFlags(tc.args, &bytes.Buffer{})
+		if err != nil || cfg.SubAddr != tc.subAddr || !slices.Equal(cfg.BrokerPIDs, tc.pids) {
+			t.Errorf("%q: -sub-addr %q, -broker-pid %v (%v); want %q, %v", tc.args, cfg.SubAddr, cfg.BrokerPIDs, err, tc.subAddr, tc.pids)
+		}
 	}
 
 	// A flag that only another scenario uses is not checked.

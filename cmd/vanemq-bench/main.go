@@ -8,6 +8,7 @@
 //	vanemq-bench -scenario fanin|fanout|pairs|latency|conns|silent [flags]
 //	vanemq-bench compare [flags]
 //	vanemq-bench acl [flags]
+//	vanemq-bench cluster [flags]
 //
 // The scenarios:
 //
@@ -67,7 +68,10 @@
 // With -broker-pid the broker's CPU time (utime + stime of /proc/PID/stat)
 // is measured over the window (conns: while connecting; silent: the whole
 // run), and its VmRSS is
-// read from /proc/PID/status. The report gives deliveries per broker
+// read from /proc/PID/status; -broker-pid takes a comma-separated list, whose
+// processes' figures are summed (a cluster's nodes and NATS servers). With
+// -sub-addr the subscribers of a message scenario connect to another broker
+// address than the publishers, such as another node of a cluster. The report gives deliveries per broker
 // CPU-second and the generator's own share of the CPU time. -json prints
 // one JSON object instead of the text report.
 //
@@ -75,7 +79,11 @@
 // peer brokers; see vanemq-bench compare -h. `vanemq-bench acl` runs
 // fan-out 1→50 on # against vanemq with and without auth.file, interleaved,
 // and reports what read permission checked at delivery costs (issue 17);
-// see vanemq-bench acl -h.
+// see vanemq-bench acl -h. `vanemq-bench cluster` runs pairs, fan-out and
+// latency against one vanemq node, one with the cluster hook, and a
+// two-node cluster (vanemq cluster dev) with the subscribers on the second
+// node, interleaved, and reports what clustering costs (issue 18); see
+// vanemq-bench cluster -h.
 //
 // Exit status: 0 on success, 1 when the run fails (a refused or dropped
 // connection, a protocol error from the broker, an unreadable /proc entry),
@@ -100,13 +108,14 @@ func main() {
 	os.Exit(code)
 }
 
-// runCLI is the whole program: it runs the compare or acl command or one
+// runCLI is the whole program: it runs the compare, acl or cluster command or one
 // scenario, writes the result to stdout and errors to stderr, and returns
 // the exit status.
 func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	commands := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"compare": runCompare,
 		"acl":     runACL,
+		"cluster": runClusterCmd,
 	}
 	if len(args) > 0 && commands[args[0]] != nil {
 		if err := commands[args[0]](ctx, args[1:], stdout, stderr); err != nil {

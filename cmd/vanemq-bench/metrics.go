@@ -36,6 +36,9 @@ type runResult struct {
 	DeliveriesPerBrokerCPUS float64 `json:"deliveries_per_broker_cpu_s"` // arrived inside the window / broker_cpu_s
 	BenchCPUS               float64 `json:"bench_cpu_s"`
 	BenchCPUShare           float64 `json:"bench_cpu_share"` // bench / (bench + broker)
+	// BrokerCPUSByPID is broker_cpu_s process by process, in -broker-pid's
+	// order, when it names more than one.
+	BrokerCPUSByPID []float64 `json:"broker_cpu_s_by_pid,omitempty"`
 
 	P50us  float64 `json:"p50_us"`
 	P99us  float64 `json:"p99_us"`
@@ -60,7 +63,7 @@ type runResult struct {
 
 	Label string `json:"label"`
 
-	brokerPID  int
+	brokerPIDs []int
 	warmup     time.Duration
 	drained    time.Duration // time spent draining after the window
 	hold       time.Duration // conns: time the connections stayed open
@@ -81,16 +84,16 @@ type runResult struct {
 func newRunResult(env *benchEnv) runResult {
 	cfg := env.cfg
 	return runResult{
-		Scenario:  cfg.Scenario,
-		Transport: cfg.Transport,
-		MQTT:      int(cfg.MQTT),
-		QoS:       int(cfg.QoS),
-		Size:      cfg.Size,
-		Label:     cfg.Label,
-		brokerPID: cfg.BrokerPID,
-		warmup:    cfg.Warmup,
-		rate:      cfg.rate(),
-		inflight:  cfg.Inflight,
+		Scenario:   cfg.Scenario,
+		Transport:  cfg.Transport,
+		MQTT:       int(cfg.MQTT),
+		QoS:        int(cfg.QoS),
+		Size:       cfg.Size,
+		Label:      cfg.Label,
+		brokerPIDs: cfg.BrokerPIDs,
+		warmup:     cfg.Warmup,
+		rate:       cfg.rate(),
+		inflight:   cfg.Inflight,
 	}
 }
 
@@ -100,6 +103,12 @@ func (r *runResult) setCPU(before, after cpuSample) {
 	r.benchCPU = after.self - before.self
 	r.BrokerCPUS = r.brokerCPU.Seconds()
 	r.BenchCPUS = r.benchCPU.Seconds()
+	r.BrokerCPUSByPID = nil
+	if len(after.byPID) > 1 && len(before.byPID) == len(after.byPID) {
+		for i := range after.byPID {
+			r.BrokerCPUSByPID = append(r.BrokerCPUSByPID, roundTo((after.byPID[i]-before.byPID[i]).Seconds(), 3))
+		}
+	}
 }
 
 // setLatency records the latency percentiles of h, in microseconds.
@@ -126,7 +135,7 @@ func (r *runResult) finish() {
 	if r.BrokerCPUS > 0 {
 		r.DeliveriesPerBrokerCPUS = roundTo(float64(r.arrived)/r.BrokerCPUS, 1)
 	}
-	if r.brokerPID != 0 && r.BenchCPUS+r.BrokerCPUS > 0 {
+	if len(r.brokerPIDs) > 0 && r.BenchCPUS+r.BrokerCPUS > 0 {
 		r.BenchCPUShare = roundTo(r.BenchCPUS/(r.BenchCPUS+r.BrokerCPUS), 4)
 	}
 	r.BrokerCPUS = roundTo(r.BrokerCPUS, 3)

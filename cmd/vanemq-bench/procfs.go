@@ -16,23 +16,26 @@ import (
 // architecture, used when getconf cannot tell.
 const defaultClockTicks = 100
 
-// procProbe reads a process's CPU time and memory from /proc, and this
-// process's CPU time. Without a PID (0) it reports zeros for the process.
+// procProbe reads the broker's CPU time and memory from /proc, summed over
+// its processes (a cluster's may be several), and this process's CPU time.
+// Without a PID it reports zeros for the broker.
 type procProbe struct {
-	pid   int
+	pids  []int
 	ticks int64 // clock ticks per second of /proc/PID/stat times
 }
 
 // cpuSample is CPU time used so far, by the broker and by this tool.
 type cpuSample struct {
 	broker, self time.Duration
+	// byPID is the broker's, process by process in the probe's order.
+	byPID []time.Duration
 }
 
-// newProcProbe returns a probe of process pid (0: none), checking that its
-// /proc entry can be read.
-func newProcProbe(ctx context.Context, pid int) (*procProbe, error) {
-	p := &procProbe{pid: pid, ticks: defaultClockTicks}
-	if pid == 0 {
+// newProcProbe returns a probe of the processes pids (none: no broker),
+// checking that their /proc entries can be read.
+func newProcProbe(ctx context.Context, pids []int) (*procProbe, error) {
+	p := &procProbe{pids: pids, ticks: defaultClockTicks}
+	if len(pids) == 0 {
 		return p, nil
 	}
 	if _, err := p.brokerCPU(); err != nil {
@@ -60,19 +63,52 @@ func clockTicks(ctx context.Context) int64 {
 
 // sample reads the broker's and this process's CPU time.
 func (p *procProbe) sample() (cpuSample, error) {
-	b, err := p.brokerCPU()
-	return cpuSample{broker: b, self: selfCPU()}, err
+	s := cpuSample{byPID: make([]time.Duration, len(p.pids))}
+	for i, pid := range p.pids {
+		ticks, err := readProc(pid, "stat", "broker CPU time", parseProcStat)
+		if err != nil {
+			return s, err
+		}
+		s.byPID[i] = time.Duration(ticks) * time.Second / time.Duration(p.ticks)
+		s.broker += s.byPID[i]
+	}
+	s.self = selfCPU()
+	return s, nil
 }
 
-// brokerCPU returns the broker's user plus system CPU time.
+// brokerCPU returns the broker's user plus system CPU time, that of all its
+// processes.
 func (p *procProbe) brokerCPU() (time.Duration, error) {
-	ticks, err := readProc(p.pid, "stat", "broker CPU time", parseProcStat)
+	ticks, err := sumProc(p.pids, "stat", "broker CPU time", parseProcStat)
 	return time.Duration(ticks) * time.Second / time.Duration(p.ticks), err
 }
 
-// brokerRSS returns the broker's resident set size in bytes.
+// brokerRSS returns the broker's resident set size in bytes, that of all
+// its processes.
 func (p *procProbe) brokerRSS() (int64, error) {
-	return readProc(p.pid, "status", "broker memory", parseVmRSS)
+	return sumProc(p.pids, "status", "broker memory", parseVmRSS)
+}
+
+// sumProc is the sum of readProc over pids; 0 without any.
+func sumProc[T uint64 | int64](pids []int, name, what string, parse func(string) (T, error)) (T, error) {
+	var sum T
+	for _, pid := range pids {
+		v, err := readProc(pid, name, what, parse)
+		if err != nil {
+			return sum, err
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// joinPIDs is pids as -broker-pid takes them: comma-separated.
+func joinPIDs(pids []int) string {
+	s := make([]string, len(pids))
+	for i, pid := range pids {
+		s[i] = strconv.Itoa(pid)
+	}
+	return strings.Join(s, ",")
 }
 
 // watchRSS reads the broker's VmRSS every rssInterval until the returned

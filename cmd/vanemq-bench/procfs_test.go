@@ -61,7 +61,7 @@ func TestParseVmRSS(t *testing.T) {
 
 // TestProcProbeSelf reads this process's own /proc entries.
 func TestProcProbeSelf(t *testing.T) {
-	p, err := newProcProbe(t.Context(), os.Getpid())
+	p, err := newProcProbe(t.Context(), []int{os.Getpid()})
 	if err != nil {
 		t.Fatalf("newProcProbe: %v", err)
 	}
@@ -80,7 +80,7 @@ func TestProcProbeSelf(t *testing.T) {
 	if err != nil || s.broker <= 0 || s.self <= 0 {
 		t.Errorf("sample: %+v, %v; want positive CPU times", s, err)
 	}
-	none, err := newProcProbe(t.Context(), 0)
+	none, err := newProcProbe(t.Context(), nil)
 	if err != nil {
 		t.Fatalf("newProcProbe(0): %v", err)
 	}
@@ -93,7 +93,7 @@ func TestProcProbeSelf(t *testing.T) {
 // live process, zero without a PID, and the error of a process that is
 // gone.
 func TestWatchRSS(t *testing.T) {
-	self := &procProbe{pid: os.Getpid(), ticks: defaultClockTicks}
+	self := &procProbe{pids: []int{os.Getpid()}, ticks: defaultClockTicks}
 	now, err := self.brokerRSS()
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestWatchRSS(t *testing.T) {
 	if peak, err := (&procProbe{}).watchRSS()(); peak != 0 || err != nil {
 		t.Errorf("without a PID: %d, %v; want 0, nil", peak, err)
 	}
-	if _, err := (&procProbe{pid: 2147483647}).watchRSS()(); err == nil || !strings.Contains(err.Error(), "broker memory") {
+	if _, err := (&procProbe{pids: []int{2147483647}}).watchRSS()(); err == nil || !strings.Contains(err.Error(), "broker memory") {
 		t.Errorf("gone: %v, want a broker memory error", err)
 	}
 }

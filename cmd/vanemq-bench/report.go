@@ -52,7 +52,7 @@ func writeText(w io.Writer, r *runResult) error {
 	case scenarioSilent:
 		span = fmt.Sprintf("the run (%.3f s)", r.DurationS)
 	}
-	if r.brokerPID == 0 {
+	if len(r.brokerPIDs) == 0 {
 		line("broker", "not measured (no -broker-pid)")
 		line("generator", "%.3f s CPU during %s", r.BenchCPUS, span)
 	} else {
@@ -60,7 +60,15 @@ func writeText(w io.Writer, r *runResult) error {
 		if r.Scenario != scenarioConns && r.Scenario != scenarioSilent {
 			perCPU = fmt.Sprintf(": %s deliveries per CPU-second", thousands(int64(r.DeliveriesPerBrokerCPUS)))
 		}
-		line("broker", "pid %d, %.3f s CPU during %s%s", r.brokerPID, r.BrokerCPUS, span, perCPU)
+		pids := "pid " + joinPIDs(r.brokerPIDs)
+		if len(r.brokerPIDs) > 1 {
+			each := make([]string, len(r.BrokerCPUSByPID))
+			for i, s := range r.BrokerCPUSByPID {
+				each[i] = strconv.FormatFloat(s, 'f', 3, 64) + " s"
+			}
+			pids = "pids " + joinPIDs(r.brokerPIDs) + " together (" + strings.Join(each, " + ") + ")"
+		}
+		line("broker", "%s, %.3f s CPU during %s%s", pids, r.BrokerCPUS, span, perCPU)
 		switch r.Scenario {
 		case scenarioConns:
 			line("memory", "VmRSS %s before, %s after: %s bytes per connection",

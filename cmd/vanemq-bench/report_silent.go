@@ -24,7 +24,7 @@ func describeSilent(r *runResult) string {
 // writeSilentText writes the silent scenario's lines: each wave's, the
 // worst, and the healthy client's over the whole run.
 func writeSilentText(line func(name, format string, args ...any), r *runResult) {
-	measured := r.brokerPID != 0
+	measured := len(r.brokerPIDs) > 0
 	for _, w := range r.WaveResults {
 		line(fmt.Sprintf("wave %d", w.Wave), "%s opened in %.3f s, held %s; %s closed by the broker before the end of the hold",
 			thousands(int64(w.Conns)), w.OpenS, r.hold, thousands(int64(w.ClosedByBroker)))

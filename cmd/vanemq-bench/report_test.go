@@ -39,7 +39,7 @@ func TestWriteJSONFields(t *testing.T) {
 
 // TestFinish checks the derived figures.
 func TestFinish(t *testing.T) {
-	r := runResult{brokerPID: 1, DurationS: 2, Sent: 1000, Expected: 3000, Received: 2970, arrived: 3100}
+	r := runResult{brokerPIDs: []int{1}, DurationS: 2, Sent: 1000, Expected: 3000, Received: 2970, arrived: 3100}
 	r.setCPU(cpuSample{broker: time.Second, self: time.Second}, cpuSample{broker: 3 * time.Second, self: 1500 * time.Millisecond})
 	r.finish()
 	if r.LossPct != 1 || r.DeliveriesPerS != 1550 || r.BrokerCPUS != 2 || r.DeliveriesPerBrokerCPUS != 1550 ||
@@ -57,13 +57,13 @@ func TestFinish(t *testing.T) {
 func TestWriteText(t *testing.T) {
 	msgs := runResult{Scenario: "fanin", Transport: "tcp", MQTT: 4, QoS: 1, Size: 64, Publishers: 8, Subscribers: 1,
 		DurationS: 5, Sent: 1234567, Expected: 1234567, Received: 1234000, LossPct: 0.046, DeliveriesPerS: 246800,
-		P50us: 100, P99us: 200, P999us: 300, latN: 1234000, brokerPID: 77, BrokerCPUS: 4.5, BenchCPUS: 0.5,
+		P50us: 100, P99us: 200, P999us: 300, latN: 1234000, brokerPIDs: []int{77}, BrokerCPUS: 4.5, BenchCPUS: 0.5,
 		BenchCPUShare: 0.1, DeliveriesPerBrokerCPUS: 274222, BrokerRSSBytes: 30 << 20, fan: 1, inflight: 100,
 		arrived: 1234000, Label: "run 1"}
 	conns := runResult{Scenario: "conns", Transport: "ws", MQTT: 5, Conns: 10000, DurationS: 0.5, ConnectPerS: 20000,
 		rssBefore: 10 << 20, BrokerRSSBytes: 50 << 20, BytesPerConn: 4194, hold: 2 * time.Second}
 	silent := runResult{Scenario: "silent", Transport: "tcp", MQTT: 4, Conns: 2000, Waves: 2, Send: "30faff3f", SilentConnect: true,
-		DurationS: 7.5, brokerPID: 77, BrokerCPUS: 0.25, BenchCPUS: 0.25, BenchCPUShare: 0.5, hold: 2 * time.Second,
+		DurationS: 7.5, brokerPIDs: []int{77}, BrokerCPUS: 0.25, BenchCPUS: 0.25, BenchCPUShare: 0.5, hold: 2 * time.Second,
 		BrokerRSSBytes: 30 << 20, BytesPerConn: 3000, BytesPerConnFromStart: 3500, ClosedByBroker: 1,
 		HealthyAttempts: 10, HealthyFailed: 1, HealthyP50us: 412.3, HealthyMaxUS: 12034.5, healthyErr: "wave 2: healthy client 9: timeout",
 		WaveResults: []waveResult{

@@ -17,11 +17,13 @@ var errRunOver = errors.New("run over")
 
 // benchEnv is what every part of a run shares.
 type benchEnv struct {
-	cfg      *benchConfig
-	clock    monoClock
-	dialer   *dialer
-	probe    *procProbe
-	idPrefix string // makes the run's client identifiers unique
+	cfg    *benchConfig
+	clock  monoClock
+	dialer *dialer // to -addr
+	// subDialer is the subscribers' dialer, to -sub-addr; nil for dialer.
+	subDialer *dialer
+	probe     *procProbe
+	idPrefix  string // makes the run's client identifiers unique
 }
 
 // clientID returns the client identifier of the index-th client of a role
@@ -37,11 +39,16 @@ func runBench(ctx context.Context, cfg benchConfig) (runResult, error) {
 	env := &benchEnv{cfg: &cfg, clock: newMonoClock()}
 	env.idPrefix = "vb" + strconv.FormatUint(uint64(rand.Uint32()), 36) + "-"
 	var err error
-	if env.dialer, err = newDialer(&cfg); err != nil {
+	if env.dialer, err = newDialer(&cfg, cfg.Addr); err != nil {
 		return runResult{}, err
 	}
-	if env.probe, err = newProcProbe(ctx, cfg.BrokerPID); err != nil {
-		return runResult{}, fmt.Errorf("-broker-pid %d: %w", cfg.BrokerPID, err)
+	if cfg.SubAddr != "" && cfg.SubAddr != cfg.Addr {
+		if env.subDialer, err = newDialer(&cfg, cfg.SubAddr); err != nil {
+			return runResult{}, err
+		}
+	}
+	if env.probe, err = newProcProbe(ctx, cfg.BrokerPIDs); err != nil {
+		return runResult{}, fmt.Errorf("-broker-pid %s: %w", joinPIDs(cfg.BrokerPIDs), err)
 	}
 	var res runResult
 	switch cfg.Scenario {
@@ -53,7 +60,11 @@ func runBench(ctx context.Context, cfg benchConfig) (runResult, error) {
 		res, err = runMessages(ctx, env)
 	}
 	if err != nil {
-		return runResult{}, fmt.Errorf("%s over %s to %s: %w", cfg.Scenario, cfg.Transport, cfg.Addr, err)
+		to := cfg.Addr
+		if env.subDialer != nil {
+			to += " (subscribers to " + cfg.SubAddr + ")"
+		}
+		return runResult{}, fmt.Errorf("%s over %s to %s: %w", cfg.Scenario, cfg.Transport, to, err)
 	}
 	return res, nil
 }

@@ -127,7 +127,7 @@ func (m *msgRun) setup() error {
 	err := runParallel(m.st.ctx, nsubs, cfg.Dialers, func(ctx context.Context, i int) error {
 		c, err := openConn(ctx, env, connSpec{
 			role: "subscriber", index: i, clientID: env.clientID('s', i), username: cfg.username('s', i), password: cfg.Password,
-			keepAlive: loadKeepAlive, readBuf: subReadBuf,
+			keepAlive: loadKeepAlive, readBuf: subReadBuf, sub: true,
 		})
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -208,5 +209,45 @@ func checkMessageResult(t *testing.T, res runResult, scenario string, noLoss boo
 	}
 	if !(0 < res.P50us && res.P50us <= res.P99us && res.P99us <= res.P999us) {
 		t.Errorf("latency p50 %v, p99 %v, p99.9 %v µs: want 0 < p50 <= p99 <= p99.9", res.P50us, res.P99us, res.P999us)
+	}
+}
+
+// TestBenchSubAddr runs pairs with the subscribers on another listener than
+// the publishers (-sub-addr, as across the nodes of a cluster), with
+// -broker-pid listing two processes (the test's and its parent): the
+// subscribers must have connected to the second listener only, the
+// publishers to the first, and every message must arrive.
+func TestBenchSubAddr(t *testing.T) {
+	srv, err := core.New(core.Options{
+		AllowAnonymous:    true,
+		MaxQueuedMessages: 1 << 20,
+		SysInterval:       -1,
+		Logger:            slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("core.New: %v", err)
+	}
+	pubAddr := mqtttest.Serve(t, srv, tcp.New("pub", "127.0.0.1:0"), tcp.New("sub", "127.0.0.1:0"))
+	var subAddr string
+	for _, l := range srv.Listeners() {
+		if l.ID == "sub" {
+			subAddr = l.Address
+		}
+	}
+	if subAddr == "" || subAddr == pubAddr {
+		t.Fatalf("listeners %+v: no second address", srv.Listeners())
+	}
+	pids := strconv.Itoa(os.Getpid()) + "," + strconv.Itoa(os.Getppid())
+	res := runBenchJSON(t, "-scenario", "pairs", "-pairs", "3", "-qos", "1", "-addr", pubAddr, "-sub-addr", subAddr,
+		"-duration", "300ms", "-warmup", "0", "-drain", "10s", "-broker-pid", pids, "-label", t.Name())
+	checkMessageResult(t, res, "pairs", true)
+	if by := res.BrokerCPUSByPID; len(by) != 2 || math.Abs(by[0]+by[1]-res.BrokerCPUS) > 0.0025 {
+		t.Errorf("broker_cpu_s_by_pid %v, want 2 summing to broker_cpu_s %v", by, res.BrokerCPUS)
+	}
+	for _, l := range srv.Listeners() {
+		if l.Accepted != 3 {
+			t.Errorf("listener %s (%s) accepted %d connections, want 3 (the %s)", l.ID, l.Address, l.Accepted,
+				map[string]string{"pub": "publishers", "sub": "subscribers"}[l.ID])
+		}
 	}
 }

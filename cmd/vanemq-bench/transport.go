@@ -17,8 +17,8 @@ import (
 // frame.
 const wsBufferSize = 64 << 10
 
-// dialer opens the byte streams MQTT runs over, to the one broker address
-// of the run.
+// dialer opens the byte streams MQTT runs over, to one broker address:
+// -addr, or -sub-addr for the subscribers.
 type dialer struct {
 	transport string
 	addr      string
@@ -28,14 +28,14 @@ type dialer struct {
 	wsURL     string
 }
 
-// newDialer returns the dialer for cfg's -transport, -addr, -ws-path and
-// -tls-insecure.
-func newDialer(cfg *benchConfig) (*dialer, error) {
-	host, _, err := net.SplitHostPort(cfg.Addr)
+// newDialer returns the dialer to addr (-addr or -sub-addr) for cfg's
+// -transport, -ws-path and -tls-insecure.
+func newDialer(cfg *benchConfig, addr string) (*dialer, error) {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("-addr %q: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("broker address %q: %w", addr, err)
 	}
-	d := &dialer{transport: cfg.Transport, addr: cfg.Addr}
+	d := &dialer{transport: cfg.Transport, addr: addr}
 	if cfg.Transport == transportTLS || cfg.Transport == transportWSS {
 		d.tls = &tls.Config{
 			ServerName:         host,
@@ -44,7 +44,7 @@ func newDialer(cfg *benchConfig) (*dialer, error) {
 		}
 	}
 	if cfg.Transport == transportWS || cfg.Transport == transportWSS {
-		u := url.URL{Scheme: cfg.Transport, Host: cfg.Addr, Path: cfg.WSPath}
+		u := url.URL{Scheme: cfg.Transport, Host: addr, Path: cfg.WSPath}
 		d.wsURL = u.String()
 		d.ws = &websocket.Dialer{
 			NetDialContext:  d.net.DialContext,
