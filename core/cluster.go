@@ -35,13 +35,9 @@ type ClusterHook interface {
 	// nor a message that came from another node) after it was routed
 	// here. f is valid only during the call.
 	//
-	// done is nil when nobody waits for the hand-off: QoS 0, and the
-	// broker's own publishes. Otherwise the publisher's acknowledgement
-	// (PUBACK, PUBREC) waits until done is called, exactly once, on any
-	// goroutine: with nil once the message is safely handed to every node
-	// that has interest in it (or to storage the cluster shares), or with
-	// the error that kept it from being, and then the publisher is
-	// disconnected without its acknowledgement so that it sends again.
+	// A hand-off the publisher's acknowledgement (PUBACK, PUBREC) must
+	// wait for is announced with f.Hold, during the call; a message Forward
+	// does not Hold is acknowledged as if no other node wanted it.
 	//
 	// The message's share groups are Forward's to deliver: the server
 	// leaves them out when it routes the message, and Forward picks, for
@@ -53,7 +49,7 @@ type ClusterHook interface {
 	// its own: with none, an MQTT 5 publisher is told No matching
 	// subscribers. Forward must not call into the Server (but for f's
 	// methods) nor wait for anything but the hand-off's own backpressure.
-	Forward(f *Forwarded, done func(error)) int
+	Forward(f *Forwarded) int
 	// ClaimSession is called when a client connects, after it is
 	// authenticated and before its session is looked up here. It returns
 	// once no other node holds the session: the node that did has let it
@@ -201,7 +197,30 @@ type Forwarded struct {
 	s    *Server
 	m    *message
 	from *client // the publisher, nil for the broker
-	now  time.Time
+	held bool
+}
+
+// Hold makes the publisher's acknowledgement (PUBACK, PUBREC) wait for
+// the hook's hand-off of the message, and returns the done that ends the
+// wait. It is nil when nobody waits: a QoS 0 message, the broker's own
+// publishes, or a second call. Otherwise done must be called exactly
+// once, on any goroutine: with nil once the message is safely handed to
+// every node that has interest in it (or to storage the cluster shares),
+// or with the error that kept it from being, and then the publisher is
+// disconnected without its acknowledgement so that it sends again. Call
+// it only during Forward, and only when there is a hand-off to wait for:
+// a message nobody else wants costs no wait.
+func (f *Forwarded) Hold() func(error) {
+	c, m := f.from, f.m
+	if c == nil || m.qos == 0 || f.held {
+		return nil
+	}
+	f.held = true
+	done := c.batch.ticket(c).part()
+	if m.qos == 2 && c.pubID != 0 {
+		done = c.unforwardedOnFailure(c.pubID, m, done)
+	}
+	return done
 }
 
 // Topic returns the message's topic.
@@ -238,7 +257,7 @@ func (f *Forwarded) Encode(buf *bytebufferpool.ByteBuffer) error {
 	if m.props != nil {
 		p.Properties = *m.props
 		if !m.expires.IsZero() {
-			left := m.expires.Sub(f.now)
+			left := time.Until(m.expires)
 			if left <= 0 {
 				return fmt.Errorf("core: forward %q: the message expired", m.topic)
 			}
@@ -265,19 +284,12 @@ func (s *Server) forwards(m *message) bool {
 }
 
 // forward hands m, routed here from from (nil for the broker itself), to
-// the cluster hook. A QoS 1/2 message from a client makes the client's
-// acknowledgements wait for the hand-off (see ackTicket).
-// It returns the deliveries and hand-offs the hook made.
+// the cluster hook; a hand-off it Holds makes the client's
+// acknowledgements wait (see ackTicket). It returns the deliveries and
+// hand-offs the hook made.
 func (s *Server) forward(m *message, from *client) int {
-	f := Forwarded{s: s, m: m, from: from, now: time.Now()}
-	if from == nil || m.qos == 0 {
-		return s.cluster.Forward(&f, nil)
-	}
-	done := from.batch.ticket(from).part()
-	if m.qos == 2 && from.pubID != 0 {
-		done = from.unforwardedOnFailure(from.pubID, m, done)
-	}
-	return s.cluster.Forward(&f, done)
+	f := Forwarded{s: s, m: m, from: from}
+	return s.cluster.Forward(&f)
 }
 
 // unforwardedOnFailure wraps the done of the hand-off of c's inbound QoS 2

@@ -25,6 +25,9 @@ import (
 // QoS 1/2 hand-off is parked on held for the test to call.
 type linkHook struct {
 	hold bool
+	// noHold, when set, has Forward hand nothing off that waits (no
+	// Forwarded.Hold): as a hook with no other node to send to.
+	noHold bool
 	// shared, when set, is Forward's delivery of share groups here.
 	shared func(f *core.Forwarded) int
 
@@ -51,7 +54,14 @@ func (h *linkHook) InterestChanged(in core.Interest) {
 	h.changed <- struct{}{}
 }
 
-func (h *linkHook) Forward(f *core.Forwarded, done func(error)) int {
+func (h *linkHook) Forward(f *core.Forwarded) int {
+	var done func(error)
+	if !h.noHold {
+		done = f.Hold()
+		if f.Hold() != nil {
+			panic("a second Hold returned a done")
+		}
+	}
 	n := 0
 	if h.shared != nil {
 		n = h.shared(f)
@@ -517,3 +527,23 @@ func TestClusterQoS2ResendHandedOffAgain(t *testing.T) {
 		t.Fatalf("forwarded %v, want q2/x twice", f)
 	}
 }
+
+// TestClusterNoHoldNoWait: a QoS 1/2 message the cluster hook does not
+// Hold is acknowledged at once, as on a node alone.
+func TestClusterNoHoldNoWait(t *testing.T) {
+	h := newLinkHook(true)
+	h.noHold = true
+	h.run(t)
+	a := hookBroker(t, withHooks(h))
+	c := mqtttest.Dial(t, a.Addr, "pub", "")
+	for id := uint16(1); id <= 3; id++ {
+		c.Send(&packets.Packet{Type: packets.Publish, QoS: 1, PacketID: id, Topic: "n/t", Payload: []byte("x")})
+	}
+	c.Flush()
+	for id := uint16(1); id <= 3; id++ {
+		if p := c.Read(waitTimeout); p == nil || p.Type != packets.Puback || p.PacketID != id {
+			t.Fatalf("got %+v, want PUBACK %d without a hand-off to wait for", p, id)
+		}
+	}
+}
+

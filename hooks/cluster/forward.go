@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/vanemq/vanemq/core"
@@ -73,7 +72,10 @@ func (sc *forwardScratch) to(node string) *target {
 // disconnected and sends again). Share groups meanwhile go to this node's
 // members when it has some. Before the node has read the route table
 // once it knows of no other node and hands nothing off.
-func (h *Hook) Forward(f *core.Forwarded, done func(error)) int {
+func (h *Hook) Forward(f *core.Forwarded) int {
+	if !f.Retain() && h.routes.localOnly() {
+		return 0 // no other node wants anything, and no share group here
+	}
 	sc := h.scratch.Get().(*forwardScratch)
 	defer func() {
 		sc.reset()
@@ -82,7 +84,7 @@ func (h *Hook) Forward(f *core.Forwarded, done func(error)) int {
 	self := h.cfg.Node
 	nc := h.nc.Load()
 	known := nc != nil && h.routes.loaded.Load()
-	up := known && nc.IsConnected()
+	up := known && h.up.Load()
 	h.routes.trie.Match(f.Topic(), &sc.matches)
 	n := 0
 	for _, g := range sc.matches.Shared {
@@ -108,13 +110,15 @@ func (h *Hook) Forward(f *core.Forwarded, done func(error)) int {
 			}
 		}
 	}
-	ho := handoff{done: done}
+	var ho handoff
 	if f.Retain() && nc != nil && h.js.Load() != nil {
 		if err := h.retainAcross(f, &ho); err != nil {
+			ho.done = f.Hold()
 			h.fail(ho, err)
-			if done != nil {
+			if ho.done != nil {
 				return n // refused: the publisher sends it again
 			}
+			ho = handoff{}
 		}
 	}
 	if f.QoS() == 0 {
@@ -194,11 +198,15 @@ func (h *Hook) encode(buf *bytebufferpool.ByteBuffer, f *core.Forwarded, ordinar
 	return f.Encode(buf) == nil
 }
 
-// handOff puts a QoS 1/2 message into each target's inbox and, when
-// ho.done is not nil, queues the hand-off (with whatever ho waits on
-// already) for confirmHandoffs. It returns how many nodes it was handed
-// to.
+// handOff puts a QoS 1/2 message into each target's inbox and, when its
+// publisher waits (f.Hold), queues the hand-off (with whatever ho waits
+// on already) for confirmHandoffs. It returns how many nodes it was
+// handed to.
 func (h *Hook) handOff(f *core.Forwarded, targets []target, ho handoff) int {
+	if len(targets) == 0 && len(ho.acks) == 0 {
+		return 0 // nothing to wait for
+	}
+	ho.done = f.Hold()
 	handed := 0
 	if len(targets) > 0 {
 		st := h.js.Load()
@@ -216,7 +224,7 @@ func (h *Hook) handOff(f *core.Forwarded, targets []target, ho handoff) int {
 			}
 			// JetStream keeps the message to publish it again: its own copy.
 			msg := &nats.Msg{Subject: h.inboxSubject(t.node), Data: slices.Clone(buf.B)}
-			a, err := st.js.PublishMsgAsync(msg, jetstream.WithExpectStream(h.names.inbox))
+			a, err := st.js.PublishMsgAsync(msg)
 			if err != nil {
 				h.fail(ho, err)
 				return handed

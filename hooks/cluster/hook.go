@@ -51,8 +51,11 @@ type Hook struct {
 	fenceMu  sync.Mutex
 	scratch  sync.Pool // *forwardScratch
 
-	// nc is the NATS connection, nil before OnStarted and after Close.
+	// nc is the NATS connection, nil before OnStarted and after Close;
+	// up says whether it is connected (kept by its handlers, read on every
+	// publish instead of the connection's lock).
 	nc atomic.Pointer[nats.Conn]
+	up atomic.Bool
 	// js is the JetStream session, nil until it is set up.
 	js atomic.Pointer[jsState]
 	// inboxSeq is the stream sequence of the last inbox message routed.
@@ -187,8 +190,12 @@ func (h *Hook) OnStarted(context.Context) {
 		return
 	}
 	opts := append(h.cfg.natsOptions(),
-		nats.ConnectHandler(func(*nats.Conn) { h.log.Info("cluster: connected to NATS") }),
+		nats.ConnectHandler(func(*nats.Conn) {
+			h.up.Store(true)
+			h.log.Info("cluster: connected to NATS")
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			h.up.Store(true)
 			h.log.Info("cluster: connected to NATS again", "server", nc.ConnectedUrlRedacted())
 			h.resync.Store(true)
 			h.signal(h.wakeInterest)
@@ -197,6 +204,7 @@ func (h *Hook) OnStarted(context.Context) {
 			}
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			h.up.Store(false)
 			if err == nil {
 				return // closed by Close
 			}
@@ -211,6 +219,9 @@ func (h *Hook) OnStarted(context.Context) {
 		return
 	}
 	h.nc.Store(nc)
+	if nc.IsConnected() {
+		h.up.Store(true)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	direct, err := nc.ChanSubscribe(h.nodeSubj+"."+h.cfg.Node, h.msgs)
@@ -394,8 +405,7 @@ func (h *Hook) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 
 // connected reports whether the node is connected to NATS now.
 func (h *Hook) connected() bool {
-	nc := h.nc.Load()
-	return nc != nil && nc.IsConnected()
+	return h.nc.Load() != nil && h.up.Load()
 }
 
 // signal wakes a loop without blocking.

@@ -37,10 +37,24 @@ type routes struct {
 
 	mu   sync.Mutex
 	keys map[string]topics.Subscription // another node's key -> its entry
+
+	// remote counts the other nodes' entries (keys), localShared this
+	// node's share groups: with neither, Forward has nothing to do.
+	remote, localShared atomic.Int64
+	// localGroups are this node's share groups, for localShared; under
+	// InterestChanged's order (the core's interest lock).
+	localGroups map[interestKey]bool
+}
+
+// localOnly reports whether no other node has interest in anything and
+// this node has no share group: a message published here then stays
+// here.
+func (r *routes) localOnly() bool {
+	return r.remote.Load() == 0 && r.localShared.Load() == 0
 }
 
 func newRoutes(node string) *routes {
-	return &routes{node: node, trie: topics.NewTrie(), keys: make(map[string]topics.Subscription)}
+	return &routes{node: node, trie: topics.NewTrie(), keys: make(map[string]topics.Subscription), localGroups: make(map[interestKey]bool)}
 }
 
 // routeKey is the bucket key of node's entry for (group, filter).
@@ -82,6 +96,16 @@ func decodeRoute(key string, value []byte) (topics.Subscription, error) {
 // setLocal records this node's own interest in (group, filter); count 0
 // removes it.
 func (r *routes) setLocal(k interestKey, qos byte, count int) {
+	if k.group != "" {
+		if had := r.localGroups[k]; had != (count > 0) {
+			if count > 0 {
+				r.localGroups[k] = true
+			} else {
+				delete(r.localGroups, k)
+			}
+			r.localShared.Store(int64(len(r.localGroups)))
+		}
+	}
 	if count == 0 {
 		r.trie.Unsubscribe(r.node, k.group, k.filter)
 		return
@@ -99,6 +123,7 @@ func (r *routes) prune(keep map[string]bool) {
 			delete(r.keys, key)
 		}
 	}
+	r.remote.Store(int64(len(r.keys)))
 }
 
 // nodesFor returns the other nodes with interest in topic, ordinary or
@@ -133,6 +158,7 @@ func (r *routes) apply(e jetstream.KeyValueEntry) (bool, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer func() { r.remote.Store(int64(len(r.keys))) }()
 	if old, ok := r.keys[key]; ok {
 		r.trie.Unsubscribe(old.ClientID, old.Group, old.Filter)
 		delete(r.keys, key)
