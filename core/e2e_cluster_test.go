@@ -546,4 +546,3 @@ func TestClusterNoHoldNoWait(t *testing.T) {
 		}
 	}
 }
-
