@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -268,5 +269,67 @@ func TestE2EFence(t *testing.T) {
 	_ = kept
 	if n := n1.hook.stats.fenced.Load(); n != 1 {
 		t.Fatalf("fenced = %d, want 1", n)
+	}
+}
+
+// TestSplitReply: a session's state too big for one NATS message is cut
+// into messages under the limit, in order, the first carrying the
+// session; a delivery too big alone is left out and counted.
+func TestSplitReply(t *testing.T) {
+	var ds []wireDelivery
+	for i := range 30 {
+		ds = append(ds, wireDelivery{QoS: 1, Publish: make([]byte, 10_000), Origin: fmt.Sprint(i)})
+	}
+	ds = append(ds, wireDelivery{QoS: 1, Publish: make([]byte, 200_000), Origin: "huge"})
+	rep := releaseReply{Found: true, Session: &wireSession{ClientID: "c", Deliveries: ds}}
+	parts := splitReply(rep, 64<<10)
+	if len(parts) < 5 {
+		t.Fatalf("%d parts for 300 kB under 64 kB each", len(parts))
+	}
+	var got []string
+	for i, p := range parts {
+		if n := len(mustJSON(p)); n > 64<<10 {
+			t.Fatalf("part %d is %d bytes, over the limit", i, n)
+		}
+		if (i == 0) != (p.Session != nil) || p.More != (i < len(parts)-1) {
+			t.Fatalf("part %d: session %v, more %v", i, p.Session != nil, p.More)
+		}
+		d := p.Chunk
+		if p.Session != nil {
+			d = p.Session.Deliveries
+		}
+		for _, x := range d {
+			got = append(got, x.Origin)
+		}
+	}
+	if len(got) != 30 || got[0] != "0" || got[29] != "29" || parts[len(parts)-1].Dropped != 1 {
+		t.Fatalf("deliveries %v, dropped %d", got, parts[len(parts)-1].Dropped)
+	}
+}
+
+// TestE2ETakeoverBigSession: a session whose queued messages are many
+// times NATS's largest message moves whole, in order.
+func TestE2ETakeoverBigSession(t *testing.T) {
+	nodes := startCluster(t, 2)
+	s, _ := durableSub(t, nodes[0], "big", true)
+	s.subscribe(t, 1, "big/#")
+	if err := s.c.Disconnect(&paho.Disconnect{}); err != nil {
+		t.Fatal(err)
+	}
+	pub := connectV5(t, nodes[0], "pub")
+	const count = 40 // of 100 kB: 4 MB, four times max_payload
+	payload := strings.Repeat("x", 100_000)
+	for i := range count {
+		pub.publish(t, "big/x", 1, fmt.Sprintf("%02d%s", i, payload))
+	}
+	moved, present := durableSub(t, nodes[1], "big", false)
+	if !present {
+		t.Fatal("session not present on n2")
+	}
+	got := moved.waitCount(t, count)
+	for i, m := range got {
+		if want := fmt.Sprintf("%02d", i); string(m.Payload[:2]) != want || len(m.Payload) != len(payload)+2 {
+			t.Fatalf("message %d: %q… (%d bytes), want %s…", i, m.Payload[:2], len(m.Payload), want)
+		}
 	}
 }

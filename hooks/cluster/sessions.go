@@ -49,14 +49,19 @@ type releaseRequest struct {
 }
 
 // releaseReply is the answer: the session's state, if the node had it.
+// A state too big for one NATS message comes in several: the first holds
+// the session and its first deliveries, each later one more deliveries
+// (Chunk), and More says whether another follows.
 type releaseReply struct {
 	Found bool `json:"found"`
 	// Refused is set when the session belongs to another identity and
 	// the node's foreign_session policy refuses the claim.
 	Refused bool         `json:"refused,omitempty"`
 	Session *wireSession `json:"session,omitempty"`
-	// Dropped counts queued messages left out to fit the reply in one
-	// NATS message.
+	Chunk   []wireDelivery `json:"chunk,omitempty"`
+	More    bool           `json:"more,omitempty"`
+	// Dropped counts queued messages left out because one alone is too
+	// big for a NATS message.
 	Dropped int    `json:"dropped,omitempty"`
 	Error   string `json:"error,omitempty"`
 }
@@ -153,17 +158,10 @@ func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseReque
 	if nc == nil {
 		return nil, false
 	}
-	data, _ := json.Marshal(req)
-	msg, err := nc.RequestWithContext(ctx, h.sessSubj+"."+old.Node, data)
+	rep, err := h.request(ctx, nc, h.sessSubj+"."+old.Node, mustJSON(req))
 	if err != nil {
 		h.stats.takeoverLost.Add(1)
 		h.log.Warn("cluster: the node that held the session did not let it go; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", err)
-		return nil, false
-	}
-	var rep releaseReply
-	if err := json.Unmarshal(msg.Data, &rep); err != nil || rep.Error != "" {
-		h.stats.takeoverLost.Add(1)
-		h.log.Warn("cluster: the node that held the session sent no usable state; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", errors.Join(err, errorString(rep.Error)))
 		return nil, false
 	}
 	if rep.Refused {
@@ -173,7 +171,7 @@ func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseReque
 		return nil, false
 	}
 	if rep.Dropped > 0 {
-		h.log.Warn("cluster: a session moved without some of its queued messages (too many for one NATS message)", "client", req.ClientID, "held_by", old.Node, "dropped", rep.Dropped)
+		h.log.Warn("cluster: a session moved without some of its queued messages (each too big for a NATS message)", "client", req.ClientID, "held_by", old.Node, "dropped", rep.Dropped)
 	}
 	st, err := rep.Session.decode(time.Now())
 	if err != nil {
@@ -182,6 +180,46 @@ func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseReque
 		return nil, false
 	}
 	return st, false
+}
+
+// request sends a release request and gathers its reply, in as many NATS
+// messages as it comes in (releaseReply.More), within ctx.
+func (h *Hook) request(ctx context.Context, nc *nats.Conn, subject string, data []byte) (*releaseReply, error) {
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest(subject, inbox, data); err != nil {
+		return nil, err
+	}
+	var whole *releaseReply
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+			return nil, nats.ErrNoResponders
+		}
+		var rep releaseReply
+		if err := json.Unmarshal(m.Data, &rep); err != nil {
+			return nil, fmt.Errorf("a reply that does not decode: %w", err)
+		}
+		if rep.Error != "" {
+			return nil, errors.New(rep.Error)
+		}
+		if whole == nil {
+			whole = &rep
+		} else if whole.Session != nil {
+			whole.Session.Deliveries = append(whole.Session.Deliveries, rep.Chunk...)
+			whole.Dropped += rep.Dropped
+		}
+		if !rep.More {
+			return whole, nil
+		}
+	}
 }
 
 // errorString is s as an error, nil for "".
@@ -215,23 +253,67 @@ func (h *Hook) serveReleases(nc *nats.Conn) (*nats.Subscription, error) {
 		if found && st.ClientID != "" {
 			rep.Session = encodeSession(&st)
 		}
-		data := mustJSON(rep)
-		for limit := h.nc.Load(); limit != nil && int64(len(data)) > limit.MaxPayload() && rep.Session != nil && len(rep.Session.Deliveries) > 0; {
-			// Keep the oldest: drop from the end until it fits.
-			cut := max(1, len(rep.Session.Deliveries)/8)
-			rep.Session.Deliveries = rep.Session.Deliveries[:len(rep.Session.Deliveries)-cut]
-			rep.Dropped += cut
-			data = mustJSON(rep)
+		limit := int64(1 << 20)
+		if nc := h.nc.Load(); nc != nil {
+			limit = nc.MaxPayload()
+		}
+		for _, part := range splitReply(rep, int(limit)) {
+			_ = m.Respond(mustJSON(part))
+			rep.Dropped = part.Dropped
 		}
 		if rep.Dropped > 0 {
-			h.log.Warn("cluster: a session moved to another node without some of its queued messages (too many for one NATS message)", "client", req.ClientID, "to", req.Node, "dropped", rep.Dropped)
+			h.log.Warn("cluster: a session moved to another node without some of its queued messages (each too big for a NATS message)", "client", req.ClientID, "to", req.Node, "dropped", rep.Dropped)
 		}
 		if found {
 			h.stats.released.Add(1)
 			h.log.Info("cluster: session moved to another node", "client", req.ClientID, "to", req.Node, "clean", req.Clean)
 		}
-		_ = m.Respond(data)
 	})
+}
+
+// splitReply cuts rep into NATS messages of at most limit bytes: the
+// first with the session and as many deliveries as fit, the others with
+// the rest, in order. A delivery too big for a message alone is left out
+// (counted in the last part's Dropped).
+func splitReply(rep releaseReply, limit int) []releaseReply {
+	if rep.Session == nil || len(rep.Session.Deliveries) == 0 {
+		return []releaseReply{rep}
+	}
+	all := rep.Session.Deliveries
+	budget := limit * 9 / 10
+	size := func(d *wireDelivery) int { // JSON: base64 publish, origin, fields
+		return len(d.Publish)*4/3 + len(d.Origin)*2 + 8*len(d.SubscriptionIDs) + 96
+	}
+	head := rep
+	sess := *rep.Session
+	sess.Deliveries = nil
+	head.Session = &sess
+	used := len(mustJSON(head))
+	parts := []releaseReply{head}
+	cur := &parts[0]
+	dropped := 0
+	for i := range all {
+		d := &all[i]
+		n := size(d)
+		if n > budget {
+			dropped++
+			continue
+		}
+		if used+n > budget {
+			cur.More = true
+			parts = append(parts, releaseReply{Found: true})
+			cur = &parts[len(parts)-1]
+			used = 64
+		}
+		if cur.Session != nil {
+			cur.Session.Deliveries = append(cur.Session.Deliveries, *d)
+		} else {
+			cur.Chunk = append(cur.Chunk, *d)
+		}
+		used += n
+	}
+	cur.Dropped = dropped
+	return parts
 }
 
 func mustJSON(v any) []byte {
