@@ -56,8 +56,8 @@ type releaseReply struct {
 	Found bool `json:"found"`
 	// Refused is set when the session belongs to another identity and
 	// the node's foreign_session policy refuses the claim.
-	Refused bool         `json:"refused,omitempty"`
-	Session *wireSession `json:"session,omitempty"`
+	Refused bool           `json:"refused,omitempty"`
+	Session *wireSession   `json:"session,omitempty"`
 	Chunk   []wireDelivery `json:"chunk,omitempty"`
 	More    bool           `json:"more,omitempty"`
 	// Dropped counts queued messages left out because one alone is too
