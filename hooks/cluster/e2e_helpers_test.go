@@ -82,7 +82,7 @@ func startNodeWith(t testing.TB, name string, cfg Config, dir, addr string) *tes
 
 // startNodeOpts is startNodeWith with the server's options (its Logger
 // set here).
-func startNodeOpts(t testing.TB, name string, cfg Config, dir, addr string, opts core.Options) *testNode {
+func startNodeOpts(t testing.TB, name string, cfg Config, dir, addr string, opts core.Options, hooks ...core.Hook) *testNode {
 	t.Helper()
 	log := testLogger(t).With("test_node", name)
 	opts.Logger = log
@@ -96,6 +96,11 @@ func startNodeOpts(t testing.TB, name string, cfg Config, dir, addr string, opts
 			t.Fatal(err)
 		}
 		if err := srv.AddHook(st, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, hk := range hooks {
+		if err := srv.AddHook(hk, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

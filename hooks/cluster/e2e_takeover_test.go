@@ -333,3 +333,63 @@ func TestE2ETakeoverBigSession(t *testing.T) {
 		}
 	}
 }
+
+// denySecret is an ACL hook: user bob may not read secret/ topics.
+type denySecret struct{}
+
+func (denySecret) ID() string { return "test.deny-secret" }
+
+func (denySecret) AuthorizeRead(_ context.Context, cl *core.ClientInfo, topic string) core.Verdict {
+	if cl.Username == "bob" && strings.HasPrefix(topic, "secret/") {
+		return core.Deny(packets.NotAuthorized, "secret")
+	}
+	return core.Next
+}
+
+// TestE2EReadPermissionAfterTakeover: a session that moves to another
+// node is read-checked there, at delivery, as on the node it left:
+// messages queued for it before it moved, and those published after,
+// reach it only where its identity may read them.
+func TestE2EReadPermissionAfterTakeover(t *testing.T) {
+	nats := startNATS(t, 2)
+	opts := core.Options{AllowAnonymous: true, SysInterval: -1}
+	n1 := startNodeOpts(t, "n1", Config{URLs: []string{nats.URL(0)}}, "", "127.0.0.1:0", opts, denySecret{})
+	n2 := startNodeOpts(t, "n2", Config{URLs: []string{nats.URL(1)}}, "", "127.0.0.1:0", opts, denySecret{})
+	expiry := uint32(3600)
+	connect := func(n *testNode, clean bool) *v5Sub {
+		s := &v5Sub{id: "bob", news: make(chan struct{}, 1)}
+		c, _, err := mqtttest.ConnectPaho(t, n.addr, &paho.Connect{ClientID: "bob-client", CleanStart: clean, KeepAlive: 30,
+			Username: "bob", UsernameFlag: true, Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}, s.collect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.c = c
+		return s
+	}
+	bob := connect(n1, true)
+	bob.subscribe(t, 1, "#")
+	if err := bob.c.Disconnect(&paho.Disconnect{}); err != nil {
+		t.Fatal(err)
+	}
+	pub := connectV5(t, n1, "pub")
+	pub.publish(t, "secret/queued", 1, "no")
+	pub.publish(t, "public/queued", 1, "yes")
+	bob = connect(n2, false)
+	waitRoutes(t, n1, "public/x", 1)
+	pub.publish(t, "secret/live", 1, "no")
+	pub.publish(t, "public/live", 1, "yes")
+	pub.publish(t, "public/end", 1, "yes")
+	mqtttest.Eventually(t, waitTimeout, "the end marker", func() bool {
+		m := bob.messages()
+		return len(m) > 0 && m[len(m)-1].Topic == "public/end"
+	})
+	got := bob.messages()
+	for _, m := range got {
+		if strings.HasPrefix(m.Topic, "secret/") {
+			t.Fatalf("bob read %s on n2 after his session moved there", m.Topic)
+		}
+	}
+	if len(got) != 3 {
+		t.Fatalf("bob got %d messages, want public/queued, public/live and public/end", len(got))
+	}
+}
