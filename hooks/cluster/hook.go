@@ -44,12 +44,14 @@ type Hook struct {
 	routes   *routes
 	reg      registry
 	since    time.Time // when the hook was made: the node's process joined
-	// lastBeat is when the node last wrote its registry entry, as time
-	// since since (monotonic: a stopped process's clock runs on); 0
-	// before the first. fenceMu makes one fence of a stall.
-	lastBeat atomic.Int64
-	fenceMu  sync.Mutex
-	scratch  sync.Pool // *forwardScratch
+	// lastTick is when the watchdog last ran, as time since since
+	// (monotonic: a stopped process's clock runs on); stallSeen is set
+	// when it found the process had been stopped, until the node is
+	// fenced. fenceMu makes one fence of a stall.
+	lastTick  atomic.Int64
+	stallSeen atomic.Bool
+	fenceMu   sync.Mutex
+	scratch   sync.Pool // *forwardScratch
 
 	// nc is the NATS connection, nil before OnStarted and after Close;
 	// up says whether it is connected (kept by its handlers, read on every
@@ -232,7 +234,8 @@ func (h *Hook) OnStarted(context.Context) {
 	if _, err := h.serveReleases(nc); err != nil {
 		h.log.Error("cluster: cannot subscribe in NATS; sessions here cannot move to other nodes", "cause", err)
 	}
-	h.wg.Add(5)
+	h.wg.Add(6)
+	go h.watchdog(ctx)
 	go h.runOnWake(ctx, h.wakeEnded, h.endSessions)
 	go h.runOnWake(ctx, h.wakeInterest, h.applyInterest)
 	go h.receiveLoop(ctx)

@@ -42,20 +42,17 @@ type seenNode struct {
 	seen time.Time
 }
 
-// beat writes this node's entry every heartbeat until ctx ends, then
-// deletes it.
+// beat writes this node's entry every heartbeat until ctx ends.
 func (h *Hook) beat(ctx context.Context, kv jetstream.KeyValue) {
 	rec, _ := json.Marshal(nodeRecord{Instance: h.instance, Since: h.since})
 	t := time.NewTicker(heartbeat)
 	defer t.Stop()
 	for {
-		wctx, cancel := context.WithTimeout(ctx, h.cfg.ConnectTimeout)
+		wctx, cancel := context.WithTimeout(ctx, heartbeat)
 		if _, err := kv.Put(wctx, h.cfg.Node, rec); err != nil && ctx.Err() == nil {
 			h.log.Debug("cluster: cannot write this node's registry entry", "cause", err)
 		}
 		cancel()
-		h.fenceIfStalled(ctx)
-		h.lastBeat.Store(int64(time.Since(h.since)))
 		select {
 		case <-ctx.Done():
 			return
@@ -64,24 +61,53 @@ func (h *Hook) beat(ctx context.Context, kv jetstream.KeyValue) {
 	}
 }
 
-// fenceIfStalled fences the node (fence) when it has not beaten for
-// longer than the other nodes wait for it: it was stopped (SIGSTOP, a
-// long pause), and they may have claimed its sessions meanwhile. The
-// receive loop calls it too, before routing what came while the node was
-// stopped, so that nothing reaches a session another node holds now.
+// watchdogTick is how often the watchdog notes that the process runs.
+const watchdogTick = 250 * time.Millisecond
+
+// watchdog notes, every watchdogTick, that the process runs (lastTick),
+// and fences the node when it finds it did not for longer than the other
+// nodes wait for it (three heartbeats): the process was stopped (SIGSTOP,
+// a frozen VM), and they may have claimed its sessions meanwhile. It does
+// nothing else, so that only a stopped process, not a slow NATS, looks
+// stopped.
+func (h *Hook) watchdog(ctx context.Context) {
+	defer h.wg.Done()
+	t := time.NewTicker(watchdogTick)
+	defer t.Stop()
+	h.lastTick.Store(int64(time.Since(h.since)))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := int64(time.Since(h.since))
+		if last := h.lastTick.Swap(now); now-last > int64(3*heartbeat) {
+			h.stallSeen.Store(true)
+			h.fenceIfStalled(ctx)
+		}
+	}
+}
+
+// fenceIfStalled fences the node (fence) once after the watchdog found
+// it stopped, or when the watchdog has not run for three heartbeats (it
+// was stopped too, and has not run yet since). The receive loop calls it
+// before routing what came while the node was stopped, so that nothing
+// reaches a session another node holds now.
 func (h *Hook) fenceIfStalled(ctx context.Context) {
 	stalled := func() bool {
-		last := h.lastBeat.Load()
-		return last != 0 && int64(time.Since(h.since))-last > int64(3*heartbeat)
+		last := h.lastTick.Load()
+		return h.stallSeen.Load() || last != 0 && int64(time.Since(h.since))-last > int64(3*heartbeat)
 	}
 	if !stalled() {
 		return
 	}
 	h.fenceMu.Lock()
 	defer h.fenceMu.Unlock()
-	if stalled() { // not fenced meanwhile by the other caller
+	if stalled() && h.js.Load() != nil { // not fenced meanwhile; and it can be now
 		h.fence(ctx)
-		h.lastBeat.Store(int64(time.Since(h.since)))
+		h.stallSeen.Store(false)
+		h.lastTick.Store(int64(time.Since(h.since)))
 	}
 }
 
