@@ -249,7 +249,11 @@ func (s *v5Sub) waitCount(t *testing.T, n int) []*paho.Publish {
 		select {
 		case <-s.news:
 		case <-deadline:
-			t.Fatalf("%s: %d messages after %v, want %d", s.id, len(s.messages()), waitTimeout, n)
+			var got []string
+			for _, m := range s.messages() {
+				got = append(got, fmt.Sprintf("%.20s:%.20s", m.Topic, m.Payload))
+			}
+			t.Fatalf("%s: %d messages after %v, want %d: %v", s.id, len(got), waitTimeout, n, got)
 		}
 	}
 }
