@@ -61,9 +61,11 @@ type Config struct {
 	// loses what was older.
 	InboxMaxAge time.Duration `yaml:"inbox_max_age"`
 	// TakeoverTimeout bounds how long a connecting client waits for the
-	// node that held its session to let it go (default 3s); past it the
-	// session starts over on the client's node, and the old node, fenced
-	// by the session's epoch, lets it go when it hears of it.
+	// node that holds its session to let it go (default 5s). Past it, a
+	// node that is alive keeps the session and the client is refused
+	// (Server unavailable: it connects again); a node that is gone, or
+	// frozen (fenced by the session's epoch when it runs again), loses it,
+	// and the session starts over on the client's node.
 	TakeoverTimeout time.Duration `yaml:"takeover_timeout"`
 }
 
@@ -152,7 +154,7 @@ func (c *Config) check() error {
 		c.InboxMaxAge = 24 * time.Hour
 	}
 	if c.TakeoverTimeout == 0 {
-		c.TakeoverTimeout = 3 * time.Second
+		c.TakeoverTimeout = 5 * time.Second
 	}
 	for key, d := range map[string]time.Duration{"connect_timeout": c.ConnectTimeout, "reconnect_wait": c.ReconnectWait, "handoff_timeout": c.HandoffTimeout, "inbox_max_age": c.InboxMaxAge, "takeover_timeout": c.TakeoverTimeout} {
 		if d < 0 {

@@ -113,7 +113,9 @@ type counters struct {
 	// Sessions: claimed without JetStream, adopted from and released to
 	// other nodes, moved without their state (the holder did not answer),
 	// let go when the node found it had been stopped.
-	unclaimed, adopted, released, takeoverLost, fenced atomic.Int64
+	// takeoverBusy counts claims refused because the holder kept the
+	// session (it could not let it go in time).
+	unclaimed, adopted, released, takeoverLost, fenced, takeoverBusy atomic.Int64
 }
 
 // What the hook implements.

@@ -139,6 +139,15 @@ func (h *Hook) watchNodes(ctx context.Context, kv jetstream.KeyValue) error {
 	}, func() {})
 }
 
+// alive reports whether node wrote its registry entry within the last
+// three heartbeats, as this node saw.
+func (h *Hook) alive(node string) bool {
+	h.reg.mu.Lock()
+	defer h.reg.mu.Unlock()
+	n, ok := h.reg.nodes[node]
+	return ok && time.Since(n.seen) < 3*heartbeat
+}
+
 // Peers lists the nodes of the cluster this node knows of, by name: those
 // in the registry and those with routes, this one included.
 func (h *Hook) Peers() []core.ClusterPeer {

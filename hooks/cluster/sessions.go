@@ -46,6 +46,9 @@ type releaseRequest struct {
 	Identity core.Identity `json:"identity"` // who the claiming client is
 	Node     string        `json:"node"`     // the node claiming it
 	Epoch    uint64        `json:"epoch"`    // of the claim
+	// Budget is how long the claimant waits for the answer: past it the
+	// node lets nothing go, since nobody would receive the state.
+	Budget time.Duration `json:"budget"`
 }
 
 // releaseReply is the answer: the session's state, if the node had it.
@@ -56,7 +59,11 @@ type releaseReply struct {
 	Found bool `json:"found"`
 	// Refused is set when the session belongs to another identity and
 	// the node's foreign_session policy refuses the claim.
-	Refused bool           `json:"refused,omitempty"`
+	Refused bool `json:"refused,omitempty"`
+	// Busy is set when the node could not let the session go within the
+	// claim's budget (its inbox not routed yet): it keeps the session,
+	// and the client is to try again.
+	Busy    bool           `json:"busy,omitempty"`
 	Session *wireSession   `json:"session,omitempty"`
 	Chunk   []wireDelivery `json:"chunk,omitempty"`
 	More    bool           `json:"more,omitempty"`
@@ -121,15 +128,26 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 		if old.Node == "" || old.Node == h.cfg.Node {
 			return nil // this node's earlier process, or no readable holder
 		}
-		moved, refused := h.askRelease(ctx, old, releaseRequest{ClientID: id, Clean: clean, Identity: claim.Identity, Node: h.cfg.Node, Epoch: mine.Epoch})
-		if refused {
-			// The session stays where it is: give the record back.
+		req := releaseRequest{ClientID: id, Clean: clean, Identity: claim.Identity, Node: h.cfg.Node, Epoch: mine.Epoch}
+		if dl, ok := ctx.Deadline(); ok {
+			req.Budget = time.Until(dl)
+		}
+		moved, out := h.askRelease(ctx, old, req)
+		if out == releaseRefused || out == releaseBusy {
+			// The session stays where it is: give the record back, on a
+			// context of its own (the claim's may be spent).
 			old.Epoch = mine.Epoch + 1
 			back, _ := json.Marshal(old)
-			if e, err := st.sessions.Get(ctx, key); err == nil {
-				_, _ = st.sessions.Update(ctx, key, back, e.Revision())
+			bctx, bcancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
+			if e, err := st.sessions.Get(bctx, key); err == nil {
+				_, _ = st.sessions.Update(bctx, key, back, e.Revision())
 			}
-			return fmt.Errorf("cluster: %w", core.ErrForeignSession)
+			bcancel()
+			if out == releaseRefused {
+				return fmt.Errorf("cluster: %w", core.ErrForeignSession)
+			}
+			h.stats.takeoverBusy.Add(1)
+			return fmt.Errorf("cluster: %s, which holds the session, could not let it go within takeover_timeout; connect again", old.Node)
 		}
 		if moved == nil || clean {
 			return nil
@@ -149,26 +167,50 @@ func isWrongSequence(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
-// askRelease asks old's node to let the session go and returns its state,
-// nil when it had none, or did not answer (down, or frozen: it is fenced
-// by the epoch, see fence); refused when the session is another
-// identity's, which that node's policy keeps.
-func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseRequest) (_ *core.StoredSession, refused bool) {
+// releaseOutcome is what asking a node to let a session go came to.
+type releaseOutcome int
+
+const (
+	// releaseNone: the node had no session for the client, or is gone
+	// (no one answers its subject): the session starts here.
+	releaseNone releaseOutcome = iota
+	// releaseMoved: the node let the session go, with its state.
+	releaseMoved
+	// releaseRefused: the session is another identity's, which the
+	// node's policy keeps.
+	releaseRefused
+	// releaseBusy: the node is alive but did not let the session go in
+	// time; it keeps it.
+	releaseBusy
+)
+
+// askRelease asks old's node to let the session go and returns its state
+// and what came of it. A node that does not answer in time but is alive
+// (in the registry) keeps the session (busy: past the request's budget it
+// lets nothing go); one that no longer exists loses it (the session
+// starts over here).
+func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseRequest) (*core.StoredSession, releaseOutcome) {
 	nc := h.nc.Load()
 	if nc == nil {
-		return nil, false
+		return nil, releaseNone
 	}
 	rep, err := h.request(ctx, nc, h.sessSubj+"."+old.Node, mustJSON(req))
+	if err != nil && !errors.Is(err, nats.ErrNoResponders) && h.alive(old.Node) {
+		h.log.Warn("cluster: the node that holds the session did not answer in time; it keeps it", "client", req.ClientID, "held_by", old.Node, "cause", err)
+		return nil, releaseBusy
+	}
 	if err != nil {
 		h.stats.takeoverLost.Add(1)
 		h.log.Warn("cluster: the node that held the session did not let it go; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", err)
-		return nil, false
+		return nil, releaseNone
 	}
-	if rep.Refused {
-		return nil, true
-	}
-	if !rep.Found || rep.Session == nil {
-		return nil, false
+	switch {
+	case rep.Refused:
+		return nil, releaseRefused
+	case rep.Busy:
+		return nil, releaseBusy
+	case !rep.Found || rep.Session == nil:
+		return nil, releaseNone
 	}
 	if rep.Dropped > 0 {
 		h.log.Warn("cluster: a session moved without some of its queued messages (each too big for a NATS message)", "client", req.ClientID, "held_by", old.Node, "dropped", rep.Dropped)
@@ -177,9 +219,9 @@ func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseReque
 	if err != nil {
 		h.stats.takeoverLost.Add(1)
 		h.log.Warn("cluster: the session's state from another node does not decode; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", err)
-		return nil, false
+		return nil, releaseNone
 	}
-	return st, false
+	return st, releaseMoved
 }
 
 // request sends a release request and gathers its reply, in as many NATS
@@ -210,6 +252,9 @@ func (h *Hook) request(ctx context.Context, nc *nats.Conn, subject string, data 
 		if rep.Error != "" {
 			return nil, errors.New(rep.Error)
 		}
+		if rep.Busy {
+			return &rep, nil
+		}
 		if whole == nil {
 			whole = &rep
 		} else if whole.Session != nil {
@@ -239,13 +284,26 @@ func (h *Hook) serveReleases(nc *nats.Conn) (*nats.Subscription, error) {
 			_ = m.Respond(mustJSON(releaseReply{Error: "bad request"}))
 			return
 		}
+		// Past the budget the claimant has given up: let nothing go.
+		budget := req.Budget - 250*time.Millisecond
+		if budget <= 0 {
+			budget = h.cfg.TakeoverTimeout / 2
+		}
+		deadline := time.Now().Add(budget)
 		if !req.Clean {
 			// What was handed to this node for the session goes with it.
-			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.TakeoverTimeout/2)
-			if err := h.drainInbox(ctx); err != nil {
-				h.log.Warn("cluster: a session moves to another node before this node routed all its inbox; messages for it still in the inbox will not reach it", "client", req.ClientID, "to", req.Node, "cause", err)
-			}
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			err := h.drainInbox(ctx)
 			cancel()
+			if err != nil {
+				h.log.Warn("cluster: a session stays here: this node could not route its inbox before the claim's deadline", "client", req.ClientID, "claimed_by", req.Node, "cause", err)
+				_ = m.Respond(mustJSON(releaseReply{Busy: true}))
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			_ = m.Respond(mustJSON(releaseReply{Busy: true}))
+			return
 		}
 		st, what := h.srv.ReleaseSession(core.SessionClaim{ClientID: req.ClientID, Clean: req.Clean, Identity: req.Identity})
 		found := what == core.Released

@@ -289,6 +289,14 @@ func (e *natsEngine) schema(ctx context.Context) (string, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 	entry, err := e.kv.Get(ctx, string(natsSchemaKey))
+	for errors.Is(err, nats.ErrNoResponders) && ctx.Err() == nil {
+		// A bucket just made has no stream leader yet: wait for one.
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+		entry, err = e.kv.Get(ctx, string(natsSchemaKey))
+	}
 	switch {
 	case err == nil:
 		return string(entry.Value()), false, nil
