@@ -133,6 +133,8 @@ func (h *Hook) openJetStream(ctx, life context.Context, nc *nats.Conn) (*jsState
 		}
 	},
 		jetstream.PullMaxMessages(512),
+		// A pull lost under load is noticed, and made again, in seconds.
+		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 				h.log.Debug("cluster: reading the inbox", "cause", err)

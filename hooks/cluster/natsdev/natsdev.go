@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,6 +89,18 @@ type node struct {
 // replicas. ctx bounds the start (at most a minute when it has no
 // earlier deadline); on error nothing is left running.
 func Start(ctx context.Context, o Options) (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := startOnce(ctx, o)
+		// The cluster ports are free when chosen, but another process may
+		// take one before its node listens: choose again.
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return c, err
+		}
+	}
+}
+
+// startOnce is one attempt of Start.
+func startOnce(ctx context.Context, o Options) (*Cluster, error) {
 	if o.Nodes < 1 {
 		return nil, fmt.Errorf("natsdev: Options.Nodes is %d, want at least 1", o.Nodes)
 	}
