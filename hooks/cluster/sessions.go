@@ -286,8 +286,12 @@ func (h *Hook) serveReleases(nc *nats.Conn) (*nats.Subscription, error) {
 		}
 		// Past the budget the claimant has given up: let nothing go.
 		budget := req.Budget - 250*time.Millisecond
+		if req.Budget == 0 {
+			budget = h.cfg.TakeoverTimeout / 2 // a claim without a deadline
+		}
 		if budget <= 0 {
-			budget = h.cfg.TakeoverTimeout / 2
+			_ = m.Respond(mustJSON(releaseReply{Busy: true}))
+			return
 		}
 		deadline := time.Now().Add(budget)
 		if !req.Clean {
