@@ -80,7 +80,6 @@ type Hook struct {
 	mu     sync.Mutex
 	local  map[interestKey]byte // QoS
 	subs   map[interestKey][]*nats.Subscription
-	direct *nats.Subscription
 	cancel context.CancelFunc
 
 	// endMu guards the sessions that ended here, for endSessions.
@@ -228,11 +227,9 @@ func (h *Hook) OnStarted(context.Context) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	direct, err := nc.ChanSubscribe(h.nodeSubj+"."+h.cfg.Node, h.msgs)
-	if err != nil {
+	if _, err := nc.ChanSubscribe(h.nodeSubj+"."+h.cfg.Node, h.msgs); err != nil {
 		h.log.Error("cluster: cannot subscribe in NATS; other nodes' QoS 0 messages for share groups will not arrive", "cause", err)
 	}
-	h.direct = direct
 	if _, err := h.serveReleases(nc); err != nil {
 		h.log.Error("cluster: cannot subscribe in NATS; sessions here cannot move to other nodes", "cause", err)
 	}
@@ -389,7 +386,7 @@ func (h *Hook) Health() error {
 	if !nc.IsConnected() {
 		return fmt.Errorf("cluster: not connected to NATS (%s)", nc.Status())
 	}
-	if h.js.Load() == nil || !h.routes.loaded.Load() || !h.retainedLoaded.Load() {
+	if !h.jetStreamReady() {
 		return errors.New("cluster: JetStream not set up (inbox, route table, retained messages)")
 	}
 	return nil
@@ -406,6 +403,12 @@ func (h *Hook) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 		return
 	}
 	h.log.Warn("cluster: NATS error", "cause", err)
+}
+
+// jetStreamReady reports whether the node's JetStream state is set up:
+// its session open, the route table and the retained messages read.
+func (h *Hook) jetStreamReady() bool {
+	return h.js.Load() != nil && h.routes.loaded.Load() && h.retainedLoaded.Load()
 }
 
 // connected reports whether the node is connected to NATS now.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
-	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,9 +42,8 @@ func retainedKey(topic string) string {
 	return retainedHashPrefix + hex.EncodeToString(sum[:16])
 }
 
-// retainedState is what the node read of the bucket.
+// retainedState is what the node's watch read of the bucket.
 type retainedState struct {
-	loaded atomic.Bool
 	hashed map[string]string // hashed key -> topic, for deletes; the watch's goroutine only
 }
 

@@ -9,7 +9,7 @@ var _ core.ClusterReporter = (*Hook)(nil)
 func (h *Hook) ClusterStatus() core.ClusterStatus {
 	st := core.ClusterStatus{
 		Node:      h.cfg.Node,
-		JetStream: h.js.Load() != nil && h.routes.loaded.Load() && h.retainedLoaded.Load(),
+		JetStream: h.jetStreamReady(),
 	}
 	if nc := h.nc.Load(); nc != nil && nc.IsConnected() {
 		st.Connected = true
