@@ -41,6 +41,9 @@ type readBatch struct {
 	// server's counters once per batch.
 	packets         int64
 	recv, recvBytes [3]int64
+	// only, when set, limits the batch's ordinary deliveries to the
+	// clients it accepts (RemoteBatch.DeliverTo).
+	only func(clientID string) bool
 }
 
 // readerBatch is the batch of c's reader, nil for a nil c (no reader is

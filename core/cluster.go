@@ -362,6 +362,17 @@ func (b *RemoteBatch) Deliver(publish []byte, origin, group, filter string) (int
 	return b.s.deliverRemote(publish, origin, group, filter, &b.rb)
 }
 
+// DeliverTo is Deliver limited, for a message with group "", to the
+// subscriptions of the clients only accepts: how a node that adopted the
+// sessions of a node that died routes what was handed to that node,
+// which this node's other clients received already through their own
+// hand-offs. A share group's message goes to any member, as Deliver's.
+func (b *RemoteBatch) DeliverTo(publish []byte, origin, group, filter string, only func(clientID string) bool) (int, error) {
+	b.rb.only = only
+	defer func() { b.rb.only = nil }()
+	return b.s.deliverRemote(publish, origin, group, filter, &b.rb)
+}
+
 // Flush ends the batch: its store changes go to the store, the
 // subscribers' writers start, and Flush waits (a bounded time) for
 // subscribers it found falling behind. done, if not nil, is called once

@@ -89,6 +89,9 @@ type ClusterCounters struct {
 	// SessionsUnclaimed counts connections served without claiming their
 	// session in the cluster (NATS away).
 	SessionsUnclaimed int64 `json:"sessions_unclaimed"`
+	// SessionsFromDead counts sessions this node adopted, with what their
+	// stores and inboxes held, from nodes that died.
+	SessionsFromDead int64 `json:"sessions_from_dead"`
 }
 
 // ClusterStatus describes the node's membership of its cluster, from the

@@ -300,6 +300,41 @@ func TestClusterDeliverRemoteShared(t *testing.T) {
 	}
 }
 
+// TestClusterDeliverTo: a batch's DeliverTo reaches only the clients its
+// filter accepts (the sessions a node adopted from a dead node), once
+// each; the others, and the next Deliver, are untouched by the filter.
+func TestClusterDeliverTo(t *testing.T) {
+	b := startBroker(t, core.Options{})
+	adopted := connectV5(t, b.Addr, v5Connect("adopted"))
+	adopted.sub("d/#", 1)
+	local := connectV5(t, b.Addr, v5Connect("local"))
+	local.sub("d/#", 1)
+	encode := func(topic string) []byte {
+		p := &packets.Packet{Type: packets.Publish, ProtocolVersion: packets.Version5, QoS: 1, PacketID: 1, Topic: topic, Payload: []byte("x")}
+		buf := bytebufferpool.Get()
+		defer bytebufferpool.Put(buf)
+		if err := p.Encode(buf); err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte(nil), buf.B...)
+	}
+	rb := b.NewRemoteBatch()
+	only := func(id string) bool { return id == "adopted" }
+	if n, err := rb.DeliverTo(encode("d/1"), "remote", "", "", only); err != nil || n != 1 {
+		t.Fatalf("DeliverTo: %d deliveries, %v; want 1", n, err)
+	}
+	if n, err := rb.Deliver(encode("d/2"), "remote", "", ""); err != nil || n != 2 {
+		t.Fatalf("Deliver after DeliverTo: %d deliveries, %v; want 2 (no filter left)", n, err)
+	}
+	rb.Flush(nil)
+	if got := adopted.until("d/2"); len(got) != 1 || got[0].Topic != "d/1" {
+		t.Fatalf("the accepted client got %v before d/2, want d/1", got)
+	}
+	if got := local.until("d/2"); len(got) != 0 {
+		t.Fatalf("a client the filter refused got %v", got)
+	}
+}
+
 // holdingBroker starts a broker whose cluster hand-offs wait for the test
 // (linkHook.held) and connects a raw MQTT 5 client to it.
 func holdingBroker(t *testing.T) (*testBroker, *linkHook, *mqtttest.Conn) {

@@ -66,6 +66,9 @@ func (s *Server) fanoutWith(m *message, fromID string, rb *readBatch, shared boo
 		if sub.NoLocal && sub.ClientID == fromID {
 			continue // [MQTT-3.8.3-3]
 		}
+		if rb != nil && rb.only != nil && !rb.only(sub.ClientID) {
+			continue
+		}
 		i, ok := sc.merged[sub.ClientID]
 		if !ok {
 			i = len(sc.views)

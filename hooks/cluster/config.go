@@ -67,6 +67,16 @@ type Config struct {
 	// frozen (fenced by the session's epoch when it runs again), loses it,
 	// and the session starts over on the client's node.
 	TakeoverTimeout time.Duration `yaml:"takeover_timeout"`
+	// AdoptAfter is how long a node may stop writing its registry entry
+	// before another node adopts its sessions (default 30s). A client
+	// that connects to another node meanwhile has them adopted at once,
+	// once the node is found gone (nothing answers on its subject).
+	AdoptAfter time.Duration `yaml:"adopt_after"`
+	// States lets the nodes read each other's stores, to adopt the
+	// sessions of a node that died; the broker sets it for a store the
+	// other nodes can reach (storage type nats). Without it, a dead
+	// node's sessions wait for the node to return.
+	States *StateStores `yaml:"-"`
 }
 
 // TLSConfig is the TLS client configuration for NATS.
@@ -77,6 +87,19 @@ type TLSConfig struct {
 	// Cert and Key are the node's client certificate and key, PEM.
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+}
+
+// DefaultPrefix is the prefix of a config that sets none.
+const DefaultPrefix = "vanemq"
+
+// DefaultNode is the node name of a config that sets none: the host
+// name, with characters a node name may not have made '_'.
+func DefaultNode() (string, error) {
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("the host name is unknown: %w", err)
+	}
+	return hostNode(h), nil
 }
 
 var (
@@ -96,17 +119,17 @@ func (c *Config) check() error {
 		}
 	}
 	if c.Node == "" {
-		h, err := os.Hostname()
+		n, err := DefaultNode()
 		if err != nil {
-			return fmt.Errorf("node: not set, and the host name is unknown: %w", err)
+			return fmt.Errorf("node: not set, and %w", err)
 		}
-		c.Node = hostNode(h)
+		c.Node = n
 	}
 	if !nodeRE.MatchString(c.Node) {
 		return fmt.Errorf("node: %q: use 1 to 64 letters, digits, '-' and '_'", c.Node)
 	}
 	if c.Prefix == "" {
-		c.Prefix = "vanemq"
+		c.Prefix = DefaultPrefix
 	}
 	if !prefixRE.MatchString(c.Prefix) {
 		return fmt.Errorf("prefix: %q: use 1 to 32 letters, digits, '-' and '_'", c.Prefix)
@@ -156,7 +179,13 @@ func (c *Config) check() error {
 	if c.TakeoverTimeout == 0 {
 		c.TakeoverTimeout = 5 * time.Second
 	}
-	for key, d := range map[string]time.Duration{"connect_timeout": c.ConnectTimeout, "reconnect_wait": c.ReconnectWait, "handoff_timeout": c.HandoffTimeout, "inbox_max_age": c.InboxMaxAge, "takeover_timeout": c.TakeoverTimeout} {
+	if c.AdoptAfter == 0 {
+		c.AdoptAfter = 30 * time.Second
+	}
+	if c.AdoptAfter > 0 && c.AdoptAfter < 3*heartbeat {
+		return fmt.Errorf("adopt_after: %s: at least %s (three heartbeats), or a live node would be taken for dead", c.AdoptAfter, 3*heartbeat)
+	}
+	for key, d := range map[string]time.Duration{"connect_timeout": c.ConnectTimeout, "reconnect_wait": c.ReconnectWait, "handoff_timeout": c.HandoffTimeout, "inbox_max_age": c.InboxMaxAge, "takeover_timeout": c.TakeoverTimeout, "adopt_after": c.AdoptAfter} {
 		if d < 0 {
 			return fmt.Errorf("%s: must not be negative", key)
 		}

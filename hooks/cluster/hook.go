@@ -71,6 +71,9 @@ type Hook struct {
 	// pendMu guards the interest changes not yet applied.
 	pendMu  sync.Mutex
 	pending map[interestKey]core.Interest
+	// flushWaiters, under pendMu, are closed once the changes pending when
+	// each was added are applied (flushInterest).
+	flushWaiters []chan struct{}
 	// resync asks the interest loop to write the whole route table entry
 	// set of the node again (a new JetStream session, NATS back, a write
 	// that failed).
@@ -81,6 +84,17 @@ type Hook struct {
 	local  map[interestKey]byte // QoS
 	subs   map[interestKey][]*nats.Subscription
 	cancel context.CancelFunc
+
+	// life is the context of the running hook (OnStarted to Close), under
+	// mu.
+	life context.Context
+
+	// adoptMu guards the adoptions of dead nodes running here (adopting:
+	// each one's result, for its waiters) and when to try again one that
+	// failed (adoptRetry).
+	adoptMu    sync.Mutex
+	adopting   map[string]chan error
+	adoptRetry map[string]time.Time
 
 	// endMu guards the sessions that ended here, for endSessions.
 	endMu sync.Mutex
@@ -115,6 +129,8 @@ type counters struct {
 	// takeoverBusy counts claims refused because the holder kept the
 	// session (it could not let it go in time).
 	unclaimed, adopted, released, takeoverLost, fenced, takeoverBusy atomic.Int64
+	// adoptedDead counts the sessions adopted from nodes that died.
+	adoptedDead atomic.Int64
 }
 
 // What the hook implements.
@@ -167,6 +183,8 @@ func New(id string, cfg Config, srv *core.Server, log *slog.Logger) (*Hook, erro
 		since:        time.Now(),
 		scratch:      sync.Pool{New: func() any { return new(forwardScratch) }},
 		pending:      make(map[interestKey]core.Interest),
+		adopting:     make(map[string]chan error),
+		adoptRetry:   make(map[string]time.Time),
 		local:        make(map[interestKey]byte),
 		subs:         make(map[interestKey][]*nats.Subscription),
 		wakeInterest: make(chan struct{}, 1),
@@ -226,7 +244,7 @@ func (h *Hook) OnStarted(context.Context) {
 		h.up.Store(true)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
+	h.cancel, h.life = cancel, ctx
 	if _, err := nc.ChanSubscribe(h.nodeSubj+"."+h.cfg.Node, h.msgs); err != nil {
 		h.log.Error("cluster: cannot subscribe in NATS; other nodes' QoS 0 messages for share groups will not arrive", "cause", err)
 	}
@@ -281,6 +299,7 @@ func (h *Hook) jetStreamSession(ctx context.Context, nc *nats.Conn) error {
 	h.resync.Store(true)
 	h.signal(h.wakeInterest)
 	rctx, rcancel := context.WithTimeout(ctx, 4*h.cfg.ConnectTimeout)
+	h.nameStore(rctx, st)
 	if n := h.reconcileSessions(rctx, true); n > 0 {
 		h.log.Warn("cluster: sessions this node kept were claimed by other nodes meanwhile; let go", "released", n)
 	}

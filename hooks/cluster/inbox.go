@@ -115,6 +115,17 @@ func (h *Hook) openJetStream(ctx, life context.Context, nc *nats.Conn) (*jsState
 	if err != nil {
 		return nil, err
 	}
+	// A node adopting this node's sessions (this node was taken for dead)
+	// reads its inbox: this node waits until that is done.
+	actx, acancel := context.WithTimeout(life, adoptTimeout)
+	waited, err := h.awaitAdoption(actx, sessions, h.cfg.Node)
+	acancel()
+	if err != nil {
+		return nil, err
+	}
+	if waited {
+		h.log.Warn("cluster: another node adopted this node's sessions while it was away; those it holds now are let go")
+	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       h.cfg.Node,
 		Description:   "vanemq: node " + h.cfg.Node + "'s inbox",

@@ -33,7 +33,14 @@ func (h *Hook) applyInterest() {
 	h.pendMu.Lock()
 	changes := h.pending
 	h.pending = make(map[interestKey]core.Interest, len(changes))
+	waiters := h.flushWaiters
+	h.flushWaiters = nil
 	h.pendMu.Unlock()
+	defer func() {
+		for _, ch := range waiters {
+			close(ch)
+		}
+	}()
 
 	h.mu.Lock()
 	nc := h.nc.Load()
@@ -80,6 +87,23 @@ func (h *Hook) applyInterest() {
 	}
 	h.mu.Unlock()
 	h.writeRoutes(changes, local)
+}
+
+// flushInterest returns once the interest changes pending now are
+// applied (their route table entries written, if they can be), or ctx
+// ends.
+func (h *Hook) flushInterest(ctx context.Context) error {
+	ch := make(chan struct{})
+	h.pendMu.Lock()
+	h.flushWaiters = append(h.flushWaiters, ch)
+	h.pendMu.Unlock()
+	h.signal(h.wakeInterest)
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: writing the route table: %w", ctx.Err())
+	}
 }
 
 // writeRoutes writes the node's route table entries: its whole set

@@ -53,6 +53,7 @@ func (h *Hook) beat(ctx context.Context, kv jetstream.KeyValue) {
 			h.log.Debug("cluster: cannot write this node's registry entry", "cause", err)
 		}
 		cancel()
+		h.adoptStale(ctx)
 		select {
 		case <-ctx.Done():
 			return

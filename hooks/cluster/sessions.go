@@ -49,6 +49,8 @@ type releaseRequest struct {
 	// Budget is how long the claimant waits for the answer: past it the
 	// node lets nothing go, since nobody would receive the state.
 	Budget time.Duration `json:"budget"`
+	// Ping asks only whether the node runs (gone): it answers at once.
+	Ping bool `json:"ping,omitempty"`
 }
 
 // releaseReply is the answer: the session's state, if the node had it.
@@ -93,6 +95,7 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 	defer cancel()
 	key := sessionKey(id)
 	mine := ownerRecord{ClientID: id, Node: h.cfg.Node, Instance: h.instance}
+	noAdopt := map[string]bool{} // gone nodes whose stores this node cannot read
 	for range 5 {
 		e, err := st.sessions.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -133,7 +136,12 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 			req.Budget = time.Until(dl)
 		}
 		moved, out := h.askRelease(ctx, old, req)
-		if out == releaseRefused || out == releaseBusy {
+		if out == releaseGone && noAdopt[old.Node] {
+			h.stats.takeoverLost.Add(1)
+			h.log.Warn("cluster: the node that held the session is gone, and its store cannot be read from here; the session starts over here", "client", id, "held_by", old.Node)
+			return nil
+		}
+		if out == releaseRefused || out == releaseBusy || out == releaseGone {
 			// The session stays where it is: give the record back, on a
 			// context of its own (the claim's may be spent).
 			old.Epoch = mine.Epoch + 1
@@ -145,6 +153,19 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 			bcancel()
 			if out == releaseRefused {
 				return fmt.Errorf("cluster: %w", core.ErrForeignSession)
+			}
+			if out == releaseGone {
+				// Its sessions are adopted (by this node, or the one that
+				// got there first); then the record says where this one is.
+				err := h.adoptNode(ctx, old.Node)
+				if errors.Is(err, errNotAdoptable) {
+					noAdopt[old.Node] = true
+					continue
+				}
+				if err == nil {
+					continue
+				}
+				h.log.Warn("cluster: cannot adopt the sessions of the node that held the session", "client", id, "held_by", old.Node, "cause", err)
 			}
 			h.stats.takeoverBusy.Add(1)
 			return fmt.Errorf("cluster: %s, which holds the session, could not let it go within takeover_timeout; connect again", old.Node)
@@ -182,6 +203,9 @@ const (
 	// releaseBusy: the node is alive but did not let the session go in
 	// time; it keeps it.
 	releaseBusy
+	// releaseGone: the node is gone (no one answers its subject, or it is
+	// frozen): its sessions are to be adopted (adoptNode).
+	releaseGone
 )
 
 // askRelease asks old's node to let the session go and returns its state
@@ -194,15 +218,23 @@ func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseReque
 	if nc == nil {
 		return nil, releaseNone
 	}
-	rep, err := h.request(ctx, nc, h.sessSubj+"."+old.Node, mustJSON(req))
+	rctx := ctx
+	if !h.alive(old.Node) {
+		// Silent for three heartbeats: a node that still runs answers at
+		// once; one that is frozen is not waited for (its sessions are
+		// adopted, and it is fenced when it runs again).
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, pingTimeout)
+		defer cancel()
+	}
+	rep, err := h.request(rctx, nc, h.sessSubj+"."+old.Node, mustJSON(req))
 	if err != nil && !errors.Is(err, nats.ErrNoResponders) && h.alive(old.Node) {
 		h.log.Warn("cluster: the node that holds the session did not answer in time; it keeps it", "client", req.ClientID, "held_by", old.Node, "cause", err)
 		return nil, releaseBusy
 	}
 	if err != nil {
-		h.stats.takeoverLost.Add(1)
-		h.log.Warn("cluster: the node that held the session did not let it go; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", err)
-		return nil, releaseNone
+		h.log.Info("cluster: the node that holds the session is gone", "client", req.ClientID, "held_by", old.Node, "cause", err)
+		return nil, releaseGone
 	}
 	switch {
 	case rep.Refused:
@@ -280,7 +312,12 @@ func errorString(s string) error {
 func (h *Hook) serveReleases(nc *nats.Conn) (*nats.Subscription, error) {
 	return nc.Subscribe(h.sessSubj+"."+h.cfg.Node, func(m *nats.Msg) {
 		var req releaseRequest
-		if err := json.Unmarshal(m.Data, &req); err != nil || req.ClientID == "" {
+		err := json.Unmarshal(m.Data, &req)
+		if err == nil && req.Ping {
+			_ = m.Respond(mustJSON(releaseReply{}))
+			return
+		}
+		if err != nil || req.ClientID == "" {
 			_ = m.Respond(mustJSON(releaseReply{Error: "bad request"}))
 			return
 		}

@@ -35,6 +35,7 @@ func (h *Hook) ClusterStatus() core.ClusterStatus {
 		SessionsLost:      s.takeoverLost.Load(),
 		SessionsFenced:    s.fenced.Load(),
 		SessionsUnclaimed: s.unclaimed.Load(),
+		SessionsFromDead:  s.adoptedDead.Load(),
 	}
 	return st
 }

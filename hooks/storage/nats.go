@@ -50,7 +50,7 @@ const (
 )
 
 // natsPrefixRE is what a prefix may be: it starts a bucket's name.
-var natsPrefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+var natsPrefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 
 // check validates the config and fills in defaults; an error names the
 // setting.
@@ -67,7 +67,7 @@ func (c *NATSConfig) check() error {
 		c.Prefix = defaultNATSPrefix
 	}
 	if !natsPrefixRE.MatchString(c.Prefix) {
-		return fmt.Errorf("storage: nats prefix %q: use 1 to 32 letters, digits, '-' and '_'", c.Prefix)
+		return fmt.Errorf("storage: nats prefix %q: use 1 to 100 letters, digits, '-' and '_'", c.Prefix)
 	}
 	n := 0
 	for _, set := range []bool{c.Username != "" || c.Password != "", c.Token != "", c.Credentials != ""} {

@@ -90,7 +90,7 @@ func NewCollector(srv *core.Server) *Collector {
 			dropped:           d("cluster_dropped_total", "Messages from other nodes dropped because this node routed them more slowly than they came."),
 			bad:               d("cluster_bad_total", "Messages received from the cluster that did not decode."),
 			handoffFailures:   d("cluster_handoff_failures_total", "QoS 1/2 messages whose copy for another node was not stored in time (the publisher got no acknowledgement)."),
-			sessionsMoved:     d("cluster_sessions_moved_total", "Sessions that moved between this node and others with their clients, by direction (in: adopted here, out: released to another node).", "direction"),
+			sessionsMoved:     d("cluster_sessions_moved_total", "Sessions that moved between this node and others with their clients, by direction (in: adopted here, out: released to another node, from_dead: adopted here from a node that died).", "direction"),
 			sessionsLost:      d("cluster_sessions_lost_total", "Sessions whose node did not answer when their client connected here: they started over without their state."),
 			sessionsFenced:    d("cluster_sessions_fenced_total", "Sessions this node let go on finding it had been stopped long enough for other nodes to claim them."),
 			sessionsUnclaimed: d("cluster_sessions_unclaimed_total", "Connections served without claiming their session in the cluster (NATS away)."),
@@ -211,6 +211,7 @@ func (c *Collector) collectCluster(cs core.ClusterStatus, gauge, counter func(*p
 	}
 	counter(cd.sessionsMoved, float64(n.SessionsAdopted), "in")
 	counter(cd.sessionsMoved, float64(n.SessionsReleased), "out")
+	counter(cd.sessionsMoved, float64(n.SessionsFromDead), "from_dead")
 }
 
 // oneIf is 1 for true and 0 for false, for 0/1 gauges.

@@ -1,6 +1,7 @@
 package vanemqcmd
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/vanemq/vanemq/core"
 	"github.com/vanemq/vanemq/hooks/cluster"
+	"github.com/vanemq/vanemq/hooks/storage"
 )
 
 // The top-level cluster section joins the broker to a cluster of vanemq
@@ -100,6 +102,7 @@ func (d *decoder) cluster(key string, n *yaml.Node) *clusterConfig {
 		"handoff_timeout":  dur(&c.HandoffTimeout),
 		"inbox_max_age":    dur(&c.InboxMaxAge),
 		"takeover_timeout": dur(&c.TakeoverTimeout),
+		"adopt_after":      dur(&c.AdoptAfter),
 		"replicas": func(k string, v *yaml.Node) {
 			if x, ok := d.integer(k, v, 0, 5); ok {
 				c.Replicas = int(x)
@@ -132,10 +135,49 @@ func (cc *clusterConfig) hookConfig() hookConfig {
 	return hookConfig{ID: cluster.ID, File: cc.File, Line: cc.Line, Key: "cluster"}
 }
 
+// clusterStorage gives each node of a cluster that keeps its state in
+// NATS a bucket of its own when the file names none, PREFIX_NODE_state
+// (PREFIX the cluster's): the other nodes read it to adopt the node's
+// sessions should it die.
+func (cfg *config) clusterStorage() {
+	cc := cfg.Cluster
+	if cc == nil || cfg.Storage.Type != storage.TypeNATS || cfg.Storage.NATS.prefixSet {
+		return
+	}
+	node := cc.Config.Node
+	if node == "" {
+		node, _ = cluster.DefaultNode() // an error is cluster.New's to report
+	}
+	prefix := cc.Config.Prefix
+	if prefix == "" {
+		prefix = cluster.DefaultPrefix
+	}
+	cfg.Storage.NATS.Prefix = prefix + "_" + node
+}
+
 // build makes the cluster hook for srv, with the files named relative to
-// dir. An error is a *configError naming the key's line.
-func (cc *clusterConfig) build(srv *core.Server, dir string, logger *slog.Logger) (core.Hook, error) {
+// dir; with a store in NATS (sc), the other nodes can read this node's
+// sessions, and it theirs (cluster.StateStores). An error is a
+// *configError naming the key's line.
+func (cc *clusterConfig) build(srv *core.Server, dir string, sc storageConfig, logger *slog.Logger) (core.Hook, error) {
 	c := cc.Config
+	if sc.Type == storage.TypeNATS {
+		c.States = &cluster.StateStores{
+			Mine: sc.NATS.Prefix,
+			Open: func(ctx context.Context, name string) (cluster.SessionStore, error) {
+				conf, err := sc.storeConfig(dir, logger.With("store", name))
+				if err != nil {
+					return nil, err
+				}
+				conf.NATS.Prefix = name
+				st, err := storage.Open(ctx, conf)
+				if err != nil {
+					return nil, err
+				}
+				return st, nil
+			},
+		}
+	}
 	c.Credentials = resolvePath(dir, c.Credentials)
 	if cc.Config.TLS != nil {
 		t := *cc.Config.TLS

@@ -241,7 +241,11 @@ func TestClusterKeys(t *testing.T) {
 	var walk func(typ reflect.Type, path string)
 	walk = func(typ reflect.Type, path string) {
 		for f := range typ.Fields() {
-			k := path + strings.Split(f.Tag.Get("yaml"), ",")[0]
+			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if name == "-" {
+				continue // set by the broker, not the file
+			}
+			k := path + name
 			keys = append(keys, k)
 			if ft := f.Type; ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct {
 				walk(ft.Elem(), k+".")

@@ -264,6 +264,7 @@ func (d *decoder) top(doc *yaml.Node, cfg *config) {
 		"cluster":   func(key string, v *yaml.Node) { cfg.Cluster = d.cluster(key, v) },
 	})
 	d.checkClusterOnce(cfg)
+	cfg.clusterStorage()
 }
 
 // fields calls the handler of each key of mapping n, in file order. Unknown

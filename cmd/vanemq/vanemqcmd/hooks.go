@@ -83,7 +83,7 @@ func buildHooks(srv *core.Server, cfg *config, logger *slog.Logger) ([]builtHook
 		built = append(built, builtHook{hook: h, cfg: hc})
 	}
 	if cc := cfg.Cluster; cc != nil {
-		if h, err := cc.build(srv, cfg.Dir, logger); err != nil {
+		if h, err := cc.build(srv, cfg.Dir, cfg.Storage, logger); err != nil {
 			errs = append(errs, err)
 		} else {
 			built = append(built, builtHook{hook: h, cfg: cc.hookConfig()})

@@ -22,9 +22,10 @@ import (
 	"github.com/vanemq/vanemq/hooks/cluster/natsdev"
 )
 
-// clusterNodeConfig is one node's configuration in TestSoakCluster: TCP
-// and the admin listener on ports fixed for the node's restarts, pebble
-// synced to disk, and the cluster section.
+// clusterNodeConfig is one node's configuration in the cluster's process
+// tests: TCP and the admin listener on ports fixed for the node's
+// restarts, the storage section, and the cluster section (adopting a dead
+// node's sessions after 6 s, the least allowed).
 const clusterNodeConfig = `allow_anonymous: true
 listeners:
   - {id: tcp, type: tcp, address: %q}
@@ -32,12 +33,21 @@ listeners:
 mqtt:
   max_queued_messages: 100000
   sys_interval: 0
-storage: {type: pebble, path: %q, durability: sync}
+storage: %s
 cluster:
   urls: [%q]
   node: %s
+  adopt_after: 6s
 log: {level: info, format: text}
 `
+
+// The stores of the process tests' nodes: pebble on each node's own disk
+// (a dead node's sessions wait for it), or a bucket of each node's own in
+// NATS (a dead node's sessions are adopted).
+const (
+	pebbleStore = "pebble"
+	natsStore   = "nats"
+)
 
 // soakNode is one vanemq process of TestSoakCluster.
 type soakNode struct {
@@ -157,15 +167,15 @@ func (s *soakSubscriber) missing(acked []bool) (int, int) {
 }
 
 // TestSoakCluster runs three vanemq processes joined through three NATS
-// servers (embedded in the test, JetStream R3) for VANEMQ_SOAK_CLUSTER
-// (`make soak-cluster`; skipped when unset), publishes numbered QoS 1
-// messages on n1 as fast as they are acknowledged, and SIGKILLs n2 and n3
-// in turn, restarting each from its store, while persistent subscribers
-// on n2 and n3 keep reconnecting to their nodes. Then every message n1
+// servers (embedded in the test, JetStream R3), each keeping its state in
+// a bucket of its own, for VANEMQ_SOAK_CLUSTER (`make soak-cluster`;
+// skipped when unset). It publishes numbered QoS 1 messages on n1 as fast
+// as they are acknowledged, and SIGKILLs n2 and n3 in turn; the
+// persistent subscribers of the killed node reconnect to the other one,
+// which adopts the dead node's sessions (its store, and what waits in its
+// inbox), and the killed node starts again. Then every message n1
 // acknowledged must have reached every subscriber (copies are allowed at
-// QoS 1) [MQTT-4.3.2-1]: the hand-off is stored in the dead node's inbox
-// until it returns, and what the node took from its inbox is in its
-// store.
+// QoS 1) [MQTT-4.3.2-1].
 func TestSoakCluster(t *testing.T) {
 	d := os.Getenv("VANEMQ_SOAK_CLUSTER")
 	if d == "" {
@@ -177,7 +187,7 @@ func TestSoakCluster(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	exe, nodes := startSoakCluster(t)
+	exe, nodes := startSoakCluster(t, natsStore)
 	var subs []*soakSubscriber
 	for i, n := range []*soakNode{nodes[1], nodes[1], nodes[2], nodes[2]} {
 		s := &soakSubscriber{id: fmt.Sprintf("soak-sub-%d", i), node: n, got: make(map[int]int)}
@@ -251,14 +261,18 @@ func TestSoakCluster(t *testing.T) {
 		victim := nodes[1+kills%2]
 		victim.kill(t)
 		kills++
-		victim.start(t, exe)
+		// Its subscribers move to the other node, which adopts the dead
+		// node's sessions; then the node returns, and lets them go.
+		dest := nodes[1+kills%2]
 		for _, s := range subs {
 			if s.node == victim {
+				s.node = dest
 				if err := s.connect(ctx, false); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
+		victim.start(t, exe)
 	}
 	stopPub.Store(true)
 	if err := <-pubDone; err != nil {
@@ -292,8 +306,16 @@ func TestSoakCluster(t *testing.T) {
 }
 
 // startSoakCluster starts three NATS servers (embedded, JetStream R3)
-// and three vanemq processes n1..n3, node i joined through server i.
-func startSoakCluster(t *testing.T) (string, []*soakNode) {
+// and three vanemq processes n1..n3, node i joined through server i,
+// each keeping its state in store (pebbleStore or natsStore).
+func startSoakCluster(t *testing.T, store string) (string, []*soakNode) {
+	t.Helper()
+	return startClusterProcs(t, 3, store)
+}
+
+// startClusterProcs starts three NATS servers and count vanemq processes
+// (at most three) as startSoakCluster does.
+func startClusterProcs(t *testing.T, count int, store string) (string, []*soakNode) {
 	t.Helper()
 	nctx, ncancel := context.WithTimeout(context.Background(), 60*time.Second)
 	nats, err := natsdev.Start(nctx, natsdev.Options{Nodes: 3, Dir: t.TempDir()})
@@ -304,11 +326,15 @@ func startSoakCluster(t *testing.T) (string, []*soakNode) {
 	t.Cleanup(nats.Close)
 	exe := buildBinary(t)
 	dir := t.TempDir()
-	nodes := make([]*soakNode, 3)
+	nodes := make([]*soakNode, count)
 	for i := range nodes {
 		n := &soakNode{name: fmt.Sprintf("n%d", i+1), mqtt: mqtttest.FreeAddr(t), http: mqtttest.FreeAddr(t)}
 		n.config = filepath.Join(dir, n.name+".yaml")
-		cfg := fmt.Sprintf(clusterNodeConfig, n.mqtt, n.http, filepath.Join(dir, n.name+"-data"), nats.URL(i), n.name)
+		st := fmt.Sprintf("{type: pebble, path: %q, durability: sync}", filepath.Join(dir, n.name+"-data"))
+		if store == natsStore {
+			st = fmt.Sprintf("{type: nats, durability: sync, nats: {urls: [%q]}}", nats.URL(i))
+		}
+		cfg := fmt.Sprintf(clusterNodeConfig, n.mqtt, n.http, st, nats.URL(i), n.name)
 		if err := os.WriteFile(n.config, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +355,7 @@ func TestSoakClusterFreeze(t *testing.T) {
 	if os.Getenv("VANEMQ_SOAK_CLUSTER") == "" {
 		t.Skip("VANEMQ_SOAK_CLUSTER unset: `make soak-cluster` runs this")
 	}
-	_, nodes := startSoakCluster(t)
+	_, nodes := startSoakCluster(t, pebbleStore)
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 	cp := &packets.Packet{}
 	cp.Connect.ClientID, cp.Connect.KeepAlive = "frozen", 600

@@ -54,6 +54,9 @@ type natsConfig struct {
 	TLS         *clientTLSConfig
 	Replicas    int           // 0: as many servers as the client knows of, up to 3
 	Timeout     time.Duration // connecting, and each commit's wait for its acknowledgement
+	// prefixSet says the file set prefix; otherwise a node of a cluster
+	// gets a bucket of its own (clusterStorage).
+	prefixSet bool
 }
 
 // clientTLSConfig is a storage.redis.tls or storage.nats.tls block: TLS
@@ -331,10 +334,10 @@ func (d *decoder) nats(key string, n *yaml.Node, nc *natsConfig) bool {
 				return
 			}
 			if !natsPrefixRE.MatchString(s) {
-				d.errorf(v, k, "%q: use 1 to 32 letters, digits, '-' and '_' (it starts the bucket's name)", s)
+				d.errorf(v, k, "%q: use 1 to 100 letters, digits, '-' and '_' (it starts the bucket's name)", s)
 				return
 			}
-			nc.Prefix = s
+			nc.Prefix, nc.prefixSet = s, true
 		},
 		"username": func(k string, v *yaml.Node) {
 			if s, ok := d.str(k, v); ok {
@@ -401,7 +404,7 @@ func (d *decoder) nats(key string, n *yaml.Node, nc *natsConfig) bool {
 }
 
 // natsPrefixRE is what storage.nats.prefix may be.
-var natsPrefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+var natsPrefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 
 // checkNATSURL validates a NATS server's URL: nats://, tls://, ws:// or
 // wss://, with a host (the port may be left out: 4222).

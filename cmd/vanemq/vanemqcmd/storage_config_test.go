@@ -197,7 +197,7 @@ func TestParseStorageConfigErrors(t *testing.T) {
 		{"nats url without host", "storage:\n  type: nats\n  nats: {urls: [\"nats://:4222\"]}\n",
 			[]string{`t.yaml:3: storage.nats.urls[0]: invalid URL "nats://:4222": no host (want nats://host:port)`}},
 		{"nats bad prefix", "storage:\n  type: nats\n  nats: {urls: [\"nats://h\"], prefix: a.b}\n",
-			[]string{`t.yaml:3: storage.nats.prefix: "a.b": use 1 to 32 letters, digits, '-' and '_' (it starts the bucket's name)`}},
+			[]string{`t.yaml:3: storage.nats.prefix: "a.b": use 1 to 100 letters, digits, '-' and '_' (it starts the bucket's name)`}},
 		{"nats two ways to authenticate", "storage:\n  type: nats\n  nats:\n    urls: [\"nats://h\"]\n    token: t\n    credentials: x.creds\n",
 			[]string{`t.yaml:6: storage.nats.credentials: set with token: use one of username (and password), token and credentials`}},
 		{"nats password without username", "storage:\n  type: nats\n  nats:\n    urls: [\"nats://h\"]\n    password: p\n",
