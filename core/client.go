@@ -83,6 +83,7 @@ type connState struct {
 	aliasOutMax    uint16 // outbound topic aliases the client accepts
 	reqProblemInfo bool
 	will           *packets.Will
+	willClaimed    bool   // the cluster keeps will (claimedWill): tell it when it is settled
 	connectExpiry  uint32 // session expiry the CONNECT asked for (v5)
 	// expiryMax caps the session expiry interval (the server's, or the
 	// client's policy's).

@@ -64,6 +64,11 @@ type ClusterHook interface {
 	// it ended (clean, expired, discarded) or another node took it. It is
 	// called under the server's locks and must not block.
 	SessionEnded(id string)
+	// WillSettled is told that client id owes no will any more: the will
+	// its claim carried (SessionClaim.Will), or its adopted session's
+	// (StoredSession.Will), was published or discarded here. A will
+	// pending on its delay is not settled. It must not block.
+	WillSettled(id string)
 }
 
 // SessionClaim is a connecting client's claim to its session
@@ -81,6 +86,14 @@ type SessionClaim struct {
 	// discarded: the cluster gave it to another node while this one was
 	// not looking (see hooks/cluster's fencing).
 	Fenced bool
+	// Adopted, with Fenced, says the node that took the session adopted
+	// it as the session of a dead node, with the will it owed: this node
+	// publishes none.
+	Adopted bool
+	// Will, for ClaimSession, is the connecting client's will, which the
+	// cluster keeps with the session's record until WillSettled (nil for
+	// none).
+	Will *StoredWill
 }
 
 // ErrForeignSession is what ClusterHook.ClaimSession returns, wrapped,

@@ -87,6 +87,9 @@ func (s *Server) ReleaseSession(claim SessionClaim) (StoredSession, Release) {
 	if w := sess.takeWillLocked(); w != nil && discard {
 		wills = append(wills, w)
 	}
+	if claim.Adopted {
+		wills = nil // the adopting node publishes what the session owes
+	}
 	sess.stopTimersLocked()
 	if !discard {
 		st = sess.snapshotLocked(now)
@@ -179,15 +182,18 @@ func (s *Server) AdoptSession(st *StoredSession) error {
 	if err != nil {
 		return fmt.Errorf("core: adopt session: %w", err)
 	}
-	if !ok || s.store == nil {
-		return nil
+	if ok && s.store != nil && st.Expiry > 0 {
+		s.sessMu.Lock()
+		if sess := s.sessions[st.ClientID]; sess != nil {
+			sess.mu.Lock()
+			sess.persistAllLocked(nil)
+			sess.mu.Unlock()
+		}
+		s.sessMu.Unlock()
 	}
-	s.sessMu.Lock()
-	defer s.sessMu.Unlock()
-	if sess := s.sessions[st.ClientID]; sess != nil {
-		sess.mu.Lock()
-		sess.persistAllLocked(nil)
-		sess.mu.Unlock()
+	for _, w := range r.wills {
+		s.publishWill(w)
+		s.willSettled(st.ClientID)
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func (s *Server) connect(ctx context.Context, c *client, p *packets.Packet) bool
 	}
 	c.r.SetMaxSize(maxIn)
 	if s.cluster != nil {
-		err := s.cluster.ClaimSession(ctx, SessionClaim{ClientID: id, Clean: cf.CleanStart, Identity: identityOf(&c.info)})
+		err := s.cluster.ClaimSession(ctx, SessionClaim{ClientID: id, Clean: cf.CleanStart, Identity: identityOf(&c.info), Will: s.claimedWill(c)})
 		switch {
 		case errors.Is(err, ErrForeignSession):
 			return s.refuseConnect(c, id, packets.NotAuthorized, ErrForeignSession.Error()+" (on another node)")
@@ -512,6 +512,7 @@ func (s *Server) detach(c *client) {
 		d := time.Duration(sess.expiry) * time.Second
 		sess.expiryTimer = time.AfterFunc(d, func() { s.expireSession(sess, gen) })
 	}
+	pending := sess.will != nil
 	sess.mu.Unlock()
 	s.sessMu.Unlock()
 	if c.logs(slog.LevelInfo) {
@@ -519,6 +520,9 @@ func (s *Server) detach(c *client) {
 	}
 	if now != nil {
 		s.publishWill(now)
+	}
+	if c.willClaimed && !pending && !s.closing.Load() {
+		s.willSettled(c.id) // published, or discarded by DISCONNECT
 	}
 }
 

@@ -98,6 +98,8 @@ func (h *linkHook) ClaimSession(context.Context, core.SessionClaim) error { retu
 
 func (h *linkHook) SessionEnded(string) {}
 
+func (h *linkHook) WillSettled(string) {}
+
 // run carries the forwarded messages until the test ends.
 func (h *linkHook) run(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -34,6 +34,13 @@ type StoredSession struct {
 	// awaiting PUBREL; a re-sent PUBLISH with one of them is not delivered
 	// again [MQTT-4.3.3-10].
 	Inbound []uint16
+	// Will, for AdoptSession, is the will the session owes: its client's
+	// connection ended on a node that died before settling it. It is
+	// published after its delay (counted from the adoption) or when the
+	// session ends, unless a connection resumes the session first
+	// [MQTT-3.1.3-9]; one without a delay is published at once. Stores
+	// do not keep it.
+	Will *StoredWill
 }
 
 // StoredSubscription is one subscription of a stored session.
@@ -136,6 +143,9 @@ type restorer struct {
 	overSubs int
 	mostSubs string
 	mostN    int
+	// wills are the wills of restored sessions (StoredSession.Will) to
+	// publish at once.
+	wills []*willMsg
 }
 
 // load restores state from the Loader hooks.
@@ -339,6 +349,15 @@ func (r *restorer) restoreSession(st *StoredSession, l Loader) (bool, error) {
 	s.live.Store(st.ClientID, sess)
 	sess.mu.Lock()
 	gen := sess.gen
+	if st.Will != nil {
+		w, err := sess.restoreWill(st.Will, gen)
+		if err != nil {
+			s.log.Warn("a session's will does not decode; it is not published", "client", st.ClientID, "cause", err)
+		}
+		if w != nil {
+			r.wills = append(r.wills, w)
+		}
+	}
 	sess.expiryTimer = time.AfterFunc(time.Duration(sess.expiry)*time.Second, func() { s.expireSession(sess, gen) })
 	sess.mu.Unlock()
 	return true, nil

@@ -53,6 +53,7 @@ func (s *Server) willDelayElapsed(sess *session, gen uint64) {
 	sess.willTimer = nil
 	sess.mu.Unlock()
 	s.publishWill(w)
+	s.willSettled(sess.id)
 }
 
 // publishWill publishes a will message as its client would have: will

@@ -246,7 +246,8 @@ func (h *Hook) gone(ctx context.Context, nc *nats.Conn, node string) (bool, erro
 
 // adoptSessions claims and installs every session whose record names
 // node, returning the adopted clients and how many records had no stored
-// session (a session that lived in memory only: it ends).
+// session (a session that lived in memory only: it ends, and the will it
+// owed is published).
 func (h *Hook) adoptSessions(ctx context.Context, st *jsState, store SessionStore, node string) (map[string]bool, int, error) {
 	w, err := st.sessions.Watch(ctx, "s.*", jetstream.IgnoreDeletes())
 	if err != nil {
@@ -276,19 +277,31 @@ func (h *Hook) adoptSessions(ctx context.Context, st *jsState, store SessionStor
 			h.log.Warn("cluster: cannot read a session of a node that is gone; it stays with that node", "client", rec.ClientID, "dead_node", node, "cause", err)
 			continue
 		}
-		mine := mustJSON(ownerRecord{ClientID: rec.ClientID, Node: h.cfg.Node, Instance: h.instance, Epoch: rec.Epoch + 1})
+		mine := mustJSON(ownerRecord{ClientID: rec.ClientID, Node: h.cfg.Node, Instance: h.instance, Epoch: rec.Epoch + 1,
+			Will: rec.Will, Owner: rec.Owner, Adopted: true})
 		if !ok {
-			// Nothing stored: the session ended with its node.
-			if err := st.sessions.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision())); err == nil {
-				lost++
+			if rec.Will == nil {
+				// Nothing stored, nothing owed: the session ended with its
+				// node.
+				if err := st.sessions.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision())); err == nil {
+					lost++
+				}
+				continue
 			}
-			continue
+			// A session no store kept, whose will is owed: it is adopted
+			// without state, and ends at once, publishing the will.
+			sess = core.StoredSession{ClientID: rec.ClientID, Owner: rec.Owner}
 		}
+		sess.Will = rec.Will
 		if _, err := st.sessions.Update(ctx, e.Key(), mine, e.Revision()); err != nil {
 			continue // claimed meanwhile: a client connected elsewhere
 		}
 		if err := h.srv.AdoptSession(&sess); err != nil {
 			h.log.Warn("cluster: cannot install a session of a node that is gone", "client", rec.ClientID, "dead_node", node, "cause", err)
+			continue
+		}
+		if !ok {
+			lost++ // ended, its will published
 			continue
 		}
 		adopted[rec.ClientID] = true

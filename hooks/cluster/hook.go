@@ -97,8 +97,9 @@ type Hook struct {
 	adoptRetry map[string]time.Time
 
 	// endMu guards the sessions that ended here, for endSessions.
-	endMu sync.Mutex
-	ended []string
+	endMu   sync.Mutex
+	ended   []string
+	settled []string // whose wills were settled, for settleWills
 
 	// hoMu guards the hand-offs waiting for JetStream.
 	hoMu     sync.Mutex
@@ -253,7 +254,7 @@ func (h *Hook) OnStarted(context.Context) {
 	}
 	h.wg.Add(6)
 	go h.watchdog(ctx)
-	go h.runOnWake(ctx, h.wakeEnded, h.endSessions)
+	go h.runOnWake(ctx, h.wakeEnded, func() { h.settleWills(); h.endSessions() })
 	go h.runOnWake(ctx, h.wakeInterest, h.applyInterest)
 	go h.receiveLoop(ctx)
 	go h.runOnWake(ctx, h.wakeAcks, h.confirmHandoffs)

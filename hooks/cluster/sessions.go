@@ -31,6 +31,18 @@ type ownerRecord struct {
 	// Epoch counts the claims of the session: a node whose record was
 	// replaced by a higher epoch no longer holds the session.
 	Epoch uint64 `json:"epoch"`
+	// Will is the will the session owes, if its client's connection ended
+	// with the node: the will of the client's connection, kept until the
+	// node settles it (WillSettled), for the node that adopts the
+	// session should this one die.
+	Will *core.StoredWill `json:"will,omitempty"`
+	// Owner is the identity that claimed the session, for a will
+	// published by the adopting node of a session no store kept.
+	Owner *core.Identity `json:"owner,omitempty"`
+	// Adopted is set by a node that adopted the session from a dead one:
+	// that node, should it run again, lets the session go without
+	// publishing its will (the adopter did).
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // sessionKey is the bucket key of client id's session.
@@ -94,7 +106,7 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.TakeoverTimeout)
 	defer cancel()
 	key := sessionKey(id)
-	mine := ownerRecord{ClientID: id, Node: h.cfg.Node, Instance: h.instance}
+	mine := ownerRecord{ClientID: id, Node: h.cfg.Node, Instance: h.instance, Will: claim.Will, Owner: &claim.Identity}
 	noAdopt := map[string]bool{} // gone nodes whose stores this node cannot read
 	for range 5 {
 		e, err := st.sessions.Get(ctx, key)
@@ -118,6 +130,12 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 			old = ownerRecord{} // unreadable: claimed over
 		}
 		if old.Node == h.cfg.Node && old.Instance == h.instance {
+			if old.Will != nil || claim.Will != nil { // the new connection's will replaces the old's
+				mine.Epoch = old.Epoch
+				if _, err := st.sessions.Update(ctx, key, mustJSON(mine), e.Revision()); err != nil && (errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) {
+					continue
+				}
+			}
 			return nil // here already
 		}
 		mine.Epoch = old.Epoch + 1
@@ -429,6 +447,43 @@ func (h *Hook) SessionEnded(id string) {
 	h.signal(h.wakeEnded)
 }
 
+// WillSettled implements core.ClusterHook: the session's record lets go
+// of its will, if this node still holds it (settleWills).
+func (h *Hook) WillSettled(id string) {
+	h.endMu.Lock()
+	h.settled = append(h.settled, id)
+	h.endMu.Unlock()
+	h.signal(h.wakeEnded)
+}
+
+// settleWills clears the will of the records of the clients whose wills
+// were settled here, where this node still holds the session.
+func (h *Hook) settleWills() {
+	h.endMu.Lock()
+	ids := h.settled
+	h.settled = nil
+	h.endMu.Unlock()
+	st := h.js.Load()
+	if st == nil || !h.connected() || len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
+	defer cancel()
+	for _, id := range ids {
+		key := sessionKey(id)
+		e, err := st.sessions.Get(ctx, key)
+		if err != nil {
+			continue
+		}
+		var rec ownerRecord
+		if json.Unmarshal(e.Value(), &rec) != nil || rec.Node != h.cfg.Node || rec.Instance != h.instance || rec.Will == nil {
+			continue
+		}
+		rec.Will = nil
+		_, _ = st.sessions.Update(ctx, key, mustJSON(rec), e.Revision())
+	}
+}
+
 // endSessions removes the bucket records of the sessions that ended here
 // and that no one claimed since: one that a client resumed here again
 // meanwhile, or that another node holds now, is left alone.
@@ -493,14 +548,16 @@ func (h *Hook) reconcileSessions(ctx context.Context, start bool) int {
 			_, _ = st.sessions.Create(ctx, key, mine)
 			continue
 		case err == nil && rec.Node == h.cfg.Node && start:
-			rec.Instance, rec.Epoch = h.instance, rec.Epoch+1
+			// The earlier process's connections are gone; their wills are
+			// not published, as a single broker's restart publishes none.
+			rec.Instance, rec.Epoch, rec.Will = h.instance, rec.Epoch+1, nil
 			mine, _ := json.Marshal(rec)
 			_, _ = st.sessions.Update(ctx, key, mine, e.Revision())
 			continue
 		case err != nil && !errors.Is(err, jetstream.ErrKeyNotFound):
 			continue // cannot tell: keep it
 		}
-		h.srv.ReleaseSession(core.SessionClaim{ClientID: c.ID, Fenced: true})
+		h.srv.ReleaseSession(core.SessionClaim{ClientID: c.ID, Fenced: true, Adopted: err == nil && rec.Adopted})
 		n++
 	}
 	h.stats.fenced.Add(int64(n))

@@ -144,3 +144,103 @@ func TestClusterAdoptsDeadNode(t *testing.T) {
 	}
 	t.Logf("%d QoS 1 messages acknowledged across two kills of n2: none lost", count+200)
 }
+
+// TestClusterWillsOfDeadNode: the wills n2 still owed when it was killed
+// are published once, by the node that adopts its sessions: a connected
+// client's will without a delay, and the will of a client whose session
+// lived in memory only (expiry 0) [MQTT-3.1.2-8]. A will its client
+// settled with DISCONNECT 0x00 is not published [MQTT-3.14.4-3], nor a
+// delayed one whose client resumed the session on n1 within the delay
+// [MQTT-3.1.3-9].
+func TestClusterWillsOfDeadNode(t *testing.T) {
+	_, nodes := startClusterProcs(t, 2, natsStore)
+	n1, n2 := nodes[0], nodes[1]
+	wills := make(chan string, 100)
+	watcher, _, _, err := mqtttest.DialPaho(n1.mqtt, &paho.Connect{ClientID: "will-watcher", CleanStart: true, KeepAlive: 30},
+		func(p *paho.Publish) { wills <- p.Topic })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mqtttest.ClosePaho(watcher, nil)
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err = watcher.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "will/#", QoS: 1}}})
+	scancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hour, two := uint32(3600), uint32(2)
+	dial := func(id string, expiry, delay *uint32) *paho.Client {
+		t.Helper()
+		cp := &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true,
+			WillMessage: &paho.WillMessage{Topic: "will/" + id, QoS: 1, Payload: []byte("gone")}}
+		if expiry != nil {
+			cp.Properties = &paho.ConnectProperties{SessionExpiryInterval: expiry}
+		}
+		if delay != nil {
+			cp.WillProperties = &paho.WillProperties{WillDelayInterval: delay}
+		}
+		c, _, _, err := mqtttest.DialPaho(n2.mqtt, cp, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		return c
+	}
+	_ = dial("now", &hour, nil)
+	_ = dial("memory", nil, nil)
+	_ = dial("delayed", &hour, &two)
+	clean := dial("clean", &hour, nil)
+	mqtttest.ClosePaho(clean, nil) // DISCONNECT 0x00: the will is discarded
+	// The watcher's subscription reaches n2's route table: a will
+	// published on n2 reaches it.
+	probe := dial("probe", nil, nil)
+	mqtttest.ClosePaho(probe, nil)
+	_ = dial("probe", nil, nil)
+	_ = dial("probe", nil, nil) // takes over: the earlier connection's will goes out
+	mqtttest.Eventually(t, 30*time.Second, "the probe's will from n2", func() bool {
+		select {
+		case topic := <-wills:
+			return topic == "will/probe"
+		case <-time.After(100 * time.Millisecond):
+			return false
+		}
+	})
+	n2.kill(t)
+
+	// The delayed will's client resumes on n1 within the delay: that has
+	// n1 adopt n2's sessions.
+	expiry := hour
+	resumed, _, ack, err := mqtttest.DialPaho(n1.mqtt, &paho.Connect{ClientID: "delayed", KeepAlive: 30,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mqtttest.ClosePaho(resumed, nil)
+	if !ack.SessionPresent {
+		t.Fatal("the session of n2 was not adopted by n1")
+	}
+	got := map[string]int{}
+	for len(got) < 3 || got["will/now"] == 0 || got["will/memory"] == 0 {
+		select {
+		case topic := <-wills:
+			got[topic]++
+		case <-time.After(30 * time.Second):
+			t.Fatalf("wills published after n2 died: %v; want will/now, will/memory and will/probe's", got)
+		}
+	}
+	// Anything more would come within the delayed will's delay, twice over.
+	deadline := time.After(4 * time.Second)
+	for done := false; !done; {
+		select {
+		case topic := <-wills:
+			got[topic]++
+		case <-deadline:
+			done = true
+		}
+	}
+	want := map[string]int{"will/now": 1, "will/memory": 1, "will/probe": 1}
+	for topic, n := range got {
+		if n != want[topic] {
+			t.Errorf("%s published %d times after n2 died, want %d", topic, n, want[topic])
+		}
+	}
+}

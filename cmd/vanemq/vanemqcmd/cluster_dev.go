@@ -219,8 +219,9 @@ func startDevCluster(ctx context.Context, o devOptions, logger *slog.Logger) (_ 
 }
 
 // startNode starts vanemq node i: the embedded default's settings, an
-// MQTT listener on o.addr(i), a pebble store in the data directory, and
-// the cluster hook joined through NATS server i.
+// MQTT listener on o.addr(i), a store of its own in the NATS servers'
+// JetStream (so that another node adopts its sessions should it die),
+// and the cluster hook joined through NATS server i.
 func (dc *devCluster) startNode(ctx context.Context, o devOptions, i int) (*devNode, error) {
 	name := dc.nats.Name(i) // n1, n2 …: each node is named after its NATS server
 	cfg, err := parseConfig(defaultConfigName, defaultYAML)
@@ -229,11 +230,13 @@ func (dc *devCluster) startNode(ctx context.Context, o devOptions, i int) (*devN
 	}
 	cfg.Dir = dc.dir
 	cfg.Listeners = []listenerConfig{{ID: "tcp", Type: "tcp", Address: o.addr(i)}}
-	cfg.Storage.Path = filepath.Join(dc.dir, name)
+	cfg.Storage.Type = storage.TypeNATS
+	cfg.Storage.NATS.URLs = []string{dc.nats.URL(i)}
 	cfg.Cluster = &clusterConfig{
 		Config: cluster.Config{URLs: []string{dc.nats.URL(i)}, Node: name},
 		File:   "cluster dev",
 	}
+	cfg.clusterStorage()
 	logger := dc.logger.With("node", name)
 	srv, store, err := start(ctx, cfg, logger)
 	if err != nil {

@@ -216,7 +216,7 @@ func TestClusterDevDir(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Fatalf("cluster dev stopped with %d; logs:\n%s", code, logs)
 	}
-	for _, sub := range []string{"n1", "nats/n1"} {
+	for _, sub := range []string{"nats/n1"} {
 		if _, err := os.Stat(filepath.Join(dir, sub)); err != nil {
 			t.Errorf("data of %s not kept: %v", sub, err)
 		}
