@@ -296,6 +296,9 @@ func (s *Server) route(m *message, from *client) (int, error) {
 	if !s.forwards(m) {
 		return s.fanout(m, from), nil
 	}
-	n := s.fanoutTo(m, from, false)
-	return n + s.forward(m, from), nil
+	// The cluster hook first: what it numbers before the local fan-out
+	// is known to reach a session installed here before the numbering
+	// (hooks/cluster's moves).
+	n := s.forward(m, from)
+	return n + s.fanoutTo(m, from, false), nil
 }

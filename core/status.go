@@ -71,14 +71,7 @@ func (s *Server) Subscriptions() []SubscriptionStatus {
 	s.sessMu.Unlock()
 	var out []SubscriptionStatus
 	for _, sess := range sessions {
-		sess.mu.Lock()
-		for _, sub := range sess.subs {
-			out = append(out, SubscriptionStatus{
-				ClientID: sess.id, Filter: fullFilter(sub), QoS: sub.QoS, NoLocal: sub.NoLocal,
-				RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling, Identifier: sub.Identifier,
-			})
-		}
-		sess.mu.Unlock()
+		out = sess.appendSubscriptions(out)
 	}
 	slices.SortFunc(out, func(a, b SubscriptionStatus) int {
 		if c := strings.Compare(a.ClientID, b.ClientID); c != 0 {
@@ -86,6 +79,29 @@ func (s *Server) Subscriptions() []SubscriptionStatus {
 		}
 		return strings.Compare(a.Filter, b.Filter)
 	})
+	return out
+}
+
+// SubscriptionsOf describes the subscriptions of client id's session, in
+// no particular order (none without a session).
+func (s *Server) SubscriptionsOf(id string) []SubscriptionStatus {
+	v, ok := s.live.Load(id)
+	if !ok {
+		return nil
+	}
+	return v.(*session).appendSubscriptions(nil)
+}
+
+// appendSubscriptions appends the session's subscriptions to out.
+func (sess *session) appendSubscriptions(out []SubscriptionStatus) []SubscriptionStatus {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	for _, sub := range sess.subs {
+		out = append(out, SubscriptionStatus{
+			ClientID: sess.id, Filter: fullFilter(sub), QoS: sub.QoS, NoLocal: sub.NoLocal,
+			RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling, Identifier: sub.Identifier,
+		})
+	}
 	return out
 }
 

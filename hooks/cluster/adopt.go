@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -369,12 +370,17 @@ func (h *Hook) drainDeadInbox(ctx context.Context, st *jsState, node string, ado
 		var msgs []jetstream.Msg
 		for m := range batch.Messages() {
 			if e, ok := h.open(m.Data(), m.Subject()); ok {
-				if e.ordinary {
+				h.routeMu.Lock()
+				switch {
+				case len(e.targets) > 0: // passed on for sessions that moved to the dead node
+					h.deliverOnly(rb, e, "", "", m.Subject(), func(id string) bool { return only(id) && slices.Contains(e.targets, id) })
+				case e.ordinary:
 					h.deliverOnly(rb, e, "", "", m.Subject(), only)
 				}
 				for _, g := range e.groups {
 					h.deliverOnly(rb, e, g.group, g.filter, m.Subject(), only)
 				}
+				h.routeMu.Unlock()
 			}
 			msgs = append(msgs, m)
 		}

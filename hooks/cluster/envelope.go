@@ -12,19 +12,31 @@ import (
 //	byte     format version (envelopeV1)
 //	8 bytes  the sending process's instance, big-endian
 //	uvarint  the message's sequence number from that instance
-//	byte     flags: flagOrdinary, for the node's ordinary subscriptions
+//	byte     flags: flagOrdinary, for the node's ordinary subscriptions;
+//	         flagTargeted, for some of them only
 //	uvarint  number of share groups it is for, then each as
 //	         uvarint length, group name, uvarint length, filter
+//	         (with flagTargeted: uvarint number of clients, then each as
+//	         uvarint length, client ID)
 //	uvarint  length of the origin (the publisher's client ID), then it
 //	...      the PUBLISH packet
 //
 // The instance and sequence let a node that receives one message through
-// several of its subscriptions deliver it once (window).
+// several of its subscriptions deliver it once (window); a QoS 1/2
+// message's copies for several nodes share them, so that a node can tell
+// one it routed from a copy another node passes on (moves.go).
 const envelopeV1 = 1
 
-// flagOrdinary marks a message for the receiving node's ordinary
-// (non-shared) subscriptions.
-const flagOrdinary = 1
+// The flags.
+const (
+	// flagOrdinary marks a message for the receiving node's ordinary
+	// (non-shared) subscriptions.
+	flagOrdinary = 1
+	// flagTargeted limits those to the sessions of the clients the
+	// envelope names: a message a node passes on to the node a session
+	// moved to (moves.go).
+	flagTargeted = 2
+)
 
 // errEnvelope is returned for data that is not an envelope.
 var errEnvelope = errors.New("cluster: not a vanemq message envelope")
@@ -32,6 +44,12 @@ var errEnvelope = errors.New("cluster: not a vanemq message envelope")
 // appendEnvelopeHeader appends the header of an envelope; the PUBLISH
 // packet follows it.
 func appendEnvelopeHeader(b []byte, instance, seq uint64, ordinary bool, groups []interestKey, origin string) []byte {
+	return appendTargetedHeader(b, instance, seq, ordinary, groups, nil, origin)
+}
+
+// appendTargetedHeader is appendEnvelopeHeader for a message to the
+// ordinary subscriptions of the clients targets only (none: all).
+func appendTargetedHeader(b []byte, instance, seq uint64, ordinary bool, groups []interestKey, targets []string, origin string) []byte {
 	b = append(b, envelopeV1)
 	b = binary.BigEndian.AppendUint64(b, instance)
 	b = binary.AppendUvarint(b, seq)
@@ -39,11 +57,20 @@ func appendEnvelopeHeader(b []byte, instance, seq uint64, ordinary bool, groups 
 	if ordinary {
 		flags |= flagOrdinary
 	}
+	if len(targets) > 0 {
+		flags |= flagTargeted
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(groups)))
 	for _, g := range groups {
 		b = appendString(b, g.group)
 		b = appendString(b, g.filter)
+	}
+	if len(targets) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(targets)))
+		for _, id := range targets {
+			b = appendString(b, id)
+		}
 	}
 	return appendString(b, origin)
 }
@@ -58,6 +85,7 @@ type envelope struct {
 	instance, seq uint64
 	ordinary      bool
 	groups        []interestKey
+	targets       []string // with flagTargeted: the only clients it is for
 	origin        string
 	publish       []byte
 }
@@ -78,7 +106,8 @@ func decodeEnvelope(data []byte) (envelope, error) {
 		return e, fmt.Errorf("%w: bad sequence number", errEnvelope)
 	}
 	e.seq, rest = seq, rest[n:]
-	e.ordinary, rest = rest[0]&flagOrdinary != 0, rest[1:]
+	flags := rest[0]
+	e.ordinary, rest = flags&flagOrdinary != 0, rest[1:]
 	ng, n := binary.Uvarint(rest)
 	if n <= 0 || ng > maxGroups {
 		return e, fmt.Errorf("%w: bad share group count", errEnvelope)
@@ -94,6 +123,20 @@ func decodeEnvelope(data []byte) (envelope, error) {
 			return e, fmt.Errorf("%w: bad share group filter", errEnvelope)
 		}
 		e.groups = append(e.groups, g)
+	}
+	if flags&flagTargeted != 0 {
+		nt, n := binary.Uvarint(rest)
+		if n <= 0 || nt == 0 || nt > maxGroups {
+			return e, fmt.Errorf("%w: bad client count", errEnvelope)
+		}
+		rest = rest[n:]
+		for range nt {
+			var id string
+			if id, rest, ok = cutString(rest); !ok {
+				return e, fmt.Errorf("%w: bad client", errEnvelope)
+			}
+			e.targets = append(e.targets, id)
+		}
 	}
 	if e.origin, rest, ok = cutString(rest); !ok {
 		return e, fmt.Errorf("%w: bad origin", errEnvelope)

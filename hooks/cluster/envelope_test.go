@@ -14,22 +14,25 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		seq      uint64
 		ordinary bool
 		groups   []interestKey
+		targets  []string
 		publish  []byte
 	}{
-		{"plain", "client-1", 1, true, nil, []byte{0x30, 0x03, 0x00, 0x01, 'a'}},
-		{"broker's own", "", 1 << 40, true, nil, []byte{0x30, 0x00}},
-		{"utf-8 origin", "κλιέντ", 300, true, nil, nil},
-		{"share groups only", "c", 2, false, []interestKey{{"g", "a/#"}, {"γ", "+/b"}}, []byte{0x32}},
-		{"both", "c", 3, true, []interestKey{{"g", "#"}}, []byte{0x32}},
+		{"plain", "client-1", 1, true, nil, nil, []byte{0x30, 0x03, 0x00, 0x01, 'a'}},
+		{"broker's own", "", 1 << 40, true, nil, nil, []byte{0x30, 0x00}},
+		{"utf-8 origin", "κλιέντ", 300, true, nil, nil, nil},
+		{"share groups only", "c", 2, false, []interestKey{{"g", "a/#"}, {"γ", "+/b"}}, nil, []byte{0x32}},
+		{"both", "c", 3, true, []interestKey{{"g", "#"}}, nil, []byte{0x32}},
+		{"passed on for one session", "c", 4, true, nil, []string{"mover"}, []byte{0x32}},
+		{"passed on for sessions and a group", "c", 5, true, []interestKey{{"g", "#"}}, []string{"m1", "μ2"}, []byte{0x32}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := appendEnvelopeHeader(nil, 0xDEADBEEF01020304, tc.seq, tc.ordinary, tc.groups, tc.origin)
+			b := appendTargetedHeader(nil, 0xDEADBEEF01020304, tc.seq, tc.ordinary, tc.groups, tc.targets, tc.origin)
 			b = append(b, tc.publish...)
 			e, err := decodeEnvelope(b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e.instance != 0xDEADBEEF01020304 || e.seq != tc.seq || e.origin != tc.origin || e.ordinary != tc.ordinary || !bytes.Equal(e.publish, tc.publish) || !slices.Equal(e.groups, tc.groups) {
+			if e.instance != 0xDEADBEEF01020304 || e.seq != tc.seq || e.origin != tc.origin || e.ordinary != tc.ordinary || !bytes.Equal(e.publish, tc.publish) || !slices.Equal(e.groups, tc.groups) || !slices.Equal(e.targets, tc.targets) {
 				t.Fatalf("decoded %+v", e)
 			}
 		})
@@ -51,6 +54,8 @@ func TestEnvelopeRefuses(t *testing.T) {
 		{"group cut short", good[:13]},
 		{"filter cut short", good[:15]},
 		{"origin longer than the data", good[:len(good)-1]},
+		{"targeted without clients", []byte{1, 0, 0, 0, 0, 0, 0, 0, 7, 9, flagOrdinary | flagTargeted, 0, 0, 0}},
+		{"client cut short", []byte{1, 0, 0, 0, 0, 0, 0, 0, 7, 9, flagOrdinary | flagTargeted, 0, 1, 5, 'a'}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := decodeEnvelope(tc.data); !errors.Is(err, errEnvelope) {
@@ -79,6 +84,28 @@ func TestWindow(t *testing.T) {
 		if got := w.seen(s.seq); got != s.seen {
 			t.Fatalf("step %d: seen(%d) = %v, want %v", i, s.seq, got, s.seen)
 		}
+	}
+}
+
+// TestRoutedWindow: the count at which each of the latest messages was
+// routed is remembered; a slot reused by a later message forgets the
+// earlier one.
+func TestRoutedWindow(t *testing.T) {
+	var w routedWindow
+	if _, ok := w.at(5); ok {
+		t.Fatal("an empty window remembers message 5")
+	}
+	w.note(5, 100)
+	w.note(6, 101)
+	if k, ok := w.at(5); !ok || k != 100 {
+		t.Fatalf("at(5) = %d, %v; want 100", k, ok)
+	}
+	w.note(5+windowSize, 200)
+	if _, ok := w.at(5); ok {
+		t.Fatal("message 5 is remembered after its slot was reused")
+	}
+	if k, ok := w.at(5 + windowSize); !ok || k != 200 {
+		t.Fatalf("at(5+size) = %d, %v; want 200", k, ok)
 	}
 }
 

@@ -27,6 +27,9 @@ type target struct {
 	node     string
 	ordinary bool          // its ordinary subscriptions
 	groups   []interestKey // the share groups it was picked for
+	// clients, when set, limits ordinary to these clients' sessions: a
+	// copy for sessions that moved to the node (moves.go).
+	clients []string
 }
 
 // reset empties the scratch, keeping its capacity.
@@ -34,6 +37,7 @@ func (sc *forwardScratch) reset() {
 	sc.matches.Reset()
 	for i := range sc.targets {
 		sc.targets[i].groups = sc.targets[i].groups[:0]
+		sc.targets[i].clients = nil
 	}
 	sc.targets = sc.targets[:0]
 }
@@ -73,8 +77,8 @@ func (sc *forwardScratch) to(node string) *target {
 // members when it has some. Before the node has read the route table
 // once it knows of no other node and hands nothing off.
 func (h *Hook) Forward(f *core.Forwarded) int {
-	if !f.Retain() && h.routes.localOnly() {
-		return 0 // no other node wants anything, and no share group here
+	if !f.Retain() && h.routes.localOnly() && h.mv.nOut.Load() == 0 {
+		return 0 // no other node wants anything, no share group here, no session just left
 	}
 	sc := h.scratch.Get().(*forwardScratch)
 	defer func() {
@@ -87,6 +91,7 @@ func (h *Hook) Forward(f *core.Forwarded) int {
 	up := known && h.up.Load()
 	h.routes.trie.Match(f.Topic(), &sc.matches)
 	n := 0
+	var empty []interestKey // share groups picked here that found no member
 	for _, g := range sc.matches.Shared {
 		s := g.Next(func(s *topics.Subscription) bool { return s.ClientID == self || up })
 		if s == nil && known {
@@ -97,6 +102,8 @@ func (h *Hook) Forward(f *core.Forwarded) int {
 		case s.ClientID == self:
 			if f.DeliverShared(g.Name(), g.Filter()) {
 				n++
+			} else {
+				empty = append(empty, interestKey{g.Name(), g.Filter()})
 			}
 		default:
 			t := sc.to(s.ClientID)
@@ -126,6 +133,17 @@ func (h *Hook) Forward(f *core.Forwarded) int {
 			n += h.publishQoS0(nc, f, sc.targets)
 		}
 		return n
+	}
+	if h.mv.nOut.Load() > 0 {
+		// Sessions that moved away a moment ago get what was published
+		// here for them (moves.go).
+		for _, p := range h.mv.matching(f.Topic(), true, empty) {
+			t := target{node: p.node, groups: p.groups}
+			if p.client != "" {
+				t.ordinary, t.clients = true, []string{p.client}
+			}
+			sc.targets = append(sc.targets, t)
+		}
 	}
 	return n + h.handOff(f, sc.targets, ho)
 }
@@ -194,7 +212,13 @@ func (h *Hook) publishQoS0(nc *nats.Conn, f *core.Forwarded, targets []target) i
 // encode writes f's envelope into buf, reporting false for a message
 // that expired on the way (which needs no hand-off).
 func (h *Hook) encode(buf *bytebufferpool.ByteBuffer, f *core.Forwarded, ordinary bool, groups []interestKey) bool {
-	buf.B = appendEnvelopeHeader(buf.B[:0], h.instance, h.seq.Add(1), ordinary, groups, f.Origin())
+	return h.encodeSeq(buf, f, h.seq.Add(1), ordinary, groups, nil)
+}
+
+// encodeSeq is encode with the message's sequence number given, for
+// the ordinary subscriptions of clients only when clients is set.
+func (h *Hook) encodeSeq(buf *bytebufferpool.ByteBuffer, f *core.Forwarded, seq uint64, ordinary bool, groups []interestKey, clients []string) bool {
+	buf.B = appendTargetedHeader(buf.B[:0], h.instance, seq, ordinary, groups, clients, f.Origin())
 	return f.Encode(buf) == nil
 }
 
@@ -218,8 +242,9 @@ func (h *Hook) handOff(f *core.Forwarded, targets []target, ho handoff) int {
 		}
 		buf := bytebufferpool.Get()
 		defer bytebufferpool.Put(buf)
+		seq := h.seq.Add(1) // every copy the same: one message (moves.go)
 		for _, t := range targets {
-			if !h.encode(buf, f, t.ordinary, t.groups) {
+			if !h.encodeSeq(buf, f, seq, t.ordinary, t.groups, t.clients) {
 				break // expired on the way: nothing more to hand off
 			}
 			// JetStream keeps the message to publish it again: its own copy.

@@ -43,7 +43,11 @@ type Hook struct {
 	seq      atomic.Uint64
 	routes   *routes
 	reg      registry
-	since    time.Time // when the hook was made: the node's process joined
+	mv       moves // sessions moving in and out (moves.go)
+	// routeMu keeps the routing of each inbox message apart from a
+	// session's release (releaseHeld).
+	routeMu sync.Mutex
+	since   time.Time // when the hook was made: the node's process joined
 	// lastTick is when the watchdog last ran, as time since since
 	// (monotonic: a stopped process's clock runs on); stallSeen is set
 	// when it found the process had been stopped, until the node is
@@ -132,6 +136,9 @@ type counters struct {
 	unclaimed, adopted, released, takeoverLost, fenced, takeoverBusy atomic.Int64
 	// adoptedDead counts the sessions adopted from nodes that died.
 	adoptedDead atomic.Int64
+	// passedOn counts the messages passed on to the nodes sessions moved
+	// to; lostPassedOn those that never found their session (moves.go).
+	passedOn, lostPassedOn atomic.Int64
 }
 
 // What the hook implements.
@@ -180,6 +187,7 @@ func New(id string, cfg Config, srv *core.Server, log *slog.Logger) (*Hook, erro
 		sessSubj:     cfg.Prefix + ".sess",
 		names:        names(cfg.Prefix),
 		routes:       newRoutes(cfg.Node),
+		mv:           newMoves(),
 		reg:          registry{nodes: make(map[string]seenNode)},
 		since:        time.Now(),
 		scratch:      sync.Pool{New: func() any { return new(forwardScratch) }},

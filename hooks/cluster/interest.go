@@ -49,6 +49,17 @@ func (h *Hook) applyInterest() {
 		return
 	}
 	for k, in := range changes {
+		if in.Count == 0 && h.mv.held(k) {
+			// A session that moved away held it: its route entry stays a
+			// while (moves.go), then this change is applied.
+			delete(changes, k)
+			h.pendMu.Lock()
+			if _, newer := h.pending[k]; !newer {
+				h.pending[k] = in
+			}
+			h.pendMu.Unlock()
+			continue
+		}
 		if in.Count == 0 {
 			delete(h.local, k)
 		} else {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,10 +23,16 @@ const maxBatch = 256
 type receiver struct {
 	h       *Hook
 	batch   *core.RemoteBatch
-	windows map[uint64]*window // QoS 0 messages, by sending instance
-	inbox   window             // inbox messages, by stream sequence
-	acks    []jetstream.Msg    // inbox messages of the batch, acknowledged once stored
-	n       int                // messages in the batch
+	windows map[uint64]*window       // QoS 0 messages, by sending instance
+	inbox   window                   // inbox messages, by stream sequence
+	ids     map[uint64]*routedWindow // when each latest inbox message was routed, by sending instance
+	// passed are the messages passed on here for sessions that moved
+	// here, with the clients they were delivered to (oldest first in
+	// passedOrder): a copy routed later skips those.
+	passed      map[msgKey][]string
+	passedOrder []msgKey
+	acks        []jetstream.Msg // inbox messages of the batch, acknowledged once stored
+	n           int             // messages in the batch
 
 	// failed holds the stream sequences of inbox messages whose store
 	// failed: sent again, they are routed again, not taken for copies.
@@ -40,7 +47,7 @@ type receiver struct {
 // node has stored what they brought (core.RemoteBatch.Flush).
 func (h *Hook) receiveLoop(ctx context.Context) {
 	defer h.wg.Done()
-	r := &receiver{h: h, batch: h.srv.NewRemoteBatch(), windows: make(map[uint64]*window)}
+	r := &receiver{h: h, batch: h.srv.NewRemoteBatch(), windows: make(map[uint64]*window), ids: make(map[uint64]*routedWindow)}
 	for {
 		select {
 		case <-ctx.Done():
@@ -104,12 +111,154 @@ func (r *receiver) fromInbox(m jetstream.Msg) {
 		return
 	}
 	if e, ok := h.open(m.Data(), m.Subject()); ok {
-		h.deliver(r.batch, e, m.Subject())
+		var done bool
+		h.routeMu.Lock()
+		if len(e.targets) > 0 {
+			done = r.targeted(e, m, md)
+		} else {
+			r.noteRouted(e.instance, e.seq, h.mv.routed.Add(1))
+			empty := h.deliverExcept(r.batch, e, m.Subject(), r.passedTo(e.instance, e.seq))
+			done = h.mv.nOut.Load() == 0 || h.passOn(e, empty)
+		}
+		h.routeMu.Unlock()
+		if !done {
+			// To be routed again: a copy for a session that moved could
+			// not be passed on, or the session it was passed on for is
+			// not here yet.
+			if err == nil {
+				r.markFailed(md.Sequence.Stream)
+			}
+			_ = m.NakWithDelay(targetedRetry)
+			return
+		}
 	}
 	r.acks = append(r.acks, m)
 	if err == nil {
 		h.inboxSeq.Store(md.Sequence.Stream)
 	}
+}
+
+// targeted routes a message another node passed on for sessions that
+// moved here (moves.go), reporting false when it is to come again: a
+// session it is for is not here yet. A copy this node routed itself after
+// adopting the session is not delivered again; one for a session that
+// moved on again is passed on once more.
+func (r *receiver) targeted(e envelope, m jetstream.Msg, md *jetstream.MsgMetadata) bool {
+	h := r.h
+	var here []string
+	for _, id := range e.targets {
+		if a, ok := h.mv.adoptedAt(id); ok {
+			k, seen := r.routedAt(e.instance, e.seq)
+			if seen && k > a.at || e.instance == h.instance && e.seq > a.seq {
+				h.stats.duplicates.Add(1)
+				continue // routed, or published, here with the session present
+			}
+		}
+		if _, ok := h.srv.Client(id); ok {
+			here = append(here, id)
+			continue
+		}
+		if to, ok := h.mv.movedTo(id); ok {
+			if !h.sendOn(e, to, true, nil, []string{id}) {
+				return false
+			}
+			continue
+		}
+		if md != nil && md.NumDelivered < targetedTries {
+			return false
+		}
+		h.stats.lostPassedOn.Add(1)
+		h.log.Warn("cluster: a message passed on for a session that moved here never found it; dropped", "client", id, "subject", m.Subject())
+	}
+	if len(here) > 0 {
+		h.deliverOnly(r.batch, e, "", "", m.Subject(), func(id string) bool { return slices.Contains(here, id) })
+		r.notePassed(e.instance, e.seq, here)
+	}
+	for _, g := range e.groups {
+		h.deliverTo(r.batch, e, g.group, g.filter, m.Subject())
+	}
+	return true
+}
+
+// maxPassed bounds the messages passed on here that a receiver remembers.
+const maxPassed = 4096
+
+type msgKey struct{ instance, seq uint64 }
+
+// notePassed records that the message seq of instance, passed on by
+// another node, was delivered here to the sessions of clients.
+func (r *receiver) notePassed(instance, seq uint64, clients []string) {
+	if r.passed == nil {
+		r.passed = make(map[msgKey][]string)
+	}
+	k := msgKey{instance, seq}
+	if _, ok := r.passed[k]; !ok {
+		if len(r.passedOrder) >= maxPassed {
+			delete(r.passed, r.passedOrder[0])
+			r.passedOrder = r.passedOrder[1:]
+		}
+		r.passedOrder = append(r.passedOrder, k)
+	}
+	r.passed[k] = append(r.passed[k], clients...)
+}
+
+// passedTo returns the clients the message seq of instance was delivered
+// to when another node passed it on.
+func (r *receiver) passedTo(instance, seq uint64) []string {
+	if len(r.passed) == 0 {
+		return nil
+	}
+	return r.passed[msgKey{instance, seq}]
+}
+
+// markFailed has the inbox message seq routed again when it comes again.
+func (r *receiver) markFailed(seq uint64) {
+	r.failedMu.Lock()
+	defer r.failedMu.Unlock()
+	if r.failed == nil {
+		r.failed = make(map[uint64]bool)
+	}
+	r.failed[seq] = true
+}
+
+// maxRoutedInstances bounds the sending instances whose latest messages
+// a receiver remembers (routedWindow).
+const maxRoutedInstances = 64
+
+// noteRouted records that the message seq of instance was routed at
+// count k.
+func (r *receiver) noteRouted(instance, seq, k uint64) {
+	w := r.ids[instance]
+	if w == nil {
+		if len(r.ids) >= maxRoutedInstances {
+			clear(r.ids)
+		}
+		w = new(routedWindow)
+		r.ids[instance] = w
+	}
+	w.note(seq, k)
+}
+
+// routedAt returns the count at which the message seq of instance was
+// routed, if the receiver remembers it.
+func (r *receiver) routedAt(instance, seq uint64) (uint64, bool) {
+	if w := r.ids[instance]; w != nil {
+		return w.at(seq)
+	}
+	return 0, false
+}
+
+// routedWindow remembers when each of the latest messages of one
+// sending instance was routed.
+type routedWindow [windowSize]struct{ seq, k uint64 }
+
+func (w *routedWindow) note(seq, k uint64) {
+	w[seq%windowSize] = struct{ seq, k uint64 }{seq, k}
+}
+
+func (w *routedWindow) at(seq uint64) (uint64, bool) {
+	e := w[seq%windowSize]
+	return e.k, e.seq == seq && e.k != 0
 }
 
 // retry reports whether seq is an inbox message whose store failed, to
@@ -137,12 +286,7 @@ func (r *receiver) flush() {
 		for _, m := range acks {
 			if err != nil {
 				if md, merr := m.Metadata(); merr == nil {
-					r.failedMu.Lock()
-					if r.failed == nil {
-						r.failed = make(map[uint64]bool)
-					}
-					r.failed[md.Sequence.Stream] = true
-					r.failedMu.Unlock()
+					r.markFailed(md.Sequence.Stream)
 				}
 				_ = m.NakWithDelay(time.Second)
 				continue
@@ -168,24 +312,42 @@ func (h *Hook) open(data []byte, subject string) (envelope, bool) {
 }
 
 // deliver routes a message to what its envelope names: the node's
-// ordinary subscriptions, and one member of each share group.
-func (h *Hook) deliver(b *core.RemoteBatch, e envelope, subject string) {
+// ordinary subscriptions, and one member of each share group. It returns
+// the share groups that had no member here.
+func (h *Hook) deliver(b *core.RemoteBatch, e envelope, subject string) (empty []interestKey) {
+	return h.deliverExcept(b, e, subject, nil)
+}
+
+// deliverExcept is deliver leaving out the ordinary subscriptions of the
+// clients skip.
+func (h *Hook) deliverExcept(b *core.RemoteBatch, e envelope, subject string, skip []string) (empty []interestKey) {
 	h.stats.received.Add(1)
-	if e.ordinary {
+	switch {
+	case !e.ordinary:
+	case len(skip) > 0:
+		n, err := b.DeliverTo(e.publish, e.origin, "", "", func(id string) bool { return !slices.Contains(skip, id) })
+		if err == nil {
+			h.stats.delivered.Add(int64(n))
+		}
+	default:
 		h.deliverTo(b, e, "", "", subject)
 	}
 	for _, g := range e.groups {
-		h.deliverTo(b, e, g.group, g.filter, subject)
+		if h.deliverTo(b, e, g.group, g.filter, subject) == 0 {
+			empty = append(empty, g)
+		}
 	}
+	return empty
 }
 
-func (h *Hook) deliverTo(b *core.RemoteBatch, e envelope, group, filter, subject string) {
+func (h *Hook) deliverTo(b *core.RemoteBatch, e envelope, group, filter, subject string) int {
 	n, err := b.Deliver(e.publish, e.origin, group, filter)
 	if err != nil {
 		if c := h.stats.bad.Add(1); worthLogging(c) {
 			h.log.Warn("cluster: a message from another node does not decode; dropped", "subject", subject, "cause", err, "dropped", c)
 		}
-		return
+		return 0
 	}
 	h.stats.delivered.Add(int64(n))
+	return n
 }

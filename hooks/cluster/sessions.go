@@ -194,6 +194,7 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 		if err := h.srv.AdoptSession(moved); err != nil {
 			return fmt.Errorf("cluster: adopt the session from %s: %w", old.Node, err)
 		}
+		h.mv.adopted(id, h.mv.routed.Load(), h.seq.Load())
 		h.stats.adopted.Add(1)
 		return nil
 	}
@@ -364,7 +365,7 @@ func (h *Hook) serveReleases(nc *nats.Conn) (*nats.Subscription, error) {
 			_ = m.Respond(mustJSON(releaseReply{Busy: true}))
 			return
 		}
-		st, what := h.srv.ReleaseSession(core.SessionClaim{ClientID: req.ClientID, Clean: req.Clean, Identity: req.Identity})
+		st, what := h.releaseHeld(core.SessionClaim{ClientID: req.ClientID, Clean: req.Clean, Identity: req.Identity}, req.Node)
 		found := what == core.Released
 		rep := releaseReply{Found: found, Refused: what == core.ReleaseRefused}
 		if found && st.ClientID != "" {
