@@ -92,6 +92,11 @@ type ClusterCounters struct {
 	// SessionsFromDead counts sessions this node adopted, with what their
 	// stores and inboxes held, from nodes that died.
 	SessionsFromDead int64 `json:"sessions_from_dead"`
+	// PassedOn counts messages this node passed on to the node a session
+	// had just moved to; PassedOnLost those passed on here for a session
+	// that never arrived.
+	PassedOn     int64 `json:"passed_on"`
+	PassedOnLost int64 `json:"passed_on_lost"`
 }
 
 // ClusterStatus describes the node's membership of its cluster, from the

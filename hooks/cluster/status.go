@@ -36,6 +36,8 @@ func (h *Hook) ClusterStatus() core.ClusterStatus {
 		SessionsFenced:    s.fenced.Load(),
 		SessionsUnclaimed: s.unclaimed.Load(),
 		SessionsFromDead:  s.adoptedDead.Load(),
+		PassedOn:          s.passedOn.Load(),
+		PassedOnLost:      s.lostPassedOn.Load(),
 	}
 	return st
 }

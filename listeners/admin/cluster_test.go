@@ -32,7 +32,8 @@ var testClusterStatus = core.ClusterStatus{
 		{Name: "n2", Alive: true, Since: time.Unix(1100, 0).UTC(), LastSeen: time.Unix(1999, 0).UTC(), Routes: 5},
 		{Name: "n3", Since: time.Unix(900, 0).UTC(), LastSeen: time.Unix(1500, 0).UTC()},
 	},
-	Counters: core.ClusterCounters{Forwarded: 1, Received: 2, Delivered: 3, Duplicates: 4, Unrouted: 5, Dropped: 6, Bad: 7, HandoffFailures: 8},
+	Counters: core.ClusterCounters{Forwarded: 1, Received: 2, Delivered: 3, Duplicates: 4, Unrouted: 5, Dropped: 6, Bad: 7, HandoffFailures: 8,
+		SessionsAdopted: 9, SessionsReleased: 10, SessionsFromDead: 11, PassedOn: 12, PassedOnLost: 13},
 }
 
 // clusterBroker starts a broker with an admin listener and, when st is
@@ -113,9 +114,16 @@ func TestMetricsCluster(t *testing.T) {
 		{"vanemq_cluster_dropped_total", 6},
 		{"vanemq_cluster_bad_total", 7},
 		{"vanemq_cluster_handoff_failures_total", 8},
+		{"vanemq_cluster_passed_on_total", 12},
+		{"vanemq_cluster_passed_on_lost_total", 13},
 	} {
 		if v, ok := value(fams, c.name); !ok || v != c.want {
 			t.Errorf("%s = %v (present %v), want %v", c.name, v, ok, c.want)
+		}
+	}
+	for dir, want := range map[string]float64{"in": 9, "out": 10, "from_dead": 11} {
+		if v, ok := value(fams, "vanemq_cluster_sessions_moved_total", "direction", dir); !ok || v != want {
+			t.Errorf("vanemq_cluster_sessions_moved_total{direction=%q} = %v (present %v), want %v", dir, v, ok, want)
 		}
 	}
 	for name := range scrape(t, clusterBroker(t, "", nil)) {

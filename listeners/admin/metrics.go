@@ -36,6 +36,7 @@ type clusterDescs struct {
 	duplicates, unrouted, dropped, bad      *prometheus.Desc
 	handoffFailures                         *prometheus.Desc
 	sessionsMoved, sessionsLost             *prometheus.Desc
+	passedOn, passedOnLost                  *prometheus.Desc
 	sessionsFenced, sessionsUnclaimed       *prometheus.Desc
 }
 
@@ -94,6 +95,8 @@ func NewCollector(srv *core.Server) *Collector {
 			sessionsLost:      d("cluster_sessions_lost_total", "Sessions whose node did not answer when their client connected here: they started over without their state."),
 			sessionsFenced:    d("cluster_sessions_fenced_total", "Sessions this node let go on finding it had been stopped long enough for other nodes to claim them."),
 			sessionsUnclaimed: d("cluster_sessions_unclaimed_total", "Connections served without claiming their session in the cluster (NATS away)."),
+			passedOn:          d("cluster_passed_on_total", "Messages this node passed on to the node a session had just moved to."),
+			passedOnLost:      d("cluster_passed_on_lost_total", "Messages passed on to this node for a session that moved here and never arrived."),
 		},
 	}
 }
@@ -110,7 +113,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	cd := &c.cluster
 	for _, d := range []*prometheus.Desc{cd.connected, cd.jetStream, cd.peers, cd.peersAlive, cd.forwarded, cd.received,
 		cd.delivered, cd.duplicates, cd.unrouted, cd.dropped, cd.bad, cd.handoffFailures,
-		cd.sessionsMoved, cd.sessionsLost, cd.sessionsFenced, cd.sessionsUnclaimed} {
+		cd.sessionsMoved, cd.sessionsLost, cd.sessionsFenced, cd.sessionsUnclaimed, cd.passedOn, cd.passedOnLost} {
 		ch <- d
 	}
 }
@@ -206,6 +209,7 @@ func (c *Collector) collectCluster(cs core.ClusterStatus, gauge, counter func(*p
 		{cd.duplicates, n.Duplicates}, {cd.unrouted, n.Unrouted}, {cd.dropped, n.Dropped},
 		{cd.bad, n.Bad}, {cd.handoffFailures, n.HandoffFailures},
 		{cd.sessionsLost, n.SessionsLost}, {cd.sessionsFenced, n.SessionsFenced}, {cd.sessionsUnclaimed, n.SessionsUnclaimed},
+		{cd.passedOn, n.PassedOn}, {cd.passedOnLost, n.PassedOnLost},
 	} {
 		counter(m.d, float64(m.v))
 	}
