@@ -259,15 +259,7 @@ func TestClusterDeliverRemoteShared(t *testing.T) {
 	m2.sub("$share/g/s/#", 1)
 	plain := connectV5(t, b.Addr, v5Connect("plain"))
 	plain.sub("s/#", 1)
-	encode := func(topic string) []byte {
-		p := &packets.Packet{Type: packets.Publish, ProtocolVersion: packets.Version5, QoS: 1, PacketID: 1, Topic: topic, Payload: []byte("x")}
-		buf := bytebufferpool.Get()
-		defer bytebufferpool.Put(buf)
-		if err := p.Encode(buf); err != nil {
-			t.Fatal(err)
-		}
-		return append([]byte(nil), buf.B...)
-	}
+	encode := func(topic string) []byte { return encodeQoS1(t, topic) }
 	for i := range 4 {
 		n, err := b.DeliverRemote(encode("s/a"), "remote", "g", "s/#")
 		if err != nil || n != 1 {
@@ -302,6 +294,18 @@ func TestClusterDeliverRemoteShared(t *testing.T) {
 	}
 }
 
+// encodeQoS1 is a QoS 1 PUBLISH on topic as Forwarded.Encode makes one.
+func encodeQoS1(t *testing.T, topic string) []byte {
+	t.Helper()
+	p := &packets.Packet{Type: packets.Publish, ProtocolVersion: packets.Version5, QoS: 1, PacketID: 1, Topic: topic, Payload: []byte("x")}
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	if err := p.Encode(buf); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), buf.B...)
+}
+
 // TestClusterDeliverTo: a batch's DeliverTo reaches only the clients its
 // filter accepts (the sessions a node adopted from a dead node), once
 // each; the others, and the next Deliver, are untouched by the filter.
@@ -311,15 +315,7 @@ func TestClusterDeliverTo(t *testing.T) {
 	adopted.sub("d/#", 1)
 	local := connectV5(t, b.Addr, v5Connect("local"))
 	local.sub("d/#", 1)
-	encode := func(topic string) []byte {
-		p := &packets.Packet{Type: packets.Publish, ProtocolVersion: packets.Version5, QoS: 1, PacketID: 1, Topic: topic, Payload: []byte("x")}
-		buf := bytebufferpool.Get()
-		defer bytebufferpool.Put(buf)
-		if err := p.Encode(buf); err != nil {
-			t.Fatal(err)
-		}
-		return append([]byte(nil), buf.B...)
-	}
+	encode := func(topic string) []byte { return encodeQoS1(t, topic) }
 	rb := b.NewRemoteBatch()
 	only := func(id string) bool { return id == "adopted" }
 	if n, err := rb.DeliverTo(encode("d/1"), "remote", "", "", only); err != nil || n != 1 {

@@ -45,8 +45,9 @@ type Hook struct {
 	reg      registry
 	mv       moves // sessions moving in and out (moves.go)
 	// routeMu keeps the routing of each inbox message apart from a
-	// session's release (releaseHeld).
+	// session's release (releaseHeld), and guards recv.
 	routeMu sync.Mutex
+	recv    *receiver
 	since   time.Time // when the hook was made: the node's process joined
 	// lastTick is when the watchdog last ran, as time since since
 	// (monotonic: a stopped process's clock runs on); stallSeen is set
@@ -71,6 +72,9 @@ type Hook struct {
 	// retainedLoaded is set once the session's mirror of the retained
 	// messages has read the bucket.
 	retainedLoaded atomic.Bool
+	// consumerLost is set when the node's inbox consumer was deleted
+	// under it: the JetStream session starts over.
+	consumerLost atomic.Bool
 
 	// pendMu guards the interest changes not yet applied.
 	pendMu  sync.Mutex
@@ -326,6 +330,9 @@ func (h *Hook) jetStreamSession(ctx context.Context, nc *nats.Conn) error {
 		if ctx.Err() != nil {
 			h.leave(nc, st.nodes) // the node stops
 			return nil
+		}
+		if h.consumerLost.Swap(false) {
+			return errors.New("cluster: the inbox consumer was deleted")
 		}
 		if err != nil {
 			h.log.Warn("cluster: lost a watch of the cluster's state; watching again", "cause", err)

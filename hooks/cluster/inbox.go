@@ -147,6 +147,18 @@ func (h *Hook) openJetStream(ctx, life context.Context, nc *nats.Conn) (*jsState
 		// A pull lost under load is noticed, and made again, in seconds.
 		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, nats.ErrNoResponders) {
+				// Deleted by a node that adopted this node's sessions while
+				// it was stopped: the JetStream session starts over, and
+				// makes the consumer again once the adoption is done.
+				if h.consumerLost.CompareAndSwap(false, true) {
+					h.log.Warn("cluster: this node's inbox consumer is gone (another node adopted its sessions while it was stopped); setting JetStream up again", "cause", err)
+					if f := h.rewatch.Load(); f != nil {
+						(*f)()
+					}
+				}
+				return
+			}
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 				h.log.Debug("cluster: reading the inbox", "cause", err)
 			}

@@ -36,7 +36,9 @@ import (
 // for a message published on the node itself, one numbered after the
 // adoption (the core hands a message to the cluster before its local
 // fan-out). A copy it routes after one passed on for the session skips
-// the session (passed).
+// the session (passed), and so does one of the latest messages the old
+// node routed before letting the session go, which the old node lists
+// in its reply (releaseReply.Routed, skips): the session has them.
 
 // moveGrace is how long a node passes on what comes for a session that
 // moved away, and keeps the route entries it held.
@@ -76,6 +78,18 @@ type moves struct {
 	// routed counts the inbox messages the node routed, incremented
 	// before each is.
 	routed atomic.Uint64
+	// skips are, for sessions adopted from live nodes, the messages the
+	// old node routed just before letting the session go (the session has
+	// them): a copy routed here skips the session. skipOrder holds them
+	// oldest first, with when they stop mattering; nSkips is len(skips).
+	skips     map[msgKey][]string
+	skipOrder []skipUntil
+	nSkips    atomic.Int32
+}
+
+type skipUntil struct {
+	key   msgKey
+	until time.Time
 }
 
 type adoptedIn struct {
@@ -85,7 +99,7 @@ type adoptedIn struct {
 }
 
 func newMoves() moves {
-	return moves{out: make(map[string]*moved), trie: topics.NewTrie(), holds: make(map[interestKey]time.Time), in: make(map[string]adoptedIn)}
+	return moves{out: make(map[string]*moved), trie: topics.NewTrie(), holds: make(map[interestKey]time.Time), in: make(map[string]adoptedIn), skips: make(map[msgKey][]string)}
 }
 
 // released records that the session of id moved (or is about to move)
@@ -139,6 +153,37 @@ func (mv *moves) adopted(id string, at, seq uint64) {
 	defer mv.mu.Unlock()
 	mv.expireLocked(time.Now())
 	mv.in[id] = adoptedIn{at: at, seq: seq, until: time.Now().Add(moveGrace + time.Minute)}
+}
+
+// skip records that the session of id, adopted here, has the messages
+// routed (the old node routed them before letting it go).
+func (mv *moves) skip(id string, routed []msgKey) {
+	if len(routed) == 0 {
+		return
+	}
+	mv.mu.Lock()
+	defer mv.mu.Unlock()
+	now := time.Now()
+	for len(mv.skipOrder) > 0 && !now.Before(mv.skipOrder[0].until) {
+		k := mv.skipOrder[0].key
+		delete(mv.skips, k)
+		mv.skipOrder = mv.skipOrder[1:]
+	}
+	until := now.Add(moveGrace + time.Minute)
+	for _, k := range routed {
+		if _, ok := mv.skips[k]; !ok {
+			mv.skipOrder = append(mv.skipOrder, skipUntil{k, until})
+		}
+		mv.skips[k] = append(mv.skips[k], id)
+	}
+	mv.nSkips.Store(int32(len(mv.skips)))
+}
+
+// skipped returns the adopted sessions that have message k already.
+func (mv *moves) skipped(k msgKey) []string {
+	mv.mu.Lock()
+	defer mv.mu.Unlock()
+	return slices.Clone(mv.skips[k])
 }
 
 // adoptedAt returns the routed count and the message sequence when id's
@@ -237,13 +282,16 @@ func (mv *moves) movedTo(id string) (string, bool) {
 }
 
 // releaseHeld lets go the session of a claim as ReleaseSession does, with
-// the deletion of route entries held meanwhile, and records the move:
+// the deletion of route entries held meanwhile, and records the move. It
+// returns the latest inbox messages routed before the release, which the
+// session has (or did not want), for the node it moves to to skip. The
+// move is recorded
 // before the release, so that a message routed here after the session
 // left (a local publisher's, routed at the same time) finds it, and
 // apart from the receive loop (routeMu), whose messages are routed
 // either before the release (and go with the session) or after it (and
 // are passed on).
-func (h *Hook) releaseHeld(claim core.SessionClaim, to string) (core.StoredSession, core.Release) {
+func (h *Hook) releaseHeld(claim core.SessionClaim, to string) (core.StoredSession, core.Release, []msgKey) {
 	h.mv.releasing.Add(1)
 	defer func() {
 		h.mv.releasing.Add(-1)
@@ -259,13 +307,23 @@ func (h *Hook) releaseHeld(claim core.SessionClaim, to string) (core.StoredSessi
 	}
 	h.routeMu.Lock()
 	st, what := h.srv.ReleaseSession(claim)
+	var recent []msgKey
+	if moving && what == core.Released {
+		// Those routed while the session was here: since it was adopted,
+		// if it came from another node a moment ago.
+		var since uint64
+		if a, ok := h.mv.adoptedAt(claim.ClientID); ok {
+			since = a.at
+		}
+		recent = h.recv.recentlyRouted(since)
+	}
 	h.routeMu.Unlock()
 	if !moving {
-		return st, what
+		return st, what, nil
 	}
 	if what != core.Released || st.ClientID == "" {
 		h.mv.cancel(claim.ClientID)
-		return st, what
+		return st, what, nil
 	}
 	filters := make([]string, len(st.Subscriptions))
 	for i, s := range st.Subscriptions {
@@ -273,7 +331,7 @@ func (h *Hook) releaseHeld(claim core.SessionClaim, to string) (core.StoredSessi
 	}
 	h.mv.released(claim.ClientID, to, filters) // as it left
 	time.AfterFunc(moveGrace+10*time.Millisecond, func() { h.signal(h.wakeInterest) })
-	return st, what
+	return st, what, recent
 }
 
 // passOn sends to the nodes sessions moved to what e, routed here from

@@ -48,6 +48,9 @@ type receiver struct {
 func (h *Hook) receiveLoop(ctx context.Context) {
 	defer h.wg.Done()
 	r := &receiver{h: h, batch: h.srv.NewRemoteBatch(), windows: make(map[uint64]*window), ids: make(map[uint64]*routedWindow)}
+	h.routeMu.Lock()
+	h.recv = r // read under routeMu (recentlyRouted)
+	h.routeMu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
@@ -117,7 +120,11 @@ func (r *receiver) fromInbox(m jetstream.Msg) {
 			done = r.targeted(e, m, md)
 		} else {
 			r.noteRouted(e.instance, e.seq, h.mv.routed.Add(1))
-			empty := h.deliverExcept(r.batch, e, m.Subject(), r.passedTo(e.instance, e.seq))
+			skip := r.passedTo(e.instance, e.seq)
+			if h.mv.nSkips.Load() > 0 {
+				skip = append(slices.Clip(skip), h.mv.skipped(msgKey{Instance: e.instance, Seq: e.seq})...)
+			}
+			empty := h.deliverExcept(r.batch, e, m.Subject(), skip)
 			done = h.mv.nOut.Load() == 0 || h.passOn(e, empty)
 		}
 		h.routeMu.Unlock()
@@ -154,6 +161,10 @@ func (r *receiver) targeted(e envelope, m jetstream.Msg, md *jetstream.MsgMetada
 				continue // routed, or published, here with the session present
 			}
 		}
+		if h.mv.nSkips.Load() > 0 && slices.Contains(h.mv.skipped(msgKey{Instance: e.instance, Seq: e.seq}), id) {
+			h.stats.duplicates.Add(1)
+			continue // the old node routed it into the session before letting it go
+		}
 		if _, ok := h.srv.Client(id); ok {
 			here = append(here, id)
 			continue
@@ -183,7 +194,12 @@ func (r *receiver) targeted(e envelope, m jetstream.Msg, md *jetstream.MsgMetada
 // maxPassed bounds the messages passed on here that a receiver remembers.
 const maxPassed = 4096
 
-type msgKey struct{ instance, seq uint64 }
+// msgKey identifies a QoS 1/2 message: its publishing process and its
+// sequence number there.
+type msgKey struct {
+	Instance uint64 `json:"i"`
+	Seq      uint64 `json:"s"`
+}
 
 // notePassed records that the message seq of instance, passed on by
 // another node, was delivered here to the sessions of clients.
@@ -191,7 +207,7 @@ func (r *receiver) notePassed(instance, seq uint64, clients []string) {
 	if r.passed == nil {
 		r.passed = make(map[msgKey][]string)
 	}
-	k := msgKey{instance, seq}
+	k := msgKey{Instance: instance, Seq: seq}
 	if _, ok := r.passed[k]; !ok {
 		if len(r.passedOrder) >= maxPassed {
 			delete(r.passed, r.passedOrder[0])
@@ -208,7 +224,7 @@ func (r *receiver) passedTo(instance, seq uint64) []string {
 	if len(r.passed) == 0 {
 		return nil
 	}
-	return r.passed[msgKey{instance, seq}]
+	return r.passed[msgKey{Instance: instance, Seq: seq}]
 }
 
 // markFailed has the inbox message seq routed again when it comes again.
@@ -246,6 +262,29 @@ func (r *receiver) routedAt(instance, seq uint64) (uint64, bool) {
 		return w.at(seq)
 	}
 	return 0, false
+}
+
+// recentRouted bounds the latest routed messages a release reports
+// (recentlyRouted).
+const recentRouted = 2048
+
+// recentlyRouted returns the latest inbox messages the receiver routed
+// after the routed count since, at most recentRouted. The caller holds
+// routeMu.
+func (r *receiver) recentlyRouted(since uint64) []msgKey {
+	if r == nil {
+		return nil
+	}
+	now := r.h.mv.routed.Load()
+	var out []msgKey
+	for instance, w := range r.ids {
+		for _, e := range w {
+			if e.k > since && e.k+recentRouted > now {
+				out = append(out, msgKey{Instance: instance, Seq: e.seq})
+			}
+		}
+	}
+	return out
 }
 
 // routedWindow remembers when each of the latest messages of one

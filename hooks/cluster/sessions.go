@@ -39,9 +39,10 @@ type ownerRecord struct {
 	// Owner is the identity that claimed the session, for a will
 	// published by the adopting node of a session no store kept.
 	Owner *core.Identity `json:"owner,omitempty"`
-	// Adopted is set by a node that adopted the session from a dead one:
-	// that node, should it run again, lets the session go without
-	// publishing its will (the adopter did).
+	// Adopted is set by a node that adopted the session from a dead one,
+	// and kept by the claims after it: the dead node, should it run
+	// again, lets the session go without publishing its will (the
+	// adopter did).
 	Adopted bool `json:"adopted,omitempty"`
 }
 
@@ -83,8 +84,12 @@ type releaseReply struct {
 	More    bool           `json:"more,omitempty"`
 	// Dropped counts queued messages left out because one alone is too
 	// big for a NATS message.
-	Dropped int    `json:"dropped,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Dropped int `json:"dropped,omitempty"`
+	// Routed are the latest QoS 1/2 messages the node routed before
+	// letting the session go: the session has those it wanted, and the
+	// claimant's own copies of them skip it (moves.go).
+	Routed []msgKey `json:"routed,omitempty"`
+	Error  string   `json:"error,omitempty"`
 }
 
 // errContended is returned when other nodes keep claiming the session.
@@ -131,14 +136,16 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 		}
 		if old.Node == h.cfg.Node && old.Instance == h.instance {
 			if old.Will != nil || claim.Will != nil { // the new connection's will replaces the old's
-				mine.Epoch = old.Epoch
+				mine.Epoch, mine.Adopted = old.Epoch, old.Adopted
 				if _, err := st.sessions.Update(ctx, key, mustJSON(mine), e.Revision()); err != nil && (errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) {
 					continue
 				}
 			}
 			return nil // here already
 		}
-		mine.Epoch = old.Epoch + 1
+		// Adopted stays: a node fenced since the adoption still publishes
+		// no will for the session.
+		mine.Epoch, mine.Adopted = old.Epoch+1, old.Adopted
 		val, _ := json.Marshal(mine)
 		if _, err := st.sessions.Update(ctx, key, val, e.Revision()); err != nil {
 			if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
@@ -153,7 +160,7 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 		if dl, ok := ctx.Deadline(); ok {
 			req.Budget = time.Until(dl)
 		}
-		moved, out := h.askRelease(ctx, old, req)
+		moved, routed, out := h.askRelease(ctx, old, req)
 		if out == releaseGone && noAdopt[old.Node] {
 			h.stats.takeoverLost.Add(1)
 			h.log.Warn("cluster: the node that held the session is gone, and its store cannot be read from here; the session starts over here", "client", id, "held_by", old.Node)
@@ -191,6 +198,7 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 		if moved == nil || clean {
 			return nil
 		}
+		h.mv.skip(id, routed) // before: a copy routed once the session is here skips it
 		if err := h.srv.AdoptSession(moved); err != nil {
 			return fmt.Errorf("cluster: adopt the session from %s: %w", old.Node, err)
 		}
@@ -227,15 +235,16 @@ const (
 	releaseGone
 )
 
-// askRelease asks old's node to let the session go and returns its state
+// askRelease asks old's node to let the session go and returns its
+// state, the messages the node routed just before (releaseReply.Routed),
 // and what came of it. A node that does not answer in time but is alive
 // (in the registry) keeps the session (busy: past the request's budget it
 // lets nothing go); one that no longer exists loses it (the session
 // starts over here).
-func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseRequest) (*core.StoredSession, releaseOutcome) {
+func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseRequest) (*core.StoredSession, []msgKey, releaseOutcome) {
 	nc := h.nc.Load()
 	if nc == nil {
-		return nil, releaseNone
+		return nil, nil, releaseNone
 	}
 	rctx := ctx
 	if !h.alive(old.Node) {
@@ -249,19 +258,19 @@ func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseReque
 	rep, err := h.request(rctx, nc, h.sessSubj+"."+old.Node, mustJSON(req))
 	if err != nil && !errors.Is(err, nats.ErrNoResponders) && h.alive(old.Node) {
 		h.log.Warn("cluster: the node that holds the session did not answer in time; it keeps it", "client", req.ClientID, "held_by", old.Node, "cause", err)
-		return nil, releaseBusy
+		return nil, nil, releaseBusy
 	}
 	if err != nil {
 		h.log.Info("cluster: the node that holds the session is gone", "client", req.ClientID, "held_by", old.Node, "cause", err)
-		return nil, releaseGone
+		return nil, nil, releaseGone
 	}
 	switch {
 	case rep.Refused:
-		return nil, releaseRefused
+		return nil, nil, releaseRefused
 	case rep.Busy:
-		return nil, releaseBusy
+		return nil, nil, releaseBusy
 	case !rep.Found || rep.Session == nil:
-		return nil, releaseNone
+		return nil, nil, releaseNone
 	}
 	if rep.Dropped > 0 {
 		h.log.Warn("cluster: a session moved without some of its queued messages (each too big for a NATS message)", "client", req.ClientID, "held_by", old.Node, "dropped", rep.Dropped)
@@ -270,9 +279,9 @@ func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseReque
 	if err != nil {
 		h.stats.takeoverLost.Add(1)
 		h.log.Warn("cluster: the session's state from another node does not decode; the session starts over here", "client", req.ClientID, "held_by", old.Node, "cause", err)
-		return nil, releaseNone
+		return nil, nil, releaseNone
 	}
-	return st, releaseMoved
+	return st, rep.Routed, releaseMoved
 }
 
 // request sends a release request and gathers its reply, in as many NATS
@@ -365,9 +374,9 @@ func (h *Hook) serveReleases(nc *nats.Conn) (*nats.Subscription, error) {
 			_ = m.Respond(mustJSON(releaseReply{Busy: true}))
 			return
 		}
-		st, what := h.releaseHeld(core.SessionClaim{ClientID: req.ClientID, Clean: req.Clean, Identity: req.Identity}, req.Node)
+		st, what, routed := h.releaseHeld(core.SessionClaim{ClientID: req.ClientID, Clean: req.Clean, Identity: req.Identity}, req.Node)
 		found := what == core.Released
-		rep := releaseReply{Found: found, Refused: what == core.ReleaseRefused}
+		rep := releaseReply{Found: found, Refused: what == core.ReleaseRefused, Routed: routed}
 		if found && st.ClientID != "" {
 			rep.Session = encodeSession(&st)
 		}

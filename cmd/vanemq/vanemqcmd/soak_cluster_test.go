@@ -345,20 +345,43 @@ func startClusterProcs(t *testing.T, count int, store string) (string, []*soakNo
 }
 
 // TestSoakClusterFreeze freezes n2 (SIGSTOP) for 20 s while the client
-// of a session it held connects to n3 and takes the session there
-// (without its state: n2 cannot answer), and messages for the session
-// are published; then it resumes n2 (SIGCONT). n2 must not deliver to
-// the connection it still has for the client: another node holds the
+// of a session it held connects to n3 and takes the session there, and
+// messages for the session are published; then it resumes n2 (SIGCONT).
+// With the nodes' state in pebble, n3 takes the session without its state
+// (n2 cannot answer); in NATS, n3 adopts n2's sessions (session present),
+// and publishes the will n2's connection owed, once. n2 must not deliver
+// to the connection it still has for the client: another node holds the
 // session now (fenced by the session's epoch), and it lets the session go
-// [MQTT-3.1.4-3]. Run by `make soak-cluster` (VANEMQ_SOAK_CLUSTER).
+// [MQTT-3.1.4-3], publishing no will. Run by `make soak-cluster`
+// (VANEMQ_SOAK_CLUSTER).
 func TestSoakClusterFreeze(t *testing.T) {
 	if os.Getenv("VANEMQ_SOAK_CLUSTER") == "" {
 		t.Skip("VANEMQ_SOAK_CLUSTER unset: `make soak-cluster` runs this")
 	}
-	_, nodes := startSoakCluster(t, pebbleStore)
+	for _, store := range []string{pebbleStore, natsStore} {
+		t.Run(store, func(t *testing.T) { soakFreeze(t, store) })
+	}
+}
+
+func soakFreeze(t *testing.T, store string) {
+	_, nodes := startSoakCluster(t, store)
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	wills := make(chan string, 10)
+	watcher, _, _, err := mqtttest.DialPaho(n1.mqtt, &paho.Connect{ClientID: "fz-watcher", CleanStart: true, KeepAlive: 60},
+		func(p *paho.Publish) { wills <- string(p.Payload) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mqtttest.ClosePaho(watcher, nil)
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err = watcher.Subscribe(wctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "fz-will", QoS: 1}}})
+	wcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cp := &packets.Packet{}
 	cp.Connect.ClientID, cp.Connect.KeepAlive = "frozen", 600
+	cp.Connect.WillFlag, cp.Connect.Will = true, packets.Will{Topic: "fz-will", Payload: []byte("frozen gone"), QoS: 1}
 	cp.Properties.SessionExpiry = 3600
 	cp.Properties.Set(packets.PropSessionExpiry)
 	old := mqtttest.DialConnect(t, n2.mqtt, cp)
@@ -380,12 +403,11 @@ func TestSoakClusterFreeze(t *testing.T) {
 	got := make(chan string, 100)
 	expiry := uint32(3600)
 	// n3 refuses the client (Server unavailable) while n2 still counts as
-	// alive, then takes the session without its state: the client, as
-	// clients do, connects again.
+	// alive, then takes the session (adopting it, or without its state):
+	// the client, as clients do, connects again.
 	var (
 		moved *paho.Client
 		ack   *paho.Connack
-		err   error
 	)
 	if !mqtttest.Until(30*time.Second, func() bool {
 		moved, _, ack, err = mqtttest.DialPaho(n3.mqtt, &paho.Connect{ClientID: "frozen", KeepAlive: 30,
@@ -395,14 +417,16 @@ func TestSoakClusterFreeze(t *testing.T) {
 		t.Fatalf("connect to n3 while n2 is frozen: %v", err)
 	}
 	defer mqtttest.ClosePaho(moved, nil)
-	if ack.SessionPresent {
-		t.Fatal("n3 found the session's state although n2 could not send it")
+	if adopts := store == natsStore; ack.SessionPresent != adopts {
+		t.Fatalf("session present %v on n3, want %v (n2's store is %s)", ack.SessionPresent, adopts, store)
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_, err = moved.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "fz/#", QoS: 1}}})
-	scancel()
-	if err != nil {
-		t.Fatal(err)
+	if !ack.SessionPresent {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = moved.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "fz/#", QoS: 1}}})
+		scancel()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	pub, _, _, err := mqtttest.DialPaho(n1.mqtt, &paho.Connect{ClientID: "fz-pub", CleanStart: true, KeepAlive: 30}, nil)
 	if err != nil {
@@ -454,5 +478,19 @@ func TestSoakClusterFreeze(t *testing.T) {
 	}
 	if vals[0] < 1 {
 		t.Fatalf("n2 fenced %v sessions, want 1", vals[0])
+	}
+	// The will of the connection n2 lost: published once by the node that
+	// adopted the session; with pebble, by n2 when it let the session go.
+	var published []string
+	for done := false; !done; {
+		select {
+		case w := <-wills:
+			published = append(published, w)
+		case <-time.After(3 * time.Second):
+			done = true
+		}
+	}
+	if len(published) != 1 {
+		t.Fatalf("the frozen connection's will was published %d times (%v), want once", len(published), published)
 	}
 }
