@@ -155,6 +155,19 @@ func (h *Hook) adopt(ctx context.Context, node string) error {
 	if err != nil {
 		return err
 	}
+	// A record a claim held a moment and gave back (its holder died
+	// under the claim) is adopted too, with its stored state.
+	late, lostLate, err := h.adoptSessions(ctx, st, store, node)
+	if err != nil {
+		return err
+	}
+	if len(late) > 0 {
+		h.log.Warn("cluster: sessions of a dead node adopted after its inbox was routed: what the inbox held for them is missing", "dead_node", node, "sessions", len(late))
+		for id := range late {
+			adopted[id] = true
+		}
+	}
+	lost += lostLate
 	_ = st.nodes.Delete(ctx, node)
 	h.stats.adoptedDead.Add(int64(len(adopted)))
 	h.log.Warn("cluster: adopted the sessions of a node that is gone", "dead_node", node,
@@ -231,6 +244,9 @@ const pingTimeout = time.Second
 // subject, or it does not answer and has not written its registry entry
 // for three heartbeats (it is frozen; fenced when it runs again).
 func (h *Hook) gone(ctx context.Context, nc *nats.Conn, node string) (bool, error) {
+	if nc == nil {
+		return false, errNoJetStream
+	}
 	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
 	_, err := nc.RequestWithContext(pctx, h.sessSubj+"."+node, mustJSON(releaseRequest{Ping: true}))

@@ -143,6 +143,24 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 			}
 			return nil // here already
 		}
+		if old.Node != "" && old.Node != h.cfg.Node && !noAdopt[old.Node] {
+			// A holder that is gone has its sessions adopted, this one
+			// with them, before its record is touched: a record claimed
+			// here meanwhile would escape the adoption, and with it what
+			// the dead node's inbox holds for the session.
+			if gone, err := h.gone(ctx, h.nc.Load(), old.Node); err == nil && gone {
+				err := h.adoptNode(ctx, old.Node)
+				switch {
+				case errors.Is(err, errNotAdoptable):
+					noAdopt[old.Node] = true
+				case err != nil:
+					h.stats.takeoverBusy.Add(1)
+					h.log.Warn("cluster: cannot adopt the sessions of the node that held the session", "client", id, "held_by", old.Node, "cause", err)
+					return fmt.Errorf("cluster: %s, which held the session, is gone, and its sessions are not adopted yet; connect again", old.Node)
+				}
+				continue
+			}
+		}
 		// Adopted stays: a node fenced since the adoption still publishes
 		// no will for the session.
 		mine.Epoch, mine.Adopted = old.Epoch+1, old.Adopted
