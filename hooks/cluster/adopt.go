@@ -213,7 +213,14 @@ func (h *Hook) awaitAdoption(ctx context.Context, kv jetstream.KeyValue, node st
 			return waited, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("cluster: read the adoption lock of %s: %w", node, err)
+			// A bucket just made answers once its stream has a leader:
+			// try again, within ctx.
+			select {
+			case <-ctx.Done():
+				return false, fmt.Errorf("cluster: read the adoption lock of %s: %w", node, err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
 		var l adoptLock
 		_ = json.Unmarshal(e.Value(), &l)

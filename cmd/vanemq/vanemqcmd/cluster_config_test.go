@@ -311,3 +311,27 @@ cluster:
 		t.Errorf("status %+v, want node from-file connected to %s; log:\n%s", st, nats.URL(0), logs)
 	}
 }
+
+// TestClusterStorageBucket: a node of a cluster that keeps its state in
+// NATS gets a bucket of its own, named after the cluster's prefix and its
+// node, unless the file names one.
+func TestClusterStorageBucket(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"default", "cluster: {urls: [\"nats://a:4222\"], node: n7}\nstorage: {type: nats, nats: {urls: [\"nats://a:4222\"]}}\n", "vanemq_n7"},
+		{"cluster prefix", "cluster: {urls: [\"nats://a:4222\"], node: n7, prefix: site}\nstorage: {type: nats, nats: {urls: [\"nats://a:4222\"]}}\n", "site_n7"},
+		{"set in the file", "cluster: {urls: [\"nats://a:4222\"], node: n7}\nstorage: {type: nats, nats: {urls: [\"nats://a:4222\"], prefix: mine}}\n", "mine"},
+		{"no cluster", "storage: {type: nats, nats: {urls: [\"nats://a:4222\"]}}\n", "vanemq"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig("t.yaml", []byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Storage.NATS.Prefix; got != tc.want {
+				t.Fatalf("storage.nats.prefix = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -86,7 +86,7 @@ func TestParseStorageConfig(t *testing.T) {
       server_name: nats.example
 `, withStorage(func(s *storageConfig) {
 			s.Type, s.Durability, s.CommitInterval, s.CommitMaxOps = "nats", "none", time.Millisecond, 100
-			s.NATS = natsConfig{URLs: []string{"nats://n1.internal:4222", "tls://n2.internal"}, Prefix: "site-1",
+			s.NATS = natsConfig{URLs: []string{"nats://n1.internal:4222", "tls://n2.internal"}, Prefix: "site-1", prefixSet: true,
 				Username: "vanemq", Password: "s3cret", Replicas: 3, Timeout: 2 * time.Second,
 				TLS: &clientTLSConfig{CA: "ca.pem", Cert: "client.pem", Key: "client-key.pem", ServerName: "nats.example"}}
 		})},
