@@ -377,6 +377,17 @@ func (h *Hook) serveReleases(nc *nats.Conn) (*nats.Subscription, error) {
 			return
 		}
 		deadline := time.Now().Add(budget)
+		// A request that waited while this node was stopped is stale: the
+		// node fences first, and lets a session go only for the claim
+		// the record still names (a claimant that gave up gave it back).
+		fctx, fcancel := context.WithDeadline(context.Background(), deadline)
+		h.fenceIfStalled(fctx)
+		current := h.claimCurrent(fctx, req)
+		fcancel()
+		if !current {
+			_ = m.Respond(mustJSON(releaseReply{Busy: true}))
+			return
+		}
 		if !req.Clean {
 			// What was handed to this node for the session goes with it.
 			ctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -414,6 +425,29 @@ func (h *Hook) serveReleases(nc *nats.Conn) (*nats.Subscription, error) {
 			h.log.Info("cluster: session moved to another node", "client", req.ClientID, "to", req.Node, "clean", req.Clean)
 		}
 	})
+}
+
+// claimCurrent reports whether the session record names the claim of
+// req (its node and epoch). Without JetStream it cannot tell, and says
+// yes: the claimant holds the record it wrote.
+func (h *Hook) claimCurrent(ctx context.Context, req releaseRequest) bool {
+	st := h.js.Load()
+	if st == nil || req.Epoch == 0 {
+		return true
+	}
+	e, err := st.sessions.Get(ctx, sessionKey(req.ClientID))
+	if err != nil {
+		return !errors.Is(err, jetstream.ErrKeyNotFound)
+	}
+	var rec ownerRecord
+	if json.Unmarshal(e.Value(), &rec) != nil {
+		return true
+	}
+	if rec.Node != req.Node || rec.Epoch != req.Epoch {
+		h.log.Info("cluster: a request to let a session go is stale: the record names another claim", "client", req.ClientID, "claimed_by", req.Node, "epoch", req.Epoch, "record_node", rec.Node, "record_epoch", rec.Epoch)
+		return false
+	}
+	return true
 }
 
 // splitReply cuts rep into NATS messages of at most limit bytes: the
