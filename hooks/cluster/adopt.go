@@ -94,6 +94,9 @@ func (h *Hook) adoptNode(ctx context.Context, node string) error {
 			cancel()
 			h.adoptMu.Lock()
 			delete(h.adopting, node)
+			if errors.Is(err, errNotAdoptable) {
+				h.adoptRetry[node] = time.Now().Add(adoptRetryWait)
+			}
 			h.adoptMu.Unlock()
 			done <- err
 			close(done)
@@ -109,6 +112,14 @@ func (h *Hook) adoptNode(ctx context.Context, node string) error {
 	case <-ctx.Done():
 		return fmt.Errorf("cluster: adopting the sessions of %s: %w", node, ctx.Err())
 	}
+}
+
+// notAdoptable reports whether an adoption of node found lately that
+// its sessions cannot be read from here.
+func (h *Hook) notAdoptable(node string) bool {
+	h.adoptMu.Lock()
+	defer h.adoptMu.Unlock()
+	return time.Now().Before(h.adoptRetry[node])
 }
 
 // adopt runs one adoption of node (see the top of the file).
@@ -207,14 +218,24 @@ func (h *Hook) awaitAdoption(ctx context.Context, kv jetstream.KeyValue, node st
 	if nc == nil {
 		return false, errNoJetStream
 	}
+	var failing time.Time // since when the lock cannot be read
 	for {
-		e, err := kv.Get(ctx, adoptKey(node))
+		gctx, gcancel := context.WithTimeout(ctx, pingTimeout)
+		e, err := kv.Get(gctx, adoptKey(node))
+		gcancel()
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return waited, nil
 		}
 		if err != nil {
 			// A bucket just made answers once its stream has a leader:
-			// try again, within ctx.
+			// try again a while. One that stays unreadable has no
+			// adoption going on either (the adopter could not write).
+			if failing.IsZero() {
+				failing = time.Now()
+			} else if time.Since(failing) > unreadableLock {
+				h.log.Debug("cluster: the adoption lock cannot be read; going on", "node", node, "cause", err)
+				return false, nil
+			}
 			select {
 			case <-ctx.Done():
 				return false, fmt.Errorf("cluster: read the adoption lock of %s: %w", node, err)
@@ -244,8 +265,25 @@ func (h *Hook) awaitAdoption(ctx context.Context, kv jetstream.KeyValue, node st
 	}
 }
 
+// unreadableLock is how long awaitAdoption tries to read a lock that
+// cannot be read before it takes it for absent.
+const unreadableLock = 2 * time.Second
+
 // pingTimeout bounds a ping of a node (gone).
 const pingTimeout = time.Second
+
+// noResponders reports whether nothing answers on node's subject: the
+// node does not run (a frozen one still has its subscription).
+func (h *Hook) noResponders(ctx context.Context, node string) bool {
+	nc := h.nc.Load()
+	if nc == nil {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	_, err := nc.RequestWithContext(pctx, h.sessSubj+"."+node, mustJSON(releaseRequest{Ping: true}))
+	return errors.Is(err, nats.ErrNoResponders)
+}
 
 // gone reports whether node is no longer running: nothing answers on its
 // subject, or it does not answer and has not written its registry entry

@@ -143,12 +143,15 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 			}
 			return nil // here already
 		}
+		if old.Node != "" && old.Node != h.cfg.Node && h.notAdoptable(old.Node) {
+			noAdopt[old.Node] = true
+		}
 		if old.Node != "" && old.Node != h.cfg.Node && !noAdopt[old.Node] {
 			// A holder that is gone has its sessions adopted, this one
 			// with them, before its record is touched: a record claimed
 			// here meanwhile would escape the adoption, and with it what
 			// the dead node's inbox holds for the session.
-			if gone, err := h.gone(ctx, h.nc.Load(), old.Node); err == nil && gone {
+			if h.noResponders(ctx, old.Node) {
 				err := h.adoptNode(ctx, old.Node)
 				switch {
 				case errors.Is(err, errNotAdoptable):
@@ -264,16 +267,7 @@ func (h *Hook) askRelease(ctx context.Context, old ownerRecord, req releaseReque
 	if nc == nil {
 		return nil, nil, releaseNone
 	}
-	rctx := ctx
-	if !h.alive(old.Node) {
-		// Silent for three heartbeats: a node that still runs answers at
-		// once; one that is frozen is not waited for (its sessions are
-		// adopted, and it is fenced when it runs again).
-		var cancel context.CancelFunc
-		rctx, cancel = context.WithTimeout(ctx, pingTimeout)
-		defer cancel()
-	}
-	rep, err := h.request(rctx, nc, h.sessSubj+"."+old.Node, mustJSON(req))
+	rep, err := h.request(ctx, nc, h.sessSubj+"."+old.Node, mustJSON(req))
 	if err != nil && !errors.Is(err, nats.ErrNoResponders) && h.alive(old.Node) {
 		h.log.Warn("cluster: the node that holds the session did not answer in time; it keeps it", "client", req.ClientID, "held_by", old.Node, "cause", err)
 		return nil, nil, releaseBusy
