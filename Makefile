@@ -90,6 +90,7 @@ soak:
 ## soak-cluster: three vanemq processes on embedded NATS, QoS 1 across nodes while n2 and n3 are SIGKILLed in turn (their subscribers move to the other, which adopts the dead node's sessions), for SOAKTIME_CLUSTER (default 2m), then no acknowledged message may be missing; and a node frozen 20 s (SIGSTOP) must be fenced
 SOAKTIME_CLUSTER ?= 2m
 soak-cluster:
+	VANEMQ_SOAK_CLUSTER=$(SOAKTIME_CLUSTER) $(GO) test -race -count=3 -timeout 20m -run '^TestE2ETakeoverUnderLoad$$' -v ./hooks/cluster
 	VANEMQ_SOAK_CLUSTER=$(SOAKTIME_CLUSTER) $(GO) test -count=1 -timeout 1h -run '^TestSoakCluster(Freeze)?$$' -v ./cmd/vanemq/vanemqcmd
 
 ## lint: fail on unformatted files, then go vet

@@ -147,7 +147,7 @@ func (h *Hook) openJetStream(ctx, life context.Context, nc *nats.Conn) (*jsState
 		// A pull lost under load is noticed, and made again, in seconds.
 		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, nats.ErrNoResponders) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 				// Deleted by a node that adopted this node's sessions while
 				// it was stopped: the JetStream session starts over, and
 				// makes the consumer again once the adoption is done.

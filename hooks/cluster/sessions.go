@@ -168,7 +168,8 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 		// no will for the session.
 		mine.Epoch, mine.Adopted = old.Epoch+1, old.Adopted
 		val, _ := json.Marshal(mine)
-		if _, err := st.sessions.Update(ctx, key, val, e.Revision()); err != nil {
+		claimed, err := st.sessions.Update(ctx, key, val, e.Revision())
+		if err != nil {
 			if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
 				continue // claimed meanwhile by another node
 			}
@@ -193,8 +194,10 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 			old.Epoch = mine.Epoch + 1
 			back, _ := json.Marshal(old)
 			bctx, bcancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
-			if e, err := st.sessions.Get(bctx, key); err == nil {
-				_, _ = st.sessions.Update(bctx, key, back, e.Revision())
+			// On the revision this claim wrote: a read may come from a
+			// replica that has not seen it yet.
+			if _, err := st.sessions.Update(bctx, key, back, claimed); err != nil {
+				h.log.Warn("cluster: cannot give a session's record back", "client", id, "held_by", old.Node, "cause", err)
 			}
 			bcancel()
 			if out == releaseRefused {
@@ -437,7 +440,9 @@ func (h *Hook) claimCurrent(ctx context.Context, req releaseRequest) bool {
 	if json.Unmarshal(e.Value(), &rec) != nil {
 		return true
 	}
-	if rec.Node != req.Node || rec.Epoch != req.Epoch {
+	// An older epoch is a replica that has not seen the claim yet; a
+	// newer one, or the same by another node, a claim since.
+	if rec.Epoch > req.Epoch || rec.Epoch == req.Epoch && rec.Node != req.Node {
 		h.log.Info("cluster: a request to let a session go is stale: the record names another claim", "client", req.ClientID, "claimed_by", req.Node, "epoch", req.Epoch, "record_node", rec.Node, "record_epoch", rec.Epoch)
 		return false
 	}
