@@ -107,7 +107,8 @@ type Hook struct {
 	// endMu guards the sessions that ended here, for endSessions.
 	endMu   sync.Mutex
 	ended   []string
-	settled []string // whose wills were settled, for settleWills
+	settled []settledWill     // whose wills were settled, for settleWills
+	willGen map[string]uint64 // claims here by client ID (ownerRecord.WillGen)
 
 	// hoMu guards the hand-offs waiting for JetStream.
 	hoMu     sync.Mutex
@@ -197,6 +198,7 @@ func New(id string, cfg Config, srv *core.Server, log *slog.Logger) (*Hook, erro
 		scratch:      sync.Pool{New: func() any { return new(forwardScratch) }},
 		pending:      make(map[interestKey]core.Interest),
 		adopting:     make(map[string]chan error),
+		willGen:      make(map[string]uint64),
 		adoptRetry:   make(map[string]time.Time),
 		local:        make(map[interestKey]byte),
 		subs:         make(map[interestKey][]*nats.Subscription),

@@ -36,6 +36,10 @@ type ownerRecord struct {
 	// node settles it (WillSettled), for the node that adopts the
 	// session should this one die.
 	Will *core.StoredWill `json:"will,omitempty"`
+	// WillGen counts the claims of the client on the node that wrote
+	// Will: a will settled here is cleared only if no later claim here
+	// wrote another.
+	WillGen uint64 `json:"will_gen,omitempty"`
 	// Owner is the identity that claimed the session, for a will
 	// published by the adopting node of a session no store kept.
 	Owner *core.Identity `json:"owner,omitempty"`
@@ -111,7 +115,11 @@ func (h *Hook) ClaimSession(ctx context.Context, claim core.SessionClaim) error 
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.TakeoverTimeout)
 	defer cancel()
 	key := sessionKey(id)
-	mine := ownerRecord{ClientID: id, Node: h.cfg.Node, Instance: h.instance, Will: claim.Will, Owner: &claim.Identity}
+	h.endMu.Lock()
+	h.willGen[id]++
+	gen := h.willGen[id]
+	h.endMu.Unlock()
+	mine := ownerRecord{ClientID: id, Node: h.cfg.Node, Instance: h.instance, Will: claim.Will, WillGen: gen, Owner: &claim.Identity}
 	noAdopt := map[string]bool{} // gone nodes whose stores this node cannot read
 	for range 5 {
 		e, err := st.sessions.Get(ctx, key)
@@ -503,6 +511,7 @@ func mustJSON(v any) []byte {
 // removed from the bucket if this node still holds it (endSessions).
 func (h *Hook) SessionEnded(id string) {
 	h.endMu.Lock()
+	delete(h.willGen, id) // the session left: its claims count again
 	h.ended = append(h.ended, id)
 	h.endMu.Unlock()
 	h.signal(h.wakeEnded)
@@ -512,9 +521,16 @@ func (h *Hook) SessionEnded(id string) {
 // of its will, if this node still holds it (settleWills).
 func (h *Hook) WillSettled(id string) {
 	h.endMu.Lock()
-	h.settled = append(h.settled, id)
+	h.settled = append(h.settled, settledWill{id, h.willGen[id]})
 	h.endMu.Unlock()
 	h.signal(h.wakeEnded)
+}
+
+// settledWill is a will settled here: the client's, as of its claim
+// count gen.
+type settledWill struct {
+	id  string
+	gen uint64
 }
 
 // settleWills clears the will of the records of the clients whose wills
@@ -530,15 +546,15 @@ func (h *Hook) settleWills() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
 	defer cancel()
-	for _, id := range ids {
-		key := sessionKey(id)
+	for _, sw := range ids {
+		key := sessionKey(sw.id)
 		e, err := st.sessions.Get(ctx, key)
 		if err != nil {
 			continue
 		}
 		var rec ownerRecord
-		if json.Unmarshal(e.Value(), &rec) != nil || rec.Node != h.cfg.Node || rec.Instance != h.instance || rec.Will == nil {
-			continue
+		if json.Unmarshal(e.Value(), &rec) != nil || rec.Node != h.cfg.Node || rec.Instance != h.instance || rec.Will == nil || rec.WillGen > sw.gen {
+			continue // not ours, or the will of a later connection
 		}
 		rec.Will = nil
 		_, _ = st.sessions.Update(ctx, key, mustJSON(rec), e.Revision())
