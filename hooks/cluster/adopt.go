@@ -276,13 +276,15 @@ const pingTimeout = time.Second
 // node does not run (a frozen one still has its subscription).
 func (h *Hook) noResponders(ctx context.Context, node string) bool {
 	nc := h.nc.Load()
-	if nc == nil {
-		return false
-	}
+	return nc != nil && errors.Is(h.ping(ctx, nc, node), nats.ErrNoResponders)
+}
+
+// ping asks node whether it runs, within pingTimeout of ctx.
+func (h *Hook) ping(ctx context.Context, nc *nats.Conn, node string) error {
 	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
 	_, err := nc.RequestWithContext(pctx, h.sessSubj+"."+node, mustJSON(releaseRequest{Ping: true}))
-	return errors.Is(err, nats.ErrNoResponders)
+	return err
 }
 
 // gone reports whether node is no longer running: nothing answers on its
@@ -292,9 +294,7 @@ func (h *Hook) gone(ctx context.Context, nc *nats.Conn, node string) (bool, erro
 	if nc == nil {
 		return false, errNoJetStream
 	}
-	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
-	defer cancel()
-	_, err := nc.RequestWithContext(pctx, h.sessSubj+"."+node, mustJSON(releaseRequest{Ping: true}))
+	err := h.ping(ctx, nc, node)
 	switch {
 	case err == nil:
 		return false, nil
@@ -432,14 +432,15 @@ func (h *Hook) drainDeadInbox(ctx context.Context, st *jsState, node string, ado
 		for m := range batch.Messages() {
 			if e, ok := h.open(m.Data(), m.Subject()); ok {
 				h.routeMu.Lock()
+				h.stats.received.Add(1)
 				switch {
 				case len(e.targets) > 0: // passed on for sessions that moved to the dead node
-					h.deliverOnly(rb, e, "", "", m.Subject(), func(id string) bool { return only(id) && slices.Contains(e.targets, id) })
+					h.deliverTo(rb, e, "", "", m.Subject(), func(id string) bool { return only(id) && slices.Contains(e.targets, id) })
 				case e.ordinary:
-					h.deliverOnly(rb, e, "", "", m.Subject(), only)
+					h.deliverTo(rb, e, "", "", m.Subject(), only)
 				}
 				for _, g := range e.groups {
-					h.deliverOnly(rb, e, g.group, g.filter, m.Subject(), only)
+					h.deliverTo(rb, e, g.group, g.filter, m.Subject(), only)
 				}
 				h.routeMu.Unlock()
 			}
@@ -475,21 +476,6 @@ func (h *Hook) drainDeadInbox(ctx context.Context, st *jsState, node string, ado
 		routed += len(msgs)
 	}
 	return routed, nil
-}
-
-// deliverOnly routes one message of a dead node's inbox: to the adopted
-// sessions among its ordinary subscribers, or to a member of its share
-// group.
-func (h *Hook) deliverOnly(b *core.RemoteBatch, e envelope, group, filter, subject string, only func(string) bool) {
-	h.stats.received.Add(1)
-	n, err := b.DeliverTo(e.publish, e.origin, group, filter, only)
-	if err != nil {
-		if c := h.stats.bad.Add(1); worthLogging(c) {
-			h.log.Warn("cluster: a message from another node does not decode; dropped", "subject", subject, "cause", err, "dropped", c)
-		}
-		return
-	}
-	h.stats.delivered.Add(int64(n))
 }
 
 // nameStore writes which store this node keeps its sessions in

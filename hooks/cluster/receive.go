@@ -181,12 +181,13 @@ func (r *receiver) targeted(e envelope, m jetstream.Msg, md *jetstream.MsgMetada
 		h.stats.lostPassedOn.Add(1)
 		h.log.Warn("cluster: a message passed on for a session that moved here never found it; dropped", "client", id, "subject", m.Subject())
 	}
+	h.stats.received.Add(1)
 	if len(here) > 0 {
-		h.deliverOnly(r.batch, e, "", "", m.Subject(), func(id string) bool { return slices.Contains(here, id) })
+		h.deliverTo(r.batch, e, "", "", m.Subject(), func(id string) bool { return slices.Contains(here, id) })
 		r.notePassed(e.instance, e.seq, here)
 	}
 	for _, g := range e.groups {
-		h.deliverTo(r.batch, e, g.group, g.filter, m.Subject())
+		h.deliverTo(r.batch, e, g.group, g.filter, m.Subject(), nil)
 	}
 	return true
 }
@@ -364,23 +365,23 @@ func (h *Hook) deliverExcept(b *core.RemoteBatch, e envelope, subject string, sk
 	switch {
 	case !e.ordinary:
 	case len(skip) > 0:
-		n, err := b.DeliverTo(e.publish, e.origin, "", "", func(id string) bool { return !slices.Contains(skip, id) })
-		if err == nil {
-			h.stats.delivered.Add(int64(n))
-		}
+		h.deliverTo(b, e, "", "", subject, func(id string) bool { return !slices.Contains(skip, id) })
 	default:
-		h.deliverTo(b, e, "", "", subject)
+		h.deliverTo(b, e, "", "", subject, nil)
 	}
 	for _, g := range e.groups {
-		if h.deliverTo(b, e, g.group, g.filter, subject) == 0 {
+		if h.deliverTo(b, e, g.group, g.filter, subject, nil) == 0 {
 			empty = append(empty, g)
 		}
 	}
 	return empty
 }
 
-func (h *Hook) deliverTo(b *core.RemoteBatch, e envelope, group, filter, subject string) int {
-	n, err := b.Deliver(e.publish, e.origin, group, filter)
+// deliverTo routes e to its ordinary subscriptions (group "") or to a
+// member of a share group, limited, when only is set, to the clients it
+// accepts (core.RemoteBatch.DeliverTo); it returns the deliveries.
+func (h *Hook) deliverTo(b *core.RemoteBatch, e envelope, group, filter, subject string, only func(string) bool) int {
+	n, err := b.DeliverTo(e.publish, e.origin, group, filter, only)
 	if err != nil {
 		if c := h.stats.bad.Add(1); worthLogging(c) {
 			h.log.Warn("cluster: a message from another node does not decode; dropped", "subject", subject, "cause", err, "dropped", c)
