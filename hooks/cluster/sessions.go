@@ -547,18 +547,24 @@ func (h *Hook) settleWills() {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ConnectTimeout)
 	defer cancel()
 	for _, sw := range ids {
-		key := sessionKey(sw.id)
-		e, err := st.sessions.Get(ctx, key)
-		if err != nil {
-			continue
-		}
-		var rec ownerRecord
-		if json.Unmarshal(e.Value(), &rec) != nil || rec.Node != h.cfg.Node || rec.Instance != h.instance || rec.Will == nil || rec.WillGen > sw.gen {
+		e, rec, ok := h.ownRecord(ctx, st, sw.id)
+		if !ok || rec.Will == nil || rec.WillGen > sw.gen {
 			continue // not ours, or the will of a later connection
 		}
 		rec.Will = nil
-		_, _ = st.sessions.Update(ctx, key, mustJSON(rec), e.Revision())
+		_, _ = st.sessions.Update(ctx, e.Key(), mustJSON(rec), e.Revision())
 	}
+}
+
+// ownRecord reads client id's session record, reporting whether it names
+// this node's process.
+func (h *Hook) ownRecord(ctx context.Context, st *jsState, id string) (jetstream.KeyValueEntry, ownerRecord, bool) {
+	var rec ownerRecord
+	e, err := st.sessions.Get(ctx, sessionKey(id))
+	if err != nil || json.Unmarshal(e.Value(), &rec) != nil {
+		return nil, rec, false
+	}
+	return e, rec, rec.Node == h.cfg.Node && rec.Instance == h.instance
 }
 
 // endSessions removes the bucket records of the sessions that ended here
@@ -579,16 +585,9 @@ func (h *Hook) endSessions() {
 		if _, here := h.srv.Client(id); here {
 			continue
 		}
-		key := sessionKey(id)
-		e, err := st.sessions.Get(ctx, key)
-		if err != nil {
-			continue
+		if e, _, ok := h.ownRecord(ctx, st, id); ok {
+			_ = st.sessions.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision()))
 		}
-		var rec ownerRecord
-		if json.Unmarshal(e.Value(), &rec) != nil || rec.Node != h.cfg.Node || rec.Instance != h.instance {
-			continue
-		}
-		_ = st.sessions.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
 	}
 }
 
